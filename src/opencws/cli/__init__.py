@@ -1,0 +1,1 @@
+"""The `opencws` command line: one entry point, one module per subcommand."""
