@@ -1,0 +1,67 @@
+"""Benchmark of the event schema path: validation of a typical event mix and serialization."""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import orjson
+
+from opencws.bench.timing import best_rate, line
+from opencws.model.codec import encoder, serialize
+from opencws.model.event import Event
+from opencws.model.examples import exec_event, open_event
+from opencws.schema.validation import event_validator
+
+OPEN_PATHS = ["/etc/passwd", "/etc/ld.so.cache", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/tmp/build.log"]
+
+
+def typical_mix(n: int, seed: int = 7) -> list[bytes]:
+    """`n` serialized events: 70% opens (3 ancestors), 30% execs (5 ancestors), all valid."""
+    rng = random.Random(seed)
+    samples = [serialize(open_event(p)) for p in OPEN_PATHS] + [serialize(exec_event(5))]
+    weights = [0.175] * len(OPEN_PATHS) + [0.3]
+    return rng.choices(samples, weights, k=n)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=20_000, help="events per round (default 20000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    n = args.events
+    lines = typical_mix(n)
+    validator = event_validator()
+    docs = [orjson.loads(x) for x in lines]
+    assert all(validator.is_valid(d) for d in docs), "the benchmark mix must be valid"
+
+    print(
+        f"Schema validation: typical mix of {n} events (70% open/3 ancestors, 30% exec/5 ancestors), one core"
+    )
+    parse = best_rate(lambda: [orjson.loads(x) for x in lines], n)
+    check = best_rate(lambda: [validator.is_valid(d) for d in docs], n)
+    both = best_rate(lambda: [validator.is_valid(orjson.loads(x)) for x in lines], n)
+    print(line("baseline: JSON parsing alone (orjson)", parse))
+    print(line("validation alone (compiled validator)", check, parse))
+    print(line("parse + validate (what `opencws validate` does)", both, parse))
+    try:
+        from jsonschema import Draft7Validator
+    except ImportError:
+        pass
+    else:
+        from opencws.schema.generate import event_schema
+
+        ref = Draft7Validator(event_schema(), format_checker=Draft7Validator.FORMAT_CHECKER)
+        few = docs[:500]
+        rate = best_rate(lambda: [ref.is_valid(d) for d in few], len(few), rounds=2)
+        print(line("reference: jsonschema Draft7Validator", rate, parse))
+        print(f"  compiled validator vs jsonschema: {check / rate:.0f}x faster")
+
+    print("Serialization: exec event with 5 ancestors, one core")
+    event: Event = exec_event(5)
+    as_dict = encoder(Event)(event)
+    base = best_rate(lambda: [orjson.dumps(as_dict) for _ in range(n)], n)
+    ser = best_rate(lambda: [serialize(event) for _ in range(n)], n)
+    print(line("baseline: orjson.dumps of the ready-made dict", base))
+    print(line("model object -> JSON bytes (opencws serialize)", ser, base))
+    return 0

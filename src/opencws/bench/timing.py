@@ -1,0 +1,25 @@
+"""Small timing helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def best_rate(fn: Callable[[], Any], items: int, rounds: int = 5) -> float:
+    """Items per second of the best of `rounds` runs of `fn` (which processes `items` items)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return items / best
+
+
+def line(label: str, rate: float, baseline: float | None = None, unit: str = "events/s") -> str:
+    """One figure, aligned, with its ratio to the baseline when there is one."""
+    text = f"  {label:<52} {rate:>14,.0f} {unit}"
+    if baseline:
+        text += f"   ({rate / baseline:.2f}x baseline)"
+    return text

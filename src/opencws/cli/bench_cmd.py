@@ -1,0 +1,28 @@
+"""`opencws bench`: benchmarks that print measured figures and ratios against an in-run baseline.
+
+Each benchmark is a module with `add_arguments(parser)` and `run(args) -> int`; add one with a line in
+BENCHMARKS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+HELP = "run a benchmark and print measured figures with ratios against a baseline run in the same invocation"
+
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "schema": ("opencws.bench.schema_bench", "event validation and serialization"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, (module, text) in BENCHMARKS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(_bench_module=module)
+        importlib.import_module(module).add_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return importlib.import_module(args._bench_module).run(args)
