@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("opencws.cli.schema_cmd", "print the CWS event JSON Schema or its documentation"),
     "validate": ("opencws.cli.validate_cmd", "validate CWS events against the schema"),
     "bench": ("opencws.cli.bench_cmd", "run benchmarks and print measured figures"),
+    "rules": ("opencws.cli.rules_cmd", "check, evaluate and test SECL rules"),
 }
 
 

@@ -100,3 +100,157 @@ def open_flag_bits(names: list[str] | tuple[str, ...]) -> int:
     for n in names:
         bits |= 0 if n == "O_RDONLY" else OPEN_FLAGS[n] if n in OPEN_FLAGS else int(n)
     return bits
+
+
+# --- Constants the rule language and the probe's resolvers share (uapi/linux/bpf.h, stat.h, errno) ---
+
+
+def _enum(names: str, start: int = 0) -> dict[str, int]:
+    return {n: i for i, n in enumerate(names.split(), start) if n != "-"}
+
+
+BPF_COMMANDS: dict[str, int] = _enum(
+    """BPF_MAP_CREATE BPF_MAP_LOOKUP_ELEM BPF_MAP_UPDATE_ELEM BPF_MAP_DELETE_ELEM BPF_MAP_GET_NEXT_KEY
+    BPF_PROG_LOAD BPF_OBJ_PIN BPF_OBJ_GET BPF_PROG_ATTACH BPF_PROG_DETACH BPF_PROG_TEST_RUN
+    BPF_PROG_GET_NEXT_ID BPF_MAP_GET_NEXT_ID BPF_PROG_GET_FD_BY_ID BPF_MAP_GET_FD_BY_ID
+    BPF_OBJ_GET_INFO_BY_FD BPF_PROG_QUERY BPF_RAW_TRACEPOINT_OPEN BPF_BTF_LOAD BPF_BTF_GET_FD_BY_ID
+    BPF_TASK_FD_QUERY BPF_MAP_LOOKUP_AND_DELETE_ELEM BPF_MAP_FREEZE BPF_BTF_GET_NEXT_ID
+    BPF_MAP_LOOKUP_BATCH BPF_MAP_LOOKUP_AND_DELETE_BATCH BPF_MAP_UPDATE_BATCH BPF_MAP_DELETE_BATCH
+    BPF_LINK_CREATE BPF_LINK_UPDATE BPF_LINK_GET_FD_BY_ID BPF_LINK_GET_NEXT_ID BPF_ENABLE_STATS
+    BPF_ITER_CREATE BPF_LINK_DETACH BPF_PROG_BIND_MAP BPF_TOKEN_CREATE"""
+)
+
+BPF_MAP_TYPES: dict[str, int] = {
+    "BPF_MAP_TYPE_" + n: v
+    for n, v in _enum(
+        """UNSPEC HASH ARRAY PROG_ARRAY PERF_EVENT_ARRAY PERCPU_HASH PERCPU_ARRAY STACK_TRACE
+        CGROUP_ARRAY LRU_HASH LRU_PERCPU_HASH LPM_TRIE ARRAY_OF_MAPS HASH_OF_MAPS DEVMAP SOCKMAP CPUMAP
+        XSKMAP SOCKHASH CGROUP_STORAGE REUSEPORT_SOCKARRAY PERCPU_CGROUP_STORAGE QUEUE STACK SK_STORAGE
+        DEVMAP_HASH STRUCT_OPS RINGBUF INODE_STORAGE TASK_STORAGE BLOOM_FILTER USER_RINGBUF CGRP_STORAGE
+        ARENA"""
+    ).items()
+}
+
+BPF_PROGRAM_TYPES: dict[str, int] = {
+    "BPF_PROG_TYPE_" + n: v
+    for n, v in _enum(
+        """UNSPEC SOCKET_FILTER KPROBE SCHED_CLS SCHED_ACT TRACEPOINT XDP PERF_EVENT CGROUP_SKB
+        CGROUP_SOCK LWT_IN LWT_OUT LWT_XMIT SOCK_OPS SK_SKB CGROUP_DEVICE SK_MSG RAW_TRACEPOINT
+        CGROUP_SOCK_ADDR LWT_SEG6LOCAL LIRC_MODE2 SK_REUSEPORT FLOW_DISSECTOR CGROUP_SYSCTL
+        RAW_TRACEPOINT_WRITABLE CGROUP_SOCKOPT TRACING STRUCT_OPS EXT LSM SK_LOOKUP SYSCALL NETFILTER"""
+    ).items()
+}
+
+BPF_ATTACH_TYPES: dict[str, int] = {
+    "BPF_" + n: v
+    for n, v in _enum(
+        """CGROUP_INET_INGRESS CGROUP_INET_EGRESS CGROUP_INET_SOCK_CREATE CGROUP_SOCK_OPS
+        SK_SKB_STREAM_PARSER SK_SKB_STREAM_VERDICT CGROUP_DEVICE SK_MSG_VERDICT CGROUP_INET4_BIND
+        CGROUP_INET6_BIND CGROUP_INET4_CONNECT CGROUP_INET6_CONNECT CGROUP_INET4_POST_BIND
+        CGROUP_INET6_POST_BIND CGROUP_UDP4_SENDMSG CGROUP_UDP6_SENDMSG LIRC_MODE2 FLOW_DISSECTOR
+        CGROUP_SYSCTL CGROUP_UDP4_RECVMSG CGROUP_UDP6_RECVMSG CGROUP_GETSOCKOPT CGROUP_SETSOCKOPT
+        TRACE_RAW_TP TRACE_FENTRY TRACE_FEXIT MODIFY_RETURN LSM_MAC TRACE_ITER CGROUP_INET4_GETPEERNAME
+        CGROUP_INET6_GETPEERNAME CGROUP_INET4_GETSOCKNAME CGROUP_INET6_GETSOCKNAME XDP_DEVMAP
+        CGROUP_INET_SOCK_RELEASE XDP_CPUMAP SK_LOOKUP XDP SK_SKB_VERDICT SK_REUSEPORT_SELECT
+        SK_REUSEPORT_SELECT_OR_MIGRATE PERF_EVENT TRACE_KPROBE_MULTI LSM_CGROUP STRUCT_OPS NETFILTER
+        TCX_INGRESS TCX_EGRESS TRACE_UPROBE_MULTI"""
+    ).items()
+}
+
+# bpf_func_id: helper names by id (index 0 is BPF_FUNC_unspec).
+BPF_HELPERS: dict[str, int] = {
+    "BPF_FUNC_" + n: v
+    for n, v in _enum(
+        """unspec map_lookup_elem map_update_elem map_delete_elem probe_read ktime_get_ns trace_printk
+        get_prandom_u32 get_smp_processor_id skb_store_bytes l3_csum_replace l4_csum_replace tail_call
+        clone_redirect get_current_pid_tgid get_current_uid_gid get_current_comm get_cgroup_classid
+        skb_vlan_push skb_vlan_pop skb_get_tunnel_key skb_set_tunnel_key perf_event_read redirect
+        get_route_realm perf_event_output skb_load_bytes get_stackid csum_diff skb_get_tunnel_opt
+        skb_set_tunnel_opt skb_change_proto skb_change_type skb_under_cgroup get_hash_recalc
+        get_current_task probe_write_user current_task_under_cgroup skb_change_tail skb_pull_data
+        csum_update set_hash_invalid get_numa_node_id skb_change_head xdp_adjust_head probe_read_str
+        get_socket_cookie get_socket_uid set_hash setsockopt skb_adjust_room redirect_map
+        sk_redirect_map sock_map_update xdp_adjust_meta perf_event_read_value perf_prog_read_value
+        getsockopt override_return sock_ops_cb_flags_set msg_redirect_map msg_apply_bytes
+        msg_cork_bytes msg_pull_data bind xdp_adjust_tail skb_get_xfrm_state get_stack
+        skb_load_bytes_relative fib_lookup sock_hash_update msg_redirect_hash sk_redirect_hash
+        lwt_push_encap lwt_seg6_store_bytes lwt_seg6_adjust_srh lwt_seg6_action rc_repeat rc_keydown
+        skb_cgroup_id get_current_cgroup_id get_local_storage sk_select_reuseport
+        skb_ancestor_cgroup_id sk_lookup_tcp sk_lookup_udp sk_release map_push_elem map_pop_elem
+        map_peek_elem msg_push_data msg_pop_data rc_pointer_rel spin_lock spin_unlock sk_fullsock
+        tcp_sock skb_ecn_set_ce get_listener_sock skc_lookup_tcp tcp_check_syncookie sysctl_get_name
+        sysctl_get_current_value sysctl_get_new_value sysctl_set_new_value strtol strtoul
+        sk_storage_get sk_storage_delete send_signal tcp_gen_syncookie skb_output probe_read_user
+        probe_read_kernel probe_read_user_str probe_read_kernel_str tcp_send_ack send_signal_thread
+        jiffies64 read_branch_records get_ns_current_pid_tgid xdp_output get_netns_cookie
+        get_current_ancestor_cgroup_id sk_assign ktime_get_boot_ns seq_printf seq_write sk_cgroup_id
+        sk_ancestor_cgroup_id ringbuf_output ringbuf_reserve ringbuf_submit ringbuf_discard
+        ringbuf_query csum_level skc_to_tcp6_sock skc_to_tcp_sock skc_to_tcp_timewait_sock
+        skc_to_tcp_request_sock skc_to_udp6_sock get_task_stack load_hdr_opt store_hdr_opt
+        reserve_hdr_opt inode_storage_get inode_storage_delete d_path copy_from_user snprintf_btf
+        seq_printf_btf skb_cgroup_classid redirect_neigh per_cpu_ptr this_cpu_ptr redirect_peer
+        task_storage_get task_storage_delete get_current_task_btf bprm_opts_set ktime_get_coarse_ns
+        ima_inode_hash sock_from_file check_mtu for_each_map_elem snprintf sys_bpf
+        btf_find_by_name_kind sys_close timer_init timer_set_callback timer_start timer_cancel
+        get_func_ip get_attach_cookie task_pt_regs get_branch_snapshot trace_vprintk skc_to_unix_sock
+        kallsyms_lookup_name find_vma loop strncmp get_func_arg get_func_ret get_func_arg_cnt
+        get_retval set_retval xdp_get_buff_len xdp_load_bytes xdp_store_bytes copy_from_user_task
+        skb_set_tstamp ima_file_hash kptr_xchg map_lookup_percpu_elem skc_to_mptcp_sock
+        dynptr_from_mem ringbuf_reserve_dynptr ringbuf_submit_dynptr ringbuf_discard_dynptr
+        dynptr_read dynptr_write dynptr_data tcp_raw_gen_syncookie_ipv4 tcp_raw_gen_syncookie_ipv6
+        tcp_raw_check_syncookie_ipv4 tcp_raw_check_syncookie_ipv6 ktime_get_tai_ns user_ringbuf_drain
+        cgrp_storage_get cgrp_storage_delete"""
+    ).items()
+}
+BPF_HELPER_NAMES: dict[int, str] = {v: n for n, v in BPF_HELPERS.items()}
+
+# errno values (asm-generic/errno-base.h and errno.h); rules compare return values with e.g. `-EACCES`.
+ERRNO: dict[str, int] = _enum(
+    """EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES EFAULT ENOTBLK
+    EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY ETXTBSY EFBIG ENOSPC ESPIPE
+    EROFS EMLINK EPIPE EDOM ERANGE EDEADLK ENAMETOOLONG ENOLCK ENOSYS ENOTEMPTY ELOOP - ENOMSG EIDRM
+    ECHRNG EL2NSYNC EL3HLT EL3RST ELNRNG EUNATCH ENOCSI EL2HLT EBADE EBADR EXFULL ENOANO EBADRQC EBADSLT
+    - EBFONT ENOSTR ENODATA ETIME ENOSR ENONET ENOPKG EREMOTE ENOLINK EADV ESRMNT ECOMM EPROTO EMULTIHOP
+    EDOTDOT EBADMSG EOVERFLOW ENOTUNIQ EBADFD EREMCHG ELIBACC ELIBBAD ELIBSCN ELIBMAX ELIBEXEC EILSEQ
+    ERESTART ESTRPIPE EUSERS ENOTSOCK EDESTADDRREQ EMSGSIZE EPROTOTYPE ENOPROTOOPT EPROTONOSUPPORT
+    ESOCKTNOSUPPORT EOPNOTSUPP EPFNOSUPPORT EAFNOSUPPORT EADDRINUSE EADDRNOTAVAIL ENETDOWN ENETUNREACH
+    ENETRESET ECONNABORTED ECONNRESET ENOBUFS EISCONN ENOTCONN ESHUTDOWN ETOOMANYREFS ETIMEDOUT
+    ECONNREFUSED EHOSTDOWN EHOSTUNREACH EALREADY EINPROGRESS ESTALE EUCLEAN ENOTNAM ENAVAIL EISNAM
+    EREMOTEIO EDQUOT ENOMEDIUM EMEDIUMTYPE ECANCELED ENOKEY EKEYEXPIRED EKEYREVOKED EKEYREJECTED
+    EOWNERDEAD ENOTRECOVERABLE ERFKILL EHWPOISON""",
+    start=1,
+)
+ERRNO["EWOULDBLOCK"] = ERRNO["EAGAIN"]
+
+# Inode mode bits (sys/stat.h).
+FILE_MODES: dict[str, int] = {
+    "S_IFMT": 0o170000, "S_IFSOCK": 0o140000, "S_IFLNK": 0o120000, "S_IFREG": 0o100000,
+    "S_IFBLK": 0o060000, "S_IFDIR": 0o040000, "S_IFCHR": 0o020000, "S_IFIFO": 0o010000,
+    "S_ISUID": 0o4000, "S_ISGID": 0o2000, "S_ISVTX": 0o1000,
+    "S_IRWXU": 0o700, "S_IRUSR": 0o400, "S_IWUSR": 0o200, "S_IXUSR": 0o100,
+    "S_IRWXG": 0o070, "S_IRGRP": 0o040, "S_IWGRP": 0o020, "S_IXGRP": 0o010,
+    "S_IRWXO": 0o007, "S_IROTH": 0o004, "S_IWOTH": 0o002, "S_IXOTH": 0o001,
+}  # fmt: skip
+
+UNLINK_FLAGS: dict[str, int] = {"AT_REMOVEDIR": AT_REMOVEDIR}
+
+
+def unlink_flag_bits(names: list[str] | tuple[str, ...]) -> int:
+    """unlink flag names (`AT_REMOVEDIR`) → bits; unknown bits given as a decimal string."""
+    bits = 0
+    for n in names:
+        bits |= UNLINK_FLAGS[n] if n in UNLINK_FLAGS else int(n)
+    return bits
+
+
+def name_value(table: dict[str, int], name: str | None) -> int:
+    """A kernel constant name (as in events) → its number; decimal strings as is; -1 if absent."""
+    if not name:
+        return -1
+    value = table.get(name)
+    if value is not None:
+        return value
+    try:
+        return int(name, 0)
+    except ValueError:
+        return -1

@@ -1,0 +1,123 @@
+"""`opencws rules`: check policies, evaluate rules against CWS events, run rule test suites.
+
+opencws rules check PATH...                                  exit 1 on any error
+opencws rules eval (--expr EXPR | --policy PATH) --event FILE exit 2 on a bad expression or event
+opencws rules test PATH...                                   (opencws.cli.rules_test_cmd)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+HELP = "check, evaluate and test SECL rules"
+
+# Subcommands implemented in their own modules: name → (module, help when the module is absent).
+_EXTERNAL = {"test": "opencws.cli.rules_test_cmd"}
+
+
+def _external(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(_EXTERNAL[name])
+    except ImportError:
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    check = sub.add_parser("check", help="load and type-check policies", description=_check.__doc__)
+    check.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories of *.policy")
+    check.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
+    check.set_defaults(rules_run=_check)
+
+    ev = sub.add_parser(
+        "eval", help="evaluate an expression or a policy against a CWS event", description=_eval.__doc__
+    )
+    what = ev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--expr", metavar="EXPR", help="a SECL expression")
+    what.add_argument("--policy", metavar="PATH", help="a policy file or directory")
+    ev.add_argument(
+        "--event", required=True, metavar="FILE", help="a CWS event in JSON ('-' for standard input)"
+    )
+    ev.set_defaults(rules_run=_eval)
+
+    for name in _EXTERNAL:
+        module = _external(name)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(rules_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    fn = getattr(args, "rules_run", None)
+    if fn is None:
+        print("usage: opencws rules {check,eval,test} ... (see opencws rules --help)", file=sys.stderr)
+        return 2
+    return int(fn(args) or 0)
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Load policies (files or directories of *.policy) and report, per policy file, how many rules loaded
+    and each error with its location and a caret under the offending token."""
+    from opencws.secl import load_policies
+
+    ps = load_policies(args.paths)
+    for pf in ps.policies:
+        n, m = len(pf.rules), len(pf.errors)
+        print(f"{pf.path}: {n} rule{'s' if n != 1 else ''} loaded, {m} error{'s' if m != 1 else ''}")
+        for e in pf.errors:
+            print(_indent("error: " + e.format()))
+        if not args.quiet:
+            for w in pf.warnings:
+                print(_indent("warning: " + w.format()))
+    return 1 if ps.errors else 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _read_event(path: str) -> object:
+    from opencws.model.codec import DecodeError, event_from_json
+
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return event_from_json(data)
+    except (DecodeError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a CWS event: {e}") from None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """Evaluate an expression (prints true or false) or a policy (prints the ids of the matching rules)
+    against one CWS event in its JSON form."""
+    from opencws.secl import RuleSet, SeclError, compile_expression, load_policies
+
+    try:
+        event = _read_event(args.event)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.expr is not None:
+        try:
+            rule = compile_expression(args.expr)
+        except SeclError as e:
+            print(f"error: {e.format()}", file=sys.stderr)
+            return 2
+        evt = getattr(event, "evt", None)
+        applies = evt is not None and evt.name == rule.event_type
+        print("true" if applies and rule.evaluate(event) else "false")
+        return 0
+    ps = load_policies([args.policy])
+    for e in ps.errors:
+        print(f"error: {e.format()}", file=sys.stderr)
+    for rid in RuleSet(ps.rules).match(event):
+        print(rid)
+    return 1 if ps.errors else 0

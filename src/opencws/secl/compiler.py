@@ -1,0 +1,727 @@
+"""Type checking and compilation of a SECL syntax tree into Python closures.
+
+Each node becomes a `Val`: its static type and either a constant or a function of the event. Rules are
+compiled once; evaluating a rule is a call of nested closures (no tree walk per event). Constant operands
+are folded, `&&`/`||` operands are ordered cheapest first (they have no side effects, so the result is the
+same) and short-circuit.
+
+The same compiler does partial evaluation: with `bound` set, bound fields are constants, every other
+field is *unknown*, and `&&`/`||`/`!` follow three-valued logic, so a rule folds to false exactly when no
+event with those field values can match it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from opencws.secl import ast
+from opencws.secl.constants import CONSTANTS
+from opencws.secl.errors import SeclError
+from opencws.secl.fields import BOOL, INT, REGISTRY, STRING, Field, Registry
+from opencws.secl.matchers import build_matcher
+from opencws.secl.parser import ParseResult, parse
+
+ARRAY = "array"
+# Deepest nesting accepted once macros are expanded (the compiler and the closures recurse).
+MAX_EXPANDED_DEPTH = 250
+
+_TYPE_NAMES = {STRING: "a string", INT: "an integer", BOOL: "a boolean", ARRAY: "a list"}
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "=~": "=~", "!~": "!~"}
+
+
+@dataclass(frozen=True, slots=True)
+class Approver:
+    """A value a field must have for a rule to match: "exact" value, glob "pattern", "regex", or "flags"
+    (a mask of which at least one bit must be set)."""
+
+    kind: str
+    value: Any
+
+
+@dataclass(slots=True)
+class Macro:
+    id: str
+    text: str
+    node: ast.Node
+    description: str = ""
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class ArrayConst:
+    type: str
+    items: list[tuple[str, Any]]  # (kind, value): kind "string" | "pattern" | "regex" | "int" | "bool"
+    exact: frozenset[Any]
+    patterns: list[str]
+    regexes: list[str]
+
+
+@dataclass(slots=True, eq=False)
+class Val:
+    type: str
+    fn: Callable[[Any], Any] | None  # None only when unknown
+    is_const: bool = False
+    const: Any = None
+    unknown: bool = False
+    multi: bool = False
+    kind: str = "string"  # of string constants: "string", "pattern" or "regex"
+    duration: bool = False
+    field: Field | None = None
+    cost: int = 0
+    approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
+    bitand: tuple[str, int] | None = None
+    array: ArrayConst | None = None
+    node: ast.Node | None = None
+
+    def describe(self) -> str:
+        if self.field is not None:
+            return f"'{self.field.name}' is {_type_name(self)}"
+        return f"this is {_type_name(self)}"
+
+
+def _type_name(v: Val) -> str:
+    if v.type == STRING and v.is_const and v.kind != "string":
+        return "a pattern" if v.kind == "pattern" else "a regular expression"
+    name = _TYPE_NAMES[v.type]
+    return f"{name} list" if v.multi else name
+
+
+def _const(typ: str, value: Any, node: ast.Node | None, **kw: Any) -> Val:
+    return Val(typ, lambda e, c=value: c, is_const=True, const=value, node=node, **kw)
+
+
+def _unknown(typ: str, node: ast.Node | None, multi: bool = False) -> Val:
+    return Val(typ, None, unknown=True, multi=multi, node=node)
+
+
+def _now(e: Any) -> int:
+    d = getattr(e, "date", None)
+    return d if d else time.time_ns()
+
+
+@dataclass
+class CompiledRule:
+    """A compiled expression: `evaluate(event)` is the rule's condition on an event of `event_type`."""
+
+    expression: str
+    event_type: str
+    fn: Callable[[Any], bool]
+    approvers: dict[str, frozenset[Approver]]
+    fields: frozenset[str]
+    cost: int
+    parsed: ParseResult
+    warnings: list[SeclError] = dc_field(default_factory=list)
+
+    def evaluate(self, event: Any) -> bool:
+        return bool(self.fn(event))
+
+
+class Compiler:
+    def __init__(
+        self,
+        text: str,
+        macros: dict[str, Macro] | None = None,
+        *,
+        registry: Registry = REGISTRY,
+        bound: dict[str, Any] | None = None,
+        check_event_type: bool = True,
+    ) -> None:
+        self.text = text
+        self.macros = macros or {}
+        self.reg = registry
+        self.bound = bound
+        self.check_event_type = check_event_type
+        self.event_types: dict[str, tuple[str, ast.Node]] = {}
+        self.event_type: str | None = None
+        self.fields_used: set[str] = set()
+        self.macro_stack: list[str] = []
+        self.depth = 0
+
+    # --- errors -------------------------------------------------------------------------------------
+
+    def error(self, msg: str, node: ast.Node | None) -> SeclError:
+        if node is None:
+            return SeclError(msg, self.text, 0, len(self.text))
+        return SeclError(msg, self.text, node.pos, node.end)
+
+    def at_op(self, msg: str, node: ast.Node, length: int) -> SeclError:
+        pos = getattr(node, "op_pos", node.pos)
+        return SeclError(msg, self.text, pos, pos + length)
+
+    # --- entry points -------------------------------------------------------------------------------
+
+    def compile_rule(self, parsed: ParseResult) -> CompiledRule:
+        v = self.compile(parsed.node)
+        if v.type != BOOL:
+            raise self.error(f"a rule must be a boolean condition, but {v.describe()}", parsed.node)
+        if self.event_type is None:
+            raise self.error(
+                "the rule names no event type: use a field of an event type (such as open.file.path)",
+                parsed.node,
+            )
+        fn = self.truth(v)
+        assert fn is not None
+        return CompiledRule(
+            self.text, self.event_type, fn, v.approvers, frozenset(self.fields_used), v.cost, parsed
+        )
+
+    # --- dispatch -----------------------------------------------------------------------------------
+
+    def compile(self, node: ast.Node) -> Val:
+        self.depth += 1
+        if self.depth > MAX_EXPANDED_DEPTH:
+            raise self.error(
+                f"expression nested too deeply once macros are expanded (limit {MAX_EXPANDED_DEPTH})", node
+            )
+        try:
+            if isinstance(node, ast.Logical):
+                v = self.logical(node)
+            elif isinstance(node, ast.Binary):
+                v = self.binary(node)
+            elif isinstance(node, ast.InArray):
+                v = self.in_array(node)
+            elif isinstance(node, ast.Unary):
+                v = self.unary(node)
+            elif isinstance(node, ast.Ident):
+                v = self.ident(node)
+            elif isinstance(node, ast.StrLit):
+                v = self.string(node)
+            elif isinstance(node, ast.IntLit):
+                v = _const(INT, node.value, node, duration=node.duration)
+            elif isinstance(node, ast.BoolLit):
+                v = _const(BOOL, node.value, node)
+            elif isinstance(node, ast.Variable):
+                v = self.variable(node)
+            elif isinstance(node, ast.ArrayLit):
+                v = self.array(node)
+            else:  # pragma: no cover
+                raise self.error(f"unsupported syntax {type(node).__name__}", node)
+        finally:
+            self.depth -= 1
+        if v.node is None:
+            v.node = node
+        return v
+
+    # --- leaves -------------------------------------------------------------------------------------
+
+    def ident(self, node: ast.Ident) -> Val:
+        name = node.name
+        macro = self.macros.get(name)
+        if macro is not None:
+            return self.expand(node, macro)
+        f = self.reg.get(name)
+        if f is not None:
+            return self.field_val(f, node)
+        if name in CONSTANTS:
+            return _const(INT, CONSTANTS[name], node)
+        candidates = list(self.reg.fields) + list(self.macros) + list(CONSTANTS)
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        what = "field" if "." in name else "macro or constant"
+        raise self.error(f"unknown {what} '{name}'{hint}", node)
+
+    def field_val(self, f: Field, node: ast.Node) -> Val:
+        if f.event_type is not None:
+            self.note_event_type(f.event_type, f.name, node)
+        canonical = f.alias_of or f.name
+        self.fields_used.add(canonical)
+        if self.bound is not None:
+            if canonical in self.bound:
+                return _const(f.type, self.bound[canonical], node, multi=f.multi, field=f)
+            v = _unknown(f.type, node, f.multi)
+            v.field = f
+            return v
+        return Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node)
+
+    def note_event_type(self, event_type: str, name: str, node: ast.Node) -> None:
+        if not self.check_event_type:
+            return
+        if self.event_type is None:
+            self.event_type = event_type
+            self.event_types[event_type] = (name, node)
+        elif event_type != self.event_type:
+            first, _ = self.event_types[self.event_type]
+            raise self.error(
+                f"the rule names several event types: '{name}' is a {event_type} field but '{first}' is a "
+                f"{self.event_type} field (a rule applies to exactly one event type)",
+                node,
+            )
+
+    def expand(self, node: ast.Ident, macro: Macro) -> Val:
+        if macro.id in self.macro_stack:
+            cycle = " → ".join([*self.macro_stack[self.macro_stack.index(macro.id) :], macro.id])
+            raise self.error(f"cyclic macro: {cycle}", node)
+        saved = self.text
+        self.macro_stack.append(macro.id)
+        self.text = macro.text
+        try:
+            v = self.compile(macro.node)
+        except SeclError as e:
+            if e.expression is macro.text:
+                raise SeclError(f"in macro '{macro.id}': {e.message}", saved, node.pos, node.end) from None
+            raise
+        finally:
+            self.macro_stack.pop()
+            self.text = saved
+        v.node = node
+        return v
+
+    def variable(self, node: ast.Variable) -> Val:
+        f = self.reg.get(node.name)
+        if f is None:
+            raise self.error(f"unknown variable '${{{node.name}}}'", node)
+        if f.multi:
+            raise self.error(f"variable '${{{node.name}}}' has several values and cannot be used here", node)
+        return self.field_val(f, node)
+
+    def string(self, node: ast.StrLit) -> Val:
+        value = node.value
+        if node.kind == "regex":
+            try:
+                re.compile(value)
+            except re.error as e:
+                off = node.pos + 2 + (e.pos or 0)
+                raise SeclError(f"invalid regular expression: {e.msg}", self.text, off, off + 1) from None
+        if node.kind == "string" and "${" in value:
+            return self.interpolated(node)
+        return _const(STRING, value, node, kind=node.kind)
+
+    def interpolated(self, node: ast.StrLit) -> Val:
+        parts: list[Any] = []
+        text = node.value
+        i = 0
+        while i < len(text):
+            j = text.find("${", i)
+            if j < 0:
+                parts.append(text[i:])
+                break
+            k = text.find("}", j)
+            if k < 0:
+                raise self.error("unterminated variable in string: missing '}'", node)
+            if j > i:
+                parts.append(text[i:j])
+            name = text[j + 2 : k].strip()
+            f = self.reg.get(name)
+            if f is None or f.multi:
+                raise self.error(f"unknown variable '${{{name}}}' in string", node)
+            v = self.field_val(f, node)
+            if v.unknown:
+                return _unknown(STRING, node)
+            parts.append(v.fn)
+            i = k + 1
+        pieces = tuple(parts)
+
+        def interp(e: Any) -> str:
+            return "".join(p if isinstance(p, str) else str(p(e)) for p in pieces)
+
+        return Val(STRING, interp, cost=4, node=node)
+
+    def array(self, node: ast.ArrayLit) -> Val:
+        items: list[tuple[str, Any]] = []
+        typ: str | None = None
+        for item in node.items:
+            if isinstance(item, ast.StrLit):
+                v = self.string(item)
+                if not v.is_const:
+                    raise self.error("variables are not supported inside arrays", item)
+                kind, t = v.kind, STRING
+                value: Any = v.const
+            elif isinstance(item, ast.IntLit):
+                kind, t, value = "int", INT, item.value
+            elif isinstance(item, ast.BoolLit):
+                kind, t, value = "bool", BOOL, item.value
+            elif isinstance(item, ast.Ident) and item.name in CONSTANTS:
+                kind, t, value = "int", INT, CONSTANTS[item.name]
+            else:
+                name = getattr(item, "name", "")
+                raise self.error(f"'{name}' is not a literal value or a constant", item)
+            if typ is None:
+                typ = t
+            elif t != typ:
+                raise self.error(f"array mixes {_TYPE_NAMES[typ]} and {_TYPE_NAMES[t]} values", item)
+            items.append((kind, value))
+        exact = frozenset(v for k, v in items if k in ("string", "int", "bool"))
+        arr = ArrayConst(
+            typ or STRING,
+            items,
+            exact,
+            [v for k, v in items if k == "pattern"],
+            [v for k, v in items if k == "regex"],
+        )
+        return Val(ARRAY, None, is_const=True, array=arr, node=node)
+
+    # --- operators ----------------------------------------------------------------------------------
+
+    def truth(self, v: Val) -> Callable[[Any], bool] | None:
+        """A boolean function of the event (multi-valued booleans: true if any value is)."""
+        if v.fn is None or not v.multi:
+            return v.fn
+        g = v.fn
+        return lambda e: any(g(e))
+
+    def expect_bool(self, v: Val, what: str) -> None:
+        if v.type != BOOL:
+            raise self.error(f"{what} needs a boolean condition, but {v.describe()}", v.node)
+
+    def logical(self, node: ast.Logical) -> Val:
+        is_and = node.op == "and"
+        sym = "&&" if is_and else "||"
+        vals = [self.compile(o) for o in node.operands]
+        for v in vals:
+            self.expect_bool(v, f"'{sym}'")
+        absorbing = not is_and  # value that decides the whole chain: false for &&, true for ||
+        rest: list[Val] = []
+        unknown = False
+        for v in vals:
+            if v.is_const:
+                c = bool(any(v.const) if v.multi else v.const)
+                if c == absorbing:
+                    return _const(BOOL, absorbing, node)
+                continue
+            if v.unknown:
+                unknown = True
+                continue
+            rest.append(v)
+        approvers = self.merge_approvers(vals, is_and)
+        if unknown:
+            u = _unknown(BOOL, node)
+            u.approvers = approvers
+            return u
+        if not rest:
+            return _const(BOOL, not absorbing, node)
+        rest.sort(key=lambda v: v.cost)
+        fns = [self.truth(v) for v in rest]
+        cost = sum(v.cost for v in rest)
+        fn: Callable[[Any], bool]
+        if len(fns) == 1:
+            fn = fns[0]  # type: ignore[assignment]
+        elif len(fns) == 2:
+            a, b = fns
+            fn = (lambda e: a(e) and b(e)) if is_and else (lambda e: a(e) or b(e))  # type: ignore[misc]
+        elif len(fns) == 3:
+            a, b, c = fns
+            fn = (lambda e: a(e) and b(e) and c(e)) if is_and else (lambda e: a(e) or b(e) or c(e))  # type: ignore[misc]
+        else:
+            ft = tuple(fns)
+            if is_and:
+
+                def fn(e: Any) -> bool:
+                    for f in ft:
+                        if not f(e):  # type: ignore[misc]
+                            return False
+                    return True
+
+            else:
+
+                def fn(e: Any) -> bool:
+                    for f in ft:
+                        if f(e):  # type: ignore[misc]
+                            return True
+                    return False
+
+        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+
+    @staticmethod
+    def merge_approvers(vals: list[Val], is_and: bool) -> dict[str, frozenset[Approver]]:
+        if is_and:
+            out: dict[str, frozenset[Approver]] = {}
+            for v in vals:
+                for f, values in v.approvers.items():
+                    if f not in out or len(values) < len(out[f]):
+                        out[f] = values
+            return out
+        live = [v for v in vals if not (v.is_const and not v.const)]
+        if not live:
+            return {}
+        common = set(live[0].approvers)
+        for v in live[1:]:
+            common &= set(v.approvers)
+        return {f: frozenset().union(*(v.approvers[f] for v in live)) for f in common}
+
+    def unary(self, node: ast.Unary) -> Val:
+        v = self.compile(node.operand)
+        if node.op == "!":
+            self.expect_bool(v, "'!'")
+            if v.unknown:
+                return _unknown(BOOL, node)
+            f = self.truth(v)
+            assert f is not None
+            if v.is_const:
+                return _const(BOOL, not f(None), node)
+            return Val(BOOL, lambda e: not f(e), cost=v.cost, node=node)
+        if v.type != INT or v.multi:
+            raise self.error(f"'{node.op}' needs an integer, but {v.describe()}", v.node)
+        if v.unknown:
+            return _unknown(INT, node)
+        g = v.fn
+        assert g is not None
+        fn = (lambda e: -g(e)) if node.op == "-" else (lambda e: ~g(e))
+        if v.is_const:
+            return _const(INT, fn(None), node, duration=v.duration)
+        return Val(INT, fn, cost=v.cost + 1, node=node)
+
+    def binary(self, node: ast.Binary) -> Val:
+        left = self.compile(node.left)
+        right = self.compile(node.right)
+        if node.op in ("&", "|", "^"):
+            return self.bitop(node, left, right)
+        return self.comparison(node, node.op, left, right)
+
+    def bitop(self, node: ast.Binary, left: Val, right: Val) -> Val:
+        for v in (left, right):
+            if v.type != INT or v.multi:
+                raise self.error(f"'{node.op}' needs integers, but {v.describe()}", v.node)
+        if left.unknown or right.unknown:
+            return _unknown(INT, node)
+        op = {"&": operator.and_, "|": operator.or_, "^": operator.xor}[node.op]
+        lf, rf = left.fn, right.fn
+        assert lf is not None and rf is not None
+        if left.is_const and right.is_const:
+            return _const(INT, op(left.const, right.const), node)
+        bitand = None
+        if right.is_const:
+            c = right.const
+            fn = {"&": lambda e: lf(e) & c, "|": lambda e: lf(e) | c, "^": lambda e: lf(e) ^ c}[node.op]
+            if node.op == "&" and left.field is not None:
+                bitand = (left.field.alias_of or left.field.name, c)
+        elif left.is_const:
+            c = left.const
+            fn = {"&": lambda e: c & rf(e), "|": lambda e: c | rf(e), "^": lambda e: c ^ rf(e)}[node.op]
+            if node.op == "&" and right.field is not None:
+                bitand = (right.field.alias_of or right.field.name, c)
+        else:
+            fn = lambda e: op(lf(e), rf(e))  # noqa: E731
+        return Val(INT, fn, cost=left.cost + right.cost + 1, bitand=bitand, node=node)
+
+    def check_path(self, field_val: Val, kind: str, value: Any, node: ast.Node | None) -> None:
+        f = field_val.field
+        if f is None or not f.path or not isinstance(value, str) or value == "":
+            return
+        if kind == "string" and not value.startswith("/"):
+            raise self.error(
+                f"invalid path '{value}' for '{f.name}': a path must be absolute (start with '/'); "
+                f'use a pattern (~"...") to match a part of it',
+                node,
+            )
+        if kind == "pattern" and not value.startswith(("/", "*")):
+            raise self.error(
+                f"invalid path pattern '{value}' for '{f.name}': it must start with '/' or '*'", node
+            )
+
+    def comparison(self, node: ast.Node, op: str, left: Val, right: Val) -> Val:
+        oplen = len(op)
+        for v in (left, right):
+            if v.type == ARRAY:
+                raise self.error(f"a list can only be used with 'in' or 'not in', not with '{op}'", v.node)
+        # Put the field (or the multi-valued side, or the non-literal side) on the left.
+        swap = (
+            (left.is_const and not right.is_const)
+            or (left.is_const and left.type == STRING and left.kind != "string")
+            or (right.multi and not left.multi)
+        )
+        if swap and not (right.is_const and right.type == STRING and right.kind != "string"):
+            left, right, op = right, left, _MIRROR[op]
+        if left.multi and right.multi:
+            raise self.error(f"'{op}' cannot compare two lists", node)
+        if op in ("=~", "!~"):
+            if left.type != STRING:
+                raise self.at_op(f"'{op}' matches strings, but {left.describe()}", node, oplen)
+            if not (right.is_const or right.unknown) or right.type != STRING:
+                raise self.error(
+                    f"the right side of '{op}' must be a string, a pattern or a regular expression",
+                    right.node,
+                )
+        elif op in ("==", "!="):
+            if left.type != right.type:
+                raise self.at_op(f"type mismatch: {left.describe()} but {right.describe()}", node, oplen)
+            if right.type == STRING and right.kind != "string" and left.is_const:
+                raise self.error("a pattern or regular expression must be compared with a field", node)
+        else:
+            for v in (left, right):
+                if v.type != INT:
+                    raise self.at_op(f"'{op}' compares integers, but {v.describe()}", node, oplen)
+        if right.is_const and right.type == STRING:
+            kind = "pattern" if op in ("=~", "!~") and right.kind == "string" else right.kind
+            self.check_path(left, kind, right.const, right.node)
+        if left.unknown or right.unknown:
+            return _unknown(BOOL, node)
+        lf, rf = left.fn, right.fn
+        assert lf is not None and rf is not None
+        negate = op in ("!=", "!~")
+        multi = left.multi
+        approvers: dict[str, frozenset[Approver]] = {}
+        fn: Callable[[Any], bool]
+        cost = left.cost + right.cost + 1
+        if right.is_const and right.type == STRING and (right.kind != "string" or op in ("=~", "!~")):
+            kind = "pattern" if right.kind == "string" else right.kind
+            m = build_matcher([right.const]) if kind == "pattern" else build_matcher((), [right.const])
+            cost += 2
+            if multi:
+                fn = (
+                    (lambda e: not any(m(x) for x in lf(e)))
+                    if negate
+                    else (lambda e: any(m(x) for x in lf(e)))
+                )
+            else:
+                fn = (lambda e: not m(lf(e))) if negate else (lambda e: m(lf(e)))
+            if not negate and left.field is not None:
+                approvers = {left.field.alias_of or left.field.name: frozenset([Approver(kind, right.const)])}
+        elif op in ("==", "!="):
+            if right.is_const:
+                c = right.const
+                if multi:
+                    fn = (lambda e: c not in lf(e)) if negate else (lambda e: c in lf(e))
+                else:
+                    fn = (lambda e: lf(e) != c) if negate else (lambda e: lf(e) == c)
+                if not negate and left.field is not None:
+                    approvers = {left.field.alias_of or left.field.name: frozenset([Approver("exact", c)])}
+            elif multi:
+                fn = (lambda e: rf(e) not in lf(e)) if negate else (lambda e: rf(e) in lf(e))
+            else:
+                fn = (lambda e: lf(e) != rf(e)) if negate else (lambda e: lf(e) == rf(e))
+        else:
+            cmp = _ORDER[op]
+            if left.field is not None and left.field.date and right.duration:
+                # `process.created_at > 5s`: the age at the time of the event.
+                get = lf
+
+                def lf(e: Any) -> int:
+                    return _now(e) - get(e)
+
+                cost += 1
+            if right.is_const:
+                c = right.const
+                if multi:
+                    fn = lambda e: any(cmp(x, c) for x in lf(e))  # noqa: E731
+                elif op == ">":
+                    fn = lambda e: lf(e) > c  # noqa: E731
+                elif op == ">=":
+                    fn = lambda e: lf(e) >= c  # noqa: E731
+                elif op == "<":
+                    fn = lambda e: lf(e) < c  # noqa: E731
+                else:
+                    fn = lambda e: lf(e) <= c  # noqa: E731
+                if left.bitand is not None and ((op == ">" and c >= 0) or (op == ">=" and c > 0)):
+                    approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
+            elif multi:
+                fn = lambda e: any(cmp(x, rf(e)) for x in lf(e))  # noqa: E731
+            else:
+                fn = lambda e: cmp(lf(e), rf(e))  # noqa: E731
+        if op == "!=" and left.bitand is not None and right.is_const and right.const == 0:
+            approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
+        if left.is_const and right.is_const:
+            return _const(BOOL, bool(fn(None)), node)
+        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+
+    def in_array(self, node: ast.InArray) -> Val:
+        left = self.compile(node.operand)
+        word = "not in" if node.negated else "in"
+        arr_node = node.array
+        if isinstance(arr_node, ast.Variable):
+            raise self.error("a variable cannot be used as a list", arr_node)
+        if isinstance(arr_node, ast.Ident):
+            if arr_node.name not in self.macros:
+                if arr_node.name in self.reg or arr_node.name in CONSTANTS:
+                    raise self.error(
+                        f"'{arr_node.name}' is not a list: '{word}' needs [...] or a list macro", arr_node
+                    )
+                close = difflib.get_close_matches(arr_node.name, list(self.macros), n=1, cutoff=0.8)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise self.error(f"unknown macro '{arr_node.name}'{hint}", arr_node)
+            right = self.compile(arr_node)
+            if right.type != ARRAY:
+                raise self.error(
+                    f"macro '{arr_node.name}' is not a list: '{word}' needs [...] or a list macro", arr_node
+                )
+        else:
+            right = self.compile(arr_node)
+        arr = right.array
+        assert arr is not None
+        if left.type == ARRAY:
+            raise self.error(f"the left side of '{word}' cannot be a list", left.node)
+        if left.type != arr.type:
+            raise self.at_op(
+                f"type mismatch: {left.describe()} but the list holds {_TYPE_NAMES[arr.type]}s",
+                node,
+                len("not in" if node.negated else "in"),
+            )
+        for kind, value in arr.items:
+            self.check_path(left, kind, value, right.node)
+        if left.unknown:
+            return _unknown(BOOL, node)
+        lf = left.fn
+        assert lf is not None
+        exact = arr.exact
+        has_matcher = bool(arr.patterns or arr.regexes)
+        m = build_matcher(arr.patterns, arr.regexes) if has_matcher else None
+        multi = left.multi
+        fn: Callable[[Any], bool]
+        if m is None:
+            fn = (lambda e: not exact.isdisjoint(lf(e))) if multi else (lambda e: lf(e) in exact)
+        elif not exact:
+            fn = (lambda e: any(m(x) for x in lf(e))) if multi else (lambda e: m(lf(e)))
+        elif multi:
+            fn = lambda e: any(x in exact or m(x) for x in lf(e))  # noqa: E731
+        else:
+
+            def fn(e: Any) -> bool:
+                v = lf(e)
+                return v in exact or m(v)
+
+        if node.negated:
+            pos = fn
+            fn = lambda e: not pos(e)  # noqa: E731
+        if left.is_const:
+            return _const(BOOL, bool(fn(None)), node)
+        approvers: dict[str, frozenset[Approver]] = {}
+        if not node.negated and left.field is not None:
+            kinds = {
+                "string": "exact",
+                "int": "exact",
+                "bool": "exact",
+                "pattern": "pattern",
+                "regex": "regex",
+            }
+            approvers = {
+                left.field.alias_of or left.field.name: frozenset(Approver(kinds[k], v) for k, v in arr.items)
+            }
+        cost = left.cost + 1 + (3 if has_matcher else 0)
+        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+
+
+def compile_parsed(
+    parsed: ParseResult, text: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> CompiledRule:
+    rule = Compiler(text, macros, registry=registry).compile_rule(parsed)
+    for start, end in parsed.mixed_logic:
+        rule.warnings.append(
+            SeclError(
+                "'&&' and '||' mixed without parentheses: they have equal precedence and group to the right",
+                text,
+                start,
+                end,
+            )
+        )
+    return rule
+
+
+def compile_expression(
+    expr: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> CompiledRule:
+    """Parse, type-check and compile one expression; raise SeclError when it is not a valid rule."""
+    return compile_parsed(parse(expr), expr, macros, registry=registry)
+
+
+def check_macro(macro: Macro, macros: dict[str, Macro], *, registry: Registry = REGISTRY) -> Val:
+    """Type-check a macro on its own (it may use fields of any event type); raise SeclError if invalid."""
+    c = Compiler(macro.text, macros, registry=registry, check_event_type=False)
+    c.macro_stack.append(macro.id)
+    return c.compile(macro.node)

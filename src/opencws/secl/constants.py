@@ -1,0 +1,27 @@
+"""Named constants usable in rules (`O_CREAT`, `CAP_SYS_ADMIN`, `S_ISUID`, `BPF_PROG_LOAD`, `EACCES`, ...).
+
+Values come from `opencws.model.names`, shared with the probe's resolvers. Capabilities are bit *masks* (as
+in Datadog: `process.cap_effective & CAP_SYS_ADMIN > 0`); errno names are positive (`open.retval == -EACCES`).
+"""
+
+from __future__ import annotations
+
+from opencws.model import names
+
+
+def _build() -> dict[str, int]:
+    out: dict[str, int] = {"O_RDONLY": 0}
+    out.update(names.OPEN_FLAGS)
+    out.update({n: 1 << bit for n, bit in names.CAPABILITIES.items()})
+    out.update(names.FILE_MODES)
+    out.update(names.UNLINK_FLAGS)
+    out.update(names.BPF_COMMANDS)
+    out.update(names.BPF_MAP_TYPES)
+    out.update(names.BPF_PROGRAM_TYPES)
+    out.update(names.BPF_ATTACH_TYPES)
+    out.update(names.BPF_HELPERS)
+    out.update(names.ERRNO)
+    return out
+
+
+CONSTANTS: dict[str, int] = _build()

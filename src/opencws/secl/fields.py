@@ -1,0 +1,414 @@
+"""The SECL field registry: every field a rule may use, its type and a getter compiled from the event model.
+
+Getters are generated Python functions (attribute chains with None checks, one function per field) so that
+reading a field costs one call. A missing value reads as the type's zero value ("" / 0 / false / no values),
+as in Datadog's agent. Multi-valued fields (`process.ancestors.*` iterators and lists such as `exec.argv`)
+return a list and are compared with "any value matches" semantics by the compiler.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opencws.model import names
+from opencws.model.event import Event
+
+STRING, INT, BOOL = "string", "int", "bool"
+
+# Event types a rule can be written for (fork is not rule-visible).
+EVENT_TYPES = (
+    "exec", "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
+    "removexattr", "setuid", "setgid", "capset", "selinux", "bpf", "mount", "umount", "exit",
+)  # fmt: skip
+FILE_EVENT_TYPES = (
+    "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
+    "removexattr",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: str  # STRING, INT or BOOL (of each value when `multi`)
+    getter: Callable[[Event], Any]
+    event_type: str | None  # None: common to every event type (process.*, container.id)
+    multi: bool = False  # several values: any/none semantics
+    iterator: bool = False  # one value per ancestor (process.ancestors.*)
+    path: bool = False  # a path: literal values must be absolute (or patterns)
+    date: bool = False  # nanoseconds since the epoch: compared with a duration, it is an age
+    cost: int = 1  # relative evaluation cost, to order && / || operands
+    alias_of: str | None = None  # legacy name of another field
+
+    @property
+    def type_name(self) -> str:
+        base = {STRING: "string", INT: "integer", BOOL: "boolean"}[self.type]
+        return f"{base} list" if self.multi else base
+
+
+_OUTCOME_RETVAL = {"Success": 0, "Refused": -names.ERRNO["EACCES"], "Error": -1}
+
+
+def retval_of(e: Event) -> int:
+    """The syscall return value: `Event.retval`, else derived from `evt.outcome` (JSON events carry no
+    return value): Success → 0, Refused → -EACCES (it may also have been -EPERM), Error → -1."""
+    if e.retval is not None:
+        return e.retval
+    outcome = e.evt.outcome if e.evt is not None else None
+    return _OUTCOME_RETVAL.get(outcome or "", 0)
+
+
+def _safe_mask(caps: Iterable[str] | None) -> int:
+    if not caps:
+        return 0
+    try:
+        return names.capability_mask(list(caps))
+    except (KeyError, ValueError):
+        return 0
+
+
+def _safe_bits(fn: Callable[[Any], int], flags: Iterable[str] | None) -> int:
+    if not flags:
+        return 0
+    try:
+        return fn(tuple(flags))
+    except (KeyError, ValueError):
+        return 0
+
+
+def args_flags(args: list[str] | None) -> list[str]:
+    """Flags among the arguments: `-abc` gives a, b, c and abc; `--verbose` gives verbose.
+
+    `--k=v` is an option, not a flag."""
+    out: list[str] = []
+    for arg in args or ():
+        if len(arg) < 2 or arg[0] != "-":
+            continue
+        body = arg[1:]
+        long = body.startswith("-")
+        if long:
+            body = body[1:]
+        if not body or "=" in body:
+            continue
+        if not long and body.isalnum():
+            out.extend(body)
+        if long or len(body) > 1:
+            out.append(body)
+    return out
+
+
+def args_options(args: list[str] | None) -> list[str]:
+    """Options among the arguments, as `name=value`: `--name=value`, `--name value` and `-n value`."""
+    out: list[str] = []
+    seq = list(args or ())
+    for i, arg in enumerate(seq):
+        if len(arg) < 2 or arg[0] != "-":
+            continue
+        body = arg.lstrip("-")
+        if not body:
+            continue
+        if "=" in body:
+            out.append(body)
+        elif i + 1 < len(seq) and not seq[i + 1].startswith("-"):
+            out.append(f"{body}={seq[i + 1]}")
+    return out
+
+
+def _basename(path: str | None) -> str | None:
+    return posixpath.basename(path) if path else None
+
+
+_ENV: dict[str, Any] = {
+    "capability_mask": _safe_mask,
+    "open_bits": lambda f: _safe_bits(names.open_flag_bits, f),
+    "unlink_bits": lambda f: _safe_bits(names.unlink_flag_bits, f),
+    "name_value": names.name_value,
+    "BPF_COMMANDS": names.BPF_COMMANDS,
+    "BPF_MAP_TYPES": names.BPF_MAP_TYPES,
+    "BPF_PROGRAM_TYPES": names.BPF_PROGRAM_TYPES,
+    "BPF_ATTACH_TYPES": names.BPF_ATTACH_TYPES,
+    "BPF_HELPERS": names.BPF_HELPERS,
+    "args_flags": args_flags,
+    "args_options": args_options,
+    "basename": _basename,
+    "retval_of": retval_of,
+}
+
+_ZERO = {STRING: "''", INT: "0", BOOL: "False"}
+
+
+def _walk(chain: tuple[str, ...], default: str, indent: str = "    ") -> list[str]:
+    lines = []
+    for attr in chain:
+        lines.append(f"{indent}o = o.{attr}")
+        lines.append(f"{indent}if o is None: return {default}")
+    return lines
+
+
+def make_getter(
+    chain: tuple[str, ...], expr: str, typ: str, *, multi: bool = False
+) -> Callable[[Event], Any]:
+    """Generate `get(e)`: walk `chain` from the event (None → zero value), then evaluate `expr` on `o`."""
+    default = "()" if multi else _ZERO[typ]
+    lines = [
+        "def get(e):",
+        "    o = e",
+        *_walk(chain, default),
+        f"    v = {expr}",
+        f"    return {default} if v is None else v",
+    ]
+    env = dict(_ENV)
+    exec("\n".join(lines), env)
+    return env["get"]
+
+
+def make_iter_getter(
+    list_chain: tuple[str, ...], chain: tuple[str, ...], expr: str, typ: str, *, multi: bool = False
+) -> Callable[[Event], Any]:
+    """Generate `get(e)` returning one value per item of the list at `list_chain` (ancestors)."""
+    zero = _ZERO[typ]
+    lines = ["def get(e):", "    o = e", *_walk(list_chain, "()"), "    out = []", "    for o in o:"]
+    body = []
+    for attr in chain:
+        body.append(f"o = o.{attr}")
+        body.append("if o is None:")
+        body.append(f"    {'pass' if multi else f'out.append({zero})'}")
+        body.append("    continue")
+    body.append(f"v = {expr}")
+    if multi:
+        body.append("if v: out.extend(v)")
+    else:
+        body.append(f"out.append({zero} if v is None else v)")
+    lines += ["        " + b for b in body]
+    lines.append("    return out")
+    env = dict(_ENV)
+    exec("\n".join(lines), env)
+    return env["get"]
+
+
+# (suffix, type, chain from the File object, expression on `o`, options)
+_FILE_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
+    ("path", STRING, (), "o.path", {"path": True}),
+    ("name", STRING, (), "o.name or basename(o.path)", {}),
+    ("filesystem", STRING, (), "o.filesystem", {}),
+    ("inode", INT, (), "o.inode", {}),
+    ("mode", INT, (), "o.mode", {}),
+    ("rights", INT, (), "None if o.mode is None else o.mode & 0o7777", {}),
+    ("uid", INT, (), "o.uid", {}),
+    ("gid", INT, (), "o.gid", {}),
+    ("user", STRING, (), "o.user", {}),
+    ("group", STRING, (), "o.group", {}),
+    ("mount_id", INT, (), "o.mount_id", {}),
+    ("in_upper_layer", BOOL, (), "o.in_upper_layer", {}),
+    ("change_time", INT, (), "o.change_time", {"date": True}),
+    ("modification_time", INT, (), "o.modification_time", {"date": True}),
+]
+_FILE_LEGACY = {"filename": "path", "basename": "name"}
+
+# Fields of a process entry (ProcessCacheEntry): (suffix, type, chain, expression, options)
+_PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
+    ("pid", INT, (), "o.pid", {}),
+    ("ppid", INT, (), "o.ppid", {}),
+    ("tid", INT, (), "o.tid", {}),
+    ("uid", INT, (), "o.uid if o.credentials is None else o.credentials.uid", {}),
+    ("gid", INT, (), "o.gid if o.credentials is None else o.credentials.gid", {}),
+    (
+        "user",
+        STRING,
+        (),
+        "o.credentials.user if o.credentials is not None and o.credentials.user else o.user",
+        {},
+    ),
+    (
+        "group",
+        STRING,
+        (),
+        "o.credentials.group if o.credentials is not None and o.credentials.group else o.group",
+        {},
+    ),
+    ("euid", INT, ("credentials",), "o.euid", {}),
+    ("egid", INT, ("credentials",), "o.egid", {}),
+    ("fsuid", INT, ("credentials",), "o.fsuid", {}),
+    ("fsgid", INT, ("credentials",), "o.fsgid", {}),
+    ("euser", STRING, ("credentials",), "o.euser", {}),
+    ("egroup", STRING, ("credentials",), "o.egroup", {}),
+    ("fsuser", STRING, ("credentials",), "o.fsuser", {}),
+    ("fsgroup", STRING, ("credentials",), "o.fsgroup", {}),
+    ("cap_effective", INT, ("credentials",), "capability_mask(o.cap_effective)", {}),
+    ("cap_permitted", INT, ("credentials",), "capability_mask(o.cap_permitted)", {}),
+    ("comm", STRING, (), "o.comm", {}),
+    ("tty_name", STRING, (), "o.tty", {}),
+    ("created_at", INT, (), "o.exec_time or o.fork_time", {"date": True}),
+    ("container.id", STRING, ("container",), "o.id", {}),
+    ("args", STRING, (), "' '.join(o.args) if o.args else ''", {"cost": 3}),
+    ("argv", STRING, (), "o.args", {"multi": True}),
+    ("args_flags", STRING, (), "args_flags(o.args)", {"multi": True, "cost": 6}),
+    ("args_options", STRING, (), "args_options(o.args)", {"multi": True, "cost": 6}),
+    ("args_truncated", BOOL, (), "o.args_truncated", {}),
+    (
+        "envs",
+        STRING,
+        (),
+        "[x.split('=', 1)[0] for x in o.envs] if o.envs else ()",
+        {"multi": True, "cost": 4},
+    ),
+    ("envp", STRING, (), "o.envs", {"multi": True}),
+    ("envs_truncated", BOOL, (), "o.envs_truncated", {}),
+]
+_PROCESS_LEGACY = {"name": "file.name", "filename": "file.path", "basename": "file.name"}
+
+
+class Registry:
+    """All fields by name, with their legacy aliases."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Field] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields
+
+    def get(self, name: str) -> Field | None:
+        return self.fields.get(name)
+
+    def names(self, event_type: str | None = None) -> list[str]:
+        return sorted(
+            n for n, f in self.fields.items() if event_type is None or f.event_type in (None, event_type)
+        )
+
+    def add(
+        self, name: str, typ: str, chain: tuple[str, ...], expr: str, event_type: str | None, **opt: Any
+    ) -> None:
+        multi = bool(opt.get("multi"))
+        getter = make_getter(chain, expr, typ, multi=multi)
+        cost = opt.get("cost", 1) + len(chain) // 2
+        self.fields[name] = Field(
+            name, typ, getter, event_type, multi=multi, path=bool(opt.get("path")),
+            date=bool(opt.get("date")), cost=cost,
+        )  # fmt: skip
+
+    def alias(self, legacy: str, target: str) -> None:
+        f = self.fields[target]
+        self.fields[legacy] = Field(
+            legacy,
+            f.type,
+            f.getter,
+            f.event_type,
+            f.multi,
+            f.iterator,
+            f.path,
+            f.date,
+            f.cost,
+            alias_of=target,
+        )
+
+    def add_file(self, prefix: str, chain: tuple[str, ...], event_type: str | None) -> None:
+        for suffix, typ, sub, expr, opt in _FILE_FIELDS:
+            self.add(f"{prefix}.{suffix}", typ, chain + sub, expr, event_type, **opt)
+
+    def add_process(self, prefix: str, chain: tuple[str, ...], event_type: str | None) -> None:
+        for suffix, typ, sub, expr, opt in _PROCESS_FIELDS:
+            self.add(f"{prefix}.{suffix}", typ, chain + sub, expr, event_type, **opt)
+        self.add_file(f"{prefix}.file", (*chain, "executable"), event_type)
+        for legacy, target in _PROCESS_LEGACY.items():
+            self.alias(f"{prefix}.{legacy}", f"{prefix}.{target}")
+
+    def add_ancestors(self, prefix: str, list_chain: tuple[str, ...]) -> None:
+        specs = [(s, t, c, e, o) for s, t, c, e, o in _PROCESS_FIELDS]
+        specs += [("file." + s, t, ("executable", *c), e, o) for s, t, c, e, o in _FILE_FIELDS]
+        for suffix, typ, sub, expr, opt in specs:
+            getter = make_iter_getter(list_chain, sub, expr, typ, multi=bool(opt.get("multi")))
+            self.fields[f"{prefix}.{suffix}"] = Field(
+                f"{prefix}.{suffix}", typ, getter, None, multi=True, iterator=True,
+                path=bool(opt.get("path")),
+                date=bool(opt.get("date")), cost=10 + opt.get("cost", 1),
+            )  # fmt: skip
+        for legacy, target in _PROCESS_LEGACY.items():
+            self.alias(f"{prefix}.{legacy}", f"{prefix}.{target}")
+
+
+def build_registry() -> Registry:
+    r = Registry()
+    # Common to every event type.
+    r.add_process("process", ("process",), None)
+    r.add_process("process.parent", ("process", "parent"), None)
+    r.add_ancestors("process.ancestors", ("process", "ancestors"))
+    r.add(
+        "container.id",
+        STRING,
+        (),
+        "(e.container.id if e.container is not None and e.container.id else "
+        "(e.process.container.id if e.process is not None and e.process.container is not None else None))",
+        None,
+    )
+    # Process events: the fields of the new (exec) or exiting process.
+    r.add_process("exec", ("process",), "exec")
+    r.add_process("exit", ("process",), "exit")
+    # File events.
+    for t in FILE_EVENT_TYPES:
+        r.add_file(f"{t}.file", ("file",), t)
+        r.add(f"{t}.retval", INT, (), "retval_of(e)", t)
+        for legacy, target in _FILE_LEGACY.items():
+            r.alias(f"{t}.{legacy}", f"{t}.file.{target}")
+    r.add("open.flags", INT, ("file",), "open_bits(o.flags)", "open")
+    r.add("open.file.destination.mode", INT, ("file", "destination"), "o.mode", "open")
+    r.alias("open.mode", "open.file.destination.mode")
+    for t in ("chmod", "mkdir"):
+        r.add(f"{t}.file.destination.mode", INT, ("file", "destination"), "o.mode", t)
+        r.add(f"{t}.file.destination.rights", INT, ("file", "destination"),
+              "None if o.mode is None else o.mode & 0o7777", t)  # fmt: skip
+        r.alias(f"{t}.mode", f"{t}.file.destination.mode")
+    for suffix, typ in (("uid", INT), ("gid", INT), ("user", STRING), ("group", STRING)):
+        r.add(f"chown.file.destination.{suffix}", typ, ("file", "destination"), f"o.{suffix}", "chown")
+        r.alias(f"chown.{suffix}", f"chown.file.destination.{suffix}")
+    for t, (old, new) in (("rename", ("old", "new")), ("link", ("source", "target"))):
+        r.add_file(f"{t}.file.destination", ("file", "destination"), t)
+        for legacy, target in _FILE_LEGACY.items():
+            r.alias(f"{t}.{old}.{legacy}", f"{t}.file.{target}")
+            r.alias(f"{t}.{new}.{legacy}", f"{t}.file.destination.{target}")
+    r.add("unlink.flags", INT, ("file",), "unlink_bits(o.flags)", "unlink")
+    for t in ("setxattr", "removexattr"):
+        for suffix, attr in (("name", "attribute_name"), ("namespace", "attribute_namespace")):
+            expr = f"o.destination.{attr} if o.destination is not None and o.destination.{attr} else o.{attr}"
+            r.add(f"{t}.file.destination.{suffix}", STRING, ("file",), expr, t)
+            r.alias(f"{t}.{suffix}", f"{t}.file.destination.{suffix}")
+    # Credentials changes: the new values are in process.credentials.destination.
+    dest = ("process", "credentials", "destination")
+    for t, ids in (("setuid", ("uid", "euid", "fsuid")), ("setgid", ("gid", "egid", "fsgid"))):
+        for i in ids:
+            r.add(f"{t}.{i}", INT, dest, f"o.get({i!r})", t)
+        for n in ("user", "euser", "fsuser") if t == "setuid" else ("group", "egroup", "fsgroup"):
+            r.add(f"{t}.{n}", STRING, dest, f"o.get({n!r})", t)
+    for n in ("cap_effective", "cap_permitted"):
+        r.add(f"capset.{n}", INT, dest, f"capability_mask(o.get({n!r}))", "capset")
+    # SELinux.
+    r.add("selinux.bool.name", STRING, ("selinux", "bool"), "o.name", "selinux")
+    r.add("selinux.bool.state", STRING, ("selinux", "bool"), "o.state", "selinux")
+    r.add("selinux.bool_commit.state", BOOL, ("selinux", "bool_commit"), "o.state", "selinux")
+    r.add("selinux.enforce.status", STRING, ("selinux", "enforce"), "o.status", "selinux")
+    # BPF: names in events, numbers in rules.
+    r.add("bpf.cmd", INT, ("bpf",), "name_value(BPF_COMMANDS, o.cmd)", "bpf")
+    r.add("bpf.retval", INT, (), "retval_of(e)", "bpf")
+    r.add("bpf.map.name", STRING, ("bpf", "map"), "o.name", "bpf")
+    r.add("bpf.map.type", INT, ("bpf", "map"), "name_value(BPF_MAP_TYPES, o.map_type)", "bpf")
+    r.add("bpf.prog.name", STRING, ("bpf", "program"), "o.name", "bpf")
+    r.add("bpf.prog.type", INT, ("bpf", "program"), "name_value(BPF_PROGRAM_TYPES, o.program_type)", "bpf")
+    r.add(
+        "bpf.prog.attach_type", INT, ("bpf", "program"), "name_value(BPF_ATTACH_TYPES, o.attach_type)", "bpf"
+    )
+    helpers = "[name_value(BPF_HELPERS, h) for h in o.helpers] if o.helpers else ()"
+    r.add("bpf.prog.helpers", INT, ("bpf", "program"), helpers, "bpf", multi=True, cost=3)
+    # Mounts.
+    r.add("mount.mountpoint.path", STRING, ("file",), "o.path", "mount", path=True)
+    r.add("mount.fs_type", STRING, ("file",), "o.fstype", "mount")
+    r.add("mount.retval", INT, (), "retval_of(e)", "mount")
+    r.add("umount.retval", INT, (), "retval_of(e)", "umount")
+    return r
+
+
+REGISTRY = build_registry()
+
+
+def event_type_of(event: Event) -> str | None:
+    return event.evt.name if event.evt is not None else None

@@ -1,0 +1,94 @@
+"""String matchers for `~"patterns"` (anchored globs where `*` matches any run of characters, `/` included)
+and `r"regexps"` (unanchored search). Simple globs become `str` method calls, the rest one combined regex."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+Matcher = Callable[[str], bool]
+
+
+def glob_regex(pattern: str) -> str:
+    """The regex source matching a whole string against a glob (only `*` is special)."""
+    return ".*".join(re.escape(part) for part in re.split(r"\*+", pattern))
+
+
+def _shape(pattern: str) -> tuple[str, str]:
+    """Classify a glob: ("exact"|"prefix"|"suffix"|"contains"|"glob", key)."""
+    p = re.sub(r"\*+", "*", pattern)
+    stars = p.count("*")
+    if stars == 0:
+        return "exact", p
+    if p == "*":
+        return "any", ""
+    if stars == 1 and p.endswith("*"):
+        return "prefix", p[:-1]
+    if stars == 1 and p.startswith("*"):
+        return "suffix", p[1:]
+    if stars == 2 and p.startswith("*") and p.endswith("*"):
+        return "contains", p[1:-1]
+    return "glob", p
+
+
+def build_matcher(patterns: Iterable[str] = (), regexes: Iterable[str] = ()) -> Matcher:
+    """A predicate true when a string matches any of the globs or regexes."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    contains: list[str] = []
+    globs: list[str] = []
+    match_all = False
+    for p in patterns:
+        kind, key = _shape(p)
+        if kind == "any":
+            match_all = True
+        elif kind == "exact":
+            exact.add(key)
+        elif kind == "prefix":
+            prefixes.append(key)
+        elif kind == "suffix":
+            suffixes.append(key)
+        elif kind == "contains":
+            contains.append(key)
+        else:
+            globs.append(glob_regex(key))
+    if match_all:
+        return lambda v: True
+    parts: list[Matcher] = []
+    if exact:
+        fs = frozenset(exact)
+        parts.append(fs.__contains__)
+    if prefixes:
+        pt = tuple(prefixes)
+        parts.append(lambda v: v.startswith(pt))
+    if suffixes:
+        st = tuple(suffixes)
+        parts.append(lambda v: v.endswith(st))
+    if contains:
+        if len(contains) == 1:
+            (c,) = contains
+            parts.append(lambda v: c in v)
+        else:
+            ct = tuple(contains)
+            parts.append(lambda v: any(c in v for c in ct))
+    if globs:
+        full = re.compile("|".join(f"(?:{g})" for g in globs), re.S).fullmatch
+        parts.append(lambda v: full(v) is not None)
+    rx = list(regexes)
+    if rx:
+        search = re.compile("|".join(f"(?:{r})" for r in rx)).search
+        parts.append(lambda v: search(v) is not None)
+    if not parts:
+        return lambda v: False
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda v: a(v) or b(v)
+    tp = tuple(parts)
+    return lambda v: any(m(v) for m in tp)
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    return build_matcher([pattern])(value)

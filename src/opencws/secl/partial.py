@@ -1,0 +1,75 @@
+"""Partial evaluation for the probe's in-kernel filters.
+
+`could_match`: given some field values of an event (e.g. `open.file.path="/tmp/x"`), could any rule still
+match? Fields not given are "could be anything". A False answer lets the probe install a *discarder*.
+
+`approvers`: for an event type and a field, the values that every rule of that type requires (the union of
+each rule's requirement), or None when at least one rule does not constrain that field. The probe installs
+them as *approvers*: events whose field has none of these values need not leave the kernel.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opencws.secl.compiler import Approver, CompiledRule, Compiler, Macro
+from opencws.secl.fields import REGISTRY
+
+
+def bind(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Canonical field names → values; a path also gives its basename (`*.file.path` → `*.file.name`)."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        f = REGISTRY.get(name)
+        if f is None:
+            raise KeyError(f"unknown field '{name}'")
+        canonical = f.alias_of or f.name
+        out[canonical] = value
+    for name, value in list(out.items()):
+        if name.endswith(".file.path") and isinstance(value, str):
+            out.setdefault(name[: -len("path")] + "name", posixpath.basename(value))
+    return out
+
+
+def rule_could_match(
+    rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None
+) -> bool:
+    """False only when no event with these field values can satisfy the rule."""
+    c = Compiler(rule.expression, macros, bound=bind(values))
+    v = c.compile(rule.parsed.node)
+    return not (v.is_const and not (any(v.const) if v.multi else v.const))
+
+
+def could_match(
+    rules: Iterable[tuple[CompiledRule, dict[str, Macro] | None]], event_type: str, values: Mapping[str, Any]
+) -> bool:
+    """Whether any rule of `event_type` could match an event with these field values."""
+    return any(rule_could_match(r, values, m) for r, m in rules if r.event_type == event_type)
+
+
+def approvers(rules: Iterable[CompiledRule], event_type: str, field: str) -> list[Approver] | None:
+    """The union of the values each rule of `event_type` requires for `field`, or None if a rule has none.
+
+    For `*.file.name`, exact path approvers also give their basename (a rule that requires a path
+    requires its basename)."""
+    f = REGISTRY.get(field)
+    canonical = (f.alias_of or f.name) if f is not None else field
+    out: set[Approver] = set()
+    seen = False
+    for r in rules:
+        if r.event_type != event_type:
+            continue
+        seen = True
+        found = r.approvers.get(canonical)
+        if found is None and canonical.endswith(".file.name"):
+            paths = r.approvers.get(canonical[: -len("name")] + "path")
+            if paths is not None and all(a.kind == "exact" for a in paths):
+                found = frozenset(Approver("exact", posixpath.basename(a.value)) for a in paths)
+        if found is None:
+            return None
+        out |= found
+    if not seen:
+        return None
+    return sorted(out, key=lambda a: (a.kind, str(a.value)))

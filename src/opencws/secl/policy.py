@@ -1,0 +1,301 @@
+"""Policies: Datadog `.policy` YAML files (version, macros, rules) loaded into rules and macros.
+
+A directory loads its `*.policy` files in name order, all macros first. A bad rule or macro is reported
+(with file, id, line and column) and skipped; the others keep working. Duplicate ids are errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opencws.secl import ast
+from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed
+from opencws.secl.errors import SeclError
+from opencws.secl.parser import parse
+
+_ID = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass
+class Rule:
+    id: str
+    expression: str
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    event_type: str | None = None
+    source: str | None = None
+    version: str | None = None
+    disabled: bool = False
+    line: int | None = None  # line of the expression in the source file
+    compiled: CompiledRule | None = None
+    macros: dict[str, Macro] | None = None
+
+    def evaluate(self, event: Any) -> bool:
+        return self.compiled is not None and self.compiled.evaluate(event)
+
+
+@dataclass
+class PolicyFile:
+    path: str
+    version: str | None = None
+    rules: list[Rule] = field(default_factory=list)
+    macros: list[str] = field(default_factory=list)
+    errors: list[SeclError] = field(default_factory=list)
+    warnings: list[SeclError] = field(default_factory=list)
+
+
+@dataclass
+class PolicySet:
+    rules: list[Rule] = field(default_factory=list)
+    macros: dict[str, Macro] = field(default_factory=dict)
+    errors: list[SeclError] = field(default_factory=list)
+    warnings: list[SeclError] = field(default_factory=list)
+    policies: list[PolicyFile] = field(default_factory=list)
+
+    def ruleset(self) -> Any:
+        from opencws.secl.ruleset import RuleSet
+
+        return RuleSet(self.rules)
+
+
+class _Loader(yaml.SafeLoader):
+    """Keeps the line (0-based) and style of each mapping value, for error locations."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    marks = {}
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            block = isinstance(value_node, yaml.ScalarNode) and value_node.style in ("|", ">")
+            marks[key_node.value] = value_node.start_mark.line + (1 if block else 0)
+    mapping["__lines__"] = marks
+    mapping["__line__"] = node.start_mark.line
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; directories → their `*.policy` files in name order."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.glob("*.policy") if q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def _err(
+    msg: str, file: str, line: int | None = None, *, rule_id: str | None = None, kind: str = "policy"
+) -> SeclError:
+    e = SeclError(msg, file=file, rule_id=rule_id, kind=kind)
+    e.file_line = line + 1 if line is not None else None  # type: ignore[attr-defined]
+    return e
+
+
+def _locate(e: SeclError, file: str, item_id: str, kind: str, base_line: int | None) -> SeclError:
+    e.located(file=file, rule_id=item_id, kind=kind)
+    if base_line is not None and e.line is not None:
+        e.file_line = base_line + e.line  # type: ignore[attr-defined]
+    return e
+
+
+def _read(path: Path, pf: PolicyFile) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        pf.errors.append(_err(f"cannot read the policy: {e.strerror or e}", str(path)))
+        return None
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line if mark is not None else None
+        pf.errors.append(_err(f"invalid YAML: {getattr(e, 'problem', None) or e}", str(path), line))
+        return None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        pf.errors.append(_err("a policy must be a mapping with `macros` and `rules`", str(path)))
+        return None
+    return doc
+
+
+def _items(doc: dict[str, Any], key: str, pf: PolicyFile) -> list[dict[str, Any]]:
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        pf.errors.append(_err(f"`{key}` must be a list", pf.path, doc.get("__lines__", {}).get(key)))
+        return []
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            pf.errors.append(_err(f"`{key}` item {i + 1} must be a mapping", pf.path))
+            continue
+        out.append(item)
+    return out
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    v = item.get(key)
+    if v is None:
+        return None
+    return v if isinstance(v, str) else str(v)
+
+
+def load_policies(paths: Iterable[str | Path]) -> PolicySet:
+    """Load policy files and directories; problems are collected in `errors`, never raised."""
+    ps = PolicySet()
+    docs: list[tuple[PolicyFile, dict[str, Any]]] = []
+    for path in expand_paths(paths):
+        pf = PolicyFile(str(path))
+        ps.policies.append(pf)
+        if not path.exists():
+            pf.errors.append(_err("no such file or directory", str(path)))
+            continue
+        doc = _read(path, pf)
+        if doc is None:
+            continue
+        pf.version = _text(doc, "version")
+        docs.append((pf, doc))
+
+    # Macros first, from every file, so that rules may use macros of any file.
+    macro_lines: dict[str, tuple[PolicyFile, int | None]] = {}
+    for pf, doc in docs:
+        for item in _items(doc, "macros", pf):
+            _add_macro(ps, pf, item, macro_lines)
+    for mid, macro in list(ps.macros.items()):
+        pf, base = macro_lines[mid]
+        try:
+            check_macro(macro, ps.macros)
+        except SeclError as e:
+            pf.errors.append(_locate(e, pf.path, mid, "macro", base))
+            del ps.macros[mid]
+            pf.macros.remove(mid)
+
+    seen: dict[str, str] = {}
+    for pf, doc in docs:
+        for item in _items(doc, "rules", pf):
+            _add_rule(ps, pf, item, seen)
+
+    for pf in ps.policies:
+        ps.errors.extend(pf.errors)
+        ps.warnings.extend(pf.warnings)
+    return ps
+
+
+def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[str, Any]) -> None:
+    mid = _text(item, "id")
+    line = item.get("__line__")
+    if not mid or not _ID.match(mid):
+        pf.errors.append(
+            _err(f"invalid macro id {mid!r}: use letters, digits and '_'", pf.path, line, kind="macro")
+        )
+        return
+    if mid in ps.macros:
+        first = ps.macros[mid].source
+        pf.errors.append(_err(f"duplicate macro id '{mid}' (first defined in {first})", pf.path, line,
+                              rule_id=mid, kind="macro"))  # fmt: skip
+        return
+    expr = _text(item, "expression")
+    values = item.get("values")
+    base = item.get("__lines__", {}).get("expression")
+    if expr is not None and values is not None:
+        msg = "a macro has either `expression` or `values`, not both"
+        pf.errors.append(_err(msg, pf.path, line, rule_id=mid, kind="macro"))
+        return
+    if values is not None:
+        if not isinstance(values, list) or not values:
+            pf.errors.append(
+                _err("`values` must be a non-empty list", pf.path, line, rule_id=mid, kind="macro")
+            )
+            return
+        expr = "[" + ", ".join(_literal(v) for v in values) + "]"
+    if not expr:
+        pf.errors.append(
+            _err("the macro has no `expression` nor `values`", pf.path, line, rule_id=mid, kind="macro")
+        )
+        return
+    try:
+        node = parse(expr).node
+    except SeclError as e:
+        pf.errors.append(_locate(e, pf.path, mid, "macro", base))
+        return
+    ps.macros[mid] = Macro(mid, expr, node, _text(item, "description") or "", pf.path)
+    pf.macros.append(mid)
+    lines[mid] = (pf, base)
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    s = str(v)
+    if len(s) >= 3 and s[0] in "~r" and s[1] == '"' and s[-1] == '"':
+        return s  # already a pattern or regex literal: `~"/tmp/*"`, `r"[0-9]+"`
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str]) -> None:
+    rid = _text(item, "id")
+    line = item.get("__line__")
+    if not rid or not _ID.match(rid):
+        pf.errors.append(
+            _err(f"invalid rule id {rid!r}: use letters, digits and '_'", pf.path, line, kind="rule")
+        )
+        return
+    if rid in seen:
+        pf.errors.append(
+            _err(f"duplicate rule id '{rid}' (first defined in {seen[rid]})", pf.path, line, rule_id=rid)
+        )
+        return
+    seen[rid] = pf.path
+    tags_raw = item.get("tags") or {}
+    if not isinstance(tags_raw, dict):
+        pf.errors.append(_err("`tags` must be a mapping", pf.path, line, rule_id=rid, kind="rule"))
+        return
+    tags = {str(k): str(v) for k, v in tags_raw.items() if not str(k).startswith("__line")}
+    expr = _text(item, "expression")
+    base = item.get("__lines__", {}).get("expression")
+    rule = Rule(
+        rid,
+        expr or "",
+        description=_text(item, "description") or "",
+        tags=tags,
+        source=pf.path,
+        version=_text(item, "version"),
+        disabled=bool(item.get("disabled", False)),
+        line=base + 1 if base is not None else None,
+        macros=ps.macros,
+    )
+    if not expr:
+        pf.errors.append(_err("the rule has no `expression`", pf.path, line, rule_id=rid, kind="rule"))
+        return
+    if rule.disabled:
+        return
+    try:
+        parsed = parse(expr)
+        compiled = compile_parsed(parsed, expr, ps.macros)
+    except SeclError as e:
+        pf.errors.append(_locate(e, pf.path, rid, "rule", base))
+        return
+    rule.compiled = compiled
+    rule.event_type = compiled.event_type
+    for w in compiled.warnings:
+        pf.warnings.append(_locate(w, pf.path, rid, "rule", base))
+    pf.rules.append(rule)
+    ps.rules.append(rule)
+
+
+def parse_only(expr: str) -> ast.Node:
+    return parse(expr).node
