@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from opencws.model.event import Event
-from opencws.model.meta import model_fields, public_fields
+from opencws.model.meta import JSON_CACHE, model_fields, public_fields
 
 
 @lru_cache(maxsize=4096)
@@ -51,18 +51,32 @@ def parse_timestamp(text: str) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + frac_ns
 
 
+def _is_frozen(cls: type) -> bool:
+    return JSON_CACHE in getattr(cls, "__dataclass_fields__", {})
+
+
 @cache
-def encoder(cls: type) -> Any:
-    """Return a function mapping an instance of `cls` to a JSON-ready dict."""
-    lines = ["def encode(o):", "    d = {}"]
-    env: dict[str, Any] = {"fmt_ts": format_timestamp}
+def encoder(cls: type, fragments: bool = False) -> Any:
+    """Return a function mapping an instance of `cls` to a JSON-ready dict.
+
+    With `fragments`, frozen values come out as `orjson.Fragment`s of their JSON, computed once per
+    value and kept in its private slot: what `serialize` embeds. Without, everything is plain dicts.
+    """
+    cached = fragments and _is_frozen(cls)
+    if cached and not any(f.meta.required for f in public_fields(cls)):
+        raise TypeError(f"{cls.__name__}: a frozen model class needs a required field (never empty)")
+    lines = ["def encode(o):"]
+    if cached:
+        lines += [f"    c = o.{JSON_CACHE}", "    if c is not None:", "        return c"]
+    lines.append("    d = {}")
+    env: dict[str, Any] = {"fmt_ts": format_timestamp, "Fragment": orjson.Fragment, "dumps": orjson.dumps}
     for f in public_fields(cls):
         n, k = f.name, f.kind.kind
         if k == "object":
-            env[f"enc_{n}"] = encoder(f.kind.ref)
+            env[f"enc_{n}"] = encoder(f.kind.ref, fragments)
             value = f"enc_{n}(v)"
         elif k == "array" and f.kind.ref is not None:
-            env[f"enc_{n}"] = encoder(f.kind.ref)
+            env[f"enc_{n}"] = encoder(f.kind.ref, fragments)
             value = f"[enc_{n}(x) for x in v]"
         elif k == "timestamp":
             value = "fmt_ts(v)"
@@ -79,7 +93,14 @@ def encoder(cls: type) -> Any:
             lines.append(f"    if v: d[{n!r}] = {value}")
         else:
             lines.append(f"    if v is not None: d[{n!r}] = {value}")
-    lines.append("    return d")
+    if cached:
+        lines += [
+            "    c = Fragment(dumps(d))",
+            f"    object.__setattr__(o, {JSON_CACHE!r}, c)",
+            "    return c",
+        ]
+    else:
+        lines.append("    return d")
     exec("\n".join(lines), env)
     return env["encode"]
 
@@ -91,7 +112,10 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def serialize(event: Event) -> bytes:
     """A CWS event as compact JSON bytes."""
-    return orjson.dumps(encoder(Event)(event))
+    return orjson.dumps(_encode_event(event))
+
+
+_encode_event = encoder(Event, True)
 
 
 class DecodeError(ValueError):

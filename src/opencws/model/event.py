@@ -3,6 +3,8 @@
 The classes mirror `shared/spec/cws-event.schema.json` definition by definition; values are held in their
 JSON form (names for capabilities and flags, integer modes) except dates, which are integer nanoseconds
 since the epoch (`Timestamp`). Field order is the serialization order.
+Files, credentials and process entries are frozen: they are long-lived values shared by many events (a
+process's ancestors, its executable), so each is serialized once and its JSON reused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class EventContext:
     outcome: str | None = prop("Event outcome")
 
 
-@model
+@model(frozen=True)
 class File:
     path: str | None = prop("File path")
     name: str | None = prop("File basename")
@@ -41,7 +43,7 @@ class File:
     change_time: Timestamp | None = prop("File change time")
 
 
-@model
+@model(frozen=True)
 class FileEvent(File):
     destination: File | None = prop("Target file information")
     new_mount_id: int | None = prop("New Mount ID")
@@ -111,7 +113,7 @@ class DDContext:
     trace_id: int | None = prop("Trace ID used for APM correlation")
 
 
-@model
+@model(frozen=True)
 class ProcessCredentials:
     uid: int = prop("User ID", required=True, default=0)
     user: str | None = prop("User name")
@@ -130,7 +132,7 @@ class ProcessCredentials:
     destination: dict[str, Any] | None = prop("Credentials after the operation")
 
 
-@model
+@model(frozen=True)
 class ProcessCacheEntry:
     pid: int | None = prop("Process ID")
     ppid: int | None = prop("Parent Process ID")
@@ -154,7 +156,7 @@ class ProcessCacheEntry:
     envs_truncated: bool | None = prop("Indicator of environments variable truncation")
 
 
-@model
+@model(frozen=True)
 class ProcessContext(ProcessCacheEntry):
     parent: ProcessCacheEntry | None = prop("Parent process")
     ancestors: list[ProcessCacheEntry] | None = prop("Ancestor processes")

@@ -76,7 +76,7 @@ def exec_event(depth: int = 5, container: bool = True) -> Event:
         comm="curl", tty="pts0", fork_time=BASE_NS - 2_000_000, exec_time=BASE_NS,
         credentials=credentials(1000, "app"), executable=executable("/usr/bin/curl", 524301),
         container=cont, args=["-sSL", "https://example.com/install.sh"], envs=["PATH", "HOME", "TERM"],
-        parent=chain[0] if chain else None, ancestors=chain,
+        parent=chain[0] if chain else None, ancestors=chain or None,
     )  # fmt: skip
     return Event(
         evt=EventContext(name="exec", category="Process Activity", outcome="Success"),

@@ -9,6 +9,7 @@ field added here shows up everywhere without hand edits.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -45,9 +46,38 @@ def prop(
     return field(default=default, metadata=meta)
 
 
-def model(cls: type) -> type:
-    """Class decorator for model classes: a slotted dataclass with keyword construction."""
-    return dataclass(slots=True, kw_only=True)(cls)
+JSON_CACHE = "_json"
+
+
+def model(cls: type | None = None, *, frozen: bool = False) -> Any:
+    """Class decorator for model classes: a slotted dataclass with keyword construction.
+
+    Frozen classes (files, credentials, process entries: long-lived values shared by many events)
+    also carry a private slot where the serializer keeps their JSON form, valid forever since the
+    value cannot change.
+    """
+
+    def wrap(c: type) -> type:
+        if (
+            frozen
+            and JSON_CACHE not in inspect.get_annotations(c)
+            and not any(JSON_CACHE in getattr(b, "__dataclass_fields__", {}) for b in c.__mro__[1:])
+        ):
+            c.__annotations__ = {**inspect.get_annotations(c), JSON_CACHE: "Any"}
+            setattr(
+                c,
+                JSON_CACHE,
+                field(
+                    default=None,
+                    init=False,
+                    repr=False,
+                    compare=False,
+                    metadata={_META_KEY: FieldMeta(internal=True)},
+                ),
+            )
+        return dataclass(slots=True, kw_only=True, frozen=frozen)(c)
+
+    return wrap if cls is None else wrap(cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +129,8 @@ def model_fields(cls: type) -> tuple[ModelField, ...]:
     out = []
     for f in dataclasses.fields(cls):
         meta = f.metadata.get(_META_KEY, FieldMeta())
-        out.append(ModelField(f.name, _kind_of(hints[f.name]), meta))
+        kind = FieldKind("internal") if f.name == JSON_CACHE else _kind_of(hints[f.name])
+        out.append(ModelField(f.name, kind, meta))
     return tuple(out)
 
 

@@ -37,7 +37,7 @@ def _valid_fields(y: str, mo: str, d: str, h: str, mi: str, s: str, oh: str | No
     month = int(mo)
     if not 1 <= month <= 12 or not 1 <= int(d) <= calendar.monthrange(int(y), month)[1]:
         return False
-    if int(h) > 23 or int(mi) > 59 or int(s) > 60:
+    if int(h) > 23 or int(mi) > 59 or int(s) > 59:
         return False
     return oh is None or (int(oh) <= 23 and int(om) <= 59)
 

@@ -1,0 +1,58 @@
+"""Events are read from one document, a JSON array or JSON lines, each problem at its place."""
+
+from __future__ import annotations
+
+import io
+
+from opencws.schema.reader import read_documents
+
+
+def _read(data: bytes, **kw):
+    return [(i.where, i.value, i.error) for i in read_documents(io.BytesIO(data), **kw)]
+
+
+def test_json_lines_are_read_line_by_line_and_blank_lines_skipped():
+    assert _read(b'{"a": 1}\n\n  \n{"b": 2}\n') == [("line 1", {"a": 1}, None), ("line 4", {"b": 2}, None)]
+
+
+def test_a_truncated_last_line_is_reported_and_the_lines_before_are_kept():
+    items = _read(b'{"a": 1}\n{"b": ')
+    assert items[0] == ("line 1", {"a": 1}, None)
+    assert (
+        items[1][0] == "line 2" and "malformed JSON" in items[1][2] and "truncated last line" in items[1][2]
+    )
+
+
+def test_a_json_array_is_read_element_by_element():
+    assert _read(b' [ {"a": 1}, 2 ]') == [("index 0", {"a": 1}, None), ("index 1", 2, None)]
+
+
+def test_a_broken_json_array_keeps_the_elements_before_the_break():
+    items = _read(b'[{"a": 1}, {"b": ]')
+    assert items[0] == ("index 0", {"a": 1}, None)
+    assert items[1][0] == "index 1" and "malformed JSON array" in items[1][2] and "\n" not in items[1][2]
+
+
+def test_a_pretty_printed_document_is_one_document():
+    assert _read(b'{\n  "a": {\n    "b": 1\n  }\n}\n') == [("document", {"a": {"b": 1}}, None)]
+
+
+def test_an_oversized_line_is_skipped_without_losing_the_next_one():
+    data = b'{"a": "' + b"x" * 5000 + b'"}\n{"b": 1}\n'
+    items = _read(data, max_event_bytes=1000)
+    assert items[0][0] == "line 1" and "larger than 1000 bytes" in items[0][2]
+    assert items[1] == ("line 2", {"b": 1}, None)
+
+
+def test_the_format_can_be_forced():
+    assert _read(b'{"a": 1}', fmt="json") == [("document", {"a": 1}, None)]
+    assert _read(b"[1]\n[2]\n", fmt="jsonl") == [("line 1", [1], None), ("line 2", [2], None)]
+
+
+def test_empty_input_has_no_documents():
+    assert _read(b"") == [] and _read(b" \n\n") == []
+
+
+def test_binary_garbage_is_reported_not_raised():
+    items = _read(b"\xff\xfe\x00garbage\n")
+    assert items == [("line 1", None, items[0][2])] and "malformed JSON" in items[0][2]
