@@ -1,0 +1,1478 @@
+// SPDX-License-Identifier: GPL-2.0
+/* OpenCWS kernel probe.
+ *
+ * One raw sys_enter and one raw sys_exit program dispatch by syscall number; an array map
+ * (`interested`) makes every other syscall return after one lookup. Process life cycle comes from the
+ * sched tp_btf hooks, which cost nothing to the syscall path. Paths are resolved in the kernel by
+ * walking the dentry cache (down from the dirfd/cwd/root along the user string, then up to the
+ * task's root across mounts); a walk that cannot complete is reported as such, never guessed.
+ * Loops are bpf_loop callbacks so that the verifier checks each body once.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "probe.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NR_SYSCALLS 512
+#define AT_FDCWD -100
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define AT_SYMLINK_FOLLOW 0x400
+#define O_NOFOLLOW 0x20000
+#define O_CREAT 0x40
+#define O_WRONLY 0x1
+#define O_TRUNC 0x200
+#define UMOUNT_NOFOLLOW 0x8
+#define SELINUX_MAGIC 0xf97cff8c
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define UTIME_NOW_SENTINEL 0xffffffffffffffffULL
+
+#define REC_SIZE 20480
+#define REC_MASK 16383
+#define PMASK (PATH_BUF - 1)
+#define MAX_COMPONENTS 96
+#define MAX_CHILDREN 4096
+#define MAX_DEPTH 256
+#define MAX_SUBMOUNTS 512
+#define MAX_INSN_CHUNKS 128
+
+/* x86_64 syscall numbers (the probe supports x86_64 only) */
+#define NR_write 1
+#define NR_open 2
+#define NR_rename 82
+#define NR_mkdir 83
+#define NR_rmdir 84
+#define NR_creat 85
+#define NR_link 86
+#define NR_unlink 87
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_setuid 105
+#define NR_setgid 106
+#define NR_setreuid 113
+#define NR_setregid 114
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_setfsuid 122
+#define NR_setfsgid 123
+#define NR_capset 126
+#define NR_utime 132
+#define NR_mount 165
+#define NR_umount2 166
+#define NR_setxattr 188
+#define NR_lsetxattr 189
+#define NR_fsetxattr 190
+#define NR_removexattr 197
+#define NR_lremovexattr 198
+#define NR_fremovexattr 199
+#define NR_utimes 235
+#define NR_openat 257
+#define NR_mkdirat 258
+#define NR_fchownat 260
+#define NR_futimesat 261
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_fchmodat 268
+#define NR_utimensat 280
+#define NR_renameat2 316
+#define NR_bpf 321
+#define NR_openat2 437
+#define NR_fchmodat2 452
+
+/* ------------------------------------------------------------------ maps */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+/* syscall number -> event type it may produce (0: return at once) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_SYSCALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+} interested SEC(".maps");
+
+/* event type -> 1 when some consumer wants it */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EV_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} enabled SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EV_MAX * NR_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* event type -> 1 when approvers are active for it (the event then needs an approver to pass) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EV_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} approver_active SEC(".maps");
+
+/* event type -> flags mask: an event whose flags_arg has one of these bits is approved */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EV_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} flags_approvers SEC(".maps");
+
+/* FNV-1a 64 of a basename -> bitmask of event types it approves */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u32);
+} basename_approvers SEC(".maps");
+
+/* FNV-1a 64 of an absolute path -> bitmask of event types it approves */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u32);
+} path_approvers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct inode_key);
+	__type(value, struct discarder);
+} discarder_inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct discarder);
+} discarder_pids SEC(".maps");
+
+/* [0]: discarder generation; a discarder of another generation is ignored */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} generation SEC(".maps");
+
+/* mount ids to treat as selinuxfs (tests declare a stand-in tmpfs here) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} selinuxfs_mounts SEC(".maps");
+
+struct inflight {
+	__u32 nr;
+	__u32 type;
+	__u32 plen;
+	__u32 flags_arg;
+	struct file_info fi;
+	struct ocws_creds creds;
+	char path[PATH_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct rec_buf {
+	__u8 b[REC_SIZE];
+};
+
+struct work {
+	char upath[PATH_BUF];
+	char pbuf[PATH_BUF + 256];
+	char sp[2][PATH_BUF];
+	char spill[PATH_BUF];          /* lets the verifier accept sp[1] + len */
+	char name[256];
+	char extra[EXTRA_MAX];
+	char extra_spill[EXTRA_MAX];
+	struct file_info fi[2];
+	__u32 splen[2];
+	__u64 helpers[4];
+	/* walk state shared with the bpf_loop callbacks */
+	__u64 d, m, root_d, root_m;
+	__u64 iter, iter_head, found;
+	__u32 pos, len, status, off;
+	__u32 comp_start, comp_len, follow, done;
+	__u64 insns;
+	__u32 insn_cnt, bstart;
+	__u64 hash;
+	__u32 scan, cmp_diff;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rec_buf);
+} rec_heap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct work);
+} work_heap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight_heap SEC(".maps");
+
+static const __u32 zero = 0;
+
+/* A mask the compiler cannot drop: the verifier needs to see it on the register it checks. */
+#define BOUND(v, m) ({ __u64 __v = (v); asm volatile("%0 &= " #m : "+r"(__v)); __v; })
+
+/* ------------------------------------------------------------------ small helpers */
+
+static __always_inline struct work *get_work(void)
+{
+	return bpf_map_lookup_elem(&work_heap, &zero);
+}
+
+static __always_inline void count(__u32 type, __u32 which)
+{
+	__u32 key = type * NR_COUNTERS + which;
+	__u64 *v = bpf_map_lookup_elem(&counters, &key);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int is_enabled(__u32 type)
+{
+	__u32 *v = bpf_map_lookup_elem(&enabled, &type);
+	return v && *v;
+}
+
+static __always_inline __u32 current_generation(void)
+{
+	__u32 *g = bpf_map_lookup_elem(&generation, &zero);
+	return g ? *g : 0;
+}
+
+static __always_inline void bump_generation(void)
+{
+	__u32 *g = bpf_map_lookup_elem(&generation, &zero);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
+static __always_inline struct mount *real_mount(struct vfsmount *v)
+{
+	return (struct mount *)((char *)v - bpf_core_field_offset(struct mount, mnt));
+}
+
+static __always_inline void read_creds(struct task_struct *t, struct ocws_creds *c)
+{
+	const struct cred *cr = BPF_CORE_READ(t, cred);
+	c->uid = BPF_CORE_READ(cr, uid.val);
+	c->gid = BPF_CORE_READ(cr, gid.val);
+	c->euid = BPF_CORE_READ(cr, euid.val);
+	c->egid = BPF_CORE_READ(cr, egid.val);
+	c->suid = BPF_CORE_READ(cr, suid.val);
+	c->sgid = BPF_CORE_READ(cr, sgid.val);
+	c->fsuid = BPF_CORE_READ(cr, fsuid.val);
+	c->fsgid = BPF_CORE_READ(cr, fsgid.val);
+	c->cap_effective = BPF_CORE_READ(cr, cap_effective.val);
+	c->cap_permitted = BPF_CORE_READ(cr, cap_permitted.val);
+	c->cap_inheritable = BPF_CORE_READ(cr, cap_inheritable.val);
+}
+
+static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 type)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	h->kind = kind;
+	h->type = type;
+	h->size = 0;
+	h->ktime = bpf_ktime_get_ns();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->flags = 0;
+	h->uid = (__u32)uid_gid;
+	h->gid = uid_gid >> 32;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline int output(void *rec, __u32 size, __u32 type)
+{
+	size &= REC_MASK;
+	if (size < sizeof(struct rec_header))
+		return -1;
+	((struct rec_header *)rec)->size = size;
+	if (bpf_ringbuf_output(&events, rec, size, 0)) {
+		count(type, CNT_LOST);
+		return -1;
+	}
+	count(type, CNT_SENT);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ path walk down (user string -> dentry) */
+
+static long submount_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	if (!w->iter || w->iter == w->iter_head)
+		return 1;
+	struct mount *mnt = (struct mount *)((char *)w->iter - bpf_core_field_offset(struct mount, mnt_child));
+	if ((__u64)BPF_CORE_READ(mnt, mnt_mountpoint) == w->d) {
+		w->found = (__u64)mnt;
+		return 1;
+	}
+	struct list_head *lh = (struct list_head *)w->iter;
+	w->iter = (__u64)BPF_CORE_READ(lh, next);
+	return 0;
+}
+
+/* w->d is a mountpoint of w->m: step onto the root of the mount on top of it */
+static __always_inline void cross_mounts(struct work *w)
+{
+	for (int k = 0; k < 4; k++) {
+		struct dentry *d = (struct dentry *)w->d;
+		__u32 dflags = BPF_CORE_READ(d, d_flags);
+		if (!(dflags & bpf_core_enum_value(enum dentry_flags, DCACHE_MOUNTED)))
+			return;
+		struct mount *m = (struct mount *)w->m;
+		w->iter_head = (__u64)((char *)m + bpf_core_field_offset(struct mount, mnt_mounts));
+		w->iter = (__u64)BPF_CORE_READ(m, mnt_mounts.next);
+		w->found = 0;
+		bpf_loop(MAX_SUBMOUNTS, submount_step, NULL, 0);
+		if (!w->found)
+			return;
+		struct mount *top = (struct mount *)w->found;
+		w->m = w->found;
+		w->d = (__u64)BPF_CORE_READ(top, mnt.mnt_root);
+	}
+}
+
+static __always_inline void go_up(struct work *w)
+{
+	for (int k = 0; k < 8; k++) {
+		if (w->d == w->root_d && w->m == w->root_m)
+			return;
+		struct mount *m = (struct mount *)w->m;
+		if (w->d != (__u64)BPF_CORE_READ(m, mnt.mnt_root))
+			break;
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m)
+			return;
+		w->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = (__u64)parent;
+	}
+	struct dentry *cur = (struct dentry *)w->d;
+	w->d = (__u64)BPF_CORE_READ(cur, d_parent);
+}
+
+static long cmp_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w || i >= w->comp_len)
+		return 1;
+	if (w->name[i & 255] != w->upath[(w->comp_start + i) & PMASK]) {
+		w->cmp_diff = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static long skip_slash_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	if (w->scan < w->len && w->upath[w->scan & PMASK] == '/') {
+		w->scan++;
+		return 0;
+	}
+	return 1;
+}
+
+static long comp_scan_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	if (w->scan >= w->len || w->upath[w->scan & PMASK] == '/')
+		return 1;
+	w->scan++;
+	return 0;
+}
+
+static long child_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	if (!w->iter)
+		return 1;
+	struct dentry *c = (struct dentry *)((char *)w->iter - bpf_core_field_offset(struct dentry, d_sib));
+	__u32 len = BPF_CORE_READ(c, d_name.len);
+	if (len == w->comp_len && len > 0 && len < 256) {
+		const unsigned char *nm = BPF_CORE_READ(c, d_name.name);
+		bpf_probe_read_kernel(w->name, BOUND(len, 255), nm);
+		w->cmp_diff = 0;
+		bpf_loop(256, cmp_step, NULL, 0);
+		if (!w->cmp_diff) {
+			w->found = (__u64)c;
+			return 1;
+		}
+	}
+	struct hlist_node *hn = (struct hlist_node *)w->iter;
+	w->iter = (__u64)BPF_CORE_READ(hn, next);
+	return 0;
+}
+
+#define ST_DONE 1
+#define ST_STOP 2
+
+static long walk_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	__u32 len = w->len;
+	w->scan = w->pos;
+	bpf_loop(64, skip_slash_step, NULL, 0);
+	__u32 pos = w->scan;
+	if (pos >= len) {
+		w->pos = pos;
+		w->done = ST_DONE;
+		return 1;
+	}
+	__u32 start = pos;
+	bpf_loop(256, comp_scan_step, NULL, 0);
+	__u32 clen = w->scan - start;
+	if (clen == 0 || clen >= 256) {
+		w->pos = start;
+		w->status |= FI_INCOMPLETE;
+		w->done = ST_STOP;
+		return 1;
+	}
+	__u32 next = start + clen;
+	bpf_loop(64, skip_slash_step, NULL, 0);
+	int last = w->scan >= len;
+	char c0 = w->upath[start & PMASK];
+	if (c0 == '.' && clen == 1) {
+		w->pos = next;
+		return 0;
+	}
+	if (c0 == '.' && clen == 2 && w->upath[(start + 1) & PMASK] == '.') {
+		go_up(w);
+		w->pos = next;
+		return 0;
+	}
+	w->comp_start = start;
+	w->comp_len = clen;
+	w->found = 0;
+	struct dentry *dir = (struct dentry *)w->d;
+	w->iter = (__u64)BPF_CORE_READ(dir, d_children.first);
+	bpf_loop(MAX_CHILDREN, child_step, NULL, 0);
+	if (!w->found) {
+		w->pos = start;
+		w->status |= FI_INCOMPLETE | FI_NOT_CACHED;
+		w->done = ST_STOP;
+		return 1;
+	}
+	struct dentry *f = (struct dentry *)w->found;
+	if (!BPF_CORE_READ(f, d_inode)) {
+		if (last) {
+			w->d = w->found;
+			w->pos = len;
+			w->status |= FI_NEGATIVE;
+			w->done = ST_DONE;
+		} else {
+			w->pos = start;
+			w->status |= FI_INCOMPLETE | FI_NOT_CACHED;
+			w->done = ST_STOP;
+		}
+		return 1;
+	}
+	__u32 dflags = BPF_CORE_READ(f, d_flags);
+	__u32 type = dflags & bpf_core_enum_value(enum dentry_flags, DCACHE_ENTRY_TYPE);
+	if (type == bpf_core_enum_value(enum dentry_flags, DCACHE_SYMLINK_TYPE) && (!last || w->follow)) {
+		w->pos = start;
+		w->status |= FI_INCOMPLETE | FI_SYMLINK;
+		w->done = ST_STOP;
+		return 1;
+	}
+	w->d = w->found;
+	cross_mounts(w);
+	w->pos = next;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ path walk up (dentry -> absolute path) */
+
+static long up_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	if (w->d == w->root_d && w->m == w->root_m) {
+		w->done = 1;
+		return 1;
+	}
+	struct dentry *d = (struct dentry *)w->d;
+	struct mount *m = (struct mount *)w->m;
+	if (w->d == (__u64)BPF_CORE_READ(m, mnt.mnt_root)) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m) {
+			w->done = 1;
+			return 1;
+		}
+		w->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = (__u64)parent;
+		return 0;
+	}
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d) {
+		w->done = 1;
+		return 1;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__u32 off = w->off;
+	if (len > 255 || len + 2 > off) {
+		w->done = 2;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&w->pbuf[BOUND(off, 4095)], BOUND(len, 255), BPF_CORE_READ(d, d_name.name));
+	off -= 1;
+	w->pbuf[off & PMASK] = '/';
+	w->off = off;
+	w->d = (__u64)parent;
+	return 0;
+}
+
+static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, struct mount *m)
+{
+	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	struct super_block *sb = BPF_CORE_READ(d, d_sb);
+	fi->mount_id = BPF_CORE_READ(m, mnt_id);
+	fi->group_id = BPF_CORE_READ(m, mnt_group_id);
+	fi->dev = BPF_CORE_READ(sb, s_dev);
+	bpf_probe_read_kernel_str(fi->fstype, sizeof(fi->fstype), BPF_CORE_READ(sb, s_type, name));
+	if (!ino)
+		return;
+	fi->flags |= FI_INODE;
+	fi->ino = BPF_CORE_READ(ino, i_ino);
+	fi->mode = BPF_CORE_READ(ino, i_mode);
+	fi->uid = BPF_CORE_READ(ino, i_uid.val);
+	fi->gid = BPF_CORE_READ(ino, i_gid.val);
+	fi->nlink = BPF_CORE_READ(ino, __i_nlink);
+	fi->atime_ns = BPF_CORE_READ(ino, i_atime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_atime_nsec);
+	fi->mtime_ns = BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_mtime_nsec);
+	fi->ctime_ns = BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
+	if (BPF_CORE_READ(sb, s_magic) == OVERLAYFS_SUPER_MAGIC) {
+		struct ovl_inode *oi = (struct ovl_inode *)((char *)ino - bpf_core_field_offset(struct ovl_inode, vfs_inode));
+		if (BPF_CORE_READ(oi, __upperdentry))
+			fi->flags |= FI_UPPER_LAYER;
+	}
+}
+
+static __always_inline void set_task_root(struct work *w)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(t, fs);
+	w->root_d = (__u64)BPF_CORE_READ(fs, root.dentry);
+	w->root_m = (__u64)real_mount(BPF_CORE_READ(fs, root.mnt));
+}
+
+/* Build the absolute path of (w->d, w->m) into w->sp[slot]; then append the unresolved rest of the
+ * user string when the walk stopped early; then fill the slot's file_info. */
+static __noinline int finish_slot(int slot)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	slot &= 1;
+	struct file_info *fi = &w->fi[slot];
+	struct dentry *target = (struct dentry *)w->d;
+	struct mount *target_m = (struct mount *)w->m;
+	fi->flags |= FI_PRESENT | w->status;
+	w->off = PATH_BUF;
+	w->done = 0;
+	bpf_loop(MAX_DEPTH, up_step, NULL, 0);
+	if (w->done != 1)
+		fi->flags |= FI_TRUNCATED;
+	__u32 off = w->off;
+	__u32 plen = PATH_BUF - off;
+	if (plen == 0) {
+		w->sp[slot][0] = '/';
+		plen = 1;
+	} else if (plen < PATH_BUF) {
+		bpf_probe_read_kernel(w->sp[slot], BOUND(plen, 4095), &w->pbuf[off & PMASK]);
+	}
+	fi->resolved_len = plen;
+	if (w->status & FI_INCOMPLETE) {
+		if (w->sp[slot][(plen - 1) & PMASK] != '/' && plen < PATH_BUF - 1) {
+			w->sp[slot][plen & PMASK] = '/';
+			plen++;
+		}
+		__u32 pos = w->pos;
+		__u32 rest = w->len > pos ? w->len - pos : 0;
+		if (plen + rest >= PATH_BUF) {
+			rest = PATH_BUF - 1 - plen;
+			fi->flags |= FI_TRUNCATED;
+		}
+		if (rest > 0 && rest < PATH_BUF)
+			bpf_probe_read_kernel(&w->sp[slot][BOUND(plen, 4095)], BOUND(rest, 4095), &w->upath[pos & PMASK]);
+		plen += rest;
+	} else {
+		fill_inode(fi, target, target_m);
+	}
+	w->splen[slot] = plen & PMASK;
+	fi->path_len = plen & PMASK;
+	return 0;
+}
+
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	return f;
+}
+
+static __always_inline void clear_slot(struct work *w, int slot)
+{
+	slot &= 1;
+	__builtin_memset(&w->fi[slot], 0, sizeof(struct file_info));
+	w->splen[slot] = 0;
+	w->status = 0;
+}
+
+/* slot from an open file */
+static __noinline int resolve_file(int slot, struct file *f)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	clear_slot(w, slot);
+	if (!f) {
+		w->fi[slot & 1].flags = FI_PRESENT | FI_BAD_FD;
+		return 0;
+	}
+	set_task_root(w);
+	w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	w->m = (__u64)real_mount(BPF_CORE_READ(f, f_path.mnt));
+	w->len = 0;
+	w->pos = 0;
+	return finish_slot(slot);
+}
+
+static __noinline int resolve_fd(int slot, int fd)
+{
+	return resolve_file(slot, fd_file(fd));
+}
+
+/* slot from a user path string relative to dirfd (AT_FDCWD: the cwd) */
+static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	clear_slot(w, slot);
+	long n = bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
+	if (n <= 0) {
+		w->fi[slot & 1].flags = FI_PRESENT | FI_NO_USER_PATH;
+		return 0;
+	}
+	set_task_root(w);
+	w->len = n - 1;
+	w->pos = 0;
+	w->follow = follow;
+	if (w->upath[0] == '/') {
+		w->d = w->root_d;
+		w->m = w->root_m;
+	} else if (dirfd == AT_FDCWD) {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+		struct fs_struct *fs = BPF_CORE_READ(t, fs);
+		w->d = (__u64)BPF_CORE_READ(fs, pwd.dentry);
+		w->m = (__u64)real_mount(BPF_CORE_READ(fs, pwd.mnt));
+	} else {
+		struct file *f = fd_file(dirfd);
+		if (!f) {
+			w->fi[slot & 1].flags = FI_PRESENT | FI_BAD_FD;
+			return 0;
+		}
+		w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
+		w->m = (__u64)real_mount(BPF_CORE_READ(f, f_path.mnt));
+	}
+	w->done = 0;
+	bpf_loop(MAX_COMPONENTS, walk_step, NULL, 0);
+	if (!w->done) {
+		w->status |= FI_INCOMPLETE | FI_TRUNCATED;
+	}
+	return finish_slot(slot);
+}
+
+/* ------------------------------------------------------------------ filters */
+
+static long bname_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	__u32 len = w->splen[0];
+	if (i >= len) {
+		w->bstart = 0;
+		return 1;
+	}
+	__u32 idx = len - 1 - i;
+	if (w->sp[0][idx & PMASK] == '/') {
+		w->bstart = idx + 1;
+		return 1;
+	}
+	return 0;
+}
+
+static long hash_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	__u32 idx = w->bstart + i;
+	if (idx >= w->splen[0])
+		return 1;
+	w->hash ^= (__u8)w->sp[0][idx & PMASK];
+	w->hash *= 0x100000001b3ULL;
+	return 0;
+}
+
+static __always_inline int pid_discarded(__u32 type)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct discarder *d = bpf_map_lookup_elem(&discarder_pids, &pid);
+	return d && d->generation == current_generation() && (d->type_mask & (1u << type));
+}
+
+static __always_inline int inode_discarded(__u32 type, struct file_info *fi)
+{
+	if (!(fi->flags & FI_INODE))
+		return 0;
+	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
+	struct discarder *d = bpf_map_lookup_elem(&discarder_inodes, &k);
+	return d && d->generation == current_generation() && (d->type_mask & (1u << type));
+}
+
+/* approvers of slot 0: basename, exact path, flags */
+static __noinline int approved(__u32 type, __u32 flags_arg)
+{
+	__u32 t = type;
+	__u32 *active = bpf_map_lookup_elem(&approver_active, &t);
+	if (!active || !*active)
+		return 1;
+	__u32 *fm = bpf_map_lookup_elem(&flags_approvers, &t);
+	if (fm && (*fm & flags_arg))
+		return 1;
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	w->bstart = 0;
+	bpf_loop(256, bname_step, NULL, 0);
+	w->hash = 0xcbf29ce484222325ULL;
+	bpf_loop(256, hash_step, NULL, 0);
+	__u64 h = w->hash;
+	__u32 *mask = bpf_map_lookup_elem(&basename_approvers, &h);
+	if (mask && (*mask & (1u << type)))
+		return 1;
+	w->bstart = 0;
+	w->hash = 0xcbf29ce484222325ULL;
+	bpf_loop(PATH_BUF, hash_step, NULL, 0);
+	h = w->hash;
+	mask = bpf_map_lookup_elem(&path_approvers, &h);
+	return mask && (*mask & (1u << type));
+}
+
+/* 1 when the event must be dropped (counted as filtered) */
+static __always_inline int filtered_out(__u32 type, __u32 flags_arg, struct work *w)
+{
+	if (!approved(type, flags_arg) || inode_discarded(type, &w->fi[0])) {
+		count(type, CNT_FILTERED);
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void drop_inode_discarder(struct file_info *fi)
+{
+	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
+	bpf_map_delete_elem(&discarder_inodes, &k);
+}
+
+/* ------------------------------------------------------------------ file records */
+
+static __noinline int emit_file(struct rec_buf *r, __u32 type)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct file_body *b = (struct file_body *)(r->b + sizeof(*h));
+	fill_header(h, REC_FILE, type);
+	__builtin_memcpy(&b->f[0], &w->fi[0], sizeof(struct file_info));
+	__builtin_memcpy(&b->f[1], &w->fi[1], sizeof(struct file_info));
+	__u32 pos = sizeof(*h) + sizeof(*b);
+	__u32 l0 = w->splen[0] & PMASK;
+	__u32 l1 = w->splen[1] & PMASK;
+	__u32 le = b->extra_len;
+	if (le > EXTRA_MAX - 1)
+		le = EXTRA_MAX - 1;
+	b->extra_len = le;
+	b->f[0].path_len = l0;
+	b->f[1].path_len = l1;
+	if (l0)
+		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(l0, 4095), w->sp[0]);
+	pos += l0;
+	if (l1)
+		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(l1, 4095), w->sp[1]);
+	pos += l1;
+	if (le)
+		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(le, 255), w->extra);
+	pos += le;
+	return output(r->b, pos, type);
+}
+
+static __always_inline struct file_body *begin_file(struct rec_buf *r, __s64 ret, __u32 nr)
+{
+	struct file_body *b = (struct file_body *)(r->b + sizeof(struct rec_header));
+	__builtin_memset(b, 0, sizeof(struct file_body));
+	b->retval = ret;
+	b->syscall_nr = nr;
+	return b;
+}
+
+static __always_inline void read_extra_str(struct work *w, struct file_body *b, const char *s)
+{
+	long n = bpf_probe_read_user_str(w->extra, EXTRA_MAX, s);
+	b->extra_len = n > 0 ? n - 1 : 0;
+}
+
+/* timeval[2] / timespec[2] / utimbuf -> ns; NULL -> "now" */
+static __always_inline void read_times(struct file_body *b, const void *p, int kind)
+{
+	if (!p) {
+		b->atime_arg = UTIME_NOW_SENTINEL;
+		b->mtime_arg = UTIME_NOW_SENTINEL;
+		return;
+	}
+	long v[4] = {};
+	if (kind == 0) { /* utimbuf: two longs (seconds) */
+		bpf_probe_read_user(v, 16, p);
+		b->atime_arg = v[0] * 1000000000ULL;
+		b->mtime_arg = v[1] * 1000000000ULL;
+	} else {
+		bpf_probe_read_user(v, 32, p);
+		__u64 mul = kind == 1 ? 1000ULL : 1ULL; /* 1: timeval (us), 2: timespec (ns) */
+		if (kind == 2 && (v[1] == ((1l << 30) - 1) || v[1] == ((1l << 30) - 2))) /* UTIME_NOW/OMIT */
+			b->atime_arg = v[1] == ((1l << 30) - 1) ? UTIME_NOW_SENTINEL : UTIME_NOW_SENTINEL - 1;
+		else
+			b->atime_arg = v[0] * 1000000000ULL + v[1] * mul;
+		if (kind == 2 && (v[3] == ((1l << 30) - 1) || v[3] == ((1l << 30) - 2)))
+			b->mtime_arg = v[3] == ((1l << 30) - 1) ? UTIME_NOW_SENTINEL : UTIME_NOW_SENTINEL - 1;
+		else
+			b->mtime_arg = v[2] * 1000000000ULL + v[3] * mul;
+	}
+}
+
+/* ------------------------------------------------------------------ sys_enter */
+
+static __always_inline int needs_enter(__u32 type)
+{
+	return type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT ||
+	       type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 nr = ctx->args[1];
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !*tp || !needs_enter(*tp))
+		return 0;
+	__u32 type = *tp;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u64 di = BPF_CORE_READ(regs, di);
+	__u64 si = BPF_CORE_READ(regs, si);
+	__u64 dx = BPF_CORE_READ(regs, dx);
+	__u32 flags_arg = 0;
+	if (nr == NR_unlinkat) {
+		flags_arg = dx;
+		type = (dx & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+	}
+	if (!is_enabled(type))
+		return 0;
+	count(type, CNT_SEEN);
+	if (pid_discarded(type)) {
+		count(type, CNT_FILTERED);
+		return 0;
+	}
+	struct inflight *in = bpf_map_lookup_elem(&inflight_heap, &zero);
+	struct work *w = get_work();
+	if (!in || !w)
+		return 0;
+	in->nr = nr;
+	in->type = type;
+	in->plen = 0;
+	in->flags_arg = flags_arg;
+	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET) {
+		read_creds((struct task_struct *)bpf_get_current_task(), &in->creds);
+	} else {
+		switch (nr) {
+		case NR_unlink:
+		case NR_rmdir:
+			resolve_user(0, AT_FDCWD, (const char *)di, 0);
+			break;
+		case NR_unlinkat:
+			resolve_user(0, (int)di, (const char *)si, 0);
+			break;
+		case NR_rename:
+			resolve_user(0, AT_FDCWD, (const char *)di, 0);
+			break;
+		case NR_renameat:
+		case NR_renameat2:
+			resolve_user(0, (int)di, (const char *)si, 0);
+			break;
+		case NR_umount2:
+			resolve_user(0, AT_FDCWD, (const char *)di, !(si & UMOUNT_NOFOLLOW));
+			break;
+		default:
+			return 0;
+		}
+		if (filtered_out(type, flags_arg, w))
+			return 0;
+		__builtin_memcpy(&in->fi, &w->fi[0], sizeof(struct file_info));
+		__u32 l = w->splen[0] & PMASK;
+		in->plen = l;
+		if (l)
+			bpf_probe_read_kernel(in->path, BOUND(l, 4095), w->sp[0]);
+	}
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ sys_exit */
+
+static __noinline int handle_cred_exit(__u32 nr, __s64 ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!in || !r)
+		return 0;
+	if (in->nr != nr) {
+		bpf_map_delete_elem(&inflight, &tid);
+		return 0;
+	}
+	__u32 type = in->type;
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct cred_body *b = (struct cred_body *)(r->b + sizeof(*h));
+	fill_header(h, REC_CRED, type);
+	b->retval = ret;
+	b->syscall_nr = nr;
+	b->pad = 0;
+	__builtin_memcpy(&b->before, &in->creds, sizeof(struct ocws_creds));
+	read_creds((struct task_struct *)bpf_get_current_task(), &b->after);
+	bpf_map_delete_elem(&inflight, &tid);
+	return output(r->b, sizeof(*h) + sizeof(*b), type);
+}
+
+/* events resolved at sys_enter: restore slot 0 from the in-flight entry */
+static __noinline int restore_inflight(__u32 nr)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct work *w = get_work();
+	if (!in || !w)
+		return -1;
+	if (in->nr != nr) {
+		bpf_map_delete_elem(&inflight, &tid);
+		return -1;
+	}
+	__builtin_memcpy(&w->fi[0], &in->fi, sizeof(struct file_info));
+	__u32 l = in->plen & PMASK;
+	w->splen[0] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), in->path);
+	__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
+	w->splen[1] = 0;
+	int type = in->type;
+	bpf_map_delete_elem(&inflight, &tid);
+	return type;
+}
+
+static long insn_chunk(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 1;
+	__u32 first = i * 32;
+	if (first >= w->insn_cnt)
+		return 1;
+	if (bpf_probe_read_user(w->name, 256, (void *)(w->insns + first * 8)))
+		return 1;
+	for (int k = 0; k < 32; k++) {
+		if (first + k >= w->insn_cnt)
+			break;
+		__u8 code = w->name[(k * 8) & 255];
+		__u8 regs = w->name[(k * 8 + 1) & 255];
+		if (code == 0x85 && (regs >> 4) == 0) {
+			__u32 imm = *(__u32 *)&w->name[(k * 8 + 4) & 248];
+			if (imm < 256)
+				w->helpers[(imm >> 6) & 3] |= 1ULL << (imm & 63);
+		}
+	}
+	return 0;
+}
+
+static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct bpf_body *b = (struct bpf_body *)(r->b + sizeof(*h));
+	__builtin_memset(b, 0, sizeof(*b));
+	fill_header(h, REC_BPF, EV_BPF);
+	b->retval = ret;
+	b->cmd = cmd;
+	w->helpers[0] = w->helpers[1] = w->helpers[2] = w->helpers[3] = 0;
+	if (cmd == 0) { /* BPF_MAP_CREATE */
+		bpf_probe_read_user(&b->map_type, 4, attr);
+		bpf_probe_read_user(b->name, 16, (const char *)attr + 28);
+	} else if (cmd == 5) { /* BPF_PROG_LOAD */
+		bpf_probe_read_user(&b->prog_type, 4, attr);
+		bpf_probe_read_user(&b->insn_cnt, 4, (const char *)attr + 4);
+		bpf_probe_read_user(&w->insns, 8, (const char *)attr + 8);
+		bpf_probe_read_user(b->name, 16, (const char *)attr + 48);
+		bpf_probe_read_user(&b->attach_type, 4, (const char *)attr + 68);
+		w->insn_cnt = b->insn_cnt;
+		bpf_loop(MAX_INSN_CHUNKS, insn_chunk, NULL, 0);
+		b->helpers[0] = w->helpers[0];
+		b->helpers[1] = w->helpers[1];
+		b->helpers[2] = w->helpers[2];
+		b->helpers[3] = w->helpers[3];
+	}
+	return output(r->b, sizeof(*h) + sizeof(*b), EV_BPF);
+}
+
+static __always_inline int name_is(const char *buf, const char *lit, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (buf[i] != lit[i])
+			return 0;
+	return 1;
+}
+
+static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u64 count_arg)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return 0;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct super_block *sb = BPF_CORE_READ(d, d_sb);
+	if (BPF_CORE_READ(sb, s_magic) != SELINUX_MAGIC) {
+		struct mount *rm = real_mount(vm);
+		__u32 mid = BPF_CORE_READ(rm, mnt_id);
+		if (!bpf_map_lookup_elem(&selinuxfs_mounts, &mid))
+			return 0;
+	}
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	struct dentry *root = BPF_CORE_READ(vm, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	__u32 kind = 0;
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__builtin_memset(w->name, 0, 32);
+	bpf_probe_read_kernel(w->name, 32, BPF_CORE_READ(d, d_name.name));
+	if (parent == root) {
+		if (len == 7 && name_is(w->name, "enforce", 7))
+			kind = SELINUX_ENFORCE;
+		else if (len == 20 && name_is(w->name, "commit_pending_bools", 20))
+			kind = SELINUX_COMMIT;
+	} else if (BPF_CORE_READ(parent, d_parent) == root && BPF_CORE_READ(parent, d_name.len) == 8) {
+		bpf_probe_read_kernel(w->name, 8, BPF_CORE_READ(parent, d_name.name));
+		if (name_is(w->name, "booleans", 8))
+			kind = SELINUX_BOOL;
+	}
+	if (!kind)
+		return 0;
+	count(EV_SELINUX, CNT_SEEN);
+	if (pid_discarded(EV_SELINUX)) {
+		count(EV_SELINUX, CNT_FILTERED);
+		return 0;
+	}
+	struct file_body *b = begin_file(r, ret, NR_write);
+	b->flags_arg = kind;
+	__u32 n = count_arg > 63 ? 63 : count_arg;
+	__builtin_memset(w->extra, 0, 64);
+	if (n)
+		bpf_probe_read_user(w->extra, BOUND(n, 63), ubuf);
+	b->extra_len = n;
+	resolve_file(0, f);
+	__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
+	w->splen[1] = 0;
+	return emit_file(r, EV_SELINUX);
+}
+
+/* mount: slot 0 = the mountpoint, slot 1 = the root of the new mount (mount id, group, device, fs type) */
+static __noinline int handle_mount_exit(__s64 ret, const char *dir, int follow)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	resolve_user(1, AT_FDCWD, dir, follow);
+	if (ret == 0 && !(w->fi[1].flags & FI_INCOMPLETE)) {
+		struct mount *m = (struct mount *)w->m;
+		clear_slot(w, 0);
+		set_task_root(w);
+		w->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = (__u64)BPF_CORE_READ(m, mnt_parent);
+		w->len = 0;
+		w->pos = 0;
+		finish_slot(0);
+	} else {
+		/* the mount failed: report the target in slot 0 */
+		__builtin_memcpy(&w->fi[0], &w->fi[1], sizeof(struct file_info));
+		__u32 l = w->splen[1] & PMASK;
+		w->splen[0] = l;
+		if (l)
+			bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), w->sp[1]);
+		__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
+		w->splen[1] = 0;
+	}
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !*tp)
+		return 0;
+	__u32 type = *tp;
+	__s64 ret = ctx->args[1];
+	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET)
+		return handle_cred_exit(nr, ret);
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
+		struct work *w0 = get_work();
+		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
+		if (!w0 || !r0)
+			return 0;
+		__u32 saved_flags = 0;
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+		if (in)
+			saved_flags = in->flags_arg;
+		int t = restore_inflight(nr);
+		if (t < 0)
+			return 0;
+		struct file_body *b = begin_file(r0, ret, nr);
+		b->flags_arg = saved_flags;
+		if (t == EV_RENAME) {
+			__u64 a1 = BPF_CORE_READ(regs, si);
+			__u64 a2 = BPF_CORE_READ(regs, dx);
+			__u64 a3 = BPF_CORE_READ(regs, r10);
+			if (nr == NR_rename)
+				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
+			else
+				resolve_user(1, (int)a2, (const char *)a3, 0);
+			if (nr == NR_renameat2)
+				b->flags_arg = BPF_CORE_READ(regs, r8);
+		}
+		if (ret == 0)
+			drop_inode_discarder(&w0->fi[0]);
+		if (ret == 0 && t == EV_UMOUNT)
+			bump_generation();
+		return emit_file(r0, t);
+	}
+	if (!is_enabled(type))
+		return 0;
+	__u64 di = BPF_CORE_READ(regs, di);
+	__u64 si = BPF_CORE_READ(regs, si);
+	__u64 dx = BPF_CORE_READ(regs, dx);
+	__u64 r10 = BPF_CORE_READ(regs, r10);
+	__u64 r8 = BPF_CORE_READ(regs, r8);
+	if (type == EV_SELINUX)
+		return handle_write_exit(ret, (int)di, (const char *)si, dx);
+	count(type, CNT_SEEN);
+	if (pid_discarded(type)) {
+		count(type, CNT_FILTERED);
+		return 0;
+	}
+	if (type == EV_BPF)
+		return handle_bpf_exit(ret, di, (const void *)si);
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	struct file_body *b = begin_file(r, ret, nr);
+	clear_slot(w, 1);
+	switch (nr) {
+	case NR_open:
+	case NR_creat:
+	case NR_openat:
+	case NR_openat2: {
+		int dirfd = AT_FDCWD;
+		const char *p = (const char *)di;
+		__u32 flags = si, mode = dx;
+		if (nr == NR_creat) {
+			flags = O_CREAT | O_WRONLY | O_TRUNC;
+			mode = si;
+		} else if (nr == NR_openat) {
+			dirfd = di;
+			p = (const char *)si;
+			flags = dx;
+			mode = r10;
+		} else if (nr == NR_openat2) {
+			__u64 how[2] = {};
+			bpf_probe_read_user(how, sizeof(how), (const void *)dx);
+			dirfd = di;
+			p = (const char *)si;
+			flags = how[0];
+			mode = how[1];
+		}
+		b->flags_arg = flags;
+		b->mode_arg = mode;
+		if (ret >= 0)
+			resolve_fd(0, ret);
+		else
+			resolve_user(0, dirfd, p, !(flags & O_NOFOLLOW));
+		break;
+	}
+	case NR_chmod:
+		b->mode_arg = si;
+		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		break;
+	case NR_fchmod:
+		b->mode_arg = si;
+		resolve_fd(0, di);
+		break;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		b->mode_arg = dx;
+		if (nr == NR_fchmodat2)
+			b->flags_arg = r10;
+		resolve_user(0, di, (const char *)si, !(b->flags_arg & AT_SYMLINK_NOFOLLOW));
+		break;
+	case NR_chown:
+	case NR_lchown:
+		b->uid_arg = si;
+		b->gid_arg = dx;
+		resolve_user(0, AT_FDCWD, (const char *)di, nr == NR_chown);
+		break;
+	case NR_fchown:
+		b->uid_arg = si;
+		b->gid_arg = dx;
+		resolve_fd(0, di);
+		break;
+	case NR_fchownat:
+		b->uid_arg = dx;
+		b->gid_arg = r10;
+		b->flags_arg = r8;
+		resolve_user(0, di, (const char *)si, !(r8 & AT_SYMLINK_NOFOLLOW));
+		break;
+	case NR_link:
+		resolve_user(0, AT_FDCWD, (const char *)di, 0);
+		resolve_user(1, AT_FDCWD, (const char *)si, 0);
+		break;
+	case NR_linkat:
+		b->flags_arg = r8;
+		resolve_user(0, di, (const char *)si, r8 & AT_SYMLINK_FOLLOW);
+		resolve_user(1, dx, (const char *)r10, 0);
+		break;
+	case NR_mkdir:
+		b->mode_arg = si;
+		resolve_user(0, AT_FDCWD, (const char *)di, 0);
+		break;
+	case NR_mkdirat:
+		b->mode_arg = dx;
+		resolve_user(0, di, (const char *)si, 0);
+		break;
+	case NR_utime:
+		read_times(b, (const void *)si, 0);
+		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		break;
+	case NR_utimes:
+		read_times(b, (const void *)si, 1);
+		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		break;
+	case NR_futimesat:
+		read_times(b, (const void *)dx, 1);
+		resolve_user(0, di, (const char *)si, 1);
+		break;
+	case NR_utimensat:
+		read_times(b, (const void *)dx, 2);
+		b->flags_arg = r10;
+		if (si)
+			resolve_user(0, di, (const char *)si, !(r10 & AT_SYMLINK_NOFOLLOW));
+		else
+			resolve_fd(0, di);
+		break;
+	case NR_setxattr:
+	case NR_lsetxattr:
+	case NR_removexattr:
+	case NR_lremovexattr:
+		if (nr == NR_setxattr || nr == NR_lsetxattr)
+			b->flags_arg = r8;
+		read_extra_str(w, b, (const char *)si);
+		resolve_user(0, AT_FDCWD, (const char *)di, nr == NR_setxattr || nr == NR_removexattr);
+		break;
+	case NR_fsetxattr:
+	case NR_fremovexattr:
+		if (nr == NR_fsetxattr)
+			b->flags_arg = r8;
+		read_extra_str(w, b, (const char *)si);
+		resolve_fd(0, di);
+		break;
+	case NR_mount:
+		b->flags_arg = r10;
+		read_extra_str(w, b, (const char *)dx);
+		handle_mount_exit(ret, (const char *)si, 1);
+		if (ret == 0)
+			bump_generation();
+		break;
+	default:
+		return 0;
+	}
+	if (filtered_out(type, b->flags_arg, w))
+		return 0;
+	return emit_file(r, type);
+}
+
+/* ------------------------------------------------------------------ process life cycle */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	count(EV_EXEC, CNT_SEEN);
+	__u32 pid = BPF_CORE_READ(p, tgid);
+	bpf_map_delete_elem(&discarder_pids, &pid);
+	resolve_file(0, BPF_CORE_READ(bprm, file));
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct exec_body *b = (struct exec_body *)(r->b + sizeof(*h));
+	fill_header(h, REC_EXEC, EV_EXEC);
+	__builtin_memcpy(&b->file, &w->fi[0], sizeof(struct file_info));
+	read_creds(p, &b->creds);
+	b->start_time = BPF_CORE_READ(p, start_time);
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
+	__u64 es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
+	__u32 at = ae > as ? ae - as : 0;
+	__u32 et = ee > es ? ee - es : 0;
+	b->argv_total = at;
+	b->envp_total = et;
+	__u32 an = at > ARGV_MAX - 1 ? ARGV_MAX - 1 : at;
+	__u32 en = et > ENVP_MAX - 1 ? ENVP_MAX - 1 : et;
+	if (an < at)
+		h->flags |= HF_ARGV_TRUNCATED;
+	if (en < et)
+		h->flags |= HF_ENVP_TRUNCATED;
+	__u32 pos = sizeof(*h) + sizeof(*b);
+	__u32 l0 = w->splen[0] & PMASK;
+	b->file.path_len = l0;
+	if (l0)
+		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(l0, 4095), w->sp[0]);
+	pos += l0;
+	if (an && bpf_probe_read_user(&r->b[BOUND(pos, 16383)], BOUND(an, 2047), (void *)as))
+		an = 0;
+	b->argv_len = an;
+	pos += an;
+	if (en && bpf_probe_read_user(&r->b[BOUND(pos, 16383)], BOUND(en, 2047), (void *)es))
+		en = 0;
+	b->envp_len = en;
+	pos += en;
+	return output(r->b, pos, EV_EXEC);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0; /* a new thread, not a new process */
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!r)
+		return 0;
+	count(EV_FORK, CNT_SEEN);
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct fork_body *b = (struct fork_body *)(r->b + sizeof(*h));
+	fill_header(h, REC_FORK, EV_FORK);
+	b->child_pid = BPF_CORE_READ(child, tgid);
+	b->child_tid = BPF_CORE_READ(child, pid);
+	b->start_time = BPF_CORE_READ(child, start_time);
+	b->child_cgroup_id = h->cgroup_id;
+	read_creds(child, &b->creds);
+	return output(r->b, sizeof(*h) + sizeof(*b), EV_FORK);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sched_exit, struct task_struct *p, bool group_dead)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	bpf_map_delete_elem(&inflight, &tid);
+	if (!group_dead)
+		return 0;
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!r)
+		return 0;
+	count(EV_EXIT, CNT_SEEN);
+	__u32 pid = BPF_CORE_READ(p, tgid);
+	bpf_map_delete_elem(&discarder_pids, &pid);
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct exit_body *b = (struct exit_body *)(r->b + sizeof(*h));
+	fill_header(h, REC_EXIT, EV_EXIT);
+	b->exit_code = BPF_CORE_READ(p, exit_code);
+	b->pad = 0;
+	return output(r->b, sizeof(*h) + sizeof(*b), EV_EXIT);
+}

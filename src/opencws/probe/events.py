@@ -1,0 +1,298 @@
+"""Typed kernel events decoded from the probe's ring buffer.
+
+These are kernel facts, not CWS events: the resolver/agent turns them into the JSON contract (names,
+container ids, ancestors). Times are nanoseconds; `ktime_ns` is CLOCK_MONOTONIC (see `ktime_to_wall`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(slots=True, kw_only=True)
+class Credentials:
+    uid: int
+    gid: int
+    euid: int
+    egid: int
+    suid: int
+    sgid: int
+    fsuid: int
+    fsgid: int
+    cap_effective: int
+    cap_permitted: int
+    cap_inheritable: int
+
+
+@dataclass(slots=True, kw_only=True)
+class FileInfo:
+    """A file as the kernel saw it. `path` is absolute (as seen from the task's root).
+
+    When the walk could not finish, `path_resolution_error` says why and `path` is the resolved prefix
+    (`path[:resolved_len]`) followed by the unresolved rest of the string the process passed.
+    """
+
+    path: str
+    resolved_len: int
+    path_resolution_error: str | None
+    inode: int | None
+    mode: int | None
+    uid: int | None
+    gid: int | None
+    nlink: int | None
+    access_time_ns: int | None
+    modification_time_ns: int | None
+    change_time_ns: int | None
+    mount_id: int
+    group_id: int
+    device: int
+    fs_type: str
+    in_upper_layer: bool
+    negative: bool
+    """The name resolved to no file (a failed open, a removed name)."""
+    flags: int
+    """Raw FI_* flags (probe.h)."""
+
+    @property
+    def resolved(self) -> bool:
+        return self.path_resolution_error is None
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(slots=True, kw_only=True)
+class KernelEvent:
+    type: ClassVar[str] = ""
+    pid: int
+    tid: int
+    ppid: int
+    ktime_ns: int
+    cgroup_id: int
+    uid: int
+    gid: int
+    comm: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SyscallEvent(KernelEvent):
+    syscall: str
+    retval: int
+
+    @property
+    def outcome(self) -> str:
+        if self.retval >= 0:
+            return "Success"
+        return "Refused" if self.retval in (-1, -13) else "Error"
+
+
+@dataclass(slots=True, kw_only=True)
+class FileEvent(SyscallEvent):
+    file: FileInfo
+
+
+@dataclass(slots=True, kw_only=True)
+class OpenEvent(FileEvent):
+    type: ClassVar[str] = "open"
+    flags: int = 0
+    mode: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ChmodEvent(FileEvent):
+    type: ClassVar[str] = "chmod"
+    mode: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ChownEvent(FileEvent):
+    type: ClassVar[str] = "chown"
+    new_uid: int = -1
+    new_gid: int = -1
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class LinkEvent(FileEvent):
+    type: ClassVar[str] = "link"
+    destination: FileInfo | None = None
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class RenameEvent(FileEvent):
+    type: ClassVar[str] = "rename"
+    destination: FileInfo | None = None
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class UnlinkEvent(FileEvent):
+    type: ClassVar[str] = "unlink"
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class RmdirEvent(FileEvent):
+    type: ClassVar[str] = "rmdir"
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class MkdirEvent(FileEvent):
+    type: ClassVar[str] = "mkdir"
+    mode: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class UtimesEvent(FileEvent):
+    type: ClassVar[str] = "utimes"
+    access_time_ns: int | None = None
+    """Requested access time; None: now."""
+    modification_time_ns: int | None = None
+    access_time_omitted: bool = False
+    modification_time_omitted: bool = False
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class SetXattrEvent(FileEvent):
+    type: ClassVar[str] = "setxattr"
+    name: str = ""
+    namespace: str = ""
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class RemoveXattrEvent(FileEvent):
+    type: ClassVar[str] = "removexattr"
+    name: str = ""
+    namespace: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class MountEvent(FileEvent):
+    """`file` is the mountpoint; `root` the root of the new mount (its mount id, group, device, fs type)."""
+
+    type: ClassVar[str] = "mount"
+    root: FileInfo | None = None
+    fs_type: str = ""
+    """The fs type the caller asked for (the `type` argument)."""
+    flags: int = 0
+
+    @property
+    def new_mount_id(self) -> int | None:
+        return self.root.mount_id if self.root else None
+
+    @property
+    def group_id(self) -> int | None:
+        return self.root.group_id if self.root else None
+
+    @property
+    def device(self) -> int | None:
+        return self.root.device if self.root else None
+
+
+@dataclass(slots=True, kw_only=True)
+class UmountEvent(FileEvent):
+    type: ClassVar[str] = "umount"
+    flags: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class SelinuxEvent(FileEvent):
+    """A write to selinuxfs. kind: `bool` (bool_name, value), `commit` (commit_pending_bools), `enforce`."""
+
+    type: ClassVar[str] = "selinux"
+    kind: str = ""
+    bool_name: str | None = None
+    value: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class BpfEvent(SyscallEvent):
+    type: ClassVar[str] = "bpf"
+    cmd: int = 0
+    cmd_name: str = ""
+    map_type: int | None = None
+    prog_type: int | None = None
+    attach_type: int | None = None
+    name: str = ""
+    insn_count: int | None = None
+    helpers: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class CredentialsEvent(SyscallEvent):
+    before: Credentials
+    after: Credentials
+
+
+@dataclass(slots=True, kw_only=True)
+class SetuidEvent(CredentialsEvent):
+    type: ClassVar[str] = "setuid"
+
+
+@dataclass(slots=True, kw_only=True)
+class SetgidEvent(CredentialsEvent):
+    type: ClassVar[str] = "setgid"
+
+
+@dataclass(slots=True, kw_only=True)
+class CapsetEvent(CredentialsEvent):
+    type: ClassVar[str] = "capset"
+
+
+@dataclass(slots=True, kw_only=True)
+class ExecEvent(KernelEvent):
+    type: ClassVar[str] = "exec"
+    file: FileInfo
+    credentials: Credentials
+    argv: list[str]
+    argv_truncated: bool
+    envp: list[str]
+    envp_truncated: bool
+    start_time_ns: int
+
+    @property
+    def args(self) -> list[str]:
+        return self.argv[1:]
+
+
+@dataclass(slots=True, kw_only=True)
+class ForkEvent(KernelEvent):
+    """pid/tid/comm are the parent's; the child is child_pid."""
+
+    type: ClassVar[str] = "fork"
+    child_pid: int
+    child_tid: int
+    child_cgroup_id: int
+    start_time_ns: int
+    credentials: Credentials
+
+
+@dataclass(slots=True, kw_only=True)
+class ExitEvent(KernelEvent):
+    type: ClassVar[str] = "exit"
+    status: int
+    """The wait status (code << 8 | signal)."""
+
+    @property
+    def exit_code(self) -> int:
+        return (self.status >> 8) & 0xFF
+
+    @property
+    def signal(self) -> int:
+        return self.status & 0x7F
+
+
+EVENT_CLASSES: dict[str, type[KernelEvent]] = {
+    cls.type: cls
+    for cls in (
+        OpenEvent, ChmodEvent, ChownEvent, LinkEvent, RenameEvent, UnlinkEvent, RmdirEvent, MkdirEvent,
+        UtimesEvent, SetXattrEvent, RemoveXattrEvent, MountEvent, UmountEvent, SelinuxEvent, BpfEvent,
+        SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent,
+    )
+}

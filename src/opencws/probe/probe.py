@@ -1,0 +1,354 @@
+"""The probe: loads the BPF object, attaches the hooks the enabled event types need, reads the ring buffer.
+
+    with Probe() as probe:
+        probe.set_event_types({"open", "unlink"})     # exec, fork, exit always flow
+        for event in probe.poll(timeout_ms=100):
+            ...
+
+Filtering in the kernel (the policy decides what to push here):
+- `set_event_types`: types no rule uses return at once in the kernel (and a hook no type needs is detached);
+- `set_approvers(type, basenames=, paths=, flags_mask=)`: once a type has approvers, only approved events pass;
+- `add_discarder_inode` / `add_discarder_pid`: never send these (inode+mount, or process) for these types,
+  until `invalidate_discarders()` (or a mount change, which the kernel does itself; unlink and rename drop
+  the discarder of the inode they touch).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from opencws.probe import libbpf
+from opencws.probe.build import object_path
+from opencws.probe.capabilities import BTF_PATH
+from opencws.probe.errors import DecodeError, ProbeError
+from opencws.probe.events import KernelEvent
+from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
+from opencws.probe.hooks import HOOKS, Hook, hooks_needed
+from opencws.probe.records import decode
+from opencws.probe.syscalls import interested_map
+
+NR_SYSCALLS = 512
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_DISCARDER = struct.Struct("<II")
+_INODE_KEY = struct.Struct("<QII")
+
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+
+
+def fnv1a64(data: bytes) -> int:
+    """The hash the kernel computes over basenames and paths for the approver maps."""
+    h = FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    seen: int
+    filtered: int
+    sent: int
+    lost: int
+
+
+def _ensure_mounted(target: str, fstype: str) -> None:
+    if os.path.ismount(target):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.makedirs(target, exist_ok=True)
+    if libc.mount(fstype.encode(), target.encode(), fstype.encode(), 0, None) != 0:
+        err = ctypes.get_errno()
+        raise ProbeError(f"cannot mount {fstype} at {target}: {os.strerror(err)} "
+                         f"(run as root, or mount it: mount -t {fstype} {fstype} {target})")
+
+
+def _bitmask(types: Iterable[str | int | EventType] | None) -> int:
+    if types is None:
+        return (1 << EV_MAX) - 1
+    mask = 0
+    for t in types:
+        mask |= 1 << EventType.parse(t)
+    return mask
+
+
+class _Map:
+    """A BPF map by fd, with bytes keys and values."""
+
+    def __init__(self, fd: int, name: str, value_size: int, percpu: int = 0):
+        self.fd = fd
+        self.name = name
+        self.value_size = value_size
+        self.percpu = percpu
+
+    def update(self, key: bytes, value: bytes) -> None:
+        lb = libbpf.lib()
+        if lb.bpf_map_update_elem(self.fd, key, value, 0) != 0:
+            _, msg = libbpf.errno_message()
+            raise ProbeError(f"updating map {self.name}: {msg}")
+
+    def lookup(self, key: bytes) -> bytes | None:
+        size = self.value_size * max(self.percpu, 1)
+        buf = ctypes.create_string_buffer(size)
+        if libbpf.lib().bpf_map_lookup_elem(self.fd, key, buf) != 0:
+            return None
+        return buf.raw
+
+    def delete(self, key: bytes) -> None:
+        libbpf.lib().bpf_map_delete_elem(self.fd, key)
+
+
+class Probe:
+    """The kernel capture layer. Not thread-safe: one thread polls."""
+
+    def __init__(self, object_file: str | os.PathLike[str] | None = None, *,
+                 ring_buffer_bytes: int | None = None,
+                 event_types: Iterable[str | int | EventType] | None = None):
+        self._object_file = Path(object_file) if object_file else None
+        self._ring_bytes = ring_buffer_bytes
+        self._initial_types = event_types
+        self._obj: int | None = None
+        self._rb: int | None = None
+        self._links: dict[str, int] = {}
+        self._maps: dict[str, _Map] = {}
+        self._pending: list[bytes] = []
+        self._enabled: set[EventType] = set()
+        self._basename_masks: dict[int, int] = {}
+        self._path_masks: dict[int, int] = {}
+        self.decode_errors = 0
+        """Records that did not match their layout (see last_decode_error)."""
+        self.last_decode_error: str | None = None
+        self._sample_cb = libbpf.SAMPLE_FN(self._on_sample)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def __enter__(self) -> Probe:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Load the object, create the ring buffer reader and attach the needed hooks."""
+        if self._obj is not None:
+            return
+        if os.geteuid() != 0:
+            raise ProbeError("not root: the probe needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)")
+        if not BTF_PATH.exists():
+            raise ProbeError(f"no kernel BTF at {BTF_PATH}: the kernel needs CONFIG_DEBUG_INFO_BTF=y")
+        _ensure_mounted("/sys/kernel/tracing", "tracefs")
+        _ensure_mounted("/sys/fs/bpf", "bpf")
+        path = self._object_file or object_path()
+        lb = libbpf.lib()
+        obj = lb.bpf_object__open_file(os.fsencode(path), None)
+        if not obj:
+            _, msg = libbpf.errno_message()
+            raise ProbeError(f"cannot open BPF object {path}: {msg}")
+        self._obj = obj
+        if self._ring_bytes:
+            rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
+            lb.bpf_map__set_max_entries(rb_map, self._ring_bytes)
+        libbpf.log_lines.clear()
+        if lb.bpf_object__load(obj) != 0:
+            err, msg = libbpf.errno_message()
+            self.close()
+            hint = ""
+            if err == 1:
+                hint = " (EPERM: not root, lockdown, or a program type this kernel refuses)"
+            elif err == 22 or err == 13 or err == 7:
+                hint = " (the verifier refused a program)"
+            raise ProbeError(f"loading {path} failed: {msg}{hint}\n--- end of the libbpf/verifier log ---\n"
+                             f"{libbpf.verifier_tail()}")
+        ncpu = lb.libbpf_num_possible_cpus()
+        sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
+                 "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
+                 "generation": 4, "selinuxfs_mounts": 4}
+        for name, vsize in sizes.items():
+            m = lb.bpf_object__find_map_by_name(obj, name.encode())
+            if not m:
+                raise ProbeError(f"map {name} missing from {path}")
+            self._maps[name] = _Map(lb.bpf_map__fd(m), name, vsize, percpu=ncpu if name == "counters" else 0)
+        events_fd = lb.bpf_map__fd(lb.bpf_object__find_map_by_name(obj, b"events"))
+        rb = lb.ring_buffer__new(events_fd, self._sample_cb, None, None)
+        if not rb:
+            _, msg = libbpf.errno_message()
+            self.close()
+            raise ProbeError(f"cannot create the ring buffer reader: {msg}")
+        self._rb = rb
+        self.set_event_types(self._initial_types if self._initial_types is not None else list(EventType))
+
+    def close(self) -> None:
+        lb = libbpf.lib()
+        for link in self._links.values():
+            lb.bpf_link__destroy(link)
+        self._links.clear()
+        if self._rb:
+            lb.ring_buffer__free(self._rb)
+            self._rb = None
+        if self._obj:
+            lb.bpf_object__close(self._obj)
+            self._obj = None
+        self._maps.clear()
+
+    # ------------------------------------------------------------------ hooks and event types
+
+    @property
+    def attached_hooks(self) -> list[str]:
+        return sorted(self._links)
+
+    @property
+    def event_types(self) -> set[EventType]:
+        return set(self._enabled)
+
+    def set_event_types(self, types: Iterable[str | int | EventType]) -> None:
+        """Enable exactly these types (plus exec, fork, exit); attach/detach hooks to match."""
+        enabled = {EventType.parse(t) for t in types} | set(ALWAYS_ON)
+        enabled_map = self._maps["enabled"]
+        for t in EventType:
+            enabled_map.update(_U32.pack(t), _U32.pack(1 if t in enabled else 0))
+        wanted = interested_map(enabled)
+        interested = self._maps["interested"]
+        for nr in range(NR_SYSCALLS):
+            interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0)))
+        self._enabled = enabled
+        needed = {h.program for h in hooks_needed(enabled)}
+        for hook in HOOKS:
+            if hook.program in needed and hook.program not in self._links:
+                self._attach(hook)
+            elif hook.program not in needed and hook.program in self._links:
+                libbpf.lib().bpf_link__destroy(self._links.pop(hook.program))
+
+    def _attach(self, hook: Hook) -> None:
+        lb = libbpf.lib()
+        prog = lb.bpf_object__find_program_by_name(self._obj, hook.program.encode())
+        if not prog:
+            raise ProbeError(f"program {hook.program} missing from the BPF object")
+        link = lb.bpf_program__attach(prog)
+        if not link:
+            _, msg = libbpf.errno_message()
+            raise ProbeError(f"attaching {hook.program} to {hook.kind}/{hook.target} failed: {msg}\n"
+                             f"{libbpf.verifier_tail(10)}")
+        self._links[hook.program] = link
+
+    # ------------------------------------------------------------------ reading
+
+    def _on_sample(self, ctx: int, data: int, size: int) -> int:
+        self._pending.append(ctypes.string_at(data, size))
+        return 0
+
+    def poll_raw(self, timeout_ms: int = 100) -> list[bytes]:
+        """Wait up to timeout_ms for records; return the raw records (the benchmark's fast path)."""
+        if not self._rb:
+            raise ProbeError("the probe is not started")
+        rc = libbpf.lib().ring_buffer__poll(self._rb, timeout_ms)
+        if rc < 0 and -rc != 4:  # EINTR is fine
+            raise ProbeError(f"ring_buffer__poll: {os.strerror(-rc)}")
+        out, self._pending = self._pending, []
+        return out
+
+    def decode_all(self, records: Iterable[bytes]) -> list[KernelEvent]:
+        out: list[KernelEvent] = []
+        for rec in records:
+            try:
+                out.append(decode(rec))
+            except DecodeError as exc:
+                self.decode_errors += 1
+                self.last_decode_error = str(exc)
+        return out
+
+    def poll(self, timeout_ms: int = 100) -> list[KernelEvent]:
+        """Decoded events available within timeout_ms (malformed records are counted, not raised)."""
+        return self.decode_all(self.poll_raw(timeout_ms))
+
+    def events(self, timeout_ms: int = 100) -> Iterator[KernelEvent]:
+        """Decoded events forever (stop by breaking out)."""
+        while True:
+            yield from self.poll(timeout_ms)
+
+    def counters(self) -> dict[str, Counters]:
+        """Per event type: seen in the kernel, filtered in the kernel, sent, lost (ring buffer full)."""
+        m = self._maps["counters"]
+        out: dict[str, Counters] = {}
+        for t in EventType:
+            values = []
+            for which in range(len(COUNTER_NAMES)):
+                raw = m.lookup(_U32.pack(t * len(COUNTER_NAMES) + which)) or b""
+                values.append(sum(v for (v,) in _U64.iter_unpack(raw)))
+            out[t.event_name] = Counters(*values)
+        return out
+
+    # ------------------------------------------------------------------ approvers
+
+    def set_approvers(self, event_type: str | int | EventType, *, basenames: Iterable[str | bytes] = (),
+                      paths: Iterable[str | bytes] = (), flags_mask: int = 0) -> None:
+        """From now on, events of this type pass only if their file's basename or absolute path is one of
+        these, or their flags (open flags, AT_* flags...) intersect flags_mask. Replaces earlier approvers
+        of this type."""
+        t = EventType.parse(event_type)
+        self.clear_approvers(t)
+        bit = 1 << t
+        for table, values, name in ((self._basename_masks, basenames, "basename_approvers"),
+                                    (self._path_masks, paths, "path_approvers")):
+            for v in values:
+                h = fnv1a64(os.fsencode(v))
+                table[h] = table.get(h, 0) | bit
+                self._maps[name].update(_U64.pack(h), _U32.pack(table[h]))
+        self._maps["flags_approvers"].update(_U32.pack(t), _U32.pack(flags_mask))
+        self._maps["approver_active"].update(_U32.pack(t), _U32.pack(1))
+
+    def clear_approvers(self, event_type: str | int | EventType) -> None:
+        """The type passes unfiltered again (a rule of that type without approvers)."""
+        t = EventType.parse(event_type)
+        bit = 1 << t
+        self._maps["approver_active"].update(_U32.pack(t), _U32.pack(0))
+        self._maps["flags_approvers"].update(_U32.pack(t), _U32.pack(0))
+        for table, name in ((self._basename_masks, "basename_approvers"), (self._path_masks, "path_approvers")):
+            for h in [h for h, mask in table.items() if mask & bit]:
+                table[h] &= ~bit
+                if table[h]:
+                    self._maps[name].update(_U64.pack(h), _U32.pack(table[h]))
+                else:
+                    del table[h]
+                    self._maps[name].delete(_U64.pack(h))
+
+    # ------------------------------------------------------------------ discarders
+
+    @property
+    def discarder_generation(self) -> int:
+        raw = self._maps["generation"].lookup(_U32.pack(0))
+        return _U32.unpack(raw[:4])[0] if raw else 0
+
+    def add_discarder_inode(self, inode: int, mount_id: int,
+                            event_types: Iterable[str | int | EventType] | None = None) -> None:
+        """Events of these types (default: all) on this inode are dropped in the kernel."""
+        value = _DISCARDER.pack(self.discarder_generation, _bitmask(event_types))
+        self._maps["discarder_inodes"].update(_INODE_KEY.pack(inode, mount_id, 0), value)
+
+    def remove_discarder_inode(self, inode: int, mount_id: int) -> None:
+        self._maps["discarder_inodes"].delete(_INODE_KEY.pack(inode, mount_id, 0))
+
+    def add_discarder_pid(self, pid: int, event_types: Iterable[str | int | EventType] | None = None) -> None:
+        """Events of these types (default: all but exec/fork/exit) from this process are dropped."""
+        mask = _bitmask(event_types) & ~_bitmask(ALWAYS_ON)
+        self._maps["discarder_pids"].update(_U32.pack(pid), _DISCARDER.pack(self.discarder_generation, mask))
+
+    def invalidate_discarders(self) -> None:
+        """Forget every discarder (rules reloaded): they stop applying at once."""
+        m = self._maps["generation"]
+        m.update(_U32.pack(0), _U32.pack((self.discarder_generation + 1) & 0xFFFFFFFF))
+
+    # ------------------------------------------------------------------ selinuxfs
+
+    def declare_selinuxfs_mount(self, mount_id: int) -> None:
+        """Treat this mount as selinuxfs (a stand-in for kernels without SELinux, used by tests)."""
+        self._maps["selinuxfs_mounts"].update(_U32.pack(mount_id), _U32.pack(1))
+
+    def forget_selinuxfs_mount(self, mount_id: int) -> None:
+        self._maps["selinuxfs_mounts"].delete(_U32.pack(mount_id))

@@ -1,0 +1,72 @@
+"""The syscalls the probe hooks (x86_64 numbers) and the event type each one produces.
+
+The BPF programs dispatch on the same numbers (probe.bpf.c); this table decides which of them are
+`interested` (any other syscall returns after one array lookup).
+"""
+
+from __future__ import annotations
+
+from opencws.probe.eventtypes import EventType as T
+
+SYSCALLS: dict[str, tuple[int, T]] = {
+    "write": (1, T.SELINUX),
+    "open": (2, T.OPEN),
+    "creat": (85, T.OPEN),
+    "openat": (257, T.OPEN),
+    "openat2": (437, T.OPEN),
+    "chmod": (90, T.CHMOD),
+    "fchmod": (91, T.CHMOD),
+    "fchmodat": (268, T.CHMOD),
+    "fchmodat2": (452, T.CHMOD),
+    "chown": (92, T.CHOWN),
+    "fchown": (93, T.CHOWN),
+    "lchown": (94, T.CHOWN),
+    "fchownat": (260, T.CHOWN),
+    "link": (86, T.LINK),
+    "linkat": (265, T.LINK),
+    "rename": (82, T.RENAME),
+    "renameat": (264, T.RENAME),
+    "renameat2": (316, T.RENAME),
+    "unlink": (87, T.UNLINK),
+    "unlinkat": (263, T.UNLINK),  # AT_REMOVEDIR makes it an rmdir, decided in the kernel
+    "rmdir": (84, T.RMDIR),
+    "mkdir": (83, T.MKDIR),
+    "mkdirat": (258, T.MKDIR),
+    "utime": (132, T.UTIMES),
+    "utimes": (235, T.UTIMES),
+    "utimensat": (280, T.UTIMES),
+    "futimesat": (261, T.UTIMES),
+    "setxattr": (188, T.SETXATTR),
+    "lsetxattr": (189, T.SETXATTR),
+    "fsetxattr": (190, T.SETXATTR),
+    "removexattr": (197, T.REMOVEXATTR),
+    "lremovexattr": (198, T.REMOVEXATTR),
+    "fremovexattr": (199, T.REMOVEXATTR),
+    "mount": (165, T.MOUNT),
+    "umount2": (166, T.UMOUNT),
+    "bpf": (321, T.BPF),
+    "setuid": (105, T.SETUID),
+    "setreuid": (113, T.SETUID),
+    "setresuid": (117, T.SETUID),
+    "setfsuid": (122, T.SETUID),
+    "setgid": (106, T.SETGID),
+    "setregid": (114, T.SETGID),
+    "setresgid": (119, T.SETGID),
+    "setfsgid": (123, T.SETGID),
+    "capset": (126, T.CAPSET),
+}
+
+NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _) in SYSCALLS.items()}
+
+# unlinkat serves both unlink and rmdir
+EXTRA_TYPES: dict[str, frozenset[T]] = {"unlinkat": frozenset({T.UNLINK, T.RMDIR})}
+
+
+def interested_map(enabled: set[T]) -> dict[int, int]:
+    """Syscall number -> event type, for the syscalls some enabled type needs."""
+    out: dict[int, int] = {}
+    for name, (nr, etype) in SYSCALLS.items():
+        wanted = EXTRA_TYPES.get(name, frozenset({etype}))
+        if wanted & enabled:
+            out[nr] = int(etype)
+    return out
