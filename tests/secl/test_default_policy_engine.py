@@ -1,0 +1,113 @@
+"""The default policy through the rule engine and `opencws rules test`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from opencws.cli.main import main
+from opencws.secl import RuleSet, load_policies
+from opencws.secl.rulesuite import load_suite
+
+POLICIES = Path(__file__).resolve().parents[2] / "src" / "opencws" / "secl" / "policies"
+DEFAULT = POLICIES / "default.policy"
+SUITE = POLICIES / "default.tests.yaml"
+
+
+def test_default_policy_loads_without_errors_or_warnings() -> None:
+    ps = load_policies([DEFAULT])
+    assert [e.format() for e in ps.errors] == []
+    assert [w.format() for w in ps.warnings] == []
+    assert len(ps.rules) >= 40
+    for rule in ps.rules:
+        assert rule.description, rule.id
+        assert rule.tags.get("technique", "").startswith("T"), rule.id
+        assert rule.tags.get("tactic", "").startswith("TA"), rule.id
+
+
+def test_rules_check_accepts_the_policy_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(POLICIES)]) == 0
+    assert "0 errors" in capsys.readouterr().out
+
+
+def test_default_suite_passes_with_full_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "test", str(POLICIES), "--coverage"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    n = len(load_suite(SUITE).cases)
+    assert out == [f"{n} passed, 0 failed"]
+
+
+def test_each_case_matches_through_the_ruleset_directly() -> None:
+    ruleset = RuleSet(load_policies([DEFAULT]).rules)
+    for case in load_suite(SUITE).cases:
+        fired = ruleset.match(case.event)
+        assert case.check(fired) == [], case.name
+
+
+def test_failing_cases_are_reported_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(DEFAULT, tmp_path / "default.policy")
+    text = SUITE.read_text()
+    # Claim that a malicious case is quiet and that a benign one fires.
+    broken = text.replace(
+        "    expect: [credential_shadow_read]\n", "    expect: []\n    forbid: [credential_shadow_read]\n", 1
+    ).replace(
+        "    expect: []\n    forbid: [credential_shadow_read]\n\n  - name: hard link",
+        "    expect: [credential_shadow_read]\n\n  - name: hard link",
+    )
+    suite = tmp_path / "broken.tests.yaml"
+    suite.write_text(broken)
+    assert main(["rules", "test", str(suite)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == f"{len(load_suite(SUITE).cases) - 2} passed, 2 failed"
+    assert (
+        f"FAIL {suite}: root shell reads /etc/shadow with cat: rule 'credential_shadow_read' fired but is forbidden"
+        in out
+    )
+    assert (
+        f"FAIL {suite}: sudo reads /etc/shadow to check alice's password: rule 'credential_shadow_read' did not fire"
+        in out
+    )
+
+
+def test_unexpected_rule_and_unknown_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.policy").write_text(
+        "version: 1.0.0\nrules:\n"
+        '  - id: any_open\n    expression: open.file.path != ""\n    description: d\n'
+        '  - id: shadow\n    expression: open.file.path == "/etc/shadow"\n    description: d\n'
+    )
+    (tmp_path / "s.tests.yaml").write_text(
+        "policy: p.policy\ncases:\n"
+        "  - name: exact\n    event:\n"
+        "      evt: {name: open}\n      file: {path: /etc/shadow, uid: 0, gid: 0}\n"
+        "      process: {pid: 7, uid: 0, gid: 0}\n"
+        "    expect: [shadow, nope]\n"
+    )
+    assert main(["rules", "test", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        f"FAIL {tmp_path / 's.tests.yaml'}: exact: rule 'nope' is not in the policy; rule 'nope' did not fire; "
+        "rule 'any_open' fired unexpectedly",
+        "0 passed, 1 failed",
+    ]
+
+
+def test_policy_option_overrides_the_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "s.tests.yaml").write_text(
+        "policy: does-not-matter.policy\ncases:\n"
+        "  - name: ls\n    event:\n"
+        "      evt: {name: exec}\n      process: {pid: 7, uid: 1000, gid: 1000, executable: {path: /usr/bin/ls, "
+        "uid: 0, gid: 0}}\n"
+        "    expect: []\n"
+    )
+    assert main(["rules", "test", "--policy", str(DEFAULT), str(tmp_path / "s.tests.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == "1 passed, 0 failed"
+
+
+def test_malformed_suite_through_main_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.tests.yaml"
+    bad.write_text("policy: x.policy\ncases:\n  - name: no expectation\n    event: {evt: {name: open}}\n")
+    assert main(["rules", "test", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: case 'no expectation': `expect` is missing" in err
