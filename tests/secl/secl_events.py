@@ -96,13 +96,17 @@ def event(
     )
 
 
-def open_event(path: str, flags: list[str] | None = None, **kw: Any) -> Event:
-    f = FileEvent(path=path, name=path.rsplit("/", 1)[-1], mode=0o100644, flags=flags or ["O_RDONLY"])
+def open_event(path: str, flags: list[str] | None = None, *, dest: File | None = None, **kw: Any) -> Event:
+    name = path.rsplit("/", 1)[-1]
+    f = FileEvent(path=path, name=name, mode=0o100644, flags=flags or ["O_RDONLY"], destination=dest)
     return event("open", file=f, **kw)
 
 
-def file_event(name: str, path: str, *, dest: File | None = None, mode: int = 0o100644, **kw: Any) -> Event:
-    f = FileEvent(path=path, name=path.rsplit("/", 1)[-1], mode=mode, uid=0, gid=0, destination=dest)
+def file_event(
+    name: str, path: str, *, dest: File | None = None, mode: int = 0o100644, flags: list[str] | None = None, **kw: Any
+) -> Event:
+    base = path.rsplit("/", 1)[-1]
+    f = FileEvent(path=path, name=base, mode=mode, uid=0, gid=0, destination=dest, flags=flags)
     return event(name, file=f, **kw)
 
 

@@ -33,6 +33,7 @@ ARRAY = "array"
 MAX_EXPANDED_DEPTH = 250
 
 _TYPE_NAMES = {STRING: "a string", INT: "an integer", BOOL: "a boolean", ARRAY: "a list"}
+_PLURALS = {STRING: "strings", INT: "integers", BOOL: "booleans"}
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "=~": "=~", "!~": "!~"}
 
@@ -346,7 +347,7 @@ class Compiler:
             if typ is None:
                 typ = t
             elif t != typ:
-                raise self.error(f"array mixes {_TYPE_NAMES[typ]} and {_TYPE_NAMES[t]} values", item)
+                raise self.error(f"array mixes {_PLURALS[typ]} and {_PLURALS[t]}", item)
             items.append((kind, value))
         exact = frozenset(v for k, v in items if k in ("string", "int", "bool"))
         arr = ArrayConst(
@@ -649,7 +650,7 @@ class Compiler:
             raise self.error(f"the left side of '{word}' cannot be a list", left.node)
         if left.type != arr.type:
             raise self.at_op(
-                f"type mismatch: {left.describe()} but the list holds {_TYPE_NAMES[arr.type]}s",
+                f"type mismatch: {left.describe()} but the list holds {_PLURALS[arr.type]}",
                 node,
                 len("not in" if node.negated else "in"),
             )

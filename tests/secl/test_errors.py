@@ -1,0 +1,73 @@
+"""Type checking and load-time errors: each a precise message with line, column and caret."""
+
+from __future__ import annotations
+
+import pytest
+
+from opencws.secl import SeclError, compile_expression
+
+
+def error_of(expr: str) -> SeclError:
+    with pytest.raises(SeclError) as exc:
+        compile_expression(expr)
+    return exc.value
+
+
+@pytest.mark.parametrize(
+    ("expr", "message", "column"),
+    [
+        ('open.file.pth == "/x"', "unknown field 'open.file.pth' (did you mean 'open.file.path'?)", 1),
+        ("open.file.path == 1", "type mismatch: 'open.file.path' is a string but this is an integer", 16),
+        ('open.file.mode == "x"', "type mismatch: 'open.file.mode' is an integer but this is a string", 16),
+        ('open.file.path > "/x"', "'>' compares integers, but 'open.file.path' is a string", 16),
+        ('open.file.mode =~ "1*"', "'=~' matches strings, but 'open.file.mode' is an integer", 16),
+        (
+            'open.file.mode in ["a"]',
+            "type mismatch: 'open.file.mode' is an integer but the list holds strings",
+            16,
+        ),
+        ('open.file.path in ["/a", 1]', "array mixes strings and integers", 26),
+        ('open.file.path == "/x" && open.file.mode', "'&&' needs a boolean condition", 27),
+        ("!open.file.path", "'!' needs a boolean condition", 2),
+        ('-open.file.path == "x"', "'-' needs an integer", 2),
+        ("open.file.path & 1 == 0", "'&' needs integers", 1),
+        ('open.file.path == "etc/passwd"', "invalid path 'etc/passwd'", 19),
+        ('open.file.path in ["/etc/passwd", "shadow"]', "invalid path 'shadow'", 19),
+        ('open.file.path =~ "etc/*"', "invalid path pattern 'etc/*'", 19),
+        ('open.file.path =~ r"(x"', "invalid regular expression", 21),
+        ('open.file.path == "/x" && exec.file.path == "/y"', "several event types", 27),
+        ('process.file.path == "/bin/sh"', "names no event type", 1),
+        ("open.file.mode", "a rule must be a boolean condition", 1),
+        ("open.flags & O_NOPE > 0", "unknown macro or constant 'O_NOPE'", 14),
+        ("open.flags in ${process.pid}", "a variable cannot be used as a list", 15),
+        ('open.file.path == "${process.nope}"', "unknown variable", 19),
+        ("process.pid == ${process.ancestors.pid} && open.flags > 0", "several values", 16),
+    ],
+)
+def test_type_errors_are_precise(expr: str, message: str, column: int):
+    e = error_of(expr)
+    assert message in e.message
+    assert (e.line, e.column) == (1, column)
+    assert e.caret.index("^") == column - 1
+
+
+def test_error_format_names_file_rule_line_column_with_caret():
+    e = error_of('open.file.path == "/x"\n&& open.file.pth == "/y"')
+    e.located(file="p.policy", rule_id="my_rule")
+    text = e.format()
+    lines = text.splitlines()
+    assert lines[0].startswith("p.policy, rule my_rule, line 2, column 4: unknown field 'open.file.pth'")
+    assert lines[1] == '    && open.file.pth == "/y"'
+    assert lines[2] == "       " + "^" * len("open.file.pth")
+
+
+def test_unterminated_string_error():
+    e = error_of('open.file.path == "/etc/shadow')
+    assert e.message.startswith("unterminated string")
+    assert e.column == 19
+
+
+def test_no_recursion_error_for_hostile_input():
+    for text in ["(" * 10_000, ")" * 10_000, "!" * 10_000, "-" * 10_000 + "1", "[" * 10_000, '"' * 10_001]:
+        with pytest.raises(SeclError):
+            compile_expression(text)

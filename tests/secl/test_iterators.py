@@ -1,0 +1,81 @@
+"""Iterator fields (`process.ancestors.*`) and list fields: ==, in, =~ if any value matches; !=, not in, !~
+only if none does."""
+
+from __future__ import annotations
+
+import pytest
+from secl_events import exec_event, open_event
+
+from opencws.secl import compile_expression
+
+# cat ← bash ← sshd ← init
+EVENT = open_event("/etc/shadow")
+CHAIN = exec_event(
+    "/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/usr/sbin/sshd", 200), ("/sbin/init", 1)]
+)
+ORPHAN = exec_event("/usr/bin/cat", ancestors=[])
+
+
+def ev(expr: str, event=CHAIN) -> bool:
+    return compile_expression(expr).evaluate(event)
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ('process.ancestors.file.path == "/usr/sbin/sshd"', True),
+        ('process.ancestors.file.path == "/usr/bin/cat"', False),  # never the process itself
+        ('process.ancestors.file.path != "/usr/sbin/sshd"', False),  # one ancestor is sshd
+        ('process.ancestors.file.path != "/usr/bin/python3"', True),  # none is python3
+        ('process.ancestors.file.name in ["sshd", "nginx"]', True),
+        ('process.ancestors.file.name not in ["sshd", "nginx"]', False),
+        ('process.ancestors.file.name not in ["nginx", "httpd"]', True),
+        ('process.ancestors.file.name =~ "ssh*"', True),
+        ('process.ancestors.file.name !~ "ssh*"', False),
+        ('process.ancestors.file.name !~ "php*"', True),
+        ("process.ancestors.pid == 1", True),
+        ("process.ancestors.pid > 250", True),
+        ("process.ancestors.pid > 1000", False),
+        ('process.ancestors.name == "bash"', True),  # legacy alias of process.ancestors.file.name
+        ('process.ancestors.comm == "sshd"', True),
+    ],
+)
+def test_ancestor_semantics(cond: str, expected: bool):
+    assert ev(f'exec.file.name == "cat" && {cond}') is expected
+
+
+def test_without_ancestors_equality_is_false_and_inequality_true():
+    assert not ev('exec.file.name == "cat" && process.ancestors.file.name == "bash"', ORPHAN)
+    assert ev('exec.file.name == "cat" && process.ancestors.file.name != "bash"', ORPHAN)
+    assert ev('exec.file.name == "cat" && process.ancestors.file.name not in ["bash"]', ORPHAN)
+
+
+def test_parent_is_the_nearest_ancestor():
+    assert ev(
+        'exec.file.name == "cat" && process.parent.file.path == "/usr/bin/bash" && process.parent.pid == 300'
+    )
+
+
+def test_list_fields_have_the_same_semantics():
+    e = exec_event("/usr/bin/bash", ["-i", "-l"])
+    assert ev('exec.argv == "-l"', e)
+    assert not ev('exec.argv != "-l"', e)
+    assert ev('exec.argv != "-c"', e)
+    assert ev('exec.argv not in ["-c", "--norc"]', e)
+    assert ev('exec.argv =~ "-*"', e)
+    assert not ev('exec.argv !~ "-*"', e)
+
+
+def test_compat_style_exclusion_of_package_manager_ancestors():
+    expr = 'open.file.path == "/etc/shadow" && process.ancestors.file.path not in ["/usr/bin/dpkg", "/usr/bin/apt"]'
+    assert compile_expression(expr).evaluate(EVENT)
+    from secl_events import event, process
+
+    from opencws.model.event import FileEvent
+
+    via_dpkg = event(
+        "open",
+        file=FileEvent(path="/etc/shadow", name="shadow"),
+        proc=process("/usr/bin/cp", ancestors=[("/bin/sh", 50), ("/usr/bin/dpkg", 40), ("/sbin/init", 1)]),
+    )
+    assert not compile_expression(expr).evaluate(via_dpkg)
