@@ -219,6 +219,7 @@ struct work {
 	__u32 insn_cnt, bstart;
 	__u64 hash;
 	__u32 scan, cmp_diff;
+	__u64 res_d, res_m;            /* what the last finish_slot resolved */
 };
 
 struct {
@@ -619,6 +620,8 @@ static __noinline int finish_slot(int slot)
 	struct file_info *fi = &w->fi[slot];
 	struct dentry *target = (struct dentry *)w->d;
 	struct mount *target_m = (struct mount *)w->m;
+	w->res_d = w->d;
+	w->res_m = w->m;
 	fi->flags |= FI_PRESENT | w->status;
 	w->off = PATH_BUF;
 	w->done = 0;
@@ -1166,7 +1169,7 @@ static __noinline int handle_mount_exit(__s64 ret, const char *dir, int follow)
 		return 0;
 	resolve_user(1, AT_FDCWD, dir, follow);
 	if (ret == 0 && !(w->fi[1].flags & FI_INCOMPLETE)) {
-		struct mount *m = (struct mount *)w->m;
+		struct mount *m = (struct mount *)w->res_m;
 		clear_slot(w, 0);
 		set_task_root(w);
 		w->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);

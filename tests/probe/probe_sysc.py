@@ -1,0 +1,90 @@
+"""Raw system calls the os module does not expose (x86_64 numbers), through ctypes."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+AT_FDCWD = -100
+AT_REMOVEDIR = 0x200
+
+
+def _call(nr: int, *args) -> int:
+    conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    rc = libc.syscall(ctypes.c_long(nr), *conv)
+    if rc < 0:
+        return -ctypes.get_errno()
+    return rc
+
+
+def _p(path) -> bytes:
+    return os.fsencode(path)
+
+
+def openat2(dirfd: int, path, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    how = struct.pack("<QQQ", flags, mode, resolve)
+    return _call(437, dirfd, _p(path), how, 24)
+
+
+def creat(path, mode: int) -> int:
+    return _call(85, _p(path), mode)
+
+
+def fchmodat(dirfd: int, path, mode: int) -> int:
+    return _call(268, dirfd, _p(path), mode)
+
+
+def fchownat(dirfd: int, path, uid: int, gid: int, flags: int = 0) -> int:
+    return _call(260, dirfd, _p(path), uid, gid, flags)
+
+
+def renameat2(olddir: int, old, newdir: int, new, flags: int = 0) -> int:
+    return _call(316, olddir, _p(old), newdir, _p(new), flags)
+
+
+def unlinkat(dirfd: int, path, flags: int = 0) -> int:
+    return _call(263, dirfd, _p(path), flags)
+
+
+def utime(path, atime: int, mtime: int) -> int:
+    return _call(132, _p(path), struct.pack("<qq", atime, mtime))
+
+
+def utimes(path, atime: tuple[int, int], mtime: tuple[int, int]) -> int:
+    return _call(235, _p(path), struct.pack("<qqqq", *atime, *mtime))
+
+
+def futimesat(dirfd: int, path, atime: tuple[int, int], mtime: tuple[int, int]) -> int:
+    return _call(261, dirfd, _p(path), struct.pack("<qqqq", *atime, *mtime))
+
+
+def mount(source, target, fstype, flags: int = 0, data: bytes | None = None) -> int:
+    return _call(165, _p(source), _p(target), _p(fstype), flags, data)
+
+
+def umount2(target, flags: int = 0) -> int:
+    return _call(166, _p(target), flags)
+
+
+def bpf(cmd: int, attr: bytes) -> int:
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    return _call(321, cmd, buf, len(attr))
+
+
+def capset(effective: int, permitted: int, inheritable: int = 0) -> int:
+    header = struct.pack("<Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = struct.pack("<6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,
+                       effective >> 32, permitted >> 32, inheritable >> 32)
+    return _call(126, header, data)
+
+
+def capget() -> tuple[int, int, int]:
+    header = struct.pack("<Ii", 0x20080522, 0)
+    data = ctypes.create_string_buffer(24)
+    _call(125, header, data)
+    e0, p0, i0, e1, p1, i1 = struct.unpack("<6I", data.raw)
+    return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32

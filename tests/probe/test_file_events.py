@@ -1,0 +1,241 @@
+"""File syscalls, checked against os.stat and statx (real kernel, as root)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import probe_sysc as sysc
+import pytest
+from probe_watch import paths_under
+
+from opencws.probe import events as ev
+from opencws.probe.statx import mount_id
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+
+def assert_matches_stat(f: ev.FileInfo, path, follow: bool = True) -> None:
+    st = os.stat(path, follow_symlinks=follow)
+    assert f.path_resolution_error is None, f
+    assert f.path == str(path)
+    assert f.inode == st.st_ino
+    assert f.mode == st.st_mode
+    assert (f.uid, f.gid) == (st.st_uid, st.st_gid)
+    assert f.nlink == st.st_nlink
+    assert f.device == st.st_dev
+    assert f.mount_id == mount_id(path, follow_symlinks=follow)
+    assert f.modification_time_ns == st.st_mtime_ns
+    assert f.change_time_ns == st.st_ctime_ns
+
+
+def test_a_file_opened_through_a_dirfd_is_reported_with_its_absolute_path(watch, tmp_path):
+    (tmp_path / "dir").mkdir()
+    dfd = os.open(tmp_path / "dir", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open("created.txt", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640, dir_fd=dfd)
+        os.close(fd)
+    finally:
+        os.close(dfd)
+    target = tmp_path / "dir" / "created.txt"
+    e = watch.one(ev.OpenEvent, lambda e: e.file.path == str(target))
+    assert e.syscall == "openat"
+    assert e.retval >= 0
+    assert e.flags & os.O_CREAT and e.flags & os.O_EXCL
+    assert e.mode == 0o640
+    assert e.pid == os.getpid() and e.tid == os.getpid()
+    assert_matches_stat(e.file, target)
+    assert e.file.fs_type in ("ext4", "tmpfs", "xfs", "btrfs", "overlay")
+
+
+def test_a_relative_path_with_dot_dot_is_resolved_against_the_cwd(watch, tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "f").write_text("x")
+    old = os.getcwd()
+    os.chdir(tmp_path / "a" / "b")
+    try:
+        os.chmod("../../c/./f", 0o600)
+    finally:
+        os.chdir(old)
+    e = watch.one(ev.ChmodEvent, paths_under(tmp_path))
+    assert e.mode == 0o600
+    assert_matches_stat(e.file, tmp_path / "c" / "f")
+
+
+def test_a_failed_open_reports_the_error_and_no_inode(watch, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        os.open(tmp_path / "missing", os.O_RDONLY)
+    e = watch.one(ev.OpenEvent, paths_under(tmp_path))
+    assert e.retval == -errno.ENOENT
+    assert e.outcome == "Error"
+    assert e.file.inode is None
+    # a failed lookup leaves a negative dentry: the path is still resolved completely, or marked
+    if e.file.path_resolution_error is None:
+        assert e.file.path == str(tmp_path / "missing") and e.file.negative
+    else:
+        assert e.file.path.startswith(str(tmp_path))
+
+
+def test_openat2_and_creat_are_reported(watch, tmp_path):
+    fd = sysc.openat2(sysc.AT_FDCWD, tmp_path / "o2", os.O_CREAT | os.O_RDWR, 0o600)
+    assert fd >= 0
+    os.close(fd)
+    fd = sysc.creat(tmp_path / "cr", 0o644)
+    assert fd >= 0
+    os.close(fd)
+    events = {e.syscall: e for e in watch.mine(ev.OpenEvent, paths_under(tmp_path))}
+    assert events["openat2"].flags & os.O_CREAT and events["openat2"].mode == 0o600
+    assert_matches_stat(events["openat2"].file, tmp_path / "o2")
+    assert events["creat"].flags & os.O_CREAT and events["creat"].flags & os.O_TRUNC
+    assert_matches_stat(events["creat"].file, tmp_path / "cr")
+
+
+def test_the_chmod_family_reports_the_requested_mode_and_the_new_state(watch, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.chmod(f, 0o700)
+    fd = os.open(f, os.O_RDONLY)
+    os.fchmod(fd, 0o640)
+    os.close(fd)
+    assert sysc.fchmodat(sysc.AT_FDCWD, f, 0o604) == 0
+    got = watch.mine(ev.ChmodEvent, paths_under(tmp_path))
+    assert [(e.syscall, e.mode) for e in got] == [("chmod", 0o700), ("fchmod", 0o640), ("fchmodat", 0o604)]
+    assert stat.S_IMODE(got[0].file.mode) == 0o700
+    assert_matches_stat(got[-1].file, f)
+
+
+def test_the_chown_family_reports_the_requested_owner(watch, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.symlink(f, tmp_path / "link")
+    os.chown(f, 1000, 1001)
+    fd = os.open(f, os.O_RDONLY)
+    os.fchown(fd, 1002, -1)
+    os.close(fd)
+    os.lchown(tmp_path / "link", 1003, 1003)
+    assert sysc.fchownat(sysc.AT_FDCWD, f, 1004, 1005) == 0
+    got = watch.mine(ev.ChownEvent, paths_under(tmp_path))
+    assert [(e.syscall, e.new_uid, e.new_gid) for e in got] == [
+        ("chown", 1000, 1001), ("fchown", 1002, -1), ("lchown", 1003, 1003), ("fchownat", 1004, 1005)]
+    assert got[2].file.path == str(tmp_path / "link")
+    assert stat.S_ISLNK(got[2].file.mode)
+    assert_matches_stat(got[3].file, f)
+
+
+def test_a_hard_link_reports_both_sides(watch, tmp_path):
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    src = tmp_path / "d1" / "src"
+    src.write_text("x")
+    os.link(src, tmp_path / "d2" / "dst")
+    e = watch.one(ev.LinkEvent, paths_under(tmp_path))
+    assert e.retval == 0
+    assert_matches_stat(e.file, src)
+    assert e.destination is not None
+    assert_matches_stat(e.destination, tmp_path / "d2" / "dst")
+    assert e.file.inode == e.destination.inode and e.destination.nlink == 2
+
+
+def test_a_rename_across_directories_reports_the_source_before_and_the_destination_after(watch, tmp_path):
+    (tmp_path / "from").mkdir()
+    (tmp_path / "to").mkdir()
+    src = tmp_path / "from" / "a.txt"
+    src.write_text("x")
+    before = os.stat(src)
+    dfd = os.open(tmp_path / "to", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.rename(src, "b.txt", dst_dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    e = watch.one(ev.RenameEvent, paths_under(tmp_path))
+    assert e.syscall == "renameat" and e.retval == 0
+    assert e.file.path == str(src) and e.file.inode == before.st_ino
+    assert e.destination is not None
+    assert_matches_stat(e.destination, tmp_path / "to" / "b.txt")
+
+
+def test_renameat2_flags_are_reported(watch, tmp_path):
+    (tmp_path / "x").write_text("1")
+    (tmp_path / "y").write_text("2")
+    RENAME_EXCHANGE = 2
+    assert sysc.renameat2(sysc.AT_FDCWD, tmp_path / "x", sysc.AT_FDCWD, tmp_path / "y", RENAME_EXCHANGE) == 0
+    e = watch.one(ev.RenameEvent, paths_under(tmp_path))
+    assert e.syscall == "renameat2" and e.flags == RENAME_EXCHANGE
+
+
+def test_an_unlink_reports_the_state_of_the_removed_file(watch, tmp_path):
+    f = tmp_path / "gone"
+    f.write_text("x")
+    st = os.stat(f)
+    mid = mount_id(f)
+    os.unlink(f)
+    e = watch.one(ev.UnlinkEvent, paths_under(tmp_path))
+    assert e.retval == 0
+    assert e.file.path == str(f)
+    assert (e.file.inode, e.file.mode, e.file.mount_id, e.file.device) == (st.st_ino, st.st_mode, mid, st.st_dev)
+
+
+def test_an_unlink_that_fails_reports_its_error(watch, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        os.unlink(tmp_path / "never")
+    e = watch.one(ev.UnlinkEvent, paths_under(tmp_path))
+    assert e.retval == -errno.ENOENT and e.file.inode is None
+
+
+def test_unlinkat_with_at_removedir_is_an_rmdir(watch, tmp_path):
+    d = tmp_path / "victim"
+    d.mkdir()
+    st = os.stat(d)
+    assert sysc.unlinkat(sysc.AT_FDCWD, d, sysc.AT_REMOVEDIR) == 0
+    e = watch.one(ev.RmdirEvent, paths_under(tmp_path))
+    assert e.syscall == "unlinkat" and e.flags == sysc.AT_REMOVEDIR
+    assert e.file.inode == st.st_ino and stat.S_ISDIR(e.file.mode)
+    assert not watch.mine(ev.UnlinkEvent, paths_under(tmp_path))
+
+
+def test_mkdir_and_rmdir_are_reported(watch, tmp_path):
+    d = tmp_path / "newdir"
+    os.mkdir(d, 0o750)
+    st = os.stat(d)
+    mk = watch.one(ev.MkdirEvent, paths_under(tmp_path))
+    assert mk.mode == 0o750
+    assert_matches_stat(mk.file, d)
+    os.rmdir(d)
+    rm = watch.one(ev.RmdirEvent, paths_under(tmp_path))
+    assert rm.syscall == "rmdir" and rm.file.inode == st.st_ino
+
+
+def test_the_utimes_family_reports_the_requested_times(watch, tmp_path):
+    f = tmp_path / "t"
+    f.write_text("x")
+    assert sysc.utime(f, 1000, 2000) == 0
+    assert sysc.utimes(f, (3000, 5), (4000, 6)) == 0
+    assert sysc.futimesat(sysc.AT_FDCWD, f, (5000, 0), (6000, 0)) == 0
+    os.utime(f, ns=(7_000_000_000_123, 8_000_000_000_456))
+    os.utime(f)  # now
+    got = watch.mine(ev.UtimesEvent, paths_under(tmp_path))
+    assert [(e.syscall, e.access_time_ns, e.modification_time_ns) for e in got] == [
+        ("utime", 1000 * 10**9, 2000 * 10**9),
+        ("utimes", 3000 * 10**9 + 5000, 4000 * 10**9 + 6000),
+        ("futimesat", 5000 * 10**9, 6000 * 10**9),
+        ("utimensat", 7_000_000_000_123, 8_000_000_000_456),
+        ("utimensat", None, None),
+    ]
+    assert_matches_stat(got[-1].file, f)
+
+
+def test_setxattr_and_removexattr_report_the_name_and_namespace(watch, tmp_path):
+    f = tmp_path / "x"
+    f.write_text("x")
+    try:
+        os.setxattr(f, "user.opencws", b"1")
+    except OSError as exc:
+        pytest.skip(f"user xattrs unsupported here: {exc}")
+    os.removexattr(f, "user.opencws")
+    s = watch.one(ev.SetXattrEvent, paths_under(tmp_path))
+    assert (s.syscall, s.name, s.namespace, s.retval) == ("setxattr", "user.opencws", "user", 0)
+    assert_matches_stat(s.file, f)
+    r = watch.one(ev.RemoveXattrEvent, paths_under(tmp_path))
+    assert (r.syscall, r.name, r.namespace) == ("removexattr", "user.opencws", "user")

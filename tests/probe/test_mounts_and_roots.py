@@ -1,0 +1,124 @@
+"""Mounts, overlayfs and chroot: paths and mount facts resolved in the kernel across mount boundaries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import probe_sysc as sysc
+import pytest
+from probe_watch import paths_under
+
+from opencws.probe import events as ev
+from opencws.probe.statx import mount_id
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    assert sysc.mount("tmpfs", mnt, "tmpfs", 0, b"size=4m") == 0
+    yield mnt
+    sysc.umount2(mnt, 2)  # MNT_DETACH
+
+
+def test_a_mount_reports_the_new_mount_id_device_and_fs_type(watch, tmp_path):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    parent_mount = mount_id(mnt)
+    assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0
+    try:
+        e = watch.one(ev.MountEvent, paths_under(tmp_path))
+        assert e.retval == 0 and e.fs_type == "tmpfs"
+        assert e.file.path == str(mnt) and e.file.mount_id == parent_mount
+        assert e.root is not None and e.root.path == str(mnt)
+        assert e.new_mount_id == mount_id(mnt)
+        assert e.device == os.stat(mnt).st_dev
+        assert e.root.fs_type == "tmpfs"
+        assert e.group_id == 0  # a private mount has no peer group
+    finally:
+        assert sysc.umount2(mnt) == 0
+    u = watch.one(ev.UmountEvent, paths_under(tmp_path))
+    assert u.retval == 0 and u.file.mount_id == e.new_mount_id and u.file.fs_type == "tmpfs"
+
+
+def test_a_file_on_a_tmpfs_mount_carries_that_mount(watch, tmpfs):
+    f = tmpfs / "sub" / "file"
+    f.parent.mkdir()
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    e = watch.one(ev.OpenEvent, lambda e: e.file.path == str(f))
+    st = os.stat(f)
+    assert e.file.fs_type == "tmpfs"
+    assert e.file.mount_id == mount_id(f) != mount_id(tmpfs.parent)
+    assert (e.file.inode, e.file.device) == (st.st_ino, st.st_dev)
+    # and a path walk that crosses the mountpoint downwards (chmod resolves the user string in the kernel)
+    os.chmod(f, 0o640)
+    c = watch.one(ev.ChmodEvent, lambda e: e.file.path == str(f))
+    assert c.file.inode == st.st_ino and c.file.mount_id == mount_id(f)
+
+
+def test_a_shared_mount_reports_its_peer_group(watch, tmp_path):
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    assert sysc.mount("none", a, "tmpfs", 0, b"size=1m") == 0
+    try:
+        MS_SHARED, MS_BIND = 1 << 20, 4096
+        assert sysc.mount("none", a, "", MS_SHARED) == 0
+        assert sysc.mount(a, b, "", MS_BIND) == 0
+        try:
+            got = watch.mine(ev.MountEvent, lambda e: e.file.path == str(b))
+            assert len(got) == 1 and got[0].group_id
+            info = Path("/proc/self/mountinfo").read_text().splitlines()
+            line = next(ln for ln in info if ln.split()[0] == str(got[0].new_mount_id))
+            assert f"shared:{got[0].group_id}" in line
+        finally:
+            sysc.umount2(b, 2)
+    finally:
+        sysc.umount2(a, 2)
+
+
+def test_an_overlayfs_file_is_flagged_when_it_is_in_the_upper_layer(watch, tmp_path):
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    for d in (lower, upper, work, merged):
+        d.mkdir()
+    (lower / "from_lower").write_text("l")
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
+    try:
+        os.close(os.open(merged / "from_lower", os.O_RDONLY))
+        os.close(os.open(merged / "new_upper", os.O_CREAT | os.O_WRONLY, 0o600))
+        got = {e.file.path: e for e in watch.mine(ev.OpenEvent, paths_under(merged))}
+        low = got[str(merged / "from_lower")]
+        up = got[str(merged / "new_upper")]
+        assert low.file.fs_type == up.file.fs_type == "overlay"
+        assert not low.file.in_upper_layer
+        assert up.file.in_upper_layer
+        assert up.file.inode == os.stat(merged / "new_upper").st_ino
+    finally:
+        sysc.umount2(merged, 2)
+
+
+def test_a_chrooted_process_reports_paths_from_its_root(watch, tmp_path):
+    jail = tmp_path / "jail"
+    (jail / "etc").mkdir(parents=True)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chroot(jail)
+            os.chdir("/")
+            os.close(os.open("/etc/inside", os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod("etc/inside", 0o644)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    opened = watch.mine(ev.OpenEvent, lambda e: e.pid == pid and e.file.path.endswith("inside"))
+    assert [e.file.path for e in opened] == ["/etc/inside"]
+    assert opened[0].file.inode == os.stat(jail / "etc" / "inside").st_ino
+    chmod = watch.one(ev.ChmodEvent, lambda e: e.pid == pid)
+    assert chmod.file.path == "/etc/inside" and chmod.file.path_resolution_error is None

@@ -1,0 +1,136 @@
+"""Process life cycle and credential changes, checked against /proc and os.stat."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import probe_sysc as sysc
+import pytest
+
+from opencws.probe import events as ev
+from opencws.probe.statx import mount_id
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+CAP_CHOWN, CAP_NET_RAW, CAP_SYS_ADMIN = 0, 13, 21
+
+
+def test_an_exec_reports_the_executable_args_env_and_credentials(watch, tmp_path):
+    exe = Path("/bin/true").resolve()
+    proc = subprocess.run([str(exe), "one", "two words"], env={"OPENCWS_MARK": "42", "PATH": "/bin"})
+    assert proc.returncode == 0
+    execs = watch.mine(ev.ExecEvent, lambda e: e.argv[1:] == ["one", "two words"])
+    assert len(execs) == 1
+    e = execs[0]
+    st = os.stat(exe)
+    assert e.file.path == str(exe)
+    assert (e.file.inode, e.file.mode, e.file.device) == (st.st_ino, st.st_mode, st.st_dev)
+    assert e.file.mount_id == mount_id(exe)
+    assert e.args == ["one", "two words"] and not e.argv_truncated
+    assert e.envp == ["OPENCWS_MARK=42", "PATH=/bin"] and not e.envp_truncated
+    assert e.ppid == os.getpid()
+    assert e.comm == exe.name[:15]
+    assert e.credentials.uid == os.getuid() and e.credentials.euid == os.geteuid()
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+    assert e.credentials.cap_effective == int(status["CapEff"], 16)
+    assert e.cgroup_id != 0
+
+
+def test_long_argv_is_truncated_and_flagged(watch):
+    args = ["x" * 200 for _ in range(30)]  # 6 KiB of arguments
+    subprocess.run(["/bin/true", *args], check=True)
+    e = watch.one(ev.ExecEvent, lambda e: e.argv[1:2] == [args[0]])
+    assert e.argv_truncated
+    assert e.argv[1:-1] == args[: len(e.argv) - 2]  # all complete args are right; the last may be cut
+    assert args[len(e.argv) - 2].startswith(e.argv[-1])
+
+
+def test_fork_and_exit_report_the_child_and_its_exit_code(watch):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    fork = watch.one(ev.ForkEvent, lambda e: e.child_pid == pid)
+    assert fork.pid == os.getpid() and fork.child_tid == pid
+    assert fork.credentials.uid == os.getuid()
+    exits = watch.mine(ev.ExitEvent, lambda e: e.pid == pid)
+    assert len(exits) == 1
+    assert exits[0].exit_code == 3 and exits[0].status == status
+
+
+def test_a_thread_is_not_reported_as_a_fork(watch):
+    import threading
+
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+    assert not watch.mine(ev.ForkEvent, lambda e: e.pid == os.getpid())
+
+
+def test_a_process_killed_by_a_signal_reports_it(watch):
+    proc = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    proc.wait()
+    e = watch.one(ev.ExitEvent, lambda e: e.pid == proc.pid)
+    assert e.signal == 9
+
+
+def _in_child(fn) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            fn()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return pid
+
+
+def test_setuid_and_setgid_report_credentials_before_and_after(watch):
+    def drop():
+        os.setgid(1234)
+        os.setuid(4321)
+
+    pid = _in_child(drop)
+    g = watch.one(ev.SetgidEvent, lambda e: e.pid == pid)
+    assert g.syscall == "setgid" and g.retval == 0
+    assert (g.before.gid, g.after.gid, g.after.egid, g.after.sgid) == (0, 1234, 1234, 1234)
+    u = watch.one(ev.SetuidEvent, lambda e: e.pid == pid)
+    assert (u.before.uid, u.before.euid) == (0, 0)
+    assert (u.after.uid, u.after.euid, u.after.suid, u.after.fsuid) == (4321, 4321, 4321, 4321)
+    assert u.before.cap_effective and u.after.cap_effective == 0  # dropping root clears the capabilities
+
+
+def test_a_refused_setuid_reports_the_error(watch):
+    def refused():
+        os.setuid(1000)
+        try:
+            os.setuid(0)
+        except PermissionError:
+            return
+
+    pid = _in_child(refused)
+    got = watch.mine(ev.SetuidEvent, lambda e: e.pid == pid)
+    assert [e.retval for e in got] == [0, -1]
+    assert got[1].outcome == "Refused" and got[1].after.uid == 1000
+
+
+def test_capset_reports_the_capability_sets_before_and_after(watch):
+    def drop_caps():
+        eff, perm, _ = sysc.capget()
+        keep = (1 << CAP_CHOWN) | (1 << CAP_NET_RAW)
+        assert sysc.capset(eff & keep, perm & keep, 0) == 0
+
+    eff, perm, _ = sysc.capget()
+    pid = _in_child(drop_caps)
+    e = watch.one(ev.CapsetEvent, lambda e: e.pid == pid)
+    assert e.retval == 0
+    assert (e.before.cap_effective, e.before.cap_permitted) == (eff, perm)
+    assert e.after.cap_effective == (1 << CAP_CHOWN) | (1 << CAP_NET_RAW)
+    assert e.after.cap_permitted == e.after.cap_effective
