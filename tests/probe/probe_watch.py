@@ -38,6 +38,11 @@ class Watch:
                 out.append(e)
         raise AssertionError(f"marker {marker} never arrived (is mkdir enabled and unfiltered?)")
 
+    def checkpoint(self) -> None:
+        """Forget everything read so far (later `mine` calls see only what happens after this)."""
+        self.sync()
+        self.seen.clear()
+
     def mine(self, cls: type | tuple[type, ...] = KernelEvent,
              where: Callable[[KernelEvent], bool] | None = None) -> list:
         """Events of this process (and its children) read since the watch started, that match."""

@@ -980,7 +980,10 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		default:
 			return 0;
 		}
-		if (filtered_out(type, flags_arg, w))
+		int drop = filtered_out(type, flags_arg, w);
+		/* the name is about to go away or change: a discarder learned on it no longer holds */
+		drop_inode_discarder(&w->fi[0]);
+		if (drop)
 			return 0;
 		__builtin_memcpy(&in->fi, &w->fi[0], sizeof(struct file_info));
 		__u32 l = w->splen[0] & PMASK;
@@ -1059,7 +1062,7 @@ static long insn_chunk(__u32 i, void *ctx)
 		__u8 code = w->name[(k * 8) & 255];
 		__u8 regs = w->name[(k * 8 + 1) & 255];
 		if (code == 0x85 && (regs >> 4) == 0) {
-			__u32 imm = *(__u32 *)&w->name[(k * 8 + 4) & 248];
+			__u32 imm = *(__u32 *)&w->name[((k * 8) & 248) + 4];
 			if (imm < 256)
 				w->helpers[(imm >> 6) & 3] |= 1ULL << (imm & 63);
 		}

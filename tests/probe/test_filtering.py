@@ -1,0 +1,136 @@
+"""Filtering in the kernel: event types, approvers, discarders. A filtered event must not arrive."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import probe_sysc as sysc
+import pytest
+from probe_watch import paths_under
+
+from opencws.probe import events as ev
+from opencws.probe.eventtypes import EventType
+from opencws.probe.statx import mount_id
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+
+def _file(tmp_path: Path, name: str) -> Path:
+    f = tmp_path / name
+    f.write_text("x")
+    return f
+
+
+
+def test_an_event_type_no_rule_uses_is_not_sent(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    probe.set_event_types({"mkdir"})  # mkdir: the watch's marker
+    before = probe.counters()["chmod"]
+    os.chmod(f, 0o600)
+    assert not watch.mine(ev.ChmodEvent, paths_under(tmp_path))
+    assert probe.counters()["chmod"].seen == before.seen  # it returned before counting anything
+
+
+def test_hooks_are_attached_only_while_an_enabled_type_needs_them(probe):
+    try:
+        probe.set_event_types(set())
+        assert probe.attached_hooks == ["sched_exec", "sched_exit", "sched_fork"]
+        probe.set_event_types({"open"})
+        assert probe.attached_hooks == ["sched_exec", "sched_exit", "sched_fork", "sys_exit"]
+        probe.set_event_types({"open", "unlink"})
+        assert "sys_enter" in probe.attached_hooks
+    finally:
+        probe.set_event_types(list(EventType))
+
+
+def test_process_events_always_flow(watch, probe):
+    probe.set_event_types({"mkdir"})
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert watch.mine(ev.ForkEvent, lambda e: e.child_pid == pid)
+    assert watch.mine(ev.ExitEvent, lambda e: e.pid == pid)
+
+
+def test_an_open_without_an_approved_basename_is_filtered_in_the_kernel(watch, probe, tmp_path):
+    wanted, other = _file(tmp_path, "wanted.txt"), _file(tmp_path, "other.txt")
+    watch.checkpoint()
+    probe.set_approvers("open", basenames=["wanted.txt"])
+    before = probe.counters()["open"]
+    os.close(os.open(other, os.O_RDONLY))
+    os.close(os.open(wanted, os.O_RDONLY))
+    got = watch.mine(ev.OpenEvent, paths_under(tmp_path))
+    assert [e.file.path for e in got] == [str(wanted)]
+    assert probe.counters()["open"].filtered > before.filtered
+
+
+def test_open_flags_approve_an_open_without_an_approved_name(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    watch.checkpoint()
+    probe.set_approvers("open", basenames=["nothing-matches"], flags_mask=os.O_CREAT | os.O_TRUNC)
+    os.close(os.open(f, os.O_RDONLY))
+    os.close(os.open(tmp_path / "created", os.O_CREAT | os.O_WRONLY, 0o600))
+    got = watch.mine(ev.OpenEvent, paths_under(tmp_path))
+    assert [e.file.path for e in got] == [str(tmp_path / "created")]
+
+
+def test_an_exact_path_approves_only_that_file(watch, probe, tmp_path):
+    a, b = _file(tmp_path, "a"), _file(tmp_path, "b")
+    probe.set_approvers("chmod", paths=[str(b)])
+    os.chmod(a, 0o600)
+    os.chmod(b, 0o600)
+    assert [e.file.path for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [str(b)]
+
+
+def test_clearing_approvers_lets_the_type_pass_again(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    probe.set_approvers("chmod", basenames=["zzz"])
+    os.chmod(f, 0o600)
+    probe.clear_approvers("chmod")
+    os.chmod(f, 0o640)
+    assert [e.mode for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [0o640]
+
+
+def test_a_discarded_inode_is_not_sent_until_discarders_are_invalidated(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    watch.checkpoint()
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    os.chmod(f, 0o600)
+    os.close(os.open(f, os.O_RDONLY))  # another type: not discarded
+    assert not watch.mine(ev.ChmodEvent, paths_under(tmp_path))
+    assert watch.mine(ev.OpenEvent, paths_under(tmp_path))
+    probe.invalidate_discarders()
+    os.chmod(f, 0o640)
+    assert [e.mode for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [0o640]
+
+
+def test_a_rename_drops_the_discarder_of_the_renamed_inode(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    os.rename(f, tmp_path / "g")
+    os.chmod(tmp_path / "g", 0o600)
+    assert [e.file.path for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [str(tmp_path / "g")]
+
+
+def test_a_mount_invalidates_discarders(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    generation = probe.discarder_generation
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0
+    sysc.umount2(mnt, 2)
+    assert probe.discarder_generation > generation
+    os.chmod(f, 0o600)
+    assert watch.mine(ev.ChmodEvent, paths_under(tmp_path))
+
+
+def test_a_discarded_process_sends_nothing_of_those_types(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    probe.add_discarder_pid(os.getpid(), ["chmod", "unlink"])
+    os.chmod(f, 0o600)
+    os.unlink(f)
+    assert not watch.mine((ev.ChmodEvent, ev.UnlinkEvent), paths_under(tmp_path))
+    assert probe.counters()["unlink"].filtered >= 1
