@@ -1,0 +1,312 @@
+"""In-kernel filters computed from a loaded policy, and discarders learned from the events that arrive.
+
+Three layers, cheapest first, keep activity that no rule cares about inside the kernel:
+
+- **event types**: a type that no rule uses is disabled in the probe (exec, fork and exit always flow);
+- **approvers** (`plan_filters`): for each file event type, the basenames and open flags that some rule of
+  that type could match. The kernel checks the file of slot 0 (the source of a rename or link) and the
+  `flags` argument; a rule that constrains neither in a way the kernel can check leaves its type unfiltered;
+- **discarders** (`Discarders`): when an event arrives that no rule of its type could match given its file
+  path (or its process executable), the inode (or the process) is discarded for that type. The kernel drops
+  an inode's discarder on rename and unlink of that name and bumps the generation on mount changes; the agent
+  invalidates everything on rule reload and on a directory rename (paths under it changed).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opencws.secl import REGISTRY, PolicySet
+from opencws.secl.compiler import Approver, CompiledRule, Macro
+from opencws.secl.partial import could_match
+
+ALWAYS_ON = frozenset({"exec", "fork", "exit"})
+"""The process tree needs these whatever the rules (the probe enables them itself as well)."""
+
+KERNEL_APPROVER_TYPES = frozenset({
+    "open", "chmod", "chown", "link", "rename", "unlink", "rmdir", "mkdir", "utimes", "setxattr",
+    "removexattr",
+})
+"""Types whose kernel path checks approvers on the file of slot 0 (probe.bpf.c `filtered_out`)."""
+
+FLAGS_FIELDS = {"open": "open.flags"}
+"""The SECL field whose value the kernel compares with the flags approver (the syscall's flags argument)."""
+
+DISCARDABLE_BY_INODE = frozenset({"open", "chmod", "chown", "utimes", "setxattr", "removexattr"})
+"""Types whose file outlives the event (an unlinked or renamed inode gains nothing from a discarder)."""
+
+DISCARDABLE_BY_PID = frozenset(KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"})
+"""Types the kernel can drop by process (exec, fork and exit always flow)."""
+
+
+class ProbeFilters(Protocol):
+    """The part of `opencws.probe.Probe` the filters drive (a fake in unit tests)."""
+
+    def set_event_types(self, types: Iterable[str]) -> None: ...
+    def set_approvers(self, event_type: str, *, basenames: Iterable[str] = (), paths: Iterable[str] = (),
+                      flags_mask: int = 0) -> None: ...
+    def clear_approvers(self, event_type: str) -> None: ...
+    def add_discarder_inode(self, inode: int, mount_id: int, event_types: Iterable[str] | None = None) -> None: ...
+    def remove_discarder_inode(self, inode: int, mount_id: int) -> None: ...
+    def add_discarder_pid(self, pid: int, event_types: Iterable[str] | None = None) -> None: ...
+    def invalidate_discarders(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TypeApprovers:
+    """What the kernel lets through for one event type: any of these basenames, or any of these flag bits."""
+
+    basenames: frozenset[str] = frozenset()
+    flags_mask: int = 0
+
+
+@dataclass(frozen=True)
+class FilterPlan:
+    event_types: frozenset[str]
+    """Types some rule uses, plus exec, fork and exit."""
+    approvers: dict[str, TypeApprovers] = field(default_factory=dict)
+    """Types filtered by approvers; an enabled type absent here passes unfiltered."""
+    unfiltered_by: dict[str, str] = field(default_factory=dict)
+    """For an enabled approver-capable type left unfiltered: the id of a rule without a kernel approver."""
+
+
+def active_rules(policies: PolicySet) -> list[tuple[str, CompiledRule, dict[str, Macro] | None]]:
+    """(rule id, compiled rule, macros) of the rules that evaluate (compiled and not disabled)."""
+    return [(r.id, r.compiled, r.macros) for r in policies.rules if r.compiled is not None and not r.disabled]
+
+
+def _canonical(name: str) -> str:
+    f = REGISTRY.get(name)
+    return (f.alias_of or f.name) if f is not None else name
+
+
+def basename_of(approver: Approver) -> str | None:
+    """The basename every value matching this path or name approver has, or None when it is not fixed.
+
+    Patterns are anchored globs where `*` also matches `/`, so `/home/*/.aws/credentials` still fixes the
+    basename (`credentials`): a `/` after the last `*` pins it. Regexes never fix it."""
+    value = approver.value
+    if not isinstance(value, str) or approver.kind not in ("exact", "pattern"):
+        return None
+    if approver.kind == "pattern" and "*" in value:
+        tail = value[value.rindex("*") + 1:]
+        if "/" not in tail:
+            return None
+        value = tail
+    base = value.rsplit("/", 1)[-1]
+    return base or None
+
+
+def _rule_basenames(rule: CompiledRule, event_type: str) -> frozenset[str] | None:
+    """Basenames one of which the rule's file (slot 0) must have, or None when the rule does not fix it."""
+    best: frozenset[str] | None = None
+    for suffix in ("name", "path"):
+        found = rule.approvers.get(_canonical(f"{event_type}.file.{suffix}"))
+        if not found:
+            continue
+        names = [basename_of(a) for a in found]
+        if all(n is not None for n in names):
+            candidate = frozenset(n for n in names if n is not None)
+            if best is None or len(candidate) < len(best):
+                best = candidate
+    return best
+
+
+def _rule_flags(rule: CompiledRule, event_type: str) -> int | None:
+    """The flag bits one of which the rule requires in the syscall's flags argument, or None."""
+    name = FLAGS_FIELDS.get(event_type)
+    found = rule.approvers.get(_canonical(name)) if name else None
+    if not found or any(a.kind != "flags" or not isinstance(a.value, int) or a.value <= 0 for a in found):
+        return None
+    mask = 0
+    for a in found:
+        mask |= a.value
+    return mask
+
+
+def _type_approvers(rules: list[tuple[str, CompiledRule]], event_type: str) -> tuple[TypeApprovers | None, str]:
+    """The approvers covering every rule of the type, or (None, id of a rule the kernel cannot approve)."""
+    options = [(rid, _rule_basenames(r, event_type), _rule_flags(r, event_type)) for rid, r in rules]
+    for rid, names, flags in options:
+        if names is None and flags is None:
+            return None, rid
+    # rules only flags can approve fix the mask; a rule whose flags are already in it costs nothing more,
+    # otherwise basenames are the narrower choice
+    forced = 0
+    for _, names, flags in options:
+        if names is None and flags is not None:
+            forced |= flags
+    basenames: set[str] = set()
+    mask = forced
+    for _, names, flags in options:
+        if flags is not None and (flags & ~forced) == 0:
+            continue
+        if names is not None:
+            basenames |= names
+        elif flags is not None:
+            mask |= flags
+    return TypeApprovers(frozenset(basenames), mask), ""
+
+
+def plan_filters(policies: PolicySet) -> FilterPlan:
+    """Event types to enable and the approvers of each, computed from the policy's active rules."""
+    by_type: dict[str, list[tuple[str, CompiledRule]]] = {}
+    for rid, rule, _ in active_rules(policies):
+        if rule.event_type:
+            by_type.setdefault(rule.event_type, []).append((rid, rule))
+    types = frozenset(by_type) | ALWAYS_ON
+    approvers: dict[str, TypeApprovers] = {}
+    unfiltered: dict[str, str] = {}
+    for t, rules in sorted(by_type.items()):
+        if t not in KERNEL_APPROVER_TYPES:
+            continue
+        found, rid = _type_approvers(rules, t)
+        if found is None:
+            unfiltered[t] = rid
+        else:
+            approvers[t] = found
+    return FilterPlan(types, approvers, unfiltered)
+
+
+def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str] | None = None) -> None:
+    """Push the plan into the probe: enabled types, then approvers (replacing earlier ones).
+
+    `known_types`: the probe's event types (default: opencws.probe.EventType); rule types the probe does
+    not capture are left out."""
+    if known_types is None:
+        from opencws.probe.eventtypes import EventType
+
+        known_types = [t.event_name for t in EventType]
+    known = set(known_types)
+    probe.set_event_types(sorted(plan.event_types & known))
+    for t in sorted(KERNEL_APPROVER_TYPES & known):
+        a = plan.approvers.get(t)
+        if a is None:
+            probe.clear_approvers(t)
+        else:
+            probe.set_approvers(t, basenames=sorted(a.basenames), flags_mask=a.flags_mask)
+
+
+class _Memo(OrderedDict[Any, bool]):
+    """A bounded memo of partial-evaluation answers (a path is evaluated once, not per event)."""
+
+    def __init__(self, size: int = 4096):
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: Any, value: bool) -> bool:
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+@dataclass
+class DiscarderStats:
+    inodes: int = 0
+    pids: int = 0
+    invalidations: int = 0
+
+
+class Discarders:
+    """Learns discarders from decoded events: what no rule of the event's type could match never leaves the
+    kernel again (until an invalidation)."""
+
+    def __init__(self, probe: ProbeFilters, policies: PolicySet):
+        self.probe = probe
+        self.stats = DiscarderStats()
+        self._exe: dict[int, str] = {}
+        self.reload(policies, invalidate=False)
+
+    def reload(self, policies: PolicySet, *, invalidate: bool = True) -> None:
+        """New rules: discarders learned from the old ones no longer hold."""
+        self._rules = [(r, m) for _, r, m in active_rules(policies)]
+        self._by_path = _Memo()
+        self._by_exe = _Memo()
+        if invalidate:
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        self.probe.invalidate_discarders()
+        self.stats.invalidations += 1
+
+    def _could_match_path(self, event_type: str, path: str) -> bool:
+        key = (event_type, path)
+        if key in self._by_path:
+            return self._by_path[key]
+        return self._by_path.remember(key, could_match(self._rules, event_type, {f"{event_type}.file.path": path}))
+
+    def _could_match_exe(self, event_type: str, exe: str) -> bool:
+        key = (event_type, exe)
+        if key in self._by_exe:
+            return self._by_exe[key]
+        return self._by_exe.remember(key, could_match(self._rules, event_type, {"process.file.path": exe}))
+
+    def executable(self, pid: int) -> str | None:
+        """The process's executable path: from its exec event, else /proc (a process already running)."""
+        exe = self._exe.get(pid)
+        if exe is None:
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                return None
+            if exe.endswith(" (deleted)"):
+                return None
+            self._exe[pid] = exe
+        return exe
+
+    def observe(self, event: Any) -> str | None:
+        """Learn from one decoded event; returns "inode" or "pid" when a discarder was added."""
+        etype = getattr(event, "type", "")
+        if etype == "exec":
+            f = getattr(event, "file", None)
+            if f is not None and f.resolved:
+                self._exe[event.pid] = f.path
+            else:
+                self._exe.pop(event.pid, None)
+            return None
+        if etype == "exit":
+            if event.pid == event.tid:
+                self._exe.pop(event.pid, None)
+            return None
+        if etype == "rename" and self._is_dir(getattr(event, "file", None)) and event.retval == 0:
+            self.invalidate()  # every path under the directory changed
+            return None
+        if etype == "link":
+            f = getattr(event, "file", None)
+            if f is not None and f.inode:
+                self.probe.remove_discarder_inode(f.inode, f.mount_id)  # a new name for a discarded inode
+            return None
+        if etype in DISCARDABLE_BY_INODE and self._try_inode(etype, event):
+            return "inode"
+        if etype in DISCARDABLE_BY_PID and self._try_pid(etype, event):
+            return "pid"
+        return None
+
+    @staticmethod
+    def _is_dir(f: Any) -> bool:
+        return f is not None and f.mode is not None and stat.S_ISDIR(f.mode)
+
+    def _try_inode(self, etype: str, event: Any) -> bool:
+        f = getattr(event, "file", None)
+        # a path that is not complete cannot be evaluated; a file with other names could match through them
+        if f is None or not f.resolved or not f.inode or f.negative or f.nlink != 1 or self._is_dir(f):
+            return False
+        if self._could_match_path(etype, f.path):
+            return False
+        self.probe.add_discarder_inode(f.inode, f.mount_id, [etype])
+        self.stats.inodes += 1
+        return True
+
+    def _try_pid(self, etype: str, event: Any) -> bool:
+        exe = self.executable(event.pid)
+        if exe is None or self._could_match_exe(etype, exe):
+            return False
+        self.probe.add_discarder_pid(event.pid, [etype])
+        self.stats.pids += 1
+        return True

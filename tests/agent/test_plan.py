@@ -1,0 +1,147 @@
+"""The filter plan computed from small policies: enabled types and kernel approvers (no kernel needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opencws.agent.filters import TypeApprovers, apply_plan, basename_of, plan_filters
+from opencws.secl import Approver, PolicySet, load_policies
+
+WRITE = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
+
+
+def policy(tmp_path: Path, rules: str, macros: str = "") -> PolicySet:
+    p = tmp_path / "p.policy"
+    p.write_text(f"macros:\n{macros or '  []'}\nrules:\n{rules}")
+    ps = load_policies([p])
+    assert ps.errors == []
+    return ps
+
+
+def rule(rid: str, expression: str) -> str:
+    return f"  - id: {rid}\n    expression: '{expression}'\n"
+
+
+@pytest.mark.parametrize(("approver", "expected"), [
+    (Approver("exact", "/etc/shadow"), "shadow"),
+    (Approver("exact", "authorized_keys"), "authorized_keys"),
+    (Approver("pattern", "/home/*/.aws/credentials"), "credentials"),
+    (Approver("pattern", "/etc/no-star"), "no-star"),
+    (Approver("pattern", "/etc/cron.d/*"), None),
+    (Approver("pattern", "/root/.ssh/id_*"), None),
+    (Approver("pattern", "*.ko"), None),
+    (Approver("regex", "/etc/.*"), None),
+    (Approver("exact", "/etc/"), None),
+])
+def test_the_basename_a_path_approver_fixes(approver, expected):
+    assert basename_of(approver) == expected
+
+
+def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle(tmp_path):
+    plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
+    assert plan.event_types == {"chmod", "exec", "fork", "exit"}
+
+
+def test_disabled_rules_do_not_enable_their_type(tmp_path):
+    text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'unlink.file.name == "x"') + \
+        "    disabled: true\n"
+    assert "unlink" not in plan_filters(policy(tmp_path, text)).event_types
+
+
+def test_exact_paths_and_names_become_basename_approvers(tmp_path):
+    text = rule("a", 'open.file.path in ["/etc/shadow", "/etc/gshadow"]') + \
+        rule("b", 'open.file.name == "authorized_keys"') + \
+        rule("c", 'open.file.path =~ "/home/*/.aws/credentials"')
+    plan = plan_filters(policy(tmp_path, text))
+    assert plan.approvers["open"] == TypeApprovers(
+        frozenset({"shadow", "gshadow", "authorized_keys", "credentials"}), 0)
+
+
+def test_a_rule_without_a_kernel_approver_leaves_its_type_unfiltered(tmp_path):
+    text = rule("a", 'open.file.path == "/etc/shadow"') + rule("b", 'open.file.path =~ "/etc/cron.d/*"')
+    plan = plan_filters(policy(tmp_path, text))
+    assert "open" not in plan.approvers
+    assert plan.unfiltered_by["open"] == "b"
+
+
+def test_open_flags_approve_a_rule_whose_path_the_kernel_cannot_check(tmp_path):
+    text = rule("a", 'open.file.path =~ "/etc/cron.d/*" && open.flags & (O_WRONLY | O_RDWR) > 0') + \
+        rule("b", 'open.file.path == "/etc/passwd"')
+    plan = plan_filters(policy(tmp_path, text))
+    assert plan.approvers["open"] == TypeApprovers(frozenset({"passwd"}), 0o1 | 0o2)
+
+
+def test_a_rule_already_covered_by_the_forced_flags_adds_no_basename(tmp_path):
+    write = "open.flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR) > 0"
+    text = rule("a", f'open.file.path =~ "/etc/cron.d/*" && {write}') + \
+        rule("b", f'open.file.path == "/etc/passwd" && {write}') + \
+        rule("c", 'open.file.path == "/etc/shadow" && open.flags & O_TRUNC > 0')
+    plan = plan_filters(policy(tmp_path, text))
+    assert plan.approvers["open"] == TypeApprovers(frozenset(), WRITE)
+
+
+def test_flags_are_used_only_for_the_field_the_kernel_compares(tmp_path):
+    # chmod.file.destination.mode is the mode argument, not the flags argument the kernel checks
+    plan = plan_filters(policy(tmp_path, rule("a", "chmod.file.destination.mode & S_ISUID > 0")))
+    assert "chmod" not in plan.approvers
+    assert plan.unfiltered_by == {"chmod": "a"}
+
+
+def test_rename_approvers_come_from_the_source_only(tmp_path):
+    src = plan_filters(policy(tmp_path, rule("a", 'rename.file.path == "/etc/shadow"')))
+    assert src.approvers["rename"] == TypeApprovers(frozenset({"shadow"}), 0)
+    dest = plan_filters(policy(tmp_path, rule("a", 'rename.file.destination.path == "/etc/shadow"')))
+    assert "rename" not in dest.approvers
+
+
+def test_an_or_of_names_is_approved_by_their_union(tmp_path):
+    plan = plan_filters(policy(tmp_path, rule("a", 'unlink.file.name == "a" || unlink.file.path in ["/x/b", "/y/b"]')))
+    # SECL merges an || on the fields both sides constrain; a name on one side and a path on the other
+    # constrain different fields, so this rule gives no approver (a loss of precision, never of events)
+    assert plan.unfiltered_by == {"unlink": "a"}
+    plan = plan_filters(policy(tmp_path, rule("a", 'unlink.file.name == "a" || unlink.file.name == "b"')))
+    assert plan.approvers["unlink"].basenames == {"a", "b"}
+
+
+def test_types_without_kernel_approvers_are_enabled_but_never_approver_filtered(tmp_path):
+    plan = plan_filters(policy(tmp_path, rule("a", "bpf.cmd == BPF_PROG_LOAD") + rule("b", "setuid.uid == 0")))
+    assert {"bpf", "setuid"} <= plan.event_types
+    assert plan.approvers == {} and plan.unfiltered_by == {}
+
+
+def test_the_default_policy_plan(tmp_path):
+    from opencws.secl.policy import load_policies as load
+
+    default = Path(__file__).resolve().parents[2] / "src/opencws/secl/policies/default.policy"
+    plan = plan_filters(load([default]))
+    assert {"open", "exec", "fork", "exit", "rename", "bpf"} <= plan.event_types
+    assert "mount" not in plan.event_types
+    assert plan.approvers["link"].basenames == {"shadow", "gshadow", "sudoers"}
+    # /root/.ssh/id_* and the like fix no basename: open passes the approvers, discarders handle it
+    assert "open" in plan.unfiltered_by
+
+
+class FakeProbe:
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def set_event_types(self, types):
+        self.calls.append(("types", tuple(types)))
+
+    def set_approvers(self, event_type, *, basenames=(), paths=(), flags_mask=0):
+        self.calls.append(("approvers", event_type, tuple(basenames), flags_mask))
+
+    def clear_approvers(self, event_type):
+        self.calls.append(("clear", event_type))
+
+
+def test_apply_pushes_types_then_replaces_or_clears_every_approver(tmp_path):
+    text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'open.file.path =~ "/x/*"')
+    probe = FakeProbe()
+    apply_plan(probe, plan_filters(policy(tmp_path, text)),
+               known_types=["exec", "fork", "exit", "open", "chmod", "unlink"])
+    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open"))
+    assert ("approvers", "chmod", ("shadow",), 0) in probe.calls
+    assert ("clear", "open") in probe.calls and ("clear", "unlink") in probe.calls
