@@ -19,7 +19,7 @@ def best_rate(fn: Callable[[], Any], items: int, rounds: int = 5) -> float:
 
 def line(label: str, rate: float, baseline: float | None = None, unit: str = "events/s") -> str:
     """One figure, aligned, with its ratio to the baseline when there is one."""
-    text = f"  {label:<52} {rate:>14,.0f} {unit}"
+    text = f"  {label:<62} {rate:>12,.0f} {unit}"
     if baseline:
         text += f"   ({rate / baseline:.2f}x baseline)"
     return text
