@@ -22,20 +22,25 @@ class Watch:
         self.probe = probe
         self.tmp = tmp
         self.seen: list[KernelEvent] = []
+        self._backlog: list[KernelEvent] = []
 
     def sync(self, timeout: float = 5.0) -> list[KernelEvent]:
         """Return the events read until a marker made now arrives (the marker itself excluded)."""
-        marker = self.tmp / f".sync-{os.getpid()}-{next(_counter)}"
+        marker = str(self.tmp / f".sync-{os.getpid()}-{next(_counter)}")
         os.mkdir(marker)
         os.rmdir(marker)
         out: list[KernelEvent] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for e in self.probe.poll(50):
-                if isinstance(e, MkdirEvent) and e.file.path == str(marker):
+            batch, self._backlog = self._backlog + self.probe.poll(50), []
+            for i, e in enumerate(batch):
+                if isinstance(e, MkdirEvent) and e.file.path == marker:
+                    self._backlog = batch[i + 1:]  # later events: for the next sync
                     self.seen.extend(out)
                     return out
-                out.append(e)
+                f = getattr(e, "file", None)
+                if f is None or "/.sync-" not in f.path:  # markers are not test events
+                    out.append(e)
         raise AssertionError(f"marker {marker} never arrived (is mkdir enabled and unfiltered?)")
 
     def checkpoint(self) -> None:
@@ -56,6 +61,15 @@ class Watch:
                 if isinstance(e, cls) and (where is None or where(e)):
                     out.append(e)
         return out
+
+    def wait_for(self, cls: type, where: Callable[[KernelEvent], bool] | None = None,
+                 timeout: float = 5.0) -> list:
+        """Like mine(), for events another process causes asynchronously (retries until one arrives)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.mine(cls, where)
+            if found or time.monotonic() > deadline:
+                return found
 
     def one(self, cls: type, where: Callable[[KernelEvent], bool] | None = None):
         found = self.mine(cls, where)

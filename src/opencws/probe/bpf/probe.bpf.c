@@ -1411,7 +1411,7 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	fill_header(h, REC_EXEC, EV_EXEC);
 	__builtin_memcpy(&b->file, &w->fi[0], sizeof(struct file_info));
 	read_creds(p, &b->creds);
-	b->start_time = BPF_CORE_READ(p, start_time);
+	b->start_time = BPF_CORE_READ(p, start_boottime);
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	__u64 es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
@@ -1456,7 +1456,7 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 	fill_header(h, REC_FORK, EV_FORK);
 	b->child_pid = BPF_CORE_READ(child, tgid);
 	b->child_tid = BPF_CORE_READ(child, pid);
-	b->start_time = BPF_CORE_READ(child, start_time);
+	b->start_time = BPF_CORE_READ(child, start_boottime);
 	b->child_cgroup_id = h->cgroup_id;
 	read_creds(child, &b->creds);
 	return output(r->b, sizeof(*h) + sizeof(*b), EV_FORK);

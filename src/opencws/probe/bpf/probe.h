@@ -138,7 +138,7 @@ struct exec_body {             /* 88 + 56 + 24 = 168; then path, argv, envp */
 	__u32 envp_len;
 	__u32 argv_total;          /* bytes of argv in the process (before truncation) */
 	__u32 envp_total;
-	__u64 start_time;          /* task->start_time (ns since boot, CLOCK_MONOTONIC) */
+	__u64 start_time;          /* task->start_boottime (ns since boot, CLOCK_BOOTTIME), as /proc/<pid>/stat */
 };
 
 struct fork_body {             /* 24 + 56 = 80 */

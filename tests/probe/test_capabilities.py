@@ -1,0 +1,64 @@
+"""What the machine allows, and the errors a user sees when it does not."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from opencws.probe.capabilities import bpf_refused_reason
+from opencws.probe.errors import ProbeError
+from opencws.probe.eventtypes import EventType
+from opencws.probe.hooks import HOOKS, hooks_needed
+
+
+@pytest.mark.kernel
+def test_bpf_is_allowed_here(require_kernel):
+    assert bpf_refused_reason() is None
+
+
+def test_only_the_process_hooks_are_needed_without_syscall_types():
+    assert [h.program for h in hooks_needed(set())] == ["sched_exec", "sched_fork", "sched_exit"]
+    assert "sys_enter" not in [h.program for h in hooks_needed({EventType.OPEN})]
+    assert {h.program for h in hooks_needed(set(EventType))} == {h.program for h in HOOKS}
+
+
+@pytest.mark.kernel
+def test_a_missing_object_file_is_a_clear_error(require_kernel, tmp_path):
+    from opencws.probe.probe import Probe
+
+    with pytest.raises(ProbeError, match="cannot open BPF object"):
+        Probe(tmp_path / "nope.o").start()
+
+
+@pytest.mark.kernel
+def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel, tmp_path):
+    import subprocess
+
+    from opencws.probe.build import BPF_DIR
+    from opencws.probe.probe import Probe
+
+    src = tmp_path / "bad.bpf.c"
+    src.write_text(
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
+        'SEC("raw_tracepoint/sys_enter") int bad(void *ctx) { int *p = 0; return *(volatile int *)'
+        '((long)ctx + 4096); }\n'
+    )
+    obj = tmp_path / "bad.o"
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I{BPF_DIR / 'build'}", "-c", str(src), "-o",
+                    str(obj)], check=True)
+    with pytest.raises(ProbeError) as info:
+        Probe(obj).start()
+    message = str(info.value)
+    assert "verifier" in message and "END PROG LOAD LOG" in message
+
+
+def test_not_root_is_reported(monkeypatch):
+    from opencws.probe import capabilities
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    capabilities.bpf_refused_reason.cache_clear()
+    try:
+        assert "not root" in capabilities.bpf_refused_reason()
+    finally:
+        capabilities.bpf_refused_reason.cache_clear()

@@ -1,0 +1,111 @@
+"""Decoders on well-formed, malformed and truncated records (no kernel needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from opencws.probe import events as ev
+from opencws.probe import records as r
+from opencws.probe.errors import DecodeError
+from opencws.probe.eventtypes import EventType
+
+CREDS = (0, 0, 0, 0, 0, 0, 0, 0, 1 << 21, 1 << 21, 0)
+
+
+def header(kind: int, etype: int, size: int, flags: int = 0) -> bytes:
+    return r.HEADER.pack(kind, etype, size, 123, 10, 11, 77, 1, flags, 0, 0, b"proc\0")
+
+
+def file_info(path: bytes, flags: int = r.FI_PRESENT | r.FI_INODE, resolved: int | None = None) -> tuple:
+    return (42, 1, 2, 3, 0o100644, 0, 0, 27, (254 << 20) | 1, 1, flags, 0, len(path),
+            len(path) if resolved is None else resolved, 0, b"ext4\0")
+
+
+def file_record(etype: int, p0: bytes, p1: bytes = b"", extra: bytes = b"", *, nr: int = 257,
+                flags_arg: int = 0, f0: tuple | None = None, size: int | None = None) -> bytes:
+    f1 = file_info(p1) if p1 else (0,) * 12 + (0, 0, 0, b"")
+    body = r.FILE_BODY.pack(0, nr, flags_arg, 0o600, 0, 0, len(extra), 0, 0, *(f0 or file_info(p0)), *f1)
+    tail = p0 + p1 + extra
+    total = r.HEADER.size + len(body) + len(tail)
+    return header(r.REC_FILE, etype, size if size is not None else total) + body + tail
+
+
+def test_a_well_formed_open_record_decodes_to_an_open_event():
+    e = r.decode(file_record(EventType.OPEN, b"/etc/passwd", flags_arg=0o2))
+    assert isinstance(e, ev.OpenEvent)
+    assert (e.pid, e.tid, e.ktime_ns, e.cgroup_id, e.comm) == (10, 11, 123, 77, "proc")
+    assert e.file.path == "/etc/passwd" and e.file.inode == 42 and e.file.fs_type == "ext4"
+    assert e.file.device == (254 << 8) | 1  # the kernel's dev_t becomes st_dev's encoding
+    assert e.syscall == "openat" and e.flags == 0o2
+
+
+def test_a_rename_record_carries_both_sides():
+    e = r.decode(file_record(EventType.RENAME, b"/a", b"/b", nr=82))
+    assert isinstance(e, ev.RenameEvent) and e.file.path == "/a" and e.destination.path == "/b"
+
+
+def test_an_incomplete_path_reports_the_reason_and_the_resolved_prefix():
+    fi = file_info(b"/tmp/x/rest", r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED, resolved=6)
+    e = r.decode(file_record(EventType.CHMOD, b"/tmp/x/rest", f0=fi, nr=90))
+    assert e.file.path_resolution_error == "component not in the dentry cache"
+    assert e.file.path[: e.file.resolved_len] == "/tmp/x" and e.file.inode is None
+
+
+def test_xattr_names_give_their_namespace():
+    e = r.decode(file_record(EventType.SETXATTR, b"/f", extra=b"security.selinux", nr=188))
+    assert isinstance(e, ev.SetXattrEvent) and (e.name, e.namespace) == ("security.selinux", "security")
+
+
+def test_a_bpf_record_lists_the_helpers():
+    body = r.BPF_BODY.pack(5, 5, 0, 17, 0, 4, 0, (1 << 5) | (1 << 14), 0, 1 << 2, 0, b"prog\0")
+    e = r.decode(header(r.REC_BPF, EventType.BPF, 64 + len(body)) + body)
+    assert e.helpers == [5, 14, 130] and e.cmd_name == "BPF_PROG_LOAD" and e.name == "prog"
+
+
+def test_an_exec_record_splits_argv_and_envp():
+    argv, envp = b"ls\0-l\0", b"A=1\0B=2\0"
+    body = r.EXEC_BODY.pack(*file_info(b"/bin/ls"), *CREDS, len(argv), len(envp), len(argv), len(envp), 9)
+    data = header(r.REC_EXEC, EventType.EXEC, 64 + len(body) + 7 + len(argv) + len(envp), r.HF_ENVP_TRUNCATED)
+    e = r.decode(data + body + b"/bin/ls" + argv + envp)
+    assert isinstance(e, ev.ExecEvent)
+    assert e.argv == ["ls", "-l"] and e.envp == ["A=1", "B=2"] and e.envp_truncated and not e.argv_truncated
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "shorter than the 64-byte header"),
+        (header(r.REC_EXIT, EventType.EXIT, 72)[:40], "shorter than the 64-byte header"),
+        (header(r.REC_EXIT, EventType.EXIT, 72), "header says 72 bytes, record has 64"),
+        (header(r.REC_EXIT, EventType.EXIT, 68) + b"\0" * 4, "exit record of 68 bytes, expected 72"),
+        (header(99, EventType.EXIT, 72) + b"\0" * 8, "unknown record kind 99"),
+        (header(r.REC_EXIT, 200, 72) + b"\0" * 8, "unknown event type 200"),
+        (header(r.REC_FILE, EventType.EXIT, 72) + b"\0" * 8, "cannot have record kind"),
+        (header(r.REC_FILE, EventType.OPEN, 100) + b"\0" * 36, "body needs 288"),
+        (file_record(EventType.OPEN, b"/etc/passwd")[:-3], "header says"),
+        (file_record(EventType.OPEN, b"/etc/passwd", size=301) + b"zz", "record size 301"),
+        (file_record(EventType.OPEN, b"/x", f0=(*file_info(b"/x")[:12], 5000, 0, 0, b"")), "exceeds 4095"),
+        (file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", resolved=9)), "resolved length 9"),
+        (file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", flags=0)), "without a file"),
+        (file_record(EventType.SELINUX, b"/x", flags_arg=9, nr=1), "unknown selinux kind 9"),
+    ],
+)
+def test_malformed_records_raise_a_precise_decode_error(data, reason):
+    with pytest.raises(DecodeError, match=reason):
+        r.decode(data)
+
+
+def test_every_truncation_of_a_valid_record_is_rejected():
+    good = file_record(EventType.LINK, b"/a/b", b"/c/d", nr=86)
+    for n in range(len(good)):
+        with pytest.raises(DecodeError):
+            r.decode(good[:n])
+
+
+def test_the_reader_counts_malformed_records_instead_of_raising():
+    from opencws.probe.probe import Probe
+
+    p = Probe()
+    out = p.decode_all([b"junk", file_record(EventType.OPEN, b"/ok")])
+    assert [e.file.path for e in out] == ["/ok"]
+    assert p.decode_errors == 1 and "header" in p.last_decode_error
