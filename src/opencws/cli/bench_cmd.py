@@ -13,6 +13,7 @@ HELP = "run a benchmark and print measured figures with ratios against a baselin
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "schema": ("opencws.bench.schema_bench", "event validation and serialization"),
+    "probe": ("opencws.bench.probe_bench", "kernel probe overhead (open/close, fork+exec) and reader decode rate"),
     "secl": ("opencws.bench.secl_bench", "SECL evaluation of the default policy against a realistic event mix"),
 }
 

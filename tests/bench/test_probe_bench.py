@@ -1,0 +1,21 @@
+"""`opencws bench probe` runs end to end with tiny sizes and prints its figures (durations are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+
+def test_the_probe_benchmark_prints_every_figure_and_an_exact_lost_count():
+    cmd = [sys.executable, "-m", "opencws.cli.main", "bench", "probe", "--iterations", "2000", "--forks", "20",
+           "--rounds", "1", "--burst", "3000", "--no-alternatives"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for expected in ("bare (no BPF)", "floor: empty raw sys_enter + sys_exit", "probe/floor = ",
+                     "probe/bare = ", "fork+exec probe/bare = ", "generated 3,000",
+                     "sent + lost = generated: yes", "events/s decoded on one core"):
+        assert expected in out.stdout, out.stdout
