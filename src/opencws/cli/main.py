@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("opencws.cli.validate_cmd", "validate CWS events against the schema"),
     "bench": ("opencws.cli.bench_cmd", "run benchmarks and print measured figures"),
     "rules": ("opencws.cli.rules_cmd", "check, evaluate and test SECL rules"),
+    "probe": ("opencws.cli.probe_cmd", "debug the kernel probe: trace decoded kernel events, counters"),
 }
 
 
