@@ -111,3 +111,23 @@ def test_malformed_suite_through_main_exits_2(tmp_path: Path, capsys: pytest.Cap
     assert main(["rules", "test", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}: case 'no expectation': `expect` is missing" in err
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
+
+
+def test_docs_list_every_rule_with_its_technique() -> None:
+    text = DOCS.read_text()
+    for rule in load_policies([DEFAULT]).rules:
+        assert f"| `{rule.id}` | {rule.event_type} |" in text, rule.id
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{rule.id}` |"))
+        assert row.endswith(f"| {rule.tags['technique']} |"), rule.id
+
+
+def test_docs_example_suite_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = DOCS.read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    suite = tmp_path / "example.tests.yaml"
+    suite.write_text(example.replace("policy: my.policy", f"policy: {DEFAULT}"))
+    assert main(["rules", "test", str(suite)]) == 0
+    assert capsys.readouterr().out.strip() == "1 passed, 0 failed"
