@@ -38,6 +38,11 @@ _U64 = struct.Struct("<Q")
 _DISCARDER = struct.Struct("<II")
 _INODE_KEY = struct.Struct("<QII")
 
+APPROVERS_ACTIVE = 1
+APPROVE_BY_PATH = 2
+"""approver_active bits: the type needs an approver; some are exact paths (the kernel then resolves the full
+path before deciding)."""
+
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 
@@ -301,7 +306,8 @@ class Probe:
                 table[h] = table.get(h, 0) | bit
                 self._maps[name].update(_U64.pack(h), _U32.pack(table[h]))
         self._maps["flags_approvers"].update(_U32.pack(t), _U32.pack(flags_mask))
-        self._maps["approver_active"].update(_U32.pack(t), _U32.pack(1))
+        active = APPROVERS_ACTIVE | (APPROVE_BY_PATH if any(m & bit for m in self._path_masks.values()) else 0)
+        self._maps["approver_active"].update(_U32.pack(t), _U32.pack(active))
 
     def clear_approvers(self, event_type: str | int | EventType) -> None:
         """The type passes unfiltered again (a rule of that type without approvers)."""

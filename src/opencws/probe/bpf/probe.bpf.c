@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define UMOUNT_NOFOLLOW 0x8
 #define SELINUX_MAGIC 0xf97cff8c
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define APPROVE_BY_PATH 2          /* approver_active bit: path approvers exist for the type */
 #define UTIME_NOW_SENTINEL 0xffffffffffffffffULL
 
 #define REC_SIZE 20480
@@ -220,6 +221,8 @@ struct work {
 	__u64 hash;
 	__u32 scan, cmp_diff;
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
+	struct inode_key disc_key;     /* the discarder early_decision hit */
+	__u32 disc_hit, pad2;
 };
 
 struct {
@@ -681,7 +684,8 @@ static __always_inline void clear_slot(struct work *w, int slot)
 }
 
 /* slot from an open file */
-static __noinline int resolve_file(int slot, struct file *f)
+/* Point the walk state at an open file; 1: finish_slot must follow, 0: the slot is final (bad fd). */
+static __noinline int target_file(int slot, struct file *f)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -696,7 +700,14 @@ static __noinline int resolve_file(int slot, struct file *f)
 	w->m = (__u64)real_mount(BPF_CORE_READ(f, f_path.mnt));
 	w->len = 0;
 	w->pos = 0;
-	return finish_slot(slot);
+	return 1;
+}
+
+static __noinline int resolve_file(int slot, struct file *f)
+{
+	if (target_file(slot, f))
+		finish_slot(slot);
+	return 0;
 }
 
 static __noinline int resolve_fd(int slot, int fd)
@@ -704,8 +715,9 @@ static __noinline int resolve_fd(int slot, int fd)
 	return resolve_file(slot, fd_file(fd));
 }
 
-/* slot from a user path string relative to dirfd (AT_FDCWD: the cwd) */
-static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
+/* Walk a user path string relative to dirfd (AT_FDCWD: the cwd) down the dentry cache.
+ * 1: finish_slot must follow, 0: the slot is final (unreadable string, bad dirfd). */
+static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -739,10 +751,16 @@ static __noinline int resolve_user(int slot, int dirfd, const char *upath, int f
 	}
 	w->done = 0;
 	bpf_loop(MAX_COMPONENTS, walk_step, NULL, 0);
-	if (!w->done) {
+	if (!w->done)
 		w->status |= FI_INCOMPLETE | FI_TRUNCATED;
-	}
-	return finish_slot(slot);
+	return 1;
+}
+
+static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
+{
+	if (walk_user(slot, dirfd, upath, follow))
+		finish_slot(slot);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ filters */
@@ -837,6 +855,64 @@ static __always_inline void drop_inode_discarder(struct file_info *fi)
 {
 	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
 	bpf_map_delete_elem(&discarder_inodes, &k);
+}
+
+static long name_hash_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w || i >= w->comp_len)
+		return 1;
+	w->hash ^= (__u8)w->name[i & 255];
+	w->hash *= 0x100000001b3ULL;
+	return 0;
+}
+
+#define DECIDE_DROP 0
+#define DECIDE_PASS 1
+#define DECIDE_LATER 2
+
+/* Decide from the target dentry alone, before the walk up to the root (the costly part) and before
+ * building a record: inode discarders, flags approvers, basename approvers. DECIDE_LATER: only the
+ * full path can tell (path approvers, or a walk that did not reach the target). */
+static __noinline int early_decision(__u32 type, __u32 flags_arg)
+{
+	struct work *w = get_work();
+	if (!w)
+		return DECIDE_LATER;
+	w->disc_hit = 0;
+	if (w->status & FI_INCOMPLETE)
+		return DECIDE_LATER;
+	struct dentry *d = (struct dentry *)w->d;
+	struct mount *m = (struct mount *)w->m;
+	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	if (ino) {
+		struct inode_key k = {.ino = BPF_CORE_READ(ino, i_ino), .mount_id = BPF_CORE_READ(m, mnt_id)};
+		struct discarder *disc = bpf_map_lookup_elem(&discarder_inodes, &k);
+		if (disc && disc->generation == current_generation() && (disc->type_mask & (1u << type))) {
+			w->disc_key = k;
+			w->disc_hit = 1;
+			return DECIDE_DROP;
+		}
+	}
+	__u32 t = type;
+	__u32 *active = bpf_map_lookup_elem(&approver_active, &t);
+	if (!active || !*active)
+		return DECIDE_PASS;
+	__u32 *fm = bpf_map_lookup_elem(&flags_approvers, &t);
+	if (fm && (*fm & flags_arg))
+		return DECIDE_PASS;
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	if (len == 0 || len > 255)
+		return DECIDE_LATER;
+	bpf_probe_read_kernel(w->name, BOUND(len, 255), BPF_CORE_READ(d, d_name.name));
+	w->comp_len = len;
+	w->hash = 0xcbf29ce484222325ULL;
+	bpf_loop(256, name_hash_step, NULL, 0);
+	__u64 h = w->hash;
+	__u32 *mask = bpf_map_lookup_elem(&basename_approvers, &h);
+	if (mask && (*mask & (1u << type)))
+		return DECIDE_PASS;
+	return (*active & APPROVE_BY_PATH) ? DECIDE_LATER : DECIDE_DROP;
 }
 
 /* ------------------------------------------------------------------ file records */
@@ -959,29 +1035,35 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET) {
 		read_creds((struct task_struct *)bpf_get_current_task(), &in->creds);
 	} else {
+		int need = 0;
 		switch (nr) {
 		case NR_unlink:
 		case NR_rmdir:
-			resolve_user(0, AT_FDCWD, (const char *)di, 0);
+		case NR_rename:
+			need = walk_user(0, AT_FDCWD, (const char *)di, 0);
 			break;
 		case NR_unlinkat:
-			resolve_user(0, (int)di, (const char *)si, 0);
-			break;
-		case NR_rename:
-			resolve_user(0, AT_FDCWD, (const char *)di, 0);
-			break;
 		case NR_renameat:
 		case NR_renameat2:
-			resolve_user(0, (int)di, (const char *)si, 0);
+			need = walk_user(0, (int)di, (const char *)si, 0);
 			break;
 		case NR_umount2:
-			resolve_user(0, AT_FDCWD, (const char *)di, !(si & UMOUNT_NOFOLLOW));
+			need = walk_user(0, AT_FDCWD, (const char *)di, !(si & UMOUNT_NOFOLLOW));
 			break;
 		default:
 			return 0;
 		}
-		int drop = filtered_out(type, flags_arg, w);
-		/* the name is about to go away or change: a discarder learned on it no longer holds */
+		int decision = need ? early_decision(type, flags_arg) : DECIDE_LATER;
+		if (decision == DECIDE_DROP) {
+			/* the name goes away or changes: the discarder learned on it no longer holds */
+			if (w->disc_hit)
+				bpf_map_delete_elem(&discarder_inodes, &w->disc_key);
+			count(type, CNT_FILTERED);
+			return 0;
+		}
+		if (need)
+			finish_slot(0);
+		int drop = decision == DECIDE_LATER && filtered_out(type, flags_arg, w);
 		drop_inode_discarder(&w->fi[0]);
 		if (drop)
 			return 0;
@@ -1241,11 +1323,13 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!is_enabled(type))
 		return 0;
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
-	__u64 dx = BPF_CORE_READ(regs, dx);
-	__u64 r10 = BPF_CORE_READ(regs, r10);
-	__u64 r8 = BPF_CORE_READ(regs, r8);
+	struct pt_regs rc;
+	bpf_probe_read_kernel(&rc, sizeof(rc), regs); /* one helper call for all the arguments */
+	__u64 di = rc.di;
+	__u64 si = rc.si;
+	__u64 dx = rc.dx;
+	__u64 r10 = rc.r10;
+	__u64 r8 = rc.r8;
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
@@ -1261,6 +1345,9 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	struct file_body *b = begin_file(r, ret, nr);
 	clear_slot(w, 1);
+	int need = 0;
+	int s1_dirfd = AT_FDCWD;
+	const char *s1_path = NULL;
 	switch (nr) {
 	case NR_open:
 	case NR_creat:
@@ -1288,79 +1375,80 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		b->flags_arg = flags;
 		b->mode_arg = mode;
 		if (ret >= 0)
-			resolve_fd(0, ret);
+			need = target_file(0, fd_file(ret));
 		else
-			resolve_user(0, dirfd, p, !(flags & O_NOFOLLOW));
+			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
 	case NR_chmod:
 		b->mode_arg = si;
-		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_fchmod:
 		b->mode_arg = si;
-		resolve_fd(0, di);
+		need = target_file(0, fd_file(di));
 		break;
 	case NR_fchmodat:
 	case NR_fchmodat2:
 		b->mode_arg = dx;
 		if (nr == NR_fchmodat2)
 			b->flags_arg = r10;
-		resolve_user(0, di, (const char *)si, !(b->flags_arg & AT_SYMLINK_NOFOLLOW));
+		need = walk_user(0, di, (const char *)si, !(b->flags_arg & AT_SYMLINK_NOFOLLOW));
 		break;
 	case NR_chown:
 	case NR_lchown:
 		b->uid_arg = si;
 		b->gid_arg = dx;
-		resolve_user(0, AT_FDCWD, (const char *)di, nr == NR_chown);
+		need = walk_user(0, AT_FDCWD, (const char *)di, nr == NR_chown);
 		break;
 	case NR_fchown:
 		b->uid_arg = si;
 		b->gid_arg = dx;
-		resolve_fd(0, di);
+		need = target_file(0, fd_file(di));
 		break;
 	case NR_fchownat:
 		b->uid_arg = dx;
 		b->gid_arg = r10;
 		b->flags_arg = r8;
-		resolve_user(0, di, (const char *)si, !(r8 & AT_SYMLINK_NOFOLLOW));
+		need = walk_user(0, di, (const char *)si, !(r8 & AT_SYMLINK_NOFOLLOW));
 		break;
 	case NR_link:
-		resolve_user(0, AT_FDCWD, (const char *)di, 0);
-		resolve_user(1, AT_FDCWD, (const char *)si, 0);
+		need = walk_user(0, AT_FDCWD, (const char *)di, 0);
+		s1_path = (const char *)si;
 		break;
 	case NR_linkat:
 		b->flags_arg = r8;
-		resolve_user(0, di, (const char *)si, r8 & AT_SYMLINK_FOLLOW);
-		resolve_user(1, dx, (const char *)r10, 0);
+		need = walk_user(0, di, (const char *)si, r8 & AT_SYMLINK_FOLLOW);
+		s1_dirfd = dx;
+		s1_path = (const char *)r10;
 		break;
 	case NR_mkdir:
 		b->mode_arg = si;
-		resolve_user(0, AT_FDCWD, (const char *)di, 0);
+		need = walk_user(0, AT_FDCWD, (const char *)di, 0);
 		break;
 	case NR_mkdirat:
 		b->mode_arg = dx;
-		resolve_user(0, di, (const char *)si, 0);
+		need = walk_user(0, di, (const char *)si, 0);
 		break;
 	case NR_utime:
 		read_times(b, (const void *)si, 0);
-		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_utimes:
 		read_times(b, (const void *)si, 1);
-		resolve_user(0, AT_FDCWD, (const char *)di, 1);
+		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_futimesat:
 		read_times(b, (const void *)dx, 1);
-		resolve_user(0, di, (const char *)si, 1);
+		need = walk_user(0, di, (const char *)si, 1);
 		break;
 	case NR_utimensat:
 		read_times(b, (const void *)dx, 2);
 		b->flags_arg = r10;
 		if (si)
-			resolve_user(0, di, (const char *)si, !(r10 & AT_SYMLINK_NOFOLLOW));
+			need = walk_user(0, di, (const char *)si, !(r10 & AT_SYMLINK_NOFOLLOW));
 		else
-			resolve_fd(0, di);
+			need = target_file(0, fd_file(di));
 		break;
 	case NR_setxattr:
 	case NR_lsetxattr:
@@ -1369,26 +1457,36 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		if (nr == NR_setxattr || nr == NR_lsetxattr)
 			b->flags_arg = r8;
 		read_extra_str(w, b, (const char *)si);
-		resolve_user(0, AT_FDCWD, (const char *)di, nr == NR_setxattr || nr == NR_removexattr);
+		need = walk_user(0, AT_FDCWD, (const char *)di, nr == NR_setxattr || nr == NR_removexattr);
 		break;
 	case NR_fsetxattr:
 	case NR_fremovexattr:
 		if (nr == NR_fsetxattr)
 			b->flags_arg = r8;
 		read_extra_str(w, b, (const char *)si);
-		resolve_fd(0, di);
+		need = target_file(0, fd_file(di));
 		break;
 	case NR_mount:
 		b->flags_arg = r10;
 		read_extra_str(w, b, (const char *)dx);
 		handle_mount_exit(ret, (const char *)si, 1);
+		need = 2;
 		if (ret == 0)
 			bump_generation();
 		break;
 	default:
 		return 0;
 	}
-	if (filtered_out(type, b->flags_arg, w))
+	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
+	if (decision == DECIDE_DROP) {
+		count(type, CNT_FILTERED);
+		return 0;
+	}
+	if (need == 1)
+		finish_slot(0);
+	if (s1_path)
+		resolve_user(1, s1_dirfd, s1_path, 0);
+	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
 }
