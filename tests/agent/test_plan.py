@@ -40,14 +40,26 @@ def test_the_basename_a_path_approver_fixes(approver, expected):
 
 
 def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle(tmp_path):
-    plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
+    plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')), discarders=False)
     assert plan.event_types == {"chmod", "exec", "fork", "exit"}
+    plan = plan_filters(policy(tmp_path, rule("a", "bpf.cmd == BPF_PROG_LOAD")))
+    assert plan.event_types == {"bpf", "exec", "fork", "exit"}
+
+
+def test_inode_discarders_enable_the_types_that_invalidate_them(tmp_path):
+    plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
+    assert plan.event_types == {"chmod", "exec", "fork", "exit", "unlink", "rename", "link"}
+    assert plan.rule_types == {"chmod"}
+    # the kernel drops the discarder of an unlinked inode itself: no unlink event needs to leave it
+    assert plan.filter_all == {"unlink"}
+    # renames (of a directory) and hard links must reach the agent
+    assert "rename" not in plan.approvers and "link" not in plan.approvers
 
 
 def test_disabled_rules_do_not_enable_their_type(tmp_path):
-    text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'unlink.file.name == "x"') + \
+    text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'mkdir.file.name == "x"') + \
         "    disabled: true\n"
-    assert "unlink" not in plan_filters(policy(tmp_path, text)).event_types
+    assert "mkdir" not in plan_filters(policy(tmp_path, text)).event_types
 
 
 def test_exact_paths_and_names_become_basename_approvers(tmp_path):
@@ -142,6 +154,7 @@ def test_apply_pushes_types_then_replaces_or_clears_every_approver(tmp_path):
     probe = FakeProbe()
     apply_plan(probe, plan_filters(policy(tmp_path, text)),
                known_types=["exec", "fork", "exit", "open", "chmod", "unlink"])
-    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open"))
+    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open", "unlink"))
     assert ("approvers", "chmod", ("shadow",), 0) in probe.calls
-    assert ("clear", "open") in probe.calls and ("clear", "unlink") in probe.calls
+    assert ("approvers", "unlink", (), 0) in probe.calls  # enabled for invalidation only: all filtered
+    assert ("clear", "open") in probe.calls

@@ -43,6 +43,14 @@ DISCARDABLE_BY_INODE = frozenset({"open", "chmod", "chown", "utimes", "setxattr"
 DISCARDABLE_BY_PID = frozenset(KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"})
 """Types the kernel can drop by process (exec, fork and exit always flow)."""
 
+INVALIDATION_SEEN_BY_KERNEL = frozenset({"unlink"})
+"""Hooked whenever inode discarders may exist: the kernel drops an unlinked inode's discarder itself (before
+its approvers), so when no rule uses the type, nothing of it needs to reach the agent."""
+
+INVALIDATION_SEEN_BY_AGENT = frozenset({"rename", "link"})
+"""Rare types the agent must see while inode discarders may exist: a renamed directory moves every path under
+it, and a new hard link gives a discarded inode a name a rule may watch."""
+
 
 class ProbeFilters(Protocol):
     """The part of `opencws.probe.Probe` the filters drive (a fake in unit tests)."""
@@ -73,6 +81,10 @@ class FilterPlan:
     """Types filtered by approvers; an enabled type absent here passes unfiltered."""
     unfiltered_by: dict[str, str] = field(default_factory=dict)
     """For an enabled approver-capable type left unfiltered: the id of a rule without a kernel approver."""
+    rule_types: frozenset[str] = frozenset()
+    """Types some rule uses (the others in event_types are enabled to keep discarders correct)."""
+    filter_all: frozenset[str] = frozenset()
+    """Types enabled only so that the kernel sees them (invalidation): every event of them is filtered."""
 
 
 def active_rules(policies: PolicySet) -> list[tuple[str, CompiledRule, dict[str, Macro] | None]]:
@@ -153,13 +165,20 @@ def _type_approvers(rules: list[tuple[str, CompiledRule]], event_type: str) -> t
     return TypeApprovers(frozenset(basenames), mask), ""
 
 
-def plan_filters(policies: PolicySet) -> FilterPlan:
-    """Event types to enable and the approvers of each, computed from the policy's active rules."""
+def plan_filters(policies: PolicySet, *, discarders: bool = True) -> FilterPlan:
+    """Event types to enable and the approvers of each, computed from the policy's active rules.
+
+    With `discarders` (inode discarders will be learned), the types that invalidate them are enabled too."""
     by_type: dict[str, list[tuple[str, CompiledRule]]] = {}
     for rid, rule, _ in active_rules(policies):
         if rule.event_type:
             by_type.setdefault(rule.event_type, []).append((rid, rule))
-    types = frozenset(by_type) | ALWAYS_ON
+    rule_types = frozenset(by_type)
+    types = rule_types | ALWAYS_ON
+    filter_all: frozenset[str] = frozenset()
+    if discarders and rule_types & DISCARDABLE_BY_INODE:
+        filter_all = INVALIDATION_SEEN_BY_KERNEL - rule_types
+        types |= INVALIDATION_SEEN_BY_KERNEL | INVALIDATION_SEEN_BY_AGENT
     approvers: dict[str, TypeApprovers] = {}
     unfiltered: dict[str, str] = {}
     for t, rules in sorted(by_type.items()):
@@ -170,7 +189,7 @@ def plan_filters(policies: PolicySet) -> FilterPlan:
             unfiltered[t] = rid
         else:
             approvers[t] = found
-    return FilterPlan(types, approvers, unfiltered)
+    return FilterPlan(types, approvers, unfiltered, rule_types, filter_all)
 
 
 def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str] | None = None) -> None:
@@ -186,7 +205,9 @@ def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str]
     probe.set_event_types(sorted(plan.event_types & known))
     for t in sorted(KERNEL_APPROVER_TYPES & known):
         a = plan.approvers.get(t)
-        if a is None:
+        if t in plan.filter_all:
+            probe.set_approvers(t)  # active with nothing approved
+        elif a is None:
             probe.clear_approvers(t)
         else:
             probe.set_approvers(t, basenames=sorted(a.basenames), flags_mask=a.flags_mask)
@@ -310,3 +331,23 @@ class Discarders:
         self.probe.add_discarder_pid(event.pid, [etype])
         self.stats.pids += 1
         return True
+
+
+class KernelFilters:
+    """The policy's filters in a probe: plan applied, discarders learned from `observe(event)`, everything
+    recomputed and invalidated on `reload(policies)`."""
+
+    def __init__(self, probe: ProbeFilters, policies: PolicySet, known_types: Iterable[str] | None = None):
+        self.probe = probe
+        self._known = list(known_types) if known_types is not None else None
+        self.plan = plan_filters(policies)
+        apply_plan(probe, self.plan, self._known)
+        self.discarders = Discarders(probe, policies)
+
+    def observe(self, event: Any) -> str | None:
+        return self.discarders.observe(event)
+
+    def reload(self, policies: PolicySet) -> None:
+        self.plan = plan_filters(policies)
+        apply_plan(self.probe, self.plan, self._known)
+        self.discarders.reload(policies)

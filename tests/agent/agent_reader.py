@@ -1,0 +1,77 @@
+"""Reads the probe the way the agent does: every decoded event goes through the filters' `observe`.
+
+`sync()` forks a child that exits at once and reads until its exit event arrives (exec, fork and exit always
+flow, whatever the filters): every event this process caused before has then been read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from opencws.probe.events import ExitEvent, KernelEvent
+
+
+class Reader:
+    def __init__(self, probe):
+        self.probe = probe
+        self.filters = None
+        self.seen: list[KernelEvent] = []
+        self.learned: list[tuple[str, KernelEvent]] = []
+        """(what the agent learned, from which event) since the last checkpoint."""
+
+    def sync(self, timeout: float = 5.0) -> None:
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.probe.poll(50):
+                if isinstance(e, ExitEvent) and e.pid == child:
+                    return
+                if self.filters is not None:
+                    learned = self.filters.observe(e)
+                    if learned:
+                        self.learned.append((learned, e))
+                self.seen.append(e)
+        raise AssertionError(f"the exit of marker child {child} never arrived")
+
+    def checkpoint(self) -> None:
+        """Forget what was read so far."""
+        self.sync()
+        self.seen.clear()
+        self.learned.clear()
+
+    def learned_from(self, path: str | None = None, pid: int | None = None) -> list[str]:
+        """What the agent learned from events on this path or of this process."""
+        return [kind for kind, e in self.learned
+                if (path is None or getattr(getattr(e, "file", None), "path", None) == path)
+                and (pid is None or e.pid == pid)]
+
+    def mine(self, cls: type | tuple[type, ...], where: Callable[[KernelEvent], bool] | None = None) -> list:
+        """Events of this process of that class read since the last checkpoint."""
+        self.sync()
+        return [e for e in self.seen if e.pid == os.getpid() and isinstance(e, cls) and (where is None or where(e))]
+
+
+def under(root) -> Callable[[KernelEvent], bool]:
+    prefix = str(root) + "/"
+    return lambda e: getattr(e, "file", None) is not None and e.file.path.startswith(prefix)
+
+
+def write_policy(tmp_path: Path, *expressions: str):
+    """A policy of one rule per expression (ids r0, r1, ...), loaded (from a directory beside tmp_path, so
+    that reading it is no event under tmp_path)."""
+    from opencws.secl import load_policies
+
+    text = "rules:\n" + "".join(f"  - id: r{i}\n    expression: '{e}'\n" for i, e in enumerate(expressions))
+    folder = Path(tempfile.mkdtemp(prefix="policy-", dir=tmp_path.parent))
+    p = folder / "rules.policy"
+    p.write_text(text)
+    ps = load_policies([p])
+    assert ps.errors == [], ps.errors
+    return ps

@@ -1,0 +1,29 @@
+"""Fixtures for the agent's kernel tests: one probe for the module, a reader that feeds the agent's filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from agent_reader import Reader
+
+
+@pytest.fixture(scope="module")
+def probe(require_kernel) -> Iterator:
+    from opencws.probe.probe import Probe
+
+    with Probe() as p:
+        yield p
+
+
+@pytest.fixture
+def reader(probe) -> Iterator[Reader]:
+    probe.poll(0)
+    r = Reader(probe)
+    yield r
+    from opencws.probe.eventtypes import EventType
+
+    probe.set_event_types(list(EventType))
+    for t in EventType:
+        probe.clear_approvers(t)
+    probe.invalidate_discarders()

@@ -1,0 +1,160 @@
+"""The policy's filters in the real kernel: approvers, discarders and their invalidation, unused types.
+
+A filtered event must never arrive, and the kernel's `filtered` counter must say it was dropped there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from agent_reader import under, write_policy
+
+from opencws.agent.filters import KernelFilters
+from opencws.probe import events as ev
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+UNAPPROVABLE_OPEN = 'open.file.path =~ "/etc/cron.d/*"'
+"""An open rule the kernel cannot approve (no fixed basename, no flags): opens pass, discarders decide."""
+
+
+def _file(tmp_path: Path, name: str) -> Path:
+    f = tmp_path / name
+    f.write_text("x")
+    return f
+
+
+def _open(path: Path | str, flags: int = os.O_RDONLY) -> None:
+    os.close(os.open(path, flags, 0o600))
+
+
+def _use(reader, probe, tmp_path, *expressions: str, learn: bool = True) -> KernelFilters:
+    """Apply the policy's filters; with `learn`, the reader feeds every event to the agent's discarders."""
+    reader.checkpoint()  # what the test did before (creating its files) teaches nothing
+    filters = KernelFilters(probe, write_policy(tmp_path, *expressions))
+    reader.filters = filters if learn else None
+    return filters
+
+
+def test_an_open_no_rule_could_match_is_filtered_in_the_kernel_and_an_approved_one_arrives(reader, probe, tmp_path):
+    wanted, other = _file(tmp_path, "wanted.txt"), _file(tmp_path, "other.txt")
+    filters = _use(reader, probe, tmp_path, 'open.file.name == "wanted.txt"')
+    assert filters.plan.approvers["open"].basenames == {"wanted.txt"}
+    before = probe.counters()["open"]
+    _open(other)
+    _open(wanted)
+    assert [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))] == [str(wanted)]
+    assert probe.counters()["open"].filtered > before.filtered
+
+
+def test_open_flags_from_the_policy_approve_writes_only(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    # approvers only: a discarder would (rightly) drop f for good, its path matching no rule
+    _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN + " && open.flags & (O_WRONLY | O_RDWR) > 0", learn=False)
+    before = probe.counters()["open"]
+    _open(f)
+    _open(f, os.O_WRONLY)
+    got = reader.mine(ev.OpenEvent, under(tmp_path))
+    assert [e.flags & os.O_ACCMODE for e in got] == [os.O_WRONLY]
+    assert probe.counters()["open"].filtered > before.filtered
+
+
+def test_event_types_no_rule_uses_are_not_sent(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    filters = _use(reader, probe, tmp_path, "bpf.cmd == BPF_PROG_LOAD")
+    assert "chmod" not in filters.plan.event_types and "open" not in filters.plan.event_types
+    before = probe.counters()
+    os.chmod(f, 0o600)
+    _open(f)
+    assert reader.mine((ev.ChmodEvent, ev.OpenEvent), under(tmp_path)) == []
+    after = probe.counters()
+    assert after["chmod"].seen == before["chmod"].seen  # returned before counting anything
+    assert after["open"].sent == before["open"].sent
+
+
+def _discard(reader, probe, f: Path) -> None:
+    """Open f once: the event arrives, the agent learns the inode discarder; the next open is dropped."""
+    _open(f)
+    assert len(reader.mine(ev.OpenEvent, lambda e: e.file.path == str(f))) == 1
+    assert reader.learned_from(path=str(f)) == ["inode"]
+    reader.checkpoint()
+    before = probe.counters()["open"]
+    _open(f)
+    assert reader.mine(ev.OpenEvent, lambda e: e.file.inode == os.stat(f).st_ino) == []
+    assert probe.counters()["open"].filtered > before.filtered
+
+
+def test_a_discarded_inode_stops_arriving_and_arrives_again_after_a_rename(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    _discard(reader, probe, f)
+    os.rename(f, tmp_path / "g")
+    _open(tmp_path / "g")
+    assert [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))] == [str(tmp_path / "g")]
+
+
+def test_a_discarded_inode_arrives_again_after_an_unlink(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    fd = os.open(f, os.O_RDONLY)  # keeps the inode alive after the unlink
+    try:
+        filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+        assert "unlink" in filters.plan.filter_all  # hooked only so that the kernel drops the discarder
+        ino = os.stat(f).st_ino
+        _discard(reader, probe, f)
+        _open(f"/proc/self/fd/{fd}")
+        assert reader.mine(ev.OpenEvent, lambda e: e.file.inode == ino) == []
+        os.unlink(f)
+        _open(f"/proc/self/fd/{fd}")
+        assert len(reader.mine(ev.OpenEvent, lambda e: e.file.inode == ino)) == 1
+        assert reader.mine(ev.UnlinkEvent, under(tmp_path)) == []  # no rule uses unlink: none sent
+    finally:
+        os.close(fd)
+
+
+def test_a_renamed_directory_invalidates_the_discarders_under_it(reader, probe, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    f = _file(d, "f")
+    _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    _discard(reader, probe, f)
+    os.rename(d, tmp_path / "moved")
+    reader.sync()  # the agent reads the rename (until it has, the kernel still drops: see the report)
+    _open(tmp_path / "moved" / "f")
+    assert [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))] == [str(tmp_path / "moved" / "f")]
+
+
+def test_a_hard_link_to_a_discarded_inode_drops_its_discarder(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    _discard(reader, probe, f)
+    os.link(f, tmp_path / "h")
+    reader.sync()  # the agent reads the link event
+    _open(tmp_path / "h")
+    assert [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))] == [str(tmp_path / "h")]
+
+
+def test_a_rule_reload_invalidates_discarders(reader, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    _discard(reader, probe, f)
+    generation = probe.discarder_generation
+    filters.reload(write_policy(tmp_path, UNAPPROVABLE_OPEN))
+    assert probe.discarder_generation != generation
+    _open(f)
+    assert len(reader.mine(ev.OpenEvent, under(tmp_path))) == 1
+
+
+def test_a_process_no_rule_could_match_is_discarded_for_that_type(reader, probe, tmp_path):
+    a, b = _file(tmp_path, "a"), _file(tmp_path, "b")
+    _use(reader, probe, tmp_path, 'chmod.file.destination.mode & S_ISUID > 0 && process.file.path == "/opt/x/tool"')
+    os.chmod(a, 0o600)
+    assert len(reader.mine(ev.ChmodEvent, under(tmp_path))) == 1
+    # no path would do (the rule does not constrain it); this executable does
+    assert reader.learned_from(path=str(a)) == ["pid"]
+    reader.checkpoint()
+    before = probe.counters()["chmod"]
+    os.chmod(b, 0o600)
+    assert reader.mine(ev.ChmodEvent, under(tmp_path)) == []
+    assert probe.counters()["chmod"].filtered > before.filtered
+    _open(a)  # another type: not discarded (and not enabled either)
