@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from opencws.bench.secl_bench import realistic_mix
 from opencws.cli.main import main
 from opencws.secl import RuleSet, load_policies
 from opencws.secl.rulesuite import load_suite
@@ -131,3 +134,38 @@ def test_docs_example_suite_passes(tmp_path: Path, capsys: pytest.CaptureFixture
     suite.write_text(example.replace("policy: my.policy", f"policy: {DEFAULT}"))
     assert main(["rules", "test", str(suite)]) == 0
     assert capsys.readouterr().out.strip() == "1 passed, 0 failed"
+
+
+def _variants(event: Any) -> list[Any]:
+    """The event, and copies whose paths could not be resolved (only the names are known)."""
+    out = [event]
+    f = event.file
+    if f is not None and f.path:
+        out.append(
+            dataclasses.replace(event, file=dataclasses.replace(f, path=None, path_resolution_error="x"))
+        )
+    p = event.process
+    if p is not None and p.executable is not None and p.executable.path:
+        exe = dataclasses.replace(p.executable, path=None, path_resolution_error="x")
+        out.append(dataclasses.replace(event, process=dataclasses.replace(p, executable=exe)))
+    return out
+
+
+def test_ruleset_match_equals_evaluating_every_rule() -> None:
+    """Whatever indexing RuleSet does, its result is that of evaluating each rule of the event's type."""
+    rules = load_policies([DEFAULT]).rules
+    ruleset = RuleSet(rules)
+    events = [c.event for c in load_suite(SUITE).cases] + realistic_mix(3000, seed=17)
+    checked = 0
+    for base in events:
+        for event in _variants(base):
+            name = event.evt.name if event.evt is not None else None
+            expected = [r.id for r in rules if r.event_type == name and r.evaluate(event)]
+            where = event.file or (event.process.executable if event.process else None)
+            assert ruleset.match(event) == expected, (
+                f"{name} event of {where.name if where else None!r} (path {where.path if where else None!r}): "
+                "RuleSet.match differs from evaluating each rule (an index or gate that is not a necessary "
+                "condition of its rule?)"
+            )
+            checked += 1
+    assert checked > 6000
