@@ -31,8 +31,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
     Hook("sched_exit", "tp_btf", "sched_process_exit", None),
-    Hook("sys_enter", "raw_tracepoint", "sys_enter", ENTER_TYPES),
-    Hook("sys_exit", "raw_tracepoint", "sys_exit", SYSCALL_TYPES),
+    Hook("sys_enter", "tp_btf", "sys_enter", ENTER_TYPES),
+    Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
 )
 
 

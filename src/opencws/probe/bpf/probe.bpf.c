@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* OpenCWS kernel probe.
  *
- * One raw sys_enter and one raw sys_exit program dispatch by syscall number; an array map
- * (`interested`) makes every other syscall return after one lookup. Process life cycle comes from the
+ * One sys_enter and one sys_exit program (tp_btf: the raw tracepoints with typed arguments, so pt_regs
+ * and the task are read without helper calls) dispatch by syscall number; an array map (`interested`)
+ * makes every other syscall return after one lookup. Process life cycle comes from the
  * sched tp_btf hooks, which cost nothing to the syscall path. Paths are resolved in the kernel by
  * walking the dentry cache (down from the dirfd/cwd/root along the user string, then up to the
  * task's root across mounts); a walk that cannot complete is reported as such, never guessed.
@@ -626,6 +627,7 @@ static __noinline int finish_slot(int slot)
 	w->res_d = w->d;
 	w->res_m = w->m;
 	fi->flags |= FI_PRESENT | w->status;
+	set_task_root(w);
 	w->off = PATH_BUF;
 	w->done = 0;
 	bpf_loop(MAX_DEPTH, up_step, NULL, 0);
@@ -664,14 +666,14 @@ static __noinline int finish_slot(int slot)
 
 static __always_inline struct file *fd_file(int fd)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || (unsigned int)fd >= max)
+	/* the task from BTF: files->fdt->fd are direct loads, only the array slot needs a helper */
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	struct file **arr = BPF_CORE_READ(fdt, fd);
+	__u64 slot = (__u64)fdt->fd + (__u64)fd * sizeof(struct file *);
 	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)slot);
 	return f;
 }
 
@@ -695,9 +697,10 @@ static __noinline int target_file(int slot, struct file *f)
 		w->fi[slot & 1].flags = FI_PRESENT | FI_BAD_FD;
 		return 0;
 	}
-	set_task_root(w);
-	w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
-	w->m = (__u64)real_mount(BPF_CORE_READ(f, f_path.mnt));
+	struct path fp;
+	bpf_probe_read_kernel(&fp, sizeof(fp), &f->f_path);
+	w->d = (__u64)fp.dentry;
+	w->m = (__u64)real_mount(fp.mnt);
 	w->len = 0;
 	w->pos = 0;
 	return 1;
@@ -998,20 +1001,19 @@ static __always_inline int needs_enter(__u32 type)
 	       type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	__u32 nr = ctx->args[1];
+	__u32 nr = id;
 	if (nr >= NR_SYSCALLS)
 		return 0;
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
 	if (!tp || !*tp || !needs_enter(*tp))
 		return 0;
 	__u32 type = *tp;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
-	__u64 dx = BPF_CORE_READ(regs, dx);
+	__u64 di = regs->di;
+	__u64 si = regs->si;
+	__u64 dx = regs->dx;
 	__u32 flags_arg = 0;
 	if (nr == NR_unlinkat) {
 		flags_arg = dx;
@@ -1275,18 +1277,17 @@ static __noinline int handle_mount_exit(__s64 ret, const char *dir, int follow)
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_exit")
-int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	__u32 nr = BPF_CORE_READ(regs, orig_ax);
+	/* tp_btf: regs is a typed kernel pointer, read directly (no helper call) */
+	__u32 nr = regs->orig_ax;
 	if (nr >= NR_SYSCALLS)
 		return 0;
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
 	if (!tp || !*tp)
 		return 0;
 	__u32 type = *tp;
-	__s64 ret = ctx->args[1];
 	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET)
 		return handle_cred_exit(nr, ret);
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
@@ -1323,13 +1324,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!is_enabled(type))
 		return 0;
-	struct pt_regs rc;
-	bpf_probe_read_kernel(&rc, sizeof(rc), regs); /* one helper call for all the arguments */
-	__u64 di = rc.di;
-	__u64 si = rc.si;
-	__u64 dx = rc.dx;
-	__u64 r10 = rc.r10;
-	__u64 r8 = rc.r8;
+	__u64 di = regs->di;
+	__u64 si = regs->si;
+	__u64 dx = regs->dx;
+	__u64 r10 = regs->r10;
+	__u64 r8 = regs->r8;
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
