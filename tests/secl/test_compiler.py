@@ -260,3 +260,18 @@ def test_invalid_regex_is_a_located_error():
         compile_expression('open.file.path =~ r"(unclosed"')
     assert "invalid regular expression" in exc.value.message
     assert exc.value.column >= 19
+
+
+def test_glob_matcher_agrees_with_a_regex_translation():
+    import random
+    import re
+
+    from opencws.secl.matchers import build_matcher, glob_regex
+
+    patterns = ["/home/*/.ssh/id_*", "*/.aws/*", "a*b*c", "/x/*/y", "*a*a*", "ab*ba", "a**b"]
+    matcher = build_matcher(patterns)
+    regex = re.compile("|".join(f"(?:{glob_regex(p)})" for p in patterns), re.S)
+    rng = random.Random(3)
+    for _ in range(20_000):
+        value = "".join(rng.choice("ab/xyc.") for _ in range(rng.randint(0, 9)))
+        assert matcher(value) == (regex.fullmatch(value) is not None), value

@@ -78,6 +78,7 @@ class Val:
     field: Field | None = None
     cost: int = 0
     approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
+    gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
     bitand: tuple[str, int] | None = None
     array: ArrayConst | None = None
     node: ast.Node | None = None
@@ -120,6 +121,9 @@ class CompiledRule:
     cost: int
     parsed: ParseResult
     warnings: list[SeclError] = dc_field(default_factory=list)
+    # RuleSet's prefilter: necessary conditions (all must hold), each a set of (field, approver) pairs of
+    # which at least one holds. Unlike `approvers` (one field each), a gate may span fields (`a || b`).
+    gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
 
     def evaluate(self, event: Any) -> bool:
         return bool(self.fn(event))
@@ -171,7 +175,7 @@ class Compiler:
         fn = self.truth(v)
         assert fn is not None
         return CompiledRule(
-            self.text, self.event_type, fn, v.approvers, frozenset(self.fields_used), v.cost, parsed
+            self.text, self.event_type, fn, v.approvers, frozenset(self.fields_used), v.cost, parsed, gates=v.gates
         )
 
     # --- dispatch -----------------------------------------------------------------------------------
@@ -398,6 +402,7 @@ class Compiler:
             return u
         if not rest:
             return _const(BOOL, not absorbing, node)
+        gates = _merge_gates(vals, is_and)
         rest.sort(key=lambda v: v.cost)
         fns = [self.truth(v) for v in rest]
         cost = sum(v.cost for v in rest)
@@ -428,7 +433,7 @@ class Compiler:
                             return True
                     return False
 
-        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=gates, node=node)
 
     @staticmethod
     def merge_approvers(vals: list[Val], is_and: bool) -> dict[str, frozenset[Approver]]:
@@ -620,7 +625,7 @@ class Compiler:
             approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
         if left.is_const and right.is_const:
             return _const(BOOL, bool(fn(None)), node)
-        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
 
     def in_array(self, node: ast.InArray) -> Val:
         left = self.compile(node.operand)
@@ -695,7 +700,62 @@ class Compiler:
                 left.field.alias_of or left.field.name: frozenset(Approver(kinds[k], v) for k, v in arr.items)
             }
         cost = left.cost + 1 + (3 if has_matcher else 0)
-        return Val(BOOL, fn, cost=cost, approvers=approvers, node=node)
+        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+
+
+def pattern_key(pattern: str) -> tuple[str, str] | None:
+    """What a value must hold to match a glob: ("prefix", literal head) or, for a glob starting with `*`,
+    ("substring", its longest literal part); None for `*` alone."""
+    head = pattern.split("*", 1)[0]
+    if head:
+        return "prefix", head
+    parts = [p for p in re.split(r"\*+", pattern) if p]
+    return ("substring", max(parts, key=len)) if parts else None
+
+
+def _pass_rate(a: Approver) -> float:
+    """A rough share of events passing one gate pair: gates are chosen to let the fewest events through."""
+    if a.kind == "flags":
+        return 0.3
+    if a.kind == "pattern":
+        key = pattern_key(a.value)
+        if key is None:
+            return 1.0
+        return min(0.5, 0.2 / len(key[1])) if key[0] == "prefix" else min(0.5, 0.4 / len(key[1]))
+    return 0.001
+
+
+def _gate_score(gate: frozenset[tuple[str, Approver]]) -> float:
+    return sum(_pass_rate(a) for _, a in gate) + 0.01 * len({n for n, _ in gate})
+
+
+def _leaf_gates(approvers: dict[str, frozenset[Approver]]) -> tuple[frozenset[tuple[str, Approver]], ...]:
+    """The gate of a single comparison: its approvers, when a prefilter can test them cheaply."""
+    if len(approvers) != 1:
+        return ()
+    ((name, values),) = approvers.items()
+    f = REGISTRY.get(name)
+    if f is None or f.multi or not values:
+        return ()
+    for a in values:
+        if a.kind == "regex" or (a.kind == "pattern" and pattern_key(a.value) is None):
+            return ()
+        if a.kind == "exact" and not isinstance(a.value, str | int | bool):
+            return ()
+    return (frozenset((name, a) for a in values),)
+
+
+MAX_GATES = 2
+
+
+def _merge_gates(vals: list[Val], is_and: bool) -> tuple[frozenset[tuple[str, Approver]], ...]:
+    if is_and:
+        gates = sorted({g for v in vals for g in v.gates}, key=_gate_score)
+        return tuple(gates[:MAX_GATES])
+    live = [v for v in vals if not (v.is_const and not v.const)]
+    if not live or any(not v.gates for v in live):
+        return ()
+    return (frozenset().union(*(v.gates[0] for v in live)),)
 
 
 def compile_parsed(

@@ -61,21 +61,26 @@ def retval_of(e: Event) -> int:
 
 
 def _safe_mask(caps: Iterable[str] | None) -> int:
-    if not caps:
-        return 0
-    try:
-        return names.capability_mask(list(caps))
-    except (KeyError, ValueError):
-        return 0
+    return _safe_bits(names.capability_mask, caps)
+
+
+_BITS_CACHE: dict[tuple[Callable[[Any], int], tuple[str, ...]], int] = {}
 
 
 def _safe_bits(fn: Callable[[Any], int], flags: Iterable[str] | None) -> int:
+    """Flag names → bits, memoized: events repeat a handful of flag combinations."""
     if not flags:
         return 0
-    try:
-        return fn(tuple(flags))
-    except (KeyError, ValueError):
-        return 0
+    key = (fn, tuple(flags))
+    bits = _BITS_CACHE.get(key)
+    if bits is None:
+        try:
+            bits = fn(key[1])
+        except (KeyError, ValueError):
+            bits = 0
+        if len(_BITS_CACHE) < 4096:
+            _BITS_CACHE[key] = bits
+    return bits
 
 
 def args_flags(args: list[str] | None) -> list[str]:

@@ -52,7 +52,7 @@ def build_matcher(patterns: Iterable[str] = (), regexes: Iterable[str] = ()) -> 
         elif kind == "contains":
             contains.append(key)
         else:
-            globs.append(glob_regex(key))
+            globs.append(key)
     if match_all:
         return lambda v: True
     parts: list[Matcher] = []
@@ -73,8 +73,7 @@ def build_matcher(patterns: Iterable[str] = (), regexes: Iterable[str] = ()) -> 
             ct = tuple(contains)
             parts.append(lambda v: any(c in v for c in ct))
     if globs:
-        full = re.compile("|".join(f"(?:{g})" for g in globs), re.S).fullmatch
-        parts.append(lambda v: full(v) is not None)
+        parts.append(_globs_matcher(globs))
     rx = list(regexes)
     if rx:
         search = re.compile("|".join(f"(?:{r})" for r in rx)).search
@@ -88,6 +87,35 @@ def build_matcher(patterns: Iterable[str] = (), regexes: Iterable[str] = ()) -> 
         return lambda v: a(v) or b(v)
     tp = tuple(parts)
     return lambda v: any(m(v) for m in tp)
+
+
+def _globs_matcher(globs: list[str]) -> Matcher:
+    """Globs with inner stars (`/home/*/.ssh/id_*`): a head/tail test, then the middle parts found in order
+    (leftmost placement is always right when `*` is the only wildcard). No regex, no backtracking."""
+    specs = []
+    for g in globs:
+        parts = re.split(r"\*+", g)
+        specs.append((parts[0], parts[-1], tuple(parts[1:-1]), len(parts[0]) + len(parts[-1])))
+    heads = tuple(h for h, _, _, _ in specs)
+    specs_t = tuple(specs)
+
+    def match(v: str) -> bool:
+        if all(heads) and not v.startswith(heads):
+            return False
+        for head, tail, mids, fixed in specs_t:
+            if len(v) < fixed or not v.startswith(head) or not v.endswith(tail):
+                continue
+            pos, end = len(head), len(v) - len(tail)
+            for mid in mids:
+                j = v.find(mid, pos, end)
+                if j < 0:
+                    break
+                pos = j + len(mid)
+            else:
+                return True
+        return False
+
+    return match
 
 
 def glob_match(pattern: str, value: str) -> bool:

@@ -1,27 +1,159 @@
-"""A set of compiled rules, bucketed by event type, evaluated against events."""
+"""A set of compiled rules, bucketed by event type, evaluated against events.
+
+Matching is two-staged. Each rule's *approvers* (values a field must have for the rule to match, found at
+compile time) give it a cheap gate on one scalar field: an exact value, a path prefix or substring taken
+from a glob, or a flag mask. Per event, each gate field is read once, a dict lookup and a C-level
+`startswith` over all prefixes select the candidate rules, and only those (plus the rules without a gate)
+run their compiled closures. A gate is only a necessary condition, so the result is exactly that of
+evaluating every rule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from opencws.secl import partial
-from opencws.secl.compiler import Approver, CompiledRule
+from opencws.secl.compiler import Approver, CompiledRule, pattern_key
+from opencws.secl.fields import REGISTRY
+from opencws.secl.matchers import build_matcher
 from opencws.secl.policy import Rule
+
+
+@dataclass
+class _Gate:
+    """Candidate selection on one field: which rules each value (or path prefix, substring, flag) admits."""
+
+    getter: Callable[[Any], Any]
+    exact: dict[Any, list[int]] = field(default_factory=dict)
+    by_dir: dict[str, list[tuple[str, Any, int]]] = field(default_factory=dict)
+    other_prefixes: list[tuple[str, int]] = field(default_factory=list)
+    substrings: list[tuple[str, int]] = field(default_factory=list)
+    masks: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _top_dir(path: str) -> str:
+    """`/usr/lib/x` → `/usr/`: path prefixes are grouped by their first component."""
+    j = path.find("/", 1)
+    return path[: j + 1] if path.startswith("/") and j > 0 else ""
+
+
+def _choose_gates(rules: list[tuple[str, CompiledRule]]) -> list[frozenset[tuple[str, Approver]] | None]:
+    """One gate per rule: among its gates, the one on the fields most rules share (fewer field reads per
+    event), then the most selective."""
+
+    def fields_of(gate: frozenset[tuple[str, Approver]]) -> frozenset[str]:
+        return frozenset(n for n, _ in gate)
+
+    popularity: dict[str, int] = {}
+    for _, c in rules:
+        for f in {f for g in c.gates for f in fields_of(g)}:
+            popularity[f] = popularity.get(f, 0) + 1
+    chosen: list[frozenset[tuple[str, Approver]] | None] = []
+    for _, c in rules:
+        if not c.gates:
+            chosen.append(None)
+            continue
+        ranked = sorted(
+            enumerate(c.gates), key=lambda kg: (-min(popularity[f] for f in fields_of(kg[1])), kg[0])
+        )
+        chosen.append(ranked[0][1])
+    return chosen
+
+
+class _Bucket:
+    """The rules of one event type, with a gate index: each rule's gate, grouped by field."""
+
+    def __init__(self, rules: list[tuple[str, CompiledRule]]) -> None:
+        self.ids = [rid for rid, _ in rules]
+        self.fns = [c.fn for _, c in rules]
+        self.always: list[int] = []
+        gates: dict[str, _Gate] = {}
+        for i, gate in enumerate(_choose_gates(rules)):
+            if gate is None:
+                self.always.append(i)
+                continue
+            for name, a in gate:
+                f = REGISTRY.get(name)
+                assert f is not None
+                g = gates.setdefault(name, _Gate(f.getter))
+                if a.kind == "exact":
+                    g.exact.setdefault(a.value, []).append(i)
+                elif a.kind == "flags":
+                    g.masks.append((a.value, i))
+                else:
+                    kind, key = pattern_key(a.value)  # type: ignore[misc]
+                    if kind == "substring":
+                        g.substrings.append((key, i))
+                    elif _top_dir(key):
+                        # The whole glob confirms a prefix hit: `/home/*/.ssh/id_*` admits few /home paths.
+                        full = None if a.value == key + "*" else build_matcher([a.value])
+                        g.by_dir.setdefault(_top_dir(key), []).append((key, full, i))
+                    else:
+                        g.other_prefixes.append((key, i))
+        self.gates = list(gates.values())
+        self.always_pairs = [(self.ids[i], self.fns[i]) for i in self.always]
+        self.match = self._generate()
+
+    def _generate(self) -> Callable[[Any], list[str]]:
+        """Generate `match(event)`: one straight block per gate field collects the candidate rules, which
+        are then evaluated in rule order; with no candidate, only the rules without a gate run."""
+        env: dict[str, Any] = {"always": self.always, "always_pairs": self.always_pairs}
+        env["ids"], env["fns"] = self.ids, self.fns
+        lines = ["def match(e):", "    found = []"]
+        for n, g in enumerate(self.gates):
+            env[f"get{n}"] = g.getter
+            lines.append(f"    v = get{n}(e)")
+            if g.exact:
+                env[f"exact{n}"] = {k: tuple(v) for k, v in g.exact.items()}
+                lines += [f"    h = exact{n}.get(v)", "    if h:", "        found.extend(h)"]
+            if g.by_dir:
+                env[f"dirs{n}"] = {k: (tuple(x for x, _, _ in v), tuple(v)) for k, v in g.by_dir.items()}
+                lines += [
+                    "    j = v.find('/', 1)",
+                    "    if j > 0:",
+                    f"        grp = dirs{n}.get(v[:j + 1])",
+                    "        if grp is not None and v.startswith(grp[0]):",
+                    "            for x, m, i in grp[1]:",
+                    "                if v.startswith(x) and (m is None or m(v)):",
+                    "                    found.append(i)",
+                ]
+            for kind, entries in (("other", g.other_prefixes), ("subs", g.substrings), ("masks", g.masks)):
+                if not entries:
+                    continue
+                env[f"{kind}{n}"] = tuple(entries)
+                test = {"other": "v.startswith(x)", "subs": "x in v", "masks": "v & x"}[kind]
+                lines += [f"    for x, i in {kind}{n}:", f"        if {test}:", "            found.append(i)"]
+        lines += [
+            "    if not found:",
+            "        return [rid for rid, fn in always_pairs if fn(e)] if always_pairs else []",
+            "    if always:",
+            "        found.extend(always)",
+            "    if len(found) > 1:",
+            "        found = sorted(set(found))",
+            "    return [ids[i] for i in found if fns[i](e)]",
+        ]
+        exec("\n".join(lines), env)
+        return env["match"]  # type: ignore[no-any-return]
 
 
 class RuleSet:
     """`match(event)` returns the ids of the rules the event satisfies, in rule order.
 
-    Only the rules of the event's type (`evt.name`) are evaluated; each is one call of its compiled closure.
+    Only the rules of the event's type (`evt.name`) are considered.
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: list[Rule] = [r for r in rules if r.compiled is not None and not r.disabled]
-        self._buckets: dict[str | None, list[tuple[str, Any]]] = {}
+        by_type: dict[str, list[tuple[str, CompiledRule]]] = {}
         for r in self.rules:
             assert r.compiled is not None
-            self._buckets.setdefault(r.compiled.event_type, []).append((r.id, r.compiled.fn))
+            by_type.setdefault(r.compiled.event_type, []).append((r.id, r.compiled))
+        self._buckets: dict[str | None, _Bucket] = {t: _Bucket(rs) for t, rs in by_type.items()}
+        self._matchers: dict[str | None, Callable[[Any], list[str]]] = {
+            t: b.match for t, b in self._buckets.items()
+        }
 
     @property
     def event_types(self) -> list[str]:
@@ -32,10 +164,15 @@ class RuleSet:
 
     def match(self, event: Any) -> list[str]:
         evt = event.evt
-        bucket = self._buckets.get(evt.name if evt is not None else None)
-        if not bucket:
-            return []
-        return [rid for rid, fn in bucket if fn(event)]
+        m = self._matchers.get(evt.name if evt is not None else None)
+        return m(event) if m is not None else []
+
+    def match_all(self, event: Any) -> list[str]:
+        """`match` without the gates: every rule of the event's type is evaluated (for tests and checks)."""
+        evt = event.evt
+        return [
+            r.id for r in self.rules if evt is not None and r.event_type == evt.name and r.evaluate(event)
+        ]
 
     def could_match(self, event_type: str, field: str | Mapping[str, Any], value: Any = None) -> bool:
         """Partial evaluation: could a rule of `event_type` match an event whose `field` is `value`?
