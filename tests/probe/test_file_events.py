@@ -239,3 +239,23 @@ def test_setxattr_and_removexattr_report_the_name_and_namespace(watch, tmp_path)
     assert_matches_stat(s.file, f)
     r = watch.one(ev.RemoveXattrEvent, paths_under(tmp_path))
     assert (r.syscall, r.name, r.namespace) == ("removexattr", "user.opencws", "user")
+
+
+def test_a_path_not_in_the_dentry_cache_is_marked_unresolved_never_guessed(watch, tmp_path):
+    deep = tmp_path / "cold" / "er"
+    deep.mkdir(parents=True)
+    victim = deep / "victim"
+    victim.write_text("x")
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:  # evict the unused dentries: the walk must stop
+        f.write("2")
+    os.unlink(victim)
+    e = watch.one(ev.UnlinkEvent, lambda e: e.file.path.endswith("/cold/er/victim"))
+    assert e.retval == 0
+    if e.file.path_resolution_error is None:
+        pytest.skip("the dentries survived drop_caches (something else holds them)")
+    assert e.file.path_resolution_error == "component not in the dentry cache"
+    assert e.file.inode is None
+    assert e.file.path == str(victim)  # the resolved prefix + the rest of the string the process passed
+    assert e.file.resolved_len < len(e.file.path)
+    assert str(victim).startswith(e.file.path[: e.file.resolved_len])

@@ -134,3 +134,17 @@ def test_a_discarded_process_sends_nothing_of_those_types(watch, probe, tmp_path
     os.unlink(f)
     assert not watch.mine((ev.ChmodEvent, ev.UnlinkEvent), paths_under(tmp_path))
     assert probe.counters()["unlink"].filtered >= 1
+
+
+def test_the_libbpf_callback_reader_gets_the_same_events(require_kernel, tmp_path):
+    from opencws.probe.probe import Probe
+
+    with Probe(reader="libbpf", event_types=["chmod"]) as p:
+        f = _file(tmp_path, "f")
+        os.chmod(f, 0o600)
+        got = []
+        for _ in range(50):
+            got += [e for e in p.poll(50) if isinstance(e, ev.ChmodEvent) and e.file.path == str(f)]
+            if got:
+                break
+        assert len(got) == 1 and got[0].mode == 0o600

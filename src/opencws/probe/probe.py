@@ -30,6 +30,7 @@ from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
 from opencws.probe.hooks import HOOKS, Hook, hooks_needed
 from opencws.probe.records import decode
+from opencws.probe.ringbuf import RingReader
 from opencws.probe.syscalls import interested_map
 
 NR_SYSCALLS = 512
@@ -114,7 +115,14 @@ class Probe:
 
     def __init__(self, object_file: str | os.PathLike[str] | None = None, *,
                  ring_buffer_bytes: int | None = None,
-                 event_types: Iterable[str | int | EventType] | None = None):
+                 event_types: Iterable[str | int | EventType] | None = None,
+                 reader: str = "mmap"):
+        """reader: `mmap` reads the ring buffer pages directly (fast); `libbpf` uses ring_buffer__poll with a
+        ctypes callback per record."""
+        if reader not in ("mmap", "libbpf"):
+            raise ValueError(f"reader must be mmap or libbpf, not {reader!r}")
+        self._reader_kind = reader
+        self._ring: RingReader | None = None
         self._object_file = Path(object_file) if object_file else None
         self._ring_bytes = ring_buffer_bytes
         self._initial_types = event_types
@@ -180,13 +188,17 @@ class Probe:
             if not m:
                 raise ProbeError(f"map {name} missing from {path}")
             self._maps[name] = _Map(lb.bpf_map__fd(m), name, vsize, percpu=ncpu if name == "counters" else 0)
-        events_fd = lb.bpf_map__fd(lb.bpf_object__find_map_by_name(obj, b"events"))
-        rb = lb.ring_buffer__new(events_fd, self._sample_cb, None, None)
-        if not rb:
-            _, msg = libbpf.errno_message()
-            self.close()
-            raise ProbeError(f"cannot create the ring buffer reader: {msg}")
-        self._rb = rb
+        events_map = lb.bpf_object__find_map_by_name(obj, b"events")
+        events_fd = lb.bpf_map__fd(events_map)
+        if self._reader_kind == "mmap":
+            self._ring = RingReader(events_fd, lb.bpf_map__max_entries(events_map))
+        else:
+            rb = lb.ring_buffer__new(events_fd, self._sample_cb, None, None)
+            if not rb:
+                _, msg = libbpf.errno_message()
+                self.close()
+                raise ProbeError(f"cannot create the ring buffer reader: {msg}")
+            self._rb = rb
         self.set_event_types(self._initial_types if self._initial_types is not None else list(EventType))
 
     def close(self) -> None:
@@ -197,6 +209,9 @@ class Probe:
         if self._rb:
             lb.ring_buffer__free(self._rb)
             self._rb = None
+        if self._ring:
+            self._ring.close()
+            self._ring = None
         if self._obj:
             lb.bpf_object__close(self._obj)
             self._obj = None
@@ -250,6 +265,9 @@ class Probe:
 
     def poll_raw(self, timeout_ms: int = 100) -> list[bytes]:
         """Wait up to timeout_ms for records; return the raw records (the benchmark's fast path)."""
+        if self._ring:
+            self._ring.wait(timeout_ms)
+            return self._ring.consume(bytes)
         if not self._rb:
             raise ProbeError("the probe is not started")
         rc = libbpf.lib().ring_buffer__poll(self._rb, timeout_ms)
@@ -268,8 +286,19 @@ class Probe:
                 self.last_decode_error = str(exc)
         return out
 
+    def _decode_view(self, view: memoryview) -> KernelEvent | None:
+        try:
+            return decode(bytes(view))
+        except DecodeError as exc:
+            self.decode_errors += 1
+            self.last_decode_error = str(exc)
+            return None
+
     def poll(self, timeout_ms: int = 100) -> list[KernelEvent]:
         """Decoded events available within timeout_ms (malformed records are counted, not raised)."""
+        if self._ring:
+            self._ring.wait(timeout_ms)
+            return [e for e in self._ring.consume(self._decode_view) if e is not None]
         return self.decode_all(self.poll_raw(timeout_ms))
 
     def events(self, timeout_ms: int = 100) -> Iterator[KernelEvent]:
