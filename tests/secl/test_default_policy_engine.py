@@ -169,3 +169,24 @@ def test_ruleset_match_equals_evaluating_every_rule() -> None:
             )
             checked += 1
     assert checked > 6000
+
+
+def test_policy_load_errors_are_printed_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p.policy").write_text(
+        "version: 1.0.0\nrules:\n"
+        '  - id: good\n    expression: open.file.path == "/etc/shadow"\n    description: d\n'
+        "  - id: bad\n    expression: open.file.pathh == 1\n    description: d\n"
+    )
+    (tmp_path / "s.tests.yaml").write_text(
+        "policy: p.policy\ncases:\n"
+        "  - name: shadow\n    event:\n"
+        "      evt: {name: open}\n      file: {path: /etc/shadow, uid: 0, gid: 0}\n"
+        "      process: {pid: 7, uid: 0, gid: 0}\n"
+        "    expect: [good]\n"
+    )
+    assert main(["rules", "test", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "1 passed, 0 failed"
+    assert "policy error" in captured.err and "bad" in captured.err and "open.file.pathh" in captured.err
