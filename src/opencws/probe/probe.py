@@ -182,7 +182,7 @@ class Probe:
         ncpu = lb.libbpf_num_possible_cpus()
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
-                 "generation": 4, "selinuxfs_mounts": 4}
+                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
@@ -373,11 +373,16 @@ class Probe:
         """Events of these types (default: all but exec/fork/exit) from this process are dropped."""
         mask = _bitmask(event_types) & ~_bitmask(ALWAYS_ON)
         self._maps["discarder_pids"].update(_U32.pack(pid), _DISCARDER.pack(self.discarder_generation, mask))
+        self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(1))
+
+    def remove_discarder_pid(self, pid: int) -> None:
+        self._maps["discarder_pids"].delete(_U32.pack(pid))
 
     def invalidate_discarders(self) -> None:
         """Forget every discarder (rules reloaded): they stop applying at once."""
         m = self._maps["generation"]
         m.update(_U32.pack(0), _U32.pack((self.discarder_generation + 1) & 0xFFFFFFFF))
+        self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(0))
 
     # ------------------------------------------------------------------ selinuxfs
 

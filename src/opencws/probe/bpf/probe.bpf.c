@@ -164,6 +164,14 @@ struct {
 	__type(value, struct discarder);
 } discarder_pids SEC(".maps");
 
+/* [0]: nonzero when some pid discarder may exist (skips a hash lookup per event otherwise) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pid_discarders_any SEC(".maps");
+
 /* [0]: discarder generation; a discarder of another generation is ignored */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -626,7 +634,8 @@ static __noinline int finish_slot(int slot)
 	struct mount *target_m = (struct mount *)w->m;
 	w->res_d = w->d;
 	w->res_m = w->m;
-	fi->flags |= FI_PRESENT | w->status;
+	__builtin_memset(fi, 0, sizeof(*fi));
+	fi->flags = FI_PRESENT | w->status;
 	set_task_root(w);
 	w->off = PATH_BUF;
 	w->done = 0;
@@ -685,6 +694,19 @@ static __always_inline void clear_slot(struct work *w, int slot)
 	w->status = 0;
 }
 
+/* before a walk: the slot's file_info is written by finish_slot (or fail_slot), not here */
+static __always_inline void start_slot(struct work *w, int slot)
+{
+	w->splen[slot & 1] = 0;
+	w->status = 0;
+}
+
+static __always_inline void fail_slot(struct work *w, int slot, __u32 flags)
+{
+	clear_slot(w, slot);
+	w->fi[slot & 1].flags = FI_PRESENT | flags;
+}
+
 /* slot from an open file */
 /* Point the walk state at an open file; 1: finish_slot must follow, 0: the slot is final (bad fd). */
 static __noinline int target_file(int slot, struct file *f)
@@ -692,9 +714,9 @@ static __noinline int target_file(int slot, struct file *f)
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	clear_slot(w, slot);
+	start_slot(w, slot);
 	if (!f) {
-		w->fi[slot & 1].flags = FI_PRESENT | FI_BAD_FD;
+		fail_slot(w, slot, FI_BAD_FD);
 		return 0;
 	}
 	struct path fp;
@@ -725,10 +747,10 @@ static __noinline int walk_user(int slot, int dirfd, const char *upath, int foll
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	clear_slot(w, slot);
+	start_slot(w, slot);
 	long n = bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
 	if (n <= 0) {
-		w->fi[slot & 1].flags = FI_PRESENT | FI_NO_USER_PATH;
+		fail_slot(w, slot, FI_NO_USER_PATH);
 		return 0;
 	}
 	set_task_root(w);
@@ -746,7 +768,7 @@ static __noinline int walk_user(int slot, int dirfd, const char *upath, int foll
 	} else {
 		struct file *f = fd_file(dirfd);
 		if (!f) {
-			w->fi[slot & 1].flags = FI_PRESENT | FI_BAD_FD;
+			fail_slot(w, slot, FI_BAD_FD);
 			return 0;
 		}
 		w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
@@ -801,6 +823,9 @@ static long hash_step(__u32 i, void *ctx)
 
 static __always_inline int pid_discarded(__u32 type)
 {
+	__u32 *any = bpf_map_lookup_elem(&pid_discarders_any, &zero);
+	if (!any || !*any)
+		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct discarder *d = bpf_map_lookup_elem(&discarder_pids, &pid);
 	return d && d->generation == current_generation() && (d->type_mask & (1u << type));
@@ -954,7 +979,7 @@ static __noinline int emit_file(struct rec_buf *r, __u32 type)
 static __always_inline struct file_body *begin_file(struct rec_buf *r, __s64 ret, __u32 nr)
 {
 	struct file_body *b = (struct file_body *)(r->b + sizeof(struct rec_header));
-	__builtin_memset(b, 0, sizeof(struct file_body));
+	__builtin_memset(b, 0, offsetof(struct file_body, f));
 	b->retval = ret;
 	b->syscall_nr = nr;
 	return b;
@@ -1343,7 +1368,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!w || !r)
 		return 0;
 	struct file_body *b = begin_file(r, ret, nr);
-	clear_slot(w, 1);
+	w->splen[1] = 0;
 	int need = 0;
 	int s1_dirfd = AT_FDCWD;
 	const char *s1_path = NULL;
@@ -1485,6 +1510,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		finish_slot(0);
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
+	else if (nr != NR_mount)
+		clear_slot(w, 1);
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
