@@ -8,6 +8,7 @@ return a list and are compared with "any value matches" semantics by the compile
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class Field:
     date: bool = False  # nanoseconds since the epoch: compared with a duration, it is an age
     cost: int = 1  # relative evaluation cost, to order && / || operands
     alias_of: str | None = None  # legacy name of another field
+    source: tuple[tuple[str, ...], str] | None = None  # (attribute chain, expression): for inlining
 
     @property
     def type_name(self) -> str:
@@ -152,6 +154,22 @@ def _walk(chain: tuple[str, ...], default: str, indent: str = "    ") -> list[st
     return lines
 
 
+def inline_code(chain: tuple[str, ...], expr: str, typ: str, target: str, indent: str) -> list[str]:
+    """Statements setting `target` to a field's value from event `e` (what `make_getter` wraps in a
+    function), for generated code that reads fields without a call. Uses the variable `o`."""
+    zero = _ZERO[typ]
+    lines = [f"{indent}{target} = {zero}", f"{indent}o = e"]
+    pad = indent
+    for attr in chain:
+        lines += [f"{pad}o = o.{attr}", f"{pad}if o is not None:"]
+        pad += "    "
+    lines += [f"{pad}{target} = {expr}", f"{pad}if {target} is None:", f"{pad}    {target} = {zero}"]
+    return lines
+
+
+GETTER_ENV = _ENV
+
+
 def make_getter(
     chain: tuple[str, ...], expr: str, typ: str, *, multi: bool = False
 ) -> Callable[[Event], Any]:
@@ -169,12 +187,31 @@ def make_getter(
     return env["get"]
 
 
+ITER_CACHE_SIZE = 4096
+
+
 def make_iter_getter(
     list_chain: tuple[str, ...], chain: tuple[str, ...], expr: str, typ: str, *, multi: bool = False
 ) -> Callable[[Event], Any]:
-    """Generate `get(e)` returning one value per item of the list at `list_chain` (ancestors)."""
+    """Generate `get(e)` returning one value per item of the list at `list_chain` (ancestors).
+
+    Ancestor entries are frozen and a process's ancestor list is shared by all its events, so the values
+    are memoized per list object (checked by identity, length and last entry, the list being held by
+    the cache so that its id cannot be reused). The returned list must not be modified."""
     zero = _ZERO[typ]
-    lines = ["def get(e):", "    o = e", *_walk(list_chain, "()"), "    out = []", "    for o in o:"]
+    lines = [
+        "def get(e):",
+        "    o = e",
+        *_walk(list_chain, "()"),
+        "    if not o:",
+        "        return ()",
+        "    lst = o",
+        "    c = cache.get(id(lst))",
+        "    if c is not None and c[0] is lst and c[1] == len(lst) and c[2] is lst[-1]:",
+        "        return c[3]",
+        "    out = []",
+        "    for o in lst:",
+    ]
     body = []
     for attr in chain:
         body.append(f"o = o.{attr}")
@@ -187,8 +224,14 @@ def make_iter_getter(
     else:
         body.append(f"out.append({zero} if v is None else v)")
     lines += ["        " + b for b in body]
-    lines.append("    return out")
+    lines += [
+        f"    if len(cache) >= {ITER_CACHE_SIZE}:",
+        "        cache.clear()",
+        "    cache[id(lst)] = (lst, len(lst), lst[-1], out)",
+        "    return out",
+    ]
     env = dict(_ENV)
+    env["cache"] = {}
     exec("\n".join(lines), env)
     return env["get"]
 
@@ -290,23 +333,11 @@ class Registry:
         cost = opt.get("cost", 1) + len(chain) // 2
         self.fields[name] = Field(
             name, typ, getter, event_type, multi=multi, path=bool(opt.get("path")),
-            date=bool(opt.get("date")), cost=cost,
+            date=bool(opt.get("date")), cost=cost, source=(chain, expr),
         )  # fmt: skip
 
     def alias(self, legacy: str, target: str) -> None:
-        f = self.fields[target]
-        self.fields[legacy] = Field(
-            legacy,
-            f.type,
-            f.getter,
-            f.event_type,
-            f.multi,
-            f.iterator,
-            f.path,
-            f.date,
-            f.cost,
-            alias_of=target,
-        )
+        self.fields[legacy] = dataclasses.replace(self.fields[target], name=legacy, alias_of=target)
 
     def add_file(self, prefix: str, chain: tuple[str, ...], event_type: str | None) -> None:
         for suffix, typ, sub, expr, opt in _FILE_FIELDS:

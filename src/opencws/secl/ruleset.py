@@ -16,7 +16,7 @@ from typing import Any
 
 from opencws.secl import partial
 from opencws.secl.compiler import Approver, CompiledRule, pattern_key
-from opencws.secl.fields import REGISTRY
+from opencws.secl.fields import GETTER_ENV, REGISTRY, Field, inline_code
 from opencws.secl.matchers import build_matcher
 from opencws.secl.policy import Rule
 
@@ -25,7 +25,7 @@ from opencws.secl.policy import Rule
 class _Gate:
     """Candidate selection on one field: which rules each value (or path prefix, substring, flag) admits."""
 
-    getter: Callable[[Any], Any]
+    field: Field
     exact: dict[Any, list[int]] = field(default_factory=dict)
     by_dir: dict[str, list[tuple[str, Any, int]]] = field(default_factory=dict)
     other_prefixes: list[tuple[str, int]] = field(default_factory=list)
@@ -77,7 +77,7 @@ class _Bucket:
             for name, a in gate:
                 f = REGISTRY.get(name)
                 assert f is not None
-                g = gates.setdefault(name, _Gate(f.getter))
+                g = gates.setdefault(name, _Gate(f))
                 if a.kind == "exact":
                     g.exact.setdefault(a.value, []).append(i)
                 elif a.kind == "flags":
@@ -99,12 +99,17 @@ class _Bucket:
     def _generate(self) -> Callable[[Any], list[str]]:
         """Generate `match(event)`: one straight block per gate field collects the candidate rules, which
         are then evaluated in rule order; with no candidate, only the rules without a gate run."""
-        env: dict[str, Any] = {"always": self.always, "always_pairs": self.always_pairs}
+        env: dict[str, Any] = dict(GETTER_ENV)
+        env.update(always=self.always, always_pairs=self.always_pairs)
         env["ids"], env["fns"] = self.ids, self.fns
         lines = ["def match(e):", "    found = []"]
         for n, g in enumerate(self.gates):
-            env[f"get{n}"] = g.getter
-            lines.append(f"    v = get{n}(e)")
+            f = g.field
+            if f.source is not None and not f.multi:
+                lines += inline_code(*f.source, f.type, "v", "    ")
+            else:
+                env[f"get{n}"] = f.getter
+                lines.append(f"    v = get{n}(e)")
             if g.exact:
                 env[f"exact{n}"] = {k: tuple(v) for k, v in g.exact.items()}
                 lines += [f"    h = exact{n}.get(v)", "    if h:", "        found.extend(h)"]
