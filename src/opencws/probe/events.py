@@ -6,8 +6,9 @@ container ids, ancestors). Times are nanoseconds; `ktime_ns` is CLOCK_MONOTONIC 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 
 @dataclass(slots=True, kw_only=True)
@@ -296,3 +297,16 @@ EVENT_CLASSES: dict[str, type[KernelEvent]] = {
         SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent,
     )
 }
+
+
+def positional_builder(cls: type) -> Callable[..., Any]:
+    """A constructor taking the dataclass fields positionally, in declaration order (base classes first).
+
+    The decoder's hot path: keyword construction of these kw_only dataclasses costs about four times more.
+    """
+    names = [f.name for f in fields(cls)]
+    body = "".join(f"    o.{n} = {n}\n" for n in names)
+    src = f"def build({', '.join(names)}):\n    o = new(cls)\n{body}    return o\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(src, namespace)
+    return namespace["build"]

@@ -101,40 +101,44 @@ def resolution_error(flags: int) -> str | None:
     return None
 
 
-def _file_info(fields: tuple, path: bytes) -> ev.FileInfo:
-    (ino, atime, mtime, ctime, mode, uid, gid, mount_id, dev, nlink, flags, group_id,
-     _path_len, resolved_len, _pad, fstype) = fields
-    has_inode = bool(flags & FI_INODE)
-    return ev.FileInfo(
-        path=os.fsdecode(path),
-        resolved_len=resolved_len,
-        path_resolution_error=resolution_error(flags),
-        inode=ino if has_inode else None,
-        mode=mode if has_inode else None,
-        uid=uid if has_inode else None,
-        gid=gid if has_inode else None,
-        nlink=nlink if has_inode else None,
-        access_time_ns=atime if has_inode else None,
-        modification_time_ns=mtime if has_inode else None,
-        change_time_ns=ctime if has_inode else None,
-        mount_id=mount_id,
-        group_id=group_id,
-        device=os.makedev(dev >> 20, dev & 0xFFFFF),  # kernel dev_t -> the st_dev encoding
-        fs_type=_cstr(fstype),
-        in_upper_layer=bool(flags & FI_UPPER_LAYER),
-        negative=bool(flags & FI_NEGATIVE),
-        flags=flags,
-    )
+_B = ev.positional_builder
+_FILE_INFO = _B(ev.FileInfo)
+_CREDS = _B(ev.Credentials)
+_STR_CACHE: dict[bytes, str] = {}
 
 
-def _creds(f: tuple) -> ev.Credentials:
-    return ev.Credentials(uid=f[0], gid=f[1], euid=f[2], egid=f[3], suid=f[4], sgid=f[5], fsuid=f[6],
-                          fsgid=f[7], cap_effective=f[8], cap_permitted=f[9], cap_inheritable=f[10])
+def _cached_cstr(raw: bytes) -> str:
+    """comm and fs type names repeat: decode each distinct value once."""
+    s = _STR_CACHE.get(raw)
+    if s is None:
+        if len(_STR_CACHE) > 4096:
+            _STR_CACHE.clear()
+        s = _STR_CACHE[raw] = _cstr(raw)
+    return s
 
 
-def _common(h: tuple) -> dict:
-    return {"pid": h[4], "tid": h[5], "ppid": h[7], "ktime_ns": h[3], "cgroup_id": h[6], "uid": h[9],
-            "gid": h[10], "comm": _cstr(h[11])}
+def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
+    # f: ino, atime, mtime, ctime, mode, uid, gid, mount_id, dev, nlink, flags, group_id, path_len,
+    #    resolved_len, pad, fstype
+    flags = f[10]
+    dev = f[8]
+    device = os.makedev(dev >> 20, dev & 0xFFFFF)  # kernel dev_t -> the st_dev encoding
+    error = resolution_error(flags) if flags & _UNRESOLVED else None
+    if flags & FI_INODE:
+        return _FILE_INFO(path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6], f[9],
+                          f[1], f[2], f[3], f[7], f[11], device, _cached_cstr(f[15]),
+                          bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
+    return _FILE_INFO(path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
+                      None, None, None, f[7], f[11], device, _cached_cstr(f[15]),
+                      bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
+
+
+_UNRESOLVED = FI_NO_USER_PATH | FI_BAD_FD | FI_SYMLINK | FI_NOT_CACHED | FI_TRUNCATED | FI_INCOMPLETE
+
+
+def _common(h: tuple) -> tuple:
+    """pid, tid, ppid, ktime_ns, cgroup_id, uid, gid, comm: the first fields of every event."""
+    return (h[4], h[5], h[7], h[3], h[6], h[9], h[10], _cached_cstr(h[11]))
 
 
 def _check_path_len(n: int, what: str) -> None:
@@ -142,75 +146,81 @@ def _check_path_len(n: int, what: str) -> None:
         raise DecodeError(f"{what} length {n} exceeds {PATH_MAX}")
 
 
+_OPEN, _CHMOD, _CHOWN = _B(ev.OpenEvent), _B(ev.ChmodEvent), _B(ev.ChownEvent)
+_LINK, _RENAME, _UNLINK, _RMDIR = _B(ev.LinkEvent), _B(ev.RenameEvent), _B(ev.UnlinkEvent), _B(ev.RmdirEvent)
+_MKDIR, _UTIMES, _SETXATTR = _B(ev.MkdirEvent), _B(ev.UtimesEvent), _B(ev.SetXattrEvent)
+_REMOVEXATTR, _MOUNT, _UMOUNT = _B(ev.RemoveXattrEvent), _B(ev.MountEvent), _B(ev.UmountEvent)
+_SELINUX = _B(ev.SelinuxEvent)
+_SYSCALL_NAMES = dict(NAME_BY_NR)
+_FILE_END = HEADER.size + FILE_BODY.size
+_SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
+
+
 def _decode_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
-    end = HEADER.size + FILE_BODY.size
-    if len(data) < end:
-        raise DecodeError(f"file record of {len(data)} bytes, body needs {end}")
+    end = _FILE_END
+    size = len(data)
+    if size < end:
+        raise DecodeError(f"file record of {size} bytes, body needs {end}")
     b = FILE_BODY.unpack_from(data, HEADER.size)
     retval, nr, flags_arg, mode_arg, uid_arg, gid_arg, extra_len, atime_arg, mtime_arg = b[:9]
     f0, f1 = b[9:25], b[25:41]
     l0, l1 = f0[12], f1[12]
-    _check_path_len(l0, "path")
-    _check_path_len(l1, "destination path")
-    for fi, ln in ((f0, l0), (f1, l1)):
-        if fi[13] > ln:
-            raise DecodeError(f"resolved length {fi[13]} beyond path length {ln}")
+    if l0 > PATH_MAX or l1 > PATH_MAX:
+        _check_path_len(l0, "path")
+        _check_path_len(l1, "destination path")
+    if f0[13] > l0 or f1[13] > l1:
+        bad = f0 if f0[13] > l0 else f1
+        raise DecodeError(f"resolved length {bad[13]} beyond path length {bad[12]}")
     if extra_len > EXTRA_MAX:
         raise DecodeError(f"extra length {extra_len} exceeds {EXTRA_MAX}")
-    if end + l0 + l1 + extra_len != len(data):
-        raise DecodeError(f"record size {len(data)} != {end} + paths {l0}+{l1} + extra {extra_len}")
-    p0 = data[end:end + l0]
-    p1 = data[end + l0:end + l0 + l1]
-    extra = data[end + l0 + l1:]
+    if end + l0 + l1 + extra_len != size:
+        raise DecodeError(f"record size {size} != {end} + paths {l0}+{l1} + extra {extra_len}")
     if not f0[10] & FI_PRESENT:
         raise DecodeError("file record without a file")
-    file = _file_info(f0, p0)
-    other = _file_info(f1, p1) if f1[10] & FI_PRESENT else None
-    common = _common(h)
-    common.update(syscall=NAME_BY_NR.get(nr, str(nr)), retval=retval, file=file)
+    file = _file_info(f0, data[end:end + l0])
+    c = _common(h)
+    syscall = _SYSCALL_NAMES.get(nr) or str(nr)
     T = EventType
+    # positional order: the common fields, syscall, retval, file, then the class's own fields
     if etype == T.OPEN:
-        return ev.OpenEvent(**common, flags=flags_arg, mode=mode_arg)
+        return _OPEN(*c, syscall, retval, file, flags_arg, mode_arg)
     if etype == T.CHMOD:
-        return ev.ChmodEvent(**common, mode=mode_arg)
-    if etype == T.CHOWN:
-        return ev.ChownEvent(**common, new_uid=_signed32(uid_arg), new_gid=_signed32(gid_arg), flags=flags_arg)
-    if etype == T.LINK:
-        return ev.LinkEvent(**common, destination=other, flags=flags_arg)
-    if etype == T.RENAME:
-        return ev.RenameEvent(**common, destination=other, flags=flags_arg)
+        return _CHMOD(*c, syscall, retval, file, mode_arg)
     if etype == T.UNLINK:
-        return ev.UnlinkEvent(**common, flags=flags_arg)
+        return _UNLINK(*c, syscall, retval, file, flags_arg)
+    other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
+    extra = data[end + l0 + l1:]
+    if etype == T.CHOWN:
+        return _CHOWN(*c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
+    if etype == T.LINK:
+        return _LINK(*c, syscall, retval, file, other, flags_arg)
+    if etype == T.RENAME:
+        return _RENAME(*c, syscall, retval, file, other, flags_arg)
     if etype == T.RMDIR:
-        return ev.RmdirEvent(**common, flags=flags_arg)
+        return _RMDIR(*c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
-        return ev.MkdirEvent(**common, mode=mode_arg)
+        return _MKDIR(*c, syscall, retval, file, mode_arg)
     if etype == T.UTIMES:
-        return ev.UtimesEvent(
-            **common,
-            access_time_ns=None if atime_arg >= UTIME_OMIT else atime_arg,
-            modification_time_ns=None if mtime_arg >= UTIME_OMIT else mtime_arg,
-            access_time_omitted=atime_arg == UTIME_OMIT,
-            modification_time_omitted=mtime_arg == UTIME_OMIT,
-            flags=flags_arg,
-        )
+        return _UTIMES(*c, syscall, retval, file,
+                       None if atime_arg >= UTIME_OMIT else atime_arg,
+                       None if mtime_arg >= UTIME_OMIT else mtime_arg,
+                       atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
     if etype in (T.SETXATTR, T.REMOVEXATTR):
         name = extra.decode(errors="replace")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
-            return ev.SetXattrEvent(**common, name=name, namespace=namespace, flags=flags_arg)
-        return ev.RemoveXattrEvent(**common, name=name, namespace=namespace)
+            return _SETXATTR(*c, syscall, retval, file, name, namespace, flags_arg)
+        return _REMOVEXATTR(*c, syscall, retval, file, name, namespace)
     if etype == T.MOUNT:
-        return ev.MountEvent(**common, root=other, fs_type=extra.decode(errors="replace"), flags=flags_arg)
+        return _MOUNT(*c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
     if etype == T.UMOUNT:
-        return ev.UmountEvent(**common, flags=flags_arg)
+        return _UMOUNT(*c, syscall, retval, file, flags_arg)
     if etype == T.SELINUX:
-        kind = {1: "bool", 2: "commit", 3: "enforce"}.get(flags_arg)
+        kind = _SELINUX_KINDS.get(flags_arg)
         if kind is None:
             raise DecodeError(f"unknown selinux kind {flags_arg}")
         value = extra.split(b"\0", 1)[0].decode(errors="replace").strip()
-        return ev.SelinuxEvent(**common, kind=kind, bool_name=file.basename if kind == "bool" else None,
-                               value=value)
+        return _SELINUX(*c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
     raise DecodeError(f"type {etype} is not a file event")
 
 
@@ -225,6 +235,9 @@ def _split_strings(raw: bytes) -> list[str]:
     if parts and parts[-1] == b"":
         parts.pop()
     return [os.fsdecode(p) for p in parts]
+
+
+_EXEC, _FORK, _EXIT, _BPF = _B(ev.ExecEvent), _B(ev.ForkEvent), _B(ev.ExitEvent), _B(ev.BpfEvent)
 
 
 def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
@@ -246,12 +259,9 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     argv = data[pos:pos + argv_len]
     pos += argv_len
     envp = data[pos:pos + envp_len]
-    return ev.ExecEvent(
-        **_common(h), file=_file_info(fi, path), credentials=_creds(cr),
-        argv=_split_strings(argv), argv_truncated=bool(h[8] & HF_ARGV_TRUNCATED),
-        envp=_split_strings(envp), envp_truncated=bool(h[8] & HF_ENVP_TRUNCATED),
-        start_time_ns=start_time,
-    )
+    return _EXEC(*_common(h), _file_info(fi, path), _CREDS(*cr), _split_strings(argv),
+                 bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
+                 start_time)
 
 
 def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
@@ -262,24 +272,23 @@ def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
 
 def _decode_fork(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(FORK_BODY, data, "fork")
-    return ev.ForkEvent(**_common(h), child_pid=b[0], child_tid=b[1], start_time_ns=b[2],
-                        child_cgroup_id=b[3], credentials=_creds(b[4:]))
+    # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials
+    return _FORK(*_common(h), b[0], b[1], b[3], b[2], _CREDS(*b[4:]))
 
 
 def _decode_exit(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(EXIT_BODY, data, "exit")
-    return ev.ExitEvent(**_common(h), status=b[0])
+    return _EXIT(*_common(h), b[0])
 
 
-_CRED_CLASSES = {EventType.SETUID: ev.SetuidEvent, EventType.SETGID: ev.SetgidEvent,
-                 EventType.CAPSET: ev.CapsetEvent}
+_CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.SetgidEvent),
+                 EventType.CAPSET: _B(ev.CapsetEvent)}
 
 
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(**_common(h), syscall=NAME_BY_NR.get(b[1], str(b[1])), retval=b[0],
-               before=_creds(b[3:14]), after=_creds(b[14:25]))
+    return cls(*_common(h), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(*b[3:14]), _CREDS(*b[14:25]))
 
 
 def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
@@ -288,16 +297,11 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     words, name = b[7:11], b[11]
     helpers = [w * 64 + bit for w, word in enumerate(words) for bit in range(64) if word >> bit & 1]
     is_map, is_prog = cmd == 0, cmd == 5
-    return ev.BpfEvent(
-        **_common(h), syscall="bpf", retval=retval, cmd=cmd,
-        cmd_name=BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
-        map_type=map_type if is_map else None,
-        prog_type=prog_type if is_prog else None,
-        attach_type=attach_type if is_prog else None,
-        name=_cstr(name) if (is_map or is_prog) else "",
-        insn_count=insn_cnt if is_prog else None,
-        helpers=helpers,
-    )
+    # cmd, cmd_name, map_type, prog_type, attach_type, name, insn_count, helpers
+    return _BPF(*_common(h), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
+                map_type if is_map else None, prog_type if is_prog else None,
+                attach_type if is_prog else None, _cstr(name) if (is_map or is_prog) else "",
+                insn_cnt if is_prog else None, helpers)
 
 
 _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {

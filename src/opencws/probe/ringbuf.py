@@ -10,6 +10,7 @@ offset; records are 8-byte aligned.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import select
 import struct
@@ -41,7 +42,8 @@ class RingReader:
 
     def close(self) -> None:
         self._data.release()
-        self._producer.close()
+        with contextlib.suppress(BufferError):  # a record view still referenced: the GC unmaps it later
+            self._producer.close()
         self._consumer.close()
         self._epoll.close()
 
@@ -69,7 +71,11 @@ class RingReader:
                 break
             size = length & ~(BUSY | DISCARD)
             if not length & DISCARD:
-                append(handle(data[off + 8:off + 8 + size]))
+                view = data[off + 8:off + 8 + size]
+                try:
+                    append(handle(view))
+                finally:
+                    view.release()
             cons += (size + 8 + 7) & ~7
             if limit and len(out) >= limit:
                 break
