@@ -148,3 +148,14 @@ def test_the_libbpf_callback_reader_gets_the_same_events(require_kernel, tmp_pat
             if got:
                 break
         assert len(got) == 1 and got[0].mode == 0o600
+
+
+def test_an_unlink_filtered_by_approvers_still_drops_the_discarder_of_its_inode(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    os.link(f, tmp_path / "g")  # the inode outlives the unlink
+    probe.set_approvers("unlink", basenames=["never-matches"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    os.unlink(f)
+    os.chmod(tmp_path / "g", 0o600)
+    assert not watch.mine(ev.UnlinkEvent, paths_under(tmp_path))
+    assert [e.file.path for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [str(tmp_path / "g")]

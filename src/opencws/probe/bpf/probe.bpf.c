@@ -230,7 +230,7 @@ struct work {
 	__u64 hash;
 	__u32 scan, cmp_diff;
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
-	struct inode_key disc_key;     /* the discarder early_decision hit */
+	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
 	__u32 disc_hit, pad2;
 };
 
@@ -915,12 +915,11 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 	struct inode *ino = BPF_CORE_READ(d, d_inode);
 	if (ino) {
 		struct inode_key k = {.ino = BPF_CORE_READ(ino, i_ino), .mount_id = BPF_CORE_READ(m, mnt_id)};
+		w->disc_key = k;
+		w->disc_hit = 1; /* disc_key names the target inode */
 		struct discarder *disc = bpf_map_lookup_elem(&discarder_inodes, &k);
-		if (disc && disc->generation == current_generation() && (disc->type_mask & (1u << type))) {
-			w->disc_key = k;
-			w->disc_hit = 1;
+		if (disc && disc->generation == current_generation() && (disc->type_mask & (1u << type)))
 			return DECIDE_DROP;
-		}
 	}
 	__u32 t = type;
 	__u32 *active = bpf_map_lookup_elem(&approver_active, &t);
@@ -1082,7 +1081,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		}
 		int decision = need ? early_decision(type, flags_arg) : DECIDE_LATER;
 		if (decision == DECIDE_DROP) {
-			/* the name goes away or changes: the discarder learned on it no longer holds */
+			/* dropped or not, the name goes away or changes: a discarder learned on it no longer holds */
 			if (w->disc_hit)
 				bpf_map_delete_elem(&discarder_inodes, &w->disc_key);
 			count(type, CNT_FILTERED);
