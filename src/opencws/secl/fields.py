@@ -62,10 +62,6 @@ def retval_of(e: Event) -> int:
     return _OUTCOME_RETVAL.get(outcome or "", 0)
 
 
-def _safe_mask(caps: Iterable[str] | None) -> int:
-    return _safe_bits(names.capability_mask, caps)
-
-
 _BITS_CACHE: dict[tuple[Callable[[Any], int], tuple[str, ...]], int] = {}
 
 
@@ -83,6 +79,26 @@ def _safe_bits(fn: Callable[[Any], int], flags: Iterable[str] | None) -> int:
         if len(_BITS_CACHE) < 4096:
             _BITS_CACHE[key] = bits
     return bits
+
+
+_OPEN_BITS: dict[tuple[str, ...], int] = {}
+
+
+def open_bits(flags: list[str] | None) -> int:
+    """open(2) flag names → bits (the hot path of `open.flags`: one tuple and one dict lookup)."""
+    if not flags:
+        return 0
+    key = tuple(flags)
+    bits = _OPEN_BITS.get(key)
+    if bits is None:
+        bits = _safe_bits(names.open_flag_bits, key)
+        if len(_OPEN_BITS) < 4096:
+            _OPEN_BITS[key] = bits
+    return bits
+
+
+def _safe_mask(caps: Iterable[str] | None) -> int:
+    return _safe_bits(names.capability_mask, caps)
 
 
 def args_flags(args: list[str] | None) -> list[str]:
@@ -129,7 +145,7 @@ def _basename(path: str | None) -> str | None:
 
 _ENV: dict[str, Any] = {
     "capability_mask": _safe_mask,
-    "open_bits": lambda f: _safe_bits(names.open_flag_bits, f),
+    "open_bits": open_bits,
     "unlink_bits": lambda f: _safe_bits(names.unlink_flag_bits, f),
     "name_value": names.name_value,
     "BPF_COMMANDS": names.BPF_COMMANDS,

@@ -27,7 +27,7 @@ class _Gate:
 
     field: Field
     exact: dict[Any, list[int]] = field(default_factory=dict)
-    by_dir: dict[str, list[tuple[str, Any, int]]] = field(default_factory=dict)
+    by_dir: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # top dir → rule → globs
     other_prefixes: list[tuple[str, int]] = field(default_factory=list)
     substrings: list[tuple[str, int]] = field(default_factory=list)
     masks: list[tuple[int, int]] = field(default_factory=list)
@@ -62,6 +62,20 @@ def _choose_gates(rules: list[tuple[str, CompiledRule]]) -> list[frozenset[tuple
     return chosen
 
 
+def _dir_group(rules: dict[int, list[str]]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The globs of one top directory: all their heads (one C-level test for the whole group), then per
+    rule its heads, its tails (None when a glob ends with `*`) and the full matcher, tested in that order
+    so that most paths are turned away by `startswith`/`endswith` alone."""
+    entries = []
+    all_heads: list[str] = []
+    for i, globs in rules.items():
+        heads = tuple(gl.split("*", 1)[0] for gl in globs)
+        tails = tuple(gl.rsplit("*", 1)[-1] for gl in globs)
+        all_heads += heads
+        entries.append((heads, None if "" in tails else tails, build_matcher(globs), i))
+    return tuple(all_heads), tuple(entries)
+
+
 class _Bucket:
     """The rules of one event type, with a gate index: each rule's gate, grouped by field."""
 
@@ -87,9 +101,7 @@ class _Bucket:
                     if kind == "substring":
                         g.substrings.append((key, i))
                     elif _top_dir(key):
-                        # The whole glob confirms a prefix hit: `/home/*/.ssh/id_*` admits few /home paths.
-                        full = None if a.value == key + "*" else build_matcher([a.value])
-                        g.by_dir.setdefault(_top_dir(key), []).append((key, full, i))
+                        g.by_dir.setdefault(_top_dir(key), {}).setdefault(i, []).append(a.value)
                     else:
                         g.other_prefixes.append((key, i))
         self.gates = list(gates.values())
@@ -114,14 +126,14 @@ class _Bucket:
                 env[f"exact{n}"] = {k: tuple(v) for k, v in g.exact.items()}
                 lines += [f"    h = exact{n}.get(v)", "    if h:", "        found.extend(h)"]
             if g.by_dir:
-                env[f"dirs{n}"] = {k: (tuple(x for x, _, _ in v), tuple(v)) for k, v in g.by_dir.items()}
+                env[f"dirs{n}"] = {k: _dir_group(rules) for k, rules in g.by_dir.items()}
                 lines += [
                     "    j = v.find('/', 1)",
                     "    if j > 0:",
                     f"        grp = dirs{n}.get(v[:j + 1])",
                     "        if grp is not None and v.startswith(grp[0]):",
-                    "            for x, m, i in grp[1]:",
-                    "                if v.startswith(x) and (m is None or m(v)):",
+                    "            for heads, tails, m, i in grp[1]:",
+                    "                if v.startswith(heads) and (tails is None or v.endswith(tails)) and m(v):",
                     "                    found.append(i)",
                 ]
             for kind, entries in (("other", g.other_prefixes), ("subs", g.substrings), ("masks", g.masks)):
@@ -139,7 +151,8 @@ class _Bucket:
             "        found = sorted(set(found))",
             "    return [ids[i] for i in found if fns[i](e)]",
         ]
-        exec("\n".join(lines), env)
+        self.source = "\n".join(lines)
+        exec(self.source, env)
         return env["match"]  # type: ignore[no-any-return]
 
 
