@@ -134,3 +134,31 @@ def test_capset_reports_the_capability_sets_before_and_after(watch):
     assert (e.before.cap_effective, e.before.cap_permitted) == (eff, perm)
     assert e.after.cap_effective == (1 << CAP_CHOWN) | (1 << CAP_NET_RAW)
     assert e.after.cap_permitted == e.after.cap_effective
+
+
+def test_a_process_in_a_container_carries_its_cgroup_and_sees_paths_from_its_root(watch, tmp_path):
+    import json
+    import shutil
+
+    runc, busybox = shutil.which("runc"), shutil.which("busybox")
+    if not runc or not busybox:
+        pytest.skip("runc and busybox-static are needed (scripts/setup.sh installs them)")
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs" / "bin").mkdir(parents=True)
+    (bundle / "rootfs" / "tmp").mkdir()
+    shutil.copy(busybox, bundle / "rootfs" / "bin" / "busybox")
+    os.symlink("busybox", bundle / "rootfs" / "bin" / "sh")
+    subprocess.run([runc, "spec"], cwd=bundle, check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    container_id = os.urandom(32).hex()
+    config["process"].update(terminal=False, args=["/bin/sh", "-c", "/bin/busybox mkdir /tmp/in_ctr"])
+    config["process"].pop("rlimits", None)
+    config["root"]["readonly"] = False
+    config["linux"]["cgroupsPath"] = f"/system.slice/docker-{container_id}.scope"
+    (bundle / "config.json").write_text(json.dumps(config))
+    subprocess.run([runc, "run", f"ocws-{container_id[:12]}"], cwd=bundle, check=True, capture_output=True)
+    mk = watch.one(ev.MkdirEvent, lambda e: e.file.path == "/tmp/in_ctr")
+    assert mk.file.inode == os.stat(bundle / "rootfs" / "tmp" / "in_ctr").st_ino
+    execs = watch.mine(ev.ExecEvent, lambda e: e.pid == mk.pid)
+    assert execs and execs[-1].cgroup == f"docker-{container_id}.scope"
+    assert execs[-1].cgroup_id == mk.cgroup_id != watch.mine(ev.ForkEvent)[0].cgroup_id

@@ -256,6 +256,9 @@ class ExecEvent(KernelEvent):
     envp: list[str]
     envp_truncated: bool
     start_time_ns: int
+    cgroup: str
+    """The name of the process's cgroup v2 directory (e.g. `docker-<64 hex>.scope`); with `cgroup_id`, what
+    finds the container."""
 
     @property
     def args(self) -> list[str]:
@@ -272,6 +275,8 @@ class ForkEvent(KernelEvent):
     child_cgroup_id: int
     start_time_ns: int
     credentials: Credentials
+    cgroup: str
+    """Name of the cgroup v2 directory the child starts in (the parent's)."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -45,14 +45,14 @@ HEADER = struct.Struct("<" + _HEADER_FMT)
 FILE_INFO = struct.Struct("<" + _FILE_INFO_FMT)
 CREDS = struct.Struct("<" + _CREDS_FMT)
 FILE_BODY = struct.Struct("<qIIIIIIQQ" + _FILE_INFO_FMT * 2)
-EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ")
-FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT)
+EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ128s")
+FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s")
 EXIT_BODY = struct.Struct("<II")
 CRED_BODY = struct.Struct("<qII" + _CREDS_FMT * 2)
 BPF_BODY = struct.Struct("<qIIIIII4Q16s")
 
 assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
-assert FILE_BODY.size == 224 and EXEC_BODY.size == 168 and FORK_BODY.size == 80
+assert FILE_BODY.size == 224 and EXEC_BODY.size == 296 and FORK_BODY.size == 208
 assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80
 
 BPF_CMDS = (
@@ -246,7 +246,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
         raise DecodeError(f"exec record of {len(data)} bytes, body needs {end}")
     b = EXEC_BODY.unpack_from(data, HEADER.size)
     fi, cr = b[:16], b[16:27]
-    argv_len, envp_len, _argv_total, _envp_total, start_time = b[27:32]
+    argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup = b[27:33]
     plen = fi[12]
     _check_path_len(plen, "path")
     if argv_len > 2047 or envp_len > 2047:
@@ -261,7 +261,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     envp = data[pos:pos + envp_len]
     return _EXEC(*_common(h), _file_info(fi, path), _CREDS(*cr), _split_strings(argv),
                  bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
-                 start_time)
+                 start_time, _cached_cstr(cgroup))
 
 
 def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
@@ -272,8 +272,8 @@ def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
 
 def _decode_fork(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(FORK_BODY, data, "fork")
-    # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials
-    return _FORK(*_common(h), b[0], b[1], b[3], b[2], _CREDS(*b[4:]))
+    # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials, cgroup
+    return _FORK(*_common(h), b[0], b[1], b[3], b[2], _CREDS(*b[4:15]), _cached_cstr(b[15]))
 
 
 def _decode_exit(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:

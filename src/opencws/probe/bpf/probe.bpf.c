@@ -315,6 +315,14 @@ static __always_inline void read_creds(struct task_struct *t, struct ocws_creds 
 	c->cap_inheritable = BPF_CORE_READ(cr, cap_inheritable.val);
 }
 
+/* the last component of the task's cgroup v2 path: with the cgroup id, what finds the container */
+static __always_inline void read_cgroup_name(struct task_struct *t, char *buf)
+{
+	const char *name = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, name);
+	if (bpf_probe_read_kernel_str(buf, CGROUP_NAME, name) < 0)
+		buf[0] = 0;
+}
+
 static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 type)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
@@ -1535,6 +1543,7 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	__builtin_memcpy(&b->file, &w->fi[0], sizeof(struct file_info));
 	read_creds(p, &b->creds);
 	b->start_time = BPF_CORE_READ(p, start_boottime);
+	read_cgroup_name(p, b->cgroup);
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	__u64 es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
@@ -1582,6 +1591,7 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 	b->start_time = BPF_CORE_READ(child, start_boottime);
 	b->child_cgroup_id = h->cgroup_id;
 	read_creds(child, &b->creds);
+	read_cgroup_name(parent, b->cgroup);
 	return output(r->b, sizeof(*h) + sizeof(*b), EV_FORK);
 }
 

@@ -131,7 +131,9 @@ struct ocws_creds {                 /* 56 bytes */
 	__u64 cap_inheritable;
 };
 
-struct exec_body {             /* 88 + 56 + 24 = 168; then path, argv, envp */
+#define CGROUP_NAME 128
+
+struct exec_body {             /* 88 + 56 + 24 + 128 = 296; then path, argv, envp */
 	struct file_info file;
 	struct ocws_creds creds;
 	__u32 argv_len;
@@ -139,14 +141,16 @@ struct exec_body {             /* 88 + 56 + 24 = 168; then path, argv, envp */
 	__u32 argv_total;          /* bytes of argv in the process (before truncation) */
 	__u32 envp_total;
 	__u64 start_time;          /* task->start_boottime (ns since boot, CLOCK_BOOTTIME), as /proc/<pid>/stat */
+	char cgroup[CGROUP_NAME];  /* name of the task's cgroup v2 directory (docker-<id>.scope...) */
 };
 
-struct fork_body {             /* 24 + 56 = 80 */
+struct fork_body {             /* 24 + 56 + 128 = 208 */
 	__u32 child_pid;
 	__u32 child_tid;
 	__u64 start_time;
 	__u64 child_cgroup_id;
 	struct ocws_creds creds;
+	char cgroup[CGROUP_NAME];
 };
 
 struct exit_body {             /* 8 */
