@@ -79,3 +79,11 @@ def test_compat_style_exclusion_of_package_manager_ancestors():
         proc=process("/usr/bin/cp", ancestors=[("/bin/sh", 50), ("/usr/bin/dpkg", 40), ("/sbin/init", 1)]),
     )
     assert not compile_expression(expr).evaluate(via_dpkg)
+
+
+def test_parent_falls_back_to_the_nearest_ancestor():
+    import dataclasses
+
+    e = exec_event("/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
+    e = dataclasses.replace(e, process=dataclasses.replace(e.process, parent=None))
+    assert ev('exec.file.name == "cat" && process.parent.file.name == "bash"', e)

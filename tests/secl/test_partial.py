@@ -111,3 +111,9 @@ def test_an_or_without_approvers_on_one_side_has_none(tmp_path: Path):
 def test_negated_comparisons_give_no_approver(tmp_path: Path):
     text = 'rules:\n  - id: a\n    expression: open.file.path != "/x"\n  - id: b\n    expression: open.file.path not in ["/y"]\n'
     assert rules(tmp_path, text).approvers("open", "open.file.path") is None
+
+
+def test_flag_values_may_be_given_as_names(tmp_path: Path):
+    rs = rules(tmp_path)
+    assert rs.could_match("open", {"open.file.path": "/etc/shadow", "open.flags": ["O_WRONLY", "O_CREAT"]})
+    assert not rs.could_match("open", {"open.file.path": "/etc/shadow", "open.flags": ["O_RDONLY"]})

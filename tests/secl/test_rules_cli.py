@@ -79,7 +79,7 @@ def test_check_prints_each_error_with_caret_and_exits_1(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == f"{p}: 1 rule loaded, 1 error"
-    assert f"error: {p}, rule typo, line 1, column 36: unknown field 'open.file.nme'" in lines[1]
+    assert f"error: {p}:5, rule typo, line 1, column 36: unknown field 'open.file.nme'" in lines[1]
     assert lines[2].strip() == 'open.file.path == "/etc/shadow" && open.file.nme == "x"'
     assert lines[3].index("^") - lines[2].index("o") == 35
 

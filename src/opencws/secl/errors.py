@@ -33,6 +33,7 @@ class SeclError(Exception):
         self.file = file
         self.rule_id = rule_id
         self.kind = kind  # "rule", "macro" or "policy"
+        self.file_line: int | None = None  # line in `file` (1-based) where the error is, when known
 
     @property
     def line(self) -> int | None:
@@ -69,7 +70,7 @@ class SeclError(Exception):
     def location(self) -> str:
         parts = []
         if self.file:
-            parts.append(self.file)
+            parts.append(f"{self.file}:{self.file_line}" if self.file_line else self.file)
         if self.rule_id:
             parts.append(f"{self.kind} {self.rule_id}")
         if self.line is not None:

@@ -162,10 +162,21 @@ _ENV: dict[str, Any] = {
 _ZERO = {STRING: "''", INT: "0", BOOL: "False"}
 
 
+# Chain steps that are expressions rather than attributes.
+_STEPS = {
+    # The parent entry, else the nearest ancestor (the same process by the spec's conventions).
+    "@parent": "o.parent if o.parent is not None else (o.ancestors[0] if o.ancestors else None)",
+}
+
+
+def _step(attr: str) -> str:
+    return _STEPS[attr] if attr.startswith("@") else f"o.{attr}"
+
+
 def _walk(chain: tuple[str, ...], default: str, indent: str = "    ") -> list[str]:
     lines = []
     for attr in chain:
-        lines.append(f"{indent}o = o.{attr}")
+        lines.append(f"{indent}o = {_step(attr)}")
         lines.append(f"{indent}if o is None: return {default}")
     return lines
 
@@ -177,7 +188,7 @@ def inline_code(chain: tuple[str, ...], expr: str, typ: str, target: str, indent
     lines = [f"{indent}{target} = {zero}", f"{indent}o = e"]
     pad = indent
     for attr in chain:
-        lines += [f"{pad}o = o.{attr}", f"{pad}if o is not None:"]
+        lines += [f"{pad}o = {_step(attr)}", f"{pad}if o is not None:"]
         pad += "    "
     lines += [f"{pad}{target} = {expr}", f"{pad}if {target} is None:", f"{pad}    {target} = {zero}"]
     return lines
@@ -230,7 +241,7 @@ def make_iter_getter(
     ]
     body = []
     for attr in chain:
-        body.append(f"o = o.{attr}")
+        body.append(f"o = {_step(attr)}")
         body.append("if o is None:")
         body.append(f"    {'pass' if multi else f'out.append({zero})'}")
         body.append("    continue")
@@ -384,7 +395,7 @@ def build_registry() -> Registry:
     r = Registry()
     # Common to every event type.
     r.add_process("process", ("process",), None)
-    r.add_process("process.parent", ("process", "parent"), None)
+    r.add_process("process.parent", ("process", "@parent"), None)
     r.add_ancestors("process.ancestors", ("process", "ancestors"))
     r.add(
         "container.id",

@@ -26,11 +26,25 @@ def bind(values: Mapping[str, Any]) -> dict[str, Any]:
         if f is None:
             raise KeyError(f"unknown field '{name}'")
         canonical = f.alias_of or f.name
+        if f.type == "int" and isinstance(value, list | tuple) and not f.multi:
+            value = _bits_from_names(canonical, value)  # flag names as in events → bits
         out[canonical] = value
     for name, value in list(out.items()):
         if name.endswith(".file.path") and isinstance(value, str):
             out.setdefault(name[: -len("path")] + "name", posixpath.basename(value))
     return out
+
+
+def _bits_from_names(field: str, names_: list[str] | tuple[str, ...]) -> int:
+    from opencws.model import names
+
+    if field == "open.flags":
+        return names.open_flag_bits(tuple(names_))
+    if field == "unlink.flags":
+        return names.unlink_flag_bits(tuple(names_))
+    if field.endswith(("cap_effective", "cap_permitted")):
+        return names.capability_mask(tuple(names_))
+    raise TypeError(f"'{field}' takes an integer, not a list")
 
 
 def rule_could_match(

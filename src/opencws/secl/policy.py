@@ -99,14 +99,14 @@ def _err(
     msg: str, file: str, line: int | None = None, *, rule_id: str | None = None, kind: str = "policy"
 ) -> SeclError:
     e = SeclError(msg, file=file, rule_id=rule_id, kind=kind)
-    e.file_line = line + 1 if line is not None else None  # type: ignore[attr-defined]
+    e.file_line = line + 1 if line is not None else None
     return e
 
 
 def _locate(e: SeclError, file: str, item_id: str, kind: str, base_line: int | None) -> SeclError:
     e.located(file=file, rule_id=item_id, kind=kind)
     if base_line is not None and e.line is not None:
-        e.file_line = base_line + e.line  # type: ignore[attr-defined]
+        e.file_line = base_line + e.line
     return e
 
 
