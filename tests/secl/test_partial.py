@@ -117,3 +117,30 @@ def test_flag_values_may_be_given_as_names(tmp_path: Path):
     rs = rules(tmp_path)
     assert rs.could_match("open", {"open.file.path": "/etc/shadow", "open.flags": ["O_WRONLY", "O_CREAT"]})
     assert not rs.could_match("open", {"open.file.path": "/etc/shadow", "open.flags": ["O_RDONLY"]})
+
+
+def test_three_valued_logic_under_negation(tmp_path: Path):
+    text = """\
+rules:
+  - id: not_both
+    expression: '!(open.file.path == "/x" && process.uid == 0) && open.flags > 0'
+  - id: not_either
+    expression: '!(open.file.path == "/y" || process.uid == 0)'
+"""
+    rs = rules(tmp_path, text)
+    not_both, not_either = ([r] for r in rs.rules)
+    assert RuleSet(not_both).could_match("open", "open.file.path", "/x")  # uid unknown: could be non-zero
+    assert RuleSet(not_both).could_match("open", "open.file.path", "/z")
+    assert not RuleSet(not_either).could_match("open", "open.file.path", "/y")  # !(true || ?) is false
+    assert RuleSet(not_either).could_match("open", "open.file.path", "/z")
+
+
+def test_partial_evaluation_is_compiled_once_per_field_set(tmp_path: Path):
+    from opencws.secl import partial
+
+    rs = rules(tmp_path)
+    partial._PARTIAL_CACHE.clear()
+    for i in range(200):
+        rs.could_match("open", "open.file.path", f"/tmp/file{i}")
+    # one compiled function per open rule (path and the name derived from it bound)
+    assert len(partial._PARTIAL_CACHE) == len(rs.rules_for("open"))

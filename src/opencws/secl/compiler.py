@@ -79,6 +79,7 @@ class Val:
     cost: int = 0
     approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
     gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
+    tri: bool = False  # partial evaluation: fn may return None ("unknown")
     bitand: tuple[str, int] | None = None
     array: ArrayConst | None = None
     node: ast.Node | None = None
@@ -240,7 +241,8 @@ class Compiler:
         self.fields_used.add(canonical)
         if self.bound is not None:
             if canonical in self.bound:
-                return _const(f.type, self.bound[canonical], node, multi=f.multi, field=f)
+                # A parameter: the "event" given to the compiled function is the mapping of bound values.
+                return Val(f.type, lambda vals, k=canonical: vals[k], multi=f.multi, field=f, node=node)
             v = _unknown(f.type, node, f.multi)
             v.field = f
             return v
@@ -396,10 +398,12 @@ class Compiler:
                 continue
             rest.append(v)
         approvers = self.merge_approvers(vals, is_and)
-        if unknown:
+        if unknown and not rest:
             u = _unknown(BOOL, node)
             u.approvers = approvers
             return u
+        if unknown or any(v.tri for v in rest):
+            return self.kleene(rest, is_and, unknown, node)
         if not rest:
             return _const(BOOL, not absorbing, node)
         gates = _merge_gates(vals, is_and)
@@ -435,6 +439,23 @@ class Compiler:
 
         return Val(BOOL, fn, cost=cost, approvers=approvers, gates=gates, node=node)
 
+    def kleene(self, vals: list[Val], is_and: bool, unknown: bool, node: ast.Node) -> Val:
+        """Partial evaluation: `&&`/`||` in three-valued logic (None is "unknown") at run time."""
+        fns = tuple(self.truth(v) for v in vals)
+        absorbing = not is_and
+
+        def fn(vals_: Any) -> bool | None:
+            result: bool | None = None if unknown else not absorbing
+            for f in fns:
+                x = f(vals_)  # type: ignore[misc]
+                if x is None:
+                    result = None
+                elif bool(x) == absorbing:
+                    return absorbing
+            return result
+
+        return Val(BOOL, fn, tri=True, node=node)
+
     @staticmethod
     def merge_approvers(vals: list[Val], is_and: bool) -> dict[str, frozenset[Approver]]:
         if is_and:
@@ -462,6 +483,8 @@ class Compiler:
             assert f is not None
             if v.is_const:
                 return _const(BOOL, not f(None), node)
+            if v.tri:
+                return Val(BOOL, lambda e: None if (x := f(e)) is None else not x, tri=True, node=node)
             return Val(BOOL, lambda e: not f(e), cost=v.cost, node=node)
         if v.type != INT or v.multi:
             raise self.error(f"'{node.op}' needs an integer, but {v.describe()}", v.node)
@@ -557,7 +580,7 @@ class Compiler:
         if right.is_const and right.type == STRING:
             kind = "pattern" if op in ("=~", "!~") and right.kind == "string" else right.kind
             self.check_path(left, kind, right.const, right.node)
-        if left.unknown or right.unknown:
+        if left.unknown or right.unknown or left.tri or right.tri:
             return _unknown(BOOL, node)
         lf, rf = left.fn, right.fn
         assert lf is not None and rf is not None
@@ -661,7 +684,7 @@ class Compiler:
             )
         for kind, value in arr.items:
             self.check_path(left, kind, value, right.node)
-        if left.unknown:
+        if left.unknown or left.tri:
             return _unknown(BOOL, node)
         lf = left.fn
         assert lf is not None

@@ -11,7 +11,7 @@ them as *approvers*: events whose field has none of these values need not leave 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opencws.secl.compiler import Approver, CompiledRule, Compiler, Macro
@@ -47,20 +47,53 @@ def _bits_from_names(field: str, names_: list[str] | tuple[str, ...]) -> int:
     raise TypeError(f"'{field}' takes an integer, not a list")
 
 
-def rule_could_match(
-    rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None
-) -> bool:
-    """False only when no event with these field values can satisfy the rule."""
-    c = Compiler(rule.expression, macros, bound=bind(values))
+_PARTIAL_CACHE: dict[tuple[int, frozenset[str]], tuple[CompiledRule, Callable[[Any], Any] | bool]] = {}
+
+
+def _partial_fn(rule: CompiledRule, names_: frozenset[str], macros: dict[str, Macro] | None) -> Any:
+    """The rule compiled once per set of known fields: True/False when decided whatever their values, else a
+    function of the values returning True, False or None (unknown)."""
+    key = (id(rule), names_)
+    hit = _PARTIAL_CACHE.get(key)
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    c = Compiler(rule.expression, macros, bound=dict.fromkeys(names_))
     v = c.compile(rule.parsed.node)
-    return not (v.is_const and not (any(v.const) if v.multi else v.const))
+    if v.unknown:
+        out: Any = True
+    elif v.is_const:
+        out = bool(any(v.const) if v.multi else v.const)
+    else:
+        fn = c.truth(v)
+        out = fn
+    if len(_PARTIAL_CACHE) > 65536:
+        _PARTIAL_CACHE.clear()
+    _PARTIAL_CACHE[key] = (rule, out)
+    return out
+
+
+def rule_could_match(rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None) -> bool:
+    """False only when no event with these field values can satisfy the rule."""
+    bound = bind(values)
+    decided = _partial_fn(rule, frozenset(bound), macros)
+    if isinstance(decided, bool):
+        return decided
+    return decided(bound) is not False
 
 
 def could_match(
     rules: Iterable[tuple[CompiledRule, dict[str, Macro] | None]], event_type: str, values: Mapping[str, Any]
 ) -> bool:
     """Whether any rule of `event_type` could match an event with these field values."""
-    return any(rule_could_match(r, values, m) for r, m in rules if r.event_type == event_type)
+    bound = bind(values)
+    names_ = frozenset(bound)
+    for rule, macros in rules:
+        if rule.event_type != event_type:
+            continue
+        decided = _partial_fn(rule, names_, macros)
+        if decided is True or (decided is not False and decided(bound) is not False):
+            return True
+    return False
 
 
 def approvers(rules: Iterable[CompiledRule], event_type: str, field: str) -> list[Approver] | None:

@@ -169,6 +169,7 @@ class RuleSet:
             assert r.compiled is not None
             by_type.setdefault(r.compiled.event_type, []).append((r.id, r.compiled))
         self._buckets: dict[str | None, _Bucket] = {t: _Bucket(rs) for t, rs in by_type.items()}
+        self._partial_pairs: dict[str, list[Any]] = {}
         self._matchers: dict[str | None, Callable[[Any], list[str]]] = {
             t: b.match for t, b in self._buckets.items()
         }
@@ -197,7 +198,10 @@ class RuleSet:
 
         `field` may also be a mapping of several field values. Other fields are "could be anything"."""
         values = dict(field) if isinstance(field, Mapping) else {field: value}
-        pairs = [(r.compiled, r.macros) for r in self.rules_for(event_type) if r.compiled is not None]
+        pairs = self._partial_pairs.get(event_type)
+        if pairs is None:
+            pairs = [(r.compiled, r.macros) for r in self.rules_for(event_type) if r.compiled is not None]
+            self._partial_pairs[event_type] = pairs
         return partial.could_match(pairs, event_type, values)
 
     def approvers(self, event_type: str, field: str) -> list[Approver] | None:
