@@ -92,16 +92,28 @@ def test_an_exec_record_splits_argv_and_envp():
         (file_record(EventType.SELINUX, b"/x", flags_arg=9, nr=1), "unknown selinux kind 9"),
     ],
 )
-def test_malformed_records_raise_a_precise_decode_error(data, reason):
+@pytest.mark.parametrize("lazy", [True, False])
+def test_malformed_records_raise_a_precise_decode_error(data, reason, lazy):
     with pytest.raises(DecodeError, match=reason):
-        r.decode(data)
+        r.decode(data, lazy)
 
 
-def test_every_truncation_of_a_valid_record_is_rejected():
+@pytest.mark.parametrize("lazy", [True, False])
+def test_every_truncation_of_a_valid_record_is_rejected(lazy):
     good = file_record(EventType.LINK, b"/a/b", b"/c/d", nr=86)
     for n in range(len(good)):
         with pytest.raises(DecodeError):
-            r.decode(good[:n])
+            r.decode(good[:n], lazy)
+
+
+def test_a_lazily_decoded_event_equals_the_eagerly_decoded_one():
+    rec = file_record(EventType.RENAME, b"/a", b"/b", nr=316, flags_arg=2)
+    lazy, eager = r.decode(rec), r.decode(rec, lazy=False)
+    assert type(lazy) is type(eager) is ev.RenameEvent
+    assert lazy == eager and repr(lazy) == repr(eager)
+    assert lazy.destination.path == "/b" and lazy.flags == 2
+    with pytest.raises(AttributeError):
+        _ = lazy.no_such_field
 
 
 def test_the_reader_counts_malformed_records_instead_of_raising():

@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                 for event in probe.poll(100):
                     if pids and event.pid not in pids:
                         continue
-                    _line({"type": event.type, **dataclasses.asdict(event)})
+                    fields = dataclasses.asdict(event)
+                    fields.pop("_raw", None)
+                    _line({"type": event.type, **fields})
                     shown += 1
                     if args.count and shown >= args.count:
                         return 0

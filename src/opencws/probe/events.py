@@ -66,6 +66,9 @@ class FileInfo:
 
 @dataclass(slots=True, kw_only=True)
 class KernelEvent:
+    """Decoded lazily: `decode` checks the record's layout and keeps its bytes; the first access to a field
+    decodes every field at once (so a consumer that drops an event on its type pays almost nothing)."""
+
     type: ClassVar[str] = ""
     pid: int
     tid: int
@@ -75,6 +78,20 @@ class KernelEvent:
     uid: int
     gid: int
     comm: str
+    _raw: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a slot not set yet: a lazily decoded record's fields.
+        if name == "_raw":  # events built eagerly never set it
+            return None
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raw = self._raw
+        if raw is None or _decode_into is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._raw = None
+        _decode_into(self, raw)
+        return object.__getattribute__(self, name)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -304,14 +321,19 @@ EVENT_CLASSES: dict[str, type[KernelEvent]] = {
 }
 
 
+_decode_into: Callable[[KernelEvent, bytes], None] | None = None
+"""Set by opencws.probe.records: fills a lazily decoded event from its record."""
+
+
 def positional_builder(cls: type) -> Callable[..., Any]:
-    """A constructor taking the dataclass fields positionally, in declaration order (base classes first).
+    """A constructor taking an object to fill (or None: a new one) then the dataclass fields positionally,
+    in declaration order (base classes first; private fields left out).
 
     The decoder's hot path: keyword construction of these kw_only dataclasses costs about four times more.
     """
-    names = [f.name for f in fields(cls)]
+    names = [f.name for f in fields(cls) if not f.name.startswith("_")]
     body = "".join(f"    o.{n} = {n}\n" for n in names)
-    src = f"def build({', '.join(names)}):\n    o = new(cls)\n{body}    return o\n"
+    src = f"def build(o, {', '.join(names)}):\n    if o is None:\n        o = new(cls)\n{body}    return o\n"
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
     exec(src, namespace)
     return namespace["build"]

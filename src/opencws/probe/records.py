@@ -125,10 +125,10 @@ def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
     device = os.makedev(dev >> 20, dev & 0xFFFFF)  # kernel dev_t -> the st_dev encoding
     error = resolution_error(flags) if flags & _UNRESOLVED else None
     if flags & FI_INODE:
-        return _FILE_INFO(path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6], f[9],
+        return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6], f[9],
                           f[1], f[2], f[3], f[7], f[11], device, _cached_cstr(f[15]),
                           bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
-    return _FILE_INFO(path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
+    return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
                       None, None, None, f[7], f[11], device, _cached_cstr(f[15]),
                       bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
 
@@ -156,7 +156,7 @@ _FILE_END = HEADER.size + FILE_BODY.size
 _SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
 
 
-def _decode_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
+def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | None = None) -> ev.KernelEvent:
     end = _FILE_END
     size = len(data)
     if size < end:
@@ -183,25 +183,25 @@ def _decode_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     T = EventType
     # positional order: the common fields, syscall, retval, file, then the class's own fields
     if etype == T.OPEN:
-        return _OPEN(*c, syscall, retval, file, flags_arg, mode_arg)
+        return _OPEN(o, *c, syscall, retval, file, flags_arg, mode_arg)
     if etype == T.CHMOD:
-        return _CHMOD(*c, syscall, retval, file, mode_arg)
+        return _CHMOD(o, *c, syscall, retval, file, mode_arg)
     if etype == T.UNLINK:
-        return _UNLINK(*c, syscall, retval, file, flags_arg)
+        return _UNLINK(o, *c, syscall, retval, file, flags_arg)
     other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
     extra = data[end + l0 + l1:]
     if etype == T.CHOWN:
-        return _CHOWN(*c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
+        return _CHOWN(o, *c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
     if etype == T.LINK:
-        return _LINK(*c, syscall, retval, file, other, flags_arg)
+        return _LINK(o, *c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
-        return _RENAME(*c, syscall, retval, file, other, flags_arg)
+        return _RENAME(o, *c, syscall, retval, file, other, flags_arg)
     if etype == T.RMDIR:
-        return _RMDIR(*c, syscall, retval, file, flags_arg)
+        return _RMDIR(o, *c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
-        return _MKDIR(*c, syscall, retval, file, mode_arg)
+        return _MKDIR(o, *c, syscall, retval, file, mode_arg)
     if etype == T.UTIMES:
-        return _UTIMES(*c, syscall, retval, file,
+        return _UTIMES(o, *c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
                        atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
@@ -209,19 +209,77 @@ def _decode_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
         name = extra.decode(errors="replace")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
-            return _SETXATTR(*c, syscall, retval, file, name, namespace, flags_arg)
-        return _REMOVEXATTR(*c, syscall, retval, file, name, namespace)
+            return _SETXATTR(o, *c, syscall, retval, file, name, namespace, flags_arg)
+        return _REMOVEXATTR(o, *c, syscall, retval, file, name, namespace)
     if etype == T.MOUNT:
-        return _MOUNT(*c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
+        return _MOUNT(o, *c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
     if etype == T.UMOUNT:
-        return _UMOUNT(*c, syscall, retval, file, flags_arg)
+        return _UMOUNT(o, *c, syscall, retval, file, flags_arg)
     if etype == T.SELINUX:
         kind = _SELINUX_KINDS.get(flags_arg)
         if kind is None:
             raise DecodeError(f"unknown selinux kind {flags_arg}")
         value = extra.split(b"\0", 1)[0].decode(errors="replace").strip()
-        return _SELINUX(*c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
+        return _SELINUX(o, *c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
     raise DecodeError(f"type {etype} is not a file event")
+
+
+def _picker(fields: list[tuple[int, str]]) -> struct.Struct:
+    """A Struct reading only these (offset, code) fields of a record."""
+    fmt, pos = "<", 0
+    for off, code in fields:
+        fmt += f"{off - pos}x{code}" if off > pos else code
+        pos = off + struct.calcsize("<" + code)
+    return struct.Struct(fmt)
+
+
+_F0 = _FILE_END - 2 * FILE_INFO.size
+_F1 = _F0 + FILE_INFO.size
+_FI_FLAGS, _FI_PATH_LEN = struct.calcsize("<QQQQIIIIII"), struct.calcsize("<QQQQIIIIIIII")
+_FILE_CHECK = _picker([
+    (HEADER.size + 12, "I"), (HEADER.size + 28, "I"),  # flags_arg, extra_len
+    (_F0 + _FI_FLAGS, "I"), (_F0 + _FI_PATH_LEN, "HH"), (_F1 + _FI_FLAGS, "I"), (_F1 + _FI_PATH_LEN, "HH"),
+])
+_FILE_CLASSES = {
+    EventType.OPEN: ev.OpenEvent, EventType.CHMOD: ev.ChmodEvent, EventType.CHOWN: ev.ChownEvent,
+    EventType.LINK: ev.LinkEvent, EventType.RENAME: ev.RenameEvent, EventType.UNLINK: ev.UnlinkEvent,
+    EventType.RMDIR: ev.RmdirEvent, EventType.MKDIR: ev.MkdirEvent, EventType.UTIMES: ev.UtimesEvent,
+    EventType.SETXATTR: ev.SetXattrEvent, EventType.REMOVEXATTR: ev.RemoveXattrEvent,
+    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent, EventType.SELINUX: ev.SelinuxEvent,
+}
+_new = object.__new__
+
+
+def _lazy_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
+    """Check everything _decode_file would reject, then defer the decoding to the first field access."""
+    size = len(data)
+    if size < _FILE_END:
+        raise DecodeError(f"file record of {size} bytes, body needs {_FILE_END}")
+    flags_arg, extra_len, fl0, l0, r0, _fl1, l1, r1 = _FILE_CHECK.unpack_from(data)
+    if l0 > PATH_MAX or l1 > PATH_MAX:
+        _check_path_len(l0, "path")
+        _check_path_len(l1, "destination path")
+    if r0 > l0 or r1 > l1:
+        raise DecodeError(f"resolved length {r0 if r0 > l0 else r1} beyond path length {l0 if r0 > l0 else l1}")
+    if extra_len > EXTRA_MAX:
+        raise DecodeError(f"extra length {extra_len} exceeds {EXTRA_MAX}")
+    if _FILE_END + l0 + l1 + extra_len != size:
+        raise DecodeError(f"record size {size} != {_FILE_END} + paths {l0}+{l1} + extra {extra_len}")
+    if not fl0 & FI_PRESENT:
+        raise DecodeError("file record without a file")
+    if etype == EventType.SELINUX and flags_arg not in _SELINUX_KINDS:
+        raise DecodeError(f"unknown selinux kind {flags_arg}")
+    o = _new(_FILE_CLASSES[etype])
+    o._raw = data
+    return o
+
+
+def _decode_into(o: ev.KernelEvent, data: bytes) -> None:
+    h = HEADER.unpack_from(data)
+    _decode_file(_TYPE_BY_NUMBER[h[1]], h, data, o)
+
+
+ev._decode_into = _decode_into
 
 
 def _signed32(v: int) -> int:
@@ -259,7 +317,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     argv = data[pos:pos + argv_len]
     pos += argv_len
     envp = data[pos:pos + envp_len]
-    return _EXEC(*_common(h), _file_info(fi, path), _CREDS(*cr), _split_strings(argv),
+    return _EXEC(None, *_common(h), _file_info(fi, path), _CREDS(None, *cr), _split_strings(argv),
                  bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
                  start_time, _cached_cstr(cgroup))
 
@@ -273,12 +331,12 @@ def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
 def _decode_fork(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(FORK_BODY, data, "fork")
     # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials, cgroup
-    return _FORK(*_common(h), b[0], b[1], b[3], b[2], _CREDS(*b[4:15]), _cached_cstr(b[15]))
+    return _FORK(None, *_common(h), b[0], b[1], b[3], b[2], _CREDS(None, *b[4:15]), _cached_cstr(b[15]))
 
 
 def _decode_exit(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(EXIT_BODY, data, "exit")
-    return _EXIT(*_common(h), b[0])
+    return _EXIT(None, *_common(h), b[0])
 
 
 _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.SetgidEvent),
@@ -288,7 +346,7 @@ _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.S
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(*_common(h), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(*b[3:14]), _CREDS(*b[14:25]))
+    return cls(None, *_common(h), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]), _CREDS(None, *b[14:25]))
 
 
 def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
@@ -298,7 +356,7 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     helpers = [w * 64 + bit for w, word in enumerate(words) for bit in range(64) if word >> bit & 1]
     is_map, is_prog = cmd == 0, cmd == 5
     # cmd, cmd_name, map_type, prog_type, attach_type, name, insn_count, helpers
-    return _BPF(*_common(h), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
+    return _BPF(None, *_common(h), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
                 map_type if is_map else None, prog_type if is_prog else None,
                 attach_type if is_prog else None, _cstr(name) if (is_map or is_prog) else "",
                 insn_cnt if is_prog else None, helpers)
@@ -310,8 +368,14 @@ _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {
 }
 
 
-def decode(data: bytes) -> ev.KernelEvent:
-    """Decode one ring buffer record; DecodeError when it does not match its layout."""
+_TYPE_BY_NUMBER = {int(t): t for t in EventType}
+
+
+def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
+    """Decode one ring buffer record; DecodeError when it does not match its layout.
+
+    lazy: file events (the high-volume kinds) keep their bytes and decode their fields on first access;
+    the layout is checked here either way."""
     if len(data) < HEADER.size:
         raise DecodeError(f"record of {len(data)} bytes is shorter than the {HEADER.size}-byte header")
     h = HEADER.unpack_from(data)
@@ -321,10 +385,11 @@ def decode(data: bytes) -> ev.KernelEvent:
     decoder = _DECODERS.get(kind)
     if decoder is None:
         raise DecodeError(f"unknown record kind {kind}")
-    try:
-        etype = EventType(type_)
-    except ValueError:
-        raise DecodeError(f"unknown event type {type_}") from None
+    etype = _TYPE_BY_NUMBER.get(type_)  # (an Enum call costs a microsecond)
+    if etype is None:
+        raise DecodeError(f"unknown event type {type_}")
     if _KIND_OF_TYPE[etype] != kind:
         raise DecodeError(f"event type {etype.event_name} cannot have record kind {kind}")
+    if lazy and kind == REC_FILE:
+        return _lazy_file(etype, h, data)
     return decoder(etype, h, data)
