@@ -110,18 +110,24 @@ class BpfObject:
 
 @contextmanager
 def probe_with_policy(policy: Path, *, discard: Path | None = None,
-                      warmup: Callable[[], object] | None = None, reader: str | None = None) -> Iterator:
+                      warmup: Callable[[], object] | None = None, reader: str | None = None,
+                      exit_site_only: bool = False) -> Iterator:
     """The probe with the policy's filters, as the agent sets them.
 
     `discard`: a file opened until the agent learns its discarder from the event (as it would from real
     traffic); `warmup`: a workload run once first, its events read by the agent so that it learns what it
-    would learn from a long-running workload (the files a process opens at start, say)."""
+    would learn from a long-running workload (the files a process opens at start, say); `exit_site_only`:
+    the policy's types less those that need the sys_enter hook (what one hook site would cost)."""
     from opencws.agent.filters import KernelFilters
     from opencws.probe.probe import Probe
     from opencws.secl import load_policies
 
     with (Probe(reader=reader) if reader else Probe()) as probe:
         filters = KernelFilters(probe, load_policies([policy]))
+        if exit_site_only:
+            from opencws.probe.hooks import ENTER_TYPES
+
+            probe.set_event_types(filters.plan.event_types - {t.event_name for t in ENTER_TYPES})
 
         def learn(ms: int) -> bool:
             found = False
@@ -289,6 +295,8 @@ def _run(args: argparse.Namespace, work: Path, loop: Path, floor: BpfObject) -> 
         configs += [Config(label, lambda p=progs: floor.attached(p)) for label, progs in ALTERNATIVES.items()]
         configs.append(Config("probe, default policy filters, no discarder (every open sent)",
                               lambda: probe_with_policy(policy)))
+        configs.append(Config("probe + discarder, types needing sys_enter left out (one hook site)",
+                              lambda: probe_with_policy(policy, discard=unwatched, exit_site_only=True)))
     best = interleaved(configs, lambda: run_loop(loop, "openclose", str(unwatched), args.iterations, args.clock),
                        args.rounds)
     bare, fl, pr = (best[c.label] for c in configs[:3])
