@@ -318,9 +318,9 @@ def _run(args: argparse.Namespace, work: Path, loop: Path, floor: BpfObject) -> 
 
     print(f"burst of {args.burst:,} watched events (opens of a file approved for the burst) by another process, read at once:")
     runs = [("reader: read + decode into typed events (Probe.poll)", burst(loop, policy, work, args.burst)),
-            ("read only, mmap ring reader (Probe.poll_raw)", burst(loop, policy, work, args.burst, decode=False))]
+            ("read + header unpack only, mmap ring reader (Probe.poll_raw)", burst(loop, policy, work, args.burst, decode=False))]
     if args.alternatives:
-        runs.append(("read only, libbpf ring_buffer__poll + ctypes callback",
+        runs.append(("read + header unpack only, libbpf ring_buffer__poll + ctypes callback",
                      burst(loop, policy, work, args.burst, decode=False, reader="libbpf")))
     for label, b in runs:
         print(f"  {label:<66} {b.rate:>10,.0f} events/s (one core, CPU time)")
