@@ -162,3 +162,30 @@ def test_a_process_in_a_container_carries_its_cgroup_and_sees_paths_from_its_roo
     execs = watch.mine(ev.ExecEvent, lambda e: e.pid == mk.pid)
     assert execs and execs[-1].cgroup == f"docker-{container_id}.scope"
     assert execs[-1].cgroup_id == mk.cgroup_id != watch.mine(ev.ForkEvent)[0].cgroup_id
+
+
+def test_a_process_with_a_controlling_terminal_reports_its_tty(watch):
+    import fcntl
+    import termios
+
+    from opencws.probe.procfs import read_process
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave).removeprefix("/dev/").replace("/", "")  # the kernel's name: /dev/pts/3 is pts3
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            os.execv("/bin/sleep", ["/bin/sleep", "0.3"])
+        finally:
+            os._exit(1)
+    try:
+        (e,) = watch.wait_for(ev.ExecEvent, lambda e: e.pid == pid)
+        assert e.tty == name
+        snap = read_process(pid)
+        assert snap is None or snap.tty == name
+    finally:
+        os.waitpid(pid, 0)
+        os.close(master)
+        os.close(slave)

@@ -276,6 +276,8 @@ class ExecEvent(KernelEvent):
     cgroup: str
     """The name of the process's cgroup v2 directory (e.g. `docker-<64 hex>.scope`); with `cgroup_id`, what
     finds the container."""
+    tty: str
+    """The controlling terminal as the kernel names it (`pts0`, `tty1`), empty when none."""
 
     @property
     def args(self) -> list[str]:
@@ -294,6 +296,7 @@ class ForkEvent(KernelEvent):
     credentials: Credentials
     cgroup: str
     """Name of the cgroup v2 directory the child starts in (the parent's)."""
+    tty: str
 
 
 @dataclass(slots=True, kw_only=True)

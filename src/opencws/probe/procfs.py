@@ -32,6 +32,9 @@ class ProcessSnapshot:
     start_time_ns: int
     """Nanoseconds since boot (CLOCK_BOOTTIME), in clock ticks' precision; ExecEvent.start_time_ns is the
     same clock."""
+    tty: str
+    """The controlling terminal as the kernel names it (`pts0`, `tty1`), empty when none; exec and fork
+    events carry the same name."""
     cgroups: list[str]
     """Lines of /proc/<pid>/cgroup (`hierarchy:controllers:path`)."""
     cgroup_path: str | None
@@ -46,6 +49,21 @@ def _status(text: str) -> dict[str, str]:
         key, _, value = line.partition(":")
         out[key] = value.strip()
     return out
+
+
+def tty_name(tty_nr: int) -> str:
+    """The kernel's tty name (tty_struct.name) for a /proc/<pid>/stat tty_nr; "" when none."""
+    if not tty_nr:
+        return ""
+    major = (tty_nr >> 8) & 0xFFF
+    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    if 136 <= major <= 143:
+        return f"pts{(major - 136) * 256 + minor}"
+    if major == 4:
+        return f"tty{minor}" if minor < 64 else f"ttyS{minor - 64}"
+    if major == 5 and minor == 0:
+        return "tty"
+    return f"{major}:{minor}"
 
 
 def _cgroup_id(path: str | None) -> int | None:
@@ -74,6 +92,7 @@ def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None
     comm = stat[stat.index("(") + 1: stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2:].split()
     ppid = int(fields[1])
+    tty_nr = int(fields[4])
     start_ticks = int(fields[19])
     uids = [int(x) for x in status["Uid"].split()]
     gids = [int(x) for x in status["Gid"].split()]
@@ -96,7 +115,7 @@ def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None
         pid=pid, ppid=ppid, comm=comm, exe=exe, exe_inode=exe_inode, exe_device=exe_device,
         exe_mount_id=exe_mid,
         argv=[os.fsdecode(a) for a in cmdline.split(b"\0")[:-1]] if cmdline else [],
-        credentials=creds, start_time_ns=start_ticks * 1_000_000_000 // CLK_TCK,
+        credentials=creds, start_time_ns=start_ticks * 1_000_000_000 // CLK_TCK, tty=tty_name(tty_nr),
         cgroups=cgroups, cgroup_path=v2, cgroup_id=_cgroup_id(v2),
     )
 

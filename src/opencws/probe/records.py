@@ -45,14 +45,14 @@ HEADER = struct.Struct("<" + _HEADER_FMT)
 FILE_INFO = struct.Struct("<" + _FILE_INFO_FMT)
 CREDS = struct.Struct("<" + _CREDS_FMT)
 FILE_BODY = struct.Struct("<qIIIIIIQQ" + _FILE_INFO_FMT * 2)
-EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ128s")
-FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s")
+EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ128s64s")
+FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s64s")
 EXIT_BODY = struct.Struct("<II")
 CRED_BODY = struct.Struct("<qII" + _CREDS_FMT * 2)
 BPF_BODY = struct.Struct("<qIIIIII4Q16s")
 
 assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
-assert FILE_BODY.size == 224 and EXEC_BODY.size == 296 and FORK_BODY.size == 208
+assert FILE_BODY.size == 224 and EXEC_BODY.size == 360 and FORK_BODY.size == 272
 assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80
 
 BPF_CMDS = (
@@ -304,7 +304,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
         raise DecodeError(f"exec record of {len(data)} bytes, body needs {end}")
     b = EXEC_BODY.unpack_from(data, HEADER.size)
     fi, cr = b[:16], b[16:27]
-    argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup = b[27:33]
+    argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup, tty = b[27:34]
     plen = fi[12]
     _check_path_len(plen, "path")
     if argv_len > 2047 or envp_len > 2047:
@@ -319,7 +319,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     envp = data[pos:pos + envp_len]
     return _EXEC(None, *_common(h), _file_info(fi, path), _CREDS(None, *cr), _split_strings(argv),
                  bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
-                 start_time, _cached_cstr(cgroup))
+                 start_time, _cached_cstr(cgroup), _cached_cstr(tty))
 
 
 def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
@@ -330,8 +330,9 @@ def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
 
 def _decode_fork(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(FORK_BODY, data, "fork")
-    # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials, cgroup
-    return _FORK(None, *_common(h), b[0], b[1], b[3], b[2], _CREDS(None, *b[4:15]), _cached_cstr(b[15]))
+    # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials, cgroup, tty
+    return _FORK(None, *_common(h), b[0], b[1], b[3], b[2], _CREDS(None, *b[4:15]), _cached_cstr(b[15]),
+                 _cached_cstr(b[16]))
 
 
 def _decode_exit(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:

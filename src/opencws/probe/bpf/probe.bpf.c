@@ -323,6 +323,14 @@ static __always_inline void read_cgroup_name(struct task_struct *t, char *buf)
 		buf[0] = 0;
 }
 
+static __always_inline void read_tty_name(struct task_struct *t, char *buf)
+{
+	struct tty_struct *tty = BPF_CORE_READ(t, signal, tty);
+	buf[0] = 0;
+	if (tty && bpf_core_read_str(buf, TTY_NAME, &tty->name) < 0)
+		buf[0] = 0;
+}
+
 static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 type)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
@@ -1544,6 +1552,7 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	read_creds(p, &b->creds);
 	b->start_time = BPF_CORE_READ(p, start_boottime);
 	read_cgroup_name(p, b->cgroup);
+	read_tty_name(p, b->tty);
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	__u64 es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
@@ -1592,6 +1601,7 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 	b->child_cgroup_id = h->cgroup_id;
 	read_creds(child, &b->creds);
 	read_cgroup_name(parent, b->cgroup);
+	read_tty_name(parent, b->tty);
 	return output(r->b, sizeof(*h) + sizeof(*b), EV_FORK);
 }
 

@@ -133,7 +133,9 @@ struct ocws_creds {                 /* 56 bytes */
 
 #define CGROUP_NAME 128
 
-struct exec_body {             /* 88 + 56 + 24 + 128 = 296; then path, argv, envp */
+#define TTY_NAME 64
+
+struct exec_body {             /* 88 + 56 + 24 + 128 + 64 = 360; then path, argv, envp */
 	struct file_info file;
 	struct ocws_creds creds;
 	__u32 argv_len;
@@ -142,15 +144,17 @@ struct exec_body {             /* 88 + 56 + 24 + 128 = 296; then path, argv, env
 	__u32 envp_total;
 	__u64 start_time;          /* task->start_boottime (ns since boot, CLOCK_BOOTTIME), as /proc/<pid>/stat */
 	char cgroup[CGROUP_NAME];  /* name of the task's cgroup v2 directory (docker-<id>.scope...) */
+	char tty[TTY_NAME];        /* controlling terminal (tty->name: pts0...), empty when none */
 };
 
-struct fork_body {             /* 24 + 56 + 128 = 208 */
+struct fork_body {             /* 24 + 56 + 128 + 64 = 272 */
 	__u32 child_pid;
 	__u32 child_tid;
 	__u64 start_time;
 	__u64 child_cgroup_id;
 	struct ocws_creds creds;
 	char cgroup[CGROUP_NAME];
+	char tty[TTY_NAME];
 };
 
 struct exit_body {             /* 8 */
