@@ -546,7 +546,6 @@ class Compiler:
             )
 
     def comparison(self, node: ast.Node, op: str, left: Val, right: Val) -> Val:
-        oplen = len(op)
         for v in (left, right):
             if v.type == ARRAY:
                 raise self.error(f"a list can only be used with 'in' or 'not in', not with '{op}'", v.node)
@@ -562,7 +561,7 @@ class Compiler:
             raise self.error(f"'{op}' cannot compare two lists", node)
         if op in ("=~", "!~"):
             if left.type != STRING:
-                raise self.at_op(f"'{op}' matches strings, but {left.describe()}", node, oplen)
+                raise self.error(f"'{op}' matches strings, but {left.describe()}", left.node)
             if not (right.is_const or right.unknown) or right.type != STRING:
                 raise self.error(
                     f"the right side of '{op}' must be a string, a pattern or a regular expression",
@@ -570,13 +569,13 @@ class Compiler:
                 )
         elif op in ("==", "!="):
             if left.type != right.type:
-                raise self.at_op(f"type mismatch: {left.describe()} but {right.describe()}", node, oplen)
+                raise self.error(f"type mismatch: {left.describe()} but {right.describe()}", right.node)
             if right.type == STRING and right.kind != "string" and left.is_const:
                 raise self.error("a pattern or regular expression must be compared with a field", node)
         else:
             for v in (left, right):
                 if v.type != INT:
-                    raise self.at_op(f"'{op}' compares integers, but {v.describe()}", node, oplen)
+                    raise self.error(f"'{op}' compares integers, but {v.describe()}", v.node)
         if right.is_const and right.type == STRING:
             kind = "pattern" if op in ("=~", "!~") and right.kind == "string" else right.kind
             self.check_path(left, kind, right.const, right.node)
@@ -677,10 +676,8 @@ class Compiler:
         if left.type == ARRAY:
             raise self.error(f"the left side of '{word}' cannot be a list", left.node)
         if left.type != arr.type:
-            raise self.at_op(
-                f"type mismatch: {left.describe()} but the list holds {_PLURALS[arr.type]}",
-                node,
-                len("not in" if node.negated else "in"),
+            raise self.error(
+                f"type mismatch: {left.describe()} but the list holds {_PLURALS[arr.type]}", right.node
             )
         for kind, value in arr.items:
             self.check_path(left, kind, value, right.node)
