@@ -37,4 +37,4 @@ def test_bench_secl_prints_figures_and_ratios(capsys: pytest.CaptureFixture[str]
     assert "default policy: RuleSet.match" in out
     assert "x baseline)" in out
     assert "median" in out and "p99" in out
-    assert "costliest rules" in out
+    assert "costliest rule closures" in out

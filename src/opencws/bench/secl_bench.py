@@ -361,7 +361,8 @@ class _OneRule:
 
 
 def _profile(ruleset: Any, events: list[Event]) -> None:
-    """Total time per rule over the mix: where evaluation time goes."""
+    """Time of each rule's compiled closure over all events of its type: what a rule costs when it runs
+    (a rule set that gates rules by their approvers runs far fewer closures)."""
     per_rule: Counter[str] = Counter()
     calls: Counter[str] = Counter()
     clock = time.perf_counter_ns
@@ -374,6 +375,6 @@ def _profile(ruleset: Any, events: list[Event]) -> None:
         per_rule[rule.id] += clock() - t0
         calls[rule.id] += len(subset)
     total = sum(per_rule.values()) or 1
-    print("  costliest rules (share of evaluation time, mean ns per call):")
+    print("  costliest rule closures, each run on every event of its type (share, mean ns per call):")
     for rid, ns in per_rule.most_common(12):
         print(f"    {rid:<48} {ns / total:6.1%}  {ns / max(calls[rid], 1):7.0f} ns")
