@@ -88,3 +88,13 @@ def capget() -> tuple[int, int, int]:
     _call(125, header, data)
     e0, p0, i0, e1, p1, i1 = struct.unpack("<6I", data.raw)
     return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
+
+
+def setxattrat(dirfd: int, path, at_flags: int, name: str, value: bytes, flags: int = 0) -> int:
+    buf = ctypes.create_string_buffer(value, len(value))
+    args = struct.pack("<QII", ctypes.addressof(buf), len(value), flags)
+    return _call(463, dirfd, _p(path), at_flags, name.encode(), args, len(args))
+
+
+def removexattrat(dirfd: int, path, at_flags: int, name: str) -> int:
+    return _call(466, dirfd, _p(path), at_flags, name.encode())

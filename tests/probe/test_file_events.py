@@ -259,3 +259,23 @@ def test_a_path_not_in_the_dentry_cache_is_marked_unresolved_never_guessed(watch
     assert e.file.path == str(victim)  # the resolved prefix + the rest of the string the process passed
     assert e.file.resolved_len < len(e.file.path)
     assert str(victim).startswith(e.file.path[: e.file.resolved_len])
+
+
+def test_the_at_variants_of_setxattr_and_removexattr_resolve_against_the_dirfd(watch, tmp_path):
+    (tmp_path / "d").mkdir()
+    f = tmp_path / "d" / "x"
+    f.write_text("x")
+    dfd = os.open(tmp_path / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        rc = sysc.setxattrat(dfd, "x", 0, "user.at", b"v", os.XATTR_CREATE)
+        if rc == -errno.ENOSYS:
+            pytest.skip("setxattrat needs Linux 6.13")
+        assert rc == 0
+        assert sysc.removexattrat(dfd, "x", 0, "user.at") == 0
+    finally:
+        os.close(dfd)
+    s = watch.one(ev.SetXattrEvent, paths_under(tmp_path))
+    assert (s.syscall, s.name, s.namespace, s.flags) == ("setxattrat", "user.at", "user", os.XATTR_CREATE)
+    assert_matches_stat(s.file, f)
+    r = watch.one(ev.RemoveXattrEvent, paths_under(tmp_path))
+    assert (r.syscall, r.name, r.file.path) == ("removexattrat", "user.at", str(f))

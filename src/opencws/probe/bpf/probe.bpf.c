@@ -87,6 +87,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_bpf 321
 #define NR_openat2 437
 #define NR_fchmodat2 452
+#define NR_setxattrat 463
+#define NR_removexattrat 466
+#define AT_EMPTY_PATH 0x1000
 
 /* ------------------------------------------------------------------ maps */
 
@@ -1497,6 +1500,20 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			b->flags_arg = r8;
 		read_extra_str(w, b, (const char *)si);
 		need = walk_user(0, AT_FDCWD, (const char *)di, nr == NR_setxattr || nr == NR_removexattr);
+		break;
+	case NR_setxattrat:
+	case NR_removexattrat:
+		/* (dfd, path, at_flags, name, args, size): the xattr flags are in struct xattr_args */
+		if (nr == NR_setxattrat) {
+			__u32 xflags = 0;
+			bpf_probe_read_user(&xflags, 4, (const char *)r8 + 12);
+			b->flags_arg = xflags;
+		}
+		read_extra_str(w, b, (const char *)r10);
+		if (si)
+			need = walk_user(0, di, (const char *)si, !(dx & AT_SYMLINK_NOFOLLOW));
+		else
+			need = target_file(0, fd_file(di));
 		break;
 	case NR_fsetxattr:
 	case NR_fremovexattr:
