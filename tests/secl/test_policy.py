@@ -190,3 +190,20 @@ def test_compat_policy_rules_have_their_meaning(shared_dir: Path):
     assert "credential_modified_chmod" in rs.match(chmod)
     quiet = exec_event("/usr/bin/ls", ["-la"])
     assert rs.match(quiet) == []
+
+
+def test_unknown_and_unsupported_keys_are_warnings(tmp_path: Path):
+    text = """\
+rules:
+  - id: typo
+    expresion: open.file.path == "/x"
+  - id: with_filters
+    expression: open.file.path == "/x"
+    filters: ['os == "linux"']
+"""
+    ps = load_policies([write(tmp_path, "k.policy", text)])
+    assert [e.rule_id for e in ps.errors] == ["typo"]  # no expression
+    msgs = [w.format() for w in ps.warnings]
+    assert any("unknown key 'expresion'" in m and ":3," in m for m in msgs), msgs
+    assert any("'filters' is not supported" in m for m in msgs), msgs
+    assert [r.id for r in ps.rules] == ["with_filters"]

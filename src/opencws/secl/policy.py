@@ -20,6 +20,13 @@ from opencws.secl.errors import SeclError
 from opencws.secl.parser import parse
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
+_MACRO_KEYS = {"id", "expression", "values", "description", "agent_version", "filters", "combine"}
+_RULE_KEYS = {
+    "id", "version", "expression", "description", "tags", "disabled", "agent_version", "filters", "combine",
+    "actions", "every", "silent", "group_id", "priority", "policy", "product_tags",
+}  # fmt: skip
+_IGNORED = {"agent_version", "filters", "combine", "actions", "every", "silent", "group_id", "priority",
+            "policy", "product_tags"}  # fmt: skip
 
 
 @dataclass
@@ -193,9 +200,29 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     return ps
 
 
+def _check_keys(
+    pf: PolicyFile, item: dict[str, Any], known: set[str], what: str, item_id: str | None
+) -> None:
+    """Unknown keys are warnings (a typo such as `expresion` would otherwise pass unnoticed); keys of
+    Datadog features this engine does not implement are warnings too, since they are ignored."""
+    line = item.get("__line__")
+    for key in item:
+        if str(key).startswith("__line"):
+            continue
+        if key not in known:
+            msg = f"unknown key '{key}' (ignored)"
+        elif key in _IGNORED:
+            msg = f"'{key}' is not supported by this engine (ignored)"
+        else:
+            continue
+        w = _err(msg, pf.path, item.get("__lines__", {}).get(key, line), rule_id=item_id, kind=what)
+        pf.warnings.append(w)
+
+
 def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[str, Any]) -> None:
     mid = _text(item, "id")
     line = item.get("__line__")
+    _check_keys(pf, item, _MACRO_KEYS, "macro", mid)
     if not mid or not _ID.match(mid):
         pf.errors.append(
             _err(f"invalid macro id {mid!r}: use letters, digits and '_'", pf.path, line, kind="macro")
@@ -249,6 +276,7 @@ def _literal(v: Any) -> str:
 def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str]) -> None:
     rid = _text(item, "id")
     line = item.get("__line__")
+    _check_keys(pf, item, _RULE_KEYS, "rule", rid)
     if not rid or not _ID.match(rid):
         pf.errors.append(
             _err(f"invalid rule id {rid!r}: use letters, digits and '_'", pf.path, line, kind="rule")
