@@ -13,7 +13,9 @@ from probe_watch import Watch
 def probe(require_kernel) -> Iterator:
     from opencws.probe.probe import Probe
 
-    with Probe() as p:
+    # the whole machine's activity flows through this probe: a large ring keeps a busy neighbour (a benchmark
+    # running at the same time) from crowding out the tests' events
+    with Probe(ring_buffer_bytes=64 << 20) as p:
         yield p
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
 
 import probe_sysc as sysc
 import pytest
@@ -279,3 +280,55 @@ def test_the_at_variants_of_setxattr_and_removexattr_resolve_against_the_dirfd(w
     assert_matches_stat(s.file, f)
     r = watch.one(ev.RemoveXattrEvent, paths_under(tmp_path))
     assert (r.syscall, r.name, r.file.path) == ("removexattrat", "user.at", str(f))
+
+
+def test_symlinks_on_the_way_are_followed_in_the_kernel(watch, tmp_path):
+    import shutil
+    import tempfile
+
+    real = tmp_path / "real"
+    real.mkdir()
+    f = real / "f"
+    f.write_text("x")
+    short = Path(tempfile.mkdtemp(prefix="o", dir="/tmp"))  # a target short enough to be kept in the inode
+    try:
+        (short / "f").write_text("y")
+        os.symlink("real", tmp_path / "rel")  # relative target
+        os.symlink(str(short), tmp_path / "abs")  # absolute target
+        os.symlink("real/f", tmp_path / "flink")  # a final symlink that chmod follows
+        os.chmod(tmp_path / "rel" / "f", 0o600)
+        os.chmod(tmp_path / "abs" / "f", 0o640)
+        os.chmod(tmp_path / "flink", 0o644)
+        got = watch.mine(ev.ChmodEvent, lambda e: e.pid == os.getpid() and e.mode in (0o600, 0o640, 0o644))
+        assert [e.mode for e in got] == [0o600, 0o640, 0o644]
+        assert [(e.file.path, e.file.inode, e.file.path_resolution_error) for e in got] == [
+            (str(f), os.stat(f).st_ino, None), (str(short / "f"), os.stat(short / "f").st_ino, None),
+            (str(f), os.stat(f).st_ino, None)]
+        assert_matches_stat(got[-1].file, f)
+    finally:
+        shutil.rmtree(short)
+
+
+def test_a_symlink_whose_target_is_not_in_memory_is_reported_unresolved(watch, tmp_path):
+    real = tmp_path / ("long-directory-name-" * 4)  # an ext4 symlink target over 60 bytes lives in a block
+    real.mkdir()
+    (real / "f").write_text("x")
+    os.symlink(str(real), tmp_path / "abs")
+    os.chmod(tmp_path / "abs" / "f", 0o600)
+    e = watch.one(ev.ChmodEvent, paths_under(tmp_path))
+    if e.file.path_resolution_error is None:  # a filesystem that keeps long targets in memory
+        assert e.file.path == str(real / "f")
+    else:
+        assert e.file.path_resolution_error == "symlink not followed in the kernel"
+        assert e.file.path == str(tmp_path / "abs" / "f") and e.file.inode is None
+
+
+def test_a_symlink_loop_stops_the_walk_and_is_reported_unresolved(watch, tmp_path):
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    with pytest.raises(OSError):
+        os.chmod(tmp_path / "a", 0o600)
+    e = watch.one(ev.ChmodEvent, paths_under(tmp_path))
+    assert e.retval == -errno.ELOOP
+    assert e.file.path_resolution_error == "symlink not followed in the kernel"
+    assert e.file.inode is None

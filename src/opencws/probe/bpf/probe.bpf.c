@@ -214,6 +214,7 @@ struct rec_buf {
 
 struct work {
 	char upath[PATH_BUF];
+	char lbuf[PATH_BUF];           /* symlink target + the rest of the path being walked */
 	char pbuf[PATH_BUF + 256];
 	char sp[2][PATH_BUF];
 	char spill[PATH_BUF];          /* lets the verifier accept sp[1] + len */
@@ -233,6 +234,7 @@ struct work {
 	__u64 hash;
 	__u32 scan, cmp_diff;
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
+	__u32 hops, pad3;              /* symlinks followed in this walk */
 	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
 	__u32 disc_hit, pad2;
 };
@@ -486,6 +488,40 @@ static long child_step(__u32 i, void *ctx)
 
 #define ST_DONE 1
 #define ST_STOP 2
+#define MAX_SYMLINKS 8
+
+/* Continue the walk through symlink f: the string becomes its target followed by the rest of the path
+ * (from `next`), walked from the root when the target is absolute, else from the symlink's directory.
+ * Only symlinks whose target is in memory (inode->i_link: ext4 fast symlinks, tmpfs...) can be followed;
+ * -1 leaves the walk to stop there (reported unresolved). */
+static __always_inline int follow_symlink(struct work *w, struct dentry *f, __u32 next)
+{
+	if (w->hops >= MAX_SYMLINKS)
+		return -1;
+	struct inode *ino = BPF_CORE_READ(f, d_inode);
+	const char *target = BPF_CORE_READ(ino, i_link);
+	if (!target)
+		return -1;
+	long n = bpf_probe_read_kernel_str(w->lbuf, PATH_BUF, target);
+	if (n <= 1)
+		return -1;
+	__u32 tlen = n - 1;
+	__u32 rest = w->len > next ? w->len - next : 0;
+	if (tlen + rest >= PATH_BUF - 1)
+		return -1;
+	if (rest)
+		bpf_probe_read_kernel(&w->lbuf[BOUND(tlen, 4095)], BOUND(rest, 4095), &w->upath[next & PMASK]);
+	__u32 total = tlen + rest;
+	bpf_probe_read_kernel(w->upath, BOUND(total, 4095), w->lbuf);
+	w->len = total;
+	w->pos = 0;
+	w->hops++;
+	if (w->lbuf[0] == '/') {
+		w->d = w->root_d;
+		w->m = w->root_m;
+	}
+	return 0;
+}
 
 static long walk_step(__u32 i, void *ctx)
 {
@@ -552,6 +588,8 @@ static long walk_step(__u32 i, void *ctx)
 	__u32 dflags = BPF_CORE_READ(f, d_flags);
 	__u32 type = dflags & bpf_core_enum_value(enum dentry_flags, DCACHE_ENTRY_TYPE);
 	if (type == bpf_core_enum_value(enum dentry_flags, DCACHE_SYMLINK_TYPE) && (!last || w->follow)) {
+		if (follow_symlink(w, f, next) == 0)
+			return 0;
 		w->pos = start;
 		w->status |= FI_INCOMPLETE | FI_SYMLINK;
 		w->done = ST_STOP;
@@ -794,6 +832,7 @@ static __noinline int walk_user(int slot, int dirfd, const char *upath, int foll
 		w->m = (__u64)real_mount(BPF_CORE_READ(f, f_path.mnt));
 	}
 	w->done = 0;
+	w->hops = 0;
 	bpf_loop(MAX_COMPONENTS, walk_step, NULL, 0);
 	if (!w->done)
 		w->status |= FI_INCOMPLETE | FI_TRUNCATED;
