@@ -269,17 +269,20 @@ class Discarders:
         return self._by_exe.remember(key, could_match(self._rules, event_type, {"process.file.path": exe}))
 
     def executable(self, pid: int) -> str | None:
-        """The process's executable path: from its exec event, else /proc (a process already running)."""
-        exe = self._exe.get(pid)
-        if exe is None:
-            try:
-                exe = os.readlink(f"/proc/{pid}/exe")
-            except OSError:
-                return None
-            if exe.endswith(" (deleted)"):
-                return None
-            self._exe[pid] = exe
-        return exe
+        """The process's executable path, as the events told it (exec, inherited at fork), or as /proc told it
+        when the filters started. Never read from /proc later: the pid may have been reused since the event."""
+        return self._exe.get(pid)
+
+    def snapshot_processes(self, proc: str = "/proc") -> None:
+        """Learn the executables of the processes already running (their exec events are in the past)."""
+        for entry in os.scandir(proc):
+            if entry.name.isdigit():
+                try:
+                    exe = os.readlink(f"{entry.path}/exe")
+                except OSError:
+                    continue
+                if not exe.endswith(" (deleted)"):
+                    self._exe.setdefault(int(entry.name), exe)
 
     def observe(self, event: Any) -> str | None:
         """Learn from one decoded event; returns "inode" or "pid" when a discarder was added."""
@@ -290,6 +293,11 @@ class Discarders:
                 self._exe[event.pid] = f.path
             else:
                 self._exe.pop(event.pid, None)
+            return None
+        if etype == "fork":
+            parent = self._exe.get(event.pid)
+            if parent is not None and event.child_pid != event.pid:
+                self._exe[event.child_pid] = parent
             return None
         if etype == "exit":
             if event.pid == event.tid:
@@ -343,6 +351,7 @@ class KernelFilters:
         self.plan = plan_filters(policies)
         apply_plan(probe, self.plan, self._known)
         self.discarders = Discarders(probe, policies)
+        self.discarders.snapshot_processes()
 
     def observe(self, event: Any) -> str | None:
         return self.discarders.observe(event)

@@ -1,0 +1,116 @@
+"""Discarder learning against a fake probe: what is discarded, what never is, and what invalidates."""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+from pathlib import Path
+
+import pytest
+from agent_reader import write_policy
+
+from opencws.agent.filters import Discarders
+from opencws.probe import events as ev
+
+
+class FakeProbe:
+    def __init__(self):
+        self.inodes: dict[tuple[int, int], list[str]] = {}
+        self.pids: dict[int, list[str]] = {}
+        self.invalidations = 0
+
+    def add_discarder_inode(self, inode, mount_id, event_types=None):
+        self.inodes[(inode, mount_id)] = list(event_types or [])
+
+    def remove_discarder_inode(self, inode, mount_id):
+        self.inodes.pop((inode, mount_id), None)
+
+    def add_discarder_pid(self, pid, event_types=None):
+        self.pids[pid] = list(event_types or [])
+
+    def invalidate_discarders(self):
+        self.invalidations += 1
+        self.inodes.clear()
+        self.pids.clear()
+
+
+def info(path: str, *, ino: int = 10, nlink: int = 1, mode: int = stat.S_IFREG | 0o644, error: str | None = None):
+    return make(ev.FileInfo, path=path, resolved_len=len(path), path_resolution_error=error, inode=ino, mode=mode,
+                       uid=0, gid=0, nlink=nlink, access_time_ns=0, modification_time_ns=0, change_time_ns=0,
+                       mount_id=5, group_id=0, device=0, fs_type="ext4", in_upper_layer=False, negative=False,
+                       flags=0)
+
+
+COMMON = dict(tid=100, ppid=1, ktime_ns=1, cgroup_id=1, uid=0, gid=0, comm="x")
+
+
+def make(cls, **values):
+    """An event with these values; the fields the discarders never read (they evolve with the probe) are None."""
+    for f in dataclasses.fields(cls):
+        if f.kw_only and f.name not in values and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            values[f.name] = None
+    return cls(**values)
+
+
+def open_event(path: str, pid: int = 100, **kw) -> ev.OpenEvent:
+    return make(ev.OpenEvent, pid=pid, **COMMON, syscall="openat", retval=3, file=info(path, **kw), flags=0, mode=0)
+
+
+def exec_event(pid: int, path: str) -> ev.ExecEvent:
+    return make(ev.ExecEvent, pid=pid, **{**COMMON, "tid": pid}, file=info(path, ino=99), argv=[])
+
+
+@pytest.fixture
+def learner(tmp_path: Path):
+    policies = write_policy(tmp_path, 'open.file.path =~ "/etc/cron.d/*"',
+                            'chmod.file.destination.mode & S_ISUID > 0 && process.file.path == "/opt/tool"')
+    return Discarders(FakeProbe(), policies)
+
+
+def test_a_path_no_rule_could_match_discards_its_inode_for_that_type(learner):
+    assert learner.observe(open_event("/tmp/x")) == "inode"
+    assert learner.probe.inodes == {(10, 5): ["open"]}
+    assert learner.observe(open_event("/etc/cron.d/job", ino=11)) is None
+
+
+@pytest.mark.parametrize("kw", [{"nlink": 2}, {"error": "path truncated"}, {"mode": stat.S_IFDIR | 0o755}])
+def test_no_discarder_for_a_file_with_other_names_an_unresolved_path_or_a_directory(learner, kw):
+    assert learner.observe(open_event("/tmp/x", **kw)) is None
+    assert learner.probe.inodes == {}
+
+
+def test_a_hard_link_drops_the_discarder_of_its_inode(learner):
+    learner.observe(open_event("/tmp/x"))
+    link = make(ev.LinkEvent, pid=100, **COMMON, syscall="link", retval=0, file=info("/tmp/x"),
+                        destination=info("/etc/cron.d/x"))
+    learner.observe(link)
+    assert learner.probe.inodes == {}
+
+
+def test_a_renamed_directory_invalidates_everything(learner):
+    learner.observe(open_event("/tmp/d/x"))
+    rename = make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0,
+                            file=info("/tmp/d", ino=3, mode=stat.S_IFDIR | 0o755), destination=info("/etc/cron.d"))
+    learner.observe(rename)
+    assert learner.probe.invalidations == 1 and learner.probe.inodes == {}
+
+
+def test_a_process_is_discarded_from_the_executable_its_events_told(learner):
+    chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
+    assert learner.observe(chmod) is None  # pid 200 unknown: nothing is guessed from /proc now
+    learner.observe(exec_event(200, "/usr/bin/python3"))
+    assert learner.observe(chmod) == "pid"
+    assert learner.probe.pids == {200: ["chmod"]}
+    learner.observe(make(ev.ForkEvent, pid=200, **COMMON, child_pid=201, child_tid=201))
+    assert learner.executable(201) == "/usr/bin/python3"
+    learner.observe(exec_event(201, "/opt/tool"))
+    chmod.pid = 201
+    assert learner.observe(chmod) is None  # this executable could match
+
+
+def test_a_reload_invalidates(learner, tmp_path):
+    learner.observe(open_event("/tmp/x"))
+    learner.reload(write_policy(tmp_path, 'open.file.path == "/tmp/x"'))
+    assert learner.probe.invalidations == 1
+    assert learner.observe(open_event("/tmp/x")) is None
