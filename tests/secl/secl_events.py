@@ -103,7 +103,13 @@ def open_event(path: str, flags: list[str] | None = None, *, dest: File | None =
 
 
 def file_event(
-    name: str, path: str, *, dest: File | None = None, mode: int = 0o100644, flags: list[str] | None = None, **kw: Any
+    name: str,
+    path: str,
+    *,
+    dest: File | None = None,
+    mode: int = 0o100644,
+    flags: list[str] | None = None,
+    **kw: Any,
 ) -> Event:
     base = path.rsplit("/", 1)[-1]
     f = FileEvent(path=path, name=base, mode=mode, uid=0, gid=0, destination=dest, flags=flags)

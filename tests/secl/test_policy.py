@@ -80,7 +80,9 @@ def test_a_bad_rule_is_reported_with_location_and_the_others_keep_working(tmp_pa
     assert broken.rule_id == "broken" and broken.file == str(tmp_path / "b.policy")
     assert (broken.line, broken.column) == (2, 6)
     assert broken.file_line == 5
-    assert broken.format().startswith(f"{tmp_path / 'b.policy'}:5, rule broken, line 2, column 6: unknown field")
+    assert broken.format().startswith(
+        f"{tmp_path / 'b.policy'}:5, rule broken, line 2, column 6: unknown field"
+    )
     assert "unknown field 'open.file.pth'" in broken.message
     assert "^^^^^^^^^^^^^" in messages[0]
     dup = ps.errors[1]

@@ -103,3 +103,23 @@ def test_default_and_compat_policies_match_like_full_evaluation(shared_dir: Path
         rs = RuleSet(load_policies([path]).rules)
         for e in mix:
             assert rs.match(e) == rs.match_all(e)
+
+
+def test_generated_code_agrees_with_the_closures(shared_dir: Path):
+    from opencws.bench.secl_bench import realistic_mix
+
+    compat = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+    default = Path(__file__).resolve().parents[2] / "src" / "opencws" / "secl" / "policies" / "default.policy"
+    mix = realistic_mix(2000, matching=0.2)
+    generated = 0
+    for path in (default, compat):
+        if not path.exists():
+            continue
+        for rule in load_policies([path]).rules:
+            c = rule.compiled
+            assert c is not None and c.closure is not None
+            generated += c.fn is not c.closure
+            for e in mix:
+                if e.evt.name == c.event_type:
+                    assert bool(c.fn(e)) == bool(c.closure(e)), (rule.id, e)
+    assert generated > 0

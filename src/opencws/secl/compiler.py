@@ -24,7 +24,7 @@ from typing import Any
 from opencws.secl import ast
 from opencws.secl.constants import CONSTANTS
 from opencws.secl.errors import SeclError
-from opencws.secl.fields import BOOL, INT, REGISTRY, STRING, Field, Registry
+from opencws.secl.fields import BOOL, GETTER_ENV, INT, REGISTRY, STRING, Field, Registry, inline_expr
 from opencws.secl.matchers import build_matcher
 from opencws.secl.parser import ParseResult, parse
 
@@ -80,6 +80,7 @@ class Val:
     approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
     gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
     tri: bool = False  # partial evaluation: fn may return None ("unknown")
+    code: str | None = None  # the same as a Python expression of `e` (None: call `fn`)
     bitand: tuple[str, int] | None = None
     array: ArrayConst | None = None
     node: ast.Node | None = None
@@ -125,6 +126,8 @@ class CompiledRule:
     # RuleSet's prefilter: necessary conditions (all must hold), each a set of (field, approver) pairs of
     # which at least one holds. Unlike `approvers` (one field each), a gate may span fields (`a || b`).
     gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
+    # The same condition as nested closures (`fn` is generated code when the rule allows): for checks.
+    closure: Callable[[Any], bool] | None = None
 
     def evaluate(self, event: Any) -> bool:
         return bool(self.fn(event))
@@ -150,6 +153,10 @@ class Compiler:
         self.fields_used: set[str] = set()
         self.macro_stack: list[str] = []
         self.depth = 0
+        # Code generation: the rule becomes one Python function; names in `env` are its constants.
+        self.codegen = bound is None
+        self.env: dict[str, Any] = dict(GETTER_ENV)
+        self.uid = 0
 
     # --- errors -------------------------------------------------------------------------------------
 
@@ -162,6 +169,39 @@ class Compiler:
         pos = getattr(node, "op_pos", node.pos)
         return SeclError(msg, self.text, pos, pos + length)
 
+    # --- code generation ----------------------------------------------------------------------------
+
+    def ref(self, obj: Any) -> str:
+        """A name for `obj` in the generated code's globals."""
+        self.uid += 1
+        name = f"_k{self.uid}"
+        self.env[name] = obj
+        return name
+
+    def code(self, v: Val) -> str:
+        """`v` as a Python expression of the event `e`: its generated code, a literal, or a call of `fn`."""
+        if v.code is not None:
+            return v.code
+        if v.is_const:
+            c = v.const
+            return repr(c) if type(c) in (int, str, bool) else self.ref(c)
+        return f"{self.ref(v.fn)}(e)"
+
+    def tag(self) -> str:
+        self.uid += 1
+        return str(self.uid)
+
+    def function(self, v: Val) -> Callable[[Any], Any]:
+        """The compiled rule: one generated function when possible, else the closures."""
+        fn = self.truth(v)
+        assert fn is not None
+        if not self.codegen or v.code is None:
+            return fn
+        try:
+            return eval(f"lambda e: {v.code}", self.env)
+        except (SyntaxError, RecursionError, MemoryError):  # pragma: no cover - too deep for Python's parser
+            return fn
+
     # --- entry points -------------------------------------------------------------------------------
 
     def compile_rule(self, parsed: ParseResult) -> CompiledRule:
@@ -173,10 +213,18 @@ class Compiler:
                 "the rule names no event type: use a field of an event type (such as open.file.path)",
                 parsed.node,
             )
-        fn = self.truth(v)
-        assert fn is not None
+        fn = self.function(v)
+        closure = self.truth(v)
         return CompiledRule(
-            self.text, self.event_type, fn, v.approvers, frozenset(self.fields_used), v.cost, parsed, gates=v.gates
+            self.text,
+            self.event_type,
+            fn,
+            v.approvers,
+            frozenset(self.fields_used),
+            v.cost,
+            parsed,
+            gates=v.gates,
+            closure=closure,
         )
 
     # --- dispatch -----------------------------------------------------------------------------------
@@ -246,7 +294,10 @@ class Compiler:
             v = _unknown(f.type, node, f.multi)
             v.field = f
             return v
-        return Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node)
+        v = Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node)
+        if self.codegen and f.source is not None and not f.multi:
+            v.code = inline_expr(*f.source, f.type, self.tag())
+        return v
 
     def note_event_type(self, event_type: str, name: str, node: ast.Node) -> None:
         if not self.check_event_type:
@@ -437,7 +488,11 @@ class Compiler:
                             return True
                     return False
 
-        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=gates, node=node)
+        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=gates, node=node)
+        if self.codegen:
+            parts = [self.code(v) if not v.multi else f"{self.ref(self.truth(v))}(e)" for v in rest]
+            out.code = "(" + (" and " if is_and else " or ").join(parts) + ")"
+        return out
 
     def kleene(self, vals: list[Val], is_and: bool, unknown: bool, node: ast.Node) -> Val:
         """Partial evaluation: `&&`/`||` in three-valued logic (None is "unknown") at run time."""
@@ -485,7 +540,10 @@ class Compiler:
                 return _const(BOOL, not f(None), node)
             if v.tri:
                 return Val(BOOL, lambda e: None if (x := f(e)) is None else not x, tri=True, node=node)
-            return Val(BOOL, lambda e: not f(e), cost=v.cost, node=node)
+            out = Val(BOOL, lambda e: not f(e), cost=v.cost, node=node)
+            if self.codegen and not v.multi:
+                out.code = f"(not {self.code(v)})"
+            return out
         if v.type != INT or v.multi:
             raise self.error(f"'{node.op}' needs an integer, but {v.describe()}", v.node)
         if v.unknown:
@@ -495,7 +553,10 @@ class Compiler:
         fn = (lambda e: -g(e)) if node.op == "-" else (lambda e: ~g(e))
         if v.is_const:
             return _const(INT, fn(None), node, duration=v.duration)
-        return Val(INT, fn, cost=v.cost + 1, node=node)
+        out = Val(INT, fn, cost=v.cost + 1, node=node)
+        if self.codegen:
+            out.code = f"({'-' if node.op == '-' else '~'}{self.code(v)})"
+        return out
 
     def binary(self, node: ast.Binary) -> Val:
         left = self.compile(node.left)
@@ -528,7 +589,10 @@ class Compiler:
                 bitand = (right.field.alias_of or right.field.name, c)
         else:
             fn = lambda e: op(lf(e), rf(e))  # noqa: E731
-        return Val(INT, fn, cost=left.cost + right.cost + 1, bitand=bitand, node=node)
+        out = Val(INT, fn, cost=left.cost + right.cost + 1, bitand=bitand, node=node)
+        if self.codegen:
+            out.code = f"({self.code(left)} {node.op} {self.code(right)})"
+        return out
 
     def check_path(self, field_val: Val, kind: str, value: Any, node: ast.Node | None) -> None:
         f = field_val.field
@@ -585,6 +649,9 @@ class Compiler:
         assert lf is not None and rf is not None
         negate = op in ("!=", "!~")
         multi = left.multi
+        gen: str | None = None  # the test as a format string over {L}, {R} and the objects of gen_objs
+        gen_objs: dict[str, Any] = {}
+        age = False
         approvers: dict[str, frozenset[Approver]] = {}
         fn: Callable[[Any], bool]
         cost = left.cost + right.cost + 1
@@ -600,6 +667,8 @@ class Compiler:
                 )
             else:
                 fn = (lambda e: not m(lf(e))) if negate else (lambda e: m(lf(e)))
+                gen = f"{'not ' if negate else ''}{{m}}({{L}})"
+                gen_objs = {"m": m}
             if not negate and left.field is not None:
                 approvers = {left.field.alias_of or left.field.name: frozenset([Approver(kind, right.const)])}
         elif op in ("==", "!="):
@@ -609,12 +678,14 @@ class Compiler:
                     fn = (lambda e: c not in lf(e)) if negate else (lambda e: c in lf(e))
                 else:
                     fn = (lambda e: lf(e) != c) if negate else (lambda e: lf(e) == c)
+                    gen = f"{{L}} {op} {{R}}"
                 if not negate and left.field is not None:
                     approvers = {left.field.alias_of or left.field.name: frozenset([Approver("exact", c)])}
             elif multi:
                 fn = (lambda e: rf(e) not in lf(e)) if negate else (lambda e: rf(e) in lf(e))
             else:
                 fn = (lambda e: lf(e) != rf(e)) if negate else (lambda e: lf(e) == rf(e))
+                gen = f"{{L}} {op} {{R}}"
         else:
             cmp = _ORDER[op]
             if left.field is not None and left.field.date and right.duration:
@@ -625,6 +696,7 @@ class Compiler:
                     return _now(e) - get(e)
 
                 cost += 1
+                age = True
             if right.is_const:
                 c = right.const
                 if multi:
@@ -637,17 +709,25 @@ class Compiler:
                     fn = lambda e: lf(e) < c  # noqa: E731
                 else:
                     fn = lambda e: lf(e) <= c  # noqa: E731
+                if not multi and not age:
+                    gen = f"{{L}} {op} {{R}}"
                 if left.bitand is not None and ((op == ">" and c >= 0) or (op == ">=" and c > 0)):
                     approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
             elif multi:
                 fn = lambda e: any(cmp(x, rf(e)) for x in lf(e))  # noqa: E731
             else:
                 fn = lambda e: cmp(lf(e), rf(e))  # noqa: E731
+                if not age:
+                    gen = f"{{L}} {op} {{R}}"
         if op == "!=" and left.bitand is not None and right.is_const and right.const == 0:
             approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
         if left.is_const and right.is_const:
             return _const(BOOL, bool(fn(None)), node)
-        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        if self.codegen and gen is not None:
+            names = {k: self.ref(obj) for k, obj in gen_objs.items()}
+            out.code = "(" + gen.format(L=self.code(left), R=self.code(right), **names) + ")"
+        return out
 
     def in_array(self, node: ast.InArray) -> Val:
         left = self.compile(node.operand)
@@ -720,7 +800,18 @@ class Compiler:
                 left.field.alias_of or left.field.name: frozenset(Approver(kinds[k], v) for k, v in arr.items)
             }
         cost = left.cost + 1 + (3 if has_matcher else 0)
-        return Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        if self.codegen and not multi:
+            lc = self.code(left)
+            if m is None:
+                test = f"{lc} in {self.ref(exact)}"
+            elif not exact:
+                test = f"{self.ref(m)}({lc})"
+            else:
+                w = f"_w{self.tag()}"
+                test = f"({w} := {lc}) in {self.ref(exact)} or {self.ref(m)}({w})"
+            out.code = f"(not ({test}))" if node.negated else f"({test})"
+        return out
 
 
 def pattern_key(pattern: str) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +196,24 @@ def inline_code(chain: tuple[str, ...], expr: str, typ: str, target: str, indent
 
 
 GETTER_ENV = _ENV
+_O = re.compile(r"(?<![\w.])o\b")
+
+
+def inline_expr(chain: tuple[str, ...], expr: str, typ: str, tag: str) -> str:
+    """A field's value from event `e` as one Python *expression* (assignment expressions walk the chain),
+    for rules compiled to source. Names are suffixed with `tag` to stay distinct."""
+    zero = _ZERO[typ]
+    cur = "e"
+    steps = []
+    for k, attr in enumerate(chain):
+        name = f"_o{tag}_{k}"
+        steps.append((name, _O.sub(cur, _step(attr))))
+        cur = name
+    value = f"_v{tag}"
+    inner = f"({zero} if ({value} := {_O.sub(cur, expr)}) is None else {value})"
+    for name, step in reversed(steps):
+        inner = f"({zero} if ({name} := {step}) is None else {inner})"
+    return inner
 
 
 def make_getter(

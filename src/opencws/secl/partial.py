@@ -72,7 +72,9 @@ def _partial_fn(rule: CompiledRule, names_: frozenset[str], macros: dict[str, Ma
     return out
 
 
-def rule_could_match(rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None) -> bool:
+def rule_could_match(
+    rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None
+) -> bool:
     """False only when no event with these field values can satisfy the rule."""
     bound = bind(values)
     decided = _partial_fn(rule, frozenset(bound), macros)
