@@ -114,3 +114,13 @@ def test_a_reload_invalidates(learner, tmp_path):
     learner.reload(write_policy(tmp_path, 'open.file.path == "/tmp/x"'))
     assert learner.probe.invalidations == 1
     assert learner.observe(open_event("/tmp/x")) is None
+
+
+def test_no_process_is_discarded_for_the_types_that_invalidate_inode_discarders(tmp_path):
+    policies = write_policy(tmp_path, 'unlink.file.path == "/x" && process.file.path == "/opt/tool"',
+                            'rename.file.path == "/x" && process.file.path == "/opt/tool"')
+    learner = Discarders(FakeProbe(), policies)
+    learner.observe(exec_event(300, "/usr/bin/rm"))
+    unlink = make(ev.UnlinkEvent, pid=300, **COMMON, syscall="unlink", retval=0, file=info("/y"))
+    assert learner.observe(unlink) is None
+    assert learner.probe.pids == {}

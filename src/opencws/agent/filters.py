@@ -40,8 +40,10 @@ FLAGS_FIELDS = {"open": "open.flags"}
 DISCARDABLE_BY_INODE = frozenset({"open", "chmod", "chown", "utimes", "setxattr", "removexattr"})
 """Types whose file outlives the event (an unlinked or renamed inode gains nothing from a discarder)."""
 
-DISCARDABLE_BY_PID = frozenset(KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"})
-"""Types the kernel can drop by process (exec, fork and exit always flow)."""
+DISCARDABLE_BY_PID = frozenset(
+    (KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"}) - {"unlink", "rename", "link"})
+"""Types the kernel can drop by process (exec, fork and exit always flow). Never the types that invalidate inode
+discarders: the kernel checks a pid discarder before it drops the discarder of an unlinked or renamed inode."""
 
 INVALIDATION_SEEN_BY_KERNEL = frozenset({"unlink"})
 """Hooked whenever inode discarders may exist: the kernel drops an unlinked inode's discarder itself (before
