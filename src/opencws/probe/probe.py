@@ -269,7 +269,7 @@ class Probe:
         """Wait up to timeout_ms for records; return the raw records (the benchmark's fast path)."""
         if self._ring:
             self._ring.wait(timeout_ms)
-            return self._ring.consume(bytes)
+            return self._ring.read()
         if not self._rb:
             raise ProbeError("the probe is not started")
         rc = libbpf.lib().ring_buffer__poll(self._rb, timeout_ms)
@@ -288,19 +288,8 @@ class Probe:
                 self.last_decode_error = str(exc)
         return out
 
-    def _decode_view(self, view: memoryview) -> KernelEvent | None:
-        try:
-            return decode(bytes(view), self._lazy)
-        except DecodeError as exc:
-            self.decode_errors += 1
-            self.last_decode_error = str(exc)
-            return None
-
     def poll(self, timeout_ms: int = 100) -> list[KernelEvent]:
         """Decoded events available within timeout_ms (malformed records are counted, not raised)."""
-        if self._ring:
-            self._ring.wait(timeout_ms)
-            return [e for e in self._ring.consume(self._decode_view) if e is not None]
         return self.decode_all(self.poll_raw(timeout_ms))
 
     def events(self, timeout_ms: int = 100) -> Iterator[KernelEvent]:
