@@ -149,7 +149,9 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
                 os.close(os.open(discard, os.O_RDONLY))
                 learned = learn(50)
             if not learned:
-                raise RuntimeError(f"the agent learned no discarder for {discard}")
+                raise RuntimeError(f"the agent learned no discarder for {discard} in 5 s (open counters "
+                                   f"{probe.counters()['open']}, decode errors {probe.decode_errors}: "
+                                   f"{probe.last_decode_error})")
         probe.poll(0)
         yield probe
 
