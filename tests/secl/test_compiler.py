@@ -275,3 +275,47 @@ def test_glob_matcher_agrees_with_a_regex_translation():
     for _ in range(20_000):
         value = "".join(rng.choice("ab/xyc.") for _ in range(rng.randint(0, 9)))
         assert matcher(value) == (regex.fullmatch(value) is not None), value
+
+
+def test_constant_names_round_trip_with_the_model_tables():
+    from opencws.model import names
+    from opencws.secl.constants import CONSTANTS
+
+    for table in (names.BPF_COMMANDS, names.BPF_MAP_TYPES, names.BPF_PROGRAM_TYPES, names.BPF_HELPERS):
+        for name, value in table.items():
+            assert CONSTANTS[name] == value
+            assert names.name_value(table, names.value_name(table, value)) == value
+    assert CONSTANTS["CAP_SYS_ADMIN"] == 1 << 21 and CONSTANTS["O_RDONLY"] == 0 and CONSTANTS["EACCES"] == 13
+    assert CONSTANTS["S_ISUID"] == 0o4000 and CONSTANTS["AT_REMOVEDIR"] == 0x200
+    assert names.value_name(names.ERRNO, 11) == "EAGAIN" and names.value_name(names.ERRNO, 9999) == "9999"
+
+
+def test_events_decoded_from_cws_json_map_to_fields():
+    from opencws.model.codec import event_from_json
+
+    doc = {
+        "evt": {"name": "bpf", "category": "Kernel Activity", "outcome": "Refused"},
+        "bpf": {
+            "cmd": "BPF_PROG_LOAD",
+            "program": {"name": "p", "program_type": "BPF_PROG_TYPE_KPROBE", "helpers": ["BPF_FUNC_override_return"]},
+        },
+        "process": {
+            "pid": 7,
+            "uid": 0,
+            "gid": 0,
+            "executable": {"path": "/usr/bin/bpftool", "name": "bpftool", "uid": 0, "gid": 0},
+            "credentials": {
+                "uid": 0, "gid": 0, "euid": 0, "egid": 0, "fsuid": 0, "fsgid": 0,
+                "cap_effective": ["CAP_BPF", "CAP_SYS_ADMIN"], "cap_permitted": ["CAP_BPF", "CAP_SYS_ADMIN"],
+            },
+            "ancestors": [{"pid": 1, "uid": 0, "gid": 0, "executable": {"path": "/sbin/init", "uid": 0, "gid": 0}}],
+        },
+        "date": "2026-11-21T17:55:02.123456789Z",
+    }  # fmt: skip
+    e = event_from_json(doc)
+    expr = (
+        "bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE"
+        " && bpf.prog.helpers in [BPF_FUNC_override_return] && bpf.retval == -EACCES"
+        ' && process.cap_effective & CAP_BPF > 0 && process.ancestors.file.name == "init"'
+    )
+    assert ev(expr, e)

@@ -254,3 +254,18 @@ def name_value(table: dict[str, int], name: str | None) -> int:
         return int(name, 0)
     except ValueError:
         return -1
+
+
+_REVERSE: dict[int, dict[int, str]] = {}
+
+
+def value_name(table: dict[str, int], value: int) -> str:
+    """A number → its constant name in `table` (e.g. `BPF_COMMANDS`, `BPF_HELPERS`, `ERRNO`); unknown values
+    as their decimal string. The first name wins where several share a value (`EAGAIN`, not `EWOULDBLOCK`)."""
+    rev = _REVERSE.get(id(table))
+    if rev is None:
+        rev = {}
+        for name, v in table.items():
+            rev.setdefault(v, name)
+        _REVERSE[id(table)] = rev
+    return rev.get(value, str(value))

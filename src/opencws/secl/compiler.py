@@ -165,10 +165,6 @@ class Compiler:
             return SeclError(msg, self.text, 0, len(self.text))
         return SeclError(msg, self.text, node.pos, node.end)
 
-    def at_op(self, msg: str, node: ast.Node, length: int) -> SeclError:
-        pos = getattr(node, "op_pos", node.pos)
-        return SeclError(msg, self.text, pos, pos + length)
-
     # --- code generation ----------------------------------------------------------------------------
 
     def ref(self, obj: Any) -> str:

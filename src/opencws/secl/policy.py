@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from opencws.secl import ast
 from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed
 from opencws.secl.errors import SeclError
 from opencws.secl.parser import parse
@@ -324,6 +323,3 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
     pf.rules.append(rule)
     ps.rules.append(rule)
 
-
-def parse_only(expr: str) -> ast.Node:
-    return parse(expr).node
