@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import random
 import statistics
@@ -207,18 +208,24 @@ def _benign_event(rng: random.Random, spec: tuple[Any, ...], chains: dict[str, A
     )
 
 
-def realistic_mix(n: int, matching: float = 0.01, seed: int = 11) -> list[Event]:
-    """`n` events: benign activity from `_BENIGN` plus a share `matching` of suite events that fire a rule."""
+@functools.cache
+def _firing_events() -> tuple[Event, ...]:
+    """The events of the default suite's cases that fire a rule (loaded once: parsing checks every event)."""
     from opencws.secl.rulesuite import load_suite
 
+    return tuple(c.event for c in load_suite(DEFAULT_SUITE).cases if c.expect)
+
+
+def realistic_mix(n: int, matching: float = 0.01, seed: int = 11) -> list[Event]:
+    """`n` events: benign activity from `_BENIGN` plus a share `matching` of suite events that fire a rule."""
     rng = random.Random(seed)
     chains = _chains()
-    firing = [c for c in load_suite(DEFAULT_SUITE).cases if c.expect]
+    firing = _firing_events()
     weights = [s[0] for s in _BENIGN]
     events: list[Event] = []
     for i in range(n):
         if rng.random() < matching:
-            events.append(rng.choice(firing).event)
+            events.append(rng.choice(firing))
         else:
             spec = rng.choices(_BENIGN, weights)[0]
             events.append(_benign_event(rng, spec, chains, 100_000 + i))
