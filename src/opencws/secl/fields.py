@@ -233,7 +233,7 @@ def make_getter(
     return env["get"]
 
 
-ITER_CACHE_SIZE = 4096
+ITER_CACHE_SIZE = 1024
 
 
 def make_iter_getter(
