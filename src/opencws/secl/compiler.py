@@ -22,6 +22,7 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from opencws.secl import ast
+from opencws.secl.approvers import Approver, gate_score, leaf_gates
 from opencws.secl.constants import CONSTANTS
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import BOOL, GETTER_ENV, INT, REGISTRY, STRING, Field, Registry, inline_expr
@@ -36,15 +37,6 @@ _TYPE_NAMES = {STRING: "a string", INT: "an integer", BOOL: "a boolean", ARRAY: 
 _PLURALS = {STRING: "strings", INT: "integers", BOOL: "booleans"}
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "=~": "=~", "!~": "!~"}
-
-
-@dataclass(frozen=True, slots=True)
-class Approver:
-    """A value a field must have for a rule to match: "exact" value, glob "pattern", "regex", or "flags"
-    (a mask of which at least one bit must be set)."""
-
-    kind: str
-    value: Any
 
 
 @dataclass(slots=True)
@@ -719,7 +711,7 @@ class Compiler:
             approvers = {left.bitand[0]: frozenset([Approver("flags", left.bitand[1])])}
         if left.is_const and right.is_const:
             return _const(BOOL, bool(fn(None)), node)
-        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)
         if self.codegen and gen is not None:
             names = {k: self.ref(obj) for k, obj in gen_objs.items()}
             out.code = "(" + gen.format(L=self.code(left), R=self.code(right), **names) + ")"
@@ -796,7 +788,7 @@ class Compiler:
                 left.field.alias_of or left.field.name: frozenset(Approver(kinds[k], v) for k, v in arr.items)
             }
         cost = left.cost + 1 + (3 if has_matcher else 0)
-        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=_leaf_gates(approvers), node=node)
+        out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)
         if self.codegen and not multi:
             lc = self.code(left)
             if m is None:
@@ -810,54 +802,12 @@ class Compiler:
         return out
 
 
-def pattern_key(pattern: str) -> tuple[str, str] | None:
-    """What a value must hold to match a glob: ("prefix", literal head) or, for a glob starting with `*`,
-    ("substring", its longest literal part); None for `*` alone."""
-    head = pattern.split("*", 1)[0]
-    if head:
-        return "prefix", head
-    parts = [p for p in re.split(r"\*+", pattern) if p]
-    return ("substring", max(parts, key=len)) if parts else None
-
-
-def _pass_rate(a: Approver) -> float:
-    """A rough share of events passing one gate pair: gates are chosen to let the fewest events through."""
-    if a.kind == "flags":
-        return 0.3
-    if a.kind == "pattern":
-        key = pattern_key(a.value)
-        if key is None:
-            return 1.0
-        return min(0.5, 0.2 / len(key[1])) if key[0] == "prefix" else min(0.5, 0.4 / len(key[1]))
-    return 0.001
-
-
-def _gate_score(gate: frozenset[tuple[str, Approver]]) -> float:
-    return sum(_pass_rate(a) for _, a in gate) + 0.01 * len({n for n, _ in gate})
-
-
-def _leaf_gates(approvers: dict[str, frozenset[Approver]]) -> tuple[frozenset[tuple[str, Approver]], ...]:
-    """The gate of a single comparison: its approvers, when a prefilter can test them cheaply."""
-    if len(approvers) != 1:
-        return ()
-    ((name, values),) = approvers.items()
-    f = REGISTRY.get(name)
-    if f is None or f.multi or not values:
-        return ()
-    for a in values:
-        if a.kind == "regex" or (a.kind == "pattern" and pattern_key(a.value) is None):
-            return ()
-        if a.kind == "exact" and not isinstance(a.value, str | int | bool):
-            return ()
-    return (frozenset((name, a) for a in values),)
-
-
 MAX_GATES = 2
 
 
 def _merge_gates(vals: list[Val], is_and: bool) -> tuple[frozenset[tuple[str, Approver]], ...]:
     if is_and:
-        gates = sorted({g for v in vals for g in v.gates}, key=_gate_score)
+        gates = sorted({g for v in vals for g in v.gates}, key=gate_score)
         return tuple(gates[:MAX_GATES])
     live = [v for v in vals if not (v.is_const and not v.const)]
     if not live or any(not v.gates for v in live):

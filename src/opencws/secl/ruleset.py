@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opencws.secl import partial
-from opencws.secl.compiler import Approver, CompiledRule, pattern_key
+from opencws.secl.approvers import Approver, pattern_key
+from opencws.secl.compiler import CompiledRule
 from opencws.secl.fields import GETTER_ENV, REGISTRY, Field, inline_code
 from opencws.secl.matchers import build_matcher
 from opencws.secl.policy import Rule
