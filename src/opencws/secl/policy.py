@@ -322,4 +322,3 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         pf.warnings.append(_locate(w, pf.path, rid, "rule", base))
     pf.rules.append(rule)
     ps.rules.append(rule)
-
