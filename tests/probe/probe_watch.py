@@ -24,7 +24,7 @@ class Watch:
         self.seen: list[KernelEvent] = []
         self._backlog: list[KernelEvent] = []
 
-    def sync(self, timeout: float = 5.0) -> list[KernelEvent]:
+    def sync(self, timeout: float = 10.0) -> list[KernelEvent]:
         """Return the events read until a marker made now arrives (the marker itself excluded)."""
         marker = str(self.tmp / f".sync-{os.getpid()}-{next(_counter)}")
         os.mkdir(marker)
@@ -41,7 +41,9 @@ class Watch:
                 f = getattr(e, "file", None)
                 if f is None or "/.sync-" not in f.path:  # markers are not test events
                     out.append(e)
-        raise AssertionError(f"marker {marker} never arrived (is mkdir enabled and unfiltered?)")
+        lost = {t: c.lost for t, c in self.probe.counters().items() if c.lost}
+        raise AssertionError(f"marker {marker} never arrived (is mkdir enabled and unfiltered?); "
+                             f"events lost to a full ring buffer: {lost or 'none'}")
 
     def checkpoint(self) -> None:
         """Forget everything read so far (later `mine` calls see only what happens after this)."""

@@ -262,6 +262,11 @@ struct {
 
 static const __u32 zero = 0;
 
+/* kfunc (Linux 6.2+): a read-only typed view of a kernel pointer, so that fields load directly instead of
+ * through one bpf_probe_read_kernel call each */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define RO(type, p) ((type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
+
 /* A mask the compiler cannot drop: the verifier needs to see it on the register it checks. */
 #define BOUND(v, m) ({ __u64 __v = (v); asm volatile("%0 &= " #m : "+r"(__v)); __v; })
 
@@ -612,59 +617,62 @@ static long up_step(__u32 i, void *ctx)
 		w->done = 1;
 		return 1;
 	}
-	struct dentry *d = (struct dentry *)w->d;
-	struct mount *m = (struct mount *)w->m;
-	if (w->d == (__u64)BPF_CORE_READ(m, mnt.mnt_root)) {
-		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (parent == m) {
+	struct dentry *d = RO(struct dentry, w->d);
+	struct mount *m = RO(struct mount, w->m);
+	if (w->d == (__u64)m->mnt.mnt_root) {
+		__u64 parent = (__u64)m->mnt_parent;
+		if (parent == w->m) {
 			w->done = 1;
 			return 1;
 		}
-		w->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
-		w->m = (__u64)parent;
+		w->d = (__u64)m->mnt_mountpoint;
+		w->m = parent;
 		return 0;
 	}
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (parent == d) {
+	__u64 parent = (__u64)d->d_parent;
+	if (parent == w->d) {
 		w->done = 1;
 		return 1;
 	}
-	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__u32 len = d->d_name.len;
 	__u32 off = w->off;
 	if (len > 255 || len + 2 > off) {
 		w->done = 2;
 		return 1;
 	}
 	off -= len;
-	bpf_probe_read_kernel(&w->pbuf[BOUND(off, 4095)], BOUND(len, 255), BPF_CORE_READ(d, d_name.name));
+	bpf_probe_read_kernel(&w->pbuf[BOUND(off, 4095)], BOUND(len, 255), d->d_name.name);
 	off -= 1;
 	w->pbuf[off & PMASK] = '/';
 	w->off = off;
-	w->d = (__u64)parent;
+	w->d = parent;
 	return 0;
 }
 
 static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, struct mount *m)
 {
-	struct inode *ino = BPF_CORE_READ(d, d_inode);
-	struct super_block *sb = BPF_CORE_READ(d, d_sb);
-	fi->mount_id = BPF_CORE_READ(m, mnt_id);
-	fi->group_id = BPF_CORE_READ(m, mnt_group_id);
-	fi->dev = BPF_CORE_READ(sb, s_dev);
-	bpf_probe_read_kernel_str(fi->fstype, sizeof(fi->fstype), BPF_CORE_READ(sb, s_type, name));
+	struct dentry *td = RO(struct dentry, d);
+	struct mount *tm = RO(struct mount, m);
+	struct inode *ino = td->d_inode;
+	struct super_block *sb = td->d_sb;
+	fi->mount_id = tm->mnt_id;
+	fi->group_id = tm->mnt_group_id;
+	fi->dev = sb->s_dev;
+	bpf_probe_read_kernel_str(fi->fstype, sizeof(fi->fstype), sb->s_type->name);
 	if (!ino)
 		return;
 	fi->flags |= FI_INODE;
-	fi->ino = BPF_CORE_READ(ino, i_ino);
-	fi->mode = BPF_CORE_READ(ino, i_mode);
-	fi->uid = BPF_CORE_READ(ino, i_uid.val);
-	fi->gid = BPF_CORE_READ(ino, i_gid.val);
-	fi->nlink = BPF_CORE_READ(ino, __i_nlink);
-	fi->atime_ns = BPF_CORE_READ(ino, i_atime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_atime_nsec);
-	fi->mtime_ns = BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_mtime_nsec);
-	fi->ctime_ns = BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
-	if (BPF_CORE_READ(sb, s_magic) == OVERLAYFS_SUPER_MAGIC) {
-		struct ovl_inode *oi = (struct ovl_inode *)((char *)ino - bpf_core_field_offset(struct ovl_inode, vfs_inode));
+	fi->ino = ino->i_ino;
+	fi->mode = ino->i_mode;
+	fi->uid = ino->i_uid.val;
+	fi->gid = ino->i_gid.val;
+	fi->nlink = ino->__i_nlink;
+	fi->atime_ns = ino->i_atime_sec * 1000000000ULL + ino->i_atime_nsec;
+	fi->mtime_ns = ino->i_mtime_sec * 1000000000ULL + ino->i_mtime_nsec;
+	fi->ctime_ns = ino->i_ctime_sec * 1000000000ULL + ino->i_ctime_nsec;
+	if (sb->s_magic == OVERLAYFS_SUPER_MAGIC) {
+		struct inode *raw = BPF_CORE_READ(d, d_inode);
+		struct ovl_inode *oi = (struct ovl_inode *)((char *)raw - bpf_core_field_offset(struct ovl_inode, vfs_inode));
 		if (BPF_CORE_READ(oi, __upperdentry))
 			fi->flags |= FI_UPPER_LAYER;
 	}
@@ -776,10 +784,9 @@ static __noinline int target_file(int slot, struct file *f)
 		fail_slot(w, slot, FI_BAD_FD);
 		return 0;
 	}
-	struct path fp;
-	bpf_probe_read_kernel(&fp, sizeof(fp), &f->f_path);
-	w->d = (__u64)fp.dentry;
-	w->m = (__u64)real_mount(fp.mnt);
+	struct file *tf = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+	w->d = (__u64)tf->f_path.dentry;
+	w->m = (__u64)real_mount(tf->f_path.mnt);
 	w->len = 0;
 	w->pos = 0;
 	return 1;
@@ -968,11 +975,11 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 	w->disc_hit = 0;
 	if (w->status & FI_INCOMPLETE)
 		return DECIDE_LATER;
-	struct dentry *d = (struct dentry *)w->d;
-	struct mount *m = (struct mount *)w->m;
-	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	struct dentry *d = bpf_rdonly_cast((void *)w->d, bpf_core_type_id_kernel(struct dentry));
+	struct mount *m = bpf_rdonly_cast((void *)w->m, bpf_core_type_id_kernel(struct mount));
+	struct inode *ino = d->d_inode;
 	if (ino) {
-		struct inode_key k = {.ino = BPF_CORE_READ(ino, i_ino), .mount_id = BPF_CORE_READ(m, mnt_id)};
+		struct inode_key k = {.ino = ino->i_ino, .mount_id = m->mnt_id};
 		w->disc_key = k;
 		w->disc_hit = 1; /* disc_key names the target inode */
 		struct discarder *disc = bpf_map_lookup_elem(&discarder_inodes, &k);
@@ -986,10 +993,10 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 	__u32 *fm = bpf_map_lookup_elem(&flags_approvers, &t);
 	if (fm && (*fm & flags_arg))
 		return DECIDE_PASS;
-	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__u32 len = d->d_name.len;
 	if (len == 0 || len > 255)
 		return DECIDE_LATER;
-	bpf_probe_read_kernel(w->name, BOUND(len, 255), BPF_CORE_READ(d, d_name.name));
+	bpf_probe_read_kernel(w->name, BOUND(len, 255), d->d_name.name);
 	w->comp_len = len;
 	w->hash = 0xcbf29ce484222325ULL;
 	bpf_loop(256, name_hash_step, NULL, 0);
