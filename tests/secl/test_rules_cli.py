@@ -152,3 +152,19 @@ def test_eval_policy_prints_matching_rule_ids(tmp_path: Path, event_file: Path, 
 
 def test_rules_without_subcommand_is_a_usage_error(capsys):
     assert main(["rules"]) == 2
+
+
+def test_eval_an_array_of_events_prints_a_line_per_event(tmp_path: Path, capsys):
+    other = dict(EVENT, file=dict(EVENT["file"], path="/etc/hosts", name="hosts"))
+    f = write(tmp_path, "events.json", json.dumps([EVENT, other]))
+    assert main(["rules", "eval", "--expr", 'open.file.name == "shadow"', "--event", str(f)]) == 0
+    assert capsys.readouterr().out == "true\nfalse\n"
+    p = write(tmp_path, "good.policy", POLICY)
+    assert main(["rules", "eval", "--policy", str(p), "--event", str(f)]) == 0
+    assert capsys.readouterr().out == "shadow_open any_open_by_root\nany_open_by_root\n"
+
+
+def test_check_an_empty_directory_is_an_error(tmp_path: Path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["rules", "check", str(tmp_path / "empty")]) == 1
+    assert "no *.policy file" in capsys.readouterr().out

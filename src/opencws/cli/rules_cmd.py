@@ -82,7 +82,10 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def _read_event(path: str) -> object:
+def _read_events(path: str) -> list[object]:
+    """The CWS event(s) of a JSON file: one event, or an array of events."""
+    import orjson
+
     from opencws.model.codec import DecodeError, event_from_json
 
     try:
@@ -90,18 +93,28 @@ def _read_event(path: str) -> object:
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
-        return event_from_json(data)
-    except (DecodeError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a CWS event: {e}") from None
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON: {e}") from None
+    docs = doc if isinstance(doc, list) else [doc]
+    events = []
+    for i, d in enumerate(docs):
+        try:
+            events.append(event_from_json(d))
+        except (DecodeError, TypeError, ValueError) as e:
+            where = f"{path}[{i}]" if isinstance(doc, list) else path
+            raise ValueError(f"{where}: not a CWS event: {e}") from None
+    return events
 
 
 def _eval(args: argparse.Namespace) -> int:
-    """Evaluate an expression (prints true or false) or a policy (prints the ids of the matching rules)
-    against one CWS event in its JSON form."""
+    """Evaluate an expression (prints true or false) or a policy (prints the ids of the matching rules,
+    space-separated) against a CWS event in its JSON form; a file holding an array of events gives one
+    line per event."""
     from opencws.secl import RuleSet, SeclError, compile_expression, load_policies
 
     try:
-        event = _read_event(args.event)
+        events = _read_events(args.event)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -111,13 +124,20 @@ def _eval(args: argparse.Namespace) -> int:
         except SeclError as e:
             print(f"error: {e.format()}", file=sys.stderr)
             return 2
-        evt = getattr(event, "evt", None)
-        applies = evt is not None and evt.name == rule.event_type
-        print("true" if applies and rule.evaluate(event) else "false")
+        for event in events:
+            evt = getattr(event, "evt", None)
+            applies = evt is not None and evt.name == rule.event_type
+            print("true" if applies and rule.evaluate(event) else "false")
         return 0
     ps = load_policies([args.policy])
     for e in ps.errors:
         print(f"error: {e.format()}", file=sys.stderr)
-    for rid in RuleSet(ps.rules).match(event):
-        print(rid)
+    ruleset = RuleSet(ps.rules)
+    for event in events:
+        ids = ruleset.match(event)
+        if len(events) == 1:
+            for rid in ids:
+                print(rid)
+        else:
+            print(" ".join(ids))
     return 1 if ps.errors else 0

@@ -95,7 +95,9 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(q for q in p.glob("*.policy") if q.is_file()))
+            found = sorted(q for q in p.glob("*.policy") if q.is_file())
+            # An empty directory stays in the list so that the loader reports it.
+            out.extend(found or [p])
         else:
             out.append(p)
     return out
@@ -167,6 +169,9 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
         ps.policies.append(pf)
         if not path.exists():
             pf.errors.append(_err("no such file or directory", str(path)))
+            continue
+        if path.is_dir():
+            pf.errors.append(_err("no *.policy file in this directory", str(path)))
             continue
         doc = _read(path, pf)
         if doc is None:
