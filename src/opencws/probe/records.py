@@ -117,20 +117,31 @@ def _cached_cstr(raw: bytes) -> str:
     return s
 
 
+_DEVICES: dict[int, int] = {}
+
+
+def _device(dev: int) -> int:
+    """The kernel's dev_t (major << 20 | minor) in st_dev's encoding."""
+    d = _DEVICES.get(dev)
+    if d is None:
+        if len(_DEVICES) > 1024:
+            _DEVICES.clear()
+        d = _DEVICES[dev] = os.makedev(dev >> 20, dev & 0xFFFFF)
+    return d
+
+
 def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
     # f: ino, atime, mtime, ctime, mode, uid, gid, mount_id, dev, nlink, flags, group_id, path_len,
     #    resolved_len, pad, fstype
     flags = f[10]
-    dev = f[8]
-    device = os.makedev(dev >> 20, dev & 0xFFFFF)  # kernel dev_t -> the st_dev encoding
     error = resolution_error(flags) if flags & _UNRESOLVED else None
     if flags & FI_INODE:
-        return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6], f[9],
-                          f[1], f[2], f[3], f[7], f[11], device, _cached_cstr(f[15]),
-                          bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
+        return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6],
+                          f[9], f[1], f[2], f[3], f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
+                          flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags)
     return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
-                      None, None, None, f[7], f[11], device, _cached_cstr(f[15]),
-                      bool(flags & FI_UPPER_LAYER), bool(flags & FI_NEGATIVE), flags)
+                      None, None, None, f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
+                      flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags)
 
 
 _UNRESOLVED = FI_NO_USER_PATH | FI_BAD_FD | FI_SYMLINK | FI_NOT_CACHED | FI_TRUNCATED | FI_INCOMPLETE
