@@ -35,9 +35,10 @@ def test_a_missing_object_file_is_a_clear_error(require_kernel, tmp_path):
 def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel, tmp_path):
     import subprocess
 
-    from opencws.probe.build import BPF_DIR
+    from opencws.probe.build import BPF_DIR, object_path
     from opencws.probe.probe import Probe
 
+    object_path()  # builds build/vmlinux.h too when this runs first on a fresh clone
     src = tmp_path / "bad.bpf.c"
     src.write_text(
         '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
