@@ -261,7 +261,7 @@ _FILE_CLASSES = {
 _new = object.__new__
 
 
-def _lazy_file(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
+def _lazy_file(etype: EventType, data: bytes) -> ev.KernelEvent:
     """Check everything _decode_file would reject, then defer the decoding to the first field access."""
     size = len(data)
     if size < _FILE_END:
@@ -381,6 +381,7 @@ _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {
 
 
 _TYPE_BY_NUMBER = {int(t): t for t in EventType}
+_KIND_TYPE_SIZE = struct.Struct("<HHI")
 
 
 def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
@@ -390,8 +391,7 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
     the layout is checked here either way."""
     if len(data) < HEADER.size:
         raise DecodeError(f"record of {len(data)} bytes is shorter than the {HEADER.size}-byte header")
-    h = HEADER.unpack_from(data)
-    kind, type_, size = h[0], h[1], h[2]
+    kind, type_, size = _KIND_TYPE_SIZE.unpack_from(data)
     if size != len(data):
         raise DecodeError(f"header says {size} bytes, record has {len(data)}")
     decoder = _DECODERS.get(kind)
@@ -403,5 +403,5 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
     if _KIND_OF_TYPE[etype] != kind:
         raise DecodeError(f"event type {etype.event_name} cannot have record kind {kind}")
     if lazy and kind == REC_FILE:
-        return _lazy_file(etype, h, data)
-    return decoder(etype, h, data)
+        return _lazy_file(etype, data)
+    return decoder(etype, HEADER.unpack_from(data), data)
