@@ -16,7 +16,7 @@ from opencws.probe.statx import mount_id
 
 @pytest.fixture
 def sleeper():
-    proc = subprocess.Popen(["/bin/sleep", "30"])
+    proc = subprocess.Popen(["/bin/sleep", "30"], env={"OCWS_SNAPSHOT": "1"})
     yield proc
     proc.kill()
     proc.wait()
@@ -29,6 +29,7 @@ def test_the_snapshot_lists_a_running_child_with_its_parent_exe_and_argv(sleeper
     assert p.ppid == os.getpid()
     assert p.exe == exe and p.exe_inode == os.stat(exe).st_ino and p.exe_mount_id == mount_id(exe)
     assert p.argv == ["/bin/sleep", "30"]
+    assert p.envp == ["OCWS_SNAPSHOT=1"]
     assert p.comm == "sleep"
     assert p.credentials.uid == os.getuid() and p.credentials.egid == os.getegid()
     assert by_pid[os.getpid()].ppid == os.getppid()

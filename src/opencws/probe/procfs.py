@@ -28,6 +28,8 @@ class ProcessSnapshot:
     exe_device: int | None
     exe_mount_id: int | None
     argv: list[str]
+    envp: list[str]
+    """The environment the process started with (empty when unreadable, e.g. a kernel thread)."""
     credentials: Credentials
     start_time_ns: int
     """Nanoseconds since boot (CLOCK_BOOTTIME), in clock ticks' precision; ExecEvent.start_time_ns is the
@@ -110,11 +112,16 @@ def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None
         exe_mid = mount_id(base / "exe")
     except OSError:
         pass
+    try:
+        environ = (base / "environ").read_bytes()
+    except OSError:
+        environ = b""
     v2 = next((line.split(":", 2)[2] for line in cgroups if line.startswith("0::")), None)
     return ProcessSnapshot(
         pid=pid, ppid=ppid, comm=comm, exe=exe, exe_inode=exe_inode, exe_device=exe_device,
         exe_mount_id=exe_mid,
         argv=[os.fsdecode(a) for a in cmdline.split(b"\0")[:-1]] if cmdline else [],
+        envp=[os.fsdecode(a) for a in environ.split(b"\0")[:-1]] if environ else [],
         credentials=creds, start_time_ns=start_ticks * 1_000_000_000 // CLK_TCK, tty=tty_name(tty_nr),
         cgroups=cgroups, cgroup_path=v2, cgroup_id=_cgroup_id(v2),
     )
