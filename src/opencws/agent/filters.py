@@ -5,7 +5,9 @@ Three layers, cheapest first, keep activity that no rule cares about inside the 
 - **event types**: a type that no rule uses is disabled in the probe (exec, fork and exit always flow);
 - **approvers** (`plan_filters`): for each file event type, the basenames and open flags that some rule of
   that type could match. The kernel checks the file of slot 0 (the source of a rename or link) and the
-  `flags` argument; a rule that constrains neither in a way the kernel can check leaves its type unfiltered;
+  `flags` argument; a rule that constrains neither in a way the kernel can check leaves its type unfiltered.
+  Exact paths are pushed as their basenames: the kernel decides on a basename from the target dentry alone,
+  while a path approver would make it walk up to the root for every event the basenames do not approve;
 - **discarders** (`Discarders`): when an event arrives that no rule of its type could match given its file
   path (or its process executable), the inode (or the process) is discarded for that type. The kernel drops
   an inode's discarder on rename and unlink of that name and bumps the generation on mount changes; the agent
