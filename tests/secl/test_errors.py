@@ -71,3 +71,16 @@ def test_no_recursion_error_for_hostile_input():
     for text in ["(" * 10_000, ")" * 10_000, "!" * 10_000, "-" * 10_000 + "1", "[" * 10_000, '"' * 10_001]:
         with pytest.raises(SeclError):
             compile_expression(text)
+
+
+def test_huge_inputs_compile_and_evaluate_without_recursion_errors():
+    from secl_events import open_event
+
+    nested = "(" * 10_000 + 'open.file.path == "/x"' + ")" * 10_000
+    assert compile_expression(nested).evaluate(open_event("/x"))
+    term = 'open.file.path == "/etc/passwd" || '
+    long = term * (100_000 // len(term)) + 'open.file.path == "/x"'
+    rule = compile_expression(long)
+    assert rule.evaluate(open_event("/x")) and not rule.evaluate(open_event("/y"))
+    alternating = " && ".join(f'(open.file.path != "/a{i}" || open.flags > {i})' for i in range(3000))
+    assert compile_expression(alternating).evaluate(open_event("/x"))
