@@ -113,17 +113,19 @@ def _eval(args: argparse.Namespace) -> int:
     line per event."""
     from opencws.secl import RuleSet, SeclError, compile_expression, load_policies
 
-    try:
-        events = _read_events(args.event)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rule = None
     if args.expr is not None:
         try:
             rule = compile_expression(args.expr)
         except SeclError as e:
             print(f"error: {e.format()}", file=sys.stderr)
             return 2
+    try:
+        events = _read_events(args.event)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if rule is not None:
         for event in events:
             evt = getattr(event, "evt", None)
             applies = evt is not None and evt.name == rule.event_type
