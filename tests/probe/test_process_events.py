@@ -30,6 +30,7 @@ def test_an_exec_reports_the_executable_args_env_and_credentials(watch, tmp_path
     assert (e.file.inode, e.file.mode, e.file.device) == (st.st_ino, st.st_mode, st.st_dev)
     assert e.file.mount_id == mount_id(exe)
     assert e.args == ["one", "two words"] and not e.argv_truncated
+    assert e.interpreter is None  # a binary
     assert e.envp == ["OPENCWS_MARK=42", "PATH=/bin"] and not e.envp_truncated
     assert e.ppid == os.getpid()
     assert e.comm == exe.name[:15]
@@ -189,3 +190,15 @@ def test_a_process_with_a_controlling_terminal_reports_its_tty(watch):
         os.waitpid(pid, 0)
         os.close(master)
         os.close(slave)
+
+
+def test_a_script_exec_reports_the_script_and_its_interpreter(watch, tmp_path):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    subprocess.run([str(script), "arg1"], check=True, cwd=tmp_path)
+    e = watch.one(ev.ExecEvent, lambda e: e.argv[-1:] == ["arg1"])
+    assert e.file.path == str(script) and e.file.inode == os.stat(script).st_ino
+    sh = os.path.realpath("/bin/sh")
+    assert e.interpreter is not None
+    assert e.interpreter.path == sh and e.interpreter.inode == os.stat(sh).st_ino

@@ -65,7 +65,7 @@ def test_a_bpf_record_lists_the_helpers():
 def test_an_exec_record_splits_argv_and_envp():
     argv, envp = b"ls\0-l\0", b"A=1\0B=2\0"
     body = r.EXEC_BODY.pack(*file_info(b"/bin/ls"), *CREDS, len(argv), len(envp), len(argv), len(envp), 9,
-                            b"docker-ab.scope\0", b"pts/3\0")
+                            b"docker-ab.scope\0", b"pts/3\0", *((0,) * 12 + (0, 0, 0, b"")))
     data = header(r.REC_EXEC, EventType.EXEC, 64 + len(body) + 7 + len(argv) + len(envp), r.HF_ENVP_TRUNCATED)
     e = r.decode(data + body + b"/bin/ls" + argv + envp)
     assert isinstance(e, ev.ExecEvent)

@@ -278,6 +278,8 @@ class ExecEvent(KernelEvent):
     finds the container."""
     tty: str
     """The controlling terminal as the kernel names it (`pts0`, `tty1`), empty when none."""
+    interpreter: FileInfo | None = None
+    """For a script, its interpreter (`file` is then the script); None for a binary."""
 
     @property
     def args(self) -> list[str]:

@@ -45,14 +45,14 @@ HEADER = struct.Struct("<" + _HEADER_FMT)
 FILE_INFO = struct.Struct("<" + _FILE_INFO_FMT)
 CREDS = struct.Struct("<" + _CREDS_FMT)
 FILE_BODY = struct.Struct("<qIIIIIIQQ" + _FILE_INFO_FMT * 2)
-EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ128s64s")
+EXEC_BODY = struct.Struct("<" + _FILE_INFO_FMT + _CREDS_FMT + "IIIIQ128s64s" + _FILE_INFO_FMT)
 FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s64s")
 EXIT_BODY = struct.Struct("<II")
 CRED_BODY = struct.Struct("<qII" + _CREDS_FMT * 2)
 BPF_BODY = struct.Struct("<qIIIIII4Q16s")
 
 assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
-assert FILE_BODY.size == 224 and EXEC_BODY.size == 360 and FORK_BODY.size == 272
+assert FILE_BODY.size == 224 and EXEC_BODY.size == 448 and FORK_BODY.size == 272
 assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80
 
 BPF_CMDS = (
@@ -316,21 +316,29 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = EXEC_BODY.unpack_from(data, HEADER.size)
     fi, cr = b[:16], b[16:27]
     argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup, tty = b[27:34]
-    plen = fi[12]
+    interp = b[34:50]
+    plen, ilen = fi[12], interp[12]
     _check_path_len(plen, "path")
+    _check_path_len(ilen, "interpreter path")
+    if fi[13] > plen or interp[13] > ilen:
+        raise DecodeError("resolved length beyond path length")
+    if not fi[10] & FI_PRESENT:
+        raise DecodeError("exec record without a file")
     if argv_len > 2047 or envp_len > 2047:
         raise DecodeError(f"argv/envp lengths {argv_len}/{envp_len} exceed 2047")
-    if end + plen + argv_len + envp_len != len(data):
-        raise DecodeError(f"record size {len(data)} != {end} + {plen} + {argv_len} + {envp_len}")
+    if end + plen + ilen + argv_len + envp_len != len(data):
+        raise DecodeError(f"record size {len(data)} != {end} + {plen} + {ilen} + {argv_len} + {envp_len}")
     pos = end
     path = data[pos:pos + plen]
     pos += plen
+    interpreter = _file_info(interp, data[pos:pos + ilen]) if interp[10] & FI_PRESENT else None
+    pos += ilen
     argv = data[pos:pos + argv_len]
     pos += argv_len
     envp = data[pos:pos + envp_len]
     return _EXEC(None, *_common(h), _file_info(fi, path), _CREDS(None, *cr), _split_strings(argv),
                  bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
-                 start_time, _cached_cstr(cgroup), _cached_cstr(tty))
+                 start_time, _cached_cstr(cgroup), _cached_cstr(tty), interpreter)
 
 
 def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:

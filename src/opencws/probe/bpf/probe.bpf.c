@@ -806,13 +806,14 @@ static __noinline int resolve_fd(int slot, int fd)
 
 /* Walk a user path string relative to dirfd (AT_FDCWD: the cwd) down the dentry cache.
  * 1: finish_slot must follow, 0: the slot is final (unreadable string, bad dirfd). */
-static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
+static __noinline int walk_any(int slot, int dirfd, const char *upath, int follow, int kernel_string)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
 	start_slot(w, slot);
-	long n = bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
+	long n = kernel_string ? bpf_probe_read_kernel_str(w->upath, PATH_BUF, upath)
+			       : bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
 	if (n <= 0) {
 		fail_slot(w, slot, FI_NO_USER_PATH);
 		return 0;
@@ -844,6 +845,11 @@ static __noinline int walk_user(int slot, int dirfd, const char *upath, int foll
 	if (!w->done)
 		w->status |= FI_INCOMPLETE | FI_TRUNCATED;
 	return 1;
+}
+
+static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
+{
+	return walk_any(slot, dirfd, upath, follow, 0);
 }
 
 static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
@@ -1607,11 +1613,22 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	count(EV_EXEC, CNT_SEEN);
 	__u32 pid = BPF_CORE_READ(p, tgid);
 	bpf_map_delete_elem(&discarder_pids, &pid);
-	resolve_file(0, BPF_CORE_READ(bprm, file));
+	struct file *bf = BPF_CORE_READ(bprm, file);
+	const char *fname = BPF_CORE_READ(bprm, filename);
+	if (fname != BPF_CORE_READ(bprm, interp)) {
+		/* a script (or binfmt_misc): bprm->file is the interpreter, the name is the script's */
+		if (walk_any(0, AT_FDCWD, fname, 1, 1))
+			finish_slot(0);
+		resolve_file(1, bf);
+	} else {
+		resolve_file(0, bf);
+		clear_slot(w, 1);
+	}
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct exec_body *b = (struct exec_body *)(r->b + sizeof(*h));
 	fill_header(h, REC_EXEC, EV_EXEC);
 	__builtin_memcpy(&b->file, &w->fi[0], sizeof(struct file_info));
+	__builtin_memcpy(&b->interpreter, &w->fi[1], sizeof(struct file_info));
 	read_creds(p, &b->creds);
 	b->start_time = BPF_CORE_READ(p, start_boottime);
 	read_cgroup_name(p, b->cgroup);
@@ -1635,6 +1652,11 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	if (l0)
 		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(l0, 4095), w->sp[0]);
 	pos += l0;
+	__u32 l1 = w->splen[1] & PMASK;
+	b->interpreter.path_len = l1;
+	if (l1)
+		bpf_probe_read_kernel(&r->b[BOUND(pos, 16383)], BOUND(l1, 4095), w->sp[1]);
+	pos += l1;
 	if (an && bpf_probe_read_user(&r->b[BOUND(pos, 16383)], BOUND(an, 2047), (void *)as))
 		an = 0;
 	b->argv_len = an;

@@ -135,7 +135,7 @@ struct ocws_creds {                 /* 56 bytes */
 
 #define TTY_NAME 64
 
-struct exec_body {             /* 88 + 56 + 24 + 128 + 64 = 360; then path, argv, envp */
+struct exec_body {             /* 88 + 56 + 24 + 128 + 64 + 88 = 448; then path, interpreter path, argv, envp */
 	struct file_info file;
 	struct ocws_creds creds;
 	__u32 argv_len;
@@ -145,6 +145,7 @@ struct exec_body {             /* 88 + 56 + 24 + 128 + 64 = 360; then path, argv
 	__u64 start_time;          /* task->start_boottime (ns since boot, CLOCK_BOOTTIME), as /proc/<pid>/stat */
 	char cgroup[CGROUP_NAME];  /* name of the task's cgroup v2 directory (docker-<id>.scope...) */
 	char tty[TTY_NAME];        /* controlling terminal (tty->name: pts0...), empty when none */
+	struct file_info interpreter; /* a script's interpreter (file is then the script); else not FI_PRESENT */
 };
 
 struct fork_body {             /* 24 + 56 + 128 + 64 = 272 */
