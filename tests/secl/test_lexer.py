@@ -51,6 +51,7 @@ def test_positions_are_character_offsets():
         ("${a", "unterminated variable", 0),
         ("a.", "invalid identifier", 0),
         ("a @ b", "unexpected character '@'", 2),
+        ("a == 'x'", "double quotes", 5),
     ],
 )
 def test_malformed_tokens(text: str, message: str, pos: int):

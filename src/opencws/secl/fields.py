@@ -9,6 +9,7 @@ return a list and are compared with "any value matches" semantics by the compile
 from __future__ import annotations
 
 import dataclasses
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterable
@@ -35,7 +36,7 @@ FILE_EVENT_TYPES = (
 class Field:
     name: str
     type: str  # STRING, INT or BOOL (of each value when `multi`)
-    getter: Callable[[Event], Any]
+    getter: Callable[[Event], Any] | None  # None until first looked up (see `Registry.get`)
     event_type: str | None  # None: common to every event type (process.*, container.id)
     multi: bool = False  # several values: any/none semantics
     iterator: bool = False  # one value per ancestor (process.ancestors.*)
@@ -359,12 +360,18 @@ class Registry:
 
     def __init__(self) -> None:
         self.fields: dict[str, Field] = {}
+        # Getters are generated on first use (`get`): most of the ~500 fields are never used by a policy.
+        self._builders: dict[str, Callable[[], Callable[[Event], Any]]] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.fields
 
     def get(self, name: str) -> Field | None:
-        return self.fields.get(name)
+        f = self.fields.get(name)
+        if f is not None and f.getter is None:
+            f = dataclasses.replace(f, getter=self._builders[name]())
+            self.fields[name] = f
+        return f
 
     def names(self, event_type: str | None = None) -> list[str]:
         return sorted(
@@ -375,15 +382,18 @@ class Registry:
         self, name: str, typ: str, chain: tuple[str, ...], expr: str, event_type: str | None, **opt: Any
     ) -> None:
         multi = bool(opt.get("multi"))
-        getter = make_getter(chain, expr, typ, multi=multi)
+        self._builders[name] = lambda: make_getter(chain, expr, typ, multi=multi)
         cost = opt.get("cost", 1) + len(chain) // 2
         self.fields[name] = Field(
-            name, typ, getter, event_type, multi=multi, path=bool(opt.get("path")),
+            name, typ, None, event_type, multi=multi, path=bool(opt.get("path")),
             date=bool(opt.get("date")), cost=cost, source=(chain, expr),
         )  # fmt: skip
 
     def alias(self, legacy: str, target: str) -> None:
-        self.fields[legacy] = dataclasses.replace(self.fields[target], name=legacy, alias_of=target)
+        self.fields[legacy] = dataclasses.replace(
+            self.fields[target], name=legacy, alias_of=target, getter=None
+        )
+        self._builders[legacy] = lambda: self.get(target).getter  # type: ignore[union-attr,return-value]
 
     def add_file(self, prefix: str, chain: tuple[str, ...], event_type: str | None) -> None:
         for suffix, typ, sub, expr, opt in _FILE_FIELDS:
@@ -400,9 +410,12 @@ class Registry:
         specs = [(s, t, c, e, o) for s, t, c, e, o in _PROCESS_FIELDS]
         specs += [("file." + s, t, ("executable", *c), e, o) for s, t, c, e, o in _FILE_FIELDS]
         for suffix, typ, sub, expr, opt in specs:
-            getter = make_iter_getter(list_chain, sub, expr, typ, multi=bool(opt.get("multi")))
+            name = f"{prefix}.{suffix}"
+            self._builders[name] = functools.partial(
+                make_iter_getter, list_chain, sub, expr, typ, multi=bool(opt.get("multi"))
+            )
             self.fields[f"{prefix}.{suffix}"] = Field(
-                f"{prefix}.{suffix}", typ, getter, None, multi=True, iterator=True,
+                name, typ, None, None, multi=True, iterator=True,
                 path=bool(opt.get("path")),
                 date=bool(opt.get("date")), cost=10 + opt.get("cost", 1),
             )  # fmt: skip
