@@ -23,6 +23,7 @@ SHADOW = open_event("/etc/shadow", ["O_RDWR", "O_CREAT"])
         ('open.file.path == "/etc/shadow"', True),
         ('open.file.path != "/etc/shadow"', False),
         ('open.file.name == "shadow"', True),
+        ("open.file.path.length == 11 && open.file.name.length == 6", True),
         ("open.file.mode == 33188", True),
         ("open.file.rights == 0o644", True),
         ("open.file.mode & S_IFMT == S_IFREG", True),

@@ -38,6 +38,7 @@ def error_of(expr: str) -> SeclError:
         ('open.file.path == "/x" && exec.file.path == "/y"', "several event types", 27),
         ('process.file.path == "/bin/sh"', "names no event type", 1),
         ("open.file.mode", "a rule must be a boolean condition", 1),
+        ("ptrace.request == 1", "'ptrace' events are not supported", 1),
         ("open.flags & O_NOPE > 0", "unknown macro or constant 'O_NOPE'", 14),
         ("open.flags in ${process.pid}", "a variable cannot be used as a list", 15),
         ('open.file.path == "${process.nope}"', "unknown variable", 19),

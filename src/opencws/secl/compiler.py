@@ -25,7 +25,17 @@ from opencws.secl import ast
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
 from opencws.secl.constants import CONSTANTS
 from opencws.secl.errors import SeclError
-from opencws.secl.fields import BOOL, GETTER_ENV, INT, REGISTRY, STRING, Field, Registry, inline_expr
+from opencws.secl.fields import (
+    BOOL,
+    GETTER_ENV,
+    INT,
+    REGISTRY,
+    STRING,
+    UNSUPPORTED_EVENT_TYPES,
+    Field,
+    Registry,
+    inline_expr,
+)
 from opencws.secl.matchers import build_matcher
 from opencws.secl.parser import ParseResult, parse
 
@@ -264,6 +274,11 @@ class Compiler:
             return self.field_val(f, node)
         if name in CONSTANTS:
             return _const(INT, CONSTANTS[name], node)
+        head = name.split(".", 1)[0]
+        if "." in name and head in UNSUPPORTED_EVENT_TYPES:
+            raise self.error(
+                f"unknown field '{name}': '{head}' events are not supported by this engine", node
+            )
         candidates = list(self.reg.fields) + list(self.macros) + list(CONSTANTS)
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -26,6 +26,12 @@ EVENT_TYPES = (
     "exec", "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
     "removexattr", "setuid", "setgid", "capset", "selinux", "bpf", "mount", "umount", "exit",
 )  # fmt: skip
+# Event types of Datadog's agent that this engine's event model does not carry (a clearer error than
+# "unknown field" for policies written for newer agents).
+UNSUPPORTED_EVENT_TYPES = (
+    "accept", "bind", "chdir", "connect", "dns", "imds", "load_module", "mmap", "mprotect", "network",
+    "packet", "ptrace", "setrlimit", "signal", "splice", "sysctl", "unload_module",
+)  # fmt: skip
 FILE_EVENT_TYPES = (
     "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
     "removexattr",
@@ -287,6 +293,8 @@ def make_iter_getter(
 _FILE_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("path", STRING, (), "o.path", {"path": True}),
     ("name", STRING, (), "o.name or basename(o.path)", {}),
+    ("path.length", INT, (), "len(o.path) if o.path else 0", {}),
+    ("name.length", INT, (), "len(o.name or basename(o.path) or '')", {}),
     ("filesystem", STRING, (), "o.filesystem", {}),
     ("inode", INT, (), "o.inode", {}),
     ("mode", INT, (), "o.mode", {}),
