@@ -320,3 +320,8 @@ def test_events_decoded_from_cws_json_map_to_fields():
         ' && process.cap_effective & CAP_BPF > 0 && process.ancestors.file.name == "init"'
     )
     assert ev(expr, e)
+
+
+def test_unknown_flag_names_do_not_hide_the_known_ones():
+    e = open_event("/etc/shadow", ["O_WRONLY", "O_FUTURE_FLAG", "64"])
+    assert ev("open.flags & O_WRONLY > 0 && open.flags & O_CREAT > 0", e)

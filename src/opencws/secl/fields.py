@@ -83,7 +83,13 @@ def _safe_bits(fn: Callable[[Any], int], flags: Iterable[str] | None) -> int:
         try:
             bits = fn(key[1])
         except (KeyError, ValueError):
+            # A name this version does not know: keep the bits of the others rather than lose them all.
             bits = 0
+            for n in key[1]:
+                try:
+                    bits |= fn((n,))
+                except (KeyError, ValueError):
+                    pass
         if len(_BITS_CACHE) < 4096:
             _BITS_CACHE[key] = bits
     return bits
