@@ -154,6 +154,13 @@ class Probe:
         """Load the object, create the ring buffer reader and attach the needed hooks."""
         if self._obj is not None:
             return
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         if os.geteuid() != 0:
             raise ProbeError("not root: the probe needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)")
         if not BTF_PATH.exists():
@@ -173,7 +180,6 @@ class Probe:
         libbpf.log_lines.clear()
         if lb.bpf_object__load(obj) != 0:
             err, msg = libbpf.errno_message()
-            self.close()
             hint = ""
             if err == 1:
                 hint = " (EPERM: not root, lockdown, or a program type this kernel refuses)"
@@ -198,7 +204,6 @@ class Probe:
             rb = lb.ring_buffer__new(events_fd, self._sample_cb, None, None)
             if not rb:
                 _, msg = libbpf.errno_message()
-                self.close()
                 raise ProbeError(f"cannot create the ring buffer reader: {msg}")
             self._rb = rb
         self.set_event_types(self._initial_types if self._initial_types is not None else list(EventType))
