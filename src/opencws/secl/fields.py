@@ -8,6 +8,7 @@ return a list and are compared with "any value matches" semantics by the compile
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import posixpath
@@ -86,10 +87,8 @@ def _safe_bits(fn: Callable[[Any], int], flags: Iterable[str] | None) -> int:
             # A name this version does not know: keep the bits of the others rather than lose them all.
             bits = 0
             for n in key[1]:
-                try:
+                with contextlib.suppress(KeyError, ValueError):
                     bits |= fn((n,))
-                except (KeyError, ValueError):
-                    pass
         if len(_BITS_CACHE) < 4096:
             _BITS_CACHE[key] = bits
     return bits
