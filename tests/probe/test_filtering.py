@@ -159,3 +159,21 @@ def test_an_unlink_filtered_by_approvers_still_drops_the_discarder_of_its_inode(
     os.chmod(tmp_path / "g", 0o600)
     assert not watch.mine(ev.UnlinkEvent, paths_under(tmp_path))
     assert [e.file.path for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [str(tmp_path / "g")]
+
+
+def test_a_full_ring_buffer_counts_every_lost_event_exactly(require_kernel, tmp_path):
+    from opencws.probe.probe import Probe
+
+    f = _file(tmp_path, "ring-overflow-target")
+    n = 500
+    with Probe(ring_buffer_bytes=16 << 10, event_types=["chmod"]) as p:
+        p.set_approvers("chmod", basenames=[f.name])
+        for i in range(n):
+            os.chmod(f, 0o600 | (i & 1) << 2)
+        received = []
+        while batch := p.poll(50):
+            received += [e for e in batch if isinstance(e, ev.ChmodEvent) and e.file.path == str(f)]
+        c = p.counters()["chmod"]
+        assert c.lost > 0  # 16 KiB hold a few dozen records
+        assert c.sent == len(received)
+        assert c.sent + c.lost == n == c.seen - c.filtered
