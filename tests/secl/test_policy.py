@@ -133,7 +133,7 @@ rules:
     assert any("duplicate macro id 'M'" in m for m in msgs)
     assert any("cyclic macro: CYCLE → CYCLE" in m for m in msgs)
     assert any("unterminated string" in m for m in msgs)
-    assert any("unknown macro or constant 'BROKEN'" in m for m in msgs)
+    assert any("macro 'BROKEN' has an error" in m for m in msgs)
     assert [r.id for r in ps.rules] == ["r"]
 
 

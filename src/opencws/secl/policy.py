@@ -19,6 +19,7 @@ from opencws.secl.errors import SeclError
 from opencws.secl.parser import parse
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
+_UNKNOWN_NAME = re.compile(r"unknown macro(?: or constant)? '([A-Za-z0-9_]+)'.*$")
 _MACRO_KEYS = {"id", "expression", "values", "description", "agent_version", "filters", "combine"}
 _RULE_KEYS = {
     "id", "version", "expression", "description", "tags", "disabled", "agent_version", "filters", "combine",
@@ -63,6 +64,7 @@ class PolicySet:
     errors: list[SeclError] = field(default_factory=list)
     warnings: list[SeclError] = field(default_factory=list)
     policies: list[PolicyFile] = field(default_factory=list)
+    invalid_macros: set[str] = field(default_factory=set)  # ids of macros skipped for an error
 
     def ruleset(self) -> Any:
         from opencws.secl.ruleset import RuleSet
@@ -190,6 +192,7 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
             check_macro(macro, ps.macros)
         except SeclError as e:
             pf.errors.append(_locate(e, pf.path, mid, "macro", base))
+            ps.invalid_macros.add(mid)
             del ps.macros[mid]
             pf.macros.remove(mid)
 
@@ -260,6 +263,7 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
         node = parse(expr).node
     except SeclError as e:
         pf.errors.append(_locate(e, pf.path, mid, "macro", base))
+        ps.invalid_macros.add(mid)
         return
     ps.macros[mid] = Macro(mid, expr, node, _text(item, "description") or "", pf.path)
     pf.macros.append(mid)
@@ -319,6 +323,9 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         parsed = parse(expr)
         compiled = compile_parsed(parsed, expr, ps.macros)
     except SeclError as e:
+        m = _UNKNOWN_NAME.search(e.message)
+        if m is not None and m.group(1) in ps.invalid_macros:
+            e.message = e.message[: m.start()] + f"macro '{m.group(1)}' has an error (reported with the macro)"
         pf.errors.append(_locate(e, pf.path, rid, "rule", base))
         return
     rule.compiled = compiled
