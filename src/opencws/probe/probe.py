@@ -136,6 +136,7 @@ class Probe:
         self._enabled: set[EventType] = set()
         self._basename_masks: dict[int, int] = {}
         self._path_masks: dict[int, int] = {}
+        self._standins: set[int] = set()
         self.decode_errors = 0
         """Records that did not match their layout (see last_decode_error)."""
         self.last_decode_error: str | None = None
@@ -190,7 +191,7 @@ class Probe:
         ncpu = lb.libbpf_num_possible_cpus()
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
-                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4}
+                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
@@ -385,6 +386,10 @@ class Probe:
     def declare_selinuxfs_mount(self, mount_id: int) -> None:
         """Treat this mount as selinuxfs (a stand-in for kernels without SELinux, used by tests)."""
         self._maps["selinuxfs_mounts"].update(_U32.pack(mount_id), _U32.pack(1))
+        self._standins.add(mount_id)
+        self._maps["selinuxfs_standins"].update(_U32.pack(0), _U32.pack(len(self._standins)))
 
     def forget_selinuxfs_mount(self, mount_id: int) -> None:
         self._maps["selinuxfs_mounts"].delete(_U32.pack(mount_id))
+        self._standins.discard(mount_id)
+        self._maps["selinuxfs_standins"].update(_U32.pack(0), _U32.pack(len(self._standins)))

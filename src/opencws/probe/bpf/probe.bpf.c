@@ -191,6 +191,14 @@ struct {
 	__type(value, __u32);
 } selinuxfs_mounts SEC(".maps");
 
+/* [0]: number of stand-in selinuxfs mounts declared (skips a hash lookup per write() while none) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} selinuxfs_standins SEC(".maps");
+
 struct inflight {
 	__u32 nr;
 	__u32 type;
@@ -1291,18 +1299,21 @@ static __always_inline int name_is(const char *buf, const char *lit, int n)
 
 static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u64 count_arg)
 {
+	/* every write() of every process comes here while selinux events are on: decide in a few loads */
 	struct file *f = fd_file(fd);
 	if (!f)
 		return 0;
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
-	struct super_block *sb = BPF_CORE_READ(d, d_sb);
-	if (BPF_CORE_READ(sb, s_magic) != SELINUX_MAGIC) {
-		struct mount *rm = real_mount(vm);
-		__u32 mid = BPF_CORE_READ(rm, mnt_id);
+	struct file *tf = RO(struct file, f);
+	if (tf->f_path.dentry->d_sb->s_magic != SELINUX_MAGIC) {
+		__u32 *any = bpf_map_lookup_elem(&selinuxfs_standins, &zero);
+		if (!any || !*any)
+			return 0;
+		__u32 mid = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id;
 		if (!bpf_map_lookup_elem(&selinuxfs_mounts, &mid))
 			return 0;
 	}
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
 	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!w || !r)
