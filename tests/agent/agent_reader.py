@@ -23,22 +23,27 @@ class Reader:
         self.learned: list[tuple[str, KernelEvent]] = []
         """(what the agent learned, from which event) since the last checkpoint."""
 
-    def sync(self, timeout: float = 5.0) -> None:
-        child = os.fork()
-        if child == 0:
-            os._exit(0)
-        os.waitpid(child, 0)
+    def sync(self, timeout: float = 10.0) -> None:
+        """Read until the exit of a marker child arrives; a marker lost to a full ring buffer is replaced."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for e in self.probe.poll(50):
-                if isinstance(e, ExitEvent) and e.pid == child:
-                    return
-                if self.filters is not None:
-                    learned = self.filters.observe(e)
-                    if learned:
-                        self.learned.append((learned, e))
-                self.seen.append(e)
-        raise AssertionError(f"the exit of marker child {child} never arrived")
+            child = os.fork()
+            if child == 0:
+                os._exit(0)
+            os.waitpid(child, 0)
+            retry = time.monotonic() + 1.0
+            while time.monotonic() < min(retry, deadline):
+                for e in self.probe.poll(50):
+                    if isinstance(e, ExitEvent) and e.pid == child:
+                        return
+                    if isinstance(e, ExitEvent) and e.ppid == os.getpid():
+                        continue  # an earlier marker, late
+                    if self.filters is not None:
+                        learned = self.filters.observe(e)
+                        if learned:
+                            self.learned.append((learned, e))
+                    self.seen.append(e)
+        raise AssertionError("no marker child's exit arrived")
 
     def checkpoint(self) -> None:
         """Forget what was read so far."""
