@@ -391,13 +391,12 @@ static long submount_step(__u32 i, void *ctx)
 		return 1;
 	if (!w->iter || w->iter == w->iter_head)
 		return 1;
-	struct mount *mnt = (struct mount *)((char *)w->iter - bpf_core_field_offset(struct mount, mnt_child));
-	if ((__u64)BPF_CORE_READ(mnt, mnt_mountpoint) == w->d) {
-		w->found = (__u64)mnt;
+	__u64 maddr = w->iter - bpf_core_field_offset(struct mount, mnt_child);
+	if ((__u64)RO(struct mount, maddr)->mnt_mountpoint == w->d) {
+		w->found = maddr;
 		return 1;
 	}
-	struct list_head *lh = (struct list_head *)w->iter;
-	w->iter = (__u64)BPF_CORE_READ(lh, next);
+	w->iter = (__u64)RO(struct list_head, w->iter)->next;
 	return 0;
 }
 
@@ -482,20 +481,19 @@ static long child_step(__u32 i, void *ctx)
 		return 1;
 	if (!w->iter)
 		return 1;
-	struct dentry *c = (struct dentry *)((char *)w->iter - bpf_core_field_offset(struct dentry, d_sib));
-	__u32 len = BPF_CORE_READ(c, d_name.len);
+	__u64 caddr = w->iter - bpf_core_field_offset(struct dentry, d_sib);
+	struct dentry *c = RO(struct dentry, caddr);
+	__u32 len = c->d_name.len;
 	if (len == w->comp_len && len > 0 && len < 256) {
-		const unsigned char *nm = BPF_CORE_READ(c, d_name.name);
-		bpf_probe_read_kernel(w->name, BOUND(len, 255), nm);
+		bpf_probe_read_kernel(w->name, BOUND(len, 255), c->d_name.name);
 		w->cmp_diff = 0;
 		bpf_loop(256, cmp_step, NULL, 0);
 		if (!w->cmp_diff) {
-			w->found = (__u64)c;
+			w->found = caddr;
 			return 1;
 		}
 	}
-	struct hlist_node *hn = (struct hlist_node *)w->iter;
-	w->iter = (__u64)BPF_CORE_READ(hn, next);
+	w->iter = (__u64)RO(struct hlist_node, w->iter)->next;
 	return 0;
 }
 
