@@ -194,17 +194,44 @@ def _walk(chain: tuple[str, ...], default: str, indent: str = "    ") -> list[st
     return lines
 
 
-def inline_code(chain: tuple[str, ...], expr: str, typ: str, target: str, indent: str) -> list[str]:
-    """Statements setting `target` to a field's value from event `e` (what `make_getter` wraps in a
-    function), for generated code that reads fields without a call. Uses the variable `o`."""
-    zero = _ZERO[typ]
-    lines = [f"{indent}{target} = {zero}", f"{indent}o = e"]
-    pad = indent
-    for attr in chain:
-        lines += [f"{pad}o = {_step(attr)}", f"{pad}if o is not None:"]
-        pad += "    "
-    lines += [f"{pad}{target} = {expr}", f"{pad}if {target} is None:", f"{pad}    {target} = {zero}"]
-    return lines
+class InlineReader:
+    """Generates statements reading fields from event `e` without calls, for generated matchers. Objects
+    along attribute chains are computed once and shared by the fields that need them (`e.process`,
+    `e.process.executable`, ...)."""
+
+    def __init__(self, indent: str = "    ") -> None:
+        self.indent = indent
+        self.chains: dict[tuple[str, ...], str] = {}
+        self.lines: list[str] = []
+
+    def chain(self, chain: tuple[str, ...]) -> str:
+        cur = "e"
+        for k in range(1, len(chain) + 1):
+            key = chain[:k]
+            name = self.chains.get(key)
+            if name is None:
+                name = f"_c{len(self.chains)}"
+                step = _O.sub(cur, _step(chain[k - 1]))
+                guard = "" if cur == "e" else f"None if {cur} is None else "
+                self.lines.append(f"{self.indent}{name} = {guard}({step})")
+                self.chains[key] = name
+            cur = name
+        return cur
+
+    def read(self, chain: tuple[str, ...], expr: str, typ: str, target: str) -> list[str]:
+        """Statements setting `target` to the field's value (its zero value when missing)."""
+        self.lines = []
+        obj = self.chain(chain)
+        zero = _ZERO[typ]
+        value = _O.sub(obj, expr)
+        i = self.indent
+        if obj == "e":
+            self.lines.append(f"{i}{target} = {value}")
+        else:
+            self.lines.append(f"{i}{target} = {zero} if {obj} is None else ({value})")
+        self.lines.append(f"{i}if {target} is None:")
+        self.lines.append(f"{i}    {target} = {zero}")
+        return self.lines
 
 
 GETTER_ENV = _ENV

@@ -17,7 +17,7 @@ from typing import Any
 from opencws.secl import partial
 from opencws.secl.approvers import Approver, pattern_key
 from opencws.secl.compiler import CompiledRule
-from opencws.secl.fields import GETTER_ENV, REGISTRY, Field, inline_code
+from opencws.secl.fields import GETTER_ENV, REGISTRY, Field, InlineReader
 from opencws.secl.matchers import build_matcher
 from opencws.secl.policy import Rule
 
@@ -116,10 +116,11 @@ class _Bucket:
         env.update(always=self.always, always_pairs=self.always_pairs)
         env["ids"], env["fns"] = self.ids, self.fns
         lines = ["def match(e):", "    found = []"]
+        reader = InlineReader()
         for n, g in enumerate(self.gates):
             f = g.field
             if f.source is not None and not f.multi:
-                lines += inline_code(*f.source, f.type, "v", "    ")
+                lines += reader.read(*f.source, f.type, "v")
             else:
                 env[f"get{n}"] = f.getter
                 lines.append(f"    v = get{n}(e)")
@@ -142,7 +143,12 @@ class _Bucket:
                     continue
                 env[f"{kind}{n}"] = tuple(entries)
                 test = {"other": "v.startswith(x)", "subs": "x in v", "masks": "v & x"}[kind]
-                lines += [f"    for x, i in {kind}{n}:", f"        if {test}:", "            found.append(i)"]
+                loop = [f"for x, i in {kind}{n}:", f"    if {test}:", "        found.append(i)"]
+                if kind == "other":  # one C-level test of all the prefixes first
+                    env[f"other_heads{n}"] = tuple(x for x, _ in entries)
+                    lines += [f"    if v.startswith(other_heads{n}):", *("        " + x for x in loop)]
+                else:
+                    lines += ["    " + x for x in loop]
         lines += [
             "    if not found:",
             "        return [rid for rid, fn in always_pairs if fn(e)] if always_pairs else []",
