@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
+from dataclasses import fields
 
 from opencws.probe import events as ev
 from opencws.probe.errors import DecodeError
@@ -101,9 +102,24 @@ def resolution_error(flags: int) -> str | None:
     return None
 
 
-_B = ev.positional_builder
-_FILE_INFO = _B(ev.FileInfo)
-_CREDS = _B(ev.Credentials)
+_FILE_INFO = ev.positional_builder(ev.FileInfo)
+_CREDS = ev.positional_builder(ev.Credentials)
+_HEADER_FIELDS = {"pid": 4, "tid": 5, "ppid": 7, "ktime_ns": 3, "cgroup_id": 6, "uid": 9, "gid": 10}
+"""Event field -> index in the HEADER tuple (comm, which needs decoding, is passed apart)."""
+
+
+def _B(cls: type) -> Callable[..., ev.KernelEvent]:
+    """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
+    the common fields are copied from the header tuple without building an intermediate tuple."""
+    names = [f.name for f in fields(cls) if not f.name.startswith("_")]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n != "comm"]
+    lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
+    lines += ["    o.comm = comm"] + [f"    o.{n} = {n}" for n in rest]
+    params = ", ".join(["o", "h", "comm", *rest])
+    src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
+    namespace: dict = {"new": object.__new__, "cls": cls}
+    exec(src, namespace)
+    return namespace["build"]
 _STR_CACHE: dict[bytes, str] = {}
 
 
@@ -147,11 +163,6 @@ def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
 _UNRESOLVED = FI_NO_USER_PATH | FI_BAD_FD | FI_SYMLINK | FI_NOT_CACHED | FI_TRUNCATED | FI_INCOMPLETE
 
 
-def _common(h: tuple) -> tuple:
-    """pid, tid, ppid, ktime_ns, cgroup_id, uid, gid, comm: the first fields of every event."""
-    return (h[4], h[5], h[7], h[3], h[6], h[9], h[10], _cached_cstr(h[11]))
-
-
 def _check_path_len(n: int, what: str) -> None:
     if n > PATH_MAX:
         raise DecodeError(f"{what} length {n} exceeds {PATH_MAX}")
@@ -189,30 +200,30 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if not f0[10] & FI_PRESENT:
         raise DecodeError("file record without a file")
     file = _file_info(f0, data[end:end + l0])
-    c = _common(h)
+    c = _cached_cstr(h[11])
     syscall = _SYSCALL_NAMES.get(nr) or str(nr)
     T = EventType
     # positional order: the common fields, syscall, retval, file, then the class's own fields
     if etype == T.OPEN:
-        return _OPEN(o, *c, syscall, retval, file, flags_arg, mode_arg)
+        return _OPEN(o, h, c, syscall, retval, file, flags_arg, mode_arg)
     if etype == T.CHMOD:
-        return _CHMOD(o, *c, syscall, retval, file, mode_arg)
+        return _CHMOD(o, h, c, syscall, retval, file, mode_arg)
     if etype == T.UNLINK:
-        return _UNLINK(o, *c, syscall, retval, file, flags_arg)
+        return _UNLINK(o, h, c, syscall, retval, file, flags_arg)
     other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
     extra = data[end + l0 + l1:]
     if etype == T.CHOWN:
-        return _CHOWN(o, *c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
+        return _CHOWN(o, h, c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
     if etype == T.LINK:
-        return _LINK(o, *c, syscall, retval, file, other, flags_arg)
+        return _LINK(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
-        return _RENAME(o, *c, syscall, retval, file, other, flags_arg)
+        return _RENAME(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RMDIR:
-        return _RMDIR(o, *c, syscall, retval, file, flags_arg)
+        return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
-        return _MKDIR(o, *c, syscall, retval, file, mode_arg)
+        return _MKDIR(o, h, c, syscall, retval, file, mode_arg)
     if etype == T.UTIMES:
-        return _UTIMES(o, *c, syscall, retval, file,
+        return _UTIMES(o, h, c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
                        atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
@@ -220,18 +231,18 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         name = extra.decode(errors="replace")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
-            return _SETXATTR(o, *c, syscall, retval, file, name, namespace, flags_arg)
-        return _REMOVEXATTR(o, *c, syscall, retval, file, name, namespace)
+            return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg)
+        return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace)
     if etype == T.MOUNT:
-        return _MOUNT(o, *c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
+        return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
     if etype == T.UMOUNT:
-        return _UMOUNT(o, *c, syscall, retval, file, flags_arg)
+        return _UMOUNT(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.SELINUX:
         kind = _SELINUX_KINDS.get(flags_arg)
         if kind is None:
             raise DecodeError(f"unknown selinux kind {flags_arg}")
         value = extra.split(b"\0", 1)[0].decode(errors="replace").strip()
-        return _SELINUX(o, *c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
+        return _SELINUX(o, h, c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
     raise DecodeError(f"type {etype} is not a file event")
 
 
@@ -336,7 +347,7 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     argv = data[pos:pos + argv_len]
     pos += argv_len
     envp = data[pos:pos + envp_len]
-    return _EXEC(None, *_common(h), _file_info(fi, path), _CREDS(None, *cr), _split_strings(argv),
+    return _EXEC(None, h, _cached_cstr(h[11]), _file_info(fi, path), _CREDS(None, *cr), _split_strings(argv),
                  bool(h[8] & HF_ARGV_TRUNCATED), _split_strings(envp), bool(h[8] & HF_ENVP_TRUNCATED),
                  start_time, _cached_cstr(cgroup), _cached_cstr(tty), interpreter)
 
@@ -350,13 +361,13 @@ def _fixed(body: struct.Struct, data: bytes, what: str) -> tuple:
 def _decode_fork(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(FORK_BODY, data, "fork")
     # child_pid, child_tid, child_cgroup_id, start_time_ns, credentials, cgroup, tty
-    return _FORK(None, *_common(h), b[0], b[1], b[3], b[2], _CREDS(None, *b[4:15]), _cached_cstr(b[15]),
+    return _FORK(None, h, _cached_cstr(h[11]), b[0], b[1], b[3], b[2], _CREDS(None, *b[4:15]), _cached_cstr(b[15]),
                  _cached_cstr(b[16]))
 
 
 def _decode_exit(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(EXIT_BODY, data, "exit")
-    return _EXIT(None, *_common(h), b[0])
+    return _EXIT(None, h, _cached_cstr(h[11]), b[0])
 
 
 _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.SetgidEvent),
@@ -366,7 +377,7 @@ _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.S
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(None, *_common(h), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]), _CREDS(None, *b[14:25]))
+    return cls(None, h, _cached_cstr(h[11]), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]), _CREDS(None, *b[14:25]))
 
 
 def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
@@ -376,7 +387,7 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     helpers = [w * 64 + bit for w, word in enumerate(words) for bit in range(64) if word >> bit & 1]
     is_map, is_prog = cmd == 0, cmd == 5
     # cmd, cmd_name, map_type, prog_type, attach_type, name, insn_count, helpers
-    return _BPF(None, *_common(h), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
+    return _BPF(None, h, _cached_cstr(h[11]), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
                 map_type if is_map else None, prog_type if is_prog else None,
                 attach_type if is_prog else None, _cstr(name) if (is_map or is_prog) else "",
                 insn_cnt if is_prog else None, helpers)
