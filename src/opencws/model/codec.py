@@ -47,8 +47,11 @@ def parse_timestamp(text: str) -> int:
         rest = rest[1 + digits :]
     if rest in ("Z", "z"):
         rest = "+00:00"
+    leap = head[17:19] == "60"  # a leap second: the instant is the next second's start
+    if leap:
+        head = head[:17] + "59"
     dt = datetime.fromisoformat(head.replace("t", "T").replace(" ", "T") + rest)
-    return int(dt.timestamp()) * 1_000_000_000 + frac_ns
+    return (int(dt.timestamp()) + leap) * 1_000_000_000 + frac_ns
 
 
 def _is_frozen(cls: type) -> bool:
