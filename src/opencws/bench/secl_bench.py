@@ -19,7 +19,6 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from opencws.bench.timing import line
@@ -37,10 +36,8 @@ from opencws.model.event import (
     UserContext,
 )
 from opencws.model.names import CAPABILITIES
+from opencws.secl.policies import DEFAULT_POLICY, DEFAULT_SUITE
 
-POLICIES = Path(__file__).resolve().parent.parent / "secl" / "policies"
-DEFAULT_POLICY = POLICIES / "default.policy"
-DEFAULT_SUITE = POLICIES / "default.tests.yaml"
 NOW = 1_795_269_600_000_000_000  # 2026-11-21T14:00:00Z
 CONTAINER_ID = "9c1d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f3f6b2a"
 ALL_CAPS = sorted(CAPABILITIES)

@@ -2,5 +2,8 @@
 
 from pathlib import Path
 
-DEFAULT_POLICY = Path(__file__).resolve().parent / "default.policy"
-"""The project's default policy (its test suite is `default.tests.yaml` beside it)."""
+POLICIES = Path(__file__).resolve().parent
+DEFAULT_POLICY = POLICIES / "default.policy"
+"""The project's default policy."""
+DEFAULT_SUITE = POLICIES / "default.tests.yaml"
+"""The default policy's rule test suite (`opencws rules test`)."""
