@@ -22,8 +22,15 @@ class Hook:
     """Event types that need this hook; None: always attached."""
 
 
-ENTER_TYPES = frozenset({T.UNLINK, T.RMDIR, T.RENAME, T.UMOUNT, T.SETUID, T.SETGID, T.CAPSET})
-"""Types whose state before the syscall matters (the target of a destructive call, the old credentials)."""
+ENTER_TYPES = frozenset({T.UNLINK, T.RMDIR, T.RENAME, T.UMOUNT})
+"""Types whose target is resolved at sys_enter, before the syscall removes or moves it. The old credentials of
+setuid/setgid/capset come from a per-thread cache kept by the sched hooks and sys_exit (no sys_enter)."""
+
+AT_EXIT_CAPABLE = frozenset({T.UNLINK, T.RMDIR, T.RENAME})
+"""Types that can be resolved at sys_exit instead (`Probe.set_event_types(..., resolve_at_exit=...)`), sparing
+the sys_enter hook: a rename loses nothing (the source is described by the inode now at the destination); a
+successful unlink or rmdir gives the path (directory resolved, then the name) and the mount but no inode fields
+(FI_REMOVED): the inode is gone when the syscall returns."""
 
 SYSCALL_TYPES = frozenset(t for _, t in SYSCALLS.values()) | {T.RMDIR}
 
@@ -36,5 +43,12 @@ HOOKS: tuple[Hook, ...] = (
 )
 
 
-def hooks_needed(enabled: set[T]) -> list[Hook]:
-    return [h for h in HOOKS if h.needed_by is None or h.needed_by & enabled]
+def hooks_needed(enabled: set[T], resolve_at_exit: frozenset[T] | set[T] = frozenset()) -> list[Hook]:
+    """The hooks the enabled types need; types in resolve_at_exit do not need sys_enter."""
+    need_enter = {t for t in enabled if t not in resolve_at_exit or t not in AT_EXIT_CAPABLE}
+    out = []
+    for h in HOOKS:
+        wants = enabled if h.program != "sys_enter" else need_enter
+        if h.needed_by is None or h.needed_by & wants:
+            out.append(h)
+    return out

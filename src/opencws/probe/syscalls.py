@@ -64,11 +64,37 @@ NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _) in SYSCALLS.items()}
 EXTRA_TYPES: dict[str, frozenset[T]] = {"unlinkat": frozenset({T.UNLINK, T.RMDIR})}
 
 
+CRED_TYPES = frozenset({T.SETUID, T.SETGID, T.CAPSET})
+
+INTERNAL_CRED = 30
+"""`interested` value (probe.bpf.c): a syscall that may change credentials, watched only to keep the kernel's
+per-thread credential cache (the "before" of setuid/setgid/capset events) current."""
+INTERNAL_BIRTH = 31
+"""`interested` value: a syscall that creates an inode without opening it (a stale inode discarder must go)."""
+
+CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
+"""Syscalls that change credentials (a new user namespace) without an event type of their own."""
+BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
+
+FILE_TYPES = frozenset({T.OPEN, T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR})
+"""Types whose events may teach inode discarders (the births of inodes then matter)."""
+
+
 def interested_map(enabled: set[T]) -> dict[int, int]:
-    """Syscall number -> event type, for the syscalls some enabled type needs."""
+    """Syscall number -> event type, for the syscalls some enabled type needs.
+
+    While any credential type is on, every credential-changing syscall is watched (those of the types that are
+    off, and unshare/setns, as INTERNAL_CRED): the kernel's "before" cache must see every change."""
     out: dict[int, int] = {}
+    creds = bool(CRED_TYPES & enabled)
     for name, (nr, etype) in SYSCALLS.items():
         wanted = EXTRA_TYPES.get(name, frozenset({etype}))
         if wanted & enabled:
             out[nr] = int(etype)
+        elif creds and etype in CRED_TYPES:
+            out[nr] = INTERNAL_CRED
+    if creds:
+        out.update((nr, INTERNAL_CRED) for nr in CRED_ONLY.values())
+    if FILE_TYPES & enabled:
+        out.update((nr, INTERNAL_BIRTH) for nr in BIRTH_ONLY.values())
     return out

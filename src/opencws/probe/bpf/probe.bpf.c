@@ -89,7 +89,21 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_fchmodat2 452
 #define NR_setxattrat 463
 #define NR_removexattrat 466
+#define NR_mknod 133
+#define NR_mknodat 259
+#define NR_unshare 272
+#define NR_setns 308
 #define AT_EMPTY_PATH 0x1000
+#define O_TMPFILE_BIT 0x400000     /* __O_TMPFILE */
+#define FMODE_CREATED_BIT 0x100000 /* file->f_mode: this open created the file */
+
+/* `interested` values beyond the event types: syscalls watched for the probe's own state */
+#define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
+#define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
+
+/* `enabled` values */
+#define ENABLED 1
+#define AT_EXIT 2                  /* unlink/rmdir/rename: resolved at sys_exit (no sys_enter needed) */
 
 /* ------------------------------------------------------------------ maps */
 
@@ -183,6 +197,15 @@ struct {
 	__type(value, __u32);
 } generation SEC(".maps");
 
+/* thread id -> its credentials as last seen (fork, exec, every credential-changing syscall): the "before"
+ * of a setuid/setgid/capset without a sys_enter hook. Filled for the tasks running at start from /proc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct ocws_creds);
+} cred_cache SEC(".maps");
+
 /* mount ids to treat as selinuxfs (tests declare a stand-in tmpfs here) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -245,6 +268,7 @@ struct work {
 	__u32 hops, pad3;              /* symlinks followed in this walk */
 	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
 	__u32 disc_hit, pad2;
+	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 };
 
 struct {
@@ -293,10 +317,17 @@ static __always_inline void count(__u32 type, __u32 which)
 		*v += 1;
 }
 
-static __always_inline int is_enabled(__u32 type)
+/* enabled and resolved at sys_enter (not AT_EXIT) */
+static __always_inline int enabled_at_enter(__u32 type)
 {
 	__u32 *v = bpf_map_lookup_elem(&enabled, &type);
-	return v && *v;
+	return v && (*v & (ENABLED | AT_EXIT)) == ENABLED;
+}
+
+static __always_inline int enabled_at_exit(__u32 type)
+{
+	__u32 *v = bpf_map_lookup_elem(&enabled, &type);
+	return v && (*v & (ENABLED | AT_EXIT)) == (ENABLED | AT_EXIT);
 }
 
 static __always_inline __u32 current_generation(void)
@@ -577,6 +608,8 @@ static long walk_step(__u32 i, void *ctx)
 	w->iter = (__u64)BPF_CORE_READ(dir, d_children.first);
 	bpf_loop(MAX_CHILDREN, child_step, NULL, 0);
 	if (!w->found) {
+		w->stop_last = last;
+		w->stop_end = next;
 		w->pos = start;
 		w->status |= FI_INCOMPLETE | FI_NOT_CACHED;
 		w->done = ST_STOP;
@@ -655,16 +688,23 @@ static long up_step(__u32 i, void *ctx)
 	return 0;
 }
 
-static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, struct mount *m)
+static __always_inline void fill_mount(struct file_info *fi, struct dentry *d, struct mount *m)
 {
 	struct dentry *td = RO(struct dentry, d);
 	struct mount *tm = RO(struct mount, m);
-	struct inode *ino = td->d_inode;
 	struct super_block *sb = td->d_sb;
 	fi->mount_id = tm->mnt_id;
 	fi->group_id = tm->mnt_group_id;
 	fi->dev = sb->s_dev;
 	bpf_probe_read_kernel_str(fi->fstype, sizeof(fi->fstype), sb->s_type->name);
+}
+
+static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, struct mount *m)
+{
+	struct dentry *td = RO(struct dentry, d);
+	struct inode *ino = td->d_inode;
+	struct super_block *sb = td->d_sb;
+	fill_mount(fi, d, m);
 	if (!ino)
 		return;
 	fi->flags |= FI_INODE;
@@ -847,6 +887,7 @@ static __noinline int walk_any(int slot, int dirfd, const char *upath, int follo
 	}
 	w->done = 0;
 	w->hops = 0;
+	w->stop_last = 0;
 	bpf_loop(MAX_COMPONENTS, walk_step, NULL, 0);
 	if (!w->done)
 		w->status |= FI_INCOMPLETE | FI_TRUNCATED;
@@ -1096,10 +1137,10 @@ static __always_inline void read_times(struct file_body *b, const void *p, int k
 
 /* ------------------------------------------------------------------ sys_enter */
 
+/* the credentials "before" come from cred_cache: sys_enter only captures the target of a destructive call */
 static __always_inline int needs_enter(__u32 type)
 {
-	return type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT ||
-	       type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET;
+	return type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT;
 }
 
 SEC("tp_btf/sys_enter")
@@ -1120,7 +1161,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		flags_arg = dx;
 		type = (dx & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
 	}
-	if (!is_enabled(type))
+	if (!enabled_at_enter(type))
 		return 0;
 	count(type, CNT_SEEN);
 	if (pid_discarded(type)) {
@@ -1135,9 +1176,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	in->type = type;
 	in->plen = 0;
 	in->flags_arg = flags_arg;
-	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET) {
-		read_creds((struct task_struct *)bpf_get_current_task(), &in->creds);
-	} else {
+	{
 		int need = 0;
 		switch (nr) {
 		case NR_unlink:
@@ -1183,28 +1222,144 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 
 /* ------------------------------------------------------------------ sys_exit */
 
-static __noinline int handle_cred_exit(__u32 nr, __s64 ret)
+/* A credential-changing syscall returned (type INTERNAL_CRED: one whose event type is off, or unshare/setns):
+ * "before" is what cred_cache held for the thread (kept by fork, exec and every such syscall), "after" what
+ * the task has now; the cache takes "after". */
+static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!in || !r)
+	if (!r)
 		return 0;
-	if (in->nr != nr) {
-		bpf_map_delete_elem(&inflight, &tid);
-		return 0;
-	}
-	__u32 type = in->type;
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct cred_body *b = (struct cred_body *)(r->b + sizeof(*h));
+	read_creds((struct task_struct *)bpf_get_current_task(), &b->after);
+	struct ocws_creds *cached = bpf_map_lookup_elem(&cred_cache, &tid);
+	int known = cached != NULL;
+	if (cached)
+		__builtin_memcpy(&b->before, cached, sizeof(struct ocws_creds));
+	bpf_map_update_elem(&cred_cache, &tid, &b->after, BPF_ANY);
+	if (type >= INTERNAL_CRED)
+		return 0;
+	count(type, CNT_SEEN);
+	if (pid_discarded(type)) {
+		count(type, CNT_FILTERED);
+		return 0;
+	}
 	fill_header(h, REC_CRED, type);
+	if (!known) {
+		__builtin_memcpy(&b->before, &b->after, sizeof(struct ocws_creds));
+		h->flags |= HF_CREDS_BEFORE_UNKNOWN;
+	}
 	b->retval = ret;
 	b->syscall_nr = nr;
 	b->pad = 0;
-	__builtin_memcpy(&b->before, &in->creds, sizeof(struct ocws_creds));
-	read_creds((struct task_struct *)bpf_get_current_task(), &b->after);
-	bpf_map_delete_elem(&inflight, &tid);
 	return output(r->b, sizeof(*h) + sizeof(*b), type);
+}
+
+/* the inode the walk state points at (w->d, w->m) is new: a discarder of its number is from a dead inode */
+static __always_inline void drop_discarder_of_target(struct work *w)
+{
+	struct dentry *d = RO(struct dentry, w->d);
+	struct inode *ino = d->d_inode;
+	if (!ino)
+		return;
+	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino, .mount_id = RO(struct mount, w->m)->mnt_id};
+	bpf_map_delete_elem(&discarder_inodes, &k);
+}
+
+/* mknod/mknodat created an inode (opening it later is no birth: FMODE_CREATED is not set) */
+static __noinline int handle_birth_exit(__u32 nr, __s64 ret, struct pt_regs *regs)
+{
+	struct work *w = get_work();
+	if (!w || ret != 0)
+		return 0;
+	__u64 di = BPF_CORE_READ(regs, di);
+	__u64 si = BPF_CORE_READ(regs, si);
+	int need = nr == NR_mknod ? walk_user(0, AT_FDCWD, (const char *)di, 0)
+				  : walk_user(0, (int)di, (const char *)si, 0);
+	if (need && !(w->status & FI_INCOMPLETE))
+		drop_discarder_of_target(w);
+	return 0;
+}
+
+/* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
+ * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
+ * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
+static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struct pt_regs *regs)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	count(type, CNT_SEEN);
+	if (pid_discarded(type)) {
+		count(type, CNT_FILTERED);
+		return 0;
+	}
+	__u64 di = BPF_CORE_READ(regs, di);
+	__u64 si = BPF_CORE_READ(regs, si);
+	__u64 dx = BPF_CORE_READ(regs, dx);
+	struct file_body *b = begin_file(r, ret, nr);
+	int dirfd = AT_FDCWD;
+	const char *p = (const char *)di;
+	if (nr == NR_unlinkat || nr == NR_renameat || nr == NR_renameat2) {
+		dirfd = (int)di;
+		p = (const char *)si;
+	}
+	if (nr == NR_unlinkat)
+		b->flags_arg = dx;
+	if (nr == NR_renameat2)
+		b->flags_arg = BPF_CORE_READ(regs, r8);
+	int need = walk_user(0, dirfd, p, 0);
+	int gone = 0, missing = 0;
+	if (need && ret == 0) {
+		if ((w->status & FI_NOT_CACHED) && w->stop_last) {
+			w->len = w->stop_end; /* drop trailing slashes */
+			gone = missing = 1;
+		} else if ((w->status & FI_NEGATIVE) || type != EV_RENAME) {
+			gone = 1;
+		}
+	}
+	if (need)
+		finish_slot(0);
+	struct file_info *f0 = &w->fi[0];
+	if (gone) {
+		f0->flags &= ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE);
+		f0->flags |= FI_REMOVED;
+		f0->resolved_len = f0->path_len;
+		if (missing)
+			fill_mount(f0, (struct dentry *)w->res_d, (struct mount *)w->res_m);
+	}
+	if (type == EV_RENAME) {
+		__u64 a3 = BPF_CORE_READ(regs, r10);
+		if (nr == NR_rename)
+			resolve_user(1, AT_FDCWD, (const char *)si, 0);
+		else
+			resolve_user(1, (int)dx, (const char *)a3, 0);
+		struct file_info *f1 = &w->fi[1];
+		if (ret == 0 && (f1->flags & FI_INODE)) {
+			/* the discarder of the renamed inode no longer holds (its path changed) */
+			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
+			bpf_map_delete_elem(&discarder_inodes, &k);
+			if (gone) {
+				f0->ino = f1->ino;
+				f0->atime_ns = f1->atime_ns;
+				f0->mtime_ns = f1->mtime_ns;
+				f0->ctime_ns = f1->ctime_ns;
+				f0->mode = f1->mode;
+				f0->uid = f1->uid;
+				f0->gid = f1->gid;
+				f0->nlink = f1->nlink;
+				f0->flags = (f0->flags & ~FI_REMOVED) | FI_INODE | (f1->flags & FI_UPPER_LAYER);
+			}
+		}
+	} else {
+		clear_slot(w, 1);
+	}
+	if (filtered_out(type, b->flags_arg, w))
+		return 0;
+	return emit_file(r, type);
 }
 
 /* events resolved at sys_enter: restore slot 0 from the in-flight entry */
@@ -1392,8 +1547,17 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!tp || !*tp)
 		return 0;
 	__u32 type = *tp;
-	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET)
-		return handle_cred_exit(nr, ret);
+	if (type == INTERNAL_BIRTH)
+		return handle_birth_exit(nr, ret, regs);
+	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
+		return handle_cred_exit(nr, ret, type);
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
+		__u32 t = type;
+		if (nr == NR_unlinkat)
+			t = (regs->dx & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+		if (enabled_at_exit(t))
+			return handle_removal_exit(nr, ret, t, regs);
+	}
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
 		struct work *w0 = get_work();
 		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -1476,9 +1640,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		b->flags_arg = flags;
 		b->mode_arg = mode;
-		if (ret >= 0)
-			need = target_file(0, fd_file(ret));
-		else
+		if (ret >= 0) {
+			struct file *f = fd_file(ret);
+			need = target_file(0, f);
+			/* a new inode: a discarder of its number was learned on a dead inode that had it */
+			if (need && ((RO(struct file, f)->f_mode & FMODE_CREATED_BIT) || (flags & O_TMPFILE_BIT)))
+				drop_discarder_of_target(w);
+		} else
 			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
@@ -1638,6 +1806,8 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	__builtin_memcpy(&b->file, &w->fi[0], sizeof(struct file_info));
 	__builtin_memcpy(&b->interpreter, &w->fi[1], sizeof(struct file_info));
 	read_creds(p, &b->creds);
+	__u32 tid = BPF_CORE_READ(p, pid);
+	bpf_map_update_elem(&cred_cache, &tid, &b->creds, BPF_ANY);
 	b->start_time = BPF_CORE_READ(p, start_boottime);
 	read_cgroup_name(p, b->cgroup);
 	read_tty_name(p, b->tty);
@@ -1679,20 +1849,22 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
-		return 0; /* a new thread, not a new process */
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!r)
 		return 0;
-	count(EV_FORK, CNT_SEEN);
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct fork_body *b = (struct fork_body *)(r->b + sizeof(*h));
+	__u32 ctid = BPF_CORE_READ(child, pid);
+	read_creds(child, &b->creds);
+	bpf_map_update_elem(&cred_cache, &ctid, &b->creds, BPF_ANY);
+	if (ctid != BPF_CORE_READ(child, tgid))
+		return 0; /* a new thread, not a new process */
+	count(EV_FORK, CNT_SEEN);
 	fill_header(h, REC_FORK, EV_FORK);
 	b->child_pid = BPF_CORE_READ(child, tgid);
 	b->child_tid = BPF_CORE_READ(child, pid);
 	b->start_time = BPF_CORE_READ(child, start_boottime);
 	b->child_cgroup_id = h->cgroup_id;
-	read_creds(child, &b->creds);
 	read_cgroup_name(parent, b->cgroup);
 	read_tty_name(parent, b->tty);
 	return output(r->b, sizeof(*h) + sizeof(*b), EV_FORK);
@@ -1703,6 +1875,7 @@ int BPF_PROG(sched_exit, struct task_struct *p, bool group_dead)
 {
 	__u32 tid = BPF_CORE_READ(p, pid);
 	bpf_map_delete_elem(&inflight, &tid);
+	bpf_map_delete_elem(&cred_cache, &tid);
 	if (!group_dead)
 		return 0;
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);

@@ -62,10 +62,12 @@ enum record_kind {
 #define FI_SYMLINK      (1u << 7)  /* an intermediate symlink (or a followed final one) stopped the walk */
 #define FI_NOT_CACHED   (1u << 8)  /* a component was not in the dentry cache */
 #define FI_BAD_FD       (1u << 9)  /* the dirfd/fd did not name an open file */
+#define FI_REMOVED      (1u << 10) /* resolved at sys_exit after the syscall removed the name: path only, no inode */
 
 /* header.flags */
 #define HF_ARGV_TRUNCATED (1u << 0)
 #define HF_ENVP_TRUNCATED (1u << 1)
+#define HF_CREDS_BEFORE_UNKNOWN (1u << 2) /* cred record: no credentials cached for the task, `before` = `after` */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
