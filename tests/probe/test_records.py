@@ -109,11 +109,45 @@ def test_every_truncation_of_a_valid_record_is_rejected(lazy):
 def test_a_lazily_decoded_event_equals_the_eagerly_decoded_one():
     rec = file_record(EventType.RENAME, b"/a", b"/b", nr=316, flags_arg=2)
     lazy, eager = r.decode(rec), r.decode(rec, lazy=False)
-    assert type(lazy) is type(eager) is ev.RenameEvent
-    assert lazy == eager and repr(lazy) == repr(eager)
+    assert type(eager) is ev.RenameEvent and isinstance(lazy, ev.RenameEvent)  # lazy: a view over the bytes
+    assert lazy == eager and eager == lazy and repr(lazy) == repr(eager)
     assert lazy.destination.path == "/b" and lazy.flags == 2
     with pytest.raises(AttributeError):
         _ = lazy.no_such_field
+
+
+UNRESOLVED = r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED | r.FI_UPPER_LAYER | r.FI_NEGATIVE
+
+
+@pytest.mark.parametrize(
+    ("etype", "p1", "extra", "nr"),
+    [
+        (EventType.OPEN, b"", b"", 257), (EventType.CHMOD, b"", b"", 90), (EventType.CHOWN, b"", b"", 92),
+        (EventType.LINK, b"/d/\xff\xfe", b"", 86), (EventType.RENAME, b"/b", b"", 316),
+        (EventType.UNLINK, b"", b"", 263), (EventType.RMDIR, b"", b"", 84), (EventType.MKDIR, b"", b"", 83),
+        (EventType.UTIMES, b"", b"", 280), (EventType.SETXATTR, b"", b"user.x", 188),
+        (EventType.REMOVEXATTR, b"", b"noname", 197), (EventType.MOUNT, b"/", b"tmpfs", 165),
+        (EventType.UMOUNT, b"", b"", 166), (EventType.SELINUX, b"", b"1", 1),
+    ],
+)
+@pytest.mark.parametrize("inode", [True, False])
+def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, inode):
+    import dataclasses
+
+    flags = r.FI_PRESENT | r.FI_INODE if inode else UNRESOLVED
+    f0 = file_info(b"/tmp/x/f\xe9", flags, resolved=6)
+    body = r.FILE_BODY.pack(-13, nr, 1 if etype == EventType.SELINUX else 0o1101, 0o4755, 0xFFFFFFFF, 1000,
+                            len(extra), r.UTIME_OMIT, 12345, *f0,
+                            *(file_info(p1) if p1 else (0,) * 12 + (0, 0, 0, b"")))
+    tail = b"/tmp/x/f\xe9" + p1 + extra
+    rec = header(r.REC_FILE, etype, r.HEADER.size + len(body) + len(tail)) + body + tail
+    lazy, eager = r.decode(rec), r.decode(rec, lazy=False)
+    assert isinstance(lazy, type(eager))
+    for name in [f.name for f in dataclasses.fields(eager)]:
+        assert getattr(lazy, name) == getattr(eager, name), name
+    assert dataclasses.asdict(lazy) == dataclasses.asdict(eager) and repr(lazy) == repr(eager)
+    assert lazy.file.resolved == eager.file.resolved and lazy.file.basename == eager.file.basename
+    assert lazy.outcome == "Refused"
 
 
 def test_the_reader_counts_malformed_records_instead_of_raising():

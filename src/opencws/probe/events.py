@@ -66,8 +66,9 @@ class FileInfo:
 
 @dataclass(slots=True, kw_only=True)
 class KernelEvent:
-    """Decoded lazily: `decode` checks the record's layout and keeps its bytes; the first access to a field
-    decodes every field at once (so a consumer that drops an event on its type pays almost nothing)."""
+    """A kernel event. The reader's events of the file kinds are views over the record's bytes (see
+    `opencws.probe.records`): their fields are decoded on access, so a consumer that drops an event on its
+    type or pid pays almost nothing. They compare equal to, and print like, the eagerly built events."""
 
     type: ClassVar[str] = ""
     pid: int
@@ -78,20 +79,6 @@ class KernelEvent:
     uid: int
     gid: int
     comm: str
-    _raw: bytes | None = field(default=None, repr=False, compare=False)
-
-    def __getattr__(self, name: str) -> Any:
-        # Reached only for a slot not set yet: a lazily decoded record's fields.
-        if name == "_raw":  # events built eagerly never set it
-            return None
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raw = self._raw
-        if raw is None or _decode_into is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self._raw = None
-        _decode_into(self, raw)
-        return object.__getattribute__(self, name)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -324,10 +311,6 @@ EVENT_CLASSES: dict[str, type[KernelEvent]] = {
         SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent,
     )
 }
-
-
-_decode_into: Callable[[KernelEvent, bytes], None] | None = None
-"""Set by opencws.probe.records: fills a lazily decoded event from its record."""
 
 
 def positional_builder(cls: type) -> Callable[..., Any]:

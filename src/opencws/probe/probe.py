@@ -22,22 +22,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencws.probe import credcache, libbpf
+from opencws.probe import libbpf
 from opencws.probe.build import object_path
 from opencws.probe.capabilities import BTF_PATH
 from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
-from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, Hook, hooks_needed
-from opencws.probe.records import decode
+from opencws.probe.hooks import HOOKS, Hook, hooks_needed
+from opencws.probe.records import RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
-from opencws.probe.syscalls import CRED_TYPES, interested_map
+from opencws.probe.syscalls import interested_map
 
 NR_SYSCALLS = 512
 _U32 = struct.Struct("<I")
-_ENABLED = 1
-_AT_EXIT = 2
-"""`enabled` map values (probe.bpf.c ENABLED, AT_EXIT)."""
 _U64 = struct.Struct("<Q")
 _DISCARDER = struct.Struct("<II")
 _INODE_KEY = struct.Struct("<QII")
@@ -119,10 +116,11 @@ class Probe:
     def __init__(self, object_file: str | os.PathLike[str] | None = None, *,
                  ring_buffer_bytes: int | None = None,
                  event_types: Iterable[str | int | EventType] | None = None,
-                 reader: str = "mmap", lazy: bool = False):
+                 reader: str = "mmap", lazy: bool = True):
         """reader: `mmap` reads the ring buffer pages directly (fast); `libbpf` uses ring_buffer__poll with a
-        ctypes callback per record. lazy: file events are checked at once but their fields decoded on first
-        access (about 4x cheaper for events dropped unread, about 30% dearer for events read in full)."""
+        ctypes callback per record. lazy (default): file events are views over the bytes read, checked in
+        full at once and their fields decoded when read (see `records.decode_ring`); False: every field of
+        every event decoded at once (several times dearer)."""
         self._lazy = lazy
         if reader not in ("mmap", "libbpf"):
             raise ValueError(f"reader must be mmap or libbpf, not {reader!r}")
@@ -137,7 +135,6 @@ class Probe:
         self._maps: dict[str, _Map] = {}
         self._pending: list[bytes] = []
         self._enabled: set[EventType] = set()
-        self._at_exit: set[EventType] = set()
         self._basename_masks: dict[int, int] = {}
         self._path_masks: dict[int, int] = {}
         self._standins: set[int] = set()
@@ -195,8 +192,7 @@ class Probe:
         ncpu = lb.libbpf_num_possible_cpus()
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
-                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
-                 "cred_cache": credcache.CREDS.size}
+                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
@@ -240,38 +236,23 @@ class Probe:
     def event_types(self) -> set[EventType]:
         return set(self._enabled)
 
-    @property
-    def resolved_at_exit(self) -> set[EventType]:
-        return set(self._at_exit)
-
-    def set_event_types(self, types: Iterable[str | int | EventType], *,
-                        resolve_at_exit: Iterable[str | int | EventType] = ()) -> None:
-        """Enable exactly these types (plus exec, fork, exit); attach/detach hooks to match.
-
-        resolve_at_exit: unlink, rmdir, rename resolved when the syscall returns rather than before it
-        (hooks.AT_EXIT_CAPABLE: no sys_enter hook; a removed file then has its path but no inode fields)."""
+    def set_event_types(self, types: Iterable[str | int | EventType]) -> None:
+        """Enable exactly these types (plus exec, fork, exit); attach/detach hooks to match."""
         enabled = {EventType.parse(t) for t in types} | set(ALWAYS_ON)
-        at_exit = {EventType.parse(t) for t in resolve_at_exit} & AT_EXIT_CAPABLE
         enabled_map = self._maps["enabled"]
         for t in EventType:
-            value = (_ENABLED | (_AT_EXIT if t in at_exit else 0)) if t in enabled else 0
-            enabled_map.update(_U32.pack(t), _U32.pack(value))
-        creds_were_on = bool(CRED_TYPES & self._enabled)
+            enabled_map.update(_U32.pack(t), _U32.pack(1 if t in enabled else 0))
         wanted = interested_map(enabled)
         interested = self._maps["interested"]
         for nr in range(NR_SYSCALLS):
             interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0)))
         self._enabled = enabled
-        self._at_exit = at_exit
-        needed = {h.program for h in hooks_needed(enabled, at_exit)}
+        needed = {h.program for h in hooks_needed(enabled)}
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:
                 self._attach(hook)
             elif hook.program not in needed and hook.program in self._links:
                 libbpf.lib().bpf_link__destroy(self._links.pop(hook.program))
-        if CRED_TYPES & enabled and not creds_were_on:
-            # the cache missed the changes made while no credential type was on (or before the start)
-            credcache.resync(self._maps["cred_cache"].fd)
 
     def _attach(self, hook: Hook) -> None:
         lb = libbpf.lib()
@@ -315,8 +296,23 @@ class Probe:
         return out
 
     def poll(self, timeout_ms: int = 100) -> list[KernelEvent]:
-        """Decoded events available within timeout_ms (malformed records are counted, not raised)."""
-        return self.decode_all(self.poll_raw(timeout_ms))
+        """Decoded events available within timeout_ms (malformed records are counted, not raised).
+
+        The mmap reader copies everything readable at once and decodes it in one loop (`decode_ring`); the
+        file events it returns are views that keep that copy alive while they are."""
+        ring = self._ring
+        if ring is None:
+            return self.decode_all(self.poll_raw(timeout_ms))
+        ring.wait(timeout_ms)
+        cons, buf, end = ring.region(RING_PAD)
+        if not end:
+            return []
+        events, used, errors = decode_ring(buf, end, self._lazy)
+        ring.release(cons + used)
+        if errors:
+            self.decode_errors += len(errors)
+            self.last_decode_error = errors[-1]
+        return events
 
     def events(self, timeout_ms: int = 100) -> Iterator[KernelEvent]:
         """Decoded events forever (stop by breaking out)."""

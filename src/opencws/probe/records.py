@@ -10,6 +10,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 from opencws.probe import events as ev
 from opencws.probe.errors import DecodeError
@@ -255,53 +256,197 @@ def _picker(fields: list[tuple[int, str]]) -> struct.Struct:
     return struct.Struct(fmt)
 
 
+# ---------------------------------------------------------------------------------------------- views
+# The reader's file events are views: an object holding the bytes it was read from and the record's offset in
+# them, whose fields are decoded when read (one unpack_from each; the paths when the FileInfo is made). The
+# record is checked in full before the view is made: a view never raises on access.
+
 _F0 = _FILE_END - 2 * FILE_INFO.size
 _F1 = _F0 + FILE_INFO.size
 _FI_FLAGS, _FI_PATH_LEN = struct.calcsize("<QQQQIIIIII"), struct.calcsize("<QQQQIIIIIIII")
-_FILE_CHECK = _picker([
-    (HEADER.size + 12, "I"), (HEADER.size + 28, "I"),  # flags_arg, extra_len
-    (_F0 + _FI_FLAGS, "I"), (_F0 + _FI_PATH_LEN, "HH"), (_F1 + _FI_FLAGS, "I"), (_F1 + _FI_PATH_LEN, "HH"),
-])
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+
+
+def _get(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> property:
+    """A property reading one field at `off` from the start of the view's record (or FileInfo)."""
+    unpack = struct.Struct("<" + fmt).unpack_from
+    if convert is None:
+        def get(self: Any) -> Any:
+            return unpack(self._b, self._o + off)[0]
+    else:
+        def get(self: Any) -> Any:
+            return convert(unpack(self._b, self._o + off)[0])
+    return property(get)
+
+
+def _get_if_inode(fmt: str, off: int) -> property:
+    """A FileInfo field the kernel fills only with FI_INODE (None otherwise)."""
+    unpack = _picker(sorted([(off, fmt), (_FI_FLAGS, "I")])).unpack_from
+    value_first = off < _FI_FLAGS
+
+    def get(self: Any) -> Any:
+        a, b = unpack(self._b, self._o)
+        value, flags = (a, b) if value_first else (b, a)
+        return value if flags & FI_INODE else None
+    return property(get)
+
+
+def _flag(bit: int) -> property:
+    return _get("I", _FI_FLAGS, lambda f: f & bit != 0)
+
+
+class _View:
+    """Equality and repr of a view are those of the dataclass it stands for (and compare with one)."""
+
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+    _base: type = object
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, self._base):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._names)
+
+    __hash__ = None  # type: ignore[assignment]  (as the dataclasses: eq without frozen)
+
+
+def _view_class(cls: type, props: dict[str, property], slots: tuple[str, ...]) -> type:
+    view = type(cls.__name__, (_View, cls), {"__slots__": slots, **props})
+    view.__qualname__ = cls.__qualname__
+    view.__module__ = __name__
+    view.__doc__ = f"A view over the bytes of a record: {cls.__name__}, its fields decoded on access."
+    view._names = tuple(f.name for f in fields(cls))
+    view._base = cls
+    return view
+
+
+_FILE_INFO_VIEW = _view_class(ev.FileInfo, {
+    "resolved_len": _get("H", _FI_PATH_LEN + 2),
+    "path_resolution_error": _get("I", _FI_FLAGS, lambda f: resolution_error(f) if f & _UNRESOLVED else None),
+    "inode": _get_if_inode("Q", 0),
+    "access_time_ns": _get_if_inode("Q", 8),
+    "modification_time_ns": _get_if_inode("Q", 16),
+    "change_time_ns": _get_if_inode("Q", 24),
+    "mode": _get_if_inode("I", 32),
+    "uid": _get_if_inode("I", 36),
+    "gid": _get_if_inode("I", 40),
+    "mount_id": _get("I", 44),
+    "device": _get("I", 48, _device),
+    "nlink": _get_if_inode("I", 52),
+    "flags": _get("I", _FI_FLAGS),
+    "group_id": _get("I", 60),
+    "fs_type": _get("16s", 72, _cached_cstr),
+    "in_upper_layer": _flag(FI_UPPER_LAYER),
+    "negative": _flag(FI_NEGATIVE),
+}, ("_b", "_o"))
+"""FileInfo over a file_info in a record: `path` (a slot) is decoded when the view is made."""
+
+
+def _file_view(b: bytes, fi: int, path_at: int) -> ev.FileInfo:
+    f = _new(_FILE_INFO_VIEW)
+    f._b = b
+    f._o = fi
+    f.path = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]].decode("utf-8", "surrogateescape")
+    return f
+
+
+def _file(self: Any) -> ev.FileInfo:
+    f = self._f
+    if f is None:
+        o = self._o
+        f = self._f = _file_view(self._b, o + _F0, o + _FILE_END)
+    return f
+
+
+def _other_file(self: Any) -> ev.FileInfo | None:
+    """The second file_info (a rename's or link's destination, a mount's new root), when present."""
+    b, o = self._b, self._o
+    if not _U32(b, o + _F1 + _FI_FLAGS)[0] & FI_PRESENT:
+        return None
+    return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
+
+
+_EXTRA_LENS = _picker([(HEADER.size + 28, "I"), (_F0 + _FI_PATH_LEN, "H"), (_F1 + _FI_PATH_LEN, "H")])
+
+
+def _extra(self: Any) -> str:
+    """The variable bytes after the paths (an xattr name, a mount's fs type) as text."""
+    b, o = self._b, self._o
+    n, l0, l1 = _EXTRA_LENS.unpack_from(b, o)
+    start = o + _FILE_END + l0 + l1
+    return b[start:start + n].decode(errors="replace")
+
+
+def _xattr_namespace(self: Any) -> str:
+    name = self.name
+    return name.split(".", 1)[0] if "." in name else ""
+
+
+_B0 = HEADER.size  # the file body
+_COMMON = {
+    "tid": _get("I", 20), "ppid": _get("I", 32), "ktime_ns": _get("Q", 8), "cgroup_id": _get("Q", 24),
+    "uid": _get("I", 40), "gid": _get("I", 44), "comm": _get("16s", 48, _cached_cstr),
+    "syscall": _get("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
+    "retval": _get("q", _B0), "file": property(_file),
+}
+_FLAGS_ARG, _MODE_ARG = _get("I", _B0 + 12), _get("I", _B0 + 16)
+_OWN: dict[EventType, dict[str, property]] = {
+    EventType.OPEN: {"flags": _FLAGS_ARG, "mode": _MODE_ARG},
+    EventType.CHMOD: {"mode": _MODE_ARG},
+    EventType.MKDIR: {"mode": _MODE_ARG},
+    EventType.CHOWN: {"new_uid": _get("I", _B0 + 20, lambda v: _signed32(v)),
+                      "new_gid": _get("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
+    EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
+    EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG},
+    EventType.UNLINK: {"flags": _FLAGS_ARG},
+    EventType.RMDIR: {"flags": _FLAGS_ARG},
+    EventType.UMOUNT: {"flags": _FLAGS_ARG},
+    EventType.UTIMES: {
+        "access_time_ns": _get("Q", _B0 + 32, lambda t: None if t >= UTIME_OMIT else t),
+        "modification_time_ns": _get("Q", _B0 + 40, lambda t: None if t >= UTIME_OMIT else t),
+        "access_time_omitted": _get("Q", _B0 + 32, lambda t: t == UTIME_OMIT),
+        "modification_time_omitted": _get("Q", _B0 + 40, lambda t: t == UTIME_OMIT),
+        "flags": _FLAGS_ARG},
+    EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
+    EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
+    EventType.MOUNT: {"root": property(_other_file), "fs_type": property(_extra), "flags": _FLAGS_ARG},
+}
 _FILE_CLASSES = {
     EventType.OPEN: ev.OpenEvent, EventType.CHMOD: ev.ChmodEvent, EventType.CHOWN: ev.ChownEvent,
     EventType.LINK: ev.LinkEvent, EventType.RENAME: ev.RenameEvent, EventType.UNLINK: ev.UnlinkEvent,
     EventType.RMDIR: ev.RmdirEvent, EventType.MKDIR: ev.MkdirEvent, EventType.UTIMES: ev.UtimesEvent,
     EventType.SETXATTR: ev.SetXattrEvent, EventType.REMOVEXATTR: ev.RemoveXattrEvent,
-    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent, EventType.SELINUX: ev.SelinuxEvent,
+    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent,
 }
+FILE_VIEWS: dict[EventType, type] = {
+    t: _view_class(cls, {**_COMMON, **_OWN[t]}, ("_b", "_o", "_f")) for t, cls in _FILE_CLASSES.items()
+}
+"""The view class of each file event type (selinux records, rare, are decoded eagerly)."""
 _new = object.__new__
 
+_FILE_CHECK = _picker([
+    (16, "I"), (HEADER.size + 28, "I"),  # pid, extra_len
+    (_F0 + _FI_FLAGS, "I"), (_F0 + _FI_PATH_LEN, "HH"), (_F1 + _FI_PATH_LEN, "HH"),
+])
 
-def _lazy_file(etype: EventType, data: bytes) -> ev.KernelEvent:
-    """Check everything _decode_file would reject, then defer the decoding to the first field access."""
+
+def _file_view_of(etype: EventType, data: bytes) -> ev.KernelEvent:
+    """Check everything _decode_file would reject (it raises the reason), then make the view."""
     size = len(data)
-    if size < _FILE_END:
-        raise DecodeError(f"file record of {size} bytes, body needs {_FILE_END}")
-    flags_arg, extra_len, fl0, l0, r0, _fl1, l1, r1 = _FILE_CHECK.unpack_from(data)
-    if l0 > PATH_MAX or l1 > PATH_MAX:
-        _check_path_len(l0, "path")
-        _check_path_len(l1, "destination path")
-    if r0 > l0 or r1 > l1:
-        raise DecodeError(f"resolved length {r0 if r0 > l0 else r1} beyond path length {l0 if r0 > l0 else l1}")
-    if extra_len > EXTRA_MAX:
-        raise DecodeError(f"extra length {extra_len} exceeds {EXTRA_MAX}")
-    if _FILE_END + l0 + l1 + extra_len != size:
-        raise DecodeError(f"record size {size} != {_FILE_END} + paths {l0}+{l1} + extra {extra_len}")
-    if not fl0 & FI_PRESENT:
-        raise DecodeError("file record without a file")
-    if etype == EventType.SELINUX and flags_arg not in _SELINUX_KINDS:
-        raise DecodeError(f"unknown selinux kind {flags_arg}")
-    o = _new(_FILE_CLASSES[etype])
-    o._raw = data
+    view = FILE_VIEWS.get(etype)
+    if view is None or size < _FILE_END:
+        return _decode_file(etype, HEADER.unpack_from(data), data)
+    pid, extra_len, fl0, l0, r0, l1, r1 = _FILE_CHECK.unpack_from(data)
+    if not (_FILE_END + l0 + l1 + extra_len == size and r0 <= l0 <= PATH_MAX and r1 <= l1 <= PATH_MAX
+            and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
+        return _decode_file(etype, HEADER.unpack_from(data), data)  # raises the precise DecodeError
+    o = _new(view)
+    o._b = data
+    o._o = 0
+    o.pid = pid
+    o._f = None
     return o
-
-
-def _decode_into(o: ev.KernelEvent, data: bytes) -> None:
-    h = HEADER.unpack_from(data)
-    _decode_file(_TYPE_BY_NUMBER[h[1]], h, data, o)
-
-
-ev._decode_into = _decode_into
 
 
 def _signed32(v: int) -> int:
@@ -422,5 +567,60 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
     if _KIND_OF_TYPE[etype] != kind:
         raise DecodeError(f"event type {etype.event_name} cannot have record kind {kind}")
     if lazy and kind == REC_FILE:
-        return _lazy_file(etype, data)
+        return _file_view_of(etype, data)
     return decoder(etype, HEADER.unpack_from(data), data)
+
+
+# ---------------------------------------------------------------------------------------------- the reader
+
+_RING_CHECK = _picker([
+    (0, "I"), (8, "I"), (8 + 4, "I"), (8 + 16, "I"),  # ring length word, kind | type << 16, size, pid
+    (8 + HEADER.size + 28, "I"),  # extra_len
+    (8 + _F0 + _FI_FLAGS, "I"), (8 + _F0 + _FI_PATH_LEN, "HH"), (8 + _F1 + _FI_PATH_LEN, "HH"),
+])
+RING_PAD = _RING_CHECK.size
+"""Bytes the reader reads from a record's start whatever its size: a region must extend this far past its end."""
+_RING_VIEWS = {REC_FILE | t << 16: view for t, view in FILE_VIEWS.items()}
+_BUSY, _DISCARD = 1 << 31, 1 << 30
+
+
+def decode_ring(buf: bytes, end: int, lazy: bool = True) -> tuple[list[ev.KernelEvent], int, list[str]]:
+    """Decode the records of a copy of a BPF ring buffer's data, `buf[:end]` (each record behind the ring's
+    8-byte header; `buf` extends at least RING_PAD bytes past `end`, whatever they hold).
+
+    Returns the events, how many bytes were consumed (up to the first record not committed yet), and the
+    DecodeError reasons of the records rejected. With `lazy`, file events are views over `buf` (a record is
+    checked in full before its view is made); every other record is decoded from its own bytes by `decode`.
+    This is the reader's hot loop: one unpack_from per record, one object per event, nothing else."""
+    out: list[ev.KernelEvent] = []
+    append = out.append
+    errors: list[str] = []
+    check = _RING_CHECK.unpack_from
+    views = _RING_VIEWS if lazy else {}
+    new = _new
+    fe = _FILE_END
+    pos = 0
+    while pos < end:
+        ln, kt, size, pid, extra_len, fl0, l0, r0, l1, r1 = check(buf, pos)
+        if ln >= _DISCARD:  # BUSY (not committed yet: stop here) or DISCARD
+            if ln & _BUSY:
+                break
+            pos += ((ln & (_DISCARD - 1)) + 15) & ~7
+            continue
+        view = views.get(kt)
+        # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
+        if (view is not None and size == ln == fe + l0 + l1 + extra_len and r0 <= l0 <= PATH_MAX
+                and r1 <= l1 <= PATH_MAX and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
+            o = new(view)
+            o._b = buf
+            o._o = pos + 8
+            o.pid = pid
+            o._f = None
+            append(o)
+        else:
+            try:
+                append(decode(buf[pos + 8:pos + 8 + ln], lazy))
+            except DecodeError as exc:
+                errors.append(str(exc))
+        pos += (ln + 15) & ~7
+    return out, pos, errors

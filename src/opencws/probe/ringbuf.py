@@ -46,6 +46,24 @@ class RingReader:
         if self.available() == 0 and timeout_ms != 0:
             self._epoll.poll(timeout_ms / 1000 if timeout_ms > 0 else -1)
 
+    def region(self, pad: int = 0) -> tuple[int, bytes, int]:
+        """One copy of everything produced and not consumed yet: (consumer position, the bytes, their length).
+
+        The data pages are mapped twice in a row, so the region is one slice even when it wraps around the
+        ring; `pad` more bytes follow it (whatever the ring holds there, zeros past the mapping), for readers
+        that read a fixed-size prefix of every record. Release what was read with `release`."""
+        cons = _U64.unpack_from(self._consumer, 0)[0]
+        avail = _U64.unpack_from(self._producer, 0)[0] - cons
+        start = mmap.PAGESIZE + (cons & self.mask)
+        buf = self._producer[start:start + avail + pad]
+        if len(buf) < avail + pad:
+            buf += bytes(avail + pad - len(buf))
+        return cons, buf, avail
+
+    def release(self, position: int) -> None:
+        """Hand the space before this consumer position back to the producer."""
+        _U64.pack_into(self._consumer, 0, position)
+
     def read(self, limit: int = 0) -> list[bytes]:
         """Copy out every committed record (at most `limit` when given), then release their space."""
         mm = self._producer
