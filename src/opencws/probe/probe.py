@@ -22,19 +22,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from opencws.probe import libbpf
+from opencws.probe import credcache, libbpf
 from opencws.probe.build import object_path
 from opencws.probe.capabilities import BTF_PATH
 from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
-from opencws.probe.hooks import HOOKS, Hook, hooks_needed
+from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, Hook, hooks_needed
 from opencws.probe.records import RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
-from opencws.probe.syscalls import interested_map
+from opencws.probe.syscalls import CRED_TYPES, interested_map
 
 NR_SYSCALLS = 512
 _U32 = struct.Struct("<I")
+_ENABLED = 1
+_AT_EXIT = 2
+"""`enabled` map values (probe.bpf.c ENABLED, AT_EXIT)."""
 _U64 = struct.Struct("<Q")
 _DISCARDER = struct.Struct("<II")
 _INODE_KEY = struct.Struct("<QII")
@@ -135,6 +138,7 @@ class Probe:
         self._maps: dict[str, _Map] = {}
         self._pending: list[bytes] = []
         self._enabled: set[EventType] = set()
+        self._at_exit: set[EventType] = set()
         self._basename_masks: dict[int, int] = {}
         self._path_masks: dict[int, int] = {}
         self._standins: set[int] = set()
@@ -192,7 +196,8 @@ class Probe:
         ncpu = lb.libbpf_num_possible_cpus()
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
-                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4}
+                 "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
+                 "cred_cache": credcache.CREDS.size}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
@@ -236,23 +241,38 @@ class Probe:
     def event_types(self) -> set[EventType]:
         return set(self._enabled)
 
-    def set_event_types(self, types: Iterable[str | int | EventType]) -> None:
-        """Enable exactly these types (plus exec, fork, exit); attach/detach hooks to match."""
+    @property
+    def resolved_at_exit(self) -> set[EventType]:
+        return set(self._at_exit)
+
+    def set_event_types(self, types: Iterable[str | int | EventType], *,
+                        resolve_at_exit: Iterable[str | int | EventType] = ()) -> None:
+        """Enable exactly these types (plus exec, fork, exit); attach/detach hooks to match.
+
+        resolve_at_exit: unlink, rmdir, rename resolved when the syscall returns rather than before it
+        (hooks.AT_EXIT_CAPABLE: no sys_enter hook; a removed file then has its path but no inode fields)."""
         enabled = {EventType.parse(t) for t in types} | set(ALWAYS_ON)
+        at_exit = {EventType.parse(t) for t in resolve_at_exit} & AT_EXIT_CAPABLE
         enabled_map = self._maps["enabled"]
         for t in EventType:
-            enabled_map.update(_U32.pack(t), _U32.pack(1 if t in enabled else 0))
+            value = (_ENABLED | (_AT_EXIT if t in at_exit else 0)) if t in enabled else 0
+            enabled_map.update(_U32.pack(t), _U32.pack(value))
+        creds_were_on = bool(CRED_TYPES & self._enabled)
         wanted = interested_map(enabled)
         interested = self._maps["interested"]
         for nr in range(NR_SYSCALLS):
             interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0)))
         self._enabled = enabled
-        needed = {h.program for h in hooks_needed(enabled)}
+        self._at_exit = at_exit
+        needed = {h.program for h in hooks_needed(enabled, at_exit)}
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:
                 self._attach(hook)
             elif hook.program not in needed and hook.program in self._links:
                 libbpf.lib().bpf_link__destroy(self._links.pop(hook.program))
+        if CRED_TYPES & enabled and not creds_were_on:
+            # the cache missed the changes made while no credential type was on (or before the start)
+            credcache.resync(self._maps["cred_cache"].fd)
 
     def _attach(self, hook: Hook) -> None:
         lb = libbpf.lib()
