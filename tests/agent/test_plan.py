@@ -48,10 +48,10 @@ def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle(tmp_p
 
 def test_inode_discarders_enable_the_types_that_invalidate_them(tmp_path):
     plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
-    assert plan.event_types == {"chmod", "exec", "fork", "exit", "unlink", "rename", "link"}
+    assert plan.event_types == {"chmod", "exec", "fork", "exit", "rename", "link"}
     assert plan.rule_types == {"chmod"}
-    # the kernel drops the discarder of an unlinked inode itself: no unlink event needs to leave it
-    assert plan.filter_all == {"unlink"}
+    # no unlink hook: the kernel drops a stale inode discarder when it sees the number's next inode born
+    assert plan.filter_all == set()
     # renames (of a directory) and hard links must reach the agent
     assert "rename" not in plan.approvers and "link" not in plan.approvers
 
@@ -129,7 +129,9 @@ def test_the_default_policy_plan(tmp_path):
     default = Path(__file__).resolve().parents[2] / "src/opencws/secl/policies/default.policy"
     plan = plan_filters(load([default]))
     assert {"open", "exec", "fork", "exit", "rename", "bpf"} <= plan.event_types
-    assert plan.event_types == plan.rule_types | {"exec", "fork", "exit", "unlink", "rename", "link"}
+    assert plan.event_types == plan.rule_types | {"exec", "fork", "exit", "rename", "link"}
+    # one syscall hook site: the default policy's unlink/rmdir/rename rules need nothing of a removed inode
+    assert plan.resolve_at_exit == {"unlink", "rmdir", "rename"} and plan.needs_enter_by == {}
     assert plan.approvers["link"].basenames == {"shadow", "gshadow", "sudoers"}
     # /root/.ssh/id_* and the like fix no basename: open passes the approvers, discarders handle it
     assert "open" in plan.unfiltered_by
@@ -139,8 +141,9 @@ class FakeProbe:
     def __init__(self):
         self.calls: list[tuple] = []
 
-    def set_event_types(self, types):
+    def set_event_types(self, types, *, resolve_at_exit=()):
         self.calls.append(("types", tuple(types)))
+        self.calls.append(("at_exit", tuple(resolve_at_exit)))
 
     def set_approvers(self, event_type, *, basenames=(), paths=(), flags_mask=0):
         self.calls.append(("approvers", event_type, tuple(basenames), flags_mask))
@@ -153,8 +156,17 @@ def test_apply_pushes_types_then_replaces_or_clears_every_approver(tmp_path):
     text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'open.file.path =~ "/x/*"')
     probe = FakeProbe()
     apply_plan(probe, plan_filters(policy(tmp_path, text)),
-               known_types=["exec", "fork", "exit", "open", "chmod", "unlink"])
-    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open", "unlink"))
+               known_types=["exec", "fork", "exit", "open", "chmod", "unlink", "rename"])
+    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open", "rename"))
+    assert probe.calls[1] == ("at_exit", ("rename",))
     assert ("approvers", "chmod", ("shadow",), 0) in probe.calls
-    assert ("approvers", "unlink", (), 0) in probe.calls  # enabled for invalidation only: all filtered
+    assert ("clear", "unlink") in probe.calls
     assert ("clear", "open") in probe.calls
+
+
+def test_unlink_rules_on_the_removed_inode_keep_sys_enter_the_others_resolve_at_exit(tmp_path):
+    plan = plan_filters(policy(tmp_path, rule("a", 'unlink.file.path =~ "/var/log/*" && unlink.file.name != "x"')
+                               + rule("b", 'rmdir.file.mode & 0o1000 > 0')
+                               + rule("c", 'rename.file.inode == 5')))
+    assert plan.resolve_at_exit == {"unlink", "rename"}
+    assert plan.needs_enter_by == {"rmdir": "b"}

@@ -10,8 +10,15 @@ Three layers, cheapest first, keep activity that no rule cares about inside the 
   while a path approver would make it walk up to the root for every event the basenames do not approve;
 - **discarders** (`Discarders`): when an event arrives that no rule of its type could match given its file
   path (or its process executable), the inode (or the process) is discarded for that type. The kernel drops
-  an inode's discarder on rename and unlink of that name and bumps the generation on mount changes; the agent
-  invalidates everything on rule reload and on a directory rename (paths under it changed).
+  an inode's discarder on rename of that name and when a new inode is born (an open that created the file,
+  O_TMPFILE, mknod: a freed inode number can only come back through a birth), and bumps the generation on
+  mount changes; the agent invalidates everything on rule reload and on a directory rename (paths under it
+  changed), and drops the discarder of an inode that gains a hard link.
+
+Hook sites: every syscall hook site slows every syscall of the machine, so the plan asks for unlink, rmdir
+and rename to be resolved at sys_exit (`FilterPlan.resolve_at_exit`) whenever no rule needs what only
+sys_enter can see (the inode fields of a file an unlink or rmdir removes); with the default policy the probe
+then runs on one syscall hook site.
 """
 
 from __future__ import annotations
@@ -47,9 +54,17 @@ DISCARDABLE_BY_PID = frozenset(
 """Types the kernel can drop by process (exec, fork and exit always flow). Never the types that invalidate inode
 discarders: the kernel checks a pid discarder before it drops the discarder of an unlinked or renamed inode."""
 
-INVALIDATION_SEEN_BY_KERNEL = frozenset({"unlink"})
-"""Hooked whenever inode discarders may exist: the kernel drops an unlinked inode's discarder itself (before
-its approvers), so when no rule uses the type, nothing of it needs to reach the agent."""
+INVALIDATION_SEEN_BY_KERNEL: frozenset[str] = frozenset()
+"""Types hooked whenever inode discarders may exist only so that the kernel sees them (all their events then
+filtered). None since births invalidate: an unlinked inode's stale discarder can only matter once its number
+is reused, and the kernel drops it when it sees that inode born (probe.bpf.c `drop_discarder_of_target`)."""
+
+AT_EXIT_TYPES = frozenset({"unlink", "rmdir", "rename"})
+"""Types the probe can resolve at sys_exit (opencws.probe.hooks.AT_EXIT_CAPABLE)."""
+
+GONE_AT_EXIT_SUFFIXES = frozenset({"path", "name", "path.length", "name.length", "filesystem", "mount_id"})
+"""The `<type>.file.*` fields an unlink or rmdir resolved at sys_exit still has (the rest describe the removed
+inode: inode, mode, uid, user, times...). A rename resolved at sys_exit loses nothing."""
 
 INVALIDATION_SEEN_BY_AGENT = frozenset({"rename", "link"})
 """Rare types the agent must see while inode discarders may exist: a renamed directory moves every path under
@@ -59,7 +74,7 @@ it, and a new hard link gives a discarded inode a name a rule may watch."""
 class ProbeFilters(Protocol):
     """The part of `opencws.probe.Probe` the filters drive (a fake in unit tests)."""
 
-    def set_event_types(self, types: Iterable[str]) -> None: ...
+    def set_event_types(self, types: Iterable[str], *, resolve_at_exit: Iterable[str] = ()) -> None: ...
     def set_approvers(self, event_type: str, *, basenames: Iterable[str] = (), paths: Iterable[str] = (),
                       flags_mask: int = 0) -> None: ...
     def clear_approvers(self, event_type: str) -> None: ...
@@ -89,6 +104,10 @@ class FilterPlan:
     """Types some rule uses (the others in event_types are enabled to keep discarders correct)."""
     filter_all: frozenset[str] = frozenset()
     """Types enabled only so that the kernel sees them (invalidation): every event of them is filtered."""
+    resolve_at_exit: frozenset[str] = frozenset()
+    """Enabled types the probe resolves at sys_exit (no sys_enter hook for them)."""
+    needs_enter_by: dict[str, str] = field(default_factory=dict)
+    """For an unlink/rmdir left at sys_enter: the id of a rule using a field of the removed inode."""
 
 
 def active_rules(policies: PolicySet) -> list[tuple[str, CompiledRule, dict[str, Macro] | None]]:
@@ -169,6 +188,18 @@ def _type_approvers(rules: list[tuple[str, CompiledRule]], event_type: str) -> t
     return TypeApprovers(frozenset(basenames), mask), ""
 
 
+def _needs_removed_inode(rule: CompiledRule, event_type: str) -> bool:
+    """Whether an unlink/rmdir rule reads a field of the removed file that only sys_enter can capture."""
+    if event_type == "rename":
+        return False
+    prefix = f"{event_type}.file."
+    for name in rule.fields:
+        canonical = _canonical(name)
+        if canonical.startswith(prefix) and canonical[len(prefix):] not in GONE_AT_EXIT_SUFFIXES:
+            return True
+    return False
+
+
 def plan_filters(policies: PolicySet, *, discarders: bool = True) -> FilterPlan:
     """Event types to enable and the approvers of each, computed from the policy's active rules.
 
@@ -193,7 +224,14 @@ def plan_filters(policies: PolicySet, *, discarders: bool = True) -> FilterPlan:
             unfiltered[t] = rid
         else:
             approvers[t] = found
-    return FilterPlan(types, approvers, unfiltered, rule_types, filter_all)
+    needs_enter: dict[str, str] = {}
+    for t in sorted(AT_EXIT_TYPES & types):
+        for rid, rule in by_type.get(t, []):
+            if _needs_removed_inode(rule, t):
+                needs_enter[t] = rid
+                break
+    at_exit = frozenset((AT_EXIT_TYPES & types) - set(needs_enter))
+    return FilterPlan(types, approvers, unfiltered, rule_types, filter_all, at_exit, needs_enter)
 
 
 def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str] | None = None) -> None:
@@ -206,7 +244,7 @@ def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str]
 
         known_types = [t.event_name for t in EventType]
     known = set(known_types)
-    probe.set_event_types(sorted(plan.event_types & known))
+    probe.set_event_types(sorted(plan.event_types & known), resolve_at_exit=sorted(plan.resolve_at_exit & known))
     for t in sorted(KERNEL_APPROVER_TYPES & known):
         a = plan.approvers.get(t)
         if t in plan.filter_all:
