@@ -112,23 +112,21 @@ class BpfObject:
 @contextmanager
 def probe_with_policy(policy: Path, *, discard: Path | None = None,
                       warmup: Callable[[], object] | None = None, reader: str | None = None,
-                      exit_site_only: bool = False) -> Iterator:
+                      at_enter: bool = False) -> Iterator:
     """The probe with the policy's filters, as the agent sets them.
 
     `discard`: a file opened until the agent learns its discarder from the event (as it would from real
     traffic); `warmup`: a workload run once first, its events read by the agent so that it learns what it
-    would learn from a long-running workload (the files a process opens at start, say); `exit_site_only`:
-    the policy's types less those that need the sys_enter hook (what one hook site would cost)."""
+    would learn from a long-running workload (the files a process opens at start, say); `at_enter`: unlink,
+    rmdir and rename resolved at sys_enter as before 11f5342 (two hook sites: what the second one costs)."""
     from opencws.agent.filters import KernelFilters
     from opencws.probe.probe import Probe
     from opencws.secl import load_policies
 
     with (Probe(reader=reader) if reader else Probe()) as probe:
         filters = KernelFilters(probe, load_policies([policy]))
-        if exit_site_only:
-            from opencws.probe.hooks import ENTER_TYPES
-
-            probe.set_event_types(filters.plan.event_types - {t.event_name for t in ENTER_TYPES})
+        if at_enter:
+            probe.set_event_types(filters.plan.event_types)
 
         def learn(ms: int) -> bool:
             found = False
@@ -320,8 +318,8 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
         configs += [Config(label, lambda p=progs: floor.attached(p)) for label, progs in ALTERNATIVES.items()]
         configs.append(Config("probe, default policy filters, no discarder (every open sent)",
                               lambda: probe_with_policy(policy)))
-        configs.append(Config("probe + discarder, types needing sys_enter left out (one hook site)",
-                              lambda: probe_with_policy(policy, discard=unwatched, exit_site_only=True)))
+        configs.append(Config("probe + discarder, unlink/rmdir/rename at sys_enter (two hook sites)",
+                              lambda: probe_with_policy(policy, discard=unwatched, at_enter=True)))
     best = interleaved(configs, lambda: run_loop(loop, "openclose", str(unwatched), args.iterations, args.clock),
                        args.rounds)
     bare, fl, pr = (best[c.label] for c in configs[:3])
