@@ -102,3 +102,25 @@ def test_a_100_mb_input_is_validated_in_bounded_memory(tmp_path):
     count = 2 * (35 * 1024 * 1024 // len(line))
     assert summary == f"{count} valid, 1 invalid"
     assert int(max_rss_kb) < 80 * 1024, f"peak memory {int(max_rss_kb) // 1024} MiB"
+
+
+def test_a_non_positive_event_size_limit_is_a_usage_error(tmp_path, capsys):
+    path = _write(tmp_path, serialize(open_event()))
+    for bad in ("-1", "0", "ten"):
+        try:
+            main(["validate", "--max-event-bytes", bad, path])
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError("a bad limit must be a usage error")
+    assert "--max-event-bytes" in capsys.readouterr().err
+
+
+def test_a_closed_output_pipe_is_not_reported_as_success(tmp_path):
+    bad = b'{"evt": 1}\n' * 200_000
+    path = _write(tmp_path, bad)
+    script = f"set -o pipefail; {sys.executable} -m opencws.cli.main validate {path} | head -1"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=REPO, check=False)
+    assert out.stdout == "line 1: /evt: expected object, got integer 1\n"
+    assert out.returncode == 141
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr

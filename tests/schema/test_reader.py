@@ -56,3 +56,31 @@ def test_empty_input_has_no_documents():
 def test_binary_garbage_is_reported_not_raised():
     items = _read(b"\xff\xfe\x00garbage\n")
     assert items == [("line 1", None, items[0][2])] and "malformed JSON" in items[0][2]
+
+
+def test_a_pretty_printed_document_whose_first_line_is_not_a_lone_brace_is_one_document():
+    assert _read(b'{"a": {\n  "b": 1}\n}\n') == [("document", {"a": {"b": 1}}, None)]
+
+
+def test_json_lines_with_a_malformed_first_line_are_still_read_line_by_line():
+    items = _read(b'{"a": \n{"b": 1}\n')
+    assert items[0][0] == "line 1" and "malformed JSON" in items[0][2]
+    assert items[1] == ("line 2", {"b": 1}, None)
+
+
+def test_leading_blank_lines_are_skipped_and_still_counted():
+    assert _read(b"\n" * 1000 + b'{"a": 1}\n') == [("line 1001", {"a": 1}, None)]
+
+
+def test_megabytes_of_leading_blanks_are_skipped_without_being_held():
+    class CountingStream(io.BytesIO):
+        largest = 0
+
+        def read(self, n=-1):
+            data = super().read(n)
+            self.largest = max(self.largest, len(data))
+            return data
+
+    stream = CountingStream(b" \n" * 5_000_000 + b'{"a": 1}')
+    assert [(i.where, i.value) for i in read_documents(stream)] == [("line 5000001", {"a": 1})]
+    assert stream.largest <= 1 << 16

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from opencws.bench.timing import best_rate, line
+from opencws.cli.args import positive_int
 from opencws.model.codec import serialize, to_dict
 from opencws.model.event import Event
 from opencws.model.examples import exec_event, open_event
@@ -30,7 +31,9 @@ def typical_mix(n: int, seed: int = 7) -> list[bytes]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=int, default=20_000, help="events per round (default 20000)")
+    parser.add_argument(
+        "--events", type=positive_int, default=20_000, help="events per round (default 20000)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import IO
 
+from opencws.cli.args import positive_int
 from opencws.schema.reader import MAX_EVENT_BYTES
 from opencws.schema.validation import validate_stream
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
     parser.add_argument(
-        "--max-event-bytes", type=int, default=MAX_EVENT_BYTES, help="largest event accepted (bytes)"
+        "--max-event-bytes", type=positive_int, default=MAX_EVENT_BYTES, help="largest event accepted (bytes)"
     )
 
 

@@ -30,17 +30,18 @@ class Item:
     error: str | None = None
 
 
-def _peek(stream: IO[bytes]) -> tuple[bytes, bytes]:
-    """The first non-blank byte (or b"") and the bytes consumed to find it."""
-    consumed = b""
+def _skip_blank(stream: IO[bytes]) -> tuple[bytes, int]:
+    """Skip leading blank input without holding it: the first non-blank chunk (from its first non-blank
+    byte on, b"" at the end of the input) and how many newlines were skipped."""
+    newlines = 0
     while True:
         chunk = stream.read(_CHUNK)
         if not chunk:
-            return b"", consumed
-        consumed += chunk
-        stripped = consumed.lstrip()
+            return b"", newlines
+        stripped = chunk.lstrip()
         if stripped:
-            return stripped[:1], consumed
+            return stripped, newlines + chunk.count(b"\n", 0, len(chunk) - len(stripped))
+        newlines += chunk.count(b"\n")
 
 
 class _Prefixed:
@@ -79,8 +80,7 @@ def _loads(data: bytes) -> tuple[Any, str | None]:
         return None, f"malformed JSON: {e}"
 
 
-def _lines(stream: _Prefixed, limit: int) -> Iterator[Item]:
-    number = 0
+def _lines(stream: _Prefixed, limit: int, number: int = 0) -> Iterator[Item]:
     while True:
         line = stream.readline(limit + 1)
         if not line:
@@ -127,23 +127,29 @@ def read_documents(
 ) -> Iterator[Item]:
     """Yield the documents of `stream` with their place.
 
-    `auto` picks the format from the input: `[` starts a JSON array; a first line holding only `{`
-    starts one pretty-printed document; anything else is JSON lines (one document per line).
+    `auto` picks the format from the input: `[` starts a JSON array; a first line that is a complete
+    JSON value starts JSON lines; otherwise, if the input (up to `max_event_bytes`) is one JSON document
+    (pretty-printed), it is read as such, and else as JSON lines, each bad line reported.
     """
-    first, head = _peek(stream)
-    src = _Prefixed(head, stream)
-    if not first:
+    head, skipped = _skip_blank(stream)
+    if not head:
         return
+    src = _Prefixed(head, stream)
     if fmt == "auto":
-        if first == b"[":
+        if head[:1] == b"[":
             fmt = "array"
         else:
             line = src.readline(max_event_bytes + 1)
+            fmt = "jsonl"
+            if _loads(line)[1] is not None and line.endswith(b"\n"):
+                whole = line + src.read(max_event_bytes + 1 - len(line))
+                if len(whole) <= max_event_bytes and _loads(whole)[1] is None:
+                    fmt = "json"
+                line = whole
             src = _Prefixed(line, src)
-            fmt = "json" if line.strip() == b"{" else "jsonl"
     if fmt == "array":
         yield from _array(src)
     elif fmt == "jsonl":
-        yield from _lines(src, max_event_bytes)
+        yield from _lines(src, max_event_bytes, skipped)
     else:
         yield from _document(src, max_event_bytes)
