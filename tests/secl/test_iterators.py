@@ -36,7 +36,7 @@ def ev(expr: str, event=CHAIN) -> bool:
         ("process.ancestors.pid == 1", True),
         ("process.ancestors.pid > 250", True),
         ("process.ancestors.pid > 1000", False),
-        ('process.ancestors.name == "bash"', True),  # legacy alias of process.ancestors.file.name
+        ('process.ancestors.name == "bash"', True),  # legacy alias of process.ancestors.comm
         ('process.ancestors.comm == "sshd"', True),
     ],
 )

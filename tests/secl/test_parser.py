@@ -156,7 +156,7 @@ def test_deep_alternating_logic_is_a_precise_error():
         ("a == 12abc", "invalid number", 6),
         ("a in [1] == true", "after the array", 10),
         ("a == ${process.pid", "unterminated variable", 6),
-        ("a # b", "unexpected character '#'", 3),
+        ("a @ b", "unexpected character '@'", 3),
     ],
 )
 def test_syntax_errors_are_located(text: str, message: str, column: int):

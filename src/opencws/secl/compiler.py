@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import operator
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from opencws.secl.fields import (
     Registry,
     inline_expr,
 )
-from opencws.secl.matchers import build_matcher
+from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 
 ARRAY = "array"
@@ -288,7 +287,7 @@ class Compiler:
     def field_val(self, f: Field, node: ast.Node) -> Val:
         if f.event_type is not None:
             self.note_event_type(f.event_type, f.name, node)
-        canonical = f.alias_of or f.name
+        canonical = f.canonical
         self.fields_used.add(canonical)
         if self.bound is not None:
             if canonical in self.bound:
@@ -347,10 +346,23 @@ class Compiler:
         value = node.value
         if node.kind == "regex":
             try:
-                re.compile(value)
-            except re.error as e:
-                off = node.pos + 2 + (e.pos or 0)
-                raise SeclError(f"invalid regular expression: {e.msg}", self.text, off, off + 1) from None
+                compile_regex(value)
+            except RegexError as e:
+                raise SeclError(
+                    f"invalid regular expression (RE2 syntax): {e}", self.text, node.pos + 2, node.end - 1
+                ) from None
+        if node.kind == "pattern" and "${" in value:
+            # Datadog expands variables in strings only: in a pattern `${...}` stays literal and silently
+            # never matches, so it is refused here.
+            j = value.find("${")
+            off = node.pos + 2 + j
+            raise SeclError(
+                "variables are not expanded inside patterns (~\"...\"): '${' would be matched literally; "
+                "use a string with the variable (\"/proc/${process.pid}/maps\") or a pattern without it",
+                self.text,
+                off,
+                off + 2,
+            )
         if node.kind == "string" and "${" in value:
             return self.interpolated(node)
         return _const(STRING, value, node, kind=node.kind)
@@ -584,12 +596,12 @@ class Compiler:
             c = right.const
             fn = {"&": lambda e: lf(e) & c, "|": lambda e: lf(e) | c, "^": lambda e: lf(e) ^ c}[node.op]
             if node.op == "&" and left.field is not None:
-                bitand = (left.field.alias_of or left.field.name, c)
+                bitand = (left.field.canonical, c)
         elif left.is_const:
             c = left.const
             fn = {"&": lambda e: c & rf(e), "|": lambda e: c | rf(e), "^": lambda e: c ^ rf(e)}[node.op]
             if node.op == "&" and right.field is not None:
-                bitand = (right.field.alias_of or right.field.name, c)
+                bitand = (right.field.canonical, c)
         else:
             fn = lambda e: op(lf(e), rf(e))  # noqa: E731
         out = Val(INT, fn, cost=left.cost + right.cost + 1, bitand=bitand, node=node)
@@ -673,7 +685,7 @@ class Compiler:
                 gen = f"{'not ' if negate else ''}{{m}}({{L}})"
                 gen_objs = {"m": m}
             if not negate and left.field is not None:
-                approvers = {left.field.alias_of or left.field.name: frozenset([Approver(kind, right.const)])}
+                approvers = {left.field.canonical: frozenset([Approver(kind, right.const)])}
         elif op in ("==", "!="):
             if right.is_const:
                 c = right.const
@@ -683,7 +695,7 @@ class Compiler:
                     fn = (lambda e: lf(e) != c) if negate else (lambda e: lf(e) == c)
                     gen = f"{{L}} {op} {{R}}"
                 if not negate and left.field is not None:
-                    approvers = {left.field.alias_of or left.field.name: frozenset([Approver("exact", c)])}
+                    approvers = {left.field.canonical: frozenset([Approver("exact", c)])}
             elif multi:
                 fn = (lambda e: rf(e) not in lf(e)) if negate else (lambda e: rf(e) in lf(e))
             else:
@@ -694,9 +706,16 @@ class Compiler:
             if left.field is not None and left.field.date and right.duration:
                 # `process.created_at > 5s`: the age at the time of the event.
                 get = lf
+                if multi:  # an iterator (`process.ancestors.created_at`): the age of each value
 
-                def lf(e: Any) -> int:
-                    return _now(e) - get(e)
+                    def lf(e: Any) -> Any:
+                        now = _now(e)
+                        return [now - x for x in get(e)]
+
+                else:
+
+                    def lf(e: Any) -> Any:
+                        return _now(e) - get(e)
 
                 cost += 1
                 age = True
@@ -800,7 +819,7 @@ class Compiler:
                 "regex": "regex",
             }
             approvers = {
-                left.field.alias_of or left.field.name: frozenset(Approver(kinds[k], v) for k, v in arr.items)
+                left.field.canonical: frozenset(Approver(kinds[k], v) for k, v in arr.items)
             }
         cost = left.cost + 1 + (3 if has_matcher else 0)
         out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)

@@ -54,6 +54,11 @@ class Field:
     source: tuple[tuple[str, ...], str] | None = None  # (attribute chain, expression): for inlining
 
     @property
+    def canonical(self) -> str:
+        """The field's own name: the target of a legacy alias, else its name."""
+        return self.alias_of or self.name
+
+    @property
     def type_name(self) -> str:
         base = {STRING: "string", INT: "integer", BOOL: "boolean"}[self.type]
         return f"{base} list" if self.multi else base
@@ -152,6 +157,22 @@ def args_options(args: list[str] | None) -> list[str]:
     return out
 
 
+def _int_or_zero(v: Any) -> int:
+    """A free-form value read as an integer field: an int (not a bool), else 0."""
+    return v if type(v) is int else 0
+
+
+def _str_or_empty(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _caps_or_none(v: Any) -> list[str] | None:
+    """A capability list from a free-form value: only a list of strings."""
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return v
+    return None
+
+
 def _basename(path: str | None) -> str | None:
     return posixpath.basename(path) if path else None
 
@@ -169,6 +190,9 @@ _ENV: dict[str, Any] = {
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
+    "int_or_zero": _int_or_zero,
+    "str_or_empty": _str_or_empty,
+    "caps_or_none": _caps_or_none,
     "retval_of": retval_of,
 }
 
@@ -392,7 +416,8 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("envp", STRING, (), "o.envs", {"multi": True}),
     ("envs_truncated", BOOL, (), "o.envs_truncated", {}),
 ]
-_PROCESS_LEGACY = {"name": "file.name", "filename": "file.path", "basename": "file.name"}
+# As Datadog's legacy field table: `process.name` is the command name (`process.comm`).
+_PROCESS_LEGACY = {"name": "comm", "filename": "file.path", "basename": "file.name"}
 
 
 class Registry:
@@ -512,11 +537,12 @@ def build_registry() -> Registry:
     dest = ("process", "credentials", "destination")
     for t, ids in (("setuid", ("uid", "euid", "fsuid")), ("setgid", ("gid", "egid", "fsgid"))):
         for i in ids:
-            r.add(f"{t}.{i}", INT, dest, f"o.get({i!r})", t)
+            r.add(f"{t}.{i}", INT, dest, f"int_or_zero(o.get({i!r}))", t)
         for n in ("user", "euser", "fsuser") if t == "setuid" else ("group", "egroup", "fsgroup"):
-            r.add(f"{t}.{n}", STRING, dest, f"o.get({n!r})", t)
+            r.add(f"{t}.{n}", STRING, dest, f"str_or_empty(o.get({n!r}))", t)
+    # `credentials.destination` is free-form in the schema: odd values read as the zero value.
     for n in ("cap_effective", "cap_permitted"):
-        r.add(f"capset.{n}", INT, dest, f"capability_mask(o.get({n!r}))", "capset")
+        r.add(f"capset.{n}", INT, dest, f"capability_mask(caps_or_none(o.get({n!r})))", "capset")
     # SELinux.
     r.add("selinux.bool.name", STRING, ("selinux", "bool"), "o.name", "selinux")
     r.add("selinux.bool.state", STRING, ("selinux", "bool"), "o.state", "selinux")
@@ -543,7 +569,3 @@ def build_registry() -> Registry:
 
 
 REGISTRY = build_registry()
-
-
-def event_type_of(event: Event) -> str | None:
-    return event.evt.name if event.evt is not None else None

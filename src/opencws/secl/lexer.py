@@ -1,5 +1,9 @@
 """Tokens of SECL: identifiers, numbers, durations, strings, `~"patterns"`, `r"regexps"`, `${variables}`,
-operators and punctuation. A single left-to-right scan; every token keeps its character offsets."""
+operators and punctuation. A single left-to-right scan; every token keeps its character offsets.
+
+As in Datadog's lexer, `#` and `//` start a comment that runs to the end of the line (outside strings), and
+integers follow Go's `strconv.ParseInt(s, 0, 64)`: a leading `0` means octal (`0755` is 493), and values
+must fit in a signed 64-bit integer."""
 
 from __future__ import annotations
 
@@ -73,6 +77,10 @@ def tokenize(text: str) -> list[Token]:
         if c in " \t\r\n":
             i += 1
             continue
+        if c == "#" or (c == "/" and text.startswith("//", i)):
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl + 1
+            continue
         start = i
         if c == '"' or (c in "~r" and i + 1 < n and text[i + 1] == '"'):
             kind = STRING if c == '"' else PATTERN if c == "~" else REGEX
@@ -126,24 +134,69 @@ def tokenize(text: str) -> list[Token]:
     return out
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _number(word: str, text: str, start: int, end: int) -> Token:
-    try:
-        if word[:2].lower() in ("0x", "0o", "0b"):
-            return Token(INT, word, int(word, 0), start, end)
-        if word.isdigit():
-            return Token(INT, word, int(word, 10), start, end)
-    except ValueError:
-        pass
+    prefix = word[:2].lower()
+    if prefix in ("0x", "0o", "0b"):
+        base = {"0x": 16, "0o": 8, "0b": 2}[prefix]
+        digits = word[2:].replace("_", "").lstrip("0") or "0"
+        if len(digits) > 64:
+            raise _out_of_range(word, text, start, end)
+        try:
+            value = int(digits, base)
+        except ValueError:
+            raise SeclError(f"invalid number '{word}'", text, start, end) from None
+        return _int_token(value, word, text, start, end)
+    if word.isdigit():
+        if len(word) > 1 and word[0] == "0":  # octal, as Go's ParseInt with base 0
+            bad = next((ch for ch in word if ch in "89"), None)
+            if bad is not None:
+                raise SeclError(
+                    f"invalid octal number '{word}': a leading 0 means octal, and '{bad}' is not an octal "
+                    "digit (write the number without its leading zeros)",
+                    text,
+                    start,
+                    end,
+                )
+            octal = word.lstrip("0") or "0"
+            return _int_token(int(octal, 8) if len(octal) <= 22 else INT64_MAX + 1, word, text, start, end)
+        return _int_token(int(word, 10) if len(word) <= 20 else INT64_MAX + 1, word, text, start, end)
     digits = len(word) - len(word.lstrip("0123456789"))
     unit = word[digits:]
     if digits and unit in DURATION_UNITS:
-        return Token(DURATION, word, int(word[:digits]) * DURATION_UNITS[unit], start, end)
+        if digits > 20:
+            raise _out_of_range(word, text, start, end)
+        value = int(word[:digits]) * DURATION_UNITS[unit]
+        if value > INT64_MAX:
+            raise _out_of_range(word, text, start, end)
+        return Token(DURATION, word, value, start, end)
     raise SeclError(
-        f"invalid number '{word}' (durations take one of the units {', '.join(DURATION_UNITS)})",
+        f"invalid number '{_short(word)}' (durations take one of the units {', '.join(DURATION_UNITS)})",
         text,
         start,
         end,
     )
+
+
+def _short(word: str) -> str:
+    return word if len(word) <= 40 else f"{word[:20]}...{word[-8:]}"
+
+
+def _out_of_range(word: str, text: str, start: int, end: int) -> SeclError:
+    return SeclError(
+        f"integer '{_short(word)}' out of range: integers are signed 64-bit (at most {INT64_MAX})",
+        text,
+        start,
+        end,
+    )
+
+
+def _int_token(value: int, word: str, text: str, start: int, end: int) -> Token:
+    if value > INT64_MAX:
+        raise _out_of_range(word, text, start, end)
+    return Token(INT, word, value, start, end)
 
 
 def _read_string(text: str, q: int, start: int, *, raw: bool) -> tuple[str, int]:

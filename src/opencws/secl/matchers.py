@@ -1,12 +1,36 @@
 """String matchers for `~"patterns"` (anchored globs where `*` matches any run of characters, `/` included)
-and `r"regexps"` (unanchored search). Simple globs become `str` method calls, the rest one combined regex."""
+and `r"regexps"` (unanchored search). Simple globs become `str` method calls, the rest one combined regex.
+
+Regular expressions run on RE2 (`google-re2`), as in Datadog's agent (Go's regexp is RE2): matching time is
+linear in the input, so attacker-controlled values (command lines, paths) cannot make a rule hang. The
+syntax is RE2's: no backreferences nor lookaround (refused when the rule loads)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
 
+import re2
+
 Matcher = Callable[[str], bool]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are raised (and reported with the rule), not logged to stderr
+
+
+class RegexError(ValueError):
+    """A regular expression RE2 does not accept."""
+
+
+def compile_regex(source: str) -> Callable[[str], object]:
+    """RE2 `search` of `source`; raises RegexError with RE2's message when it does not compile."""
+    try:
+        return re2.compile(source, _RE2_OPTIONS).search
+    except re2.error as e:
+        msg = e.args[0] if e.args else str(e)
+        if isinstance(msg, bytes):
+            msg = msg.decode("utf-8", "replace")
+        raise RegexError(str(msg)) from None
 
 
 def glob_regex(pattern: str) -> str:
@@ -76,7 +100,7 @@ def build_matcher(patterns: Iterable[str] = (), regexes: Iterable[str] = ()) -> 
         parts.append(_globs_matcher(globs))
     rx = list(regexes)
     if rx:
-        search = re.compile("|".join(f"(?:{r})" for r in rx)).search
+        search = compile_regex("|".join(f"(?:{r})" for r in rx))
         parts.append(lambda v: search(v) is not None)
     if not parts:
         return lambda v: False
@@ -116,7 +140,3 @@ def _globs_matcher(globs: list[str]) -> Matcher:
         return False
 
     return match
-
-
-def glob_match(pattern: str, value: str) -> bool:
-    return build_matcher([pattern])(value)

@@ -80,7 +80,8 @@ class _Parser:
         self.toks = tokenize(text)
         self.operands: list[ast.Node] = []
         self.ops: list[_Op] = []
-        self.parenthesized: set[int] = set()
+        # Nodes written in parentheses, by id (the dict keeps them alive so that ids are not reused).
+        self.parenthesized: dict[int, ast.Node] = {}
         self.mixed: list[tuple[int, int]] = []
 
     def error(self, msg: str, tok: Token) -> SeclError:
@@ -148,11 +149,9 @@ class _Parser:
                 self.reduce_above(0)
                 if not self.ops:
                     raise self.error("unbalanced ')': no matching '('", tok)
-                opened = self.ops.pop()
+                self.ops.pop()
                 inner = self.operands[-1]
-                self.parenthesized.add(id(inner))
-                # Widen the span to the parentheses so carets cover them.
-                _ = opened
+                self.parenthesized[id(inner)] = inner
                 i += 1
                 continue
             if tok.kind == EOF:
@@ -192,9 +191,11 @@ class _Parser:
         if (
             isinstance(right, ast.Logical)
             and right.op == kind
+            and id(right) not in self.parenthesized
             and not (isinstance(left, ast.Logical) and left.op == kind)
         ):
-            # The common right-grouped chain `a || b || c ...`: grow the existing node in place (cheap).
+            # The common right-grouped chain `a || b || c ...`: grow the existing node in place (cheap). Never a
+            # parenthesised node: it would then stand for more than its parentheses hold.
             if isinstance(left, ast.Logical) and id(left) not in self.parenthesized:
                 self.mixed.append((op.tok.pos, op.tok.end))
             right.operands.insert(0, left)

@@ -25,7 +25,7 @@ def bind(values: Mapping[str, Any]) -> dict[str, Any]:
         f = REGISTRY.get(name)
         if f is None:
             raise KeyError(f"unknown field '{name}'")
-        canonical = f.alias_of or f.name
+        canonical = f.canonical
         if f.type == "int" and isinstance(value, list | tuple) and not f.multi:
             value = _bits_from_names(canonical, value)  # flag names as in events → bits
         out[canonical] = value
@@ -72,17 +72,6 @@ def _partial_fn(rule: CompiledRule, names_: frozenset[str], macros: dict[str, Ma
     return out
 
 
-def rule_could_match(
-    rule: CompiledRule, values: Mapping[str, Any], macros: dict[str, Macro] | None = None
-) -> bool:
-    """False only when no event with these field values can satisfy the rule."""
-    bound = bind(values)
-    decided = _partial_fn(rule, frozenset(bound), macros)
-    if isinstance(decided, bool):
-        return decided
-    return decided(bound) is not False
-
-
 def could_match(
     rules: Iterable[tuple[CompiledRule, dict[str, Macro] | None]], event_type: str, values: Mapping[str, Any]
 ) -> bool:
@@ -104,7 +93,7 @@ def approvers(rules: Iterable[CompiledRule], event_type: str, field: str) -> lis
     For `*.file.name`, exact path approvers also give their basename (a rule that requires a path
     requires its basename)."""
     f = REGISTRY.get(field)
-    canonical = (f.alias_of or f.name) if f is not None else field
+    canonical = f.canonical if f is not None else field
     out: set[Approver] = set()
     seen = False
     for r in rules:
