@@ -157,3 +157,53 @@ def test_the_reader_counts_malformed_records_instead_of_raising():
     out = p.decode_all([b"junk", file_record(EventType.OPEN, b"/ok")])
     assert [e.file.path for e in out] == ["/ok"]
     assert p.decode_errors == 1 and "header" in p.last_decode_error
+
+
+def ring(*records: bytes, flags: dict[int, int] | None = None) -> tuple[bytes, int]:
+    """Records laid out as in a BPF ring buffer (8-byte header each, 8-byte aligned), then RING_PAD bytes."""
+    out = bytearray()
+    for i, rec in enumerate(records):
+        out += r.struct.pack("<II", len(rec) | (flags or {}).get(i, 0), 0) + rec
+        out += b"\0" * (-len(out) % 8)
+    return bytes(out) + b"\xff" * r.RING_PAD, len(out)
+
+
+def exit_record(pid: int) -> bytes:
+    return r.HEADER.pack(r.REC_EXIT, EventType.EXIT, 72, 1, pid, pid, 0, 1, 0, 0, 0, b"x\0") + r.EXIT_BODY.pack(256, 0)
+
+
+def test_the_ring_reader_decodes_every_kind_skips_discarded_records_and_stops_at_an_uncommitted_one():
+    recs = [file_record(EventType.OPEN, b"/a"), exit_record(7), file_record(EventType.UNLINK, b"/skip"),
+            file_record(EventType.RENAME, b"/b", b"/c", nr=82), file_record(EventType.OPEN, b"/busy")]
+    buf, end = ring(*recs, flags={2: 1 << 30, 4: 1 << 31})
+    events, used, errors = r.decode_ring(buf, end)
+    assert [type(e).__name__ for e in events] == ["OpenEvent", "ExitEvent", "RenameEvent"] and not errors
+    assert events[0] == r.decode(recs[0], lazy=False) and events[2] == r.decode(recs[3], lazy=False)
+    assert events[2].destination.path == "/c" and events[1].exit_code == 1
+    assert used == end - ((len(recs[4]) + 15) & ~7)  # the uncommitted record is read next time
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_the_ring_reader_counts_a_malformed_record_and_reads_on(lazy):
+    bad = file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", resolved=9))
+    short = header(r.REC_FILE, EventType.OPEN, 100) + b"\0" * 36
+    buf, end = ring(file_record(EventType.OPEN, b"/a"), bad, short, exit_record(3), file_record(EventType.OPEN, b"/b"))
+    events, used, errors = r.decode_ring(buf, end, lazy)
+    assert [getattr(e, "file", None) and e.file.path for e in events] == ["/a", None, "/b"] and used == end
+    assert len(errors) == 2 and "resolved length 9" in errors[0] and "body needs 288" in errors[1]
+
+
+def test_a_ring_read_stops_before_stop_and_at_a_record_the_copy_cut():
+    recs = [file_record(EventType.OPEN, b"/a"), exit_record(5), file_record(EventType.OPEN, b"/b")]
+    buf, end = ring(*recs)
+    second = (len(recs[0]) + 8 + 7) & ~7
+    events, used, _ = r.decode_ring(buf, end, stop=second)
+    assert len(events) == 1 and used == second
+    events, used, _ = r.decode_ring(buf, second + 40)  # the exit record is not wholly there
+    assert len(events) == 1 and used == second
+
+
+def test_views_compare_equal_only_to_the_same_fields():
+    a, b = r.decode(file_record(EventType.OPEN, b"/a")), r.decode(file_record(EventType.OPEN, b"/b"))
+    assert a != b and a == r.decode(file_record(EventType.OPEN, b"/a")) and a.file != b.file
+    assert a != r.decode(file_record(EventType.CHMOD, b"/a", nr=90)) and a != "open"

@@ -29,11 +29,13 @@ from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
 from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, Hook, hooks_needed
-from opencws.probe.records import RING_PAD, decode, decode_ring
+from opencws.probe.records import MAX_FILE_RECORD, RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
 from opencws.probe.syscalls import CRED_TYPES, interested_map
 
 NR_SYSCALLS = 512
+READ_BYTES = 2 << 20
+"""Records decoded by one `poll` of the mmap reader, at most (about 6,000 file events)."""
 _U32 = struct.Struct("<I")
 _ENABLED = 1
 _AT_EXIT = 2
@@ -324,10 +326,15 @@ class Probe:
         if ring is None:
             return self.decode_all(self.poll_raw(timeout_ms))
         ring.wait(timeout_ms)
-        cons, buf, end = ring.region(RING_PAD)
+        # at most READ_BYTES of records a call (the rest stays for the next): the events of one call then stay
+        # in the CPU's caches; a copy that may cut a record takes MAX_FILE_RECORD more (see decode_ring)
+        cons, buf, end, whole = ring.region(READ_BYTES + MAX_FILE_RECORD, RING_PAD)
         if not end:
             return []
-        events, used, errors = decode_ring(buf, end, self._lazy)
+        events, used, errors = decode_ring(buf, end, self._lazy, None if whole else end - MAX_FILE_RECORD)
+        if not used and not whole:  # one record larger than a read: read everything there is
+            cons, buf, end, whole = ring.region(0, RING_PAD)
+            events, used, errors = decode_ring(buf, end, self._lazy)
         ring.release(cons + used)
         if errors:
             self.decode_errors += len(errors)

@@ -282,12 +282,11 @@ def _get(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> pro
 
 def _get_if_inode(fmt: str, off: int) -> property:
     """A FileInfo field the kernel fills only with FI_INODE (None otherwise)."""
-    unpack = _picker(sorted([(off, fmt), (_FI_FLAGS, "I")])).unpack_from
-    value_first = off < _FI_FLAGS
+    assert off < _FI_FLAGS
+    unpack = _picker([(off, fmt), (_FI_FLAGS, "I")]).unpack_from
 
     def get(self: Any) -> Any:
-        a, b = unpack(self._b, self._o)
-        value, flags = (a, b) if value_first else (b, a)
+        value, flags = unpack(self._b, self._o)
         return value if flags & FI_INODE else None
     return property(get)
 
@@ -351,11 +350,17 @@ def _file_view(b: bytes, fi: int, path_at: int) -> ev.FileInfo:
     return f
 
 
-def _file(self: Any) -> ev.FileInfo:
+def _file(self: Any, _U16: Any = _U16, _new: Any = object.__new__) -> ev.FileInfo:
+    """The event's file (made once: _file_view inlined, this runs for nearly every event)."""
     f = self._f
     if f is None:
-        o = self._o
-        f = self._f = _file_view(self._b, o + _F0, o + _FILE_END)
+        b = self._b
+        fi = self._o + _F0
+        path_at = self._o + _FILE_END
+        f = self._f = _new(_FILE_INFO_VIEW)
+        f._b = b
+        f._o = fi
+        f.path = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]].decode("utf-8", "surrogateescape")
     return f
 
 
@@ -580,18 +585,23 @@ _RING_CHECK = _picker([
 ])
 RING_PAD = _RING_CHECK.size
 """Bytes the reader reads from a record's start whatever its size: a region must extend this far past its end."""
+assert PATH_MAX >> 4 == EXTRA_MAX == 255  # decode_ring checks both bounds at once
+MAX_FILE_RECORD = 8 + _FILE_END + 2 * PATH_MAX + EXTRA_MAX
+"""The largest file record with its ring header: a file record starting before `stop` ends before `end`."""
 _RING_VIEWS = {REC_FILE | t << 16: view for t, view in FILE_VIEWS.items()}
 _BUSY, _DISCARD = 1 << 31, 1 << 30
 
 
-def decode_ring(buf: bytes, end: int, lazy: bool = True) -> tuple[list[ev.KernelEvent], int, list[str]]:
+def decode_ring(buf: bytes, end: int, lazy: bool = True,
+                stop: int | None = None) -> tuple[list[ev.KernelEvent], int, list[str]]:
     """Decode the records of a copy of a BPF ring buffer's data, `buf[:end]` (each record behind the ring's
-    8-byte header; `buf` extends at least RING_PAD bytes past `end`, whatever they hold).
+    8-byte header; `buf` extends at least RING_PAD bytes past `end`, whatever they hold), those that start
+    before `stop` (default `end`; at most `end - MAX_FILE_RECORD` when the copy may cut a record).
 
-    Returns the events, how many bytes were consumed (up to the first record not committed yet), and the
-    DecodeError reasons of the records rejected. With `lazy`, file events are views over `buf` (a record is
-    checked in full before its view is made); every other record is decoded from its own bytes by `decode`.
-    This is the reader's hot loop: one unpack_from per record, one object per event, nothing else."""
+    Returns the events, how many bytes were consumed (up to the first record not committed yet, or not
+    wholly copied), and the DecodeError reasons of the records rejected. With `lazy`, file events are views
+    over `buf` (a record is checked in full before its view is made); every other record is decoded from its
+    own bytes by `decode`. This is the reader's hot loop: one unpack_from per record, one object per event."""
     out: list[ev.KernelEvent] = []
     append = out.append
     errors: list[str] = []
@@ -600,7 +610,9 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True) -> tuple[list[ev.Kernel
     new = _new
     fe = _FILE_END
     pos = 0
-    while pos < end:
+    if stop is None:
+        stop = end
+    while pos < stop:
         ln, kt, size, pid, extra_len, fl0, l0, r0, l1, r1 = check(buf, pos)
         if ln >= _DISCARD:  # BUSY (not committed yet: stop here) or DISCARD
             if ln & _BUSY:
@@ -609,8 +621,9 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True) -> tuple[list[ev.Kernel
             continue
         view = views.get(kt)
         # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
-        if (view is not None and size == ln == fe + l0 + l1 + extra_len and r0 <= l0 <= PATH_MAX
-                and r1 <= l1 <= PATH_MAX and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
+        # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
+        if (view is not None and size == ln == fe + l0 + l1 + extra_len and ((l0 | l1) >> 4 | extra_len) < 256
+                and r0 <= l0 and r1 <= l1 and fl0 & FI_PRESENT):
             o = new(view)
             o._b = buf
             o._o = pos + 8
@@ -618,6 +631,8 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True) -> tuple[list[ev.Kernel
             o._f = None
             append(o)
         else:
+            if pos + 8 + ln > end:
+                break  # not wholly copied: the next read has it
             try:
                 append(decode(buf[pos + 8:pos + 8 + ln], lazy))
             except DecodeError as exc:

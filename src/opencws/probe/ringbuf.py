@@ -30,7 +30,9 @@ class RingReader:
         self.size = size
         self.mask = size - 1
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        # populated now: the first pass over the ring takes no page fault per page
+        self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                                   mmap.PROT_READ, offset=page)
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
@@ -46,19 +48,21 @@ class RingReader:
         if self.available() == 0 and timeout_ms != 0:
             self._epoll.poll(timeout_ms / 1000 if timeout_ms > 0 else -1)
 
-    def region(self, pad: int = 0) -> tuple[int, bytes, int]:
-        """One copy of everything produced and not consumed yet: (consumer position, the bytes, their length).
+    def region(self, limit: int = 0, pad: int = 0) -> tuple[int, bytes, int, bool]:
+        """One copy of what was produced and not consumed yet (at most `limit` bytes when given): (consumer
+        position, the bytes, how many were copied, whether that is all there is).
 
         The data pages are mapped twice in a row, so the region is one slice even when it wraps around the
         ring; `pad` more bytes follow it (whatever the ring holds there, zeros past the mapping), for readers
         that read a fixed-size prefix of every record. Release what was read with `release`."""
         cons = _U64.unpack_from(self._consumer, 0)[0]
         avail = _U64.unpack_from(self._producer, 0)[0] - cons
+        n = min(avail, limit) if limit else avail
         start = mmap.PAGESIZE + (cons & self.mask)
-        buf = self._producer[start:start + avail + pad]
-        if len(buf) < avail + pad:
-            buf += bytes(avail + pad - len(buf))
-        return cons, buf, avail
+        buf = self._producer[start:start + n + pad]
+        if len(buf) < n + pad:
+            buf += bytes(n + pad - len(buf))
+        return cons, buf, n, n == avail
 
     def release(self, position: int) -> None:
         """Hand the space before this consumer position back to the producer."""
