@@ -203,3 +203,148 @@ def test_a_variable_inside_a_pattern_is_an_error():
     e = error_of('open.file.path in [~"/proc/${process.pid}/*"]')
     assert "not expanded inside patterns" in e.message
     assert ev('open.file.path == "/proc/${process.pid}/maps"', open_event("/proc/4242/maps"))
+
+
+# 8-11. Policy and suite files.
+
+
+def _check(tmp_path, text: bytes | str, name: str = "p.policy"):
+    from opencws.secl import load_policies
+
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return load_policies([p])
+
+
+def test_a_non_utf8_policy_is_a_file_error(tmp_path):
+    ps = _check(tmp_path, b'rules:\n  - id: r\n    expression: open.file.path == "/\xff"\n')
+    (e,) = ps.errors
+    assert "not UTF-8" in e.message and "0xff" in e.message
+    assert e.file_line == 3
+
+
+def test_a_non_utf8_suite_is_a_suite_error(tmp_path):
+    from opencws.secl.rulesuite import SuiteError, load_suite
+
+    p = tmp_path / "s.tests.yaml"
+    p.write_bytes(b"cases:\n  - name: \xfe\n")
+    with pytest.raises(SuiteError, match=r"s.tests.yaml:2: cannot read: not UTF-8"):
+        load_suite(p)
+
+
+def test_an_unquoted_timestamp_in_a_suite_is_its_rfc3339_text(tmp_path):
+    from opencws.secl.rulesuite import load_suite
+
+    p = tmp_path / "s.tests.yaml"
+    p.write_text(
+        "cases:\n  - name: t\n    event: {evt: {name: open}, date: 2025-11-21T17:55:02Z}\n    expect: []\n"
+    )
+    (case,) = load_suite(p).cases
+    assert case.event_json["date"] == "2025-11-21T17:55:02Z"
+    assert case.event.date == 1763747702 * 10**9
+
+
+def test_an_empty_rule_id_in_a_suite_is_malformed(tmp_path):
+    from opencws.secl.rulesuite import SuiteError, load_suite
+
+    p = tmp_path / "s.tests.yaml"
+    p.write_text('cases:\n  - name: t\n    event: {evt: {name: open}}\n    expect: ""\n')
+    with pytest.raises(SuiteError, match="list of rule ids"):
+        load_suite(p)
+
+
+def test_duplicate_ids_are_rule_and_macro_errors_naming_the_first_definition(tmp_path):
+    ps = _check(
+        tmp_path,
+        'macros:\n  - id: m\n    expression: open.file.name == "x"\n'
+        '  - id: m\n    expression: open.file.name == "y"\n'
+        'rules:\n  - id: r_dup\n    expression: open.file.path == "/a"\n'
+        '  - id: r_dup\n    expression: open.file.path == "/b"\n',
+    )
+    macro_err, rule_err = ps.errors
+    assert macro_err.kind == "macro" and macro_err.message.endswith("p.policy:2)")
+    assert rule_err.kind == "rule" and rule_err.location().endswith("rule r_dup")
+    assert rule_err.message.endswith("p.policy:7)") and rule_err.file_line == 9
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [
+        ("[{a: 1}]", "a mapping"),
+        ('["x", null]', "null"),
+        ("[1.5]", "a number with a fraction"),
+        ("[[1]]", "a list"),
+    ],
+)
+def test_macro_values_accept_strings_integers_and_booleans_only(tmp_path, values: str, what: str):
+    ps = _check(
+        tmp_path,
+        f"macros:\n  - id: m\n    values: {values}\nrules:\n  - id: r\n    expression: open.file.name in m\n",
+    )
+    first, second = ps.errors
+    assert first.kind == "macro" and "`values` item" in first.message and what in first.message
+    assert first.file_line == 3
+    assert "macro 'm' has an error (reported with the macro)" in second.message
+    assert "__line" not in first.format()
+
+
+def test_a_rule_using_a_broken_macro_through_another_macro_names_the_chain(tmp_path):
+    ps = _check(
+        tmp_path,
+        "macros:\n  - id: bad\n    expression: open.file.nope == 1\n"
+        '  - id: outer\n    expression: open.file.name == "x" && bad\n'
+        '  - id: ok\n    expression: open.file.name == "x" && outer\n'
+        "rules:\n  - id: r\n    expression: outer\n",
+    )
+    messages = [e.message for e in ps.errors]
+    assert messages[0].startswith("unknown field 'open.file.nope'")
+    assert messages[1:] == [
+        "macro 'bad' has an error (reported with the macro)",
+        "macro 'outer' has an error (reported with the macro)",
+        "macro 'outer' has an error (reported with the macro)",
+    ]
+
+
+# 10, 13. `rules eval`: usage errors and event validation.
+
+
+def _eval(args: list[str]) -> int:
+    from opencws.cli.main import main
+
+    return main(["rules", "eval", *args])
+
+
+def test_eval_with_a_missing_policy_is_a_usage_error(tmp_path, capsys):
+    ev_file = tmp_path / "e.json"
+    ev_file.write_text('{"evt": {"name": "open"}}')
+    assert _eval(["--policy", str(tmp_path / "nope.policy"), "--event", str(ev_file)]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("patch", "pointer"),
+    [
+        ({"date": 12345}, "/date"),
+        ({"process": {"pid": "x"}}, "/process/pid"),
+        ({"process": {"args": "abc"}}, "/process/args"),
+        ({"bpf": {"cmd": 5}}, "/bpf/cmd"),
+    ],
+)
+def test_eval_rejects_events_that_do_not_match_the_schema(tmp_path, capsys, patch, pointer):
+    import json
+
+    doc = {"evt": {"name": "open", "category": "File Activity", "outcome": "Success"}, **patch}
+    ev_file = tmp_path / "e.json"
+    ev_file.write_text(json.dumps(doc))
+    assert _eval(["--expr", 'open.file.path == "/x"', "--event", str(ev_file)]) == 2
+    err = capsys.readouterr().err
+    assert "not a CWS event" in err and pointer in err
+
+
+def test_the_test_subcommand_is_registered_directly():
+    import inspect
+
+    from opencws.cli import rules_cmd
+
+    source = inspect.getsource(rules_cmd)
+    assert "ImportError" not in source and "rules_test_cmd.run" in source

@@ -8,22 +8,12 @@ opencws rules test PATH...                                   (opencws.cli.rules_
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
-from types import ModuleType
+
+from opencws.cli import rules_test_cmd
 
 HELP = "check, evaluate and test SECL rules"
-
-# Subcommands implemented in their own modules: name → (module, help when the module is absent).
-_EXTERNAL = {"test": "opencws.cli.rules_test_cmd"}
-
-
-def _external(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(_EXTERNAL[name])
-    except ImportError:
-        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ev.set_defaults(rules_run=_eval)
 
-    for name in _EXTERNAL:
-        module = _external(name)
-        if module is None:
-            continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(rules_run=module.run)
+    test = sub.add_parser("test", help=rules_test_cmd.HELP, description=rules_test_cmd.HELP)
+    rules_test_cmd.add_arguments(test)
+    test.set_defaults(rules_run=rules_test_cmd.run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,10 +69,12 @@ def _indent(text: str) -> str:
 
 
 def _read_events(path: str) -> list[object]:
-    """The CWS event(s) of a JSON file: one event, or an array of events."""
+    """The CWS event(s) of a JSON file: one event, or an array of events, each checked against the CWS event
+    schema before it is decoded (a type-wrong field would crash or silently mis-evaluate)."""
     import orjson
 
     from opencws.model.codec import DecodeError, event_from_json
+    from opencws.schema.validation import event_validator
 
     try:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
@@ -98,11 +86,17 @@ def _read_events(path: str) -> list[object]:
         raise ValueError(f"{path}: not JSON: {e}") from None
     docs = doc if isinstance(doc, list) else [doc]
     events = []
+    validator = event_validator()
     for i, d in enumerate(docs):
+        where = f"{path}[{i}]" if isinstance(doc, list) else path
+        if not validator.is_valid(d):
+            issues = validator.issues(d)
+            listed = "; ".join(f"{x.pointer or '/'}: {x.reason}" for x in issues[:10])
+            more = f" (and {len(issues) - 10} more)" if len(issues) > 10 else ""
+            raise ValueError(f"{where}: not a CWS event: {listed}{more}")
         try:
             events.append(event_from_json(d))
         except (DecodeError, TypeError, ValueError) as e:
-            where = f"{path}[{i}]" if isinstance(doc, list) else path
             raise ValueError(f"{where}: not a CWS event: {e}") from None
     return events
 
@@ -131,6 +125,9 @@ def _eval(args: argparse.Namespace) -> int:
             applies = evt is not None and evt.name == rule.event_type
             print("true" if applies and rule.evaluate(event) else "false")
         return 0
+    if not Path(args.policy).exists():
+        print(f"error: {args.policy}: no such file or directory", file=sys.stderr)
+        return 2
     ps = load_policies([args.policy])
     for e in ps.errors:
         print(f"error: {e.format()}", file=sys.stderr)

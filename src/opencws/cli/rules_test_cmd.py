@@ -43,8 +43,7 @@ class _Policies:
 
             policy_set = load_policies([key])
             for err in policy_set.errors:
-                text = err.format() if hasattr(err, "format") else str(err)
-                print(f"{path}: policy error: {text}", file=sys.stderr)
+                print(f"{path}: policy error: {err.format()}", file=sys.stderr)
             self.load_errors += len(policy_set.errors)
             rules = list(policy_set.rules)
             self._cache[key] = (RuleSet(rules), {r.id for r in rules}, rules)

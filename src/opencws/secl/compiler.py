@@ -282,7 +282,10 @@ class Compiler:
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         what = "field" if "." in name else "macro or constant"
-        raise self.error(f"unknown {what} '{name}'{hint}", node)
+        err = self.error(f"unknown {what} '{name}'{hint}", node)
+        if "." not in name:
+            err.unknown_name = name
+        raise err
 
     def field_val(self, f: Field, node: ast.Node) -> Val:
         if f.event_type is not None:
@@ -326,7 +329,10 @@ class Compiler:
             v = self.compile(macro.node)
         except SeclError as e:
             if e.expression is macro.text:
-                raise SeclError(f"in macro '{macro.id}': {e.message}", saved, node.pos, node.end) from None
+                outer = SeclError(f"in macro '{macro.id}': {e.message}", saved, node.pos, node.end)
+                outer.unknown_name = e.unknown_name
+                outer.macro_chain = [macro.id, *e.macro_chain]
+                raise outer from None
             raise
         finally:
             self.macro_stack.pop()
@@ -358,7 +364,7 @@ class Compiler:
             off = node.pos + 2 + j
             raise SeclError(
                 "variables are not expanded inside patterns (~\"...\"): '${' would be matched literally; "
-                "use a string with the variable (\"/proc/${process.pid}/maps\") or a pattern without it",
+                'use a string with the variable ("/proc/${process.pid}/maps") or a pattern without it',
                 self.text,
                 off,
                 off + 2,
@@ -765,7 +771,9 @@ class Compiler:
                     )
                 close = difflib.get_close_matches(arr_node.name, list(self.macros), n=1, cutoff=0.8)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise self.error(f"unknown macro '{arr_node.name}'{hint}", arr_node)
+                err = self.error(f"unknown macro '{arr_node.name}'{hint}", arr_node)
+                err.unknown_name = arr_node.name
+                raise err
             right = self.compile(arr_node)
             if right.type != ARRAY:
                 raise self.error(
@@ -818,9 +826,7 @@ class Compiler:
                 "pattern": "pattern",
                 "regex": "regex",
             }
-            approvers = {
-                left.field.canonical: frozenset(Approver(kinds[k], v) for k, v in arr.items)
-            }
+            approvers = {left.field.canonical: frozenset(Approver(kinds[k], v) for k, v in arr.items)}
         cost = left.cost + 1 + (3 if has_matcher else 0)
         out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)
         if self.codegen and not multi:

@@ -34,6 +34,10 @@ class SeclError(Exception):
         self.rule_id = rule_id
         self.kind = kind  # "rule", "macro" or "policy"
         self.file_line: int | None = None  # line in `file` (1-based) where the error is, when known
+        # An unknown macro or constant (its name), for the policy loader to tell "unknown" from "invalid",
+        # and the macros (outermost first) whose expansion led to the error.
+        self.unknown_name: str | None = None
+        self.macro_chain: list[str] = []
 
     @property
     def line(self) -> int | None:

@@ -128,7 +128,9 @@ def tokenize(text: str) -> list[Token]:
             if c == "=":
                 raise SeclError("unexpected '=': did you mean '=='?", text, start)
             if c == "'":
-                raise SeclError("strings are written in double quotes (\"...\"), not single quotes", text, start)
+                raise SeclError(
+                    'strings are written in double quotes ("..."), not single quotes', text, start
+                )
             raise SeclError(f"unexpected character '{c}'", text, start)
     out.append(Token(EOF, "", None, n, n))
     return out

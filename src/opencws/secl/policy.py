@@ -19,7 +19,6 @@ from opencws.secl.errors import SeclError
 from opencws.secl.parser import parse
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
-_UNKNOWN_NAME = re.compile(r"unknown macro(?: or constant)? '([A-Za-z0-9_]+)'.*$")
 _MACRO_KEYS = {"id", "expression", "values", "description", "agent_version", "filters", "combine"}
 _RULE_KEYS = {
     "id", "version", "expression", "description", "tags", "disabled", "agent_version", "filters", "combine",
@@ -66,14 +65,10 @@ class PolicySet:
     policies: list[PolicyFile] = field(default_factory=list)
     invalid_macros: set[str] = field(default_factory=set)  # ids of macros skipped for an error
 
-    def ruleset(self) -> Any:
-        from opencws.secl.ruleset import RuleSet
-
-        return RuleSet(self.rules)
-
 
 class _Loader(yaml.SafeLoader):
-    """Keeps the line (0-based) and style of each mapping value, for error locations."""
+    """Keeps the line (0-based) and style of each mapping value, for error locations. Timestamps stay
+    strings (their text), as the other values of a policy."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -89,6 +84,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def not_utf8_message(e: UnicodeDecodeError) -> str:
+    """A precise message for a file that is not UTF-8 text."""
+    bad = e.object[e.start : e.start + 1].hex()
+    return f"not UTF-8 text: byte 0x{bad} at offset {e.start} cannot be decoded"
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -125,6 +127,10 @@ def _read(path: Path, pf: PolicyFile) -> dict[str, Any] | None:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         pf.errors.append(_err(f"cannot read the policy: {e.strerror or e}", str(path)))
+        return None
+    except UnicodeDecodeError as e:
+        line = e.object.count(b"\n", 0, e.start)
+        pf.errors.append(_err(f"cannot read the policy: {not_utf8_message(e)}", str(path), line))
         return None
     try:
         doc = yaml.load(text, Loader=_Loader)
@@ -182,15 +188,16 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
         docs.append((pf, doc))
 
     # Macros first, from every file, so that rules may use macros of any file.
-    macro_lines: dict[str, tuple[PolicyFile, int | None]] = {}
+    macro_lines: dict[str, tuple[PolicyFile, int | None, str]] = {}
     for pf, doc in docs:
         for item in _items(doc, "macros", pf):
             _add_macro(ps, pf, item, macro_lines)
     for mid, macro in list(ps.macros.items()):
-        pf, base = macro_lines[mid]
+        pf, base, _ = macro_lines[mid]
         try:
             check_macro(macro, ps.macros)
         except SeclError as e:
+            _blame_invalid_macro(e, ps.invalid_macros)
             pf.errors.append(_locate(e, pf.path, mid, "macro", base))
             ps.invalid_macros.add(mid)
             del ps.macros[mid]
@@ -236,7 +243,7 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
         )
         return
     if mid in ps.macros:
-        first = ps.macros[mid].source
+        first = lines[mid][2]
         pf.errors.append(_err(f"duplicate macro id '{mid}' (first defined in {first})", pf.path, line,
                               rule_id=mid, kind="macro"))  # fmt: skip
         return
@@ -248,11 +255,18 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
         pf.errors.append(_err(msg, pf.path, line, rule_id=mid, kind="macro"))
         return
     if values is not None:
+        vline = item.get("__lines__", {}).get("values", line)
         if not isinstance(values, list) or not values:
             pf.errors.append(
-                _err("`values` must be a non-empty list", pf.path, line, rule_id=mid, kind="macro")
+                _err("`values` must be a non-empty list", pf.path, vline, rule_id=mid, kind="macro")
             )
             return
+        for i, v in enumerate(values):
+            if not isinstance(v, str | int | bool):
+                msg = f"`values` item {i + 1} must be a string, an integer or a boolean, not {_kind(v)}"
+                pf.errors.append(_err(msg, pf.path, vline, rule_id=mid, kind="macro"))
+                ps.invalid_macros.add(mid)
+                return
         expr = "[" + ", ".join(_literal(v) for v in values) + "]"
     if not expr:
         pf.errors.append(
@@ -267,7 +281,26 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
         return
     ps.macros[mid] = Macro(mid, expr, node, _text(item, "description") or "", pf.path)
     pf.macros.append(mid)
-    lines[mid] = (pf, base)
+    lines[mid] = (pf, base, f"{pf.path}:{line + 1}" if line is not None else pf.path)
+
+
+def _blame_invalid_macro(e: SeclError, invalid: set[str]) -> None:
+    """An "unknown" macro that is in fact a macro skipped for its own error: say so."""
+    if e.unknown_name is not None and e.unknown_name in invalid:
+        inside = "".join(f"in macro '{m}': " for m in e.macro_chain)
+        e.message = f"{inside}macro '{e.unknown_name}' has an error (reported with the macro)"
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, float):
+        return f"a number with a fraction ({v!r})"
+    return f"a {type(v).__name__}"
 
 
 def _literal(v: Any) -> str:
@@ -291,11 +324,10 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         )
         return
     if rid in seen:
-        pf.errors.append(
-            _err(f"duplicate rule id '{rid}' (first defined in {seen[rid]})", pf.path, line, rule_id=rid)
-        )
+        msg = f"duplicate rule id '{rid}' (first defined in {seen[rid]})"
+        pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
         return
-    seen[rid] = pf.path
+    seen[rid] = f"{pf.path}:{line + 1}" if line is not None else pf.path
     tags_raw = item.get("tags") or {}
     if not isinstance(tags_raw, dict):
         pf.errors.append(_err("`tags` must be a mapping", pf.path, line, rule_id=rid, kind="rule"))
@@ -323,9 +355,7 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         parsed = parse(expr)
         compiled = compile_parsed(parsed, expr, ps.macros)
     except SeclError as e:
-        m = _UNKNOWN_NAME.search(e.message)
-        if m is not None and m.group(1) in ps.invalid_macros:
-            e.message = e.message[: m.start()] + f"macro '{m.group(1)}' has an error (reported with the macro)"
+        _blame_invalid_macro(e, ps.invalid_macros)
         pf.errors.append(_locate(e, pf.path, rid, "rule", base))
         return
     rule.compiled = compiled

@@ -170,7 +170,7 @@ class RuleSet:
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        self.rules: list[Rule] = [r for r in rules if r.compiled is not None and not r.disabled]
+        self.rules: list[Rule] = [r for r in rules if r.compiled is not None]
         by_type: dict[str, list[tuple[str, CompiledRule]]] = {}
         for r in self.rules:
             assert r.compiled is not None

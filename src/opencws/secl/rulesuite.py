@@ -29,10 +29,19 @@ import yaml
 
 from opencws.model.codec import DecodeError, event_from_json
 from opencws.model.event import Event
+from opencws.secl.policy import not_utf8_message
 
 SUITE_GLOBS = ("*.tests.yaml", "*.tests.yml")
 _SUITE_KEYS = {"policy", "definitions", "templates", "cases", "description"}
 _CASE_KEYS = {"name", "description", "extends", "event", "expect", "forbid", "exact"}
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """YAML without the timestamp type: an unquoted `2025-11-21T17:55:02Z` stays the string it is in the
+    event's JSON form (the schema then checks it)."""
+
+
+_SuiteLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 class SuiteError(ValueError):
@@ -106,7 +115,7 @@ def _id_list(value: Any, where: str, key: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [value]
+        value = [value]
     if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
         raise SuiteError(f"{where}: `{key}` must be a list of rule ids")
     return list(value)
@@ -117,8 +126,11 @@ def _load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SuiteError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        line = e.object.count(b"\n", 0, e.start) + 1
+        raise SuiteError(f"{path}:{line}: cannot read: {not_utf8_message(e)}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SuiteLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
