@@ -242,18 +242,51 @@ def test_compiled_rule_reports_its_event_type_and_fields():
     assert rule.fields == {"open.file.path", "process.uid", "container.id"}
 
 
+class _Recorder:
+    """An event proxy recording which top-level blocks are read."""
+
+    def __init__(self, event) -> None:
+        self._event = event
+        self.read: list[str] = []
+
+    def __getattr__(self, name: str):
+        self.read.append(name)
+        return getattr(self._event, name)
+
+
 def test_operands_are_ordered_by_cost_without_changing_the_result():
-    # The iterator test is costlier than the path test; either order must give the same answer.
-    expr = 'process.ancestors.file.name == "bash" && open.file.path == "/etc/shadow"'
-    assert ev(expr, SHADOW)
-    assert not ev(expr, open_event("/etc/passwd"))
+    # Written costly first (an iterator), evaluated cheap first: a path that differs never reads ancestors.
+    for expr in (
+        'process.ancestors.file.name == "bash" && open.file.path == "/etc/shadow"',
+        'process.ancestors.file.name != "bash" || open.file.path != "/etc/shadow"',
+    ):
+        rule = compile_expression(expr)
+        for fn in (rule.fn, rule.closure):
+            assert fn is not None
+            miss = _Recorder(open_event("/etc/passwd"))
+            assert bool(fn(miss)) is ("||" in expr)
+            assert "file" in miss.read and "process" not in miss.read, (expr, miss.read)
+            hit = _Recorder(SHADOW)
+            assert bool(fn(hit)) is ("&&" in expr)
+            assert hit.read.index("file") < hit.read.index("process")
 
 
-def test_evaluation_of_a_rule_for_another_event_type_is_just_false_through_the_ruleset():
-    from opencws.secl import RuleSet, load_policies  # noqa: F401
+def test_evaluation_of_a_rule_for_another_event_type_is_just_false_through_the_ruleset(tmp_path):
+    from secl_events import process
 
-    rule = compile_expression('exec.file.path == "/etc/shadow"')
-    assert rule.event_type == "exec"
+    from opencws.secl import RuleSet, load_policies
+
+    p = tmp_path / "p.policy"
+    p.write_text('rules:\n  - id: shadow_exec\n    expression: exec.file.path == "/etc/shadow"\n')
+    ps = load_policies([p])
+    assert not ps.errors
+    rules = RuleSet(ps.rules)
+    # An open event by a process whose executable is /etc/shadow: the condition alone holds on it...
+    other = event("open", proc=process("/etc/shadow"))
+    assert ps.rules[0].compiled is not None and ps.rules[0].compiled.evaluate(other)
+    # ... but the rule is an exec rule: the ruleset does not apply it to an open event.
+    assert list(rules.match(other)) == []
+    assert list(rules.match(exec_event("/etc/shadow"))) == ["shadow_exec"]
 
 
 def test_invalid_regex_is_a_located_error():
