@@ -112,13 +112,15 @@ class BpfObject:
 @contextmanager
 def probe_with_policy(policy: Path, *, discard: Path | None = None,
                       warmup: Callable[[], object] | None = None, reader: str | None = None,
-                      at_enter: bool = False) -> Iterator:
+                      at_enter: bool = False, open_basenames: list[str] | None = None) -> Iterator:
     """The probe with the policy's filters, as the agent sets them.
 
     `discard`: a file opened until the agent learns its discarder from the event (as it would from real
     traffic); `warmup`: a workload run once first, its events read by the agent so that it learns what it
     would learn from a long-running workload (the files a process opens at start, say); `at_enter`: unlink,
-    rmdir and rename resolved at sys_enter as before 11f5342 (two hook sites: what the second one costs)."""
+    rmdir and rename resolved at sys_enter as before 11f5342 (two hook sites: what the second one costs);
+    `open_basenames`: open approved by these basenames alone, as if every open rule had a basename approver
+    (what an approver check costs an open it rejects, in place of a learned discarder)."""
     from opencws.agent.filters import KernelFilters
     from opencws.probe.probe import Probe
     from opencws.secl import load_policies
@@ -127,6 +129,8 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
         filters = KernelFilters(probe, load_policies([policy]))
         if at_enter:
             probe.set_event_types(filters.plan.event_types)
+        if open_basenames is not None:
+            probe.set_approvers("open", basenames=open_basenames)
 
         def learn(ms: int) -> bool:
             found = False
@@ -247,7 +251,9 @@ def burst(loop: Path, policy: Path, work: Path, n: int, *, mode: str = "fields",
         record = (8 + fixed + len(os.fsencode(path)) + 7) & ~7
         ring = 1 << max(24, (n * record * 5 // 4).bit_length())
     with _burst_probe(policy, reader, ring) as probe:
-        # only this burst's file passes, so the counters hold nothing but the burst
+        # only this burst's file passes, so the counters hold nothing but the burst; and no other type but those
+        # that always flow (exec, fork, exit): the reader reads the burst, not the machine's other activity
+        probe.set_event_types(["open"])
         probe.set_approvers("open", basenames=[name])
         probe.poll(0)
         before = probe.counters()["open"]
@@ -344,6 +350,8 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
                               lambda: probe_with_policy(policy)))
         configs.append(Config("probe + discarder, unlink/rmdir/rename at sys_enter (two hook sites)",
                               lambda: probe_with_policy(policy, discard=unwatched, at_enter=True)))
+        configs.append(Config("probe, open rejected by basename approvers instead of a discarder",
+                              lambda: probe_with_policy(policy, open_basenames=["id_rsa", "credentials"])))
     best = interleaved(configs, lambda: run_loop(loop, "openclose", str(unwatched), args.iterations, args.clock),
                        args.rounds)
     bare, fl, pr = (best[c.label] for c in configs[:3])
