@@ -38,3 +38,28 @@ def test_bench_secl_prints_figures_and_ratios(capsys: pytest.CaptureFixture[str]
     assert "x baseline)" in out
     assert "median" in out and "p99" in out
     assert "costliest rule closures" in out
+
+
+@pytest.mark.parametrize("arg", ["--rounds", "--events"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_bench_secl_refuses_non_positive_counts(
+    arg: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "secl", arg, value])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_secl_with_another_policy_does_not_call_it_the_default(tmp_path, capsys) -> None:
+    p = tmp_path / "one.policy"
+    p.write_text('rules:\n  - id: shadow\n    expression: open.file.path == "/etc/shadow"\n')
+    assert main(["bench", "secl", "--events", "500", "--rounds", "1", "--policy", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "default policy" not in out
+    assert "policy: RuleSet.match" in out
+
+
+def test_mix_ancestor_chains_are_one_to_seven_long() -> None:
+    lengths = {len(e.process.ancestors or []) for e in realistic_mix(3000, seed=1)}  # type: ignore[union-attr]
+    assert min(lengths) == 1 and max(lengths) == 7
