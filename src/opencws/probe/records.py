@@ -311,7 +311,8 @@ class _View:
 
 
 def _view_class(cls: type, props: dict[str, property], slots: tuple[str, ...]) -> type:
-    view = type(cls.__name__, (_View, cls), {"__slots__": slots, **props})
+    # __init__: object's, so that `view()` makes an empty one (cheaper than object.__new__(view))
+    view = type(cls.__name__, (_View, cls), {"__slots__": slots, "__init__": object.__init__, **props})
     view.__qualname__ = cls.__qualname__
     view.__module__ = __name__
     view.__doc__ = f"A view over the bytes of a record: {cls.__name__}, its fields decoded on access."
@@ -342,25 +343,40 @@ _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
 """FileInfo over a file_info in a record: `path` (a slot) is decoded when the view is made."""
 
 
+_PATHS: dict[bytes, str] = {}
+"""Decoded paths by their bytes: the same files come back again and again (bounded: cleared when full)."""
+
+
+def _path(raw: bytes) -> str:
+    s = _PATHS.get(raw)
+    if s is None:
+        if len(_PATHS) >= 8192:
+            _PATHS.clear()
+        s = _PATHS[raw] = raw.decode("utf-8", "surrogateescape")
+    return s
+
+
 def _file_view(b: bytes, fi: int, path_at: int) -> ev.FileInfo:
-    f = _new(_FILE_INFO_VIEW)
+    f = _FILE_INFO_VIEW()
     f._b = b
     f._o = fi
-    f.path = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]].decode("utf-8", "surrogateescape")
+    f.path = _path(b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]])
     return f
 
 
-def _file(self: Any, _U16: Any = _U16, _new: Any = object.__new__) -> ev.FileInfo:
-    """The event's file (made once: _file_view inlined, this runs for nearly every event)."""
+def _file(self: Any, _U16: Any = _U16, _paths: Any = _PATHS) -> ev.FileInfo:
+    """The event's file (made once; _file_view and _path inlined: this runs for nearly every event)."""
     f = self._f
     if f is None:
         b = self._b
         fi = self._o + _F0
         path_at = self._o + _FILE_END
-        f = self._f = _new(_FILE_INFO_VIEW)
+        f = self._f = _FILE_INFO_VIEW()
         f._b = b
         f._o = fi
-        f.path = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]].decode("utf-8", "surrogateescape")
+        raw = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]]
+        path = _paths.get(raw)
+        f.path = path if path is not None else _path(raw)
     return f
 
 
@@ -446,7 +462,7 @@ def _file_view_of(etype: EventType, data: bytes) -> ev.KernelEvent:
     if not (_FILE_END + l0 + l1 + extra_len == size and r0 <= l0 <= PATH_MAX and r1 <= l1 <= PATH_MAX
             and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
         return _decode_file(etype, HEADER.unpack_from(data), data)  # raises the precise DecodeError
-    o = _new(view)
+    o = view()
     o._b = data
     o._o = 0
     o.pid = pid
@@ -607,7 +623,6 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
     errors: list[str] = []
     check = _RING_CHECK.unpack_from
     views = _RING_VIEWS if lazy else {}
-    new = _new
     fe = _FILE_END
     pos = 0
     if stop is None:
@@ -624,7 +639,7 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
         # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
         if (view is not None and size == ln == fe + l0 + l1 + extra_len and ((l0 | l1) >> 4 | extra_len) < 256
                 and r0 <= l0 and r1 <= l1 and fl0 & FI_PRESENT):
-            o = new(view)
+            o = view()
             o._b = buf
             o._o = pos + 8
             o.pid = pid
