@@ -178,3 +178,19 @@ def test_a_process_no_rule_could_match_is_discarded_for_that_type(reader, probe,
 
     _despite_mounts(probe, attempt)
     _open(a)  # another type: not discarded (and not enabled either)
+
+
+def test_a_mount_no_rule_uses_still_invalidates_discarders_in_the_kernel_and_is_not_sent(reader, probe, tmp_path):
+    import subprocess
+
+    filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    assert "mount" in filters.plan.filter_all
+    generation = probe.discarder_generation
+    d = tmp_path / "mnt"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(d)], check=True)
+    try:
+        assert probe.discarder_generation > generation
+        assert reader.mine(ev.MountEvent, under(tmp_path)) == []
+    finally:
+        subprocess.run(["umount", str(d)], check=True)

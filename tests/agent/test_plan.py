@@ -48,10 +48,11 @@ def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle(tmp_p
 
 def test_inode_discarders_enable_the_types_that_invalidate_them(tmp_path):
     plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
-    assert plan.event_types == {"chmod", "exec", "fork", "exit", "rename", "link"}
+    assert plan.event_types == {"chmod", "exec", "fork", "exit", "rename", "link", "mount"}
     assert plan.rule_types == {"chmod"}
-    # no unlink hook: the kernel drops a stale inode discarder when it sees the number's next inode born
-    assert plan.filter_all == set()
+    # no unlink hook: the kernel drops a stale inode discarder when it sees the number's next inode born;
+    # mounts (a reused mount id) bump the discarder generation in the kernel: none needs to leave it
+    assert plan.filter_all == {"mount"}
     # renames (of a directory) and hard links must reach the agent
     assert "rename" not in plan.approvers and "link" not in plan.approvers
 
@@ -156,12 +157,17 @@ def test_apply_pushes_types_then_replaces_or_clears_every_approver(tmp_path):
     text = rule("a", 'chmod.file.path == "/etc/shadow"') + rule("b", 'open.file.path =~ "/x/*"')
     probe = FakeProbe()
     apply_plan(probe, plan_filters(policy(tmp_path, text)),
-               known_types=["exec", "fork", "exit", "open", "chmod", "unlink", "rename"])
-    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "open", "rename"))
+               known_types=["exec", "fork", "exit", "open", "chmod", "unlink", "rename", "mount"])
+    assert probe.calls[0] == ("types", ("chmod", "exec", "exit", "fork", "mount", "open", "rename"))
     assert probe.calls[1] == ("at_exit", ("rename",))
+    assert ("approvers", "mount", (), 0) in probe.calls  # seen by the kernel only (generation bump)
     assert ("approvers", "chmod", ("shadow",), 0) in probe.calls
     assert ("clear", "unlink") in probe.calls
     assert ("clear", "open") in probe.calls
+    probe = FakeProbe()
+    apply_plan(probe, plan_filters(policy(tmp_path, text + rule("c", 'mount.fs_type == "ext4"'))),
+               known_types=["exec", "fork", "exit", "open", "chmod", "mount"])
+    assert ("clear", "mount") in probe.calls  # a rule uses mount: its events pass again
 
 
 def test_unlink_rules_on_the_removed_inode_keep_sys_enter_the_others_resolve_at_exit(tmp_path):

@@ -54,10 +54,12 @@ DISCARDABLE_BY_PID = frozenset(
 """Types the kernel can drop by process (exec, fork and exit always flow). Never the types that invalidate inode
 discarders: the kernel checks a pid discarder before it drops the discarder of an unlinked or renamed inode."""
 
-INVALIDATION_SEEN_BY_KERNEL: frozenset[str] = frozenset()
-"""Types hooked whenever inode discarders may exist only so that the kernel sees them (all their events then
-filtered). None since births invalidate: an unlinked inode's stale discarder can only matter once its number
-is reused, and the kernel drops it when it sees that inode born (probe.bpf.c `drop_discarder_of_target`)."""
+INVALIDATION_SEEN_BY_KERNEL = frozenset({"mount"})
+"""Types hooked whenever inode discarders may exist so that the kernel sees them (all their events filtered when
+no rule uses them). mount: a new mount may reuse the id of an unmounted one, whose files' inode numbers then
+collide with old discarders; the kernel bumps the discarder generation on every mount. Not unlink: an unlinked
+inode's stale discarder can only matter once its number is reused, and the kernel drops it when it sees that
+inode born (probe.bpf.c `drop_discarder_of_target`)."""
 
 AT_EXIT_TYPES = frozenset({"unlink", "rmdir", "rename"})
 """Types the probe can resolve at sys_exit (opencws.probe.hooks.AT_EXIT_CAPABLE)."""
@@ -245,6 +247,11 @@ def apply_plan(probe: ProbeFilters, plan: FilterPlan, known_types: Iterable[str]
         known_types = [t.event_name for t in EventType]
     known = set(known_types)
     probe.set_event_types(sorted(plan.event_types & known), resolve_at_exit=sorted(plan.resolve_at_exit & known))
+    for t in sorted((INVALIDATION_SEEN_BY_KERNEL - KERNEL_APPROVER_TYPES) & known):
+        if t in plan.filter_all:
+            probe.set_approvers(t)  # active with nothing approved
+        else:
+            probe.clear_approvers(t)
     for t in sorted(KERNEL_APPROVER_TYPES & known):
         a = plan.approvers.get(t)
         if t in plan.filter_all:
