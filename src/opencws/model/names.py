@@ -202,7 +202,6 @@ BPF_HELPERS: dict[str, int] = {
         cgrp_storage_get cgrp_storage_delete"""
     ).items()
 }
-BPF_HELPER_NAMES: dict[int, str] = {v: n for n, v in BPF_HELPERS.items()}
 
 # errno values (asm-generic/errno-base.h and errno.h); rules compare return values with e.g. `-EACCES`.
 ERRNO: dict[str, int] = _enum(
