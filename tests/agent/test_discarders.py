@@ -96,6 +96,18 @@ def test_a_renamed_directory_invalidates_everything(learner):
     assert learner.probe.invalidations == 1 and learner.probe.inodes == {}
 
 
+def test_a_rename_whose_file_kind_is_unknown_invalidates_everything_a_file_rename_does_not(learner):
+    learner.observe(open_event("/tmp/d/x"))
+    unknown = info("/tmp/d", ino=3)
+    unknown.mode = None  # resolved at sys_exit, destination unresolved: no inode fields
+    learner.observe(make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0, file=unknown,
+                         destination=info("/tmp/e", error="not cached")))
+    assert learner.probe.invalidations == 1
+    learner.observe(make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0, file=info("/tmp/f"),
+                         destination=info("/tmp/g")))
+    assert learner.probe.invalidations == 1
+
+
 def test_a_process_is_discarded_from_the_executable_its_events_told(learner):
     chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
     assert learner.observe(chmod) is None  # pid 200 unknown: nothing is guessed from /proc now

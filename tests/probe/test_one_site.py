@@ -155,3 +155,19 @@ def test_a_thread_started_after_the_probe_has_its_credentials_cached(watch):
     assert any(e.tid != pid for e in events)
     assert all((e.syscall, e.before.gid, e.after.gid, e.before.cap_effective != 0) == ("setresgid", 0, 0, True)
                for e in events)
+
+
+@pytest.mark.parametrize("resolve_at_exit", [False, True])
+def test_a_directory_rename_invalidates_discarders_in_the_kernel_even_when_filtered(watch, probe, tmp_path,
+                                                                                  resolve_at_exit):
+    if resolve_at_exit:
+        probe.set_event_types(set(EventType) - {EventType.UMOUNT}, resolve_at_exit=AT_EXIT)
+    probe.set_approvers("rename", basenames=["never-matches"])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("x")
+    generation = probe.discarder_generation
+    os.rename(tmp_path / "f", tmp_path / "g")  # a file: discarders under it are not concerned
+    assert probe.discarder_generation == generation
+    os.rename(tmp_path / "d", tmp_path / "e")
+    assert probe.discarder_generation > generation
+    assert watch.mine(ev.RenameEvent, paths_under(tmp_path)) == []

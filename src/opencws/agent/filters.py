@@ -352,8 +352,8 @@ class Discarders:
             if event.pid == event.tid:
                 self._exe.pop(event.pid, None)
             return None
-        if etype == "rename" and self._is_dir(getattr(event, "file", None)) and event.retval == 0:
-            self.invalidate()  # every path under the directory changed
+        if etype == "rename" and event.retval == 0 and self._may_be_dir(getattr(event, "file", None)):
+            self.invalidate()  # every path under the directory changed (or the file's kind is unknown)
             return None
         if etype == "link":
             f = getattr(event, "file", None)
@@ -365,6 +365,12 @@ class Discarders:
         if etype in DISCARDABLE_BY_PID and self._try_pid(etype, event):
             return "pid"
         return None
+
+    @staticmethod
+    def _may_be_dir(f: Any) -> bool:
+        """A directory, or a file whose mode the event does not carry (a rename resolved at sys_exit whose
+        destination could not be resolved): a directory rename must never leave discarders under it."""
+        return f is None or f.mode is None or stat.S_ISDIR(f.mode)
 
     @staticmethod
     def _is_dir(f: Any) -> bool:

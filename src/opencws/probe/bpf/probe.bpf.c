@@ -31,6 +31,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define APPROVE_BY_PATH 2          /* approver_active bit: path approvers exist for the type */
 #define UTIME_NOW_SENTINEL 0xffffffffffffffffULL
+#define S_IFMT_BITS 0170000
+#define S_IFDIR_BITS 0040000
 
 #define REC_SIZE 20480
 #define REC_MASK 16383
@@ -1219,6 +1221,12 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			/* dropped or not, the name goes away or changes: a discarder learned on it no longer holds */
 			if (w->disc_hit)
 				bpf_map_delete_elem(&discarder_inodes, &w->disc_key);
+			/* a directory about to move: every path under it changes (bumped even if the rename fails) */
+			if (type == EV_RENAME) {
+				struct inode *ino = RO(struct dentry, w->d)->d_inode;
+				if (!ino || (RO(struct inode, ino)->i_mode & S_IFMT_BITS) == S_IFDIR_BITS)
+					bump_generation();
+			}
 			count(type, CNT_FILTERED);
 			return 0;
 		}
@@ -1226,8 +1234,12 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			finish_slot(0);
 		int drop = decision == DECIDE_LATER && filtered_out(type, flags_arg, w);
 		drop_inode_discarder(&w->fi[0]);
-		if (drop)
+		if (drop) {
+			if (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
+						  (w->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS))
+				bump_generation();
 			return 0;
+		}
 		__builtin_memcpy(&in->fi, &w->fi[0], sizeof(struct file_info));
 		__u32 l = w->splen[0] & PMASK;
 		in->plen = l;
@@ -1357,6 +1369,9 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 		else
 			resolve_user(1, (int)dx, (const char *)a3, 0);
 		struct file_info *f1 = &w->fi[1];
+		/* a directory moved (or a file of unknown kind): every path under it changed, whatever the filters */
+		if (ret == 0 && (!(f1->flags & FI_INODE) || (f1->mode & S_IFMT_BITS) == S_IFDIR_BITS))
+			bump_generation();
 		if (ret == 0 && (f1->flags & FI_INODE)) {
 			/* the discarder of the renamed inode no longer holds (its path changed) */
 			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
@@ -1607,6 +1622,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			drop_inode_discarder(&w0->fi[0]);
 		if (ret == 0 && t == EV_UMOUNT)
 			bump_generation();
+		if (ret == 0 && t == EV_RENAME &&
+		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS))
+			bump_generation(); /* a directory moved: every path under it changed, whatever the filters */
 		return emit_file(r0, t);
 	}
 	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
