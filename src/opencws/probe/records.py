@@ -257,9 +257,10 @@ def _picker(fields: list[tuple[int, str]]) -> struct.Struct:
 
 
 # ---------------------------------------------------------------------------------------------- views
-# The reader's file events are views: an object holding the bytes it was read from and the record's offset in
-# them, whose fields are decoded when read (one unpack_from each; the paths when the FileInfo is made). The
-# record is checked in full before the view is made: a view never raises on access.
+# The reader's file events are views: an instance of (a subclass of) the event's class with `pid` and `file`
+# set; the file's view holds the bytes the record was read from and its offset, with `path` and `inode` set;
+# every other field is decoded from those bytes when read (one unpack_from). The record is checked in full
+# before the view is made: a view never raises on access.
 
 _F0 = _FILE_END - 2 * FILE_INFO.size
 _F1 = _F0 + FILE_INFO.size
@@ -277,6 +278,22 @@ def _get(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> pro
     else:
         def get(self: Any) -> Any:
             return convert(unpack(self._b, self._o + off)[0])
+    return property(get)
+
+
+def _eget(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> property:
+    """A property of a file event reading the field at `off` from the start of its record. The event keeps no
+    buffer itself: its file's view has it (one reference and one offset to set per event, not two)."""
+    unpack = struct.Struct("<" + fmt).unpack_from
+    rel = off - _F0
+    if convert is None:
+        def get(self: Any) -> Any:
+            f = self.file
+            return unpack(f._b, f._o + rel)[0]
+    else:
+        def get(self: Any) -> Any:
+            f = self.file
+            return convert(unpack(f._b, f._o + rel)[0])
     return property(get)
 
 
@@ -324,7 +341,6 @@ def _view_class(cls: type, props: dict[str, property], slots: tuple[str, ...]) -
 _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
     "resolved_len": _get("H", _FI_PATH_LEN + 2),
     "path_resolution_error": _get("I", _FI_FLAGS, lambda f: resolution_error(f) if f & _UNRESOLVED else None),
-    "inode": _get_if_inode("Q", 0),
     "access_time_ns": _get_if_inode("Q", 8),
     "modification_time_ns": _get_if_inode("Q", 16),
     "change_time_ns": _get_if_inode("Q", 24),
@@ -340,7 +356,8 @@ _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
     "in_upper_layer": _flag(FI_UPPER_LAYER),
     "negative": _flag(FI_NEGATIVE),
 }, ("_b", "_o"))
-"""FileInfo over a file_info in a record: `path` (a slot) is decoded when the view is made."""
+"""FileInfo over a file_info in a record: `path` and `inode` (slots) are set when the view is made, the other
+fields decoded when read."""
 
 
 _PATHS: dict[bytes, str] = {}
@@ -356,33 +373,22 @@ def _path(raw: bytes) -> str:
     return s
 
 
+_INODE_FLAGS = _picker([(0, "Q"), (_FI_FLAGS, "I"), (_FI_PATH_LEN, "H")]).unpack_from
+
+
 def _file_view(b: bytes, fi: int, path_at: int) -> ev.FileInfo:
+    ino, flags, n = _INODE_FLAGS(b, fi)
     f = _FILE_INFO_VIEW()
     f._b = b
     f._o = fi
-    f.path = _path(b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]])
-    return f
-
-
-def _file(self: Any, _U16: Any = _U16, _paths: Any = _PATHS) -> ev.FileInfo:
-    """The event's file (made once; _file_view and _path inlined: this runs for nearly every event)."""
-    f = self._f
-    if f is None:
-        b = self._b
-        fi = self._o + _F0
-        path_at = self._o + _FILE_END
-        f = self._f = _FILE_INFO_VIEW()
-        f._b = b
-        f._o = fi
-        raw = b[path_at:path_at + _U16(b, fi + _FI_PATH_LEN)[0]]
-        path = _paths.get(raw)
-        f.path = path if path is not None else _path(raw)
+    f.path = _path(b[path_at:path_at + n])
+    f.inode = ino if flags & FI_INODE else None
     return f
 
 
 def _other_file(self: Any) -> ev.FileInfo | None:
     """The second file_info (a rename's or link's destination, a mount's new root), when present."""
-    b, o = self._b, self._o
+    b, o = self.file._b, self.file._o - _F0
     if not _U32(b, o + _F1 + _FI_FLAGS)[0] & FI_PRESENT:
         return None
     return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
@@ -393,7 +399,7 @@ _EXTRA_LENS = _picker([(HEADER.size + 28, "I"), (_F0 + _FI_PATH_LEN, "H"), (_F1 
 
 def _extra(self: Any) -> str:
     """The variable bytes after the paths (an xattr name, a mount's fs type) as text."""
-    b, o = self._b, self._o
+    b, o = self.file._b, self.file._o - _F0
     n, l0, l1 = _EXTRA_LENS.unpack_from(b, o)
     start = o + _FILE_END + l0 + l1
     return b[start:start + n].decode(errors="replace")
@@ -406,28 +412,28 @@ def _xattr_namespace(self: Any) -> str:
 
 _B0 = HEADER.size  # the file body
 _COMMON = {
-    "tid": _get("I", 20), "ppid": _get("I", 32), "ktime_ns": _get("Q", 8), "cgroup_id": _get("Q", 24),
-    "uid": _get("I", 40), "gid": _get("I", 44), "comm": _get("16s", 48, _cached_cstr),
-    "syscall": _get("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
-    "retval": _get("q", _B0), "file": property(_file),
+    "tid": _eget("I", 20), "ppid": _eget("I", 32), "ktime_ns": _eget("Q", 8), "cgroup_id": _eget("Q", 24),
+    "uid": _eget("I", 40), "gid": _eget("I", 44), "comm": _eget("16s", 48, _cached_cstr),
+    "syscall": _eget("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
+    "retval": _eget("q", _B0),
 }
-_FLAGS_ARG, _MODE_ARG = _get("I", _B0 + 12), _get("I", _B0 + 16)
+_FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)
 _OWN: dict[EventType, dict[str, property]] = {
     EventType.OPEN: {"flags": _FLAGS_ARG, "mode": _MODE_ARG},
     EventType.CHMOD: {"mode": _MODE_ARG},
     EventType.MKDIR: {"mode": _MODE_ARG},
-    EventType.CHOWN: {"new_uid": _get("I", _B0 + 20, lambda v: _signed32(v)),
-                      "new_gid": _get("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
+    EventType.CHOWN: {"new_uid": _eget("I", _B0 + 20, lambda v: _signed32(v)),
+                      "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
     EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
     EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG},
     EventType.UNLINK: {"flags": _FLAGS_ARG},
     EventType.RMDIR: {"flags": _FLAGS_ARG},
     EventType.UMOUNT: {"flags": _FLAGS_ARG},
     EventType.UTIMES: {
-        "access_time_ns": _get("Q", _B0 + 32, lambda t: None if t >= UTIME_OMIT else t),
-        "modification_time_ns": _get("Q", _B0 + 40, lambda t: None if t >= UTIME_OMIT else t),
-        "access_time_omitted": _get("Q", _B0 + 32, lambda t: t == UTIME_OMIT),
-        "modification_time_omitted": _get("Q", _B0 + 40, lambda t: t == UTIME_OMIT),
+        "access_time_ns": _eget("Q", _B0 + 32, lambda t: None if t >= UTIME_OMIT else t),
+        "modification_time_ns": _eget("Q", _B0 + 40, lambda t: None if t >= UTIME_OMIT else t),
+        "access_time_omitted": _eget("Q", _B0 + 32, lambda t: t == UTIME_OMIT),
+        "modification_time_omitted": _eget("Q", _B0 + 40, lambda t: t == UTIME_OMIT),
         "flags": _FLAGS_ARG},
     EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
     EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
@@ -441,7 +447,7 @@ _FILE_CLASSES = {
     EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent,
 }
 FILE_VIEWS: dict[EventType, type] = {
-    t: _view_class(cls, {**_COMMON, **_OWN[t]}, ("_b", "_o", "_f")) for t, cls in _FILE_CLASSES.items()
+    t: _view_class(cls, {**_COMMON, **_OWN[t]}, ()) for t, cls in _FILE_CLASSES.items()
 }
 """The view class of each file event type (selinux records, rare, are decoded eagerly)."""
 _new = object.__new__
@@ -463,10 +469,8 @@ def _file_view_of(etype: EventType, data: bytes) -> ev.KernelEvent:
             and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
         return _decode_file(etype, HEADER.unpack_from(data), data)  # raises the precise DecodeError
     o = view()
-    o._b = data
-    o._o = 0
     o.pid = pid
-    o._f = None
+    o.file = _file_view(data, _F0, _FILE_END)
     return o
 
 
@@ -597,7 +601,8 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
 _RING_CHECK = _picker([
     (0, "I"), (8, "I"), (8 + 4, "I"), (8 + 16, "I"),  # ring length word, kind | type << 16, size, pid
     (8 + HEADER.size + 28, "I"),  # extra_len
-    (8 + _F0 + _FI_FLAGS, "I"), (8 + _F0 + _FI_PATH_LEN, "HH"), (8 + _F1 + _FI_PATH_LEN, "HH"),
+    (8 + _F0, "Q"), (8 + _F0 + _FI_FLAGS, "I"),  # the file's inode and flags
+    (8 + _F0 + _FI_PATH_LEN, "HH"), (8 + _F1 + _FI_PATH_LEN, "HH"),  # path and resolved lengths of both files
 ])
 RING_PAD = _RING_CHECK.size
 """Bytes the reader reads from a record's start whatever its size: a region must extend this far past its end."""
@@ -623,13 +628,17 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
     errors: list[str] = []
     check = _RING_CHECK.unpack_from
     views = _RING_VIEWS if lazy else {}
+    file_view = _FILE_INFO_VIEW
+    paths = _PATHS
     fe = _FILE_END
+    at_file, at_path = 8 + _F0, 8 + _FILE_END  # from a record's ring header
+    present, has_inode, discard = FI_PRESENT, FI_INODE, _DISCARD
     pos = 0
     if stop is None:
         stop = end
     while pos < stop:
-        ln, kt, size, pid, extra_len, fl0, l0, r0, l1, r1 = check(buf, pos)
-        if ln >= _DISCARD:  # BUSY (not committed yet: stop here) or DISCARD
+        ln, kt, size, pid, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
+        if ln >= discard:  # BUSY (not committed yet: stop here) or DISCARD
             if ln & _BUSY:
                 break
             pos += ((ln & (_DISCARD - 1)) + 15) & ~7
@@ -638,12 +647,18 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
         # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
         # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
         if (view is not None and size == ln == fe + l0 + l1 + extra_len and ((l0 | l1) >> 4 | extra_len) < 256
-                and r0 <= l0 and r1 <= l1 and fl0 & FI_PRESENT):
+                and r0 <= l0 and r1 <= l1 and fl0 & present):
+            # the event and its file (what nearly every consumer reads: made here, _file_view inlined)
             o = view()
-            o._b = buf
-            o._o = pos + 8
             o.pid = pid
-            o._f = None
+            f = o.file = file_view()
+            f._b = buf
+            f._o = pos + at_file
+            p = pos + at_path
+            raw = buf[p:p + l0]
+            path = paths.get(raw)
+            f.path = path if path is not None else _path(raw)
+            f.inode = ino if fl0 & has_inode else None
             append(o)
         else:
             if pos + 8 + ln > end:
