@@ -194,3 +194,13 @@ def test_a_mount_no_rule_uses_still_invalidates_discarders_in_the_kernel_and_is_
         assert reader.mine(ev.MountEvent, under(tmp_path)) == []
     finally:
         subprocess.run(["umount", str(d)], check=True)
+
+
+def test_the_default_policy_runs_on_one_syscall_hook_site(reader, probe):
+    from opencws.secl import load_policies
+    from opencws.secl.policies import DEFAULT_POLICY
+
+    reader.checkpoint()
+    filters = KernelFilters(probe, load_policies([DEFAULT_POLICY]))
+    assert {"unlink", "rmdir", "rename", "setuid", "setgid", "capset"} <= filters.plan.event_types
+    assert "sys_enter" not in probe.attached_hooks and "sys_exit" in probe.attached_hooks
