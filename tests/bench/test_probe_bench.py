@@ -17,6 +17,6 @@ def test_the_probe_benchmark_prints_every_figure_and_an_exact_lost_count():
     assert out.returncode == 0, out.stdout + out.stderr
     for expected in ("bare (no BPF)", "floor: empty raw sys_enter + sys_exit", "probe/floor = ",
                      "probe/bare = ", "fork+exec probe/bare = ", "generated 3,000 = sent ",
-                     "read + decode into typed events", "header unpack only, mmap ring reader", "decode rate ",
+                     "reader: typed events, type, pid, file.path, file.inode read", "header unpack only, mmap ring reader", "decode rate ",
                      "sent + lost = generated in every burst: yes"):
         assert expected in out.stdout, out.stdout
