@@ -110,6 +110,36 @@ def test_a_new_inode_reusing_a_discarded_number_is_not_dropped(watch, probe, tmp
     assert (str(new), 0) in opened  # the new inode's open arrives: its birth dropped the stale discarder
 
 
+def test_a_new_inode_created_by_a_discarded_process_does_not_keep_a_stale_discarder(at_exit, probe, tmp_path):
+    """The process discarder is checked first; the birth of an inode must still drop a stale inode discarder."""
+    creator = "import os, sys; sys.stdin.readline(); os.close(os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600))"
+    for attempt in range(40):
+        generation = probe.discarder_generation
+        old = tmp_path / f"old-{attempt}"
+        old.write_text("x")
+        ino = os.stat(old).st_ino
+        probe.add_discarder_inode(ino, mount_id(old), ["open"])
+        os.unlink(old)
+        new = tmp_path / f"new-{attempt}"
+        child = subprocess.Popen([sys.executable, "-c", creator, str(new)], stdin=subprocess.PIPE)
+        probe.add_discarder_pid(child.pid, ["open"])
+        child.communicate(b"go\n", timeout=30)
+        probe.remove_discarder_pid(child.pid)
+        reused = os.stat(new).st_ino == ino
+        if reused:
+            os.close(os.open(new, os.O_RDONLY))
+        # Activity elsewhere on the machine (a mount, a directory rename) may invalidate every discarder
+        # meanwhile: such an attempt shows nothing, so it is tried again.
+        if reused and probe.discarder_generation == generation:
+            break
+        os.unlink(new)
+    else:
+        raise AssertionError("no attempt reused the inode number with the discarders intact")
+    opened = [(e.file.path, e.pid) for e in at_exit.mine(ev.OpenEvent, paths_under(tmp_path))]
+    assert (str(new), child.pid) not in opened  # the creator itself was discarded
+    assert (str(new), os.getpid()) in opened  # but the stale inode discarder went with the birth
+
+
 def test_setuid_before_comes_from_the_cache_for_a_thread_running_before_the_probe(require_kernel):
     from opencws.probe.probe import Probe
 

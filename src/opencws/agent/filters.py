@@ -51,8 +51,9 @@ DISCARDABLE_BY_INODE = frozenset({"open", "chmod", "chown", "utimes", "setxattr"
 
 DISCARDABLE_BY_PID = frozenset(
     (KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"}) - {"unlink", "rename", "link"})
-"""Types the kernel can drop by process (exec, fork and exit always flow). Never the types that invalidate inode
-discarders: the kernel checks a pid discarder before it drops the discarder of an unlinked or renamed inode."""
+"""Types the kernel can drop by process (exec, fork and exit always flow). Never unlink, rename or link: the kernel
+checks a pid discarder before it drops the discarder of an unlinked or renamed inode. Open is safe: an open that
+creates a file drops the stale discarder of its inode number even when its process is discarded."""
 
 INVALIDATION_SEEN_BY_KERNEL = frozenset({"mount"})
 """Types hooked whenever inode discarders may exist so that the kernel sees them (all their events filtered when

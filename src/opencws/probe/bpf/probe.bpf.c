@@ -1081,6 +1081,24 @@ static __always_inline int open_fd_discarded(int fd, __u32 flags)
 	return d && d->generation == current_generation() && (d->type_mask & (1u << EV_OPEN));
 }
 
+/* An open that created its file while its process is discarded: the new inode may reuse the number of a
+ * dead inode whose discarder is still there, so drop it (as the full path does) before filtering. */
+static __always_inline void forget_born_inode(int fd, __u32 flags)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return;
+	struct file *tf = RO(struct file, f);
+	if (!(tf->f_mode & FMODE_CREATED_BIT) && !(flags & O_TMPFILE_BIT))
+		return;
+	struct inode *ino = RO(struct dentry, tf->f_path.dentry)->d_inode;
+	if (!ino)
+		return;
+	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino,
+			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id};
+	bpf_map_delete_elem(&discarder_inodes, &k);
+}
+
 /* ------------------------------------------------------------------ file records */
 
 static __noinline int emit_file(struct rec_buf *r, __u32 type)
@@ -1637,6 +1655,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
 	if (pid_discarded(type)) {
+		if (type == EV_OPEN && ret >= 0)
+			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
 		return 0;
 	}
