@@ -32,8 +32,9 @@ def test_the_main_job_reports_a_watched_file_and_learns_to_drop_an_unwatched_one
         proc.kill()
     events = [orjson.loads(x) for x in out_path.read_bytes().splitlines()]
     assert any(e["type"] == "open" and e.get("file") == "/etc/shadow" for e in events)
-    # No rule watches it: once the agent has learned its discarder, the kernel drops its opens.
-    assert sum(e.get("file") == str(unwatched) for e in events) == 1
+    # No rule watches it: once the agent has learned its discarder, the kernel drops its opens. (A directory
+    # rename or a mount elsewhere on the machine invalidates discarders; the agent then learns it again.)
+    assert 1 <= sum(e.get("file") == str(unwatched) for e in events) <= 3
     summary = err_path.read_text()
     assert "rules loaded, 0 errors" in summary
     open_line = next(x for x in summary.splitlines() if x.strip().startswith("open "))
