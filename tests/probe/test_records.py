@@ -229,3 +229,12 @@ def test_the_ring_reader_agrees_with_decode_on_corrupted_records():
         events, used, errors = r.decode_ring(buf, end)
         assert used == end and events[-1].pid == 1  # the next record is read either way
         assert (events[0] == expected) if len(events) == 2 else (errors == [expected])
+
+
+@pytest.mark.parametrize(("flags", "known"), [(0, True), (r.HF_CREDS_BEFORE_UNKNOWN, False)])
+def test_a_credentials_record_says_whether_the_before_credentials_were_known(flags, known):
+    after = (1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 0, 0, 0)
+    body = r.CRED_BODY.pack(0, 105, 0, *CREDS, *after)
+    e = r.decode(header(r.REC_CRED, EventType.SETUID, r.HEADER.size + len(body), flags) + body)
+    assert isinstance(e, ev.SetuidEvent) and e.syscall == "setuid" and e.retval == 0
+    assert e.before_known is known and e.after.uid == 1000 and e.before.cap_effective == 1 << 21

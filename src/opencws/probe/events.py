@@ -233,6 +233,8 @@ class BpfEvent(SyscallEvent):
 class CredentialsEvent(SyscallEvent):
     before: Credentials
     after: Credentials
+    before_known: bool = True
+    """False when the kernel had no cached credentials for the thread: `before` is then a copy of `after`."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -34,6 +34,7 @@ FI_BAD_FD = 1 << 9
 
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
+HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 
 PATH_MAX = 4095
 EXTRA_MAX = 255
@@ -547,7 +548,8 @@ _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.S
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(None, h, _cached_cstr(h[11]), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]), _CREDS(None, *b[14:25]))
+    return cls(None, h, _cached_cstr(h[11]), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]),
+               _CREDS(None, *b[14:25]), not h[8] & HF_CREDS_BEFORE_UNKNOWN)
 
 
 def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
