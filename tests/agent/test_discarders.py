@@ -136,3 +136,11 @@ def test_no_process_is_discarded_for_the_types_that_invalidate_inode_discarders(
     unlink = make(ev.UnlinkEvent, pid=300, **COMMON, syscall="unlink", retval=0, file=info("/y"))
     assert learner.observe(unlink) is None
     assert learner.probe.pids == {}
+
+
+def test_ignored_processes_stay_discarded_across_invalidations(tmp_path):
+    learner = Discarders(FakeProbe(), write_policy(tmp_path, 'bpf.cmd == BPF_PROG_LOAD'), ignored_pids=[4242])
+    assert learner.probe.pids == {4242: []}  # every type
+    learner.invalidate()
+    learner.reload(write_policy(tmp_path, 'open.file.path == "/x"'))
+    assert learner.probe.invalidations == 2 and learner.probe.pids == {4242: []}

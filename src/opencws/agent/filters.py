@@ -288,11 +288,19 @@ class Discarders:
     """Learns discarders from decoded events: what no rule of the event's type could match never leaves the
     kernel again (until an invalidation)."""
 
-    def __init__(self, probe: ProbeFilters, policies: PolicySet):
+    def __init__(self, probe: ProbeFilters, policies: PolicySet, ignored_pids: Iterable[int] = ()):
+        """`ignored_pids`: processes whose activity never leaves the kernel, whatever the rules (the agent
+        itself: its own map updates are `bpf()` calls), kept across invalidations."""
         self.probe = probe
         self.stats = DiscarderStats()
         self._exe: dict[int, str] = {}
+        self._ignored = tuple(ignored_pids)
+        self._ignore()
         self.reload(policies, invalidate=False)
+
+    def _ignore(self) -> None:
+        for pid in self._ignored:
+            self.probe.add_discarder_pid(pid)
 
     def reload(self, policies: PolicySet, *, invalidate: bool = True) -> None:
         """New rules: discarders learned from the old ones no longer hold."""
@@ -304,6 +312,7 @@ class Discarders:
 
     def invalidate(self) -> None:
         self.probe.invalidate_discarders()
+        self._ignore()
         self.stats.invalidations += 1
 
     def _could_match_path(self, event_type: str, path: str) -> bool:
@@ -401,12 +410,13 @@ class KernelFilters:
     """The policy's filters in a probe: plan applied, discarders learned from `observe(event)`, everything
     recomputed and invalidated on `reload(policies)`."""
 
-    def __init__(self, probe: ProbeFilters, policies: PolicySet, known_types: Iterable[str] | None = None):
+    def __init__(self, probe: ProbeFilters, policies: PolicySet, known_types: Iterable[str] | None = None,
+                 ignored_pids: Iterable[int] = ()):
         self.probe = probe
         self._known = list(known_types) if known_types is not None else None
+        self.discarders = Discarders(probe, policies, ignored_pids)  # first: applying the plan is bpf() calls
         self.plan = plan_filters(policies)
         apply_plan(probe, self.plan, self._known)
-        self.discarders = Discarders(probe, policies)
         self.discarders.snapshot_processes()
 
     def observe(self, event: Any) -> str | None:

@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     shown = 0
     try:
-        filters = KernelFilters(probe, policies)
-        probe.add_discarder_pid(os.getpid())  # our own map updates are bpf() calls: no feedback loop
+        filters = KernelFilters(probe, policies, ignored_pids=[os.getpid()])  # our map updates are bpf() calls
         enabled = ", ".join(sorted(filters.plan.event_types))
         print(f"opencws run: kernel events enabled: {enabled}; Ctrl-C to stop", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
