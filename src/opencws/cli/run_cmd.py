@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     shown = 0
     try:
-        filters = KernelFilters(probe, policies, ignored_pids=[os.getpid()])  # our map updates are bpf() calls
+        # Our own map updates are bpf() calls: the agent's activity never leaves the kernel.
+        filters = KernelFilters(probe, policies, ignored_pids=[os.getpid()])
         enabled = ", ".join(sorted(filters.plan.event_types))
         print(f"opencws run: kernel events enabled: {enabled}; Ctrl-C to stop", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
