@@ -16,7 +16,8 @@ class Node:
 
     @property
     def depth(self) -> int:
-        return 1
+        """Composite nodes carry `_depth`, set by the parser; a leaf is depth 1."""
+        return getattr(self, "_depth", 1)
 
 
 @dataclass(slots=True, eq=False)
@@ -63,10 +64,6 @@ class Unary(Node):
     operand: Node
     _depth: int = 1
 
-    @property
-    def depth(self) -> int:
-        return self._depth
-
 
 @dataclass(slots=True, eq=False)
 class Binary(Node):
@@ -77,10 +74,6 @@ class Binary(Node):
     right: Node
     op_pos: int = 0
     _depth: int = 1
-
-    @property
-    def depth(self) -> int:
-        return self._depth
 
 
 @dataclass(slots=True, eq=False)
@@ -93,10 +86,6 @@ class InArray(Node):
     op_pos: int = 0
     _depth: int = 1
 
-    @property
-    def depth(self) -> int:
-        return self._depth
-
 
 @dataclass(slots=True, eq=False)
 class Logical(Node):
@@ -106,7 +95,3 @@ class Logical(Node):
     operands: list[Node]
     op_pos: int = 0
     _depth: int = 1
-
-    @property
-    def depth(self) -> int:
-        return self._depth
