@@ -112,7 +112,8 @@ def test_a_new_inode_reusing_a_discarded_number_is_not_dropped(watch, probe, tmp
 
 def test_a_new_inode_created_by_a_discarded_process_does_not_keep_a_stale_discarder(at_exit, probe, tmp_path):
     """The process discarder is checked first; the birth of an inode must still drop a stale inode discarder."""
-    creator = "import os, sys; sys.stdin.readline(); os.close(os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600))"
+    creator = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); "
+               "os.close(os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600))")
     for attempt in range(40):
         generation = probe.discarder_generation
         old = tmp_path / f"old-{attempt}"
@@ -121,7 +122,9 @@ def test_a_new_inode_created_by_a_discarded_process_does_not_keep_a_stale_discar
         probe.add_discarder_inode(ino, mount_id(old), ["open"])
         os.unlink(old)
         new = tmp_path / f"new-{attempt}"
-        child = subprocess.Popen([sys.executable, "-c", creator, str(new)], stdin=subprocess.PIPE)
+        child = subprocess.Popen([sys.executable, "-c", creator, str(new)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE)
+        assert child.stdout.readline() == b"ready\n"  # exec is over (an exec drops the pid's discarder)
         probe.add_discarder_pid(child.pid, ["open"])
         child.communicate(b"go\n", timeout=30)
         probe.remove_discarder_pid(child.pid)
