@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool busybox-static runc python3-venv)
+# gcc and python3-dev build the C extension (the ring reader's hot loop) with the interpreter's own flags.
+DEBIAN_PACKAGES=(clang llvm gcc libbpf-dev libbpf1 bpftool busybox-static runc python3-venv python3-dev)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -28,7 +29,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.opencws-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# reinstalled when the project's metadata or its C extension changed (or the extension is missing)
+ext_src=src/opencws/probe/_ringdecoder.c
+ext_built=$(ls src/opencws/probe/_ringdecoder.*.so 2>/dev/null | head -n1 || true)
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+   || [ -z "$ext_built" ] || [ "$ext_src" -nt "$ext_built" ]; then
   echo "setup: installing Python dependencies" >&2
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'

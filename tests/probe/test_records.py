@@ -159,6 +159,19 @@ def test_the_reader_counts_malformed_records_instead_of_raising():
     assert p.decode_errors == 1 and "header" in p.last_decode_error
 
 
+@pytest.fixture(params=["c", "python"])
+def decode_ring(request):
+    """Both ring loops: the compiled one (set-up builds it: its absence is a failure) and its Python twin."""
+    if request.param == "python":
+        return r.decode_ring_py
+    assert r.decode_ring_c is not None, r.DECODER
+    return r.decode_ring_c
+
+
+def test_the_reader_uses_the_compiled_loop():
+    assert r.DECODER == "C" and r.decode_ring is r.decode_ring_c
+
+
 def ring(*records: bytes, flags: dict[int, int] | None = None) -> tuple[bytes, int]:
     """Records laid out as in a BPF ring buffer (8-byte header each, 8-byte aligned), then RING_PAD bytes."""
     out = bytearray()
@@ -172,11 +185,11 @@ def exit_record(pid: int) -> bytes:
     return r.HEADER.pack(r.REC_EXIT, EventType.EXIT, 72, 1, pid, pid, 0, 1, 0, 0, 0, b"x\0") + r.EXIT_BODY.pack(256, 0)
 
 
-def test_the_ring_reader_decodes_every_kind_skips_discarded_records_and_stops_at_an_uncommitted_one():
+def test_the_ring_reader_decodes_every_kind_skips_discarded_records_and_stops_at_an_uncommitted_one(decode_ring):
     recs = [file_record(EventType.OPEN, b"/a"), exit_record(7), file_record(EventType.UNLINK, b"/skip"),
             file_record(EventType.RENAME, b"/b", b"/c", nr=82), file_record(EventType.OPEN, b"/busy")]
     buf, end = ring(*recs, flags={2: 1 << 30, 4: 1 << 31})
-    events, used, errors = r.decode_ring(buf, end)
+    events, used, errors = decode_ring(buf, end)
     assert [type(e).__name__ for e in events] == ["OpenEvent", "ExitEvent", "RenameEvent"] and not errors
     assert events[0] == r.decode(recs[0], lazy=False) and events[2] == r.decode(recs[3], lazy=False)
     assert events[2].destination.path == "/c" and events[1].exit_code == 1
@@ -184,22 +197,22 @@ def test_the_ring_reader_decodes_every_kind_skips_discarded_records_and_stops_at
 
 
 @pytest.mark.parametrize("lazy", [True, False])
-def test_the_ring_reader_counts_a_malformed_record_and_reads_on(lazy):
+def test_the_ring_reader_counts_a_malformed_record_and_reads_on(lazy, decode_ring):
     bad = file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", resolved=9))
     short = header(r.REC_FILE, EventType.OPEN, 100) + b"\0" * 36
     buf, end = ring(file_record(EventType.OPEN, b"/a"), bad, short, exit_record(3), file_record(EventType.OPEN, b"/b"))
-    events, used, errors = r.decode_ring(buf, end, lazy)
+    events, used, errors = decode_ring(buf, end, lazy)
     assert [getattr(e, "file", None) and e.file.path for e in events] == ["/a", None, "/b"] and used == end
     assert len(errors) == 2 and "resolved length 9" in errors[0] and "body needs 288" in errors[1]
 
 
-def test_a_ring_read_stops_before_stop_and_at_a_record_the_copy_cut():
+def test_a_ring_read_stops_before_stop_and_at_a_record_the_copy_cut(decode_ring):
     recs = [file_record(EventType.OPEN, b"/a"), exit_record(5), file_record(EventType.OPEN, b"/b")]
     buf, end = ring(*recs)
     second = (len(recs[0]) + 8 + 7) & ~7
-    events, used, _ = r.decode_ring(buf, end, stop=second)
+    events, used, _ = decode_ring(buf, end, stop=second)
     assert len(events) == 1 and used == second
-    events, used, _ = r.decode_ring(buf, second + 40)  # the exit record is not wholly there
+    events, used, _ = decode_ring(buf, second + 40)  # the exit record is not wholly there
     assert len(events) == 1 and used == second
 
 
@@ -209,7 +222,7 @@ def test_views_compare_equal_only_to_the_same_fields():
     assert a != r.decode(file_record(EventType.CHMOD, b"/a", nr=90)) and a != "open"
 
 
-def test_the_ring_reader_agrees_with_decode_on_corrupted_records():
+def test_the_ring_reader_agrees_with_decode_on_corrupted_records(decode_ring):
     import random
 
     rng = random.Random(4)
@@ -226,7 +239,7 @@ def test_the_ring_reader_agrees_with_decode_on_corrupted_records():
         except DecodeError as exc:
             expected = str(exc)
         buf, end = ring(rec, exit_record(1))
-        events, used, errors = r.decode_ring(buf, end)
+        events, used, errors = decode_ring(buf, end)
         assert used == end and events[-1].pid == 1  # the next record is read either way
         assert (events[0] == expected) if len(events) == 2 else (errors == [expected])
 
@@ -238,3 +251,69 @@ def test_a_credentials_record_says_whether_the_before_credentials_were_known(fla
     e = r.decode(header(r.REC_CRED, EventType.SETUID, r.HEADER.size + len(body), flags) + body)
     assert isinstance(e, ev.SetuidEvent) and e.syscall == "setuid" and e.retval == 0
     assert e.before_known is known and e.after.uid == 1000 and e.before.cap_effective == 1 << 21
+
+
+def _outcome(decode_ring, buf: bytes, end: int, lazy: bool, stop: int | None) -> tuple:
+    events, used, errors = decode_ring(buf, end, lazy, stop)
+    return [(type(e).__name__, e) for e in events], used, errors
+
+
+def test_the_compiled_loop_and_its_python_twin_agree_on_random_rings():
+    import random
+
+    assert r.decode_ring_c is not None, r.DECODER
+    rng = random.Random(11)
+    good = [file_record(EventType.RENAME, b"/a/b", b"/c/d", nr=82), file_record(EventType.OPEN, b"/etc/\xffx"),
+            file_record(EventType.SETXATTR, b"/f", extra=b"user.y", nr=188), exit_record(9),
+            file_record(EventType.OPEN, b"/p", f0=file_info(b"/p", r.FI_PRESENT)),  # no inode
+            file_record(EventType.MOUNT, b"/mnt", b"/", extra=b"tmpfs", nr=165),
+            file_record(EventType.SELINUX, b"/sys/fs/selinux/enforce", extra=b"1", flags_arg=3, nr=1)]
+    for _ in range(1500):
+        recs = [bytearray(rng.choice(good)) for _ in range(rng.randint(1, 5))]
+        for rec in recs:
+            for _ in range(rng.choice([0, 0, 1, 2])):
+                at = rng.choice([rng.randrange(len(rec)), rng.randrange(0, 112), rng.randrange(168, 200)])
+                rec[at % len(rec)] = rng.randrange(256)
+        flags = {i: rng.choice([1 << 30, 1 << 31]) for i in range(len(recs)) if rng.random() < 0.1}
+        buf, end = ring(*map(bytes, recs), flags=flags)
+        if rng.random() < 0.2:  # a copy that cut the last record
+            end = rng.randrange(end + 1)
+            buf = buf[:end] + b"\xff" * r.RING_PAD
+        stop = rng.choice([None, rng.randrange(end + 1)])
+        lazy = rng.random() < 0.8
+        assert _outcome(r.decode_ring_c, buf, end, lazy, stop) == _outcome(r.decode_ring_py, buf, end, lazy, stop)
+
+
+def test_the_compiled_loop_refuses_a_buffer_without_its_padding():
+    assert r.decode_ring_c is not None, r.DECODER
+    buf, end = ring(exit_record(1))
+    with pytest.raises(ValueError, match="must extend"):
+        r.decode_ring_c(buf[:end], end)
+
+
+def test_the_compiled_loop_keeps_no_reference_and_no_memory_once_its_events_are_dropped():
+    import sys
+    import tracemalloc
+
+    assert r.decode_ring_c is not None, r.DECODER
+    buf, end = ring(*[file_record(EventType.OPEN, b"/a/%d" % i) for i in range(500)], exit_record(3),
+                    file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", resolved=9)))
+    refs = sys.getrefcount(buf)
+    events, _, errors = r.decode_ring_c(buf, end)
+    assert len(events) == 501 and len(errors) == 1 and sys.getrefcount(buf) == refs + 500  # one per file view
+    assert [e.file.path for e in events[:2]] == ["/a/0", "/a/1"] and events[0].file.inode == 42
+    import gc
+
+    assert not gc.is_tracked(events[0]) and not gc.is_tracked(events[0].file)  # nothing for the collector to walk
+    del events, errors
+    assert sys.getrefcount(buf) == refs
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            r.decode_ring_c(buf, end)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            r.decode_ring_c(buf, end)
+        assert tracemalloc.get_traced_memory()[0] - before < 10_000
+    finally:
+        tracemalloc.stop()

@@ -127,6 +127,8 @@ class Probe:
         full at once and their fields decoded when read (see `records.decode_ring`); False: every field of
         every event decoded at once (several times dearer)."""
         self._lazy = lazy
+        self.decode_ring = decode_ring
+        """The loop the mmap reader runs: the compiled one when built (see `records.DECODER`)."""
         if reader not in ("mmap", "libbpf"):
             raise ValueError(f"reader must be mmap or libbpf, not {reader!r}")
         self._reader_kind = reader
@@ -331,10 +333,10 @@ class Probe:
         cons, buf, end, whole = ring.region(READ_BYTES + MAX_FILE_RECORD, RING_PAD)
         if not end:
             return []
-        events, used, errors = decode_ring(buf, end, self._lazy, None if whole else end - MAX_FILE_RECORD)
+        events, used, errors = self.decode_ring(buf, end, self._lazy, None if whole else end - MAX_FILE_RECORD)
         if not used and not whole:  # one record larger than a read: read everything there is
             cons, buf, end, whole = ring.region(0, RING_PAD)
-            events, used, errors = decode_ring(buf, end, self._lazy)
+            events, used, errors = self.decode_ring(buf, end, self._lazy)
         ring.release(cons + used)
         if errors:
             self.decode_errors += len(errors)

@@ -600,12 +600,18 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
 
 # ---------------------------------------------------------------------------------------------- the reader
 
-_RING_CHECK = _picker([
-    (0, "I"), (8, "I"), (8 + 4, "I"), (8 + 16, "I"),  # ring length word, kind | type << 16, size, pid
-    (8 + HEADER.size + 28, "I"),  # extra_len
-    (8 + _F0, "Q"), (8 + _F0 + _FI_FLAGS, "I"),  # the file's inode and flags
-    (8 + _F0 + _FI_PATH_LEN, "HH"), (8 + _F1 + _FI_PATH_LEN, "HH"),  # path and resolved lengths of both files
-])
+_RING_FIELDS = {  # what the reader reads of every record: (offset from the record's ring header, format)
+    "length": (0, "I"),  # the ring's length word (BUSY, DISCARD)
+    "kind_type": (8, "I"),  # kind | type << 16
+    "size": (8 + 4, "I"),
+    "pid": (8 + 16, "I"),
+    "extra_len": (8 + HEADER.size + 28, "I"),
+    "inode": (8 + _F0, "Q"),
+    "file_flags": (8 + _F0 + _FI_FLAGS, "I"),
+    "path_lens": (8 + _F0 + _FI_PATH_LEN, "HH"),  # path and resolved lengths of the file
+    "other_path_lens": (8 + _F1 + _FI_PATH_LEN, "HH"),  # and of the second file
+}
+_RING_CHECK = _picker(list(_RING_FIELDS.values()))
 RING_PAD = _RING_CHECK.size
 """Bytes the reader reads from a record's start whatever its size: a region must extend this far past its end."""
 assert PATH_MAX >> 4 == EXTRA_MAX == 255  # decode_ring checks both bounds at once
@@ -615,8 +621,8 @@ _RING_VIEWS = {REC_FILE | t << 16: view for t, view in FILE_VIEWS.items()}
 _BUSY, _DISCARD = 1 << 31, 1 << 30
 
 
-def decode_ring(buf: bytes, end: int, lazy: bool = True,
-                stop: int | None = None) -> tuple[list[ev.KernelEvent], int, list[str]]:
+def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
+                   stop: int | None = None) -> tuple[list[ev.KernelEvent], int, list[str]]:
     """Decode the records of a copy of a BPF ring buffer's data, `buf[:end]` (each record behind the ring's
     8-byte header; `buf` extends at least RING_PAD bytes past `end`, whatever they hold), those that start
     before `stop` (default `end`; at most `end - MAX_FILE_RECORD` when the copy may cut a record).
@@ -624,7 +630,10 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
     Returns the events, how many bytes were consumed (up to the first record not committed yet, or not
     wholly copied), and the DecodeError reasons of the records rejected. With `lazy`, file events are views
     over `buf` (a record is checked in full before its view is made); every other record is decoded from its
-    own bytes by `decode`. This is the reader's hot loop: one unpack_from per record, one object per event."""
+    own bytes by `decode`. This is the reader's hot loop: one unpack_from per record, one object per event.
+
+    `decode_ring` is this loop compiled (_ringdecoder.c) when the extension is built; this one is the
+    reference the tests hold it to, and the fallback."""
     out: list[ev.KernelEvent] = []
     append = out.append
     errors: list[str] = []
@@ -648,8 +657,9 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
         view = views.get(kt)
         # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
         # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
-        if (view is not None and size == ln == fe + l0 + l1 + extra_len and ((l0 | l1) >> 4 | extra_len) < 256
-                and r0 <= l0 and r1 <= l1 and fl0 & present):
+        whole = pos + 8 + ln <= end
+        if (view is not None and whole and size == ln == fe + l0 + l1 + extra_len
+                and ((l0 | l1) >> 4 | extra_len) < 256 and r0 <= l0 and r1 <= l1 and fl0 & present):
             # the event and its file (what nearly every consumer reads: made here, _file_view inlined)
             o = view()
             o.pid = pid
@@ -663,7 +673,7 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
             f.inode = ino if fl0 & has_inode else None
             append(o)
         else:
-            if pos + 8 + ln > end:
+            if not whole:
                 break  # not wholly copied: the next read has it
             try:
                 append(decode(buf[pos + 8:pos + 8 + ln], lazy))
@@ -671,3 +681,22 @@ def decode_ring(buf: bytes, end: int, lazy: bool = True,
                 errors.append(str(exc))
         pos += (ln + 15) & ~7
     return out, pos, errors
+
+
+def _compiled_decode_ring() -> tuple[Callable[..., tuple[list[ev.KernelEvent], int, list[str]]] | None, str]:
+    """The C loop configured with this module's layout and classes, or None and why it is not available."""
+    try:
+        from opencws.probe import _ringdecoder
+    except ImportError as exc:
+        return None, f"the C decoder is not built ({exc}): run scripts/setup.sh"
+    at = {name: off for name, (off, _) in _RING_FIELDS.items()}
+    offsets = (at["kind_type"], at["size"], at["pid"], at["extra_len"], at["inode"], at["file_flags"],
+               at["path_lens"], at["other_path_lens"], _FILE_END, 8 + _F0, 8 + _FILE_END, RING_PAD)
+    _ringdecoder.configure(offsets, (PATH_MAX, EXTRA_MAX, FI_PRESENT, FI_INODE), _RING_VIEWS, _FILE_INFO_VIEW,
+                           ev.KernelEvent, ev.FileEvent, decode, DecodeError)
+    return _ringdecoder.decode_ring, "C"
+
+
+decode_ring_c, DECODER = _compiled_decode_ring()
+"""DECODER: "C" when the compiled loop is in use, else why not (the reader then runs decode_ring_py)."""
+decode_ring = decode_ring_c or decode_ring_py
