@@ -98,3 +98,29 @@ def setxattrat(dirfd: int, path, at_flags: int, name: str, value: bytes, flags: 
 
 def removexattrat(dirfd: int, path, at_flags: int, name: str) -> int:
     return _call(466, dirfd, _p(path), at_flags, name.encode())
+
+
+# the new mount API
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+OPEN_TREE_CLONE = 1
+
+
+def fsopen(fstype: str, flags: int = 0) -> int:
+    return _call(430, fstype.encode(), flags)
+
+
+def fsconfig(fd: int, cmd: int, key: str | None = None, value: bytes | None = None, aux: int = 0) -> int:
+    return _call(431, fd, cmd, key.encode() if key else None, value, aux)
+
+
+def fsmount(fd: int, flags: int = 0, attr_flags: int = 0) -> int:
+    return _call(432, fd, flags, attr_flags)
+
+
+def open_tree(dirfd: int, path, flags: int) -> int:
+    return _call(428, dirfd, _p(path), flags)
+
+
+def move_mount(from_dfd: int, from_path, to_dfd: int, to_path, flags: int = 0) -> int:
+    return _call(429, from_dfd, _p(from_path), to_dfd, _p(to_path), flags)

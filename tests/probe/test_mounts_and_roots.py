@@ -122,3 +122,52 @@ def test_a_chrooted_process_reports_paths_from_its_root(watch, tmp_path):
     assert opened[0].file.inode == os.stat(jail / "etc" / "inside").st_ino
     chmod = watch.one(ev.ChmodEvent, lambda e: e.pid == pid)
     assert chmod.file.path == "/etc/inside" and chmod.file.path_resolution_error is None
+
+
+def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch, tmp_path):
+    mnt = tmp_path / "fsmount"
+    mnt.mkdir()
+    parent_mount = mount_id(mnt)
+    fs = sysc.fsopen("tmpfs")
+    assert fs >= 0, os.strerror(-fs)
+    assert sysc.fsconfig(fs, sysc.FSCONFIG_SET_STRING, "size", b"1m") == 0
+    assert sysc.fsconfig(fs, sysc.FSCONFIG_CMD_CREATE) == 0
+    m = sysc.fsmount(fs)
+    assert m >= 0, os.strerror(-m)
+    try:
+        dirfd = os.open(tmp_path, os.O_PATH)  # the target relative to a dirfd
+        try:
+            assert sysc.move_mount(m, "", dirfd, "fsmount", sysc.MOVE_MOUNT_F_EMPTY_PATH) == 0
+        finally:
+            os.close(dirfd)
+        e = watch.one(ev.MountEvent, paths_under(tmp_path))
+        assert (e.syscall, e.retval, e.fs_type, e.flags) == ("move_mount", 0, "tmpfs", sysc.MOVE_MOUNT_F_EMPTY_PATH)
+        assert e.file.path == str(mnt) and e.file.mount_id == parent_mount
+        assert e.root is not None and e.root.path == str(mnt) and e.root.fs_type == "tmpfs"
+        assert e.new_mount_id == mount_id(mnt) != parent_mount and e.device == os.stat(mnt).st_dev
+    finally:
+        os.close(m)
+        os.close(fs)
+        sysc.umount2(mnt, 2)
+
+
+def test_a_bind_mount_cloned_with_open_tree_is_reported_with_the_source_fs_type(watch, tmpfs, tmp_path):
+    target = tmp_path / "bound"
+    target.mkdir()
+    tree = sysc.open_tree(sysc.AT_FDCWD, tmpfs, sysc.OPEN_TREE_CLONE)
+    assert tree >= 0, os.strerror(-tree)
+    try:
+        assert sysc.move_mount(tree, "", sysc.AT_FDCWD, target, sysc.MOVE_MOUNT_F_EMPTY_PATH) == 0
+        e = watch.one(ev.MountEvent, lambda e: e.file.path == str(target))
+        assert e.syscall == "move_mount" and e.fs_type == "tmpfs" and e.new_mount_id == mount_id(target)
+    finally:
+        os.close(tree)
+        sysc.umount2(target, 2)
+
+
+def test_a_refused_move_mount_is_reported_with_its_target_and_error(watch, tmp_path):
+    target = tmp_path / "missing"
+    assert sysc.move_mount(sysc.AT_FDCWD, tmp_path, sysc.AT_FDCWD, target) == -2  # ENOENT
+    e = watch.one(ev.MountEvent, paths_under(tmp_path))
+    assert (e.syscall, e.retval, e.fs_type) == ("move_mount", -2, "")
+    assert e.file.path == str(target) and e.root is None

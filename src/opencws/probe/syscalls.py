@@ -45,6 +45,7 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "fremovexattr": (199, T.REMOVEXATTR),
     "removexattrat": (466, T.REMOVEXATTR),
     "mount": (165, T.MOUNT),
+    "move_mount": (429, T.MOUNT),  # the new mount API (fsmount, open_tree) attaches with it
     "umount2": (166, T.UMOUNT),
     "bpf": (321, T.BPF),
     "setuid": (105, T.SETUID),

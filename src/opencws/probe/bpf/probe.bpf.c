@@ -69,6 +69,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_utime 132
 #define NR_mount 165
 #define NR_umount2 166
+#define NR_move_mount 429
+#define MOVE_MOUNT_T_SYMLINKS 0x10
 #define NR_setxattr 188
 #define NR_lsetxattr 189
 #define NR_fsetxattr 190
@@ -1559,13 +1561,14 @@ static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u
 	return emit_file(r, EV_SELINUX);
 }
 
-/* mount: slot 0 = the mountpoint, slot 1 = the root of the new mount (mount id, group, device, fs type) */
-static __noinline int handle_mount_exit(__s64 ret, const char *dir, int follow)
+/* mount and move_mount: slot 0 = the mountpoint, slot 1 = the root of the new mount (mount id, group, device,
+ * fs type) */
+static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, int follow)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	resolve_user(1, AT_FDCWD, dir, follow);
+	resolve_user(1, dirfd, dir, follow);
 	if (ret == 0 && !(w->fi[1].flags & FI_INCOMPLETE)) {
 		struct mount *m = (struct mount *)w->res_m;
 		clear_slot(w, 0);
@@ -1815,11 +1818,25 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	case NR_mount:
 		b->flags_arg = r10;
 		read_extra_str(w, b, (const char *)dx);
-		handle_mount_exit(ret, (const char *)si, 1);
+		handle_mount_exit(ret, AT_FDCWD, (const char *)si, 1);
 		need = 2;
 		if (ret == 0)
 			bump_generation();
 		break;
+	case NR_move_mount: {
+		/* the new mount API (fsopen/fsmount, open_tree) attaches here: move_mount(from_dfd, from_path, to_dfd,
+		 * to_path, flags); the fs type is the new mount's own (there is no user string for it) */
+		b->flags_arg = r8;
+		handle_mount_exit(ret, (int)dx, (const char *)r10, (r8 & MOVE_MOUNT_T_SYMLINKS) != 0);
+		long n = 0;
+		if (ret == 0)
+			n = bpf_probe_read_kernel_str(w->extra, sizeof(w->fi[1].fstype), w->fi[1].fstype);
+		b->extra_len = n > 0 ? n - 1 : 0;
+		need = 2;
+		if (ret == 0)
+			bump_generation();
+		break;
+	}
 	default:
 		return 0;
 	}
@@ -1832,7 +1849,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		finish_slot(0);
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
-	else if (nr != NR_mount)
+	else if (nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
