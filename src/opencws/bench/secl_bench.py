@@ -36,6 +36,7 @@ from opencws.model.event import (
     ProcessCredentials,
     UserContext,
 )
+from opencws.model.examples import credentials, executable
 from opencws.model.names import CAPABILITIES
 from opencws.secl.policies import DEFAULT_POLICY, DEFAULT_SUITE
 
@@ -46,19 +47,8 @@ ALL_CAPS = sorted(CAPABILITIES)
 _CATEGORY = {"exec": "Process Activity", "setuid": "Process Activity", "capset": "Process Activity"}
 
 
-def _creds(uid: int, user: str, caps: list[str] | None = None) -> ProcessCredentials:
-    caps = ALL_CAPS if caps is None and uid == 0 else caps or []
-    return ProcessCredentials(
-        uid=uid, user=user, gid=uid, group=user, euid=uid, euser=user, egid=uid, egroup=user,
-        fsuid=uid, fsuser=user, fsgid=uid, fsgroup=user, cap_effective=caps, cap_permitted=caps,
-    )  # fmt: skip
-
-
-def _exe(path: str, inode: int, mount_id: int = 27, fs: str = "ext4") -> File:
-    return File(
-        path=path, name=path.rsplit("/", 1)[-1], inode=inode, mode=0o100755, mount_id=mount_id,
-        filesystem=fs, uid=0, gid=0, user="root", group="root",
-    )  # fmt: skip
+def _creds(uid: int, user: str) -> ProcessCredentials:
+    return credentials(uid, user, ALL_CAPS if uid == 0 else [])
 
 
 def _entry(
@@ -67,7 +57,7 @@ def _entry(
     return ProcessCacheEntry(
         pid=pid, ppid=ppid, tid=pid, uid=uid, gid=uid, user=user, group=user, comm=path.rsplit("/", 1)[-1][:15],
         fork_time=NOW - 3_600_000_000_000, exec_time=NOW - 3_599_000_000_000, credentials=_creds(uid, user),
-        executable=_exe(path, 1_300_000 + pid), args=args, **kw,
+        executable=executable(path, 1_300_000 + pid), args=args, **kw,
     )  # fmt: skip
 
 
@@ -167,18 +157,18 @@ def _benign_event(rng: random.Random, spec: tuple[Any, ...], chains: dict[str, A
     elif etype == "capset":
         dest = {"cap_effective": ["CAP_NET_RAW"], "cap_permitted": ["CAP_NET_RAW"]}
         creds = dataclasses.replace(creds, cap_permitted=["CAP_NET_RAW"], destination=dest)
-    executable = _exe(exe_path, 1_309_000 + rng.randrange(2000))
+    exe = executable(exe_path, 1_309_000 + rng.randrange(2000))
     proc = ProcessContext(
         pid=pid, ppid=chain[0].pid, tid=pid, uid=uid, gid=uid, user=user, group=user,
         comm=exe_path.rsplit("/", 1)[-1][:15], tty=chain[0].tty, fork_time=NOW - 2_000_000, exec_time=NOW,
-        credentials=creds, executable=executable, container=ctr,
+        credentials=creds, executable=exe, container=ctr,
         args=list(detail) if etype == "exec" else [f"arg{rng.randrange(100)}"],
         parent=chain[0], ancestors=chain,
     )  # fmt: skip
     file = bpf = None
     if etype == "exec":
         file = FileEvent(
-            **{k: getattr(executable, k) for k in ("path", "name", "inode", "mode", "uid", "gid")}
+            **{k: getattr(exe, k) for k in ("path", "name", "inode", "mode", "uid", "gid")}
         )
     elif etype == "bpf":
         bpf = BPFEvent(cmd="BPF_PROG_LOAD", program=BPFProgram(name="sd_devices",

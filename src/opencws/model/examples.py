@@ -26,6 +26,7 @@ _CHAIN = [
 
 
 def credentials(uid: int = 0, user: str = "root", caps: list[str] | None = None) -> ProcessCredentials:
+    """Same ids for every kind (real, effective, fs); root gets a few capabilities unless `caps` says."""
     caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN"] if caps is None and uid == 0 else caps or []
     return ProcessCredentials(
         uid=uid, user=user, gid=uid, group=user, euid=uid, euser=user, egid=uid, egroup=user,
@@ -33,10 +34,10 @@ def credentials(uid: int = 0, user: str = "root", caps: list[str] | None = None)
     )  # fmt: skip
 
 
-def executable(path: str, inode: int) -> File:
+def executable(path: str, inode: int, mount_id: int = 27, fs: str = "ext4") -> File:
     return File(
-        path=path, name=path.rsplit("/", 1)[-1], inode=inode, mode=0o100755, mount_id=27,
-        filesystem="ext4", uid=0, gid=0, user="root", group="root",
+        path=path, name=path.rsplit("/", 1)[-1], inode=inode, mode=0o100755, mount_id=mount_id,
+        filesystem=fs, uid=0, gid=0, user="root", group="root",
         modification_time=BASE_NS - 86_400_000_000_000, change_time=BASE_NS - 86_400_000_000_000,
     )  # fmt: skip
 
