@@ -5,4 +5,4 @@ opencws.probe.records falls back to its Python twin, slower, when this is not bu
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("opencws.probe._ringdecoder", ["src/opencws/probe/_ringdecoder.c"],
-                             extra_compile_args=["-O2", "-Wall", "-Werror"])])
+                             extra_compile_args=["-O2", "-Wall"])])

@@ -317,3 +317,39 @@ def test_the_compiled_loop_keeps_no_reference_and_no_memory_once_its_events_are_
         assert tracemalloc.get_traced_memory()[0] - before < 10_000
     finally:
         tracemalloc.stop()
+
+
+def test_the_only_writable_fields_of_a_view_are_those_the_reader_sets():
+    """The compiled loop leaves views out of the cycle collector: nothing may give them a container to hold."""
+
+    def writable(cls: type) -> set[str]:
+        return {n for n in dir(cls) if type(getattr(cls, n, None)).__name__ == "member_descriptor"}
+
+    assert all(writable(view) == {"pid", "file"} for view in r.FILE_VIEWS.values())
+    assert writable(r._FILE_INFO_VIEW) == {"path", "inode", "_b", "_o"}
+
+
+def test_a_failed_reconfiguration_of_the_compiled_loop_keeps_the_working_one():
+    from opencws.probe import _ringdecoder
+
+    class NoFile:
+        pass
+
+    good, end = ring(file_record(EventType.OPEN, b"/a"))
+    args = r.RING_LAYOUT
+    far = (args["offsets"][0], 1 << 40, *args["offsets"][2:])
+    bad_cases = [
+        ({"file_event_class": NoFile}, TypeError, "not a subclass"),
+        ({"offsets": far}, ValueError, "outside"),
+        ({"views": {1 << 40: r.FILE_VIEWS[EventType.OPEN]}}, ValueError, "out of range"),
+        ({"views": {1: dict}}, TypeError, "not a subclass"),
+        ({"file_view": ev.FileInfo}, AttributeError, "_b"),  # FileInfo has no _b slot
+        ({"event_class": type("P", (), {"pid": property(lambda s: 1)})}, TypeError, "is not a slot"),
+    ]
+    for change, exc, message in bad_cases:
+        with pytest.raises(exc, match=message):
+            _ringdecoder.configure(**{**args, **change})
+        events, used, _ = r.decode_ring_c(good, end)  # still the configuration records.py gave
+        assert [e.file.path for e in events] == ["/a"] and used == end
+    with pytest.raises(TypeError, match="must be bytes"):
+        r.decode_ring_c(bytearray(good), end)

@@ -14,25 +14,47 @@
 #include <stdint.h>
 #include <string.h>
 
+#if !PY_LITTLE_ENDIAN
+#error "the ring holds the host's byte order and records.py reads it little-endian"
+#endif
+
 #define BUSY (1u << 31)
 #define DISCARD (1u << 30)
 #define MAX_KIND 8
 #define MAX_TYPE 256
 
-static struct {
+/* Everything configure() gives, with strong references; replaced as a whole, never while a decode runs. */
+typedef struct {
     Py_ssize_t kt, size, pid, extra, ino, flags, l0, l1; /* from the start of a record's 8-byte ring header */
     Py_ssize_t file_end;                                 /* header + file body: where the paths start */
     Py_ssize_t at_file, at_path;                         /* the first file_info, the first path (from ring header) */
     Py_ssize_t pad;                                      /* bytes read from a record's start whatever its size */
     uint32_t path_max, extra_max, present, has_inode;
-} L;
+    PyTypeObject *view_of[MAX_KIND][MAX_TYPE];           /* kind, type -> view class */
+    PyTypeObject *file_view;
+    PyObject *d_pid, *d_file, *d_b, *d_o, *d_path, *d_inode; /* slot descriptors (member descriptors) */
+    PyObject *fallback;                                      /* records.decode */
+    PyObject *decode_error;                                  /* records.DecodeError */
+} Config;
 
-static PyTypeObject *view_of[MAX_KIND][MAX_TYPE]; /* kind, type -> view class (borrowed from `views`) */
-static PyObject *views;                           /* keeps the classes alive */
-static PyTypeObject *file_view;
-static PyObject *d_pid, *d_file, *d_b, *d_o, *d_path, *d_inode; /* slot descriptors */
-static PyObject *fallback;                                      /* records.decode */
-static PyObject *decode_error;                                  /* records.DecodeError */
+static Config C;  /* all zero until configured */
+static int busy;  /* a decode_ring is running (it calls Python code, which could call configure) */
+
+static void config_clear(Config *c)
+{
+    for (int k = 0; k < MAX_KIND; k++)
+        for (int t = 0; t < MAX_TYPE; t++)
+            Py_CLEAR(c->view_of[k][t]);
+    Py_CLEAR(c->file_view);
+    Py_CLEAR(c->d_pid);
+    Py_CLEAR(c->d_file);
+    Py_CLEAR(c->d_b);
+    Py_CLEAR(c->d_o);
+    Py_CLEAR(c->d_path);
+    Py_CLEAR(c->d_inode);
+    Py_CLEAR(c->fallback);
+    Py_CLEAR(c->decode_error);
+}
 
 static inline uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint16_t u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -48,92 +70,139 @@ static int put(PyObject *descr, PyObject *obj, PyObject *value)
     return r;
 }
 
+/* The member descriptor of a __slots__ entry (a new reference), or NULL with TypeError. */
 static PyObject *slot_descriptor(PyObject *cls, const char *name)
 {
     PyObject *d = PyObject_GetAttrString(cls, name); /* on a class, a slot's attribute is its descriptor */
-    if (d != NULL && Py_TYPE(d)->tp_descr_set == NULL) {
+    if (d != NULL && !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
         PyErr_Format(PyExc_TypeError, "%R.%s is not a slot", cls, name);
         Py_CLEAR(d);
     }
     return d;
 }
 
+/* A class whose instances tp_alloc makes as calling it would (a GC heap type without __dict__), or -1. */
+static int check_view_class(PyObject *cls, PyObject *base)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)base)) {
+        PyErr_Format(PyExc_TypeError, "%R is not a subclass of %R", cls, base);
+        return -1;
+    }
+    PyTypeObject *t = (PyTypeObject *)cls;
+    if (!PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE) || !PyType_HasFeature(t, Py_TPFLAGS_HAVE_GC)
+        || t->tp_dictoffset != 0 || t->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "%R must be a __slots__ class with object's __new__", cls);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_offsets(const Config *c)
+{
+    struct { Py_ssize_t off, width; } reads[] = {
+        {0, 4}, {c->kt, 4}, {c->size, 4}, {c->pid, 4}, {c->extra, 4}, {c->ino, 8}, {c->flags, 4}, {c->l0, 4},
+        {c->l1, 4},
+    };
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        if (reads[i].off < 0 || reads[i].off + reads[i].width > c->pad) {
+            PyErr_Format(PyExc_ValueError, "offset %zd (+%zd) outside the %zd bytes read of every record",
+                         reads[i].off, reads[i].width, c->pad);
+            return -1;
+        }
+    if (c->file_end <= 0 || c->at_path != 8 + c->file_end || c->at_file < 0 || c->path_max > 0xffff) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent record layout");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"offsets", "limits", "views", "file_view", "event_class", "file_event_class",
                              "decode", "decode_error", NULL};
-    PyObject *new_views, *fv, *event_cls, *file_event_cls, *dec, *err;
+    PyObject *views, *fv, *event_cls, *file_event_cls, *dec, *err;
+    Config n;
+    memset(&n, 0, sizeof n);
+    if (busy) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() called while decode_ring runs");
+        return NULL;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "(nnnnnnnnnnnn)(IIII)O!O!OOOO", kwlist,
-                                     &L.kt, &L.size, &L.pid, &L.extra, &L.ino, &L.flags, &L.l0, &L.l1,
-                                     &L.file_end, &L.at_file, &L.at_path, &L.pad,
-                                     &L.path_max, &L.extra_max, &L.present, &L.has_inode,
-                                     &PyDict_Type, &new_views, &PyType_Type, &fv, &event_cls, &file_event_cls,
+                                     &n.kt, &n.size, &n.pid, &n.extra, &n.ino, &n.flags, &n.l0, &n.l1,
+                                     &n.file_end, &n.at_file, &n.at_path, &n.pad,
+                                     &n.path_max, &n.extra_max, &n.present, &n.has_inode,
+                                     &PyDict_Type, &views, &PyType_Type, &fv, &event_cls, &file_event_cls,
                                      &dec, &err))
         return NULL;
-    memset(view_of, 0, sizeof view_of);
+    if (check_offsets(&n) < 0 || check_view_class(fv, (PyObject *)&PyBaseObject_Type) < 0)
+        return NULL;
+    if (!PyCallable_Check(dec) || !PyExceptionClass_Check(err)) {
+        PyErr_SetString(PyExc_TypeError, "decode must be callable and decode_error an exception class");
+        return NULL;
+    }
     PyObject *key, *value;
     Py_ssize_t i = 0;
-    while (PyDict_Next(new_views, &i, &key, &value)) {
+    while (PyDict_Next(views, &i, &key, &value)) {
         unsigned long kt = PyLong_AsUnsignedLong(key);
-        if (PyErr_Occurred())
-            return NULL;
-        if ((kt & 0xffff) >= MAX_KIND || (kt >> 16) >= MAX_TYPE || !PyType_Check(value)) {
-            PyErr_Format(PyExc_ValueError, "bad view entry %R: %R", key, value);
-            return NULL;
+        if (kt == (unsigned long)-1 && PyErr_Occurred())
+            goto fail;
+        if ((kt & 0xffff) >= MAX_KIND || (kt >> 16) >= MAX_TYPE) {
+            PyErr_Format(PyExc_ValueError, "view key %R: kind or type out of range", key);
+            goto fail;
         }
-        view_of[kt & 0xffff][kt >> 16] = (PyTypeObject *)value;
+        if (check_view_class(value, file_event_cls) < 0)
+            goto fail;
+        Py_INCREF(value);
+        Py_XSETREF(n.view_of[kt & 0xffff][kt >> 16], (PyTypeObject *)value);
     }
-    Py_INCREF(new_views);
-    Py_XSETREF(views, new_views);
     Py_INCREF(fv);
-    Py_XSETREF(file_view, (PyTypeObject *)fv);
+    n.file_view = (PyTypeObject *)fv;
     Py_INCREF(dec);
-    Py_XSETREF(fallback, dec);
+    n.fallback = dec;
     Py_INCREF(err);
-    Py_XSETREF(decode_error, err);
-    Py_XSETREF(d_pid, slot_descriptor(event_cls, "pid"));
-    Py_XSETREF(d_file, slot_descriptor(file_event_cls, "file"));
-    Py_XSETREF(d_b, slot_descriptor(fv, "_b"));
-    Py_XSETREF(d_o, slot_descriptor(fv, "_o"));
-    Py_XSETREF(d_path, slot_descriptor(fv, "path"));
-    Py_XSETREF(d_inode, slot_descriptor(fv, "inode"));
-    if (!d_pid || !d_file || !d_b || !d_o || !d_path || !d_inode)
-        return NULL;
+    n.decode_error = err;
+    if (!(n.d_pid = slot_descriptor(event_cls, "pid")) || !(n.d_file = slot_descriptor(file_event_cls, "file"))
+        || !(n.d_b = slot_descriptor(fv, "_b")) || !(n.d_o = slot_descriptor(fv, "_o"))
+        || !(n.d_path = slot_descriptor(fv, "path")) || !(n.d_inode = slot_descriptor(fv, "inode")))
+        goto fail;
+    Config old = C;
+    C = n;
+    config_clear(&old);
     Py_RETURN_NONE;
+fail:
+    config_clear(&n);
+    return NULL;
 }
 
-/* The event view of a checked file record at `rec` (its ring header). */
+/* The event view of a checked file record at `rec` (its ring header), `owner` the bytes it is in. */
 static PyObject *make_view(PyTypeObject *cls, PyObject *owner, const unsigned char *b, Py_ssize_t rec,
                            uint32_t l0, uint32_t fl0)
 {
     PyObject *o = cls->tp_alloc(cls, 0);
     if (o == NULL)
         return NULL;
-    PyObject *f = file_view->tp_alloc(file_view, 0);
+    PyObject *f = C.file_view->tp_alloc(C.file_view, 0);
     if (f == NULL)
         goto fail;
     Py_INCREF(f);
-    if (put(d_file, o, f) < 0) {
+    if (put(C.d_file, o, f) < 0) {
         Py_DECREF(f);
         goto fail;
     }
-    Py_INCREF(owner);
-    PyObject *inode = Py_None;
-    if (fl0 & L.has_inode)
-        inode = PyLong_FromUnsignedLongLong(u64(b + rec + L.ino));
-    else
-        Py_INCREF(inode);
-    int bad = put(d_pid, o, PyLong_FromUnsignedLong(u32(b + rec + L.pid))) < 0
-        || put(d_b, f, owner) < 0
-        || put(d_o, f, PyLong_FromSsize_t(rec + L.at_file)) < 0
-        || put(d_path, f, PyUnicode_DecodeUTF8((const char *)b + rec + L.at_path, l0, "surrogateescape")) < 0
-        || put(d_inode, f, inode) < 0;
+    /* each value is made where it is put (put steals it): a failure leaves nothing behind */
+    int bad = put(C.d_pid, o, PyLong_FromUnsignedLong(u32(b + rec + C.pid))) < 0
+        || put(C.d_b, f, Py_NewRef(owner)) < 0
+        || put(C.d_o, f, PyLong_FromSsize_t(rec + C.at_file)) < 0
+        || put(C.d_path, f, PyUnicode_DecodeUTF8((const char *)b + rec + C.at_path, l0, "surrogateescape")) < 0
+        || put(C.d_inode, f, fl0 & C.has_inode ? PyLong_FromUnsignedLongLong(u64(b + rec + C.ino))
+                                                : Py_NewRef(Py_None)) < 0;
     Py_DECREF(f);
     if (!bad) {
-        /* Untracked by the cycle collector (as CPython does with tuples of atoms): as built, a view refers to
+        /* Untracked by the cycle collector, as CPython does with tuples of atoms: as built, a view refers to
          * nothing but bytes, ints, str, None and its file view (its other fields are read-only properties), so it
-         * cannot be part of a cycle, and the collector no
-         * longer walks every event held in a batch or a queue (30% of the reader's time here otherwise). */
+         * cannot be part of a cycle, and the collector no longer walks every event a batch or a queue holds
+         * (30% of the reader's time otherwise). The writable slots must stay so: records.py says so, and a test
+         * lists them. */
         PyObject_GC_UnTrack(f);
         PyObject_GC_UnTrack(o);
         return o;
@@ -149,22 +218,26 @@ static int decode_one(PyObject *out, PyObject *errors, const unsigned char *rec,
     PyObject *data = PyBytes_FromStringAndSize((const char *)rec, n);
     if (data == NULL)
         return -1;
-    PyObject *event = PyObject_CallFunctionObjArgs(fallback, data, lazy ? Py_True : Py_False, NULL);
+    PyObject *event = PyObject_CallFunctionObjArgs(C.fallback, data, lazy ? Py_True : Py_False, NULL);
     Py_DECREF(data);
     if (event != NULL) {
         int r = PyList_Append(out, event);
         Py_DECREF(event);
         return r;
     }
-    if (!PyErr_ExceptionMatches(decode_error))
+    if (!PyErr_ExceptionMatches(C.decode_error))
         return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
     PyErr_NormalizeException(&type, &exc, &tb);
-    PyObject *reason = PyObject_Str(exc);
     Py_XDECREF(type);
-    Py_XDECREF(exc);
     Py_XDECREF(tb);
+#endif
+    PyObject *reason = PyObject_Str(exc);
+    Py_XDECREF(exc);
     if (reason == NULL)
         return -1;
     int r = PyList_Append(errors, reason);
@@ -173,44 +246,45 @@ static int decode_one(PyObject *out, PyObject *errors, const unsigned char *rec,
 }
 
 PyDoc_STRVAR(decode_ring_doc,
-"decode_ring(buf, end, lazy=True, stop=None) -> (events, consumed, errors)\n\n"
+"decode_ring(buf: bytes, end, lazy=True, stop=None) -> (events, consumed, errors)\n\n"
 "records.decode_ring in C (see its docstring); configure() must have been called.");
 
 static PyObject *decode_ring(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"buf", "end", "lazy", "stop", NULL};
-    Py_buffer buf;
+    PyObject *owner;
     Py_ssize_t end, stop;
     int lazy = 1;
     PyObject *stop_obj = Py_None;
-    if (fallback == NULL) {
+    if (C.fallback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "decode_ring called before configure()");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*n|pO", kwlist, &buf, &end, &lazy, &stop_obj))
+    /* bytes only: the views keep it and read it later, it must not change */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Sn|pO", kwlist, &owner, &end, &lazy, &stop_obj))
         return NULL;
-    PyObject *out = NULL, *errors = NULL, *result = NULL;
     if (stop_obj == Py_None) {
         stop = end;
     } else {
         stop = PyLong_AsSsize_t(stop_obj);
         if (stop == -1 && PyErr_Occurred())
-            goto done;
+            return NULL;
     }
-    if (end < 0 || end > buf.len - L.pad) {
+    Py_ssize_t len = PyBytes_GET_SIZE(owner);
+    if (end < 0 || end > len - C.pad) {
         PyErr_Format(PyExc_ValueError, "end %zd: the buffer (%zd bytes) must extend %zd bytes past it",
-                     end, buf.len, L.pad);
-        goto done;
+                     end, len, C.pad);
+        return NULL;
     }
     if (stop > end)
         stop = end;
-    out = PyList_New(0);
-    errors = PyList_New(0);
+    PyObject *out = PyList_New(0), *errors = PyList_New(0), *result = NULL;
     if (out == NULL || errors == NULL)
         goto done;
-    const unsigned char *b = buf.buf;
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(owner);
     Py_ssize_t pos = 0;
-    while (pos < stop) { /* pos < end: the fixed fields at pos .. pos + L.pad are inside the buffer */
+    busy++;
+    while (pos < stop) { /* pos < end: the fixed fields at pos .. pos + C.pad are inside the buffer */
         uint32_t ln = u32(b + pos);
         if (ln >= DISCARD) { /* BUSY (not committed yet: stop here) or DISCARD */
             if (ln & BUSY)
@@ -218,21 +292,21 @@ static PyObject *decode_ring(PyObject *self, PyObject *args, PyObject *kw)
             pos += ((ln & (DISCARD - 1)) + 15) & ~(Py_ssize_t)7;
             continue;
         }
-        uint32_t kt = u32(b + pos + L.kt);
+        uint32_t kt = u32(b + pos + C.kt);
         PyTypeObject *cls = NULL;
         if (lazy && (kt & 0xffff) < MAX_KIND && (kt >> 16) < MAX_TYPE)
-            cls = view_of[kt & 0xffff][kt >> 16];
+            cls = C.view_of[kt & 0xffff][kt >> 16];
         int whole = pos + 8 + (Py_ssize_t)ln <= end;
         if (cls != NULL && whole) {
-            uint32_t extra = u32(b + pos + L.extra), fl0 = u32(b + pos + L.flags);
-            uint32_t l0 = u16(b + pos + L.l0), r0 = u16(b + pos + L.l0 + 2);
-            uint32_t l1 = u16(b + pos + L.l1), r1 = u16(b + pos + L.l1 + 2);
-            if (u32(b + pos + L.size) == ln && ln == L.file_end + l0 + l1 + extra && l0 <= L.path_max
-                && l1 <= L.path_max && extra <= L.extra_max && r0 <= l0 && r1 <= l1 && (fl0 & L.present)) {
-                PyObject *o = make_view(cls, buf.obj, b, pos, l0, fl0);
+            uint32_t extra = u32(b + pos + C.extra), fl0 = u32(b + pos + C.flags);
+            uint32_t l0 = u16(b + pos + C.l0), r0 = u16(b + pos + C.l0 + 2);
+            uint32_t l1 = u16(b + pos + C.l1), r1 = u16(b + pos + C.l1 + 2);
+            if (u32(b + pos + C.size) == ln && ln == C.file_end + l0 + l1 + extra && l0 <= C.path_max
+                && l1 <= C.path_max && extra <= C.extra_max && r0 <= l0 && r1 <= l1 && (fl0 & C.present)) {
+                PyObject *o = make_view(cls, owner, b, pos, l0, fl0);
                 if (o == NULL || PyList_Append(out, o) < 0) {
                     Py_XDECREF(o);
-                    goto done;
+                    goto stopped;
                 }
                 Py_DECREF(o);
                 pos += ((Py_ssize_t)ln + 15) & ~(Py_ssize_t)7;
@@ -242,14 +316,15 @@ static PyObject *decode_ring(PyObject *self, PyObject *args, PyObject *kw)
         if (!whole)
             break; /* not wholly copied: the next read has it */
         if (decode_one(out, errors, b + pos + 8, ln, lazy) < 0)
-            goto done;
+            goto stopped;
         pos += ((Py_ssize_t)ln + 15) & ~(Py_ssize_t)7;
     }
     result = Py_BuildValue("(OnO)", out, pos, errors);
+stopped:
+    busy--;
 done:
     Py_XDECREF(out);
     Py_XDECREF(errors);
-    PyBuffer_Release(&buf);
     return result;
 }
 
@@ -263,7 +338,9 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ringdecoder",
-    "The ring reader's hot loop in C (opencws.probe.records configures and uses it).", -1, methods,
+    "The ring reader's hot loop in C (opencws.probe.records configures and uses it).",
+    -1, /* single-phase init with static state: one configuration per process (not for subinterpreters) */
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__ringdecoder(void) { return PyModule_Create(&module); }

@@ -450,7 +450,12 @@ _FILE_CLASSES = {
 FILE_VIEWS: dict[EventType, type] = {
     t: _view_class(cls, {**_COMMON, **_OWN[t]}, ()) for t, cls in _FILE_CLASSES.items()
 }
-"""The view class of each file event type (selinux records, rare, are decoded eagerly)."""
+"""The view class of each file event type (selinux records, rare, are decoded eagerly).
+
+The only writable fields of a view are those the reader sets: `pid` and `file` of an event, `path`, `inode`,
+`_b` and `_o` of its FileInfo; everything else is a read-only property. The compiled reader relies on it: it
+leaves its views out of the cycle collector (they hold nothing that can refer back to them), so a view must not
+be given a container to hold."""
 _new = object.__new__
 
 _FILE_CHECK = _picker([
@@ -645,7 +650,7 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
     at_file, at_path = 8 + _F0, 8 + _FILE_END  # from a record's ring header
     present, has_inode, discard = FI_PRESENT, FI_INODE, _DISCARD
     pos = 0
-    if stop is None:
+    if stop is None or stop > end:
         stop = end
     while pos < stop:
         ln, kt, size, pid, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
@@ -683,17 +688,27 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
     return out, pos, errors
 
 
+_AT = {name: off for name, (off, _) in _RING_FIELDS.items()}
+RING_LAYOUT = {
+    "offsets": (_AT["kind_type"], _AT["size"], _AT["pid"], _AT["extra_len"], _AT["inode"], _AT["file_flags"],
+                _AT["path_lens"], _AT["other_path_lens"], _FILE_END, 8 + _F0, 8 + _FILE_END, RING_PAD),
+    "limits": (PATH_MAX, EXTRA_MAX, FI_PRESENT, FI_INODE),
+    "views": _RING_VIEWS, "file_view": _FILE_INFO_VIEW, "event_class": ev.KernelEvent,
+    "file_event_class": ev.FileEvent, "decode": decode, "decode_error": DecodeError,
+}
+"""What the compiled loop is configured with: the layout (offsets from a record's ring header) and classes."""
+
+
 def _compiled_decode_ring() -> tuple[Callable[..., tuple[list[ev.KernelEvent], int, list[str]]] | None, str]:
     """The C loop configured with this module's layout and classes, or None and why it is not available."""
     try:
         from opencws.probe import _ringdecoder
     except ImportError as exc:
         return None, f"the C decoder is not built ({exc}): run scripts/setup.sh"
-    at = {name: off for name, (off, _) in _RING_FIELDS.items()}
-    offsets = (at["kind_type"], at["size"], at["pid"], at["extra_len"], at["inode"], at["file_flags"],
-               at["path_lens"], at["other_path_lens"], _FILE_END, 8 + _F0, 8 + _FILE_END, RING_PAD)
-    _ringdecoder.configure(offsets, (PATH_MAX, EXTRA_MAX, FI_PRESENT, FI_INODE), _RING_VIEWS, _FILE_INFO_VIEW,
-                           ev.KernelEvent, ev.FileEvent, decode, DecodeError)
+    try:
+        _ringdecoder.configure(**RING_LAYOUT)
+    except (TypeError, ValueError) as exc:  # a build older than this module
+        return None, f"the C decoder does not fit this module ({exc}): run scripts/setup.sh"
     return _ringdecoder.decode_ring, "C"
 
 
