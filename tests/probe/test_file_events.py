@@ -50,6 +50,19 @@ def test_a_file_opened_through_a_dirfd_is_reported_with_its_absolute_path(watch,
     assert e.file.fs_type in ("ext4", "tmpfs", "xfs", "btrfs", "overlay")
 
 
+def test_the_times_of_a_file_whose_ctime_was_already_queried_are_its_own(watch, tmp_path):
+    # since 6.13 a stat() marks the ctime as queried with a flag bit kept beside the nanoseconds
+    f = tmp_path / "old.txt"
+    f.write_text("x")
+    os.utime(f, ns=(1_700_000_000_123_456_789, 1_700_000_000_987_654_321))
+    before = os.stat(f)
+    fd = os.open(f, os.O_RDONLY)
+    os.close(fd)
+    e = watch.mine(ev.OpenEvent, lambda e: e.file.path == str(f))[-1]  # (write_text opened it first)
+    assert_matches_stat(e.file, f)
+    assert (e.file.access_time_ns, e.file.modification_time_ns) == (before.st_atime_ns, before.st_mtime_ns)
+
+
 def test_a_relative_path_with_dot_dot_is_resolved_against_the_cwd(watch, tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "c").mkdir()

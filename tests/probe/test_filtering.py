@@ -127,6 +127,35 @@ def test_a_mount_invalidates_discarders(watch, probe, tmp_path):
     assert watch.mine(ev.ChmodEvent, paths_under(tmp_path))
 
 
+def test_an_ignored_process_stays_ignored_across_the_kernels_own_invalidations(watch, probe, tmp_path):
+    f = _file(tmp_path, "f")
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # waits until ignored and after the invalidations, then chmods
+        os.read(go_r, 1)
+        os.chmod(f, 0o600)
+        os._exit(0)
+    try:
+        probe.ignore_pid(child)
+        generation = probe.discarder_generation
+        mnt = tmp_path / "m"
+        mnt.mkdir()
+        assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0
+        sysc.umount2(mnt, 2)
+        assert probe.discarder_generation > generation  # the kernel's invalidation
+        probe.invalidate_discarders()  # and the agent's
+        filtered = probe.counters()["chmod"].filtered
+        os.write(go_w, b"x")
+        os.waitpid(child, 0)
+        assert not watch.mine(ev.ChmodEvent, paths_under(tmp_path))
+        assert probe.counters()["chmod"].filtered == filtered + 1
+        assert watch.mine(ev.ExitEvent, lambda e: e.pid == child)  # exec, fork and exit still flow
+    finally:
+        probe.remove_discarder_pid(child)
+        os.close(go_r)
+        os.close(go_w)
+
+
 def test_a_discarded_process_sends_nothing_of_those_types(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
     probe.add_discarder_pid(os.getpid(), ["chmod", "unlink"])

@@ -84,6 +84,7 @@ class ProbeFilters(Protocol):
     def add_discarder_inode(self, inode: int, mount_id: int, event_types: Iterable[str] | None = None) -> None: ...
     def remove_discarder_inode(self, inode: int, mount_id: int) -> None: ...
     def add_discarder_pid(self, pid: int, event_types: Iterable[str] | None = None) -> None: ...
+    def ignore_pid(self, pid: int) -> None: ...
     def invalidate_discarders(self) -> None: ...
 
 
@@ -294,13 +295,9 @@ class Discarders:
         self.probe = probe
         self.stats = DiscarderStats()
         self._exe: dict[int, str] = {}
-        self._ignored = tuple(ignored_pids)
-        self._ignore()
+        for pid in ignored_pids:
+            probe.ignore_pid(pid)
         self.reload(policies, invalidate=False)
-
-    def _ignore(self) -> None:
-        for pid in self._ignored:
-            self.probe.add_discarder_pid(pid)
 
     def reload(self, policies: PolicySet, *, invalidate: bool = True) -> None:
         """New rules: discarders learned from the old ones no longer hold."""
@@ -312,7 +309,6 @@ class Discarders:
 
     def invalidate(self) -> None:
         self.probe.invalidate_discarders()
-        self._ignore()
         self.stats.invalidations += 1
 
     def _could_match_path(self, event_type: str, path: str) -> bool:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         if not args.include_self:
-            probe.add_discarder_pid(os.getpid())
+            probe.ignore_pid(os.getpid())
         if args.snapshot:
             from opencws.probe.procfs import snapshot
 

@@ -42,6 +42,8 @@ _AT_EXIT = 2
 """`enabled` map values (probe.bpf.c ENABLED, AT_EXIT)."""
 _U64 = struct.Struct("<Q")
 _DISCARDER = struct.Struct("<II")
+GENERATION_ALWAYS = 0xFFFFFFFF
+"""A discarder of this generation survives every invalidation (probe.h)."""
 _INODE_KEY = struct.Struct("<QII")
 
 APPROVERS_ACTIVE = 1
@@ -127,6 +129,7 @@ class Probe:
         full at once and their fields decoded when read (see `records.decode_ring`); False: every field of
         every event decoded at once (several times dearer)."""
         self._lazy = lazy
+        self._ignored_pids: set[int] = set()
         self.decode_ring = decode_ring
         """The loop the mmap reader runs: the compiled one when built (see `records.DECODER`)."""
         if reader not in ("mmap", "libbpf"):
@@ -419,12 +422,22 @@ class Probe:
 
     def remove_discarder_pid(self, pid: int) -> None:
         self._maps["discarder_pids"].delete(_U32.pack(pid))
+        self._ignored_pids.discard(pid)
+
+    def ignore_pid(self, pid: int) -> None:
+        """Nothing of this process but exec, fork and exit leaves the kernel, across every invalidation (the
+        kernel's own on mounts and renames included): for the agent itself, whose map updates are bpf() calls."""
+        mask = _bitmask(None) & ~_bitmask(ALWAYS_ON)
+        self._maps["discarder_pids"].update(_U32.pack(pid), _DISCARDER.pack(GENERATION_ALWAYS, mask))
+        self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(1))
+        self._ignored_pids.add(pid)
 
     def invalidate_discarders(self) -> None:
-        """Forget every discarder (rules reloaded): they stop applying at once."""
+        """Forget every discarder (rules reloaded): they stop applying at once (not `ignore_pid`'s)."""
         m = self._maps["generation"]
-        m.update(_U32.pack(0), _U32.pack((self.discarder_generation + 1) & 0xFFFFFFFF))
-        self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(0))
+        new = (self.discarder_generation + 1) & 0xFFFFFFFF
+        m.update(_U32.pack(0), _U32.pack(0 if new == GENERATION_ALWAYS else new))
+        self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(1 if self._ignored_pids else 0))
 
     # ------------------------------------------------------------------ selinuxfs
 

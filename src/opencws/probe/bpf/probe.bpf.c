@@ -70,6 +70,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_mount 165
 #define NR_umount2 166
 #define NR_move_mount 429
+#define I_CTIME_QUERIED (1u << 31)
 #define MOVE_MOUNT_T_SYMLINKS 0x10
 #define NR_setxattr 188
 #define NR_lsetxattr 189
@@ -343,7 +344,10 @@ static __always_inline __u32 current_generation(void)
 static __always_inline void bump_generation(void)
 {
 	__u32 *g = bpf_map_lookup_elem(&generation, &zero);
-	if (g)
+	if (!g)
+		return;
+	__sync_fetch_and_add(g, 1);
+	if (*g == GENERATION_ALWAYS) /* reserved (a racing bump may step over it: as good) */
 		__sync_fetch_and_add(g, 1);
 }
 
@@ -719,7 +723,8 @@ static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, s
 	fi->nlink = ino->__i_nlink;
 	fi->atime_ns = ino->i_atime_sec * 1000000000ULL + ino->i_atime_nsec;
 	fi->mtime_ns = ino->i_mtime_sec * 1000000000ULL + ino->i_mtime_nsec;
-	fi->ctime_ns = ino->i_ctime_sec * 1000000000ULL + ino->i_ctime_nsec;
+	/* since 6.13 bit 31 of i_ctime_nsec says the ctime was queried (multigrain timestamps): not a time */
+	fi->ctime_ns = ino->i_ctime_sec * 1000000000ULL + (ino->i_ctime_nsec & ~I_CTIME_QUERIED);
 	if (sb->s_magic == OVERLAYFS_SUPER_MAGIC) {
 		struct inode *raw = BPF_CORE_READ(d, d_inode);
 		struct ovl_inode *oi = (struct ovl_inode *)((char *)raw - bpf_core_field_offset(struct ovl_inode, vfs_inode));
@@ -949,7 +954,8 @@ static __always_inline int pid_discarded(__u32 type)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct discarder *d = bpf_map_lookup_elem(&discarder_pids, &pid);
-	return d && d->generation == current_generation() && (d->type_mask & (1u << type));
+	return d && (d->generation == current_generation() || d->generation == GENERATION_ALWAYS)
+		&& (d->type_mask & (1u << type));
 }
 
 static __always_inline int inode_discarded(__u32 type, struct file_info *fi)

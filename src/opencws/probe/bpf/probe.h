@@ -192,6 +192,9 @@ struct inode_key {
 	__u32 pad;
 };
 
+/* a discarder of this generation survives every invalidation (the agent's own process) */
+#define GENERATION_ALWAYS 0xffffffffu
+
 struct discarder {
 	__u32 generation;
 	__u32 type_mask;           /* bit per event type */
