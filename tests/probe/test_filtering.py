@@ -156,6 +156,57 @@ def test_an_ignored_process_stays_ignored_across_the_kernels_own_invalidations(w
         os.close(go_w)
 
 
+def _open_discarded(probe, f: Path) -> None:
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["open"])
+
+
+def _opened(watch, path: Path) -> list:
+    """The opens of `path` the probe sends for one open now."""
+    watch.checkpoint()
+    fd = os.open(path, os.O_RDONLY)
+    os.close(fd)
+    return watch.mine(ev.OpenEvent, lambda e: e.file.path == str(path))
+
+
+def test_a_hard_link_filtered_by_approvers_still_drops_the_inodes_discarder(watch, probe, tmp_path):
+    f = _file(tmp_path, "x")
+    _open_discarded(probe, f)
+    assert not _opened(watch, f)  # the discarder holds
+    probe.set_approvers("link", basenames=["only-this-name"])
+    os.link(f, tmp_path / "evil")
+    assert not watch.mine(ev.LinkEvent, paths_under(tmp_path))  # the link itself is filtered...
+    assert len(_opened(watch, tmp_path / "evil")) == 1  # ...but the inode has a new name: its opens flow again
+
+
+def test_a_hard_link_by_a_discarded_process_still_drops_the_inodes_discarder(watch, probe, tmp_path):
+    f = _file(tmp_path, "x")
+    _open_discarded(probe, f)
+    probe.add_discarder_pid(os.getpid(), ["link"])
+    os.link(f, tmp_path / "evil")
+    assert not watch.mine(ev.LinkEvent, paths_under(tmp_path))
+    assert len(_opened(watch, tmp_path / "evil")) == 1
+
+
+@pytest.mark.parametrize("at_exit", [False, True], ids=["resolved at sys_enter", "resolved at sys_exit"])
+def test_a_rename_by_a_discarded_process_still_invalidates_what_it_moves(watch, probe, tmp_path, at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit=["rename"] if at_exit else [])
+    f = _file(tmp_path, "x")
+    d = tmp_path / "dir"
+    d.mkdir()
+    inner = _file(d, "inner")
+    _open_discarded(probe, f)
+    _open_discarded(probe, inner)
+    probe.add_discarder_pid(os.getpid(), ["rename"])
+    generation = probe.discarder_generation
+    os.rename(f, tmp_path / "moved")  # the renamed file's discarder goes
+    assert probe.discarder_generation == generation  # (a file: nothing else changed)
+    os.rename(d, tmp_path / "moved-dir")  # a directory: every path under it changed
+    assert probe.discarder_generation > generation
+    assert not watch.mine(ev.RenameEvent, paths_under(tmp_path))  # (both decided before the invalidation)
+    assert len(_opened(watch, tmp_path / "moved")) == 1
+    assert len(_opened(watch, tmp_path / "moved-dir" / "inner")) == 1
+
+
 def test_a_discarded_process_sends_nothing_of_those_types(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
     probe.add_discarder_pid(os.getpid(), ["chmod", "unlink"])

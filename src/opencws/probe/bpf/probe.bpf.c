@@ -1211,7 +1211,9 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (!enabled_at_enter(type))
 		return 0;
 	count(type, CNT_SEEN);
-	if (pid_discarded(type)) {
+	/* a discarded process's rename still goes through: the renamed inode's discarder and those under a moved
+	 * directory must go (sys_exit drops the event itself) */
+	if (type != EV_RENAME && pid_discarded(type)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
@@ -1350,7 +1352,9 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 	if (!w || !r)
 		return 0;
 	count(type, CNT_SEEN);
-	if (pid_discarded(type)) {
+	/* a discarded process's successful rename is still resolved (the discarders it invalidates), not sent */
+	int discarded = pid_discarded(type);
+	if (discarded && !(type == EV_RENAME && ret == 0)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
@@ -1416,6 +1420,10 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 		}
 	} else {
 		clear_slot(w, 1);
+	}
+	if (discarded) {
+		count(type, CNT_FILTERED);
+		return 0;
 	}
 	if (filtered_out(type, b->flags_arg, w))
 		return 0;
@@ -1645,6 +1653,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			if (nr == NR_renameat2)
 				b->flags_arg = BPF_CORE_READ(regs, r8);
 		}
+		int discarded = t == EV_RENAME && pid_discarded(t); /* (before the invalidations below) */
 		if (ret == 0)
 			drop_inode_discarder(&w0->fi[0]);
 		if (ret == 0 && t == EV_UMOUNT)
@@ -1652,6 +1661,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		if (ret == 0 && t == EV_RENAME &&
 		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS))
 			bump_generation(); /* a directory moved: every path under it changed, whatever the filters */
+		if (discarded) {
+			count(t, CNT_FILTERED);
+			return 0;
+		}
 		return emit_file(r0, t);
 	}
 	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
@@ -1663,7 +1676,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
-	if (pid_discarded(type)) {
+	/* a new name for an inode (a successful link) drops its discarder even from a discarded process */
+	int new_name = type == EV_LINK && ret == 0;
+	int discarded = pid_discarded(type);
+	if (discarded && !new_name) {
 		if (type == EV_OPEN && ret >= 0)
 			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
@@ -1847,12 +1863,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	}
 	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
-	if (decision == DECIDE_DROP) {
+	if (decision == DECIDE_DROP || discarded) {
+		if (new_name && need == 1 && w->disc_hit) /* disc_key: the linked inode */
+			bpf_map_delete_elem(&discarder_inodes, &w->disc_key);
+		else if (new_name) /* which inode is not known: every discarder goes */
+			bump_generation();
 		count(type, CNT_FILTERED);
 		return 0;
 	}
 	if (need == 1)
 		finish_slot(0);
+	if (new_name && (w->fi[0].flags & FI_INODE))
+		drop_inode_discarder(&w->fi[0]);
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (nr != NR_mount && nr != NR_move_mount)
