@@ -84,6 +84,13 @@ def test_no_discarder_for_a_file_with_other_names_an_unresolved_path_or_a_direct
     assert learner.probe.inodes == {}
 
 
+def test_no_inode_discarder_is_learned_from_a_chrooted_process(learner):
+    e = open_event("/tmp/x")
+    e.in_chroot = True  # its /tmp/x is another path for everyone else
+    assert learner.observe(e) is None
+    assert learner.probe.inodes == {}
+
+
 def test_a_hard_link_drops_the_discarder_of_its_inode(learner):
     learner.observe(open_event("/tmp/x"))
     link = make(ev.LinkEvent, pid=100, **COMMON, syscall="link", retval=0, file=info("/tmp/x"),

@@ -124,6 +124,83 @@ def test_a_chrooted_process_reports_paths_from_its_root(watch, tmp_path):
     assert chmod.file.path == "/etc/inside" and chmod.file.path_resolution_error is None
 
 
+def test_an_inode_discarder_learned_outside_a_chroot_does_not_hide_the_file_inside_it(watch, probe, tmp_path):
+    jail = tmp_path / "jail"
+    (jail / "etc").mkdir(parents=True)
+    shadow = jail / "etc" / "shadow"
+    shadow.write_text("x")
+    watch.checkpoint()
+    # as the agent would after a host process opened it: no rule matches <tmp>/jail/etc/shadow
+    probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"])
+    fd = os.open(shadow, os.O_RDONLY)
+    os.close(fd)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chroot(jail)
+            os.close(os.open("/etc/shadow", os.O_RDONLY))  # where a rule on /etc/shadow would look
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    opens = watch.mine(ev.OpenEvent, lambda e: e.file.inode == os.stat(shadow).st_ino)
+    # the host's open is filtered by the discarder, the chrooted one is not
+    assert [(e.pid, e.file.path, e.in_chroot) for e in opens] == [(pid, "/etc/shadow", True)]
+
+
+def test_a_process_at_its_namespaces_root_is_not_in_a_chroot(watch, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    e = watch.mine(ev.OpenEvent, lambda e: e.file.path == str(f))[0]
+    assert e.in_chroot is False
+
+
+def _container_bundle(bundle: Path) -> Path:
+    """An OCI bundle for runc: a busybox rootfs (returned) and its config."""
+    import shutil
+    import subprocess
+
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    for tool in ("sh", "cat"):
+        (rootfs / "bin" / tool).symlink_to("busybox")
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    return rootfs
+
+
+def _container(bundle: Path, name: str, *args: str):
+    """`args` in a runc container (pivot_root: the container's root is the top of its mount namespace), its
+    standard input a pipe."""
+    import json
+    import subprocess
+
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"].update(terminal=False, args=list(args))
+    config["process"].pop("rlimits", None)
+    config["linux"]["cgroupsPath"] = f"/system.slice/docker-{os.getpid():064x}.scope"
+    (bundle / "config.json").write_text(json.dumps(config))
+    return subprocess.Popen(["runc", "run", name], cwd=bundle, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+
+def test_a_container_process_is_not_in_a_chroot_and_inode_discarders_apply_to_it(watch, probe, tmp_path):
+    marker = _container_bundle(tmp_path) / "marker"
+    marker.write_text("x")
+    watch.checkpoint()
+    ctr = _container(tmp_path, f"ocws-{os.getpid()}", "/bin/sh", "-c", "cat /marker; read go; cat /marker")
+    try:
+        inside = watch.wait_for(ev.OpenEvent, lambda e: e.file.path == "/marker", timeout=30)
+        assert [e.in_chroot for e in inside] == [False] and inside[0].file.inode == os.stat(marker).st_ino
+        # as the agent would: no rule matches /marker (the container's own mount of its root)
+        probe.add_discarder_inode(inside[0].file.inode, inside[0].file.mount_id, ["open"])
+        watch.checkpoint()
+        ctr.communicate(b"go\n", timeout=60)
+    finally:
+        ctr.kill()
+        ctr.wait()
+    assert ctr.returncode == 0
+    assert not watch.mine(ev.OpenEvent, lambda e: e.file.path == "/marker")  # the discarder held inside
+
+
 def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch, tmp_path):
     mnt = tmp_path / "fsmount"
     mnt.mkdir()

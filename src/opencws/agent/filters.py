@@ -384,8 +384,11 @@ class Discarders:
 
     def _try_inode(self, etype: str, event: Any) -> bool:
         f = getattr(event, "file", None)
-        # a path that is not complete cannot be evaluated; a file with other names could match through them
-        if f is None or not f.resolved or not f.inode or f.negative or f.nlink != 1 or self._is_dir(f):
+        # a path that is not complete cannot be evaluated; a file with other names could match through them;
+        # a chrooted process sees the file under another path than everyone else (and the kernel applies no
+        # inode discarder to it)
+        if (f is None or not f.resolved or not f.inode or f.negative or f.nlink != 1 or self._is_dir(f)
+                or event.in_chroot):
             return False
         if self._could_match_path(etype, f.path):
             return False

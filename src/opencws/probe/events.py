@@ -79,6 +79,8 @@ class KernelEvent:
     uid: int
     gid: int
     comm: str
+    in_chroot: bool = False
+    """The task's root is not the top of its mount namespace (a chroot): its paths are from that root."""
 
 
 @dataclass(slots=True, kw_only=True)

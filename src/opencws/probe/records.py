@@ -35,6 +35,7 @@ FI_BAD_FD = 1 << 9
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
 HF_CREDS_BEFORE_UNKNOWN = 1 << 2
+HF_IN_CHROOT = 1 << 3
 
 PATH_MAX = 4095
 EXTRA_MAX = 255
@@ -114,9 +115,10 @@ def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n != "comm"]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot")]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
-    lines += ["    o.comm = comm"] + [f"    o.{n} = {n}" for n in rest]
+    lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
+    lines += [f"    o.{n} = {n}" for n in rest]
     params = ", ".join(["o", "h", "comm", *rest])
     src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
     namespace: dict = {"new": object.__new__, "cls": cls}
@@ -415,6 +417,7 @@ _B0 = HEADER.size  # the file body
 _COMMON = {
     "tid": _eget("I", 20), "ppid": _eget("I", 32), "ktime_ns": _eget("Q", 8), "cgroup_id": _eget("Q", 24),
     "uid": _eget("I", 40), "gid": _eget("I", 44), "comm": _eget("16s", 48, _cached_cstr),
+    "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
     "syscall": _eget("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
     "retval": _eget("q", _B0),
 }

@@ -388,6 +388,32 @@ static __always_inline void read_tty_name(struct task_struct *t, char *buf)
 		buf[0] = 0;
 }
 
+/* The task's root is not the top of its mount namespace (a chroot): the same inode has another path for it
+ * than for the processes an inode discarder was learned from, so no inode discarder applies to it (and its
+ * records say so: the agent learns none from them). The top: the root of a mount that sits on the root of its
+ * parent, up to the namespace's first mount (the host's root sits on rootfs; a container's, after pivot_root,
+ * on its namespace's copy of it). Direct loads only. */
+static __always_inline int task_in_chroot(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fs_struct *fs = t->fs;
+	if (!fs)
+		return 0;
+	struct vfsmount *rv = fs->root.mnt;
+	if (fs->root.dentry != RO(struct vfsmount, rv)->mnt_root)
+		return 1;
+	struct mount *m = RO(struct mount, real_mount(rv));
+	for (int i = 0; i < 4; i++) {
+		struct mount *p = RO(struct mount, m->mnt_parent);
+		if (p == m)
+			return 0;
+		if (m->mnt_mountpoint != RO(struct vfsmount, &p->mnt)->mnt_root)
+			return 1;
+		m = p;
+	}
+	return 1; /* deeper than any namespace's top: treated as a chroot (no discarder: never a missed event) */
+}
+
 static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 type)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
@@ -401,7 +427,7 @@ static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 
 	h->tid = (__u32)pid_tgid;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
-	h->flags = 0;
+	h->flags = task_in_chroot() ? HF_IN_CHROOT : 0;
 	h->uid = (__u32)uid_gid;
 	h->gid = uid_gid >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
@@ -964,7 +990,7 @@ static __always_inline int inode_discarded(__u32 type, struct file_info *fi)
 		return 0;
 	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
 	struct discarder *d = bpf_map_lookup_elem(&discarder_inodes, &k);
-	return d && d->generation == current_generation() && (d->type_mask & (1u << type));
+	return d && d->generation == current_generation() && (d->type_mask & (1u << type)) && !task_in_chroot();
 }
 
 /* approvers of slot 0: basename, exact path, flags */
@@ -1045,7 +1071,8 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 		w->disc_key = k;
 		w->disc_hit = 1; /* disc_key names the target inode */
 		struct discarder *disc = bpf_map_lookup_elem(&discarder_inodes, &k);
-		if (disc && disc->generation == current_generation() && (disc->type_mask & (1u << type)))
+		if (disc && disc->generation == current_generation() && (disc->type_mask & (1u << type))
+		    && !task_in_chroot())
 			return DECIDE_DROP;
 	}
 	__u32 t = type;
@@ -1086,7 +1113,7 @@ static __always_inline int open_fd_discarded(int fd, __u32 flags)
 	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino,
 			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id};
 	struct discarder *d = bpf_map_lookup_elem(&discarder_inodes, &k);
-	return d && d->generation == current_generation() && (d->type_mask & (1u << EV_OPEN));
+	return d && d->generation == current_generation() && (d->type_mask & (1u << EV_OPEN)) && !task_in_chroot();
 }
 
 /* An open that created its file while its process is discarded: the new inode may reuse the number of a

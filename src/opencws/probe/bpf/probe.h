@@ -68,6 +68,7 @@ enum record_kind {
 #define HF_ARGV_TRUNCATED (1u << 0)
 #define HF_ENVP_TRUNCATED (1u << 1)
 #define HF_CREDS_BEFORE_UNKNOWN (1u << 2) /* cred record: no credentials cached for the task, `before` = `after` */
+#define HF_IN_CHROOT (1u << 3) /* the task's root is not the top of its mount namespace: paths are from that root */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
