@@ -52,6 +52,30 @@ def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel,
         Probe(obj).start()
     message = str(info.value)
     assert "verifier" in message and "END PROG LOAD LOG" in message
+    assert "invalid bpf_context access" in message  # the verifier's reason itself
+
+
+@pytest.mark.kernel
+def test_the_reason_is_shown_even_at_the_end_of_a_long_verifier_log(require_kernel, tmp_path):
+    import subprocess
+
+    from opencws.probe.build import BPF_DIR, object_path
+    from opencws.probe.probe import Probe
+
+    object_path()
+    src = tmp_path / "long.bpf.c"
+    src.write_text(  # 400 steps the verifier logs one by one (a log of about 100 kB), then a bad access
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
+        'SEC("raw_tracepoint/sys_enter") int bad(void *ctx) { volatile __u64 x = 0;\n'
+        '#pragma unroll\nfor (int i = 0; i < 400; i++) x += i * 3;\n'
+        'return *(volatile int *)((long)ctx + 4096); }\n'
+    )
+    obj = tmp_path / "long.o"
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I{BPF_DIR / 'build'}", "-c", str(src), "-o",
+                    str(obj)], check=True)
+    with pytest.raises(ProbeError) as info:
+        Probe(obj).start()
+    assert "invalid bpf_context access" in str(info.value)
 
 
 def test_not_root_is_reported(monkeypatch):

@@ -58,6 +58,44 @@ def test_a_program_load_reports_the_helpers_it_calls(watch):
     assert e.helpers == [HELPER_KTIME_GET_NS, HELPER_GET_CURRENT_PID_TGID]
 
 
+def _load(insns_address: int, count: int, name: bytes) -> None:
+    license = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, count, insns_address, ctypes.addressof(license))
+    attr[48:48 + len(name) + 1] = name + b"\0"
+    fd = sysc.bpf(BPF_PROG_LOAD, bytes(attr))
+    assert fd >= 0, os.strerror(-fd)
+    os.close(fd)
+
+
+def test_the_helpers_of_a_program_of_many_thousand_instructions_are_all_found(watch):
+    body = _insn(0xB7, dst=1, imm=7) * 20_000  # r1 = 7, 20,000 times
+    insns = _insn(0x85, imm=HELPER_KTIME_GET_NS) + body + _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID) \
+        + _insn(0xB7, dst=0, imm=0) + _insn(0x95)
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    _load(ctypes.addressof(buf), len(insns) // 8, b"ocws_big")
+    e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_big")
+    assert e.insn_count == 20_004 and e.helpers_complete
+    assert e.helpers == [HELPER_KTIME_GET_NS, HELPER_GET_CURRENT_PID_TGID]  # the first and the very last
+
+
+def test_a_program_ending_at_the_end_of_its_memory_has_its_last_helpers_found(watch):
+    import mmap
+
+    insns = _insn(0xB7, dst=1, imm=7) * 35 + _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID) \
+        + _insn(0xB7, dst=0, imm=0) + _insn(0x95)
+    page = mmap.PAGESIZE
+    mem = mmap.mmap(-1, 2 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # the page after it is unreadable
+    start = page - len(insns)
+    mem[start:page] = insns
+    _load(base + start, len(insns) // 8, b"ocws_edge")
+    e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_edge")
+    assert e.helpers == [HELPER_GET_CURRENT_PID_TGID] and e.helpers_complete
+
+
 def test_other_bpf_commands_are_reported_by_name(watch):
     rc = sysc.bpf(BPF_OBJ_GET_INFO_BY_FD, bytes(16))
     assert rc < 0

@@ -60,6 +60,9 @@ def test_a_bpf_record_lists_the_helpers():
     body = r.BPF_BODY.pack(5, 5, 0, 17, 0, 4, 0, (1 << 5) | (1 << 14), 0, 1 << 2, 0, b"prog\0")
     e = r.decode(header(r.REC_BPF, EventType.BPF, 64 + len(body)) + body)
     assert e.helpers == [5, 14, 130] and e.cmd_name == "BPF_PROG_LOAD" and e.name == "prog"
+    assert e.helpers_complete
+    body = r.BPF_BODY.pack(5, 5, 0, 17, 0, 4, r.BPF_HELPERS_INCOMPLETE, 1 << 5, 0, 0, 0, b"prog\0")
+    assert not r.decode(header(r.REC_BPF, EventType.BPF, 64 + len(body)) + body).helpers_complete
 
 
 def test_an_exec_record_splits_argv_and_envp():

@@ -229,6 +229,8 @@ class BpfEvent(SyscallEvent):
     name: str = ""
     insn_count: int | None = None
     helpers: list[int] = field(default_factory=list)
+    helpers_complete: bool = True
+    """False when some instructions could not be read: `helpers` may miss some."""
 
 
 @dataclass(slots=True, kw_only=True)

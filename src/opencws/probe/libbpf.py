@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import ctypes.util
+import mmap
 import os
 import threading
 
@@ -26,8 +27,12 @@ LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.vsnprintf.argtypes = [c_char_p, ctypes.c_size_t, c_char_p, c_void_p]
+_libc.vsnprintf.argtypes = [c_void_p, ctypes.c_size_t, c_char_p, c_void_p]
 _libc.vsnprintf.restype = c_int
+_PRINT_BYTES = 1 << 24
+"""libbpf prints a refused program's whole verifier log as one message (its log buffer is 16 MiB at most); a
+va_list is read once, so the buffer must hold it all: anonymous memory, whose pages exist once written."""
+_print_buf: mmap.mmap | None = None
 
 log_lines: collections.deque[str] = collections.deque(maxlen=4000)
 """Recent libbpf log lines (warnings, info and the verifier log of a failed load)."""
@@ -37,12 +42,14 @@ log_lines: collections.deque[str] = collections.deque(maxlen=4000)
 def _print(level: int, fmt: bytes, ap: int) -> int:
     if level >= LOG_DEBUG:
         return 0
-    buf = ctypes.create_string_buffer(4096)
-    n = _libc.vsnprintf(buf, len(buf), fmt, ap)
+    global _print_buf
+    if _print_buf is None:
+        _print_buf = mmap.mmap(-1, _PRINT_BYTES)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(_print_buf))
+    n = _libc.vsnprintf(address, _PRINT_BYTES, fmt, ap)
     if n > 0:
-        text = buf.value.decode(errors="replace")
-        for line in text.splitlines():
-            log_lines.append(line)
+        text = _print_buf[:min(n, _PRINT_BYTES - 1)].decode(errors="replace")
+        log_lines.extend(text.splitlines())
     return 0
 
 

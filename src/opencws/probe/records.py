@@ -36,6 +36,7 @@ HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
 HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
+BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
 EXTRA_MAX = 255
@@ -562,7 +563,7 @@ def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
 
 def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(BPF_BODY, data, "bpf")
-    retval, cmd, map_type, prog_type, attach_type, insn_cnt, _pad = b[:7]
+    retval, cmd, map_type, prog_type, attach_type, insn_cnt, flags = b[:7]
     words, name = b[7:11], b[11]
     helpers = [w * 64 + bit for w, word in enumerate(words) for bit in range(64) if word >> bit & 1]
     is_map, is_prog = cmd == 0, cmd == 5
@@ -570,7 +571,7 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     return _BPF(None, h, _cached_cstr(h[11]), "bpf", retval, cmd, BPF_CMDS[cmd] if cmd < len(BPF_CMDS) else str(cmd),
                 map_type if is_map else None, prog_type if is_prog else None,
                 attach_type if is_prog else None, _cstr(name) if (is_map or is_prog) else "",
-                insn_cnt if is_prog else None, helpers)
+                insn_cnt if is_prog else None, helpers, not flags & BPF_HELPERS_INCOMPLETE)
 
 
 _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {

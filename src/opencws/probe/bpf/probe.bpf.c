@@ -41,7 +41,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define MAX_CHILDREN 4096
 #define MAX_DEPTH 256
 #define MAX_SUBMOUNTS 512
-#define MAX_INSN_CHUNKS 128
+#define MAX_INSN_CHUNKS 32768 /* of 32 instructions: 1M, the kernel's own limit on a program's size */
 
 /* x86_64 syscall numbers (the probe supports x86_64 only) */
 #define NR_write 1
@@ -267,6 +267,7 @@ struct work {
 	__u32 comp_start, comp_len, follow, done;
 	__u64 insns;
 	__u32 insn_cnt, bstart;
+	__u32 insn_unread; /* a chunk of instructions could not be read: the helpers are incomplete */
 	__u64 hash;
 	__u32 scan, cmp_diff;
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
@@ -1489,8 +1490,18 @@ static long insn_chunk(__u32 i, void *ctx)
 	__u32 first = i * 32;
 	if (first >= w->insn_cnt)
 		return 1;
-	if (bpf_probe_read_user(w->name, 256, (void *)(w->insns + first * 8)))
-		return 1;
+	__u64 src = w->insns + first * 8;
+	if (bpf_probe_read_user(w->name, 256, (void *)src)) {
+		/* the last chunk may end where the program's memory does: read it one instruction at a time */
+		for (int k = 0; k < 32; k++) {
+			if (first + k >= w->insn_cnt)
+				break;
+			if (bpf_probe_read_user(&w->name[(k * 8) & 248], 8, (void *)(src + k * 8))) {
+				w->insn_unread = 1;
+				return 1;
+			}
+		}
+	}
 	for (int k = 0; k < 32; k++) {
 		if (first + k >= w->insn_cnt)
 			break;
@@ -1528,7 +1539,11 @@ static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
 		bpf_probe_read_user(b->name, 16, (const char *)attr + 48);
 		bpf_probe_read_user(&b->attach_type, 4, (const char *)attr + 68);
 		w->insn_cnt = b->insn_cnt;
-		bpf_loop(MAX_INSN_CHUNKS, insn_chunk, NULL, 0);
+		w->insn_unread = b->insn_cnt > MAX_INSN_CHUNKS * 32;
+		bpf_loop((b->insn_cnt + 31) / 32 < MAX_INSN_CHUNKS ? (b->insn_cnt + 31) / 32 : MAX_INSN_CHUNKS,
+			 insn_chunk, NULL, 0);
+		if (w->insn_unread)
+			b->flags |= BPF_HELPERS_INCOMPLETE;
 		b->helpers[0] = w->helpers[0];
 		b->helpers[1] = w->helpers[1];
 		b->helpers[2] = w->helpers[2];

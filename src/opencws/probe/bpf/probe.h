@@ -174,6 +174,8 @@ struct cred_body {             /* 16 + 112 = 128 */
 	struct ocws_creds after;
 };
 
+#define BPF_HELPERS_INCOMPLETE (1u << 0) /* some instructions could not be read: `helpers` may miss some */
+
 struct bpf_body {              /* 80 */
 	__s64 retval;
 	__u32 cmd;
@@ -181,7 +183,7 @@ struct bpf_body {              /* 80 */
 	__u32 prog_type;
 	__u32 attach_type;
 	__u32 insn_cnt;
-	__u32 pad;
+	__u32 flags;               /* BPF_HELPERS_INCOMPLETE */
 	__u64 helpers[4];          /* bit n set: helper n is called */
 	char name[16];
 };
