@@ -87,3 +87,32 @@ def test_not_root_is_reported(monkeypatch):
         assert "not root" in capabilities.bpf_refused_reason()
     finally:
         capabilities.bpf_refused_reason.cache_clear()
+
+
+@pytest.mark.parametrize(("caps", "missing"), [
+    ({21}, None), ({38, 39}, None), ({39}, "without CAP_PERFMON (or CAP_SYS_ADMIN)"),
+    (set(), "without CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"),
+])
+def test_missing_capabilities_are_named(monkeypatch, caps, missing):
+    from opencws.probe import capabilities
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    status = f"Name:\tx\nCapEff:\t{sum(1 << c for c in caps):016x}\n"
+    problem = capabilities.missing_capabilities(status)
+    assert problem is None if missing is None else missing in problem
+
+
+@pytest.mark.kernel
+def test_root_without_the_bpf_capabilities_gets_a_clear_error(require_kernel):
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to drop capabilities")
+    drop = "-bpf,-sys_admin,-perfmon"
+    proc = subprocess.run(["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-m",
+                           "opencws.cli.main", "probe", "trace", "--duration", "0.1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "root, but without CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)" in proc.stderr

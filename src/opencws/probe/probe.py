@@ -24,7 +24,7 @@ from pathlib import Path
 
 from opencws.probe import credcache, libbpf
 from opencws.probe.build import object_path
-from opencws.probe.capabilities import BTF_PATH
+from opencws.probe.capabilities import BTF_PATH, missing_capabilities
 from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
@@ -174,8 +174,9 @@ class Probe:
             raise
 
     def _start(self) -> None:
-        if os.geteuid() != 0:
-            raise ProbeError("not root: the probe needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)")
+        problem = missing_capabilities()
+        if problem:
+            raise ProbeError(problem)
         if not BTF_PATH.exists():
             raise ProbeError(f"no kernel BTF at {BTF_PATH}: the kernel needs CONFIG_DEBUG_INFO_BTF=y")
         _ensure_mounted("/sys/kernel/tracing", "tracefs")
