@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,6 +146,48 @@ def test_an_inode_discarder_learned_outside_a_chroot_does_not_hide_the_file_insi
     opens = watch.mine(ev.OpenEvent, lambda e: e.file.inode == os.stat(shadow).st_ino)
     # the host's open is filtered by the discarder, the chrooted one is not
     assert [(e.pid, e.file.path, e.in_chroot) for e in opens] == [(pid, "/etc/shadow", True)]
+
+
+def _chrooted_child(jail: Path, go_r: int) -> int:
+    """A child that chroots into `jail`, waits for a byte on `go_r`, then opens /etc/shadow there."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chroot(jail)
+            os.read(go_r, 1)
+            os.close(os.open("/etc/shadow", os.O_RDONLY))
+        finally:
+            os._exit(0)
+    return pid
+
+
+@pytest.mark.parametrize("chrooted", ["before the probe starts", "while it runs"])
+def test_a_chroot_is_noticed_whether_it_predates_the_probe_or_not(require_kernel, tmp_path, chrooted):
+    """A fresh probe: no task is in a chroot until /proc shows one at start or a chroot() is seen."""
+    from opencws.probe.probe import Probe
+
+    jail = tmp_path / "jail"
+    (jail / "etc").mkdir(parents=True)
+    shadow = jail / "etc" / "shadow"
+    shadow.write_text("x")
+    go_r, go_w = os.pipe()
+    pid = _chrooted_child(jail, go_r) if chrooted == "before the probe starts" else None
+    try:
+        if pid is not None:
+            time.sleep(0.2)  # (the chroot is made)
+        with Probe(event_types=["open"]) as probe:
+            probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"])
+            if pid is None:
+                pid = _chrooted_child(jail, go_r)
+            os.write(go_w, b"x")
+            os.waitpid(pid, 0)
+            got, deadline = [], time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                got = [e for e in probe.poll(50) if isinstance(e, ev.OpenEvent) and e.pid == pid]
+            assert [(e.file.path, e.in_chroot) for e in got] == [("/etc/shadow", True)]
+    finally:
+        os.close(go_r)
+        os.close(go_w)
 
 
 def test_a_process_at_its_namespaces_root_is_not_in_a_chroot(watch, tmp_path):

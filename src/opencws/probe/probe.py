@@ -117,6 +117,17 @@ class _Map:
         libbpf.lib().bpf_map_delete_elem(self.fd, key)
 
 
+def _any_chrooted_process(proc: Path = Path("/proc")) -> bool:
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "root") != "/":
+                    return True
+            except OSError:  # gone, or a kernel thread
+                continue
+    return False
+
+
 class Probe:
     """The kernel capture layer. Not thread-safe: one thread polls."""
 
@@ -205,6 +216,7 @@ class Probe:
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
                  "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
+                 "chroot_seen": 4,
                  "cred_cache": credcache.CREDS.size}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
@@ -273,6 +285,8 @@ class Probe:
         self._enabled = enabled
         self._at_exit = at_exit
         needed = {h.program for h in hooks_needed(enabled, at_exit)}
+        if "sys_exit" in needed and "sys_exit" not in self._links:
+            self._note_chroots()  # the chroots made while sys_exit was not there to see them
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:
                 self._attach(hook)
@@ -281,6 +295,12 @@ class Probe:
         if CRED_TYPES & enabled and not creds_were_on:
             # the cache missed the changes made while no credential type was on (or before the start)
             credcache.resync(self._maps["cred_cache"].fd)
+
+    def _note_chroots(self) -> None:
+        """Tell the kernel when some process already runs in a chroot (its root is not "/"): inode discarders
+        then check each task's root (see task_in_chroot in probe.bpf.c)."""
+        if _any_chrooted_process():
+            self._maps["chroot_seen"].update(_U32.pack(0), _U32.pack(1))
 
     def _attach(self, hook: Hook) -> None:
         lb = libbpf.lib()

@@ -67,6 +67,9 @@ EXTRA_TYPES: dict[str, frozenset[T]] = {"unlinkat": frozenset({T.UNLINK, T.RMDIR
 
 CRED_TYPES = frozenset({T.SETUID, T.SETGID, T.CAPSET})
 
+INTERNAL_CHROOT = 29
+"""`interested` value: chroot, after which a task may see files under other paths (inode discarders then check
+the task's root)."""
 INTERNAL_CRED = 30
 """`interested` value (probe.bpf.c): a syscall that may change credentials, watched only to keep the kernel's
 per-thread credential cache (the "before" of setuid/setgid/capset events) current."""
@@ -76,6 +79,7 @@ INTERNAL_BIRTH = 31
 CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
+CHROOT = 161
 
 FILE_TYPES = frozenset({T.OPEN, T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR})
 """Types whose events may teach inode discarders (the births of inodes then matter)."""
@@ -98,4 +102,5 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
         out.update((nr, INTERNAL_CRED) for nr in CRED_ONLY.values())
     if FILE_TYPES & enabled:
         out.update((nr, INTERNAL_BIRTH) for nr in BIRTH_ONLY.values())
+    out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
     return out

@@ -103,6 +103,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_CREATED_BIT 0x100000 /* file->f_mode: this open created the file */
 
 /* `interested` values beyond the event types: syscalls watched for the probe's own state */
+#define INTERNAL_CHROOT 29         /* chroot: from now on a task may be in a chroot (chroot_seen) */
 #define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
 #define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
 
@@ -193,6 +194,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } pid_discarders_any SEC(".maps");
+
+/* [0]: a task may be in a chroot (set by a chroot() here, by the loader when /proc shows one); until then no
+ * task is, and task_in_chroot costs one lookup */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} chroot_seen SEC(".maps");
 
 /* [0]: discarder generation; a discarder of another generation is ignored */
 struct {
@@ -396,6 +406,9 @@ static __always_inline void read_tty_name(struct task_struct *t, char *buf)
  * on its namespace's copy of it). Direct loads only. */
 static __always_inline int task_in_chroot(void)
 {
+	__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
+	if (!seen || !*seen)
+		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fs_struct *fs = t->fs;
 	if (!fs)
@@ -1660,6 +1673,12 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = *tp;
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret, regs);
+	if (type == INTERNAL_CHROOT) {
+		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
+		if (seen && ret == 0)
+			*seen = 1;
+		return 0;
+	}
 	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
 		return handle_cred_exit(nr, ret, type);
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
