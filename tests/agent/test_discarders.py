@@ -99,6 +99,18 @@ def test_a_hard_link_drops_the_discarder_of_its_inode(learner):
     assert learner.probe.inodes == {}
 
 
+def test_an_exchange_of_two_names_or_a_link_of_an_unknown_inode_invalidates_everything(learner):
+    learner.observe(open_event("/tmp/x"))
+    exchange = make(ev.RenameEvent, pid=100, **COMMON, syscall="renameat2", retval=0, file=info("/tmp/x"),
+                    destination=info("/tmp/y"), flags=2)  # RENAME_EXCHANGE
+    learner.observe(exchange)
+    assert learner.probe.invalidations == 1
+    link = make(ev.LinkEvent, pid=100, **COMMON, syscall="link", retval=0, file=info("/tmp/z", ino=0),
+                destination=info("/etc/cron.d/z", ino=0))
+    learner.observe(link)
+    assert learner.probe.invalidations == 2
+
+
 def test_a_renamed_directory_invalidates_everything(learner):
     learner.observe(open_event("/tmp/d/x"))
     rename = make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0,

@@ -103,6 +103,7 @@ def removexattrat(dirfd: int, path, at_flags: int, name: str) -> int:
 # the new mount API
 FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 OPEN_TREE_CLONE = 1
 
 

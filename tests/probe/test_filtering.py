@@ -207,6 +207,59 @@ def test_a_rename_by_a_discarded_process_still_invalidates_what_it_moves(watch, 
     assert len(_opened(watch, tmp_path / "moved-dir" / "inner")) == 1
 
 
+@pytest.mark.parametrize("at_exit", [False, True], ids=["resolved at sys_enter", "resolved at sys_exit"])
+def test_an_exchange_of_two_names_invalidates_the_discarders_of_both(watch, probe, tmp_path, at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit=["rename"] if at_exit else [])
+    harmless, watched = _file(tmp_path, "harmless"), _file(tmp_path, "watched")
+    _open_discarded(probe, harmless)
+    probe.set_approvers("rename", basenames=["only-this-name"])  # the exchange itself is filtered
+    RENAME_EXCHANGE = 2
+    assert sysc.renameat2(sysc.AT_FDCWD, watched, sysc.AT_FDCWD, harmless, RENAME_EXCHANGE) == 0
+    assert not watch.mine(ev.RenameEvent, paths_under(tmp_path))
+    assert len(_opened(watch, watched)) == 1  # the discarded inode now sits at `watched`
+
+
+def test_a_hard_link_through_a_path_the_walk_cannot_finish_still_invalidates(watch, probe, tmp_path):
+    f = _file(tmp_path, "x")
+    _open_discarded(probe, f)
+    os.link(str(tmp_path) + "/" + "./" * 120 + "x", tmp_path / "evil")  # beyond the walk's components
+    assert len(_opened(watch, tmp_path / "evil")) == 1
+
+
+def test_mount_changes_bump_the_discarder_generation_even_with_their_types_off(watch, probe, tmp_path):
+    probe.set_event_types(["open"])  # no mount, umount or move_mount event wanted
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    generation = probe.discarder_generation
+    assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0
+    assert probe.discarder_generation > generation
+    generation = probe.discarder_generation
+    assert sysc.umount2(mnt) == 0
+    assert probe.discarder_generation > generation
+
+
+def test_a_mount_by_an_ignored_process_still_bumps_the_generation(probe, tmp_path):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.read(go_r, 1)
+        rc = sysc.mount("none", mnt, "tmpfs", 0, b"size=1m")
+        rc2 = sysc.umount2(mnt)
+        os._exit(0 if rc == rc2 == 0 else 1)
+    try:
+        probe.ignore_pid(child)
+        generation = probe.discarder_generation
+        os.write(go_w, b"x")
+        assert os.waitpid(child, 0)[1] == 0
+        assert probe.discarder_generation >= generation + 2  # the mount and the umount
+    finally:
+        probe.remove_discarder_pid(child)
+        os.close(go_r)
+        os.close(go_w)
+
+
 def test_a_discarded_process_sends_nothing_of_those_types(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
     probe.add_discarder_pid(os.getpid(), ["chmod", "unlink"])

@@ -96,6 +96,19 @@ def test_a_program_ending_at_the_end_of_its_memory_has_its_last_helpers_found(wa
     assert e.helpers == [HELPER_GET_CURRENT_PID_TGID] and e.helpers_complete
 
 
+def test_a_refused_program_load_is_reported_without_scanning_its_instructions(watch):
+    insns = _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID) + _insn(0xB7, dst=0, imm=0)  # no exit: refused
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    license = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, 2, ctypes.addressof(buf),
+                     ctypes.addressof(license))
+    attr[48:48 + 11] = b"ocws_nope\0\0"
+    assert sysc.bpf(BPF_PROG_LOAD, bytes(attr)) < 0
+    e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_nope")
+    assert e.retval < 0 and e.insn_count == 2 and e.helpers == []  # (a refused load costs no scan)
+
+
 def test_other_bpf_commands_are_reported_by_name(watch):
     rc = sysc.bpf(BPF_OBJ_GET_INFO_BY_FD, bytes(16))
     assert rc < 0

@@ -161,33 +161,123 @@ def _chrooted_child(jail: Path, go_r: int) -> int:
     return pid
 
 
-@pytest.mark.parametrize("chrooted", ["before the probe starts", "while it runs"])
-def test_a_chroot_is_noticed_whether_it_predates_the_probe_or_not(require_kernel, tmp_path, chrooted):
+def _child_with_a_chrooted_thread(jail: Path, go_r: int, ready_w: int) -> int:
+    """A child one thread of which chroots alone (unshare(CLONE_FS)), says so on `ready_w`, waits for a byte on
+    `go_r`, then opens /etc/shadow there."""
+    pid = os.fork()
+    if pid == 0:
+        import ctypes
+        import threading
+
+        def alone() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.unshare(0x200) == 0  # CLONE_FS: a root of its own
+            os.chroot(jail)
+            os.write(ready_w, str(threading.get_native_id()).encode())
+            os.read(go_r, 1)
+            os.close(os.open("/etc/shadow", os.O_RDONLY))
+
+        try:
+            t = threading.Thread(target=alone)
+            t.start()
+            t.join()
+        finally:
+            os._exit(0)
+    return pid
+
+
+@pytest.mark.parametrize("chrooted", ["before the probe starts", "while it runs", "a thread alone, before"])
+def test_a_chroot_is_noticed_whether_it_predates_the_probe_or_not(require_kernel, tmp_path, chrooted,
+                                                                  monkeypatch):
     """A fresh probe: no task is in a chroot until /proc shows one at start or a chroot() is seen."""
-    from opencws.probe.probe import Probe
+    from opencws.probe import probe as probe_module
+    from opencws.probe.probe import Probe, chrooted_tasks
 
     jail = tmp_path / "jail"
     (jail / "etc").mkdir(parents=True)
     shadow = jail / "etc" / "shadow"
     shadow.write_text("x")
     go_r, go_w = os.pipe()
-    pid = _chrooted_child(jail, go_r) if chrooted == "before the probe starts" else None
+    ready_r, ready_w = os.pipe()
+    pid = None
     try:
-        if pid is not None:
+        if chrooted == "before the probe starts":
+            pid = _chrooted_child(jail, go_r)
             time.sleep(0.2)  # (the chroot is made)
+            assert (pid, str(jail)) in set(chrooted_tasks())
+        elif chrooted == "a thread alone, before":
+            pid = _child_with_a_chrooted_thread(jail, go_r, ready_w)
+            tid = int(os.read(ready_r, 32))
+            assert (tid, str(jail)) in set(chrooted_tasks())  # (its process's root is "/")
+        else:  # as on a machine where /proc shows no chroot at start (here pid 1's root is unreadable)
+            monkeypatch.setattr(probe_module, "chrooted_tasks", lambda: iter(()))
         with Probe(event_types=["open"]) as probe:
             probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"])
             if pid is None:
                 pid = _chrooted_child(jail, go_r)
             os.write(go_w, b"x")
             os.waitpid(pid, 0)
+            pid = None
             got, deadline = [], time.monotonic() + 5
             while not got and time.monotonic() < deadline:
-                got = [e for e in probe.poll(50) if isinstance(e, ev.OpenEvent) and e.pid == pid]
-            assert [(e.file.path, e.in_chroot) for e in got] == [("/etc/shadow", True)]
+                got = [e for e in probe.poll(50) if isinstance(e, ev.OpenEvent) and e.file.path == "/etc/shadow"
+                       and e.in_chroot]
+            assert [e.file.path for e in got] == ["/etc/shadow"]
     finally:
-        os.close(go_r)
-        os.close(go_w)
+        if pid is not None:  # (a failure before the child was released)
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        for fd in (go_r, go_w, ready_r, ready_w):
+            os.close(fd)
+
+
+def test_a_pivot_root_invalidates_the_discarders_learned_before_it(require_kernel, tmp_path):
+    """The same (inode, mount) has a new path after pivot_root: <root>/etc/shadow becomes /etc/shadow."""
+    import ctypes
+
+    from opencws.probe.probe import Probe
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "old").mkdir()
+    (root / "etc" / "shadow").write_text("x")
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    with Probe(event_types=["open"]) as probe:  # no mount type on: the kernel watches them all the same
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+                assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS
+                assert libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
+                assert libc.mount(os.fsencode(root), os.fsencode(root), None, MS_BIND, None) == 0
+                shadow = root / "etc" / "shadow"
+                os.write(w1, f"{os.stat(shadow).st_ino} {mount_id(shadow)}".encode())
+                os.read(r2, 1)  # its discarder is learned, as from <root>/etc/shadow
+                os.chdir(root)
+                assert libc.syscall(155, b".", b"old") == 0  # pivot_root(".", "old")
+                os.chdir("/")
+                os.close(os.open("/etc/shadow", os.O_RDONLY))
+                status = 0
+            finally:
+                os.write(w1, b"!")  # (unblocks the parent if the child failed before its first write)
+                os._exit(status)
+        os.close(w1)
+        got_ids = os.read(r1, 100)
+        assert got_ids and got_ids != b"!", "the child failed to set up its namespace"
+        ino, mnt = map(int, got_ids.split())
+        probe.add_discarder_inode(ino, mnt, ["open"])
+        os.write(w2, b"x")
+        assert os.waitpid(pid, 0)[1] == 0
+        got, deadline = [], time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            got = [e for e in probe.poll(50) if isinstance(e, ev.OpenEvent) and e.pid == pid
+                   and e.file.path == "/etc/shadow"]
+        assert [(e.file.path, e.in_chroot) for e in got] == [("/etc/shadow", False)]
+    for fd in (r1, r2, w2):
+        os.close(fd)
 
 
 def test_a_process_at_its_namespaces_root_is_not_in_a_chroot(watch, tmp_path):
@@ -269,6 +359,43 @@ def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch
         os.close(m)
         os.close(fs)
         sysc.umount2(mnt, 2)
+
+
+def test_a_mount_moved_onto_a_directory_given_by_its_fd_alone_is_described_by_the_new_mount(watch, tmp_path):
+    target = tmp_path / "here"
+    target.mkdir()
+    fs = sysc.fsopen("tmpfs")
+    assert sysc.fsconfig(fs, sysc.FSCONFIG_CMD_CREATE) == 0
+    m = sysc.fsmount(fs)
+    dirfd = os.open(target, os.O_PATH)
+    try:
+        flags = sysc.MOVE_MOUNT_F_EMPTY_PATH | sysc.MOVE_MOUNT_T_EMPTY_PATH
+        assert sysc.move_mount(m, "", dirfd, "", flags) == 0  # the target is the dirfd itself
+        e = watch.one(ev.MountEvent, paths_under(tmp_path))
+        assert (e.fs_type, e.file.path, e.root.path) == ("tmpfs", str(target), str(target))
+        assert e.new_mount_id == mount_id(target) and e.file.mount_id == mount_id(tmp_path)
+    finally:
+        os.close(dirfd)
+        os.close(m)
+        os.close(fs)
+        sysc.umount2(target, 2)
+
+
+def test_a_mount_on_the_current_directory_is_described_by_the_new_mount(watch, tmp_path):
+    target = tmp_path / "cwd"
+    target.mkdir()
+    old = os.getcwd()
+    os.chdir(target)
+    try:
+        assert sysc.mount("none", ".", "tmpfs", 0, b"size=1m") == 0
+    finally:
+        os.chdir(old)
+    try:
+        e = watch.one(ev.MountEvent, paths_under(tmp_path))
+        assert (e.fs_type, e.file.path, e.new_mount_id) == ("tmpfs", str(target), mount_id(target))
+        assert e.root.fs_type == "tmpfs"
+    finally:
+        sysc.umount2(target, 2)
 
 
 def test_a_bind_mount_cloned_with_open_tree_is_reported_with_the_source_fs_type(watch, tmpfs, tmp_path):

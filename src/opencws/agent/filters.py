@@ -65,6 +65,8 @@ inode born (probe.bpf.c `drop_discarder_of_target`)."""
 AT_EXIT_TYPES = frozenset({"unlink", "rmdir", "rename"})
 """Types the probe can resolve at sys_exit (opencws.probe.hooks.AT_EXIT_CAPABLE)."""
 
+RENAME_EXCHANGE = 1 << 1
+"""renameat2: the two names swap their files (the other one may be a directory)."""
 GONE_AT_EXIT_SUFFIXES = frozenset({"path", "name", "path.length", "name.length", "filesystem", "mount_id"})
 """The `<type>.file.*` fields an unlink or rmdir resolved at sys_exit still has (the rest describe the removed
 inode: inode, mode, uid, user, times...). A rename resolved at sys_exit loses nothing."""
@@ -358,13 +360,16 @@ class Discarders:
             if event.pid == event.tid:
                 self._exe.pop(event.pid, None)
             return None
-        if etype == "rename" and event.retval == 0 and self._may_be_dir(getattr(event, "file", None)):
+        if etype == "rename" and event.retval == 0 and (self._may_be_dir(getattr(event, "file", None))
+                                                         or event.flags & RENAME_EXCHANGE):
             self.invalidate()  # every path under the directory changed (or the file's kind is unknown)
             return None
         if etype == "link":
             f = getattr(event, "file", None)
             if f is not None and f.inode:
                 self.probe.remove_discarder_inode(f.inode, f.mount_id)  # a new name for a discarded inode
+            elif event.retval == 0:
+                self.invalidate()  # which inode got a new name is not known
             return None
         if etype in DISCARDABLE_BY_INODE and self._try_inode(etype, event):
             return "inode"

@@ -117,15 +117,19 @@ class _Map:
         libbpf.lib().bpf_map_delete_elem(self.fd, key)
 
 
-def _any_chrooted_process(proc: Path = Path("/proc")) -> bool:
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "root") != "/":
-                    return True
-            except OSError:  # gone, or a kernel thread
-                continue
-    return False
+def chrooted_tasks(proc: Path = Path("/proc")) -> Iterator[tuple[int, str]]:
+    """(tid, root) of each thread whose root is not "/" (a thread can chroot alone after unshare(CLONE_FS)); a
+    root that cannot be read for another reason than the task being gone is given as "unreadable: <why>" and
+    counts as one (so that no discarder ever hides what such a task opens)."""
+    for task in proc.glob("[0-9]*/task/[0-9]*"):
+        try:
+            root = os.readlink(task / "root")
+        except (FileNotFoundError, ProcessLookupError):  # gone
+            continue
+        except OSError as exc:
+            root = f"unreadable: {exc.strerror}"
+        if root != "/":
+            yield int(task.name), root
 
 
 class Probe:
@@ -285,13 +289,14 @@ class Probe:
         self._enabled = enabled
         self._at_exit = at_exit
         needed = {h.program for h in hooks_needed(enabled, at_exit)}
-        if "sys_exit" in needed and "sys_exit" not in self._links:
-            self._note_chroots()  # the chroots made while sys_exit was not there to see them
+        sys_exit_was_on = "sys_exit" in self._links
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:
                 self._attach(hook)
             elif hook.program not in needed and hook.program in self._links:
                 libbpf.lib().bpf_link__destroy(self._links.pop(hook.program))
+        if "sys_exit" in self._links and not sys_exit_was_on:
+            self._note_chroots()  # those made while sys_exit was not there to see them (it sees the next ones)
         if CRED_TYPES & enabled and not creds_were_on:
             # the cache missed the changes made while no credential type was on (or before the start)
             credcache.resync(self._maps["cred_cache"].fd)
@@ -299,7 +304,7 @@ class Probe:
     def _note_chroots(self) -> None:
         """Tell the kernel when some process already runs in a chroot (its root is not "/"): inode discarders
         then check each task's root (see task_in_chroot in probe.bpf.c)."""
-        if _any_chrooted_process():
+        if any(chrooted_tasks()):
             self._maps["chroot_seen"].update(_U32.pack(0), _U32.pack(1))
 
     def _attach(self, hook: Hook) -> None:

@@ -67,6 +67,9 @@ EXTRA_TYPES: dict[str, frozenset[T]] = {"unlinkat": frozenset({T.UNLINK, T.RMDIR
 
 CRED_TYPES = frozenset({T.SETUID, T.SETGID, T.CAPSET})
 
+INTERNAL_MOUNTS = 28
+"""`interested` value: a mount change whose event type is off (mount, umount2, move_mount) or that has none
+(pivot_root): a success bumps the discarder generation (a freed mount id comes back; paths change)."""
 INTERNAL_CHROOT = 29
 """`interested` value: chroot, after which a task may see files under other paths (inode discarders then check
 the task's root)."""
@@ -80,6 +83,7 @@ CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
 CHROOT = 161
+MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155}
 
 FILE_TYPES = frozenset({T.OPEN, T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR})
 """Types whose events may teach inode discarders (the births of inodes then matter)."""
@@ -103,4 +107,6 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
     if FILE_TYPES & enabled:
         out.update((nr, INTERNAL_BIRTH) for nr in BIRTH_ONLY.values())
     out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
+    for nr in MOUNT_CHANGES.values():
+        out.setdefault(nr, INTERNAL_MOUNTS)
     return out

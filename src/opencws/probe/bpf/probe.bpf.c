@@ -72,6 +72,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_move_mount 429
 #define I_CTIME_QUERIED (1u << 31)
 #define MOVE_MOUNT_T_SYMLINKS 0x10
+#define MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define RENAME_EXCHANGE (1 << 1)
 #define NR_setxattr 188
 #define NR_lsetxattr 189
 #define NR_fsetxattr 190
@@ -103,6 +105,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_CREATED_BIT 0x100000 /* file->f_mode: this open created the file */
 
 /* `interested` values beyond the event types: syscalls watched for the probe's own state */
+#define INTERNAL_MOUNTS 28         /* mount, umount2, move_mount whose type is off, pivot_root: a success bumps
+				      the discarder generation (a mount id may be reused; paths change) */
 #define INTERNAL_CHROOT 29         /* chroot: from now on a task may be in a chroot (chroot_seen) */
 #define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
 #define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
@@ -1252,9 +1256,9 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (!enabled_at_enter(type))
 		return 0;
 	count(type, CNT_SEEN);
-	/* a discarded process's rename still goes through: the renamed inode's discarder and those under a moved
-	 * directory must go (sys_exit drops the event itself) */
-	if (type != EV_RENAME && pid_discarded(type)) {
+	/* a discarded process's rename or umount still goes through: the renamed inode's discarder and those under
+	 * a moved directory must go, a freed mount id must bump the generation (sys_exit drops the event itself) */
+	if (type != EV_RENAME && type != EV_UMOUNT && pid_discarded(type)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
@@ -1266,6 +1270,9 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	in->type = type;
 	in->plen = 0;
 	in->flags_arg = flags_arg;
+	/* what invalidates discarders whatever becomes of the event: an umount (a mount id freed for reuse), an
+	 * exchange of two names (either may be a directory) */
+	int invalidates = type == EV_UMOUNT || (nr == NR_renameat2 && (regs->r8 & RENAME_EXCHANGE));
 	{
 		int need = 0;
 		switch (nr) {
@@ -1296,6 +1303,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 				if (!ino || (RO(struct inode, ino)->i_mode & S_IFMT_BITS) == S_IFDIR_BITS)
 					bump_generation();
 			}
+			if (invalidates)
+				bump_generation(); /* (before knowing whether it succeeds: sys_exit will not see it) */
 			count(type, CNT_FILTERED);
 			return 0;
 		}
@@ -1304,8 +1313,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		int drop = decision == DECIDE_LATER && filtered_out(type, flags_arg, w);
 		drop_inode_discarder(&w->fi[0]);
 		if (drop) {
-			if (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
-						  (w->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS))
+			if (invalidates || (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
+								  (w->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS)))
 				bump_generation();
 			return 0;
 		}
@@ -1440,8 +1449,10 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 		else
 			resolve_user(1, (int)dx, (const char *)a3, 0);
 		struct file_info *f1 = &w->fi[1];
-		/* a directory moved (or a file of unknown kind): every path under it changed, whatever the filters */
-		if (ret == 0 && (!(f1->flags & FI_INODE) || (f1->mode & S_IFMT_BITS) == S_IFDIR_BITS))
+		/* a directory moved (or a file of unknown kind, or two names exchanged: the other one may be a
+		 * directory, and its inode's discarder is not dropped below): paths under it changed */
+		if (ret == 0 && (!(f1->flags & FI_INODE) || (f1->mode & S_IFMT_BITS) == S_IFDIR_BITS ||
+				 (b->flags_arg & RENAME_EXCHANGE)))
 			bump_generation();
 		if (ret == 0 && (f1->flags & FI_INODE)) {
 			/* the discarder of the renamed inode no longer holds (its path changed) */
@@ -1551,10 +1562,11 @@ static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
 		bpf_probe_read_user(&w->insns, 8, (const char *)attr + 8);
 		bpf_probe_read_user(b->name, 16, (const char *)attr + 48);
 		bpf_probe_read_user(&b->attach_type, 4, (const char *)attr + 68);
-		w->insn_cnt = b->insn_cnt;
-		w->insn_unread = b->insn_cnt > MAX_INSN_CHUNKS * 32;
-		bpf_loop((b->insn_cnt + 31) / 32 < MAX_INSN_CHUNKS ? (b->insn_cnt + 31) / 32 : MAX_INSN_CHUNKS,
-			 insn_chunk, NULL, 0);
+		w->insn_cnt = ret >= 0 ? b->insn_cnt : 0; /* a refused load is not worth a scan of 1M instructions */
+		w->insn_unread = w->insn_cnt > MAX_INSN_CHUNKS * 32;
+		__u32 chunks = (w->insn_cnt + 31) / 32;
+		if (chunks)
+			bpf_loop(chunks < MAX_INSN_CHUNKS ? chunks : MAX_INSN_CHUNKS, insn_chunk, NULL, 0);
 		if (w->insn_unread)
 			b->flags |= BPF_HELPERS_INCOMPLETE;
 		b->helpers[0] = w->helpers[0];
@@ -1632,12 +1644,22 @@ static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u
 
 /* mount and move_mount: slot 0 = the mountpoint, slot 1 = the root of the new mount (mount id, group, device,
  * fs type) */
-static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, int follow)
+static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, int follow, struct file *moved)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	resolve_user(1, dirfd, dir, follow);
+	int ok;
+	if (ret == 0 && moved) {
+		ok = target_file(1, moved);
+	} else {
+		ok = walk_user(1, dirfd, dir, follow);
+		/* a target of "." or "": the walk ends on the mountpoint itself, under the new mount */
+		if (ok && ret == 0 && !(w->status & FI_INCOMPLETE))
+			cross_mounts(w);
+	}
+	if (ok)
+		finish_slot(1);
 	if (ret == 0 && !(w->fi[1].flags & FI_INCOMPLETE)) {
 		struct mount *m = (struct mount *)w->res_m;
 		clear_slot(w, 0);
@@ -1673,6 +1695,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = *tp;
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret, regs);
+	if (type == INTERNAL_MOUNTS) {
+		if (ret == 0)
+			bump_generation();
+		return 0;
+	}
 	if (type == INTERNAL_CHROOT) {
 		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
 		if (seen && ret == 0)
@@ -1714,14 +1741,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			if (nr == NR_renameat2)
 				b->flags_arg = BPF_CORE_READ(regs, r8);
 		}
-		int discarded = t == EV_RENAME && pid_discarded(t); /* (before the invalidations below) */
+		/* (decided before the invalidations below) */
+		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
 		if (ret == 0)
 			drop_inode_discarder(&w0->fi[0]);
 		if (ret == 0 && t == EV_UMOUNT)
 			bump_generation();
 		if (ret == 0 && t == EV_RENAME &&
-		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS))
-			bump_generation(); /* a directory moved: every path under it changed, whatever the filters */
+		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS ||
+		     (b->flags_arg & RENAME_EXCHANGE)))
+			bump_generation(); /* a directory moved (or two names exchanged): paths under it changed */
 		if (discarded) {
 			count(t, CNT_FILTERED);
 			return 0;
@@ -1737,10 +1766,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
-	/* a new name for an inode (a successful link) drops its discarder even from a discarded process */
+	/* a new name for an inode (a successful link) drops its discarder, and a mount bumps the generation, even
+	 * from a discarded process */
 	int new_name = type == EV_LINK && ret == 0;
 	int discarded = pid_discarded(type);
-	if (discarded && !new_name) {
+	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
 		if (type == EV_OPEN && ret >= 0)
 			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
@@ -1901,7 +1931,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	case NR_mount:
 		b->flags_arg = r10;
 		read_extra_str(w, b, (const char *)dx);
-		handle_mount_exit(ret, AT_FDCWD, (const char *)si, 1);
+		handle_mount_exit(ret, AT_FDCWD, (const char *)si, 1, NULL);
 		need = 2;
 		if (ret == 0)
 			bump_generation();
@@ -1910,7 +1940,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		/* the new mount API (fsopen/fsmount, open_tree) attaches here: move_mount(from_dfd, from_path, to_dfd,
 		 * to_path, flags); the fs type is the new mount's own (there is no user string for it) */
 		b->flags_arg = r8;
-		handle_mount_exit(ret, (int)dx, (const char *)r10, (r8 & MOVE_MOUNT_T_SYMLINKS) != 0);
+		struct file *moved = NULL; /* from an fd (fsmount, open_tree): that mount's root describes it */
+		char first = 1;
+		if (r8 & MOVE_MOUNT_F_EMPTY_PATH)
+			bpf_probe_read_user(&first, 1, (const char *)si);
+		if (!first)
+			moved = fd_file((int)di);
+		handle_mount_exit(ret, (int)dx, (const char *)r10, (r8 & MOVE_MOUNT_T_SYMLINKS) != 0, moved);
 		long n = 0;
 		if (ret == 0)
 			n = bpf_probe_read_kernel_str(w->extra, sizeof(w->fi[1].fstype), w->fi[1].fstype);
@@ -1934,12 +1970,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (need == 1)
 		finish_slot(0);
-	if (new_name && (w->fi[0].flags & FI_INODE))
-		drop_inode_discarder(&w->fi[0]);
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
+	if (new_name) { /* the inode's discarder, from either name; when neither resolved, every discarder */
+		if (w->fi[0].flags & FI_INODE)
+			drop_inode_discarder(&w->fi[0]);
+		else if (w->fi[1].flags & FI_INODE)
+			drop_inode_discarder(&w->fi[1]);
+		else
+			bump_generation();
+	}
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
