@@ -18,10 +18,12 @@ class FakeProbe:
         self.inodes: dict[tuple[int, int], list[str]] = {}
         self.pids: dict[int, list[str]] = {}
         self.ignored: set[int] = set()
+        self.generations: dict[tuple[int, int], int | None] = {}
         self.invalidations = 0
 
-    def add_discarder_inode(self, inode, mount_id, event_types=None):
+    def add_discarder_inode(self, inode, mount_id, event_types=None, generation=None):
         self.inodes[(inode, mount_id)] = list(event_types or [])
+        self.generations[(inode, mount_id)] = generation
 
     def remove_discarder_inode(self, inode, mount_id):
         self.inodes.pop((inode, mount_id), None)

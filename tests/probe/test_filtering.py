@@ -238,6 +238,55 @@ def test_mount_changes_bump_the_discarder_generation_even_with_their_types_off(w
     assert probe.discarder_generation > generation
 
 
+def test_new_mount_ids_from_clones_and_new_namespaces_bump_the_generation(watch, probe, tmp_path):
+    """A freed mount id comes back with any new mount: an open_tree clone, an fsmount, a new mount namespace."""
+    import ctypes
+
+    probe.set_event_types(["open"])
+    steps = []
+    generation = probe.discarder_generation
+    tree = sysc.open_tree(sysc.AT_FDCWD, tmp_path, sysc.OPEN_TREE_CLONE)
+    assert tree >= 0
+    os.close(tree)
+    steps.append(probe.discarder_generation > generation)
+    generation = probe.discarder_generation
+    fs = sysc.fsopen("tmpfs")
+    assert sysc.fsconfig(fs, sysc.FSCONFIG_CMD_CREATE) == 0
+    m = sysc.fsmount(fs)
+    assert m >= 0
+    os.close(m)
+    os.close(fs)
+    steps.append(probe.discarder_generation > generation)
+    generation = probe.discarder_generation
+    pid = os.fork()
+    if pid == 0:  # unshare(CLONE_NEWNS)
+        os._exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x00020000) == 0 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    steps.append(probe.discarder_generation > generation)
+    generation = probe.discarder_generation
+    pid = os.fork()
+    if pid == 0:  # clone(CLONE_NEWNS), through the unshare binary's fork
+        os.execv("/usr/bin/unshare", ["unshare", "--mount", "--fork", "/bin/true"])
+    assert os.waitpid(pid, 0)[1] == 0
+    steps.append(probe.discarder_generation > generation)
+    assert steps == [True, True, True, True]
+
+
+def test_a_discarder_learned_from_an_event_older_than_an_invalidation_is_void(watch, probe, tmp_path):
+    f = _file(tmp_path, "x")
+    probe.invalidate_discarders()
+    generation = probe.discarder_generation
+    seen = _opened(watch, f)[0]  # the event, read before the agent gets to learn from it
+    assert seen.file.generation == generation  # stamped by the kernel as it saw the file
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0  # meanwhile: a mount (a mount id reused, say)
+    sysc.umount2(mnt, 2)
+    assert probe.discarder_generation > seen.file.generation
+    probe.add_discarder_inode(seen.file.inode, seen.file.mount_id, ["open"], generation=seen.file.generation)
+    assert len(_opened(watch, f)) == 1  # learned from before the mount: it does not hold
+
+
 def test_a_mount_by_an_ignored_process_still_bumps_the_generation(probe, tmp_path):
     mnt = tmp_path / "m"
     mnt.mkdir()

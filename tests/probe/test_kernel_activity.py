@@ -107,6 +107,7 @@ def test_a_refused_program_load_is_reported_without_scanning_its_instructions(wa
     assert sysc.bpf(BPF_PROG_LOAD, bytes(attr)) < 0
     e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_nope")
     assert e.retval < 0 and e.insn_count == 2 and e.helpers == []  # (a refused load costs no scan)
+    assert not e.helpers_complete  # (and says so)
 
 
 def test_other_bpf_commands_are_reported_by_name(watch):

@@ -398,6 +398,38 @@ def test_a_mount_on_the_current_directory_is_described_by_the_new_mount(watch, t
         sysc.umount2(target, 2)
 
 
+def test_a_mount_moved_by_path_onto_a_dirfd_with_no_path_at_all_is_described(watch, tmpfs, tmp_path):
+    target = tmp_path / "there"
+    target.mkdir()
+    moved = mount_id(tmpfs)
+    dirfd = os.open(target, os.O_PATH)
+    try:
+        rc = sysc._call(429, sysc.AT_FDCWD, os.fsencode(tmpfs), dirfd, None, sysc.MOVE_MOUNT_T_EMPTY_PATH)
+        assert rc == 0
+        e = watch.one(ev.MountEvent, lambda e: e.syscall == "move_mount")
+        assert (e.fs_type, e.file.path, e.new_mount_id) == ("tmpfs", str(target), moved)
+    finally:
+        os.close(dirfd)
+        sysc.umount2(target, 2)
+
+
+def test_a_remount_of_the_current_directory_names_its_mount_not_one_on_top(watch, tmpfs, tmp_path):
+    MS_REMOUNT, MS_RDONLY = 32, 1
+    under = mount_id(tmpfs)
+    old = os.getcwd()
+    os.chdir(tmpfs)  # the cwd: the root of `tmpfs`
+    try:
+        assert sysc.mount("none", ".", "tmpfs", 0, b"size=1m") == 0  # another one on top of it
+        assert sysc.mount("none", ".", "", MS_REMOUNT | MS_RDONLY, b"size=4m") == 0  # the cwd's own mount
+    finally:
+        os.chdir(old)
+    try:
+        e = watch.one(ev.MountEvent, lambda e: e.flags & MS_REMOUNT)
+        assert e.new_mount_id == under
+    finally:
+        sysc.umount2(tmpfs, 2)
+
+
 def test_a_bind_mount_cloned_with_open_tree_is_reported_with_the_source_fs_type(watch, tmpfs, tmp_path):
     target = tmp_path / "bound"
     target.mkdir()

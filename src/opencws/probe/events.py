@@ -54,6 +54,9 @@ class FileInfo:
     """The name resolved to no file (a failed open, a removed name)."""
     flags: int
     """Raw FI_* flags (probe.h)."""
+    generation: int = 0
+    """The discarder generation when the kernel saw the file: a discarder learned from this event takes it, so
+    that a mount or rename since then (which bumped the generation) has already invalidated it."""
 
     @property
     def resolved(self) -> bool:

@@ -432,9 +432,15 @@ class Probe:
         return _U32.unpack(raw[:4])[0] if raw else 0
 
     def add_discarder_inode(self, inode: int, mount_id: int,
-                            event_types: Iterable[str | int | EventType] | None = None) -> None:
-        """Events of these types (default: all) on this inode are dropped in the kernel."""
-        value = _DISCARDER.pack(self.discarder_generation, _bitmask(event_types))
+                            event_types: Iterable[str | int | EventType] | None = None,
+                            generation: int | None = None) -> None:
+        """Events of these types (default: all) on this inode are dropped in the kernel.
+
+        generation: that of the event it was learned from (`FileInfo.generation`): a discarder is only as good
+        as what the agent saw, and whatever invalidated discarders since (a mount, a rename) invalidates it too.
+        Default: the current one."""
+        gen = self.discarder_generation if generation is None else generation
+        value = _DISCARDER.pack(gen, _bitmask(event_types))
         self._maps["discarder_inodes"].update(_INODE_KEY.pack(inode, mount_id, 0), value)
 
     def remove_discarder_inode(self, inode: int, mount_id: int) -> None:

@@ -153,16 +153,16 @@ def _device(dev: int) -> int:
 
 def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
     # f: ino, atime, mtime, ctime, mode, uid, gid, mount_id, dev, nlink, flags, group_id, path_len,
-    #    resolved_len, pad, fstype
+    #    resolved_len, generation, fstype
     flags = f[10]
     error = resolution_error(flags) if flags & _UNRESOLVED else None
     if flags & FI_INODE:
         return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6],
                           f[9], f[1], f[2], f[3], f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
-                          flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags)
+                          flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14])
     return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
                       None, None, None, f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
-                      flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags)
+                      flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14])
 
 
 _UNRESOLVED = FI_NO_USER_PATH | FI_BAD_FD | FI_SYMLINK | FI_NOT_CACHED | FI_TRUNCATED | FI_INCOMPLETE
@@ -357,6 +357,7 @@ _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
     "flags": _get("I", _FI_FLAGS),
     "group_id": _get("I", 60),
     "fs_type": _get("16s", 72, _cached_cstr),
+    "generation": _get("I", _FI_PATH_LEN + 4),
     "in_upper_layer": _flag(FI_UPPER_LAYER),
     "negative": _flag(FI_NEGATIVE),
 }, ("_b", "_o"))

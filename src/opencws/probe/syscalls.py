@@ -83,7 +83,9 @@ CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
 CHROOT = 161
-MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155}
+MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155,
+                                 "open_tree": 428, "fsmount": 432, "unshare": 272}
+"""Syscalls that make, free or move mounts (open_tree clones, fsmount makes; unshare only with CLONE_NEWNS)."""
 
 FILE_TYPES = frozenset({T.OPEN, T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR})
 """Types whose events may teach inode discarders (the births of inodes then matter)."""

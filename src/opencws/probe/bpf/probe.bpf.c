@@ -74,6 +74,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define MOVE_MOUNT_T_SYMLINKS 0x10
 #define MOVE_MOUNT_F_EMPTY_PATH 0x4
 #define RENAME_EXCHANGE (1 << 1)
+#define CLONE_NEWNS 0x00020000
+/* mount(2) flags that change an existing mount instead of making one: MS_REMOUNT, MS_UNBINDABLE, MS_PRIVATE,
+ * MS_SLAVE, MS_SHARED */
+#define MS_CHANGES_EXISTING ((1 << 5) | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))
 #define NR_setxattr 188
 #define NR_lsetxattr 189
 #define NR_fsetxattr 190
@@ -800,6 +804,7 @@ static __noinline int finish_slot(int slot)
 	w->res_m = w->m;
 	__builtin_memset(fi, 0, sizeof(*fi));
 	fi->flags = FI_PRESENT | w->status;
+	fi->generation = current_generation();
 	set_task_root(w);
 	w->off = PATH_BUF;
 	w->done = 0;
@@ -1567,7 +1572,7 @@ static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
 		__u32 chunks = (w->insn_cnt + 31) / 32;
 		if (chunks)
 			bpf_loop(chunks < MAX_INSN_CHUNKS ? chunks : MAX_INSN_CHUNKS, insn_chunk, NULL, 0);
-		if (w->insn_unread)
+		if (w->insn_unread || (ret < 0 && b->insn_cnt)) /* (a refused load is not scanned) */
 			b->flags |= BPF_HELPERS_INCOMPLETE;
 		b->helpers[0] = w->helpers[0];
 		b->helpers[1] = w->helpers[1];
@@ -1644,7 +1649,10 @@ static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u
 
 /* mount and move_mount: slot 0 = the mountpoint, slot 1 = the root of the new mount (mount id, group, device,
  * fs type) */
-static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, int follow, struct file *moved)
+#define MNT_FOLLOW 1            /* handle_mount_exit: follow a final symlink of the target */
+#define MNT_CHANGES_EXISTING 2  /* the call changed the mount on the target (no new mount to step onto) */
+
+static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, int opts, struct file *moved)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -1653,14 +1661,17 @@ static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, i
 	if (ret == 0 && moved) {
 		ok = target_file(1, moved);
 	} else {
-		ok = walk_user(1, dirfd, dir, follow);
-		/* a target of "." or "": the walk ends on the mountpoint itself, under the new mount */
-		if (ok && ret == 0 && !(w->status & FI_INCOMPLETE))
+		ok = walk_user(1, dirfd, dir, opts & MNT_FOLLOW);
+		if (!ok && ret == 0) /* move_mount to a NULL path with MOVE_MOUNT_T_EMPTY_PATH: the target is the dirfd */
+			ok = target_file(1, fd_file(dirfd));
+		/* a target of "." or "": the walk ends on the mountpoint itself, under the new mount (unless the call
+		 * changed that mount itself: a remount, a propagation change) */
+		if (ok && ret == 0 && !(opts & MNT_CHANGES_EXISTING) && !(w->status & FI_INCOMPLETE))
 			cross_mounts(w);
 	}
 	if (ok)
 		finish_slot(1);
-	if (ret == 0 && !(w->fi[1].flags & FI_INCOMPLETE)) {
+	if (ret == 0 && ok && !(w->fi[1].flags & FI_INCOMPLETE)) {
 		struct mount *m = (struct mount *)w->res_m;
 		clear_slot(w, 0);
 		set_task_root(w);
@@ -1695,8 +1706,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = *tp;
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret, regs);
+	if (nr == NR_unshare && ret == 0 && (regs->di & CLONE_NEWNS))
+		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
 	if (type == INTERNAL_MOUNTS) {
-		if (ret == 0)
+		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
 			bump_generation();
 		return 0;
 	}
@@ -1726,8 +1739,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		if (in)
 			saved_flags = in->flags_arg;
 		int t = restore_inflight(nr);
-		if (t < 0)
+		if (t < 0) {
+			/* no entry: dropped at sys_enter (which did what had to be done), or evicted, or the type turned
+			 * on between the two hooks: a freed mount id must invalidate all the same */
+			if (ret == 0 && nr == NR_umount2)
+				bump_generation();
 			return 0;
+		}
 		struct file_body *b = begin_file(r0, ret, nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME) {
@@ -1931,7 +1949,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	case NR_mount:
 		b->flags_arg = r10;
 		read_extra_str(w, b, (const char *)dx);
-		handle_mount_exit(ret, AT_FDCWD, (const char *)si, 1, NULL);
+		handle_mount_exit(ret, AT_FDCWD, (const char *)si,
+				  MNT_FOLLOW | ((r10 & MS_CHANGES_EXISTING) ? MNT_CHANGES_EXISTING : 0), NULL);
 		need = 2;
 		if (ret == 0)
 			bump_generation();
@@ -1946,7 +1965,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			bpf_probe_read_user(&first, 1, (const char *)si);
 		if (!first)
 			moved = fd_file((int)di);
-		handle_mount_exit(ret, (int)dx, (const char *)r10, (r8 & MOVE_MOUNT_T_SYMLINKS) != 0, moved);
+		handle_mount_exit(ret, (int)dx, (const char *)r10, (r8 & MOVE_MOUNT_T_SYMLINKS) ? MNT_FOLLOW : 0, moved);
 		long n = 0;
 		if (ret == 0)
 			n = bpf_probe_read_kernel_str(w->extra, sizeof(w->fi[1].fstype), w->fi[1].fstype);
@@ -1961,9 +1980,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
-		if (new_name && need == 1 && w->disc_hit) /* disc_key: the linked inode */
-			bpf_map_delete_elem(&discarder_inodes, &w->disc_key);
-		else if (new_name) /* which inode is not known: every discarder goes */
+		if (new_name) /* (see below) */
 			bump_generation();
 		count(type, CNT_FILTERED);
 		return 0;
@@ -1974,14 +1991,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
-	if (new_name) { /* the inode's discarder, from either name; when neither resolved, every discarder */
-		if (w->fi[0].flags & FI_INODE)
-			drop_inode_discarder(&w->fi[0]);
-		else if (w->fi[1].flags & FI_INODE)
-			drop_inode_discarder(&w->fi[1]);
-		else
-			bump_generation();
-	}
+	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
+		bump_generation();
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
@@ -2065,6 +2076,10 @@ int BPF_PROG(sched_fork, struct task_struct *parent, struct task_struct *child)
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct fork_body *b = (struct fork_body *)(r->b + sizeof(*h));
 	__u32 ctid = BPF_CORE_READ(child, pid);
+	/* a new mount namespace (CLONE_NEWNS) gives every mount a copy under a new id: one may be a freed id that
+	 * inode discarders still name */
+	if (BPF_CORE_READ(child, nsproxy, mnt_ns) != BPF_CORE_READ(parent, nsproxy, mnt_ns))
+		bump_generation();
 	read_creds(child, &b->creds);
 	bpf_map_update_elem(&cred_cache, &ctid, &b->creds, BPF_ANY);
 	if (ctid != BPF_CORE_READ(child, tgid))

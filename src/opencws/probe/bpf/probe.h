@@ -110,7 +110,8 @@ struct file_info {             /* 88 bytes */
 	__u32 group_id;            /* peer group of the mount */
 	__u16 path_len;
 	__u16 resolved_len;
-	__u32 pad;
+	__u32 generation;          /* the discarder generation when the file was seen (a discarder learned from it
+				      takes this one: what changed since then already invalidated it) */
 	char fstype[16];
 };
 
