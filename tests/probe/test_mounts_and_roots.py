@@ -334,6 +334,27 @@ def test_a_container_process_is_not_in_a_chroot_and_inode_discarders_apply_to_it
     assert not watch.mine(ev.OpenEvent, lambda e: e.file.path == "/marker")  # the discarder held inside
 
 
+def test_dot_dot_onto_a_mountpoint_lands_on_the_mount_as_in_the_kernel(watch, tmp_path):
+    t = tmp_path / "t"
+    (t / "sub").mkdir(parents=True)  # sub: in the directory the mount will cover
+    old = os.getcwd()
+    os.chdir(t)
+    try:
+        assert sysc.mount("none", ".", "tmpfs", 0, b"size=1m") == 0  # on the cwd: "sub" is still found below
+        try:
+            with open("sub/../f", "w") as fh:  # the kernel: sub (below), "..", then the mount on top of t
+                fh.write("x")
+            os.chmod("sub/../f", 0o600)
+            chmod = watch.one(ev.ChmodEvent, lambda e: e.file.path.endswith("/f"))
+            st = os.stat(t / "f")
+            assert (chmod.file.inode, chmod.file.mount_id) == (st.st_ino, mount_id(t / "f"))
+            assert chmod.file.fs_type == "tmpfs" and chmod.file.path == str(t / "f")
+        finally:
+            sysc.umount2(t, 2)
+    finally:
+        os.chdir(old)
+
+
 def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch, tmp_path):
     mnt = tmp_path / "fsmount"
     mnt.mkdir()

@@ -654,6 +654,7 @@ static long walk_step(__u32 i, void *ctx)
 	}
 	if (c0 == '.' && clen == 2 && w->upath[(start + 1) & PMASK] == '.') {
 		go_up(w);
+		cross_mounts(w); /* as the kernel does: ".." onto a mountpoint lands on what is mounted there */
 		w->pos = next;
 		return 0;
 	}
