@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -31,8 +32,8 @@ def test_a_missing_object_file_is_a_clear_error(require_kernel, tmp_path):
         Probe(tmp_path / "nope.o").start()
 
 
-@pytest.mark.kernel
-def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel, tmp_path):
+def _refused_load(tmp_path: Path, body: str) -> str:
+    """The ProbeError of loading a one-program object with this body (compiled against the probe's vmlinux.h)."""
     import subprocess
 
     from opencws.probe.build import BPF_DIR, object_path
@@ -40,42 +41,29 @@ def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel,
 
     object_path()  # builds build/vmlinux.h too when this runs first on a fresh clone
     src = tmp_path / "bad.bpf.c"
-    src.write_text(
-        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
-        'SEC("raw_tracepoint/sys_enter") int bad(void *ctx) { int *p = 0; return *(volatile int *)'
-        '((long)ctx + 4096); }\n'
-    )
+    src.write_text('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
+                   f'SEC("raw_tracepoint/sys_enter") int bad(void *ctx) {{ {body} }}\n')
     obj = tmp_path / "bad.o"
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I{BPF_DIR / 'build'}", "-c", str(src), "-o",
                     str(obj)], check=True)
     with pytest.raises(ProbeError) as info:
         Probe(obj).start()
-    message = str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.kernel
+def test_a_program_the_verifier_refuses_shows_the_end_of_its_log(require_kernel, tmp_path):
+    message = _refused_load(tmp_path, "return *(volatile int *)((long)ctx + 4096);")
     assert "verifier" in message and "END PROG LOAD LOG" in message
     assert "invalid bpf_context access" in message  # the verifier's reason itself
 
 
 @pytest.mark.kernel
 def test_the_reason_is_shown_even_at_the_end_of_a_long_verifier_log(require_kernel, tmp_path):
-    import subprocess
-
-    from opencws.probe.build import BPF_DIR, object_path
-    from opencws.probe.probe import Probe
-
-    object_path()
-    src = tmp_path / "long.bpf.c"
-    src.write_text(  # 400 steps the verifier logs one by one (a log of about 100 kB), then a bad access
-        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
-        'SEC("raw_tracepoint/sys_enter") int bad(void *ctx) { volatile __u64 x = 0;\n'
-        '#pragma unroll\nfor (int i = 0; i < 400; i++) x += i * 3;\n'
-        'return *(volatile int *)((long)ctx + 4096); }\n'
-    )
-    obj = tmp_path / "long.o"
-    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I{BPF_DIR / 'build'}", "-c", str(src), "-o",
-                    str(obj)], check=True)
-    with pytest.raises(ProbeError) as info:
-        Probe(obj).start()
-    assert "invalid bpf_context access" in str(info.value)
+    # 400 steps the verifier logs one by one (a log of about 100 kB), then a bad access
+    message = _refused_load(tmp_path, "volatile __u64 x = 0;\n#pragma unroll\nfor (int i = 0; i < 400; i++) "
+                                      "x += i * 3;\nreturn *(volatile int *)((long)ctx + 4096);")
+    assert "invalid bpf_context access" in message
 
 
 def test_not_root_is_reported(monkeypatch):

@@ -36,6 +36,18 @@ def test_a_map_creation_reports_its_name_and_type(watch):
     assert e.cmd_name == "BPF_MAP_CREATE" and e.map_type == BPF_MAP_TYPE_HASH and e.retval == fd
 
 
+def _load(insns_address: int, count: int, name: bytes) -> int:
+    """bpf(BPF_PROG_LOAD) of a raw tracepoint program: the fd (closed) or -errno."""
+    license = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, count, insns_address, ctypes.addressof(license))
+    attr[48:48 + len(name) + 1] = name + b"\0"
+    fd = sysc.bpf(BPF_PROG_LOAD, bytes(attr))
+    if fd >= 0:
+        os.close(fd)
+    return fd
+
+
 def test_a_program_load_reports_the_helpers_it_calls(watch):
     insns = b"".join([
         _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID),  # call bpf_get_current_pid_tgid
@@ -44,28 +56,12 @@ def test_a_program_load_reports_the_helpers_it_calls(watch):
         _insn(0x95),  # exit
     ])
     insn_buf = ctypes.create_string_buffer(insns, len(insns))
-    license = ctypes.create_string_buffer(b"GPL")
-    attr = bytearray(128)
-    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, 4, ctypes.addressof(insn_buf),
-                     ctypes.addressof(license))
-    attr[48:48 + 10] = b"ocws_prog\0"
-    fd = sysc.bpf(BPF_PROG_LOAD, bytes(attr))
+    fd = _load(ctypes.addressof(insn_buf), 4, b"ocws_prog")
     assert fd >= 0, os.strerror(-fd)
-    os.close(fd)
     e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_prog")
     assert e.cmd_name == "BPF_PROG_LOAD" and e.retval == fd
     assert e.prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT and e.attach_type == 0 and e.insn_count == 4
     assert e.helpers == [HELPER_KTIME_GET_NS, HELPER_GET_CURRENT_PID_TGID]
-
-
-def _load(insns_address: int, count: int, name: bytes) -> None:
-    license = ctypes.create_string_buffer(b"GPL")
-    attr = bytearray(128)
-    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, count, insns_address, ctypes.addressof(license))
-    attr[48:48 + len(name) + 1] = name + b"\0"
-    fd = sysc.bpf(BPF_PROG_LOAD, bytes(attr))
-    assert fd >= 0, os.strerror(-fd)
-    os.close(fd)
 
 
 def test_the_helpers_of_a_program_of_many_thousand_instructions_are_all_found(watch):
@@ -73,7 +69,7 @@ def test_the_helpers_of_a_program_of_many_thousand_instructions_are_all_found(wa
     insns = _insn(0x85, imm=HELPER_KTIME_GET_NS) + body + _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID) \
         + _insn(0xB7, dst=0, imm=0) + _insn(0x95)
     buf = ctypes.create_string_buffer(insns, len(insns))
-    _load(ctypes.addressof(buf), len(insns) // 8, b"ocws_big")
+    assert _load(ctypes.addressof(buf), len(insns) // 8, b"ocws_big") >= 0
     e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_big")
     assert e.insn_count == 20_004 and e.helpers_complete
     assert e.helpers == [HELPER_KTIME_GET_NS, HELPER_GET_CURRENT_PID_TGID]  # the first and the very last
@@ -91,7 +87,7 @@ def test_a_program_ending_at_the_end_of_its_memory_has_its_last_helpers_found(wa
     assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # the page after it is unreadable
     start = page - len(insns)
     mem[start:page] = insns
-    _load(base + start, len(insns) // 8, b"ocws_edge")
+    assert _load(base + start, len(insns) // 8, b"ocws_edge") >= 0
     e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_edge")
     assert e.helpers == [HELPER_GET_CURRENT_PID_TGID] and e.helpers_complete
 
@@ -99,12 +95,7 @@ def test_a_program_ending_at_the_end_of_its_memory_has_its_last_helpers_found(wa
 def test_a_refused_program_load_is_reported_without_scanning_its_instructions(watch):
     insns = _insn(0x85, imm=HELPER_GET_CURRENT_PID_TGID) + _insn(0xB7, dst=0, imm=0)  # no exit: refused
     buf = ctypes.create_string_buffer(insns, len(insns))
-    license = ctypes.create_string_buffer(b"GPL")
-    attr = bytearray(128)
-    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_RAW_TRACEPOINT, 2, ctypes.addressof(buf),
-                     ctypes.addressof(license))
-    attr[48:48 + 11] = b"ocws_nope\0\0"
-    assert sysc.bpf(BPF_PROG_LOAD, bytes(attr)) < 0
+    assert _load(ctypes.addressof(buf), 2, b"ocws_nope") < 0
     e = watch.one(ev.BpfEvent, lambda e: e.pid == os.getpid() and e.name == "ocws_nope")
     assert e.retval < 0 and e.insn_count == 2 and e.helpers == []  # (a refused load costs no scan)
     assert not e.helpers_complete  # (and says so)

@@ -355,20 +355,28 @@ def test_dot_dot_onto_a_mountpoint_lands_on_the_mount_as_in_the_kernel(watch, tm
         os.chdir(old)
 
 
-def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch, tmp_path):
-    mnt = tmp_path / "fsmount"
-    mnt.mkdir()
-    parent_mount = mount_id(mnt)
+@pytest.fixture
+def detached_tmpfs() -> Iterator[int]:
+    """A tmpfs made with the new mount API (fsopen, fsconfig, fsmount), not attached yet: its mount fd."""
     fs = sysc.fsopen("tmpfs")
     assert fs >= 0, os.strerror(-fs)
     assert sysc.fsconfig(fs, sysc.FSCONFIG_SET_STRING, "size", b"1m") == 0
     assert sysc.fsconfig(fs, sysc.FSCONFIG_CMD_CREATE) == 0
     m = sysc.fsmount(fs)
     assert m >= 0, os.strerror(-m)
+    yield m
+    os.close(m)
+    os.close(fs)
+
+
+def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch, tmp_path, detached_tmpfs):
+    mnt = tmp_path / "fsmount"
+    mnt.mkdir()
+    parent_mount = mount_id(mnt)
     try:
         dirfd = os.open(tmp_path, os.O_PATH)  # the target relative to a dirfd
         try:
-            assert sysc.move_mount(m, "", dirfd, "fsmount", sysc.MOVE_MOUNT_F_EMPTY_PATH) == 0
+            assert sysc.move_mount(detached_tmpfs, "", dirfd, "fsmount", sysc.MOVE_MOUNT_F_EMPTY_PATH) == 0
         finally:
             os.close(dirfd)
         e = watch.one(ev.MountEvent, paths_under(tmp_path))
@@ -377,28 +385,22 @@ def test_a_tmpfs_attached_with_the_new_mount_api_is_reported_by_move_mount(watch
         assert e.root is not None and e.root.path == str(mnt) and e.root.fs_type == "tmpfs"
         assert e.new_mount_id == mount_id(mnt) != parent_mount and e.device == os.stat(mnt).st_dev
     finally:
-        os.close(m)
-        os.close(fs)
         sysc.umount2(mnt, 2)
 
 
-def test_a_mount_moved_onto_a_directory_given_by_its_fd_alone_is_described_by_the_new_mount(watch, tmp_path):
+def test_a_mount_moved_onto_a_directory_given_by_its_fd_alone_is_described_by_the_new_mount(watch, tmp_path,
+                                                                                          detached_tmpfs):
     target = tmp_path / "here"
     target.mkdir()
-    fs = sysc.fsopen("tmpfs")
-    assert sysc.fsconfig(fs, sysc.FSCONFIG_CMD_CREATE) == 0
-    m = sysc.fsmount(fs)
     dirfd = os.open(target, os.O_PATH)
     try:
         flags = sysc.MOVE_MOUNT_F_EMPTY_PATH | sysc.MOVE_MOUNT_T_EMPTY_PATH
-        assert sysc.move_mount(m, "", dirfd, "", flags) == 0  # the target is the dirfd itself
+        assert sysc.move_mount(detached_tmpfs, "", dirfd, "", flags) == 0  # the target is the dirfd itself
         e = watch.one(ev.MountEvent, paths_under(tmp_path))
         assert (e.fs_type, e.file.path, e.root.path) == ("tmpfs", str(target), str(target))
         assert e.new_mount_id == mount_id(target) and e.file.mount_id == mount_id(tmp_path)
     finally:
         os.close(dirfd)
-        os.close(m)
-        os.close(fs)
         sysc.umount2(target, 2)
 
 
