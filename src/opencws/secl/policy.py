@@ -233,15 +233,22 @@ def _check_keys(
         pf.warnings.append(w)
 
 
+def _checked_id(pf: PolicyFile, item: dict[str, Any], keys: set[str], kind: str) -> str | None:
+    """The item's id after its keys are checked, or None (the error reported) when it is not a valid id."""
+    item_id = _text(item, "id")
+    _check_keys(pf, item, keys, kind, item_id)
+    if not item_id or not _ID.match(item_id):
+        pf.errors.append(_err(f"invalid {kind} id {item_id!r}: use letters, digits and '_'", pf.path,
+                              item.get("__line__"), kind=kind))
+        return None
+    return item_id
+
+
 def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[str, Any]) -> None:
-    mid = _text(item, "id")
-    line = item.get("__line__")
-    _check_keys(pf, item, _MACRO_KEYS, "macro", mid)
-    if not mid or not _ID.match(mid):
-        pf.errors.append(
-            _err(f"invalid macro id {mid!r}: use letters, digits and '_'", pf.path, line, kind="macro")
-        )
+    mid = _checked_id(pf, item, _MACRO_KEYS, "macro")
+    if mid is None:
         return
+    line = item.get("__line__")
     if mid in ps.macros:
         first = lines[mid][2]
         pf.errors.append(_err(f"duplicate macro id '{mid}' (first defined in {first})", pf.path, line,
@@ -315,14 +322,10 @@ def _literal(v: Any) -> str:
 
 
 def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str]) -> None:
-    rid = _text(item, "id")
-    line = item.get("__line__")
-    _check_keys(pf, item, _RULE_KEYS, "rule", rid)
-    if not rid or not _ID.match(rid):
-        pf.errors.append(
-            _err(f"invalid rule id {rid!r}: use letters, digits and '_'", pf.path, line, kind="rule")
-        )
+    rid = _checked_id(pf, item, _RULE_KEYS, "rule")
+    if rid is None:
         return
+    line = item.get("__line__")
     if rid in seen:
         msg = f"duplicate rule id '{rid}' (first defined in {seen[rid]})"
         pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
