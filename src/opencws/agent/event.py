@@ -33,8 +33,9 @@ from opencws.model.event import (
     UserContext,
 )
 from opencws.probe import events as kev
+from opencws.resolvers import Resolvers
 from opencws.resolvers.files import UNKNOWN_ID, NameResolver, to_file
-from opencws.resolvers.process import ProcessCache, ProcessEntry, _container
+from opencws.resolvers.process import ProcessEntry, _container
 
 CATEGORIES = {
     **{t: "Process Activity" for t in ("exec", "fork", "exit", "setuid", "setgid", "capset")},
@@ -59,15 +60,6 @@ def outcome_of(retval: int | None) -> str:
     if retval is None or retval >= 0:
         return "Success"
     return "Refused" if retval in (-1, -13) else "Error"  # -EPERM, -EACCES
-
-
-class Resolvers:
-    """What a lazy event resolves through (built by `opencws.resolvers.build`)."""
-
-    def __init__(self, processes: ProcessCache, users: NameResolver, clock: Any):
-        self.processes = processes
-        self.users = users
-        self.clock = clock
 
 
 def _slot(name: str) -> Any:

@@ -5,3 +5,41 @@ root), `containers` (container ids from cgroup paths), `files` (kernel files →
 `mounts` (mount id → filesystem), `time` (kernel clocks → wall clock). `Resolvers` builds them in dependency
 order and takes the `/proc` snapshot.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Resolvers:
+    """The resolvers an event is resolved through."""
+
+    def __init__(self, processes: Any, users: Any, clock: Any):
+        self.processes = processes
+        self.users = users
+        self.clock = clock
+
+
+def build_resolvers(config: Any) -> Any:
+    """The agent's resolvers, in dependency order (names and clocks first, then the process cache that uses
+    them), from an `AgentConfig`. The `/proc` snapshot is taken by the agent once the probe runs, so that no
+    process started in between is missed."""
+    from opencws.resolvers.containers import ContainerResolver, container_id_from_proc_cgroup
+    from opencws.resolvers.process import ArgsPolicy, ProcessCache
+    from opencws.resolvers.scrub import ArgScrubber
+    from opencws.resolvers.time import TimeResolver
+    from opencws.resolvers.users import UserGroupResolver
+
+    users = UserGroupResolver()
+    clock = TimeResolver()
+    containers = ContainerResolver()
+    scrubber = ArgScrubber(config.scrub_args) if config.scrub_args else None
+    processes = ProcessCache(
+        users, clock,
+        container_of_cgroup=containers.from_cgroup_name,
+        container_of_proc=lambda snap: container_id_from_proc_cgroup("\n".join(snap.cgroups)),
+        args_policy=ArgsPolicy(config.max_args, config.max_arg_bytes, config.max_envs,
+                               scrubber.scrub if scrubber else None),
+        max_size=config.process_cache_size,
+    )  # fmt: skip
+    return Resolvers(processes, users, clock)

@@ -38,6 +38,9 @@ from opencws.probe.procfs import ProcessSnapshot, read_process
 from opencws.resolvers.files import ExecutableFiles, NameResolver
 from opencws.resolvers.mounts import MountTable
 
+_NO_ANCESTORS: list[ProcessCacheEntry] = []
+"""The ancestors of a process with no known parent (one object, never modified)."""
+
 EXITED_GRACE = 2
 """Batches an exited entry stays findable by pid (late events of its other threads)."""
 
@@ -196,7 +199,7 @@ class ProcessCache:
         """Parent first, up to pid 1 (or the oldest known); one shared list until something changes."""
         p = e.parent
         if p is None:
-            return []
+            return _NO_ANCESTORS
         parent_model = self.model(p)
         parent_anc = self.ancestors(p)
         key = (parent_model, parent_anc)
