@@ -48,7 +48,9 @@ class StderrReporter:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, probe_factory: Callable[[], Any] | None = None):
+    def __init__(self, config: AgentConfig, *, probe_factory: Callable[[], Any] | None = None,
+                 reporters: list[Any] | None = None, self_channel: Any = None):
+        """`reporters`, `self_channel`: reporter objects to use instead of those the config names."""
         self.config = config
         self._probe_factory = probe_factory
         self._stop = False
@@ -58,8 +60,10 @@ class Agent:
         self._metrics_server: Any = None
         self._last_lost: dict[str, int] = {}
         self._last_limited: dict[str, int] = {}
-        self.reporters = [open_reporter(spec) for spec in config.outputs]
-        self.self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
+        self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
+        if self_channel is None:
+            self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
+        self.self_channel = self_channel
 
     # -- control ------------------------------------------------------------------------------------------
 
@@ -114,6 +118,8 @@ class Agent:
         except Exception:
             self.probe.close()
             raise
+        self.say("started", event_types=sorted(self.filters.plan.event_types),
+                 processes=len(self.resolvers.processes), metrics=self.config.metrics)
 
     def _start_metrics(self) -> None:
         from opencws.agent.metrics import AgentMetrics
