@@ -1,0 +1,1 @@
+"""Resolvers: the agent's only source of context for kernel events (users, containers, time, processes)."""
