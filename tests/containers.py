@@ -30,9 +30,10 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,7 @@ class Container:
     """Host pid of the container's init."""
     bundle: Path
     cgroup_path: str
+    _spawned: list[subprocess.Popen] = field(default_factory=list, repr=False)
 
     @property
     def rootfs(self) -> Path:
@@ -91,6 +93,36 @@ class Container:
             check=check,
             timeout=timeout,
         )
+
+    def spawn(self, args: list[str], *, timeout: float = 30) -> int:
+        """Start one more process in the container without waiting for it; its host pid. Its output is
+        discarded; it ends with the container.
+
+        A `runc exec` stays in the background as its parent (runc makes itself a child subreaper), so the
+        process is reaped when it ends. With `runc exec --detach` it would be reparented to the host's pid 1,
+        and a pid 1 that reaps late keeps the container's init from dying (it waits for its namespace to
+        empty) and `runc delete` waiting."""
+        pid_file = self.bundle / f"spawn-{os.urandom(4).hex()}.pid"
+        errors = open(self.bundle / "spawn-errors.txt", "ab")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            ["runc", "exec", "--pid-file", str(pid_file), self.name, *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+        )
+        errors.close()
+        self._spawned.append(proc)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = pid_file.read_text()
+                if text.strip():
+                    return int(text)
+            except FileNotFoundError:
+                pass
+            if proc.poll() is not None and not pid_file.exists():
+                raise RuntimeError(f"runc exec failed: {(self.bundle / 'spawn-errors.txt').read_text()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runc exec {args} did not start in {timeout}s")
+            time.sleep(0.005)
 
     def state(self) -> dict:
         out = subprocess.run(["runc", "state", self.name], capture_output=True, text=True, check=True)
@@ -184,6 +216,7 @@ def run_container(
                  group=DEFAULT_GROUP if group is None else group)
     _config(bundle, command=command, cgroups_path=cgroups_path, bind=bind or {}, user=user)
     created = _missing_cgroup_parents(cgroups_path)
+    container = None
     try:
         with open(bundle / "output.txt", "wb") as out:
             started = subprocess.run(
@@ -198,6 +231,12 @@ def run_container(
         yield container
     finally:
         subprocess.run(["runc", "delete", "--force", name], capture_output=True, timeout=60)
+        for proc in container._spawned if container is not None else ():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         for d in created:  # best effort: only the parents runc made for us, and only once empty
             with suppress(OSError):
                 d.rmdir()
