@@ -28,6 +28,8 @@ Decisions:
   directory name kernel events carry. When it has no id (a hybrid host whose runtime manages only v1
   controllers leaves the unified path at the runtime's service) the v1 lines are looked at, in order.
 - ECS task ids and Garden ids are not recognised (not 64 hex).
+- Paths in `/proc/<pid>/cgroup` are relative to the reader's cgroup namespace: the agent reads them from the
+  host's (a container's runtime path is then complete).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class _OpenHow(ctypes.Structure):
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
 _openat2_works = True
 
 
@@ -48,7 +49,13 @@ def open_in_root(root: str, relative: str, flags: int) -> int:
         dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-            fd = _syscall(_SYS_OPENAT2, dirfd, relative.encode(), ctypes.byref(how), ctypes.sizeof(how))
+            fd = _syscall(  # syscall(2) is variadic: every argument passed as a full register
+                ctypes.c_long(_SYS_OPENAT2),
+                ctypes.c_long(dirfd),
+                ctypes.c_char_p(relative.encode()),
+                ctypes.byref(how),
+                ctypes.c_size_t(ctypes.sizeof(how)),
+            )
             if fd >= 0:
                 return fd
             err = ctypes.get_errno()
