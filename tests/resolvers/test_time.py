@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from opencws.resolvers.time import TimeResolver
 
 SECOND = 1_000_000_000
@@ -14,23 +16,21 @@ def real() -> int:
     return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
-def test_monotonic_times_convert_to_the_wall_clock():
+@pytest.mark.parametrize(
+    ("clock", "convert", "windows"),
+    [
+        (time.CLOCK_MONOTONIC, TimeResolver.wall_from_monotonic, 0.5),  # one offset, exact to half a window
+        (time.CLOCK_BOOTTIME, TimeResolver.wall_from_boottime, 1.0),  # two offsets
+    ],
+    ids=["monotonic", "boottime"],
+)
+def test_kernel_clock_times_convert_to_the_wall_clock(clock, convert, windows):
     tr = TimeResolver()
     for _ in range(20):
         before = real()
-        wall = tr.wall_from_monotonic(time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+        wall = convert(tr, time.clock_gettime_ns(clock))
         after = real()
-        slack = tr.read_window_ns // 2 + 1
-        assert before - slack <= wall <= after + slack
-
-
-def test_boottime_times_convert_to_the_wall_clock():
-    tr = TimeResolver()
-    for _ in range(20):
-        before = real()
-        wall = tr.wall_from_boottime(time.clock_gettime_ns(time.CLOCK_BOOTTIME))
-        after = real()
-        slack = tr.read_window_ns + 1  # two offsets, each exact to half a window
+        slack = int(tr.read_window_ns * windows) + 1
         assert before - slack <= wall <= after + slack
 
 
