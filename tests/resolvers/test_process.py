@@ -37,7 +37,8 @@ def file(path, inode=100):
 
 
 def header(pid, ppid, **kw):
-    return {"pid": pid, "tid": kw.pop("tid", pid), "ppid": ppid, "ktime_ns": kw.pop("ktime", 5), "cgroup_id": 0,
+    return {"pid": pid, "tid": kw.pop("tid", pid), "ppid": ppid, "ktime_ns": kw.pop("ktime", 5),
+            "cgroup_id": kw.pop("cgroup_id", 0),
             "uid": 0, "gid": 0, "comm": kw.pop("comm", "x"), **kw}
 
 
@@ -47,7 +48,8 @@ def fork(parent, child, ppid=1, start=BOOT):
 
 
 def exec_(pid, ppid, path, argv, start=BOOT, cgroup="", uid=0, envp=()):
-    return kev.ExecEvent(**header(pid, ppid, comm=path.rsplit("/", 1)[-1][:15]), file=file(path),
+    return kev.ExecEvent(**header(pid, ppid, comm=path.rsplit("/", 1)[-1][:15], cgroup_id=7 if cgroup else 0),
+                         file=file(path),
                          credentials=creds(uid), argv=list(argv), argv_truncated=False, envp=list(envp),
                          envp_truncated=False, start_time_ns=start, cgroup=cgroup, tty="pts1")
 
@@ -144,12 +146,14 @@ def test_a_credentials_change_updates_the_entry_and_the_names():
 
 
 def test_container_processes_take_names_from_their_own_root():
-    c = ProcessCache(Names(), Clock(), container_of_cgroup=lambda name: "ab" * 32 if name.startswith("docker-") else None)
+    c = ProcessCache(Names(), Clock(),
+                     container_of_event=lambda pid, cgid, name: "ab" * 32 if name.startswith("docker-") else None)
     c.snapshot([])
     e = c.on_exec(exec_(500, 1, "/bin/sh", ["sh"], start=BOOT, cgroup="docker-" + "ab" * 32 + ".scope", uid=1000))
     m = c.model(e)
     assert m.container.id == "ab" * 32 and m.user == "capp" and e.root == "/proc/500/root"
-    child = c.on_fork(fork(500, 501, 1, start=BOOT + 1))
+    child = c.on_fork(kev.ForkEvent(**header(500, 1), child_pid=501, child_tid=501, child_cgroup_id=7,
+                                    start_time_ns=BOOT + 1, credentials=creds(), cgroup="", tty=""))
     assert child.container_id == "ab" * 32
 
 

@@ -36,7 +36,7 @@ def build_resolvers(config: Any) -> Any:
     scrubber = ArgScrubber(config.scrub_args) if config.scrub_args else None
     processes = ProcessCache(
         users, clock,
-        container_of_cgroup=containers.from_cgroup_name,
+        container_of_event=containers.for_event,
         container_of_proc=lambda snap: container_id_from_proc_cgroup("\n".join(snap.cgroups)),
         args_policy=ArgsPolicy(config.max_args, config.max_arg_bytes, config.max_envs,
                                scrubber.scrub if scrubber else None),

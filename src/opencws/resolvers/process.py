@@ -100,6 +100,8 @@ class ProcessEntry:
     envs: list[str] | None
     envs_truncated: bool
     container_id: str | None
+    cgroup_id: int
+    """The cgroup v2 id the container id was found for (a process that stays in it stays in the container)."""
     root: str
     """Where the process's user and group names are looked up (its own root when in a container)."""
     fork_time: int | None = None
@@ -125,14 +127,14 @@ class ProcessEntry:
 
 class ProcessCache:
     def __init__(self, users: NameResolver, clock: Clock, *,
-                 container_of_cgroup: Callable[[str], str | None] = lambda name: None,
+                 container_of_event: Callable[[int, int, str], str | None] = lambda pid, cgid, name: None,
                  container_of_proc: Callable[[ProcessSnapshot], str | None] = lambda snap: None,
                  args_policy: ArgsPolicy | None = None, max_size: int = 65536, proc: str = "/proc",
                  mounts: MountTable | None = None):
         self.users = users
         self.mounts = mounts or MountTable(proc)
         self.clock = clock
-        self.container_of_cgroup = container_of_cgroup
+        self.container_of_event = container_of_event
         self.container_of_proc = container_of_proc
         self.args_policy = args_policy or ArgsPolicy()
         self.max_size = max_size
@@ -266,8 +268,8 @@ class ProcessCache:
         e = ProcessEntry(
             pid=s.pid, ppid=s.ppid, start_time_ns=s.start_time_ns, comm=s.comm, tty=s.tty,
             creds=s.credentials, executable=exe, args=args if s.argv else None, args_truncated=atrunc,
-            envp=s.envp, envs=envs or None, envs_truncated=etrunc, container_id=container, root=root,
-            fork_time=start_wall, exec_time=start_wall if s.exe else None, from_procfs=True,
+            envp=s.envp, envs=envs or None, envs_truncated=etrunc, container_id=container,
+            cgroup_id=s.cgroup_id or 0, root=root, fork_time=start_wall, exec_time=start_wall if s.exe else None, from_procfs=True,
         )  # fmt: skip
         self._insert(e)
         if link:
@@ -288,9 +290,10 @@ class ProcessCache:
                 return old  # already known (from the snapshot)
             self.reused_pids += 1
             self._retire(old)
-        container = self.container_of_cgroup(ev.cgroup) if ev.cgroup else None
-        if container is None and parent is not None and not ev.cgroup:
+        if parent is not None and parent.cgroup_id == ev.child_cgroup_id:
             container = parent.container_id
+        else:
+            container = self.container_of_event(ev.child_pid, ev.child_cgroup_id, ev.cgroup)
         root = parent.root if parent is not None and parent.container_id == container else (
             f"{self.proc}/{ev.child_pid}/root" if container else "/")
         e = ProcessEntry(
@@ -300,7 +303,7 @@ class ProcessCache:
             args=parent.args if parent else None, args_truncated=parent.args_truncated if parent else False,
             envp=parent.envp if parent else [], envs=parent.envs if parent else None,
             envs_truncated=parent.envs_truncated if parent else False,
-            container_id=container, root=root,
+            container_id=container, cgroup_id=ev.child_cgroup_id, root=root,
             fork_time=self.clock.wall_from_boottime(ev.start_time_ns),
             exec_time=parent.exec_time if parent else None, parent=parent,
         )  # fmt: skip
@@ -313,9 +316,10 @@ class ProcessCache:
             self.reused_pids += 1
             self._retire(e)
             e = None
-        container = self.container_of_cgroup(ev.cgroup) if ev.cgroup else None
-        if container is None and e is not None and not ev.cgroup:
+        if e is not None and e.cgroup_id == ev.cgroup_id:
             container = e.container_id
+        else:
+            container = self.container_of_event(ev.pid, ev.cgroup_id, ev.cgroup)
         if container is None:
             root = "/"
         elif e is not None and e.container_id == container:
@@ -330,15 +334,15 @@ class ProcessCache:
             e = ProcessEntry(
                 pid=ev.pid, ppid=ev.ppid, start_time_ns=ev.start_time_ns, comm=ev.comm, tty=ev.tty,
                 creds=ev.credentials, executable=exe, args=args, args_truncated=atrunc, envp=ev.envp,
-                envs=envs or None, envs_truncated=etrunc, container_id=container, root=root,
-                fork_time=self.clock.wall_from_boottime(ev.start_time_ns), exec_time=exec_time,
+                envs=envs or None, envs_truncated=etrunc, container_id=container, cgroup_id=ev.cgroup_id,
+                root=root, fork_time=self.clock.wall_from_boottime(ev.start_time_ns), exec_time=exec_time,
             )  # fmt: skip
             self._insert(e)
             self._link(e)
             return e
         e.comm, e.tty, e.creds, e.executable = ev.comm, ev.tty, ev.credentials, exe
         e.args, e.args_truncated, e.envp, e.envs, e.envs_truncated = args, atrunc, ev.envp, envs or None, etrunc
-        e.container_id, e.root, e.exec_time = container, root, exec_time
+        e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         e.changed()
