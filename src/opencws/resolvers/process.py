@@ -143,6 +143,7 @@ class ProcessCache:
         self._live: OrderedDict[int, ProcessEntry] = OrderedDict()
         self._exited: list[dict[int, ProcessEntry]] = [{} for _ in range(EXITED_GRACE)]
         self._cred_names: dict[tuple, ProcessCredentials] = {}
+        self._missing: set[int] = set()
         self.evictions = 0
         self.procfs_reads = 0
         self.reused_pids = 0
@@ -162,10 +163,11 @@ class ProcessCache:
             e = gen.get(pid)
             if e is not None:
                 return e
-        if not read_proc:
+        if not read_proc or pid in self._missing:
             return None
         snap = read_process(pid, _path(self.proc))
         if snap is None:
+            self._missing.add(pid)  # gone: not looked for again in this batch
             return None
         self.procfs_reads += 1
         return self._add_snapshot(snap, link=True)
@@ -373,6 +375,7 @@ class ProcessCache:
         """Age the recently exited entries (called once per batch read from the ring)."""
         self._exited.insert(0, {})
         self._exited.pop()
+        self._missing.clear()
 
     # -- bookkeeping --------------------------------------------------------------------------------------
 

@@ -162,6 +162,8 @@ class UserGroupResolver:
         self._clock = clock
         self._max_roots = max_roots
         self._roots: OrderedDict[tuple[int, int], _Root] = OrderedDict()
+        self._by_path: dict[str, tuple[float, _Root]] = {}
+        """Hot path: a root path's entry, trusted without a stat for `check_interval`."""
         self._lookups = 0
         self._reloads = 0
         self._evictions = 0
@@ -183,6 +185,17 @@ class UserGroupResolver:
 
     def _entry(self, root: str) -> _Root | None:
         self._lookups += 1
+        hit = self._by_path.get(root)
+        if hit is not None and self._clock() - hit[0] < self.check_interval:
+            return hit[1]
+        entry = self._entry_of_root(root)
+        if entry is not None:
+            if len(self._by_path) >= 4 * self._max_roots:
+                self._by_path.clear()
+            self._by_path[root] = (self._clock(), entry)
+        return entry
+
+    def _entry_of_root(self, root: str) -> _Root | None:
         try:
             st = os.stat(root)
         except OSError:
