@@ -160,7 +160,19 @@ def _usr(e: LazyEvent) -> UserContext | None:
     p = e.process
     if p is None:
         return None
-    return UserContext(id=p.user, group=p.group) if (p.user or p.group) else None
+    if not (p.user or p.group):
+        return None
+    key = (p.user, p.group)
+    u = _USERS.get(key)
+    if u is None:
+        if len(_USERS) > 4096:
+            _USERS.clear()
+        u = _USERS[key] = UserContext(id=p.user, group=p.group)
+    return u
+
+
+_USERS: dict[tuple[str | None, str | None], UserContext] = {}
+"""Shared `usr` blocks (never modified)."""
 
 
 def _container_of(e: LazyEvent) -> Any:

@@ -29,6 +29,7 @@ from opencws.agent.event import Resolvers
 from opencws.agent.pipeline import LoadedRules, Pipeline, self_event
 from opencws.agent.ratelimit import RuleRateLimiter
 from opencws.agent.reporters import open_reporter
+from opencws.agent.serializer import forget_files
 from opencws.secl import PolicySet, load_policies
 
 TICK_S = 1.0
@@ -165,6 +166,7 @@ class Agent:
 
     def tick(self) -> None:
         self.resolvers.clock.maybe_reanchor()
+        forget_files()
         counters = self.probe.counters()
         lost = {t: c.lost for t, c in counters.items() if c.lost}
         delta = {t: n - self._last_lost.get(t, 0) for t, n in lost.items() if n > self._last_lost.get(t, 0)}

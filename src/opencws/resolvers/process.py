@@ -113,6 +113,7 @@ class ProcessEntry:
     _model: ProcessCacheEntry | None = field(default=None, repr=False)
     _ancestors: list[ProcessCacheEntry] | None = field(default=None, repr=False)
     _anc_key: tuple[Any, Any] | None = field(default=None, repr=False)
+    _anc_generation: int = field(default=-1, repr=False)
     _context: ProcessContext | None = field(default=None, repr=False)
     _context_key: tuple[Any, Any] | None = field(default=None, repr=False)
 
@@ -144,6 +145,9 @@ class ProcessCache:
         self._exited: list[dict[int, ProcessEntry]] = [{} for _ in range(EXITED_GRACE)]
         self._cred_names: dict[tuple, ProcessCredentials] = {}
         self._missing: set[int] = set()
+        self.generation = 0
+        """Bumped by every change an ancestors list can show (exec, exit, credentials, reparenting, names):
+        until then, a process's list is known valid without walking up its tree."""
         self.evictions = 0
         self.procfs_reads = 0
         self.reused_pids = 0
@@ -201,6 +205,8 @@ class ProcessCache:
 
     def ancestors(self, e: ProcessEntry) -> list[ProcessCacheEntry]:
         """Parent first, up to pid 1 (or the oldest known); one shared list until something changes."""
+        if e._anc_generation == self.generation:
+            return e._ancestors  # type: ignore[return-value]
         p = e.parent
         if p is None:
             return _NO_ANCESTORS
@@ -210,6 +216,7 @@ class ProcessCache:
         if e._anc_key is None or e._anc_key[0] is not parent_model or e._anc_key[1] is not parent_anc:
             e._ancestors = [parent_model, *parent_anc]
             e._anc_key = key
+        e._anc_generation = self.generation
         return e._ancestors  # type: ignore[return-value]
 
     def context(self, e: ProcessEntry, tid: int) -> ProcessContext:
@@ -246,6 +253,7 @@ class ProcessCache:
     def refresh_names(self) -> None:
         """User or group files changed: names are looked up again."""
         self._cred_names.clear()
+        self.generation += 1
         for e in self._live.values():
             e.changed()
 
@@ -348,6 +356,7 @@ class ProcessCache:
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         e.changed()
+        self.generation += 1
         self._live.move_to_end(e.pid)
         return e
 
@@ -358,6 +367,7 @@ class ProcessCache:
         e.exit_time = self.clock.wall_from_monotonic(ev.ktime_ns)
         e.exit_status = ev.status
         e.changed()
+        self.generation += 1
         self._exited[0][e.pid] = e
         return e
 
@@ -369,6 +379,7 @@ class ProcessCache:
         if ev.tid == ev.pid or e.creds == ev.before or not ev.before_known:
             e.creds = ev.after
             e.changed()
+            self.generation += 1
         return e
 
     def end_batch(self) -> None:
@@ -394,6 +405,7 @@ class ProcessCache:
         e.ppid = ppid
         e.parent = self.get(ppid) if ppid != e.pid else None
         e.changed()
+        self.generation += 1
         self.reparented += 1
 
     def stats(self) -> dict[str, int]:
