@@ -9,9 +9,8 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import probe_sysc as sysc  # noqa: F401 (tests/probe is on the path through tests/agent/conftest.py)
+import probe_sysc as sysc
 import pytest
 from agent_harness import Harness, ListReporter
 
@@ -38,6 +37,7 @@ def before_agent(tmp_path_factory):
 @pytest.fixture(scope="module")
 def harness(require_kernel, before_agent):
     from opencws.agent.config import AgentConfig
+
     from opencws.agent.runner import Agent
 
     config = AgentConfig()
