@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno as errno_codes
 from collections import deque
+from itertools import islice
 
 DEFAULT_BACKLOG = 10_000
 """Lines kept in memory while the output refuses them (at ~1 KiB a CWS event: ~10 MB at most)."""
@@ -108,6 +109,10 @@ class LineWriter:
         """Bytes the output takes before it must be rotated (at least 1 when it is empty); None: no limit."""
         return None
 
+    def _output_empty(self) -> bool:
+        """Nothing written to the output since its last rotation (a line too long for any room goes there)."""
+        return True
+
     def _rotate(self) -> None:
         """Make room; called between whole lines only."""
 
@@ -140,16 +145,12 @@ class LineWriter:
             return None
         parts = [lines[0]]
         size = first
-        for i in range(1, len(lines)):
-            line = lines[i]
+        for line in islice(lines, 1, None):  # (indexing a deque far from its ends walks it)
             if size + len(line) > _CHUNK or (room is not None and size + len(line) > room):
                 break
             parts.append(line)
             size += len(line)
         return b"".join(parts)[self._head_done:] if self._head_done else b"".join(parts)
-
-    def _output_empty(self) -> bool:
-        return True
 
     def _drain(self) -> None:
         while self._lines:

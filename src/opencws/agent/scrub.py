@@ -34,8 +34,8 @@ DEFAULT_SECRET_NAMES: tuple[str, ...] = (
 )
 """Secret-like names scrubbed by default (`-`, `_` and camelCase spellings of each match alike)."""
 
-_ASSIGNMENT = re.compile(r"(-{0,2})([A-Za-z_][A-Za-z0-9_.\-]*)([=:])(.+)", re.DOTALL)
-_OPTION = re.compile(r"-{1,2}([A-Za-z_][A-Za-z0-9_.\-]*)")
+_HEAD = re.compile(r"-{0,2}([A-Za-z_][A-Za-z0-9_.\-]*)")
+"""What stands before `=`/`:` in an assignment, or is a whole option: up to two dashes and a name."""
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)([^/\s]+)@")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[-_.\s]+")
@@ -64,20 +64,24 @@ class ArgScrubber:
         self._secret: dict[str, bool] = {}
 
     def is_secret_name(self, name: str) -> bool:
-        known = self._secret.get(name)
-        if known is not None:
-            return known
+        """Whether a bare name (no dashes) is secret."""
         words = name_words(name)
-        found = False
         for pattern in self.names:
             n = len(pattern)
             if any(words[i:i + n] == pattern for i in range(len(words) - n + 1)):
-                found = True
-                break
-        if len(self._secret) >= _CACHE_LIMIT:
-            self._secret.clear()
-        self._secret[name] = found
-        return found
+                return True
+        return False
+
+    def _secret_head(self, head: str) -> bool:
+        """`--db-password` -> True; `--color`, `/tmp/a` -> False. Cached: command lines repeat."""
+        known = self._secret.get(head)
+        if known is None:
+            m = _HEAD.fullmatch(head)
+            known = m is not None and self.is_secret_name(m.group(1))
+            if len(self._secret) >= _CACHE_LIMIT:
+                self._secret.clear()
+            self._secret[head] = known
+        return known
 
     def scrub(self, args: list[str]) -> list[str]:
         """The arguments with secret values masked; `args` itself (not a copy) when nothing was secret."""
@@ -89,15 +93,15 @@ class ArgScrubber:
                 new = MASK
                 mask_next = False
             else:
-                m = _ASSIGNMENT.fullmatch(arg)
-                if m is not None and self.is_secret_name(m.group(2)):
-                    new = f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}"
-                else:
-                    m = _OPTION.fullmatch(arg)
-                    if m is not None and self.is_secret_name(m.group(1)):
-                        mask_next = True
-                    elif "://" in arg:
-                        new = _URL_PASSWORD.sub(lambda u: u.group(1) + MASK + "@", arg)
+                eq = arg.find("=")
+                colon = arg.find(":")
+                sep = eq if colon < 0 or 0 <= eq < colon else colon
+                if sep > 0 and sep + 1 < len(arg) and self._secret_head(arg[:sep]):
+                    new = arg[:sep + 1] + MASK
+                elif sep < 0 and arg[:1] == "-" and self._secret_head(arg):
+                    mask_next = True
+                elif "://" in arg:
+                    new = _URL_PASSWORD.sub(_mask_url_password, arg)
             if new != arg:
                 if out is None:
                     out = list(args[:i])
@@ -105,3 +109,7 @@ class ArgScrubber:
             elif out is not None:
                 out.append(arg)
         return args if out is None else out
+
+
+def _mask_url_password(m: re.Match[str]) -> str:
+    return m.group(1) + MASK + "@"
