@@ -117,6 +117,19 @@ def test_a_file_is_complete_and_fsynced_when_it_is_rotated_away(tmp_path, monkey
     assert synced[before_close:] == [(str(path), 100)]
 
 
+def test_reopen_follows_a_file_renamed_away_by_an_outside_tool(tmp_path):
+    path = tmp_path / "events.json"
+    rep = FileReporter(path)
+    rep.write(line(0))
+    rep.flush()
+    path.rename(tmp_path / "events.json.old")
+    rep.write(line(1))
+    rep.reopen()  # what was queued goes to the old file first
+    rep.write(line(2))
+    rep.close()
+    assert numbers(tmp_path / "events.json.old") == [0, 1] and numbers(path) == [2]
+
+
 def test_a_closed_reporter_refuses_lines_with_a_reporter_error(tmp_path):
     rep = FileReporter(tmp_path / "e.json", buffer_bytes=0)
     rep.close()

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -108,6 +109,19 @@ def test_stdout_closed_by_its_reader_is_reported_not_a_traceback():
     assert json.loads(first) == {"n": 0}
     assert "reported: stdout: Broken pipe (EPIPE) writing" in err
     assert "still running" in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_on_a_terminal_each_line_is_written_at_once():
+    controller, terminal = os.openpty()
+    try:
+        with os.fdopen(terminal, "wb", closefd=False) as stream:
+            rep = StreamReporter(stream, "tty")
+            rep.write(b"{}")  # no flush
+            assert select.select([controller], [], [], 10)[0], "nothing reached the terminal"
+            assert os.read(controller, 100) == b"{}\r\n"  # the terminal adds its \r
+    finally:
+        os.close(controller)
+        os.close(terminal)
 
 
 def test_a_stream_without_a_file_descriptor_is_written_through_its_methods():

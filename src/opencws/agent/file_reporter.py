@@ -90,6 +90,23 @@ class FileReporter(LineWriter):
         if error is not None:
             raise error
 
+    def reopen(self) -> None:
+        """Write what is queued, then start again on whatever is at `path` now: after an outside tool
+        (logrotate) renamed the file away, lines go to a new file instead of following the old one."""
+        self._drain()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                _fsync(fd)
+            finally:
+                os.close(fd)
+        self._size = 0
+        try:
+            self._open()
+        except OSError as e:
+            raise ReporterError(self.name, e.errno, f"cannot open {self.path}: {describe_os_error(e)}; lines "
+                                                    f"are kept and the file is opened again on the next write") from None
+
     def stats(self) -> dict[str, int | str | None]:
         return {**super().stats(), "rotations": self.rotations, "file_bytes": self._size}
 
