@@ -19,7 +19,7 @@ from opencws.agent.config import (
     parse_host_port,
 )
 from opencws.agent.ratelimit import RuleRateLimiter
-from opencws.agent.scrub import ArgScrubber
+from opencws.resolvers.scrub import ArgScrubber
 from opencws.secl.policies import DEFAULT_POLICY
 
 

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from opencws.agent.reporters import parse_reporter_spec
-from opencws.agent.scrub import DEFAULT_SECRET_NAMES, ArgScrubber
+from opencws.resolvers.scrub import DEFAULT_SECRET_NAMES, ArgScrubber
 from opencws.secl.policies import DEFAULT_POLICY
 
 

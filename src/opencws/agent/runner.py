@@ -61,6 +61,7 @@ class Agent:
         self._metrics_server: Any = None
         self._last_lost: dict[str, int] = {}
         self._last_limited: dict[str, int] = {}
+        self._published: dict[str, Any] = {}
         self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
         if self_channel is None:
             self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
@@ -107,10 +108,7 @@ class Agent:
             self.resolvers.processes.snapshot(snapshot())
             self.filters = KernelFilters(self.probe, policies, ignored_pids=[os.getpid()],
                                          processes=self.resolvers.processes)
-            self.limiter = RuleRateLimiter(
-                self.config.rate_limit.default.rate, self.config.rate_limit.default.burst,
-                {rid: (b.rate, b.burst) for rid, b in self.config.rate_limit.rules.items()},
-            )
+            self.limiter = RuleRateLimiter(*self.config.rate_limit.default, self.config.rate_limit.rules)
             self.pipeline = Pipeline(self.resolvers, rules, self.reporters, allow=self.limiter.allow,
                                      host=self.config.host, on_report_error=self._report_error,
                                      observe=self.filters.observe)
@@ -125,9 +123,10 @@ class Agent:
     def _start_metrics(self) -> None:
         from opencws.agent.metrics import AgentMetrics
 
-        host, _, port = self.config.metrics.rpartition(":")
+        host, port = self.config.metrics_address  # type: ignore[misc]
         self.metrics = AgentMetrics()
-        self._metrics_server = self.metrics.serve(host or "127.0.0.1", int(port))
+        self.metrics.set_rules_loaded(len(self.pipeline.rules.info))
+        self._metrics_server = self.metrics.serve(host, port)
 
     # -- loop ---------------------------------------------------------------------------------------------
 
@@ -158,11 +157,15 @@ class Agent:
         return len(batch)
 
     def drain(self) -> None:
-        """Process what is still queued in the ring buffer (bounded: new activity does not keep us here)."""
+        """Process what is still queued in the ring buffer, then publish the last counts."""
+        self._process_queued()
+        self.tick()
+
+    def _process_queued(self) -> None:
+        """Read until the ring buffer is empty (bounded: new activity does not keep us here)."""
         for _ in range(64):
             if not self.step(0):
                 break
-        self.tick()
 
     def tick(self) -> None:
         self.resolvers.clock.maybe_reanchor()
@@ -179,8 +182,35 @@ class Agent:
             self.say("rate_limited", rules=held)
         self._last_limited = limited
         if self.metrics is not None:
-            self.metrics.update(self.pipeline.counts, counters, self.resolvers.processes.stats(),
-                                self.filters.discarders.stats, getattr(self.probe, "decode_errors", 0))
+            self._publish(counters)
+
+    def _publish(self, kernel_counters: dict[str, Any]) -> None:
+        """Counters to Prometheus: the pipeline's running totals as increments since the last tick."""
+        m, c = self.metrics, self.pipeline.counts
+        last = self._published
+        for name, add in (("seen", m.add_seen), ("filtered", m.add_filtered), ("sent", m.add_sent),
+                          ("matches", m.add_rule_match), ("limited_rules", m.add_rate_limited)):
+            now: dict[str, int] = getattr(c, name)
+            before = last.setdefault(name, {})
+            for key, total in now.items():
+                if total > before.get(key, 0):
+                    add(key, total - before.get(key, 0))
+            last[name] = dict(now)
+        procs = self.resolvers.processes.stats()
+        d = self.filters.discarders.stats
+        for key, total, add in (("decode_errors", getattr(self.probe, "decode_errors", 0), m.add_decode_errors),
+                                ("evictions", procs["evictions"], m.add_process_cache_evictions),
+                                ("inodes", d.inodes, lambda n: m.add_discarders("inode", n)),
+                                ("pids", d.pids, lambda n: m.add_discarders("pid", n)),
+                                ("invalidations", d.invalidations, m.add_discarder_invalidations)):
+            if total > last.get(key, 0):
+                add(total - last.get(key, 0))
+            last[key] = total
+        m.set_process_cache_size(procs["size"])
+        m.set_kernel_counters(kernel_counters)
+        for r in self.reporters:
+            if hasattr(r, "stats"):
+                m.set_reporter_stats(r.stats())
 
     def reload(self) -> bool:
         """Load the policies again; keep the running rules when the new ones have errors."""
@@ -190,11 +220,20 @@ class Agent:
             self.say("ruleset_reload_refused", errors=[str(exc)])
             return False
         if policies.errors:
+            if self.metrics is not None:
+                self.metrics.add_policy_reload(False)
             self.say("ruleset_reload_refused", errors=[str(e) for e in policies.errors],
                      kept_rules=len(self.pipeline.rules.info))
             return False
+        self._process_queued()  # what happened before the reload is judged by the rules of that time
         self.filters.reload(policies)
         self.pipeline.set_rules(rules)
+        for rep in self.reporters:  # a file moved away by logrotate is opened again
+            if hasattr(rep, "reopen"):
+                rep.reopen()
+        if self.metrics is not None:
+            self.metrics.set_rules_loaded(len(rules.info))
+            self.metrics.add_policy_reload(True)
         self.say("ruleset_loaded", rules=len(rules.info), errors=[], policies=[str(p) for p in self.config.policies])
         return True
 

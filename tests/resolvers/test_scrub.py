@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opencws.agent.scrub import DEFAULT_SECRET_NAMES, MASK, ArgScrubber, name_words
+from opencws.resolvers.scrub import DEFAULT_SECRET_NAMES, MASK, ArgScrubber, name_words
 
 S = ArgScrubber()
 
