@@ -18,15 +18,20 @@ import orjson
 
 
 class ListReporter:
-    """A reporter that keeps its lines (parsed) in memory."""
+    """A reporter that keeps its lines in memory (as bytes, which the garbage collector does not walk; parsed
+    when read)."""
 
     name = "list"
 
     def __init__(self) -> None:
-        self.lines: list[dict] = []
+        self.raw: list[bytes] = []
+
+    @property
+    def lines(self) -> list[dict]:
+        return [orjson.loads(line) for line in self.raw]
 
     def write(self, line: bytes) -> None:
-        self.lines.append(orjson.loads(line))
+        self.raw.append(line)
 
     def flush(self) -> None:
         pass
@@ -56,7 +61,7 @@ class Harness:
 
     def clear(self) -> None:
         self.sync()
-        self.sink.lines.clear()
+        self.sink.raw.clear()
 
     def child(self, fn: Callable[[], Any], *, wait: bool = True) -> int:
         """Run `fn` in a forked child (exit code 0 when it returns, 1 when it raises); returns its pid."""

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
 import probe_sysc as sysc
 import pytest
 from agent_harness import Harness, ListReporter
@@ -330,3 +331,88 @@ def test_every_event_read_is_counted_once_as_sent_filtered_or_rate_limited(harne
     c = harness.agent.pipeline.counts
     for t, seen in c.seen.items():
         assert seen == c.filtered.get(t, 0) + c.sent.get(t, 0) + c.rate_limited.get(t, 0), t
+
+
+CONTAINER_PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+CONTAINER_GROUP = "root:x:0:\napp:x:1000:\n"
+
+
+def test_a_process_in_a_runc_container_carries_its_id_and_names_from_the_containers_own_files(harness, tmp_path):
+    from containers import run_container
+
+    # on this host uid 1000 may have another name: the event must use the container's
+    with run_container(tmp_path, command=["sleep", "30"], passwd=CONTAINER_PASSWD, group=CONTAINER_GROUP,
+                       user=(1000, 1000)) as c:
+        harness.use_policy(tmp_path, f'open.file.path == "/etc/hostname" && container.id == "{c.id}"')
+        c.exec(["cat", "/etc/hostname"])
+        events = harness.events("r0")
+    assert events, "no event from the container"
+    e = valid(events[0]["event"])
+    p = e["process"]
+    assert e["container"] == {"id": c.id} and p["container"] == {"id": c.id}
+    assert (p["uid"], p.get("user"), p.get("group")) == (1000, "app", "app"), p
+    assert e["usr"] == {"id": "app", "group": "app"}
+    assert p["executable"]["path"] == "/bin/busybox" or p["comm"] == "cat"
+    assert e["file"]["path"] == "/etc/hostname" and e["file"]["user"] == "root"
+
+
+def test_a_policy_reload_under_load_loses_no_event(harness, tmp_path):
+    target = tmp_path / "hot"
+    target.write_text("x")
+    harness.use_policy(tmp_path, f'open.file.path == "{target}"')
+    rounds, per_round = 150, 100
+
+    def hammer():  # about 4,000 events/s for a second or more, while the parent reloads
+        for _ in range(rounds):
+            for _ in range(per_round):
+                os.close(os.open(target, os.O_RDONLY))
+            time.sleep(0.025)
+
+    pid = harness.child(hammer, wait=False)
+    agent = harness.agent
+    reloads = 0
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        assert agent.reload()
+        reloads += 1
+        agent.step(5)
+    assert reloads >= 3
+    assert len(harness.events("r0", pid)) == rounds * per_round
+    assert not any(e["agent_event"] == "events_lost" for e in harness.self_events.lines)
+
+
+def test_a_full_disk_under_a_file_output_is_reported_and_nothing_acknowledged_is_lost(harness, tmp_path):
+    from opencws.agent.file_reporter import FileReporter
+
+    target = tmp_path / "watched"
+    target.write_text("x")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "ocws-full", str(disk)], check=True)
+    try:
+        out = FileReporter(disk / "events.jsonl", buffer_bytes=0)
+        _fill(disk / "filler")
+        harness.agent.reporters.append(out)
+        harness.use_policy(tmp_path, f'open.file.path == "{target}"')
+        pid = harness.child(lambda: [os.close(os.open(target, os.O_RDONLY)) for _ in range(20)])
+        assert len(harness.events("r0", pid)) == 20  # the other output still gets every event
+        errors = [e for e in harness.self_events.lines if e["agent_event"] == "reporter_error"]
+        assert errors and "space" in errors[-1]["error"].lower()
+        (disk / "filler").unlink()
+        harness.agent.pipeline.flush()
+        written = [orjson.loads(line) for line in (disk / "events.jsonl").read_bytes().splitlines()]
+        assert len([w for w in written if w["event"]["process"]["pid"] == pid]) == 20
+    finally:
+        if out in harness.agent.reporters:
+            harness.agent.reporters.remove(out)
+        out.close()
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def _fill(path: Path) -> None:
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        except OSError:
+            pass

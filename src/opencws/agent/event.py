@@ -185,7 +185,12 @@ def _dd(e: LazyEvent) -> DDContext | None:
 
 
 def _root(e: LazyEvent) -> str:
-    return e._entry.root if e._entry is not None else "/"
+    entry = e._entry
+    if entry is None:
+        return "/"
+    if entry.root != "/":
+        e._r.processes.model(entry)  # a container process already gone is given a live root of its container
+    return entry.root
 
 
 def _selinux(e: LazyEvent) -> SELinuxEvent | None:

@@ -17,6 +17,7 @@ on their own channel (`self_events`, standard error by default), never mixed wit
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -117,6 +118,7 @@ class Agent:
         except Exception:
             self.probe.close()
             raise
+        gc.freeze()  # the snapshot, the rules and the code: long-lived, never walked by the collector again
         self.say("started", event_types=sorted(self.filters.plan.event_types),
                  processes=len(self.resolvers.processes), metrics=self.config.metrics)
 
@@ -230,7 +232,10 @@ class Agent:
         self.pipeline.set_rules(rules)
         for rep in self.reporters:  # a file moved away by logrotate is opened again
             if hasattr(rep, "reopen"):
-                rep.reopen()
+                try:
+                    rep.reopen()
+                except Exception as exc:
+                    self._report_error(rep, exc)
         if self.metrics is not None:
             self.metrics.set_rules_loaded(len(rules.info))
             self.metrics.add_policy_reload(True)

@@ -20,6 +20,7 @@ an evicted process reads `/proc` again.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ class ProcessCache:
     def model(self, e: ProcessEntry) -> ProcessCacheEntry:
         m = e._model
         if m is None:
+            if e.root != "/" and not os.path.isdir(e.root):
+                e.root = self._container_root(e)
             creds = self.credentials(e.creds, e.root)
             m = e._model = ProcessCacheEntry(
                 pid=e.pid, ppid=e.ppid, tid=e.pid, uid=e.creds.uid, gid=e.creds.gid, user=creds.user,
@@ -304,8 +307,7 @@ class ProcessCache:
             container = parent.container_id
         else:
             container = self.container_of_event(ev.child_pid, ev.child_cgroup_id, ev.cgroup)
-        root = parent.root if parent is not None and parent.container_id == container else (
-            f"{self.proc}/{ev.child_pid}/root" if container else "/")
+        root = f"{self.proc}/{ev.child_pid}/root" if container else "/"
         e = ProcessEntry(
             pid=ev.child_pid, ppid=ev.pid, start_time_ns=ev.start_time_ns, comm=ev.comm, tty=ev.tty,
             creds=ev.credentials,
@@ -318,6 +320,7 @@ class ProcessCache:
             exec_time=parent.exec_time if parent else None, parent=parent,
         )  # fmt: skip
         self._insert(e)
+        self._pin_names(e)
         return e
 
     def on_exec(self, ev: kev.ExecEvent) -> ProcessEntry:
@@ -330,12 +333,7 @@ class ProcessCache:
             container = e.container_id
         else:
             container = self.container_of_event(ev.pid, ev.cgroup_id, ev.cgroup)
-        if container is None:
-            root = "/"
-        elif e is not None and e.container_id == container:
-            root = e.root
-        else:
-            root = f"{self.proc}/{ev.pid}/root"
+        root = f"{self.proc}/{ev.pid}/root" if container else "/"
         exe = self.executables.get(ev.file, root)
         args, atrunc = bound_args(ev.argv, ev.argv_truncated, self.args_policy)
         envs, etrunc = env_names(ev.envp, ev.envp_truncated, self.args_policy)
@@ -349,6 +347,7 @@ class ProcessCache:
             )  # fmt: skip
             self._insert(e)
             self._link(e)
+            self._pin_names(e)
             return e
         e.comm, e.tty, e.creds, e.executable = ev.comm, ev.tty, ev.credentials, exe
         e.args, e.args_truncated, e.envp, e.envs, e.envs_truncated = args, atrunc, ev.envp, envs or None, etrunc
@@ -358,7 +357,23 @@ class ProcessCache:
         e.changed()
         self.generation += 1
         self._live.move_to_end(e.pid)
+        self._pin_names(e)
         return e
+
+    def _container_root(self, e: ProcessEntry) -> str:
+        """The root of a live process of the same container, for a process already gone (a short-lived
+        process is often gone by the time its events are read): the container's files are the same."""
+        for other in reversed(self._live.values()):
+            if other is not e and other.container_id == e.container_id and other.root != "/" \
+                    and os.path.isdir(other.root):
+                return other.root
+        return e.root
+
+    def _pin_names(self, e: ProcessEntry) -> None:
+        """A process in a container has its names looked up now, while its root (`/proc/<pid>/root`) can
+        still be read: a short-lived process is often gone by the time its events are serialized."""
+        if e.root != "/":
+            self.model(e)
 
     def on_exit(self, ev: kev.ExitEvent) -> ProcessEntry | None:
         e = self._live.pop(ev.pid, None)
