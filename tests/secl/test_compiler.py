@@ -114,11 +114,11 @@ def test_booleans_and_constant_folding():
 
 
 def test_retval_comes_from_the_event_or_from_the_outcome():
-    assert ev("open.retval == -EACCES", open_event("/x", retval=-13))
-    assert ev("open.retval == -EACCES", open_event("/x", outcome="Refused"))
+    assert ev("open.retval == EACCES", open_event("/x", retval=-13))
+    assert ev("open.retval == EACCES", open_event("/x", outcome="Refused"))
     assert ev("open.retval == -1", open_event("/x", outcome="Error"))
     assert ev("open.retval == 0", open_event("/x", outcome="Success"))
-    assert ev("open.retval == -ENOENT", open_event("/x", retval=-2))
+    assert ev("open.retval == ENOENT", open_event("/x", retval=-2))
 
 
 def test_durations_compare_the_age_at_the_time_of_the_event():
@@ -319,7 +319,7 @@ def test_constant_names_round_trip_with_the_model_tables():
         for name, value in table.items():
             assert CONSTANTS[name] == value
             assert names.name_value(table, names.value_name(table, value)) == value
-    assert CONSTANTS["CAP_SYS_ADMIN"] == 1 << 21 and CONSTANTS["O_RDONLY"] == 0 and CONSTANTS["EACCES"] == 13
+    assert CONSTANTS["CAP_SYS_ADMIN"] == 1 << 21 and CONSTANTS["O_RDONLY"] == 0 and CONSTANTS["EACCES"] == -13
     assert CONSTANTS["S_ISUID"] == 0o4000 and CONSTANTS["AT_REMOVEDIR"] == 0x200
     assert names.value_name(names.ERRNO, 11) == "EAGAIN" and names.value_name(names.ERRNO, 9999) == "9999"
 
@@ -349,7 +349,7 @@ def test_events_decoded_from_cws_json_map_to_fields():
     e = event_from_json(doc)
     expr = (
         "bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE"
-        " && bpf.prog.helpers in [BPF_FUNC_override_return] && bpf.retval == -EACCES"
+        " && bpf.prog.helpers in [BPF_FUNC_override_return] && bpf.retval == EACCES"
         ' && process.cap_effective & CAP_BPF > 0 && process.ancestors.file.name == "init"'
     )
     assert ev(expr, e)

@@ -203,7 +203,7 @@ BPF_HELPERS: dict[str, int] = {
     ).items()
 }
 
-# errno values (asm-generic/errno-base.h and errno.h); rules compare return values with e.g. `-EACCES`.
+# errno values (asm-generic/errno-base.h and errno.h), positive as in C; SECL's constants are their negation.
 ERRNO: dict[str, int] = _enum(
     """EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES EFAULT ENOTBLK
     EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY ETXTBSY EFBIG ENOSPC ESPIPE

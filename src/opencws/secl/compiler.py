@@ -22,7 +22,7 @@ from typing import Any
 
 from opencws.secl import ast
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
-from opencws.secl.constants import CONSTANTS
+from opencws.secl.constants import CONSTANTS, ERRNO_NAMES
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import (
     BOOL,
@@ -158,6 +158,12 @@ class Compiler:
         self.codegen = bound is None
         self.env: dict[str, Any] = dict(GETTER_ENV)
         self.uid = 0
+        self.warnings: list[SeclError] = []
+
+    def warn(self, msg: str, node: ast.Node) -> None:
+        """A warning located in the rule's own text (not in a macro's)."""
+        if not self.macro_stack:
+            self.warnings.append(SeclError(msg, self.text, node.pos, node.end))
 
     # --- errors -------------------------------------------------------------------------------------
 
@@ -222,6 +228,7 @@ class Compiler:
             parsed,
             gates=v.gates,
             closure=closure,
+            warnings=list(self.warnings),
         )
 
     # --- dispatch -----------------------------------------------------------------------------------
@@ -551,6 +558,18 @@ class Compiler:
 
     def unary(self, node: ast.Unary) -> Val:
         v = self.compile(node.operand)
+        operand = node.operand
+        if (
+            node.op == "-"
+            and isinstance(operand, ast.Ident)
+            and operand.name in ERRNO_NAMES
+            and operand.name not in self.macros
+        ):
+            self.warn(
+                f"'-{operand.name}' is {-v.const}: errno constants are negative, as in Datadog "
+                f"(write '{operand.name}' to compare with a return value)",
+                node,
+            )
         if node.op == "!":
             self.expect_bool(v, "'!'")
             if v.unknown:
