@@ -40,4 +40,3 @@ def test_the_default_policy_uses_the_datadog_spelling():
 
     ps = load_policies([DEFAULT_POLICY])
     assert not ps.errors and not [w for w in ps.warnings if "errno" in w.message]
-

@@ -29,16 +29,14 @@ EOF = "end of expression"
 
 KEYWORDS = {"and", "or", "not", "in", "true", "false", "allin"}
 
+# Datadog's units exactly (Go's `time.ParseDuration` on what its lexer accepts): no `d`, `us` or `ns`.
 DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "m": 60 * 1_000_000_000,
     "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
 }
+_UNIT_HINTS = {"d": " (write 24h for a day)", "ns": "", "us": "", "µs": ""}
 
 # Longest first so that `<=` wins over `<`.
 _OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-")
@@ -174,12 +172,17 @@ def _number(word: str, text: str, start: int, end: int) -> Token:
         if value > INT64_MAX:
             raise _out_of_range(word, text, start, end)
         return Token(DURATION, word, value, start, end)
-    raise SeclError(
-        f"invalid number '{_short(word)}' (durations take one of the units {', '.join(DURATION_UNITS)})",
-        text,
-        start,
-        end,
-    )
+    if digits and unit.isalpha():
+        if digits > 20 or int(word[:digits]) > INT64_MAX:
+            raise _out_of_range(word, text, start, end)  # whatever the unit
+        raise SeclError(
+            f"unknown duration unit '{_short(unit)}' in '{_short(word)}': durations take ms, s, m or h, as "
+            f"Datadog's{_UNIT_HINTS.get(unit, '')}",
+            text,
+            start + digits,
+            end,
+        )
+    raise SeclError(f"invalid number '{_short(word)}'", text, start, end)
 
 
 def _short(word: str) -> str:
