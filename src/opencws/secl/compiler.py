@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
+from opencws.model.names import bpf_helper_name
 from opencws.secl import ast
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
 from opencws.secl.constants import CONSTANTS, ERRNO_NAMES
@@ -105,6 +106,13 @@ def _const(typ: str, value: Any, node: ast.Node | None, **kw: Any) -> Val:
 
 def _unknown(typ: str, node: ast.Node | None, multi: bool = False) -> Val:
     return Val(typ, None, unknown=True, multi=multi, node=node)
+
+
+def _helper_hint(name: str) -> str:
+    """The kernel's spelling of a bpf helper (`BPF_FUNC_probe_read`): point at Datadog's (`BPF_PROBE_READ`)."""
+    if name.startswith("BPF_FUNC_") and bpf_helper_name(name) in CONSTANTS:
+        return f" (bpf helpers are spelled as in Datadog: '{bpf_helper_name(name)}')"
+    return ""
 
 
 def _now(e: Any) -> int:
@@ -287,7 +295,7 @@ class Compiler:
             )
         candidates = list(self.reg.fields) + list(self.macros) + list(CONSTANTS)
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = _helper_hint(name) or (f" (did you mean '{close[0]}'?)" if close else "")
         what = "field" if "." in name else "macro or constant"
         err = self.error(f"unknown {what} '{name}'{hint}", node)
         if "." not in name:
@@ -428,7 +436,7 @@ class Compiler:
                 kind, t, value = "int", INT, CONSTANTS[item.name]
             else:
                 name = getattr(item, "name", "")
-                raise self.error(f"'{name}' is not a literal value or a constant", item)
+                raise self.error(f"'{name}' is not a literal value or a constant{_helper_hint(name)}", item)
             if typ is None:
                 typ = t
             elif t != typ:
@@ -780,13 +788,25 @@ class Compiler:
         left = self.compile(node.operand)
         word = "not in" if node.negated else "in"
         arr_node = node.array
+        if isinstance(arr_node, ast.Variable | ast.Ident) and arr_node.name not in self.macros:
+            f = self.reg.get(arr_node.name)
+            if f is not None and f.multi:
+                # A value in a multi-valued field (`10 in process.ancestors.pid`, `~"ba*" in exec.argv`): true when
+                # any value is (matches) it; `not in`: when none does.
+                return self.comparison(node, "!=" if node.negated else "==", left, self.field_val(f, arr_node))
         if isinstance(arr_node, ast.Variable):
-            raise self.error("a variable cannot be used as a list", arr_node)
+            raise self.error(
+                f"a variable cannot be used as a list unless it names a multi-valued field: "
+                f"'${{{arr_node.name}}}' does not",
+                arr_node,
+            )
         if isinstance(arr_node, ast.Ident):
             if arr_node.name not in self.macros:
                 if arr_node.name in self.reg or arr_node.name in CONSTANTS:
                     raise self.error(
-                        f"'{arr_node.name}' is not a list: '{word}' needs [...] or a list macro", arr_node
+                        f"'{arr_node.name}' is not a list: '{word}' needs [...], a list macro or a "
+                        "multi-valued field",
+                        arr_node,
                     )
                 close = difflib.get_close_matches(arr_node.name, list(self.macros), n=1, cutoff=0.8)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
