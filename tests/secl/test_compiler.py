@@ -209,12 +209,12 @@ def test_bpf_fields_are_numbers_from_names():
     e = bpf_event(
         "BPF_PROG_LOAD",
         prog_type="BPF_PROG_TYPE_KPROBE",
-        helpers=["BPF_FUNC_probe_write_user", "BPF_FUNC_map_lookup_elem"],
+        helpers=["BPF_PROBE_WRITE_USER", "BPF_MAP_LOOKUP_ELEM"],
     )
     assert ev("bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE", e)
-    assert ev("bpf.prog.helpers in [BPF_FUNC_probe_write_user, BPF_FUNC_override_return]", e)
-    assert ev("bpf.prog.helpers == BPF_FUNC_map_lookup_elem", e)
-    assert ev("bpf.prog.helpers != BPF_FUNC_override_return", e)
+    assert ev("bpf.prog.helpers in [BPF_PROBE_WRITE_USER, BPF_OVERRIDE_RETURN]", e)
+    assert ev("bpf.prog.helpers == BPF_MAP_LOOKUP_ELEM", e)
+    assert ev("bpf.prog.helpers != BPF_OVERRIDE_RETURN", e)
     assert not ev("bpf.cmd == BPF_MAP_CREATE", e)
     m = bpf_event("BPF_MAP_CREATE", map_type="BPF_MAP_TYPE_HASH")
     assert ev('bpf.cmd == BPF_MAP_CREATE && bpf.map.type == BPF_MAP_TYPE_HASH && bpf.map.name == "m"', m)
@@ -331,7 +331,7 @@ def test_events_decoded_from_cws_json_map_to_fields():
         "evt": {"name": "bpf", "category": "Kernel Activity", "outcome": "Refused"},
         "bpf": {
             "cmd": "BPF_PROG_LOAD",
-            "program": {"name": "p", "program_type": "BPF_PROG_TYPE_KPROBE", "helpers": ["BPF_FUNC_override_return"]},
+            "program": {"name": "p", "program_type": "BPF_PROG_TYPE_KPROBE", "helpers": ["BPF_OVERRIDE_RETURN"]},
         },
         "process": {
             "pid": 7,
@@ -349,7 +349,7 @@ def test_events_decoded_from_cws_json_map_to_fields():
     e = event_from_json(doc)
     expr = (
         "bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE"
-        " && bpf.prog.helpers in [BPF_FUNC_override_return] && bpf.retval == EACCES"
+        " && bpf.prog.helpers in [BPF_OVERRIDE_RETURN] && bpf.retval == EACCES"
         ' && process.cap_effective & CAP_BPF > 0 && process.ancestors.file.name == "init"'
     )
     assert ev(expr, e)

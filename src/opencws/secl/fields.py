@@ -186,7 +186,7 @@ _ENV: dict[str, Any] = {
     "BPF_MAP_TYPES": names.BPF_MAP_TYPES,
     "BPF_PROGRAM_TYPES": names.BPF_PROGRAM_TYPES,
     "BPF_ATTACH_TYPES": names.BPF_ATTACH_TYPES,
-    "BPF_HELPERS": names.BPF_HELPERS,
+    "BPF_HELPERS": names.BPF_HELPERS_READ,
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
