@@ -41,6 +41,7 @@ from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 
 ARRAY = "array"
+_VARIABLE_IN_STRING = re.compile(r"\$\{([^}]*)\}")
 # Deepest nesting accepted once macros are expanded (the compiler and the closures recurse).
 MAX_EXPANDED_DEPTH = 250
 
@@ -383,7 +384,7 @@ class Compiler:
             raise self.error(f"variable '${{{node.name}}}' has several values and cannot be used here", node)
         return self.field_val(f, node)
 
-    def string(self, node: ast.StrLit) -> Val:
+    def string(self, node: ast.StrLit, *, in_list: bool = False) -> Val:
         value = node.value
         if node.kind == "regex":
             try:
@@ -392,11 +393,12 @@ class Compiler:
                 raise SeclError(
                     f"invalid regular expression (RE2 syntax): {e}", self.text, node.pos + 2, node.end - 1
                 ) from None
-        if node.kind == "pattern" and "${" in value:
+        # Only a closed `${...}` is a variable; an unclosed `${` is plain text (as Datadog's `\${[^}]*}`).
+        var = _VARIABLE_IN_STRING.search(value) if node.kind != "regex" else None
+        if var is not None and node.kind == "pattern":
             # Datadog expands variables in strings only: in a pattern `${...}` stays literal and silently
             # never matches, so it is refused here.
-            j = value.find("${")
-            off = node.pos + 2 + j
+            off = node.pos + 2 + var.start()
             raise SeclError(
                 "variables are not expanded inside patterns (~\"...\"): '${' would be matched literally; "
                 'use a string with the variable ("/proc/${process.pid}/maps") or a pattern without it',
@@ -404,7 +406,19 @@ class Compiler:
                 off,
                 off + 2,
             )
-        if node.kind == "string" and "${" in value:
+        if var is not None and in_list:
+            # Datadog takes the strings of a list literally: `${...}` there is not expanded.
+            off = node.pos + 1 + var.start()
+            self.warnings.append(
+                SeclError(
+                    f"'{var.group()}' is not expanded inside a list (as in Datadog, a list holds literal "
+                    f"values): it is matched as written; compare with the string alone to expand it",
+                    self.text,
+                    off,
+                    off + len(var.group()),
+                )
+            )
+        elif var is not None:
             return self.interpolated(node)
         return _const(STRING, value, node, kind=node.kind)
 
@@ -412,25 +426,23 @@ class Compiler:
         parts: list[Any] = []
         text = node.value
         i = 0
-        while i < len(text):
-            j = text.find("${", i)
-            if j < 0:
-                parts.append(text[i:])
-                break
-            k = text.find("}", j)
-            if k < 0:
-                raise self.error("unterminated variable in string: missing '}'", node)
-            if j > i:
-                parts.append(text[i:j])
-            name = text[j + 2 : k].strip()
+        for m in _VARIABLE_IN_STRING.finditer(text):
+            if m.start() > i:
+                parts.append(text[i : m.start()])
+            name = m.group(1).strip()
             f = self.reg.get(name)
             if f is None or f.multi:
-                raise self.error(f"unknown variable '${{{name}}}' in string", node)
+                off = node.pos + 1 + m.start()
+                raise SeclError(
+                    f"unknown variable '${{{name}}}' in string", self.text, off, off + len(m.group())
+                )
             v = self.field_val(f, node)
             if v.unknown:
                 return _unknown(STRING, node)
             parts.append(v.fn)
-            i = k + 1
+            i = m.end()
+        if i < len(text):
+            parts.append(text[i:])
         pieces = tuple(parts)
 
         def interp(e: Any) -> str:
@@ -443,9 +455,7 @@ class Compiler:
         typ: str | None = None
         for item in node.items:
             if isinstance(item, ast.StrLit):
-                v = self.string(item)
-                if not v.is_const:
-                    raise self.error("variables are not supported inside arrays", item)
+                v = self.string(item, in_list=True)
                 kind, t = v.kind, STRING
                 value: Any = v.const
             elif isinstance(item, ast.IntLit):
