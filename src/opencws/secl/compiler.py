@@ -79,6 +79,7 @@ class Val:
     multi: bool = False
     kind: str = "string"  # of string constants: "string", "pattern" or "regex"
     duration: bool = False
+    date: bool = False  # nanoseconds since the epoch (a date field, or one plus or minus a duration)
     field: Field | None = None
     cost: int = 0
     approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
@@ -335,7 +336,7 @@ class Compiler:
             v = _unknown(f.type, node, f.multi)
             v.field = f
             return v
-        v = Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node)
+        v = Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node, date=f.date)
         if self.codegen and f.source is not None and not f.multi:
             v.code = inline_expr(*f.source, f.type, self.tag())
         return v
@@ -641,6 +642,8 @@ class Compiler:
         right = self.compile(node.right)
         if node.op in ("&", "|", "^"):
             return self.bitop(node, left, right)
+        if node.op in ("+", "-"):
+            return self.arith(node, left, right)
         return self.comparison(node, node.op, left, right)
 
     def bitop(self, node: ast.Binary, left: Val, right: Val) -> Val:
@@ -668,6 +671,28 @@ class Compiler:
         else:
             fn = lambda e: op(lf(e), rf(e))  # noqa: E731
         out = Val(INT, fn, cost=left.cost + right.cost + 1, bitand=bitand, node=node)
+        if self.codegen:
+            out.code = f"({self.code(left)} {node.op} {self.code(right)})"
+        return out
+
+    def arith(self, node: ast.Binary, left: Val, right: Val) -> Val:
+        """`+` and `-` on integers and durations (as current Datadog): a date plus or minus a duration is a date
+        (compared with a duration, its age); a date minus a date is a plain number of nanoseconds."""
+        for v in (left, right):
+            if v.type != INT or v.multi:
+                raise self.error(f"'{node.op}' needs integers, but {v.describe()}", v.node)
+        duration = left.duration or right.duration
+        date = (left.date and not right.date) or (node.op == "+" and right.date and not left.date)
+        if left.unknown or right.unknown:
+            return _unknown(INT, node)
+        lf, rf = left.fn, right.fn
+        assert lf is not None and rf is not None
+        if left.is_const and right.is_const:
+            value = left.const + right.const if node.op == "+" else left.const - right.const
+            return _const(INT, value, node, duration=duration)
+        fn = (lambda e: lf(e) + rf(e)) if node.op == "+" else (lambda e: lf(e) - rf(e))
+        cost = left.cost + right.cost + 1
+        out = Val(INT, fn, cost=cost, node=node, duration=duration and not date, date=date)
         if self.codegen:
             out.code = f"({self.code(left)} {node.op} {self.code(right)})"
         return out
@@ -784,7 +809,7 @@ class Compiler:
                 gen = f"{{L}} {op} {{R}}"
         else:
             cmp = _ORDER[op]
-            if left.field is not None and left.field.date and right.duration:
+            if left.date and right.duration:
                 # `process.created_at > 5s`: the age at the time of the event.
                 get = lf
                 if multi:  # an iterator (`process.ancestors.created_at`): the age of each value

@@ -39,7 +39,7 @@ DURATION_UNITS = {
 _UNIT_HINTS = {"d": " (write 24h for a day)", "ns": "", "us": "", "µs": ""}
 
 # Longest first so that `<=` wins over `<`.
-_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-")
+_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-", "+")
 _PUNCT = {"(": LPAREN, ")": RPAREN, "[": LBRACKET, "]": RBRACKET, ",": COMMA}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
 
