@@ -36,11 +36,34 @@ from opencws.secl.fields import (
     Field,
     Registry,
     inline_expr,
+    make_getter,
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 
 ARRAY = "array"
+_REGISTER = re.compile(r"\[([^\]]*)\]")
+_ITERATOR = "process.ancestors"
+_ANCESTORS = make_getter(("process",), "o.ancestors", STRING, multi=True)
+
+
+class _Bound:
+    """An event seen with a register bound to one ancestor: attributes are the event's."""
+
+    __slots__ = ("_entry", "_event", "_reg")
+
+    def __init__(self, event: Any, reg: str, entry: Any) -> None:
+        self._event = event
+        self._reg = reg
+        self._entry = entry
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._event, attr)
+
+    def register(self, reg: str) -> Any:
+        return self._entry if reg == self._reg else self._event.register(reg)
+
+
 _VARIABLE_IN_STRING = re.compile(r"\$\{([^}]*)\}")
 # Deepest nesting accepted once macros are expanded (the compiler and the closures recurse).
 MAX_EXPANDED_DEPTH = 250
@@ -189,6 +212,12 @@ class Compiler:
         self.env: dict[str, Any] = dict(GETTER_ENV)
         self.uid = 0
         self.warnings: list[SeclError] = []
+        # Registers (`process.ancestors[A]`): uses per register in the whole expression, uses per node, and the
+        # registers already quantified ("there is an ancestor A such that ...").
+        self.reg_totals: dict[str, int] | None = None
+        self.reg_node_counts: dict[int, dict[str, int]] = {}
+        self.closed_regs: set[str] = set()
+        self.reg_walk: set[str] = set()  # macros being walked (a cyclic macro is reported by the compiler)
 
     def warn(self, msg: str, node: ast.Node) -> None:
         """A warning located in the rule's own text (not in a macro's)."""
@@ -264,6 +293,8 @@ class Compiler:
     # --- dispatch -----------------------------------------------------------------------------------
 
     def compile(self, node: ast.Node) -> Val:
+        if self.reg_totals is None:
+            self.reg_totals = self.register_counts(node)
         self.depth += 1
         if self.depth > MAX_EXPANDED_DEPTH:
             raise self.error(
@@ -296,7 +327,101 @@ class Compiler:
             self.depth -= 1
         if v.node is None:
             v.node = node
+        if self.reg_totals and v.type == BOOL:
+            for reg, n in self.register_counts(node).items():
+                if n == self.reg_totals[reg] and reg not in self.closed_regs:
+                    self.closed_regs.add(reg)
+                    v = self.quantify(reg, v, node)
         return v
+
+    # --- registers ----------------------------------------------------------------------------------
+
+    def register_counts(self, node: ast.Node) -> dict[str, int]:
+        """Uses of each named register in `node`'s subtree, macros expanded."""
+        key = id(node)
+        hit = self.reg_node_counts.get(key)
+        if hit is not None:
+            return hit
+        out: dict[str, int] = {}
+        children: list[ast.Node] = []
+        if isinstance(node, ast.Logical):
+            children = node.operands
+        elif isinstance(node, ast.Binary):
+            children = [node.left, node.right]
+        elif isinstance(node, ast.InArray):
+            children = [node.operand, node.array]
+        elif isinstance(node, ast.Unary):
+            children = [node.operand]
+        elif isinstance(node, ast.Ident):
+            macro = self.macros.get(node.name)
+            if macro is not None:
+                if macro.id in self.reg_walk:
+                    return out  # a cycle: reported when the macro is compiled
+                children = [macro.node]
+                self.reg_walk.add(macro.id)
+            else:
+                m = _REGISTER.search(node.name)
+                if m is not None and m.group(1) != "_":
+                    out[m.group(1)] = 1
+        for child in children:
+            for reg, n in self.register_counts(child).items():
+                out[reg] = out.get(reg, 0) + n
+        if isinstance(node, ast.Ident) and node.name in self.macros:
+            self.reg_walk.discard(self.macros[node.name].id)
+        self.reg_node_counts[key] = out
+        return out
+
+    def quantify(self, reg: str, v: Val, node: ast.Node) -> Val:
+        """`v` holds every use of register `reg`: true when it holds for some ancestor bound to `reg`."""
+        if self.bound is not None or v.unknown:
+            # Partial evaluation: register fields are unknown, so `v` is already an over-approximation.
+            return v
+        ancestors = _ANCESTORS
+        if v.is_const:
+            if not v.const:
+                return v
+            return Val(BOOL, lambda e: bool(ancestors(e)), cost=10, node=node)
+        inner = self.truth(v)
+        assert inner is not None
+
+        def fn(e: Any) -> bool:
+            for a in ancestors(e):
+                if inner(_Bound(e, reg, a)):
+                    return True
+            return False
+
+        return Val(BOOL, fn, cost=v.cost * 4 + 10, approvers=v.approvers, gates=v.gates, node=node)
+
+    def register_field(self, node: ast.Ident) -> Val:
+        """`process.ancestors[_].x` (any ancestor, independently of the others) or `process.ancestors[A].x` (the
+        ancestor bound to register A: every condition on A is about the same ancestor)."""
+        name = node.name
+        regs = _REGISTER.findall(name)
+        if len(regs) != 1:
+            raise self.error(f"'{name}': a field takes one register ('[_]' or a name such as '[A]')", node)
+        (reg,) = regs
+        base = _REGISTER.sub("", name)
+        prefix = name[: name.index("[")]
+        f = self.reg.get(base)
+        if f is None:
+            err = self.error(f"unknown field '{base}' (in '{name}')", node)
+            raise err
+        if not f.iterator or prefix != _ITERATOR:
+            raise self.error(
+                f"'[{reg}]' can only follow an iterator ({_ITERATOR}), not '{prefix}'", node
+            )
+        if reg == "_":
+            return self.field_val(f, node)
+        self.fields_used.add(f.canonical)
+        multi = self.reg.entry_multi(base)
+        if self.bound is not None:
+            v = _unknown(f.type, node, multi)
+            v.field = f
+            return v
+        getter = self.reg.entry_getter(base)
+        return Val(
+            f.type, lambda e: getter(e.register(reg)), multi=multi, field=f, cost=f.cost, node=node, date=f.date
+        )
 
     # --- leaves -------------------------------------------------------------------------------------
 
@@ -308,6 +433,8 @@ class Compiler:
         f = self.reg.get(name)
         if f is not None:
             return self.field_val(f, node)
+        if "[" in name:
+            return self.register_field(node)
         if name in CONSTANTS:
             return _const(INT, CONSTANTS[name], node)
         head = name.split(".", 1)[0]
@@ -861,6 +988,10 @@ class Compiler:
         left = self.compile(node.operand)
         word = "not in" if node.negated else "in"
         arr_node = node.array
+        if isinstance(arr_node, ast.Ident) and "[" in arr_node.name and arr_node.name not in self.macros:
+            # An iterator with a register: its values (`[_]`) or the bound ancestor's value (`[A]`).
+            right = self.compile(arr_node)
+            return self.comparison(node, "!=" if node.negated else "==", left, right)
         if isinstance(arr_node, ast.Variable | ast.Ident) and arr_node.name not in self.macros:
             f = self.reg.get(arr_node.name)
             if f is not None and f.multi:

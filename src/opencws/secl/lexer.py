@@ -7,6 +7,7 @@ must fit in a signed 64-bit integer."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from opencws.secl.errors import SeclError
@@ -58,6 +59,9 @@ class Token:
         return f"'{self.text}'"
 
 
+_REGISTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _ident_start(c: str) -> bool:
     return c.isalpha() or c == "_"
 
@@ -105,6 +109,18 @@ def tokenize(text: str) -> list[Token]:
         if _ident_start(c):
             while i < n and _ident_char(text[i]):
                 i += 1
+                # An iterator register inside a field name (`process.ancestors[A].file.name`, `[_]`), as in
+                # Datadog's lexer where `[` and `]` are identifier characters. Only after a dotted name, so that
+                # `x in[...]` stays an array.
+                if i < n and text[i] == "[" and "." in text[start:i]:
+                    close = text.find("]", i)
+                    inner = text[i + 1 : close] if close > 0 else None
+                    if inner == "":
+                        raise SeclError(
+                            "empty register '[]': write '[_]' or a register name such as '[A]'", text, i, close + 1
+                        )
+                    if inner is not None and _REGISTER_NAME.fullmatch(inner):
+                        i = close + 1
             word = text[start:i]
             if word.endswith("."):
                 raise SeclError(f"invalid identifier '{word}'", text, start, i)
