@@ -281,10 +281,11 @@ def test_evaluation_of_a_rule_for_another_event_type_is_just_false_through_the_r
     ps = load_policies([p])
     assert not ps.errors
     rules = RuleSet(ps.rules)
-    # An open event by a process whose executable is /etc/shadow: the condition alone holds on it...
+    # An open event by a process whose executable is /etc/shadow: the condition's code alone holds on it...
     other = event("open", proc=process("/etc/shadow"))
-    assert ps.rules[0].compiled is not None and ps.rules[0].compiled.evaluate(other)
-    # ... but the rule is an exec rule: the ruleset does not apply it to an open event.
+    assert ps.rules[0].compiled is not None and ps.rules[0].compiled.fn(other)
+    # ... but the rule is an exec rule: neither evaluate() nor the ruleset apply it to an open event.
+    assert not ps.rules[0].compiled.evaluate(other)
     assert list(rules.match(other)) == []
     assert list(rules.match(exec_event("/etc/shadow"))) == ["shadow_exec"]
 

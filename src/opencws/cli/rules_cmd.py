@@ -104,13 +104,15 @@ def _read_events(path: str) -> list[object]:
 def _eval(args: argparse.Namespace) -> int:
     """Evaluate an expression (prints true or false) or a policy (prints the ids of the matching rules,
     space-separated) against a CWS event in its JSON form; a file holding an array of events gives one
-    line per event."""
-    from opencws.secl import RuleSet, SeclError, compile_expression, load_policies
+    line per event. The expression may name no event type (it then applies to every event): one naming an
+    event type is false on events of other types."""
+    from opencws.secl import RuleSet, SeclError, compile_search, load_policies
 
     rule = None
     if args.expr is not None:
         try:
-            rule = compile_expression(args.expr)
+            # A search expression: it may name no event type (then it applies to every event) or several.
+            rule = compile_search(args.expr)
         except SeclError as e:
             print(f"error: {e.format()}", file=sys.stderr)
             return 2
@@ -121,9 +123,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     if rule is not None:
         for event in events:
-            evt = getattr(event, "evt", None)
-            applies = evt is not None and evt.name == rule.event_type
-            print("true" if applies and rule.evaluate(event) else "false")
+            print("true" if rule.evaluate(event) else "false")
         return 0
     if not Path(args.policy).exists():
         print(f"error: {args.policy}: no such file or directory", file=sys.stderr)

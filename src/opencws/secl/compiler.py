@@ -47,6 +47,11 @@ _ITERATOR = "process.ancestors"
 _ANCESTORS = make_getter(("process",), "o.ancestors", STRING, multi=True)
 
 
+def _event_type_is(e: Any, event_type: str) -> bool:
+    evt = getattr(e, "evt", None)
+    return evt is not None and evt.name == event_type
+
+
 class _Bound:
     """An event seen with a register bound to one ancestor: attributes are the event's."""
 
@@ -170,7 +175,7 @@ class CompiledRule:
     """A compiled expression: `evaluate(event)` is the rule's condition on an event of `event_type`."""
 
     expression: str
-    event_type: str
+    event_type: str | None  # None: a search expression naming no event type, or several
     fn: Callable[[Any], bool]
     approvers: dict[str, frozenset[Approver]]
     fields: frozenset[str]
@@ -182,8 +187,17 @@ class CompiledRule:
     gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
     # The same condition as nested closures (`fn` is generated code when the rule allows): for checks.
     closure: Callable[[Any], bool] | None = None
+    # The event types the expression can match: its event type for a rule; for a search expression (see
+    # `compile_search`) the types it names, or None when it names none (it applies to every event).
+    event_types: frozenset[str] | None = None
 
     def evaluate(self, event: Any) -> bool:
+        """The condition on `event`; false on an event of a type the expression does not apply to."""
+        types = self.event_types
+        if types is not None:
+            evt = getattr(event, "evt", None)
+            if evt is None or evt.name not in types:
+                return False
         return bool(self.fn(event))
 
 
@@ -196,12 +210,17 @@ class Compiler:
         registry: Registry = REGISTRY,
         bound: dict[str, Any] | None = None,
         check_event_type: bool = True,
+        search: bool = False,
     ) -> None:
         self.text = text
         self.macros = macros or {}
         self.reg = registry
         self.bound = bound
         self.check_event_type = check_event_type
+        # A search expression may name no event type, or several; with several, each condition is false on events
+        # of the types it does not read (`guard_leaves`, set for a second compilation).
+        self.search = search
+        self.guard_leaves = False
         self.event_types: dict[str, tuple[str, ast.Node]] = {}
         self.event_type: str | None = None
         self.fields_used: set[str] = set()
@@ -270,16 +289,19 @@ class Compiler:
         v = self.compile(parsed.node)
         if v.type != BOOL:
             raise self.error(f"a rule must be a boolean condition, but {v.describe()}", parsed.node)
-        if self.event_type is None:
+        if self.event_type is None and not self.search:
             raise self.error(
                 "the rule names no event type: use a field of an event type (such as open.file.path)",
                 parsed.node,
             )
         fn = self.function(v)
         closure = self.truth(v)
+        types: frozenset[str] | None = frozenset(self.event_types) or None
+        if v.is_const and not v.const:
+            types = frozenset()  # matches nothing
         return CompiledRule(
             self.text,
-            self.event_type,
+            self.event_type if not self.search or (types is not None and len(types) == 1) else None,
             fn,
             v.approvers,
             frozenset(self.fields_used),
@@ -288,6 +310,7 @@ class Compiler:
             gates=v.gates,
             closure=closure,
             warnings=list(self.warnings),
+            event_types=types,
         )
 
     # --- dispatch -----------------------------------------------------------------------------------
@@ -327,12 +350,81 @@ class Compiler:
             self.depth -= 1
         if v.node is None:
             v.node = node
+        if self.guard_leaves and v.type == BOOL and not v.unknown and self.is_condition(node):
+            v = self.guarded(v, node)
         if self.reg_totals and v.type == BOOL:
             for reg, n in self.register_counts(node).items():
                 if n == self.reg_totals[reg] and reg not in self.closed_regs:
                     self.closed_regs.add(reg)
                     v = self.quantify(reg, v, node)
         return v
+
+    # --- search expressions naming several event types ----------------------------------------------
+
+    def is_condition(self, node: ast.Node) -> bool:
+        """A condition that reads fields (a comparison, `in`, a boolean field), as opposed to `&&`/`||`/`!` or
+        a macro standing for them."""
+        if isinstance(node, ast.Binary):
+            return node.op not in ("&", "|", "^", "+", "-")
+        if isinstance(node, ast.Ident | ast.Variable):
+            return node.name not in self.macros
+        return isinstance(node, ast.InArray)
+
+    def node_types(self, node: ast.Node) -> frozenset[str]:
+        """Event types of the fields read in `node` (macros expanded)."""
+        out: set[str] = set()
+        stack = [node]
+        seen: set[str] = set()
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.Logical):
+                stack.extend(n.operands)
+            elif isinstance(n, ast.Binary):
+                stack += [n.left, n.right]
+            elif isinstance(n, ast.InArray):
+                stack += [n.operand, n.array]
+            elif isinstance(n, ast.Unary):
+                stack.append(n.operand)
+            elif isinstance(n, ast.StrLit) and n.kind == "string":
+                for m in _VARIABLE_IN_STRING.finditer(n.value):
+                    f = self.reg.get(m.group(1).strip())
+                    if f is not None and f.event_type is not None:
+                        out.add(f.event_type)
+            elif isinstance(n, ast.Ident | ast.Variable):
+                macro = self.macros.get(n.name)
+                if macro is not None and isinstance(n, ast.Ident):
+                    if macro.id not in seen:
+                        seen.add(macro.id)
+                        stack.append(macro.node)
+                    continue
+                f = self.reg.get(_REGISTER.sub("", n.name))
+                if f is not None and f.event_type is not None:
+                    out.add(f.event_type)
+        return frozenset(out)
+
+    def guarded(self, v: Val, node: ast.Node) -> Val:
+        """`v`, false on events not of every event type it reads (a search naming several types)."""
+        types = self.node_types(node)
+        if not types:
+            return v
+        if len(types) > 1:
+            return _const(BOOL, False, node)  # no event has two types
+        (t,) = types
+        if v.is_const:
+            const = bool(any(v.const) if v.multi else v.const)
+            return Val(BOOL, lambda e: const and _event_type_is(e, t), cost=1, node=node)
+        inner = self.truth(v)
+        assert inner is not None
+        if v.tri:
+            return v
+        return Val(
+            BOOL,
+            lambda e: _event_type_is(e, t) and inner(e),
+            cost=v.cost + 1,
+            approvers=v.approvers,
+            gates=v.gates,
+            node=node,
+        )
 
     # --- registers ----------------------------------------------------------------------------------
 
@@ -474,6 +566,8 @@ class Compiler:
         if self.event_type is None:
             self.event_type = event_type
             self.event_types[event_type] = (name, node)
+        elif self.search:
+            self.event_types.setdefault(event_type, (name, node))
         elif event_type != self.event_type:
             first, _ = self.event_types[self.event_type]
             raise self.error(
@@ -1102,6 +1196,11 @@ def compile_parsed(
     parsed: ParseResult, text: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
 ) -> CompiledRule:
     rule = Compiler(text, macros, registry=registry).compile_rule(parsed)
+    _add_mixed_logic_warnings(rule, parsed, text)
+    return rule
+
+
+def _add_mixed_logic_warnings(rule: CompiledRule, parsed: ParseResult, text: str) -> None:
     for start, end in parsed.mixed_logic:
         rule.warnings.append(
             SeclError(
@@ -1111,7 +1210,6 @@ def compile_parsed(
                 end,
             )
         )
-    return rule
 
 
 def compile_expression(
@@ -1119,6 +1217,38 @@ def compile_expression(
 ) -> CompiledRule:
     """Parse, type-check and compile one expression; raise SeclError when it is not a valid rule."""
     return compile_parsed(parse(expr), expr, macros, registry=registry)
+
+
+def compile_search(
+    expr: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> CompiledRule:
+    """Compile an expression for any event, as searches over stored events and `rules eval --expr` take them.
+
+    An expression naming no event type (`process.file.name == "curl" && process.uid == 0`) applies to every
+    event; one naming an event type is false on events of other types; one naming several
+    (`open.file.path == "/etc/shadow" || exec.file.name == "cat"`) applies to events of those types, each
+    condition being false on events of a type whose fields it does not read. `event_types` of the result tells
+    which event types it can match (None: any), to narrow a search. Policies still require one event type
+    (`compile_expression`). Raises SeclError when the expression is invalid."""
+    parsed = parse(expr)
+    c = Compiler(expr, macros, registry=registry, search=True)
+    rule = c.compile_rule(parsed)
+    if rule.event_types is not None and len(rule.event_types) > 1:
+        c = Compiler(expr, macros, registry=registry, search=True)
+        c.guard_leaves = True
+        c.codegen = False
+        rule = c.compile_rule(parsed)
+    _add_mixed_logic_warnings(rule, parsed, expr)
+    return rule
+
+
+def event_types(
+    expr: str | CompiledRule, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> frozenset[str] | None:
+    """The event types a search expression can match: None when it applies to every event type, else the set of
+    types it names (empty when it can match nothing, such as `... && false`)."""
+    rule = expr if isinstance(expr, CompiledRule) else compile_search(expr, macros, registry=registry)
+    return rule.event_types
 
 
 def check_macro(macro: Macro, macros: dict[str, Macro], *, registry: Registry = REGISTRY) -> Val:
