@@ -42,7 +42,7 @@ _UNIT_HINTS = {"d": " (write 24h for a day)", "ns": "", "us": "", "µs": ""}
 # Longest first so that `<=` wins over `<`.
 _OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-", "+")
 _PUNCT = {"(": LPAREN, ")": RPAREN, "[": LBRACKET, "]": RBRACKET, ",": COMMA}
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
 
 @dataclass(frozen=True, slots=True)
