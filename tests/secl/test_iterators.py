@@ -218,3 +218,19 @@ def test_a_rule_set_gives_the_same_answers_with_registers():
         rules.append(Rule(rid, expr, event_type=c.event_type, compiled=c))
     rs = RuleSet(rules)
     assert rs.match(CHAIN) == rs.match_all(CHAIN) == ["same"]
+
+
+def test_partial_evaluation_keeps_the_other_conditions_of_a_register_rule(tmp_path):
+    from opencws.secl import RuleSet, load_policies
+
+    p = tmp_path / "p.policy"
+    p.write_text(
+        "rules:\n  - id: r\n    expression: >-\n"
+        '      open.file.path == "/etc/shadow" && process.ancestors[A].comm == "sshd" && process.ancestors[A].uid == 0\n'
+    )
+    ps = load_policies([p])
+    assert not ps.errors
+    rs = RuleSet(ps.rules)
+    assert not rs.could_match("open", "open.file.path", "/tmp/x")
+    assert rs.could_match("open", "open.file.path", "/etc/shadow")
+    assert [a.value for a in rs.approvers("open", "open.file.path") or []] == ["/etc/shadow"]
