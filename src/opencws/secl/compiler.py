@@ -42,6 +42,7 @@ from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 
 ARRAY = "array"
+_RULE_VARIABLES = " (variables are event fields; variables set by rule `actions` are not supported)"
 _REGISTER = re.compile(r"\[([^\]]*)\]")
 _ITERATOR = "process.ancestors"
 _ANCESTORS = make_getter(("process",), "o.ancestors", STRING, multi=True)
@@ -601,7 +602,7 @@ class Compiler:
     def variable(self, node: ast.Variable) -> Val:
         f = self.reg.get(node.name)
         if f is None:
-            raise self.error(f"unknown variable '${{{node.name}}}'", node)
+            raise self.error(f"unknown variable '${{{node.name}}}'{_RULE_VARIABLES}", node)
         if f.multi:
             raise self.error(f"variable '${{{node.name}}}' has several values and cannot be used here", node)
         return self.field_val(f, node)
@@ -1093,6 +1094,8 @@ class Compiler:
                 # any value is (matches) it; `not in`: when none does.
                 return self.comparison(node, "!=" if node.negated else "==", left, self.field_val(f, arr_node))
         if isinstance(arr_node, ast.Variable):
+            if arr_node.name not in self.reg:
+                raise self.error(f"unknown variable '${{{arr_node.name}}}'{_RULE_VARIABLES}", arr_node)
             raise self.error(
                 f"a variable cannot be used as a list unless it names a multi-valued field: "
                 f"'${{{arr_node.name}}}' does not",

@@ -69,7 +69,7 @@ _OUTCOME_RETVAL = {"Success": 0, "Refused": -names.ERRNO["EACCES"], "Error": -1}
 
 def retval_of(e: Event) -> int:
     """The syscall return value: `Event.retval`, else derived from `evt.outcome` (JSON events carry no
-    return value): Success → 0, Refused → -EACCES (it may also have been -EPERM), Error → -1."""
+    return value): Success → 0, Refused → EACCES, i.e. -13 (it may also have been EPERM), Error → -1."""
     if e.retval is not None:
         return e.retval
     outcome = e.evt.outcome if e.evt is not None else None
