@@ -67,3 +67,25 @@ def test_an_unknown_variable_in_a_string_points_at_it():
     assert (
         "unknown variable '${process.nope}'" in e.message and e.expression[e.pos : e.end] == "${process.nope}"
     )
+
+
+def test_a_macro_s_warning_is_reported_once_with_the_macro(tmp_path):
+    from opencws.secl import load_policies
+
+    p = tmp_path / "p.policy"
+    p.write_text(
+        "macros:\n  - id: maps\n    values: ['/proc/${process.pid}/maps']\n"
+        "rules:\n  - id: r1\n    expression: open.file.path in maps\n"
+        "  - id: r2\n    expression: open.file.path in maps && open.retval == -EACCES\n"
+    )
+    ps = load_policies([p])
+    assert not ps.errors
+    found = [(w.kind, w.rule_id, w.message.split(":")[0]) for w in ps.warnings]
+    assert found == [
+        (
+            "macro",
+            "maps",
+            "'${process.pid}' is not expanded inside a list (as in Datadog, a list holds literal values)",
+        ),
+        ("rule", "r2", "'-EACCES' is 13"),
+    ]

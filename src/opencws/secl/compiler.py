@@ -232,6 +232,7 @@ class Compiler:
         self.env: dict[str, Any] = dict(GETTER_ENV)
         self.uid = 0
         self.warnings: list[SeclError] = []
+        self.root_text = text
         # Registers (`process.ancestors[A]`): uses per register in the whole expression, uses per node, and the
         # registers already quantified ("there is an ancestor A such that ...").
         self.reg_totals: dict[str, int] | None = None
@@ -239,10 +240,11 @@ class Compiler:
         self.closed_regs: set[str] = set()
         self.reg_walk: set[str] = set()  # macros being walked (a cyclic macro is reported by the compiler)
 
-    def warn(self, msg: str, node: ast.Node) -> None:
-        """A warning located in the rule's own text (not in a macro's)."""
-        if not self.macro_stack:
-            self.warnings.append(SeclError(msg, self.text, node.pos, node.end))
+    def warn(self, msg: str, pos: int, end: int) -> None:
+        """A warning located in the text being compiled, when it is the rule's (or the checked macro's) own: a
+        macro's warnings are reported once, with the macro."""
+        if self.text is self.root_text:
+            self.warnings.append(SeclError(msg, self.text, pos, end))
 
     # --- errors -------------------------------------------------------------------------------------
 
@@ -632,14 +634,11 @@ class Compiler:
         if var is not None and in_list:
             # Datadog takes the strings of a list literally: `${...}` there is not expanded.
             off = node.pos + 1 + var.start()
-            self.warnings.append(
-                SeclError(
-                    f"'{var.group()}' is not expanded inside a list (as in Datadog, a list holds literal "
-                    f"values): it is matched as written; compare with the string alone to expand it",
-                    self.text,
-                    off,
-                    off + len(var.group()),
-                )
+            self.warn(
+                f"'{var.group()}' is not expanded inside a list (as in Datadog, a list holds literal "
+                f"values): it is matched as written; compare with the string alone to expand it",
+                off,
+                off + len(var.group()),
             )
         elif var is not None:
             return self.interpolated(node)
@@ -829,7 +828,8 @@ class Compiler:
             self.warn(
                 f"'-{operand.name}' is {-v.const}: errno constants are negative, as in Datadog "
                 f"(write '{operand.name}' to compare with a return value)",
-                node,
+                node.pos,
+                node.end,
             )
         if node.op == "!":
             self.expect_bool(v, "'!'")
@@ -1254,8 +1254,18 @@ def event_types(
     return rule.event_types
 
 
-def check_macro(macro: Macro, macros: dict[str, Macro], *, registry: Registry = REGISTRY) -> Val:
-    """Type-check a macro on its own (it may use fields of any event type); raise SeclError if invalid."""
+def check_macro(
+    macro: Macro,
+    macros: dict[str, Macro],
+    *,
+    registry: Registry = REGISTRY,
+    warnings: list[SeclError] | None = None,
+) -> Val:
+    """Type-check a macro on its own (it may use fields of any event type); raise SeclError if invalid. Warnings
+    about the macro's own text are appended to `warnings` (rules using it do not repeat them)."""
     c = Compiler(macro.text, macros, registry=registry, check_event_type=False)
     c.macro_stack.append(macro.id)
-    return c.compile(macro.node)
+    v = c.compile(macro.node)
+    if warnings is not None:
+        warnings.extend(c.warnings)
+    return v
