@@ -22,7 +22,7 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from opencws.model.names import bpf_helper_name
-from opencws.secl import ast
+from opencws.secl import ast, registers
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
 from opencws.secl.constants import CONSTANTS, ERRNO_NAMES
 from opencws.secl.errors import SeclError
@@ -36,38 +36,17 @@ from opencws.secl.fields import (
     Field,
     Registry,
     inline_expr,
-    make_getter,
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 
 ARRAY = "array"
 _RULE_VARIABLES = " (variables are event fields; variables set by rule `actions` are not supported)"
-_REGISTER = re.compile(r"\[([^\]]*)\]")
-_ITERATOR = "process.ancestors"
-_ANCESTORS = make_getter(("process",), "o.ancestors", STRING, multi=True)
 
 
 def _event_type_is(e: Any, event_type: str) -> bool:
     evt = getattr(e, "evt", None)
     return evt is not None and evt.name == event_type
-
-
-class _Bound:
-    """An event seen with a register bound to one ancestor: attributes are the event's."""
-
-    __slots__ = ("_entry", "_event", "_reg")
-
-    def __init__(self, event: Any, reg: str, entry: Any) -> None:
-        self._event = event
-        self._reg = reg
-        self._entry = entry
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._event, attr)
-
-    def register(self, reg: str) -> Any:
-        return self._entry if reg == self._reg else self._event.register(reg)
 
 
 _VARIABLE_IN_STRING = re.compile(r"\$\{([^}]*)\}")
@@ -236,9 +215,8 @@ class Compiler:
         # Registers (`process.ancestors[A]`): uses per register in the whole expression, uses per node, and the
         # registers already quantified ("there is an ancestor A such that ...").
         self.reg_totals: dict[str, int] | None = None
-        self.reg_node_counts: dict[int, dict[str, int]] = {}
+        self.reg_counter = registers.Counter(self.macros)
         self.closed_regs: set[str] = set()
-        self.reg_walk: set[str] = set()  # macros being walked (a cyclic macro is reported by the compiler)
 
     def warn(self, msg: str, pos: int, end: int) -> None:
         """A warning located in the text being compiled, when it is the rule's (or the checked macro's) own: a
@@ -320,7 +298,7 @@ class Compiler:
 
     def compile(self, node: ast.Node) -> Val:
         if self.reg_totals is None:
-            self.reg_totals = self.register_counts(node)
+            self.reg_totals = self.reg_counter.count(node)
         self.depth += 1
         if self.depth > MAX_EXPANDED_DEPTH:
             raise self.error(
@@ -356,7 +334,7 @@ class Compiler:
         if self.guard_leaves and v.type == BOOL and not v.unknown and self.is_condition(node):
             v = self.guarded(v, node)
         if self.reg_totals and v.type == BOOL:
-            for reg, n in self.register_counts(node).items():
+            for reg, n in self.reg_counter.count(node).items():
                 if n == self.reg_totals[reg] and reg not in self.closed_regs:
                     self.closed_regs.add(reg)
                     v = self.quantify(reg, v, node)
@@ -400,7 +378,7 @@ class Compiler:
                         seen.add(macro.id)
                         stack.append(macro.node)
                     continue
-                f = self.reg.get(_REGISTER.sub("", n.name))
+                f = self.reg.get(registers.split(n.name)[0] if "[" in n.name else n.name)
                 if f is not None and f.event_type is not None:
                     out.add(f.event_type)
         return frozenset(out)
@@ -416,10 +394,10 @@ class Compiler:
         if v.is_const:
             const = bool(any(v.const) if v.multi else v.const)
             return Val(BOOL, lambda e: const and _event_type_is(e, t), cost=1, node=node)
-        inner = self.truth(v)
-        assert inner is not None
         if v.tri:
             return v
+        inner = self.truth(v)
+        assert inner is not None
         return Val(
             BOOL,
             lambda e: _event_type_is(e, t) and inner(e),
@@ -431,79 +409,32 @@ class Compiler:
 
     # --- registers ----------------------------------------------------------------------------------
 
-    def register_counts(self, node: ast.Node) -> dict[str, int]:
-        """Uses of each named register in `node`'s subtree, macros expanded."""
-        key = id(node)
-        hit = self.reg_node_counts.get(key)
-        if hit is not None:
-            return hit
-        out: dict[str, int] = {}
-        children: list[ast.Node] = []
-        if isinstance(node, ast.Logical):
-            children = node.operands
-        elif isinstance(node, ast.Binary):
-            children = [node.left, node.right]
-        elif isinstance(node, ast.InArray):
-            children = [node.operand, node.array]
-        elif isinstance(node, ast.Unary):
-            children = [node.operand]
-        elif isinstance(node, ast.Ident):
-            macro = self.macros.get(node.name)
-            if macro is not None:
-                if macro.id in self.reg_walk:
-                    return out  # a cycle: reported when the macro is compiled
-                children = [macro.node]
-                self.reg_walk.add(macro.id)
-            else:
-                m = _REGISTER.search(node.name)
-                if m is not None and m.group(1) != "_":
-                    out[m.group(1)] = 1
-        for child in children:
-            for reg, n in self.register_counts(child).items():
-                out[reg] = out.get(reg, 0) + n
-        if isinstance(node, ast.Ident) and node.name in self.macros:
-            self.reg_walk.discard(self.macros[node.name].id)
-        self.reg_node_counts[key] = out
-        return out
-
     def quantify(self, reg: str, v: Val, node: ast.Node) -> Val:
         """`v` holds every use of register `reg`: true when it holds for some ancestor bound to `reg`."""
         if self.bound is not None or v.unknown:
             # Partial evaluation: register fields are unknown, so `v` is already an over-approximation.
             return v
-        ancestors = _ANCESTORS
         if v.is_const:
-            if not v.const:
-                return v
-            return Val(BOOL, lambda e: bool(ancestors(e)), cost=10, node=node)
+            return v if not v.const else Val(BOOL, registers.any_ancestor, cost=10, node=node)
         inner = self.truth(v)
         assert inner is not None
-
-        def fn(e: Any) -> bool:
-            for a in ancestors(e):
-                if inner(_Bound(e, reg, a)):
-                    return True
-            return False
-
+        fn = registers.exists(reg, inner)
         return Val(BOOL, fn, cost=v.cost * 4 + 10, approvers=v.approvers, gates=v.gates, node=node)
 
     def register_field(self, node: ast.Ident) -> Val:
         """`process.ancestors[_].x` (any ancestor, independently of the others) or `process.ancestors[A].x` (the
         ancestor bound to register A: every condition on A is about the same ancestor)."""
         name = node.name
-        regs = _REGISTER.findall(name)
+        base, prefix, regs = registers.split(name)
         if len(regs) != 1:
             raise self.error(f"'{name}': a field takes one register ('[_]' or a name such as '[A]')", node)
         (reg,) = regs
-        base = _REGISTER.sub("", name)
-        prefix = name[: name.index("[")]
         f = self.reg.get(base)
         if f is None:
-            err = self.error(f"unknown field '{base}' (in '{name}')", node)
-            raise err
-        if not f.iterator or prefix != _ITERATOR:
+            raise self.error(f"unknown field '{base}' (in '{name}')", node)
+        if not f.iterator or prefix != registers.ITERATOR:
             raise self.error(
-                f"'[{reg}]' can only follow an iterator ({_ITERATOR}), not '{prefix}'", node
+                f"'[{reg}]' can only follow an iterator ({registers.ITERATOR}), not '{prefix}'", node
             )
         if reg == "_":
             return self.field_val(f, node)
@@ -515,7 +446,13 @@ class Compiler:
             return v
         getter = self.reg.entry_getter(base)
         return Val(
-            f.type, lambda e: getter(e.register(reg)), multi=multi, field=f, cost=f.cost, node=node, date=f.date
+            f.type,
+            lambda e: getter(e.register(reg)),
+            multi=multi,
+            field=f,
+            cost=f.cost,
+            node=node,
+            date=f.date,
         )
 
     # --- leaves -------------------------------------------------------------------------------------
@@ -1092,7 +1029,9 @@ class Compiler:
             if f is not None and f.multi:
                 # A value in a multi-valued field (`10 in process.ancestors.pid`, `~"ba*" in exec.argv`): true when
                 # any value is (matches) it; `not in`: when none does.
-                return self.comparison(node, "!=" if node.negated else "==", left, self.field_val(f, arr_node))
+                return self.comparison(
+                    node, "!=" if node.negated else "==", left, self.field_val(f, arr_node)
+                )
         if isinstance(arr_node, ast.Variable):
             if arr_node.name not in self.reg:
                 raise self.error(f"unknown variable '${{{arr_node.name}}}'{_RULE_VARIABLES}", arr_node)

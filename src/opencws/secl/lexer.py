@@ -117,7 +117,10 @@ def tokenize(text: str) -> list[Token]:
                     inner = text[i + 1 : close] if close > 0 else None
                     if inner == "":
                         raise SeclError(
-                            "empty register '[]': write '[_]' or a register name such as '[A]'", text, i, close + 1
+                            "empty register '[]': write '[_]' or a register name such as '[A]'",
+                            text,
+                            i,
+                            close + 1,
                         )
                     if inner is not None and _REGISTER_NAME.fullmatch(inner):
                         i = close + 1
