@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opencws.secl import SeclError, compile_expression
-from opencws.secl.compiler import clean_path
+from opencws.secl.paths import clean_path
 
 
 @pytest.mark.parametrize(

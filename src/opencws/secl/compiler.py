@@ -39,6 +39,7 @@ from opencws.secl.fields import (
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
+from opencws.secl.paths import path_value_error
 
 ARRAY = "array"
 _RULE_VARIABLES = " (variables are event fields; variables set by rule `actions` are not supported)"
@@ -117,25 +118,6 @@ def _const(typ: str, value: Any, node: ast.Node | None, **kw: Any) -> Val:
 
 def _unknown(typ: str, node: ast.Node | None, multi: bool = False) -> Val:
     return Val(typ, None, unknown=True, multi=multi, node=node)
-
-
-def clean_path(path: str) -> str:
-    """The clean form of a path, as Go's `path.Clean`: no `//`, no `.` component, `..` resolved lexically, no
-    trailing `/` (but `/` itself)."""
-    rooted = path.startswith("/")
-    parts: list[str] = []
-    for seg in path.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not rooted:
-                parts.append("..")
-            continue
-        parts.append(seg)
-    out = "/".join(parts)
-    return "/" + out if rooted else out or "."
 
 
 def _helper_hint(name: str) -> str:
@@ -857,37 +839,13 @@ class Compiler:
         return out
 
     def check_path(self, field_val: Val, kind: str, value: Any, node: ast.Node | None) -> None:
-        """Values compared with a path field are refused where Datadog refuses them: a string that is not
-        absolute, a pattern that starts with neither `/` nor `*`, the bare pattern `*`, and any value that is not
-        in clean form (a trailing `/`, a `.` or `..` component)."""
+        """Refuse a value Datadog refuses for a path field (see `paths`)."""
         f = field_val.field
-        if f is None or not f.path or not isinstance(value, str) or value == "":
+        if f is None or not f.path or not isinstance(value, str):
             return
-        if kind == "string" and not value.startswith("/"):
-            raise self.error(
-                f"invalid path '{value}' for '{f.name}': a path must be absolute (start with '/'); "
-                f'use a pattern (~"...") to match a part of it',
-                node,
-            )
-        if kind == "pattern" and value.strip("*") == "":
-            raise self.error(
-                f"invalid path pattern '{value}' for '{f.name}': it matches every path (as in Datadog, a bare "
-                "'*' is refused on a path field; remove the condition)",
-                node,
-            )
-        if kind == "pattern" and not value.startswith(("/", "*")):
-            raise self.error(
-                f"invalid path pattern '{value}' for '{f.name}': it must start with '/' or '*'", node
-            )
-        if kind in ("string", "pattern"):
-            # Repeated slashes are tolerated (Datadog refuses them too; see docs/secl.md).
-            single = re.sub("/{2,}", "/", value)
-            clean = clean_path(value)
-            if clean != single:
-                what = "path pattern" if kind == "pattern" else "path"
-                raise self.error(
-                    f"invalid {what} '{value}' for '{f.name}': not in clean form (write '{clean}')", node
-                )
+        msg = path_value_error(f.name, kind, value)
+        if msg is not None:
+            raise self.error(msg, node)
 
     def comparison(self, node: ast.Node, op: str, left: Val, right: Val) -> Val:
         for v in (left, right):
