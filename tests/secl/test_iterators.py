@@ -125,6 +125,13 @@ def test_underscore_is_the_iterator_and_each_use_is_independent():
             'process.ancestors[A].comm == "bash" && process.ancestors[B].comm == "init" && process.ancestors[A].pid < process.ancestors[B].pid',
             False,
         ),
+        (
+            'process.ancestors[B].comm == "init" && process.ancestors[A].comm == "bash"'
+            " && process.ancestors[A].pid > process.ancestors[B].pid",
+            True,
+        ),
+        ('exec.pid == 4242 && process.ancestors[B].comm == "init" && process.ancestors[B].pid == 1', True),
+        ('exec.pid == 1 && process.ancestors[B].comm == "init" && process.ancestors[B].pid == 1', False),
         ('200 in process.ancestors[A].pid && process.ancestors[A].comm == "sshd"', True),
         (
             'process.ancestors[A].file.path in ["/usr/sbin/sshd", "/x"] && process.ancestors[A].pid - 100 == 100',

@@ -642,6 +642,35 @@ class Compiler:
         vals = [self.compile(o) for o in node.operands]
         for v in vals:
             self.expect_bool(v, f"'{sym}'")
+        if is_and and self.reg_totals and self.bound is None:
+            vals = self.hoist_registers(node, vals)
+        return self.combine(vals, is_and, node)
+
+    def hoist_registers(self, node: ast.Logical, vals: list[Val]) -> list[Val]:
+        """In an `&&` holding every use of a register, quantify only the operands that use it:
+        `exec.comm == "sh" && ancestors[A]... && ancestors[A]...` tests `exec.comm` once, not once per ancestor
+        (the same truth: "some ancestor satisfies P and Q(a)" is "P and some ancestor satisfies Q(a)")."""
+        assert self.reg_totals is not None
+        count = self.reg_counter.count
+        items = [(dict(count(o)), v) for o, v in zip(node.operands, vals, strict=True)]
+        for reg, n in count(node).items():
+            if n != self.reg_totals[reg] or reg in self.closed_regs:
+                continue
+            dep = [it for it in items if it[0].get(reg)]
+            if len(dep) == len(items):
+                continue  # nothing to hoist: compile() quantifies the whole node
+            merged: dict[str, int] = {}
+            for c, _ in dep:
+                for r, k in c.items():
+                    if r != reg:
+                        merged[r] = merged.get(r, 0) + k
+            self.closed_regs.add(reg)
+            q = self.quantify(reg, self.combine([v for _, v in dep], True, node), node)
+            items = [it for it in items if not it[0].get(reg)] + [(merged, q)]
+        return [v for _, v in items]
+
+    def combine(self, vals: list[Val], is_and: bool, node: ast.Node) -> Val:
+        """`vals` (compiled boolean operands) joined by `&&` or `||`: folded, ordered cheapest first."""
         absorbing = not is_and  # value that decides the whole chain: false for &&, true for ||
         rest: list[Val] = []
         unknown = False
