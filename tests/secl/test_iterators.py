@@ -241,3 +241,15 @@ def test_partial_evaluation_keeps_the_other_conditions_of_a_register_rule(tmp_pa
     assert not rs.could_match("open", "open.file.path", "/tmp/x")
     assert rs.could_match("open", "open.file.path", "/etc/shadow")
     assert [a.value for a in rs.approvers("open", "open.file.path") or []] == ["/etc/shadow"]
+
+
+def test_todays_datadog_register_rule_loads():
+    from pathlib import Path
+
+    from opencws.secl import load_policies
+
+    compat = Path(__file__).resolve().parents[2] / ".." / "shared" / "compat" / "datadog-default-1.69.3.policy"
+    if not compat.exists():
+        pytest.skip("the compat corpus (../shared/compat) is absent")
+    ps = load_policies([compat])
+    assert "git_cve_2025_48384" in {r.id for r in ps.rules}
