@@ -35,3 +35,11 @@ def test_rules_eval_takes_search_expressions(tmp_path: Path, capsys, expr: str, 
     f.write_text(json.dumps(EVENT))
     assert main(["rules", "eval", "--expr", expr, "--event", str(f)]) == 0
     assert capsys.readouterr().out.strip() == printed
+
+
+def test_rules_eval_prints_the_expression_s_warnings(tmp_path: Path, capsys):
+    f = tmp_path / "event.json"
+    f.write_text(json.dumps(EVENT))
+    assert main(["rules", "eval", "--expr", "open.retval == -EACCES", "--event", str(f)]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == "false" and "warning: " in out.err and "'-EACCES' is 13" in out.err

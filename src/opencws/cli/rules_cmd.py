@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "eval", help="evaluate an expression or a policy against a CWS event", description=_eval.__doc__
     )
     what = ev.add_mutually_exclusive_group(required=True)
-    what.add_argument("--expr", metavar="EXPR", help="a SECL expression")
+    what.add_argument(
+        "--expr", metavar="EXPR", help="a SECL expression (naming no event type, it applies to every event)"
+    )
     what.add_argument("--policy", metavar="PATH", help="a policy file or directory")
     ev.add_argument(
         "--event", required=True, metavar="FILE", help="a CWS event in JSON ('-' for standard input)"
@@ -116,6 +118,8 @@ def _eval(args: argparse.Namespace) -> int:
         except SeclError as e:
             print(f"error: {e.format()}", file=sys.stderr)
             return 2
+        for w in rule.warnings:
+            print(f"warning: {w.format()}", file=sys.stderr)
     try:
         events = _read_events(args.event)
     except ValueError as e:
