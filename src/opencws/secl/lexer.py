@@ -37,7 +37,7 @@ DURATION_UNITS = {
     "m": 60 * 1_000_000_000,
     "h": 3600 * 1_000_000_000,
 }
-_UNIT_HINTS = {"d": " (write 24h for a day)", "ns": "", "us": "", "µs": ""}
+_UNIT_HINTS = {"d": " (write 24h for a day)"}
 
 # Longest first so that `<=` wins over `<`.
 _OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-", "+")

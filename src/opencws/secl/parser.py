@@ -1,6 +1,6 @@
 """SECL parser: tokens → syntax tree, with Datadog's grouping rules.
 
-Grammar (weakest binding first; every binary level groups to the right, as in Datadog's parser):
+Grammar (weakest binding first; every binary level but `+`/`-` groups to the right, as in Datadog's parser):
 
     expression := comparison [ ("&&" | "||" | "and" | "or") expression ]    # && and || have EQUAL precedence
     comparison := arith [ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~") comparison
@@ -10,11 +10,12 @@ Grammar (weakest binding first; every binary level groups to the right, as in Da
     unary      := ("!" | "not" | "-" | "^") unary | primary
     primary    := identifier | integer | duration | string | ~"pattern" | r"regex" | ${variable}
                 | true | false | "(" expression ")"
-    array      := "[" literal { "," literal } "]" | macro-identifier | ${variable}
+    array      := "[" literal { "," literal } "]" | macro-or-field-identifier | ${variable}
 
-So `a && b || c` is `a && (b || c)`, and `1 + 2 & 3` is `1 + (2 & 3)` (arithmetic, as in Datadog's parser,
-is a list of bit operations joined by `+`/`-`, evaluated left to right). The parser is an operator-precedence (shunting-yard) loop with explicit
-stacks, so deep nesting cannot overflow Python's stack; trees deeper than MAX_DEPTH are refused with a
+Identifiers may hold an iterator register (`process.ancestors[A].file.name`: see `registers`). So
+`a && b || c` is `a && (b || c)`, and `1 + 2 & 3` is `1 + (2 & 3)` (arithmetic, as in Datadog's parser, is a
+list of bit operations joined by `+`/`-`, evaluated left to right). The parser is an operator-precedence
+(shunting-yard) loop with explicit stacks, so deep nesting cannot overflow Python's stack; trees deeper than MAX_DEPTH are refused with a
 precise error so that the compiler (which recurses) stays safe. Parentheses add no depth.
 """
 
