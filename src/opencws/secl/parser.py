@@ -15,8 +15,9 @@ Grammar (weakest binding first; every binary level but `+`/`-` groups to the rig
 Identifiers may hold an iterator register (`process.ancestors[A].file.name`: see `registers`). So
 `a && b || c` is `a && (b || c)`, and `1 + 2 & 3` is `1 + (2 & 3)` (arithmetic, as in Datadog's parser, is a
 list of bit operations joined by `+`/`-`, evaluated left to right). The parser is an operator-precedence
-(shunting-yard) loop with explicit stacks, so deep nesting cannot overflow Python's stack; trees deeper than MAX_DEPTH are refused with a
-precise error so that the compiler (which recurses) stays safe. Parentheses add no depth.
+(shunting-yard) loop with explicit stacks, so deep nesting cannot overflow Python's stack; trees deeper than
+MAX_DEPTH are refused with a precise error so that the compiler (which recurses) stays safe. Parentheses add
+no depth.
 """
 
 from __future__ import annotations
