@@ -41,7 +41,7 @@ def error_of(expr: str) -> SeclError:
         ("ptrace.request == 1", "'ptrace' events are not supported", 1),
         ("open.flags & O_NOPE > 0", "unknown macro or constant 'O_NOPE'", 14),
         ("open.flags in ${process.pid}", "a variable cannot be used as a list", 15),
-        ('open.file.path == "${process.nope}"', "unknown variable", 19),
+        ('open.file.path == "${process.nope}"', "unknown variable", 20),
         ("process.pid == ${process.ancestors.pid} && open.flags > 0", "several values", 16),
     ],
 )
