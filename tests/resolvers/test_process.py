@@ -176,3 +176,12 @@ def test_envp_keeps_values_for_rules_while_events_carry_names():
     e = c.on_exec(exec_(600, 1, "/bin/env", ["env"], envp=["LD_PRELOAD=/tmp/x.so", "HOME=/root"]))
     assert e.envp == ["LD_PRELOAD=/tmp/x.so", "HOME=/root"]
     assert c.model(e).envs == ["LD_PRELOAD", "HOME"]
+
+
+def test_each_thread_gets_its_own_tid_and_keeps_its_block():
+    c = cache()
+    tree(c)
+    e = c.get(200)
+    t1, t2 = c.context(e, 201), c.context(e, 202)
+    assert (t1.pid, t1.tid, t2.tid) == (200, 201, 202)
+    assert c.context(e, 201) is t1 and c.context(e, 200).tid == 200

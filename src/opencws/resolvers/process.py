@@ -117,6 +117,8 @@ class ProcessEntry:
     _anc_generation: int = field(default=-1, repr=False)
     _context: ProcessContext | None = field(default=None, repr=False)
     _context_key: tuple[Any, Any] | None = field(default=None, repr=False)
+    _threads: dict[int, tuple[Any, Any, Any]] | None = field(default=None, repr=False)
+    """The `process` blocks of its other threads (bounded)."""
 
     @property
     def exe_path(self) -> str | None:
@@ -226,14 +228,23 @@ class ProcessCache:
         """The `process` block of an event of thread `tid` (the leader's is kept and reused)."""
         m = self.model(e)
         anc = self.ancestors(e)
-        if tid == e.pid and e._context is not None and e._context_key is not None \
-                and e._context_key[0] is m and e._context_key[1] is anc:
-            return e._context
+        if tid == e.pid:
+            if e._context is not None and e._context_key is not None \
+                    and e._context_key[0] is m and e._context_key[1] is anc:
+                return e._context
+        elif e._threads is not None:
+            hit = e._threads.get(tid)
+            if hit is not None and hit[1] is m and hit[2] is anc:
+                return hit[0]
         values = {f: getattr(m, f) for f in _ENTRY_FIELDS}
         values["tid"] = tid
         ctx = ProcessContext(**values, parent=anc[0] if anc else None, ancestors=anc or None)
         if tid == e.pid:
             e._context, e._context_key = ctx, (m, anc)
+        else:
+            if e._threads is None or len(e._threads) >= 64:
+                e._threads = {}
+            e._threads[tid] = (ctx, m, anc)
         return ctx
 
     def credentials(self, c: kev.Credentials, root: str) -> ProcessCredentials:
