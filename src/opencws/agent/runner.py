@@ -170,7 +170,7 @@ class Agent:
                 break
 
     def tick(self) -> None:
-        self.resolvers.clock.maybe_reanchor()
+        self.resolvers.refresh()
         forget_files()
         counters = self.probe.counters()
         lost = {t: c.lost for t, c in counters.items() if c.lost}

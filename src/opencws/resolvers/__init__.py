@@ -18,6 +18,20 @@ class Resolvers:
         self.processes = processes
         self.users = users
         self.clock = clock
+        self._user_reloads = 0
+
+    def refresh(self) -> bool:
+        """Called once a second: re-anchors the clocks, and when a user or group file changed (the host's is
+        looked at here, a container's whenever one of its processes is named), has every name looked up
+        again. True when names were refreshed."""
+        self.clock.maybe_reanchor()
+        self.users.user(0, "/")
+        reloads = self.users.stats()["reloads"]
+        if reloads == self._user_reloads:
+            return False
+        self._user_reloads = reloads
+        self.processes.refresh_names()
+        return True
 
 
 def build_resolvers(config: Any) -> Any:
