@@ -17,9 +17,20 @@ HELP = "run the agent: eBPF probe, resolvers, SECL rules, CWS events to the outp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="agent_command", metavar="SUBCOMMAND")
     run = sub.add_parser("run", help="run the agent until SIGINT/SIGTERM (SIGHUP reloads the policies)",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=__doc__, epilog=config_help(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(run)
     run.set_defaults(agent_run=run_agent)
+
+
+def config_help() -> str:
+    """The configuration file's keys, from the config module's own documentation (one place to keep)."""
+    from opencws.agent import config
+
+    doc = config.__doc__ or ""
+    start, end = doc.find("```yaml"), doc.rfind("```")
+    body = doc[start + len("```yaml"):end].strip("\n") if start >= 0 and end > start else ""
+    return "configuration file (--config), every key optional:\n" + body
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:

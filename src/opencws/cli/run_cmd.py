@@ -10,6 +10,8 @@ HELP = "run the main job: the agent with the default policy, printing CWS events
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = agent_cmd.config_help()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     agent_cmd.add_run_arguments(parser)
 
 
