@@ -55,8 +55,9 @@ def argv_of(i: int, exe: str) -> list[str]:
         [name, "-C", f"/home/dev{i % 50}/src/project-{i % 700}", "status", "--porcelain=v2", "--branch"],
         [name, "-Xmx2g", "-Dlog.level=INFO", f"-Dinstance.id={i}", "-cp", "/opt/app/lib/*:/opt/app/classes",
          "com.example.billing.Main", "--spring.profiles.active=prod"],
-        [name, "-rn", "--include=*.py", f"TODO-{i}", f"/srv/repo-{i % 40}/src"],
-        [name, f"/srv/data/export-{i}.csv"],
+        [name, "-rn", "--include=*.py", "--exclude-dir=.git", "--exclude-dir=node_modules", f"TODO-{i}",
+         f"/srv/repo-{i % 40}/src"],
+        [name, "-f", "-n", "200", f"/var/log/app/worker-{i % 64}.log", f"/var/log/app/worker-{i % 64}.err"],
     ]
     return [_fresh(a) for a in templates[i % len(templates)]]
 
@@ -93,10 +94,10 @@ def _creds(uid: int) -> Any:
 def _exe_file(path: str, inode: int) -> Any:
     from opencws.probe import events as kev
 
-    now = time.time_ns()
+    when = 1_700_000_000_000_000_000 + inode  # a binary's times do not change from one exec to the next
     return kev.FileInfo(path=_fresh(path), resolved_len=len(path), path_resolution_error=None, inode=inode,
-                        mode=0o100755, uid=0, gid=0, nlink=1, access_time_ns=now, modification_time_ns=now,
-                        change_time_ns=now, mount_id=30, group_id=0, device=0xfd00, fs_type="ext4",
+                        mode=0o100755, uid=0, gid=0, nlink=1, access_time_ns=when, modification_time_ns=when,
+                        change_time_ns=when, mount_id=30, group_id=0, device=0xfd00, fs_type="ext4",
                         in_upper_layer=False, negative=False, flags=0)
 
 
