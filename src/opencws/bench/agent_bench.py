@@ -49,6 +49,11 @@ FILE_PREFIX = "opencws-agent-bench-"
 """The burst's files have names unique to the run: the kernel approves them alone, so its counters hold this
 run's events only, even with other probes and workloads on the machine."""
 BENCH_RULE = "bench_watched_open"
+AGENT_NICE: int | None = None
+"""`--agent-nice`: the nice value of the agent's thread where it runs its own loop (None: unchanged)."""
+
+
+SECTIONS = ("bursts", "sustained", "overheads", "memory")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, help="processes fed to the cache (default 20000; quick 2000)")
     parser.add_argument("--storm", type=int, help="processes of the fork storm (default 20000; quick 500)")
     parser.add_argument("--wave", type=int, help="fork storm: processes alive at once (default 1000; quick 100)")
+    parser.add_argument("--only", metavar="SECTION[,SECTION]",
+                        help=f"run these sections only: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--agent-nice", type=int, default=None, metavar="N",
+                        help="run the agent's thread at this nice value where it runs its own loop (sustained, "
+                             "overheads, fork storm): on a machine shared with other jobs, what the agent does "
+                             "when it gets a core (default: unchanged)")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,6 +166,8 @@ def running_agent(policies: list[Path], output: Path, *, learn: tuple[Path, Path
     thread = threading.Thread(target=agent.run, name="agent", daemon=True)
     thread.start()
     agent.thread = thread
+    if AGENT_NICE is not None and thread.native_id is not None:
+        os.setpriority(os.PRIO_PROCESS, thread.native_id, AGENT_NICE)
     try:
         if learn is not None:
             deadline = time.monotonic() + 5
@@ -637,6 +650,8 @@ def run(args: argparse.Namespace) -> int:
         print("opencws bench agent: needs root (BPF programs are loaded)")
         return 1
     s = _settings(args)
+    global AGENT_NICE
+    AGENT_NICE = args.agent_nice
     with tempfile.TemporaryDirectory(prefix="opencws-agent-bench-") as tmp:
         work = Path(tmp)
         loop = build_loop(work)
@@ -650,7 +665,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, s: dict[str, Any], work: Path, loop: Path, floor: BpfObject) -> int:
     load = os.getloadavg()
     print(f"Agent: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start"
-          f"{' (quick run)' if args.quick else ''}")
+          f"{' (quick run)' if args.quick else ''}"
+          f"{f'; the agent thread at nice {args.agent_nice}' if args.agent_nice is not None else ''}")
     files = make_files(work, max(1, args.files))
     try:
         return _run_all(args, s, work, loop, floor, files)
@@ -661,10 +677,19 @@ def _run(args: argparse.Namespace, s: dict[str, Any], work: Path, loop: Path, fl
 def _run_all(args: argparse.Namespace, s: dict[str, Any], work: Path, loop: Path, floor: BpfObject,
              files: BurstFiles) -> int:
     table: list[tuple[str, str, str, bool | None, str]] = []
-    exact = _run_bursts(s, loop, files, work, table)
-    exact &= _run_sustained(s, args.rate, loop, files, work, table)
-    _run_overheads(s, loop, floor, work, table)
-    _run_memory(s, loop, work, table)
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    unknown = only - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--only: unknown section(s) {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
+    exact = True
+    if "bursts" in only:
+        exact &= _run_bursts(s, loop, files, work, table)
+    if "sustained" in only:
+        exact &= _run_sustained(s, args.rate, loop, files, work, table)
+    if "overheads" in only:
+        _run_overheads(s, loop, floor, work, table)
+    if "memory" in only:
+        _run_memory(s, loop, work, table)
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
     print("Agent figures:")
