@@ -143,7 +143,7 @@ class Pipeline:
         if event is None:
             _inc(counts.filtered, t)
             return False
-        matched = self.rules.ruleset.match(event)
+        matched = self.rules.ruleset.match(event, t)
         if not matched:
             _inc(counts.filtered, t)
             return False
