@@ -155,8 +155,8 @@ def running_agent(policies: list[Path], output: Path, *, learn: tuple[Path, Path
     if learn is not None:
         observe = agent.pipeline.observe
 
-        def watch(event: Any) -> Any:
-            found = observe(event)
+        def watch(event: Any, matched: bool = False) -> Any:
+            found = observe(event, matched)
             f = getattr(event, "file", None)
             if found == "inode" and f is not None and f.path == str(learn[1]):
                 learned.set()
