@@ -140,7 +140,7 @@ def rss_kb() -> int:
 
 
 def measure(n: int) -> dict[str, Any]:
-    from opencws.bench.agent_bench import new_agent
+    from opencws.bench.agent_harness import new_agent
     from opencws.bench.probe_bench import DEFAULT_POLICY
 
     rss_imports = rss_kb()
