@@ -348,8 +348,9 @@ class Discarders:
 
             self.processes.snapshot(snapshot(Path(proc)))
 
-    def observe(self, event: Any) -> str | None:
-        """Learn from one decoded event; returns "inode" or "pid" when a discarder was added."""
+    def observe(self, event: Any, matched: bool = False) -> str | None:
+        """Learn from one decoded event; returns "inode" or "pid" when a discarder was added. `matched`: a rule
+        matched the event, so no discarder can hold for its file or process (only invalidations are learned)."""
         etype = getattr(event, "type", "")
         if etype in ("exec", "fork", "exit"):
             if self._own_cache:
@@ -365,6 +366,8 @@ class Discarders:
                 self.probe.remove_discarder_inode(f.inode, f.mount_id)  # a new name for a discarded inode
             elif event.retval == 0:
                 self.invalidate()  # which inode got a new name is not known
+            return None
+        if matched:
             return None
         if etype in DISCARDABLE_BY_INODE and self._try_inode(etype, event):
             return "inode"
@@ -422,8 +425,8 @@ class KernelFilters:
     def processes(self) -> Any:
         return self.discarders.processes
 
-    def observe(self, event: Any) -> str | None:
-        return self.discarders.observe(event)
+    def observe(self, event: Any, matched: bool = False) -> str | None:
+        return self.discarders.observe(event, matched)
 
     def reload(self, policies: PolicySet) -> None:
         self.plan = plan_filters(policies)
