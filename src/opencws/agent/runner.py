@@ -177,6 +177,9 @@ class Agent:
         delta = {t: n - self._last_lost.get(t, 0) for t, n in lost.items() if n > self._last_lost.get(t, 0)}
         if delta:
             self.say("events_lost", lost=delta, total=sum(lost.values()))
+            if "exit" in delta or "fork" in delta or "exec" in delta:
+                swept = self.resolvers.processes.sweep()  # the cache may hold processes whose exit was lost
+                self.say("process_cache_swept", removed=swept)
         self._last_lost = lost
         limited = dict(self.pipeline.counts.limited_rules)
         held = {r: n - self._last_limited.get(r, 0) for r, n in limited.items() if n > self._last_limited.get(r, 0)}
