@@ -186,3 +186,15 @@ def test_ignored_processes_are_handed_to_the_probe_which_keeps_them_across_inval
     # (that the kernel keeps them, its own invalidations included, is tests/probe/test_filtering.py's)
     learner = Discarders(FakeProbe(), write_policy(tmp_path, 'bpf.cmd == BPF_PROG_LOAD'), ignored_pids=[4242])
     assert learner.probe.ignored == {4242} and learner.probe.pids == {}
+
+
+def test_a_pid_discarder_is_added_once_until_the_process_execs_or_the_discarders_are_invalidated(learner):
+    chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
+    learner.observe(exec_event(200, "/usr/bin/python3"))
+    assert learner.observe(chmod) == "pid"
+    assert learner.observe(chmod) is None  # queued before the kernel applied it: no second bpf() call
+    learner.invalidate()
+    assert learner.observe(chmod) == "pid"
+    learner.observe(exec_event(200, "/usr/bin/python3"))  # the kernel dropped it at the exec
+    assert learner.observe(chmod) == "pid"
+    assert learner.stats.pids == 3
