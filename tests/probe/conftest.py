@@ -32,3 +32,55 @@ def watch(probe, tmp_path: Path) -> Iterator[Watch]:
     for t in EventType:
         probe.clear_approvers(t)
     probe.invalidate_discarders()
+
+
+class AbiCalls:
+    """The i386 test programs (abi_calls.c) built for this session: `run32` makes i386 calls from a 32-bit
+    program, `run64` from a 64-bit one (a `+` before a number: a native x86_64 call)."""
+
+    def __init__(self, prog32: Path, prog64: Path):
+        self.prog32, self.prog64 = prog32, prog64
+
+    @staticmethod
+    def _argv(calls: tuple) -> list[str]:
+        argv: list[str] = []
+        for call in calls:
+            if argv:
+                argv.append("--")
+            argv += [str(a) for a in call]
+        return argv
+
+    def _run(self, argv: list[str]) -> list[int]:
+        import subprocess
+
+        done = subprocess.run(argv, capture_output=True, check=True, timeout=30)
+        return [int(line) for line in done.stdout.split()]
+
+    def run32(self, *calls) -> list[int]:
+        """Each call a sequence (nr, arg...); args: int, 's:TEXT', 'x:HEX'. Returns the return values."""
+        return self._run([str(self.prog32), *self._argv(calls)])
+
+    def run64(self, *calls, garbage: bool = False) -> list[int]:
+        return self._run([str(self.prog64), *(["-g"] if garbage else []), *self._argv(calls)])
+
+
+@pytest.fixture(scope="session")
+def abi_calls(tmp_path_factory) -> AbiCalls:
+    import os
+    import subprocess
+
+    src = Path(__file__).with_name("abi_calls.c")
+    out = tmp_path_factory.mktemp("abi_calls")
+    flags = ["-nostdlib", "-static", "-O1", "-fno-pie", "-no-pie", "-ffreestanding", "-fno-builtin",
+             "-fno-stack-protector", "-fno-asynchronous-unwind-tables"]
+    progs = {"-m32": out / "abi_calls32", "-m64": out / "abi_calls64"}
+    for arch, prog in progs.items():
+        extra = ["-mno-red-zone"] if arch == "-m64" else []
+        done = subprocess.run(["gcc", arch, *extra, *flags, "-o", str(prog), str(src)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            reason = f"cannot build the i386 test program ({arch}): {done.stderr.strip()}"
+            if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return AbiCalls(progs["-m32"], progs["-m64"])

@@ -89,7 +89,11 @@ class KernelEvent:
 @dataclass(slots=True, kw_only=True)
 class SyscallEvent(KernelEvent):
     syscall: str
+    """The syscall's name in the table of the ABI it came through (`chown32`, `setresuid32` are i386 names)."""
     retval: int
+    abi: str = "x86_64"
+    """`i386` for a syscall made through the 32-bit entry (`int $0x80`, from a 32-bit or a 64-bit process): the
+    same event as its x86_64 twin, told apart here."""
 
     @property
     def outcome(self) -> str:

@@ -31,7 +31,7 @@ from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
 from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, Hook, hooks_needed
 from opencws.probe.records import MAX_FILE_RECORD, RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
-from opencws.probe.syscalls import CRED_TYPES, interested_map
+from opencws.probe.syscalls import CRED_TYPES, canonical_map, interested_map, interested_map_i386
 
 NR_SYSCALLS = 512
 READ_BYTES = 2 << 20
@@ -220,13 +220,15 @@ class Probe:
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
                  "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
-                 "chroot_seen": 4,
+                 "chroot_seen": 4, "compat_canon": 4,
                  "cred_cache": credcache.CREDS.size}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
                 raise ProbeError(f"map {name} missing from {path}")
             self._maps[name] = _Map(lb.bpf_map__fd(m), name, vsize, percpu=ncpu if name == "counters" else 0)
+        for nr, canon in canonical_map().items():
+            self._maps["compat_canon"].update(_U32.pack(nr), _U32.pack(canon))
         events_map = lb.bpf_object__find_map_by_name(obj, b"events")
         events_fd = lb.bpf_map__fd(events_map)
         if self._reader_kind == "mmap":
@@ -282,10 +284,10 @@ class Probe:
             value = (_ENABLED | (_AT_EXIT if t in at_exit else 0)) if t in enabled else 0
             enabled_map.update(_U32.pack(t), _U32.pack(value))
         creds_were_on = bool(CRED_TYPES & self._enabled)
-        wanted = interested_map(enabled)
+        wanted, wanted_i386 = interested_map(enabled), interested_map_i386(enabled)
         interested = self._maps["interested"]
-        for nr in range(NR_SYSCALLS):
-            interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0)))
+        for nr in range(NR_SYSCALLS):  # (one value per number: the x86_64 type | the i386 type << 8)
+            interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0) | wanted_i386.get(nr, 0) << 8))
         self._enabled = enabled
         self._at_exit = at_exit
         needed = {h.program for h in hooks_needed(enabled, at_exit)}

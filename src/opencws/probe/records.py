@@ -15,7 +15,7 @@ from typing import Any
 from opencws.probe import events as ev
 from opencws.probe.errors import DecodeError
 from opencws.probe.eventtypes import EventType
-from opencws.probe.syscalls import NAME_BY_NR
+from opencws.probe.syscalls import I386_NAME_BY_NR, NAME_BY_NR
 
 # record kinds
 REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF = 1, 2, 3, 4, 5, 6
@@ -36,6 +36,7 @@ HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
 HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
+HF_I386 = 1 << 4
 BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
@@ -116,9 +117,11 @@ def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot")]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi")]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
     lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
+    if "abi" in names:
+        lines += [f"    o.abi = 'i386' if h[8] & {HF_I386} else 'x86_64'"]
     lines += [f"    o.{n} = {n}" for n in rest]
     params = ", ".join(["o", "h", "comm", *rest])
     src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
@@ -179,6 +182,12 @@ _MKDIR, _UTIMES, _SETXATTR = _B(ev.MkdirEvent), _B(ev.UtimesEvent), _B(ev.SetXat
 _REMOVEXATTR, _MOUNT, _UMOUNT = _B(ev.RemoveXattrEvent), _B(ev.MountEvent), _B(ev.UmountEvent)
 _SELINUX = _B(ev.SelinuxEvent)
 _SYSCALL_NAMES = dict(NAME_BY_NR)
+_I386_NAMES = dict(I386_NAME_BY_NR)
+
+
+def _syscall_name(nr: int, hflags: int) -> str:
+    return (_I386_NAMES if hflags & HF_I386 else _SYSCALL_NAMES).get(nr) or str(nr)
+
 _FILE_END = HEADER.size + FILE_BODY.size
 _SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
 
@@ -206,7 +215,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         raise DecodeError("file record without a file")
     file = _file_info(f0, data[end:end + l0])
     c = _cached_cstr(h[11])
-    syscall = _SYSCALL_NAMES.get(nr) or str(nr)
+    syscall = _syscall_name(nr, h[8])
     T = EventType
     # positional order: the common fields, syscall, retval, file, then the class's own fields
     if etype == T.OPEN:
@@ -416,11 +425,20 @@ def _xattr_namespace(self: Any) -> str:
 
 
 _B0 = HEADER.size  # the file body
+_HFLAGS_NR = _picker([(36, "I"), (_B0 + 8, "I")]).unpack_from
+
+
+def _view_syscall(self: Any) -> str:
+    f = self.file
+    hflags, nr = _HFLAGS_NR(f._b, f._o - _F0)
+    return _syscall_name(nr, hflags)
+
 _COMMON = {
     "tid": _eget("I", 20), "ppid": _eget("I", 32), "ktime_ns": _eget("Q", 8), "cgroup_id": _eget("Q", 24),
     "uid": _eget("I", 40), "gid": _eget("I", 44), "comm": _eget("16s", 48, _cached_cstr),
     "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
-    "syscall": _eget("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
+    "syscall": property(_view_syscall),
+    "abi": _eget("I", 36, lambda f: "i386" if f & HF_I386 else "x86_64"),
     "retval": _eget("q", _B0),
 }
 _FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)
@@ -558,7 +576,7 @@ _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.S
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(None, h, _cached_cstr(h[11]), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]),
+    return cls(None, h, _cached_cstr(h[11]), _syscall_name(b[1], h[8]), b[0], _CREDS(None, *b[3:14]),
                _CREDS(None, *b[14:25]), not h[8] & HF_CREDS_BEFORE_UNKNOWN)
 
 

@@ -115,6 +115,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
 #define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
 
+/* i386 syscalls (int $0x80 from a 32-bit or a 64-bit task: the entry code sets TS_COMPAT in thread_info.status
+ * until the return to user mode, so both tracepoints see it) */
+#define TS_COMPAT 0x0002
+#define IV_UID16 1                 /* 16-bit uid/gid arguments (0xffff: -1) */
+#define IV_TIME32 2                /* times with a 32-bit time_t */
+#define IV_NO_FLAGS 4              /* oldumount: umount2 without flags */
+
 /* `enabled` values */
 #define ENABLED 1
 #define AT_EXIT 2                  /* unlink/rmdir/rename: resolved at sys_exit (no sys_enter needed) */
@@ -126,13 +133,22 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-/* syscall number -> event type it may produce (0: return at once) */
+/* syscall number -> event type it may produce as an x86_64 syscall | the type as an i386 one << 8 (0: return at
+ * once, without looking at the ABI) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NR_SYSCALLS);
 	__type(key, __u32);
 	__type(value, __u32);
 } interested SEC(".maps");
+
+/* i386 syscall number -> the x86_64 number of the syscall it acts as | IV_* variant bits << 16 (syscalls.py) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_SYSCALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+} compat_canon SEC(".maps");
 
 /* event type -> 1 when some consumer wants it */
 struct {
@@ -266,6 +282,17 @@ struct rec_buf {
 	__u8 b[REC_SIZE];
 };
 
+/* A syscall as the handlers see it, whatever the ABI it came through */
+struct sysc {
+	__u64 a[6];                    /* arguments (i386: ebx, ecx, edx, esi, edi, ebp, zero-extended) */
+	__u32 nr;                      /* the x86_64 number of the syscall (an i386 one translated) */
+	__u32 raw_nr;                  /* the number the task used (records carry it, with HF_I386) */
+	__u32 type;                    /* the `interested` type */
+	__u32 variant;                 /* IV_* */
+	__u32 hflags;                  /* HF_I386 or 0 */
+	__u32 pad;
+};
+
 struct work {
 	char upath[PATH_BUF];
 	char lbuf[PATH_BUF];           /* symlink target + the rest of the path being walked */
@@ -291,6 +318,7 @@ struct work {
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
 	__u32 hops, pad3;              /* symlinks followed in this walk */
 	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
+	struct sysc sc;                /* the syscall sys_exit handles */
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 };
@@ -1168,6 +1196,7 @@ static __noinline int emit_file(struct rec_buf *r, __u32 type)
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct file_body *b = (struct file_body *)(r->b + sizeof(*h));
 	fill_header(h, REC_FILE, type);
+	h->flags |= w->sc.hflags;
 	__builtin_memcpy(&b->f[0], &w->fi[0], sizeof(struct file_info));
 	__builtin_memcpy(&b->f[1], &w->fi[1], sizeof(struct file_info));
 	__u32 pos = sizeof(*h) + sizeof(*b);
@@ -1206,8 +1235,8 @@ static __always_inline void read_extra_str(struct work *w, struct file_body *b, 
 	b->extra_len = n > 0 ? n - 1 : 0;
 }
 
-/* timeval[2] / timespec[2] / utimbuf -> ns; NULL -> "now" */
-static __always_inline void read_times(struct file_body *b, const void *p, int kind)
+/* timeval[2] / timespec[2] / utimbuf -> ns; NULL -> "now". time32: the i386 layouts (32-bit fields) */
+static __always_inline void read_times(struct file_body *b, const void *p, int kind, int time32)
 {
 	if (!p) {
 		b->atime_arg = UTIME_NOW_SENTINEL;
@@ -1215,12 +1244,22 @@ static __always_inline void read_times(struct file_body *b, const void *p, int k
 		return;
 	}
 	long v[4] = {};
+	if (time32) {
+		__s32 v32[4] = {};
+		bpf_probe_read_user(v32, kind == 0 ? 8 : 16, p);
+		v[0] = v32[0];
+		v[1] = v32[1];
+		v[2] = v32[2];
+		v[3] = v32[3];
+	}
 	if (kind == 0) { /* utimbuf: two longs (seconds) */
-		bpf_probe_read_user(v, 16, p);
+		if (!time32)
+			bpf_probe_read_user(v, 16, p);
 		b->atime_arg = v[0] * 1000000000ULL;
 		b->mtime_arg = v[1] * 1000000000ULL;
 	} else {
-		bpf_probe_read_user(v, 32, p);
+		if (!time32)
+			bpf_probe_read_user(v, 32, p);
 		__u64 mul = kind == 1 ? 1000ULL : 1ULL; /* 1: timeval (us), 2: timespec (ns) */
 		if (kind == 2 && (v[1] == ((1l << 30) - 1) || v[1] == ((1l << 30) - 2))) /* UTIME_NOW/OMIT */
 			b->atime_arg = v[1] == ((1l << 30) - 1) ? UTIME_NOW_SENTINEL : UTIME_NOW_SENTINEL - 1;
@@ -1231,6 +1270,56 @@ static __always_inline void read_times(struct file_body *b, const void *p, int k
 		else
 			b->mtime_arg = v[2] * 1000000000ULL + v[3] * mul;
 	}
+}
+
+/* ------------------------------------------------------------------ syscalls of both ABIs */
+
+static __always_inline __u64 uid16(__u64 v)
+{
+	return (v & 0xffff) == 0xffff ? 0xffffffffULL : (v & 0xffff);
+}
+
+/* Which syscall the task made and its arguments. v: its `interested` entry (nonzero). An i386 syscall's number
+ * means another syscall in the x86_64 table (i386 chown32 is x86_64 getpeername...): it is translated, and its
+ * arguments are the low halves of the i386 argument registers (what the kernel's compat entry passes on: a
+ * 64-bit task may leave anything in the upper halves). 0: not a syscall any enabled type wants. */
+static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, struct sysc *s)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	s->raw_nr = nr;
+	s->variant = 0;
+	if (!(t->thread_info.status & TS_COMPAT)) {
+		s->type = v & 0xff;
+		s->nr = nr;
+		s->hflags = 0;
+		s->a[0] = regs->di;
+		s->a[1] = regs->si;
+		s->a[2] = regs->dx;
+		s->a[3] = regs->r10;
+		s->a[4] = regs->r8;
+		s->a[5] = regs->r9;
+		return s->type != 0;
+	}
+	s->type = (v >> 8) & 0xff;
+	__u32 *c = bpf_map_lookup_elem(&compat_canon, &nr);
+	if (!s->type || !c || !*c)
+		return 0;
+	s->nr = *c & 0xffff;
+	s->variant = *c >> 16;
+	s->hflags = HF_I386;
+	s->a[0] = (__u32)regs->bx;
+	s->a[1] = (__u32)regs->cx;
+	s->a[2] = (__u32)regs->dx;
+	s->a[3] = (__u32)regs->si;
+	s->a[4] = (__u32)regs->di;
+	s->a[5] = (__u32)regs->bp;
+	if (s->variant & IV_UID16) {
+		s->a[1] = uid16(s->a[1]);
+		s->a[2] = uid16(s->a[2]);
+	}
+	if (s->variant & IV_NO_FLAGS)
+		s->a[1] = 0;
+	return 1;
 }
 
 /* ------------------------------------------------------------------ sys_enter */
@@ -1248,12 +1337,16 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (nr >= NR_SYSCALLS)
 		return 0;
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
-	if (!tp || !*tp || !needs_enter(*tp))
+	if (!tp || !*tp)
 		return 0;
-	__u32 type = *tp;
-	__u64 di = regs->di;
-	__u64 si = regs->si;
-	__u64 dx = regs->dx;
+	struct sysc sc;
+	if (!decode_sysc(regs, nr, *tp, &sc) || !needs_enter(sc.type))
+		return 0;
+	__u32 type = sc.type;
+	nr = sc.nr;
+	__u64 di = sc.a[0];
+	__u64 si = sc.a[1];
+	__u64 dx = sc.a[2];
 	__u32 flags_arg = 0;
 	if (nr == NR_unlinkat) {
 		flags_arg = dx;
@@ -1278,7 +1371,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	in->flags_arg = flags_arg;
 	/* what invalidates discarders whatever becomes of the event: an umount (a mount id freed for reuse), an
 	 * exchange of two names (either may be a directory) */
-	int invalidates = type == EV_UMOUNT || (nr == NR_renameat2 && (regs->r8 & RENAME_EXCHANGE));
+	int invalidates = type == EV_UMOUNT || (nr == NR_renameat2 && (sc.a[4] & RENAME_EXCHANGE));
 	{
 		int need = 0;
 		switch (nr) {
@@ -1342,6 +1435,9 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
  * the task has now; the cache takes "after". */
 static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 {
+	struct work *w = get_work();
+	if (!w)
+		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!r)
@@ -1362,6 +1458,7 @@ static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 		return 0;
 	}
 	fill_header(h, REC_CRED, type);
+	h->flags |= w->sc.hflags;
 	if (!known) {
 		__builtin_memcpy(&b->before, &b->after, sizeof(struct ocws_creds));
 		h->flags |= HF_CREDS_BEFORE_UNKNOWN;
@@ -1384,13 +1481,13 @@ static __always_inline void drop_discarder_of_target(struct work *w)
 }
 
 /* mknod/mknodat created an inode (opening it later is no birth: FMODE_CREATED is not set) */
-static __noinline int handle_birth_exit(__u32 nr, __s64 ret, struct pt_regs *regs)
+static __noinline int handle_birth_exit(__u32 nr, __s64 ret)
 {
 	struct work *w = get_work();
 	if (!w || ret != 0)
 		return 0;
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
 	int need = nr == NR_mknod ? walk_user(0, AT_FDCWD, (const char *)di, 0)
 				  : walk_user(0, (int)di, (const char *)si, 0);
 	if (need && !(w->status & FI_INCOMPLETE))
@@ -1401,7 +1498,7 @@ static __noinline int handle_birth_exit(__u32 nr, __s64 ret, struct pt_regs *reg
 /* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
  * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
  * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
-static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struct pt_regs *regs)
+static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 {
 	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -1414,10 +1511,10 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
-	__u64 dx = BPF_CORE_READ(regs, dx);
-	struct file_body *b = begin_file(r, ret, nr);
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
+	__u64 dx = w->sc.a[2];
+	struct file_body *b = begin_file(r, ret, w->sc.raw_nr);
 	int dirfd = AT_FDCWD;
 	const char *p = (const char *)di;
 	if (nr == NR_unlinkat || nr == NR_renameat || nr == NR_renameat2) {
@@ -1427,7 +1524,7 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 	if (nr == NR_unlinkat)
 		b->flags_arg = dx;
 	if (nr == NR_renameat2)
-		b->flags_arg = BPF_CORE_READ(regs, r8);
+		b->flags_arg = w->sc.a[4];
 	int need = walk_user(0, dirfd, p, 0);
 	int gone = 0, missing = 0;
 	if (need && ret == 0) {
@@ -1449,7 +1546,7 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 			fill_mount(f0, (struct dentry *)w->res_d, (struct mount *)w->res_m);
 	}
 	if (type == EV_RENAME) {
-		__u64 a3 = BPF_CORE_READ(regs, r10);
+		__u64 a3 = w->sc.a[3];
 		if (nr == NR_rename)
 			resolve_user(1, AT_FDCWD, (const char *)si, 0);
 		else
@@ -1556,6 +1653,7 @@ static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
 	struct bpf_body *b = (struct bpf_body *)(r->b + sizeof(*h));
 	__builtin_memset(b, 0, sizeof(*b));
 	fill_header(h, REC_BPF, EV_BPF);
+	h->flags |= w->sc.hflags;
 	b->retval = ret;
 	b->cmd = cmd;
 	w->helpers[0] = w->helpers[1] = w->helpers[2] = w->helpers[3] = 0;
@@ -1635,7 +1733,7 @@ static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u
 		count(EV_SELINUX, CNT_FILTERED);
 		return 0;
 	}
-	struct file_body *b = begin_file(r, ret, NR_write);
+	struct file_body *b = begin_file(r, ret, w->sc.raw_nr);
 	b->flags_arg = kind;
 	__u32 n = count_arg > 63 ? 63 : count_arg;
 	__builtin_memset(w->extra, 0, 64);
@@ -1704,10 +1802,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
 	if (!tp || !*tp)
 		return 0;
-	__u32 type = *tp;
+	struct work *w = get_work();
+	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
+		return 0;
+	__u32 type = w->sc.type;
+	nr = w->sc.nr;
+	__u32 raw_nr = w->sc.raw_nr;
 	if (type == INTERNAL_BIRTH)
-		return handle_birth_exit(nr, ret, regs);
-	if (nr == NR_unshare && ret == 0 && (regs->di & CLONE_NEWNS))
+		return handle_birth_exit(nr, ret);
+	if (nr == NR_unshare && ret == 0 && (w->sc.a[0] & CLONE_NEWNS))
 		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
 	if (type == INTERNAL_MOUNTS) {
 		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
@@ -1721,18 +1824,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	}
 	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
-		return handle_cred_exit(nr, ret, type);
+		return handle_cred_exit(raw_nr, ret, type);
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
 		__u32 t = type;
 		if (nr == NR_unlinkat)
-			t = (regs->dx & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+			t = (w->sc.a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
 		if (enabled_at_exit(t))
-			return handle_removal_exit(nr, ret, t, regs);
+			return handle_removal_exit(nr, ret, t);
 	}
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
-		struct work *w0 = get_work();
+		struct work *w0 = w;
 		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
-		if (!w0 || !r0)
+		if (!r0)
 			return 0;
 		__u32 saved_flags = 0;
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -1747,18 +1850,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 				bump_generation();
 			return 0;
 		}
-		struct file_body *b = begin_file(r0, ret, nr);
+		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME) {
-			__u64 a1 = BPF_CORE_READ(regs, si);
-			__u64 a2 = BPF_CORE_READ(regs, dx);
-			__u64 a3 = BPF_CORE_READ(regs, r10);
+			__u64 a1 = w->sc.a[1];
+			__u64 a2 = w->sc.a[2];
+			__u64 a3 = w->sc.a[3];
 			if (nr == NR_rename)
 				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
 			else
 				resolve_user(1, (int)a2, (const char *)a3, 0);
 			if (nr == NR_renameat2)
-				b->flags_arg = BPF_CORE_READ(regs, r8);
+				b->flags_arg = w->sc.a[4];
 		}
 		/* (decided before the invalidations below) */
 		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
@@ -1777,11 +1880,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return emit_file(r0, t);
 	}
 	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
-	__u64 di = regs->di;
-	__u64 si = regs->si;
-	__u64 dx = regs->dx;
-	__u64 r10 = regs->r10;
-	__u64 r8 = regs->r8;
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
+	__u64 dx = w->sc.a[2];
+	__u64 r10 = w->sc.a[3];
+	__u64 r8 = w->sc.a[4];
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
@@ -1802,11 +1905,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (type == EV_BPF)
 		return handle_bpf_exit(ret, di, (const void *)si);
-	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!w || !r)
+	if (!r)
 		return 0;
-	struct file_body *b = begin_file(r, ret, nr);
+	struct file_body *b = begin_file(r, ret, raw_nr);
 	w->splen[1] = 0;
 	int need = 0;
 	int s1_dirfd = AT_FDCWD;
@@ -1898,19 +2000,19 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		need = walk_user(0, di, (const char *)si, 0);
 		break;
 	case NR_utime:
-		read_times(b, (const void *)si, 0);
+		read_times(b, (const void *)si, 0, w->sc.variant & IV_TIME32);
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_utimes:
-		read_times(b, (const void *)si, 1);
+		read_times(b, (const void *)si, 1, w->sc.variant & IV_TIME32);
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_futimesat:
-		read_times(b, (const void *)dx, 1);
+		read_times(b, (const void *)dx, 1, w->sc.variant & IV_TIME32);
 		need = walk_user(0, di, (const char *)si, 1);
 		break;
 	case NR_utimensat:
-		read_times(b, (const void *)dx, 2);
+		read_times(b, (const void *)dx, 2, w->sc.variant & IV_TIME32);
 		b->flags_arg = r10;
 		if (si)
 			need = walk_user(0, di, (const char *)si, !(r10 & AT_SYMLINK_NOFOLLOW));

@@ -69,6 +69,7 @@ enum record_kind {
 #define HF_ENVP_TRUNCATED (1u << 1)
 #define HF_CREDS_BEFORE_UNKNOWN (1u << 2) /* cred record: no credentials cached for the task, `before` = `after` */
 #define HF_IN_CHROOT (1u << 3) /* the task's root is not the top of its mount namespace: paths are from that root */
+#define HF_I386 (1u << 4) /* an i386 syscall (int $0x80, a compat entry): syscall_nr is from the i386 table */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
