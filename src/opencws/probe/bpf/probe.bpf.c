@@ -1792,101 +1792,20 @@ static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, i
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+/* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
+ * operations that do the same: the syscall in w->sc. */
+static __noinline int handle_file_exit(__s64 ret, __u32 type)
 {
-	/* tp_btf: regs is a typed kernel pointer, read directly (no helper call) */
-	__u32 nr = regs->orig_ax;
-	if (nr >= NR_SYSCALLS)
-		return 0;
-	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
-	if (!tp || !*tp)
-		return 0;
 	struct work *w = get_work();
-	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
+	if (!w)
 		return 0;
-	__u32 type = w->sc.type;
-	nr = w->sc.nr;
+	__u32 nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
-	if (type == INTERNAL_BIRTH)
-		return handle_birth_exit(nr, ret);
-	if (nr == NR_unshare && ret == 0 && (w->sc.a[0] & CLONE_NEWNS))
-		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
-	if (type == INTERNAL_MOUNTS) {
-		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
-			bump_generation();
-		return 0;
-	}
-	if (type == INTERNAL_CHROOT) {
-		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
-		if (seen && ret == 0)
-			*seen = 1;
-		return 0;
-	}
-	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
-		return handle_cred_exit(raw_nr, ret, type);
-	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
-		__u32 t = type;
-		if (nr == NR_unlinkat)
-			t = (w->sc.a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
-		if (enabled_at_exit(t))
-			return handle_removal_exit(nr, ret, t);
-	}
-	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
-		struct work *w0 = w;
-		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
-		if (!r0)
-			return 0;
-		__u32 saved_flags = 0;
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-		if (in)
-			saved_flags = in->flags_arg;
-		int t = restore_inflight(nr);
-		if (t < 0) {
-			/* no entry: dropped at sys_enter (which did what had to be done), or evicted, or the type turned
-			 * on between the two hooks: a freed mount id must invalidate all the same */
-			if (ret == 0 && nr == NR_umount2)
-				bump_generation();
-			return 0;
-		}
-		struct file_body *b = begin_file(r0, ret, raw_nr);
-		b->flags_arg = saved_flags;
-		if (t == EV_RENAME) {
-			__u64 a1 = w->sc.a[1];
-			__u64 a2 = w->sc.a[2];
-			__u64 a3 = w->sc.a[3];
-			if (nr == NR_rename)
-				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
-			else
-				resolve_user(1, (int)a2, (const char *)a3, 0);
-			if (nr == NR_renameat2)
-				b->flags_arg = w->sc.a[4];
-		}
-		/* (decided before the invalidations below) */
-		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
-		if (ret == 0)
-			drop_inode_discarder(&w0->fi[0]);
-		if (ret == 0 && t == EV_UMOUNT)
-			bump_generation();
-		if (ret == 0 && t == EV_RENAME &&
-		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS ||
-		     (b->flags_arg & RENAME_EXCHANGE)))
-			bump_generation(); /* a directory moved (or two names exchanged): paths under it changed */
-		if (discarded) {
-			count(t, CNT_FILTERED);
-			return 0;
-		}
-		return emit_file(r0, t);
-	}
-	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
 	__u64 di = w->sc.a[0];
 	__u64 si = w->sc.a[1];
 	__u64 dx = w->sc.a[2];
 	__u64 r10 = w->sc.a[3];
 	__u64 r8 = w->sc.a[4];
-	if (type == EV_SELINUX)
-		return handle_write_exit(ret, (int)di, (const char *)si, dx);
 	count(type, CNT_SEEN);
 	/* a new name for an inode (a successful link) drops its discarder, and a mount bumps the generation, even
 	 * from a discarded process */
@@ -2099,6 +2018,99 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	/* tp_btf: regs is a typed kernel pointer, read directly (no helper call) */
+	__u32 nr = regs->orig_ax;
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !*tp)
+		return 0;
+	struct work *w = get_work();
+	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
+		return 0;
+	__u32 type = w->sc.type;
+	nr = w->sc.nr;
+	__u32 raw_nr = w->sc.raw_nr;
+	if (type == INTERNAL_BIRTH)
+		return handle_birth_exit(nr, ret);
+	if (nr == NR_unshare && ret == 0 && (w->sc.a[0] & CLONE_NEWNS))
+		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
+	if (type == INTERNAL_MOUNTS) {
+		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
+			bump_generation();
+		return 0;
+	}
+	if (type == INTERNAL_CHROOT) {
+		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
+		if (seen && ret == 0)
+			*seen = 1;
+		return 0;
+	}
+	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
+		return handle_cred_exit(raw_nr, ret, type);
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
+		__u32 t = type;
+		if (nr == NR_unlinkat)
+			t = (w->sc.a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+		if (enabled_at_exit(t))
+			return handle_removal_exit(nr, ret, t);
+	}
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
+		struct work *w0 = w;
+		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
+		if (!r0)
+			return 0;
+		__u32 saved_flags = 0;
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+		if (in)
+			saved_flags = in->flags_arg;
+		int t = restore_inflight(nr);
+		if (t < 0) {
+			/* no entry: dropped at sys_enter (which did what had to be done), or evicted, or the type turned
+			 * on between the two hooks: a freed mount id must invalidate all the same */
+			if (ret == 0 && nr == NR_umount2)
+				bump_generation();
+			return 0;
+		}
+		struct file_body *b = begin_file(r0, ret, raw_nr);
+		b->flags_arg = saved_flags;
+		if (t == EV_RENAME) {
+			__u64 a1 = w->sc.a[1];
+			__u64 a2 = w->sc.a[2];
+			__u64 a3 = w->sc.a[3];
+			if (nr == NR_rename)
+				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
+			else
+				resolve_user(1, (int)a2, (const char *)a3, 0);
+			if (nr == NR_renameat2)
+				b->flags_arg = w->sc.a[4];
+		}
+		/* (decided before the invalidations below) */
+		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
+		if (ret == 0)
+			drop_inode_discarder(&w0->fi[0]);
+		if (ret == 0 && t == EV_UMOUNT)
+			bump_generation();
+		if (ret == 0 && t == EV_RENAME &&
+		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS ||
+		     (b->flags_arg & RENAME_EXCHANGE)))
+			bump_generation(); /* a directory moved (or two names exchanged): paths under it changed */
+		if (discarded) {
+			count(t, CNT_FILTERED);
+			return 0;
+		}
+		return emit_file(r0, t);
+	}
+	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
+	if (type == EV_SELINUX)
+		return handle_write_exit(ret, (int)w->sc.a[0], (const char *)w->sc.a[1], w->sc.a[2]);
+	return handle_file_exit(ret, type);
 }
 
 /* ------------------------------------------------------------------ process life cycle */
