@@ -84,3 +84,20 @@ def abi_calls(tmp_path_factory) -> AbiCalls:
                 pytest.fail(reason)
             pytest.skip(reason)
     return AbiCalls(progs["-m32"], progs["-m64"])
+
+
+@pytest.fixture(scope="session")
+def uring_calls(tmp_path_factory) -> Path:
+    """The io_uring test program (uring_calls.c), built for this session."""
+    import os
+    import subprocess
+
+    prog = tmp_path_factory.mktemp("uring_calls") / "uring_calls"
+    src = Path(__file__).with_name("uring_calls.c")
+    done = subprocess.run(["gcc", "-O1", "-Wall", "-o", str(prog), str(src)], capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = f"cannot build the io_uring test program: {done.stderr.strip()}"
+        if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return prog

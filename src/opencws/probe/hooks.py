@@ -34,12 +34,18 @@ successful unlink or rmdir gives the path (directory resolved, then the name) an
 
 SYSCALL_TYPES = frozenset(t for _, t in SYSCALLS.values()) | {T.RMDIR}
 
+URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T.SETXATTR})
+"""Types io_uring operations can produce (syscalls.IO_URING_OPS): captured at submission, sent at completion.
+These tracepoints are off the syscall path: they cost nothing to other syscalls."""
+
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
     Hook("sched_exit", "tp_btf", "sched_process_exit", None),
     Hook("sys_enter", "tp_btf", "sys_enter", ENTER_TYPES),
     Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
+    Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
+    Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from opencws.probe import events as ev
 from opencws.probe.errors import DecodeError
 from opencws.probe.eventtypes import EventType
-from opencws.probe.syscalls import I386_NAME_BY_NR, NAME_BY_NR
+from opencws.probe.syscalls import I386_NAME_BY_NR, IO_URING_OPS, NAME_BY_NR
 
 # record kinds
 REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF = 1, 2, 3, 4, 5, 6
@@ -31,12 +31,14 @@ FI_NO_USER_PATH = 1 << 6
 FI_SYMLINK = 1 << 7
 FI_NOT_CACHED = 1 << 8
 FI_BAD_FD = 1 << 9
+FI_NOT_CAPTURED = 1 << 11
 
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
 HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
 HF_I386 = 1 << 4
+HF_IO_URING = 1 << 5
 BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
@@ -93,6 +95,8 @@ def _cstr(raw: bytes) -> str:
 def resolution_error(flags: int) -> str | None:
     """A short reason when the kernel could not resolve the path completely."""
     if flags & FI_NO_USER_PATH:
+        if flags & FI_NOT_CAPTURED:
+            return "io_uring operation submitted before the probe saw it (its path was not captured)"
         return "path argument unreadable"
     if flags & FI_BAD_FD:
         return "file descriptor not open"
@@ -183,9 +187,12 @@ _REMOVEXATTR, _MOUNT, _UMOUNT = _B(ev.RemoveXattrEvent), _B(ev.MountEvent), _B(e
 _SELINUX = _B(ev.SelinuxEvent)
 _SYSCALL_NAMES = dict(NAME_BY_NR)
 _I386_NAMES = dict(I386_NAME_BY_NR)
+_URING_NAMES = {op: f"io_uring:{name}" for op, name in IO_URING_OPS.items()}
 
 
 def _syscall_name(nr: int, hflags: int) -> str:
+    if hflags & HF_IO_URING:
+        return _URING_NAMES.get(nr) or f"io_uring:{nr}"
     return (_I386_NAMES if hflags & HF_I386 else _SYSCALL_NAMES).get(nr) or str(nr)
 
 _FILE_END = HEADER.size + FILE_BODY.size

@@ -128,6 +128,10 @@ _i386("write 4; open 5; creat 8; openat 295; openat2 437; chmod 15; fchmod 94; f
       "setfsgid32 216 setfsgid; capset 185;"
       "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432")
 
+IO_URING_OPS: dict[int, str] = {18: "openat", 28: "openat2", 35: "renameat", 36: "unlinkat", 37: "mkdirat",
+                                 39: "linkat", 41: "fsetxattr", 42: "setxattr"}
+"""io_uring opcodes the probe reports (as their syscall twins; `syscall` is then `io_uring:<op>`)."""
+
 I386_NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _, _) in I386.items()}
 
 

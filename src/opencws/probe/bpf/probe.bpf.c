@@ -289,9 +289,16 @@ struct sysc {
 	__u32 raw_nr;                  /* the number the task used (records carry it, with HF_I386) */
 	__u32 type;                    /* the `interested` type */
 	__u32 variant;                 /* IV_* */
-	__u32 hflags;                  /* HF_I386 or 0 */
+	__u32 hflags;                  /* HF_I386, HF_IO_URING or 0 */
+	__u32 kstr;                    /* string arguments are in kernel memory (io_uring's copies) */
+	__u32 uflags;                  /* io_uring: U_* */
 	__u32 pad;
+	__u64 file;                    /* io_uring: the request's file (an fd-less operation on a fixed file) */
 };
+
+#define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
+#define U_FIXED_SLOT 2                 /* io_uring: an open into a fixed file slot (the result is no fd) */
+#define U_NOT_CAPTURED 4               /* io_uring: completed without its submission seen (strings unknown) */
 
 struct work {
 	char upath[PATH_BUF];
@@ -319,6 +326,7 @@ struct work {
 	__u32 hops, pad3;              /* symlinks followed in this walk */
 	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
 	struct sysc sc;                /* the syscall sys_exit handles */
+	struct rec_header uring_h;     /* io_uring: the submitter, as seen at submission */
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 };
@@ -980,9 +988,11 @@ static __noinline int walk_any(int slot, int dirfd, const char *upath, int follo
 	return 1;
 }
 
+/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
 static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
 {
-	return walk_any(slot, dirfd, upath, follow, 0);
+	struct work *w = get_work();
+	return walk_any(slot, dirfd, upath, follow, w && w->sc.kstr);
 }
 
 static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
@@ -1195,10 +1205,18 @@ static __noinline int emit_file(struct rec_buf *r, __u32 type)
 		return 0;
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct file_body *b = (struct file_body *)(r->b + sizeof(*h));
-	fill_header(h, REC_FILE, type);
+	if (w->sc.uflags & U_SAVED_HEADER) {
+		__builtin_memcpy(h, &w->uring_h, sizeof(*h));
+		h->kind = REC_FILE;
+		h->type = type;
+	} else {
+		fill_header(h, REC_FILE, type);
+	}
 	h->flags |= w->sc.hflags;
 	__builtin_memcpy(&b->f[0], &w->fi[0], sizeof(struct file_info));
 	__builtin_memcpy(&b->f[1], &w->fi[1], sizeof(struct file_info));
+	if (w->sc.uflags & U_NOT_CAPTURED)
+		b->f[0].flags |= FI_NOT_CAPTURED;
 	__u32 pos = sizeof(*h) + sizeof(*b);
 	__u32 l0 = w->splen[0] & PMASK;
 	__u32 l1 = w->splen[1] & PMASK;
@@ -1231,7 +1249,7 @@ static __always_inline struct file_body *begin_file(struct rec_buf *r, __s64 ret
 
 static __always_inline void read_extra_str(struct work *w, struct file_body *b, const char *s)
 {
-	long n = bpf_probe_read_user_str(w->extra, EXTRA_MAX, s);
+	long n = w->sc.kstr ? bpf_probe_read_kernel_str(w->extra, EXTRA_MAX, s) : bpf_probe_read_user_str(w->extra, EXTRA_MAX, s);
 	b->extra_len = n > 0 ? n - 1 : 0;
 }
 
@@ -1288,6 +1306,9 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 	struct task_struct *t = bpf_get_current_task_btf();
 	s->raw_nr = nr;
 	s->variant = 0;
+	s->kstr = 0;
+	s->uflags = 0;
+	s->file = 0;
 	if (!(t->thread_info.status & TS_COMPAT)) {
 		s->type = v & 0xff;
 		s->nr = nr;
@@ -1365,6 +1386,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	struct work *w = get_work();
 	if (!in || !w)
 		return 0;
+	w->sc.kstr = 0; /* (walk_user reads it) */
 	in->nr = nr;
 	in->type = type;
 	in->plen = 0;
@@ -1498,7 +1520,7 @@ static __noinline int handle_birth_exit(__u32 nr, __s64 ret)
 /* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
  * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
  * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
-static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
+__noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 {
 	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -1794,7 +1816,7 @@ static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, i
 
 /* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
  * operations that do the same: the syscall in w->sc. */
-static __noinline int handle_file_exit(__s64 ret, __u32 type)
+__noinline int handle_file_exit(__s64 ret, __u32 type)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -1811,13 +1833,14 @@ static __noinline int handle_file_exit(__s64 ret, __u32 type)
 	 * from a discarded process */
 	int new_name = type == EV_LINK && ret == 0;
 	int discarded = pid_discarded(type);
+	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT); /* ret is an fd */
 	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
-		if (type == EV_OPEN && ret >= 0)
+		if (fd_result)
 			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	if (type == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
+	if (fd_result && nr != NR_openat2 &&
 	    open_fd_discarded(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0)) {
 		count(type, CNT_FILTERED);
 		return 0;
@@ -1858,7 +1881,7 @@ static __noinline int handle_file_exit(__s64 ret, __u32 type)
 		}
 		b->flags_arg = flags;
 		b->mode_arg = mode;
-		if (ret >= 0) {
+		if (fd_result) {
 			struct file *f = fd_file(ret);
 			need = target_file(0, f);
 			/* a new inode: a discarder of its number was learned on a dead inode that had it */
@@ -1966,7 +1989,7 @@ static __noinline int handle_file_exit(__s64 ret, __u32 type)
 		if (nr == NR_fsetxattr)
 			b->flags_arg = r8;
 		read_extra_str(w, b, (const char *)si);
-		need = target_file(0, fd_file(di));
+		need = target_file(0, w->sc.file ? (struct file *)w->sc.file : fd_file(di));
 		break;
 	case NR_mount:
 		b->flags_arg = r10;
@@ -2111,6 +2134,266 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)w->sc.a[0], (const char *)w->sc.a[1], w->sc.a[2]);
 	return handle_file_exit(ret, type);
+}
+
+/* ------------------------------------------------------------------ io_uring */
+
+/* File operations submitted through io_uring never enter the syscalls above. At submission (the submitter's
+ * context) the request holds the kernel's own copies of its path strings (getname at prep: what the operation
+ * will use, whatever the process does to its memory afterwards); they are kept with the submitter's header
+ * until the completion, which gives the result and runs in a thread of the same process (the submitter, or an
+ * io-wq worker sharing its files and fs). The operation is then handled as its syscall twin. */
+#define IORING_OP_OPENAT 18
+#define IORING_OP_OPENAT2 28
+#define IORING_OP_RENAMEAT 35
+#define IORING_OP_UNLINKAT 36
+#define IORING_OP_MKDIRAT 37
+#define IORING_OP_LINKAT 39
+#define IORING_OP_FSETXATTR 41
+#define IORING_OP_SETXATTR 42
+#define URING_OPS 4096
+
+struct uring_op {
+	struct rec_header h;           /* the submitter, at submission */
+	__u64 a[6];                    /* the twin's arguments; a string: 1 s[0], 2 s[1], 3 name (0: unreadable) */
+	__u32 nr;                      /* the twin (x86_64 number) */
+	__u32 opcode;
+	__u32 uflags;                  /* U_FIXED_SLOT */
+	__u32 strs;                    /* bit i: a[i] names s[a[i] - 1] */
+	char s[2][PATH_BUF];
+	char name[EXTRA_MAX];          /* setxattr: the attribute's name */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, URING_OPS);
+	__type(key, __u64);            /* the request (struct io_kiocb *) */
+	__type(value, struct uring_op);
+} uring_ops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct uring_op);
+} uring_heap SEC(".maps");
+
+/* the event type an opcode may produce (unlinkat: unlink, decided at completion from its flags) */
+static __always_inline __u32 uring_type(__u32 op)
+{
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2:
+		return EV_OPEN;
+	case IORING_OP_RENAMEAT:
+		return EV_RENAME;
+	case IORING_OP_UNLINKAT:
+		return EV_UNLINK;
+	case IORING_OP_MKDIRAT:
+		return EV_MKDIR;
+	case IORING_OP_LINKAT:
+		return EV_LINK;
+	case IORING_OP_FSETXATTR:
+	case IORING_OP_SETXATTR:
+		return EV_SETXATTR;
+	}
+	return 0;
+}
+
+static __always_inline int type_enabled(__u32 type)
+{
+	__u32 *v = bpf_map_lookup_elem(&enabled, &type);
+	return v && (*v & ENABLED);
+}
+
+static __always_inline void uring_str(struct uring_op *u, int i, int slot, struct filename *fn)
+{
+	const char *name = BPF_CORE_READ(fn, name);
+	if (!name || bpf_probe_read_kernel_str(u->s[slot & 1], PATH_BUF, name) <= 0)
+		return; /* (a[i] stays 0: the walk reports an unreadable path) */
+	u->a[i & 7] = slot + 1;
+	u->strs |= 1u << i;
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(uring_submit, struct io_kiocb *req)
+{
+	__u32 op = req->opcode;
+	__u32 type = uring_type(op);
+	if (!type || !(type_enabled(type) || (op == IORING_OP_UNLINKAT && type_enabled(EV_RMDIR))))
+		return 0;
+	struct uring_op *u = bpf_map_lookup_elem(&uring_heap, &zero);
+	if (!u)
+		return 0;
+	fill_header(&u->h, REC_FILE, type);
+	u->opcode = op;
+	u->uflags = 0;
+	u->strs = 0;
+	__builtin_memset(u->a, 0, sizeof(u->a));
+	u->name[0] = 0;
+	void *cmd = (void *)&req->cmd;
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_open));
+		u->nr = NR_openat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->how.flags;
+		u->a[3] = o->how.mode;
+		if (o->file_slot)
+			u->uflags |= U_FIXED_SLOT;
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_unlink));
+		u->nr = NR_unlinkat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->flags;
+		break;
+	}
+	case IORING_OP_MKDIRAT: {
+		struct io_mkdir *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_mkdir));
+		u->nr = NR_mkdirat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->mode;
+		break;
+	}
+	case IORING_OP_RENAMEAT:
+	case IORING_OP_LINKAT: {
+		/* (the same layout: io_rename and io_link) */
+		struct io_rename *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_rename));
+		u->nr = op == IORING_OP_RENAMEAT ? NR_renameat2 : NR_linkat;
+		u->a[0] = (__u64)(__s64)o->old_dfd;
+		uring_str(u, 1, 0, o->oldpath);
+		u->a[2] = (__u64)(__s64)o->new_dfd;
+		uring_str(u, 3, 1, o->newpath);
+		u->a[4] = o->flags;
+		break;
+	}
+	case IORING_OP_SETXATTR:
+	case IORING_OP_FSETXATTR: {
+		struct io_xattr *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_xattr));
+		u->nr = op == IORING_OP_SETXATTR ? NR_setxattr : NR_fsetxattr;
+		if (op == IORING_OP_SETXATTR)
+			uring_str(u, 0, 0, o->filename);
+		else
+			u->a[0] = (__u64)(__s64)req->cqe.fd;
+		bpf_probe_read_kernel_str(u->name, EXTRA_MAX, o->ctx.kname);
+		u->a[1] = 3; /* (the name) */
+		u->strs |= 1u << 1;
+		u->a[4] = o->ctx.flags;
+		break;
+	}
+	default:
+		return 0;
+	}
+	__u64 key = (__u64)req;
+	bpf_map_update_elem(&uring_ops, &key, u, BPF_ANY);
+	return 0;
+}
+
+/* A completion whose submission was not seen (submitted before the hook was attached, or its entry evicted):
+ * the request's numbers are still there, its strings are not (the kernel freed its copies); the event says so
+ * (FI_NOT_CAPTURED) and an open is still resolved from the fd it returned. */
+static __always_inline __u32 uring_not_captured(struct work *w, void *req)
+{
+	struct io_kiocb *rq = bpf_rdonly_cast(req, bpf_core_type_id_kernel(struct io_kiocb));
+	__u32 op = rq->opcode;
+	__u32 type = uring_type(op);
+	if (!type)
+		return 0;
+	void *cmd = (void *)&rq->cmd;
+	__builtin_memset(w->sc.a, 0, sizeof(w->sc.a));
+	w->sc.raw_nr = op;
+	w->sc.variant = 0;
+	w->sc.hflags = HF_IO_URING;
+	w->sc.kstr = 1;
+	w->sc.uflags = U_NOT_CAPTURED;
+	w->sc.file = 0;
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_open));
+		w->sc.nr = NR_openat;
+		w->sc.a[0] = AT_FDCWD;
+		w->sc.a[2] = o->how.flags;
+		w->sc.a[3] = o->how.mode;
+		if (o->file_slot)
+			w->sc.uflags |= U_FIXED_SLOT;
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_unlink));
+		w->sc.nr = NR_unlinkat;
+		w->sc.a[2] = o->flags;
+		type = (o->flags & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+		break;
+	}
+	case IORING_OP_MKDIRAT:
+		w->sc.nr = NR_mkdirat;
+		break;
+	case IORING_OP_RENAMEAT:
+		w->sc.nr = NR_renameat2;
+		break;
+	case IORING_OP_LINKAT:
+		w->sc.nr = NR_linkat;
+		break;
+	case IORING_OP_FSETXATTR:
+		w->sc.nr = NR_fsetxattr;
+		w->sc.file = (__u64)rq->file;
+		break;
+	default:
+		w->sc.nr = NR_setxattr;
+	}
+	return type;
+}
+
+/* the walk state's syscall from the operation captured at submission; its event type */
+static __always_inline __u32 uring_captured(struct work *w, struct uring_op *u, void *req)
+{
+	__builtin_memcpy(&w->uring_h, &u->h, sizeof(struct rec_header));
+	w->sc.nr = u->nr;
+	w->sc.raw_nr = u->opcode;
+	w->sc.variant = 0;
+	w->sc.hflags = HF_IO_URING;
+	w->sc.kstr = 1;
+	w->sc.uflags = u->uflags | U_SAVED_HEADER;
+	w->sc.file = u->opcode == IORING_OP_FSETXATTR ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
+	for (int i = 0; i < 6; i++) {
+		__u64 v = u->a[i];
+		if (u->strs & (1u << i))
+			v = v == 1 ? (__u64)u->s[0] : v == 2 ? (__u64)u->s[1] : v == 3 ? (__u64)u->name : 0;
+		w->sc.a[i] = v;
+	}
+	if (u->nr == NR_unlinkat)
+		return (u->a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+	return uring_type(u->opcode);
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
+{
+	__u64 key = (__u64)req;
+	struct uring_op *u = bpf_map_lookup_elem(&uring_ops, &key);
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__s64 res = BPF_CORE_READ(cqe, res);
+	w->sc.type = u ? uring_captured(w, u, req) : uring_not_captured(w, req);
+	/* (one call site per handler: the verifier walks a subprogram once per call site; and the type read back from
+	 * the map, unknown to it: a known constant would have it walk the handlers once per event type) */
+	__u32 type = w->sc.type;
+	if (type && type_enabled(type)) {
+		if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME)
+			handle_removal_exit(w->sc.nr, res, type);
+		else
+			handle_file_exit(res, type);
+	}
+	bpf_map_delete_elem(&uring_ops, &key); /* (whether there was one: `u` dead here, both paths are one state) */
+	return 0;
 }
 
 /* ------------------------------------------------------------------ process life cycle */

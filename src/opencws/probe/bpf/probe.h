@@ -63,6 +63,7 @@ enum record_kind {
 #define FI_NOT_CACHED   (1u << 8)  /* a component was not in the dentry cache */
 #define FI_BAD_FD       (1u << 9)  /* the dirfd/fd did not name an open file */
 #define FI_REMOVED      (1u << 10) /* resolved at sys_exit after the syscall removed the name: path only, no inode */
+#define FI_NOT_CAPTURED (1u << 11) /* io_uring: the operation's arguments were not captured at submission */
 
 /* header.flags */
 #define HF_ARGV_TRUNCATED (1u << 0)
@@ -70,6 +71,7 @@ enum record_kind {
 #define HF_CREDS_BEFORE_UNKNOWN (1u << 2) /* cred record: no credentials cached for the task, `before` = `after` */
 #define HF_IN_CHROOT (1u << 3) /* the task's root is not the top of its mount namespace: paths are from that root */
 #define HF_I386 (1u << 4) /* an i386 syscall (int $0x80, a compat entry): syscall_nr is from the i386 table */
+#define HF_IO_URING (1u << 5) /* an io_uring operation: syscall_nr is its opcode; the header is the submitter's */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
