@@ -16,6 +16,7 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "creat": (85, T.OPEN),
     "openat": (257, T.OPEN),
     "openat2": (437, T.OPEN),
+    "open_by_handle_at": (304, T.OPEN),  # (any file of a mount, by handle: the file comes from the fd returned)
     "chmod": (90, T.CHMOD),
     "fchmod": (91, T.CHMOD),
     "fchmodat": (268, T.CHMOD),
@@ -112,7 +113,7 @@ def _i386(table: str) -> None:
         I386[name] = (int(nr), canon, variant)
 
 
-_i386("write 4; open 5; creat 8; openat 295; openat2 437; chmod 15; fchmod 94; fchmodat 306; fchmodat2 452;"
+_i386("write 4; open 5; creat 8; openat 295; openat2 437; open_by_handle_at 342; chmod 15; fchmod 94; fchmodat 306; fchmodat2 452;"
       f"chown 182 {I386_UID16}; lchown 16 {I386_UID16}; fchown 95 {I386_UID16}; chown32 212 chown;"
       "lchown32 198 lchown; fchown32 207 fchown; fchownat 298; link 9; linkat 303; rename 38; renameat 302;"
       "renameat2 353; unlink 10; unlinkat 301; rmdir 40; mkdir 39; mkdirat 296;"

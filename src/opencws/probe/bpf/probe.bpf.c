@@ -97,6 +97,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_renameat2 316
 #define NR_bpf 321
 #define NR_openat2 437
+#define NR_open_by_handle_at 304
 #define NR_fchmodat2 452
 #define NR_setxattrat 463
 #define NR_removexattrat 466
@@ -1836,12 +1837,12 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT); /* ret is an fd */
 	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
 		if (fd_result)
-			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
+			forget_born_inode(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
 		return 0;
 	}
 	if (fd_result && nr != NR_openat2 &&
-	    open_fd_discarded(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0)) {
+	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
@@ -1859,7 +1860,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	case NR_open:
 	case NR_creat:
 	case NR_openat:
-	case NR_openat2: {
+	case NR_openat2:
+	case NR_open_by_handle_at: {
 		int dirfd = AT_FDCWD;
 		const char *p = (const char *)di;
 		__u32 flags = si, mode = dx;
@@ -1871,6 +1873,10 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 			p = (const char *)si;
 			flags = dx;
 			mode = r10;
+		} else if (nr == NR_open_by_handle_at) {
+			/* (mount_fd, handle, flags): no path; a failure reports the mount_fd's file */
+			flags = dx;
+			mode = 0;
 		} else if (nr == NR_openat2) {
 			__u64 how[2] = {};
 			bpf_probe_read_user(how, sizeof(how), (const void *)dx);
@@ -1887,7 +1893,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 			/* a new inode: a discarder of its number was learned on a dead inode that had it */
 			if (need && ((RO(struct file, f)->f_mode & FMODE_CREATED_BIT) || (flags & O_TMPFILE_BIT)))
 				drop_discarder_of_target(w);
-		} else
+		} else if (nr == NR_open_by_handle_at)
+			need = target_file(0, fd_file(di));
+		else
 			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
