@@ -161,6 +161,26 @@ class MkdirEvent(FileEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class MknodEvent(FileEvent):
+    """A node made by mknod/mknodat (OpenCWS's addition to Datadog's events): `file` is the new node."""
+
+    type: ClassVar[str] = "mknod"
+    mode: int = 0
+    """The requested type and permissions (S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFREG | rights)."""
+    device: int = 0
+    """The requested device number, in st_rdev's encoding (os.major/os.minor read it); 0 for other nodes."""
+
+
+@dataclass(slots=True, kw_only=True)
+class SymlinkEvent(FileEvent):
+    """A symbolic link made by symlink/symlinkat (OpenCWS's addition): `file` is the link, `target` the text
+    it holds, as the process gave it (not resolved: it may name nothing)."""
+
+    type: ClassVar[str] = "symlink"
+    target: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
 class UtimesEvent(FileEvent):
     type: ClassVar[str] = "utimes"
     access_time_ns: int | None = None
@@ -264,6 +284,17 @@ class CapsetEvent(CredentialsEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class SetgroupsEvent(SyscallEvent):
+    """setgroups (OpenCWS's addition): the thread's supplementary groups after the call, as the kernel holds
+    them."""
+
+    type: ClassVar[str] = "setgroups"
+    groups: list[int] = field(default_factory=list)
+    groups_truncated: bool = False
+    """More groups than the record carries (64): `groups` is the first ones."""
+
+
+@dataclass(slots=True, kw_only=True)
 class ExecEvent(KernelEvent):
     type: ClassVar[str] = "exec"
     file: FileInfo
@@ -321,7 +352,8 @@ EVENT_CLASSES: dict[str, type[KernelEvent]] = {
     for cls in (
         OpenEvent, ChmodEvent, ChownEvent, LinkEvent, RenameEvent, UnlinkEvent, RmdirEvent, MkdirEvent,
         UtimesEvent, SetXattrEvent, RemoveXattrEvent, MountEvent, UmountEvent, SelinuxEvent, BpfEvent,
-        SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent,
+        SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent, MknodEvent, SymlinkEvent,
+        SetgroupsEvent,
     )
 }
 

@@ -34,7 +34,7 @@ successful unlink or rmdir gives the path (directory resolved, then the name) an
 
 SYSCALL_TYPES = frozenset(t for _, t in SYSCALLS.values()) | {T.RMDIR}
 
-URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T.SETXATTR})
+URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T.SETXATTR, T.SYMLINK})
 """Types io_uring operations can produce (syscalls.IO_URING_OPS): captured at submission, sent at completion.
 These tracepoints are off the syscall path: they cost nothing to other syscalls."""
 

@@ -18,7 +18,7 @@ from opencws.probe.eventtypes import EventType
 from opencws.probe.syscalls import I386_NAME_BY_NR, IO_URING_OPS, NAME_BY_NR
 
 # record kinds
-REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF = 1, 2, 3, 4, 5, 6
+REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF, REC_GROUPS = 1, 2, 3, 4, 5, 6, 7
 
 # file_info.flags
 FI_PRESENT = 1 << 0
@@ -32,6 +32,7 @@ FI_SYMLINK = 1 << 7
 FI_NOT_CACHED = 1 << 8
 FI_BAD_FD = 1 << 9
 FI_NOT_CAPTURED = 1 << 11
+FI_RAW_STRING = 1 << 12
 
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
@@ -58,10 +59,12 @@ FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s64s")
 EXIT_BODY = struct.Struct("<II")
 CRED_BODY = struct.Struct("<qII" + _CREDS_FMT * 2)
 BPF_BODY = struct.Struct("<qIIIIII4Q16s")
+GROUPS_MAX = 64
+GROUPS_BODY = struct.Struct(f"<qII{GROUPS_MAX}I")
 
 assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
 assert FILE_BODY.size == 224 and EXEC_BODY.size == 448 and FORK_BODY.size == 272
-assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80
+assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80 and GROUPS_BODY.size == 272
 
 BPF_CMDS = (
     "BPF_MAP_CREATE", "BPF_MAP_LOOKUP_ELEM", "BPF_MAP_UPDATE_ELEM", "BPF_MAP_DELETE_ELEM",
@@ -78,14 +81,20 @@ BPF_CMDS = (
 _FILE_TYPES = {
     EventType.OPEN, EventType.CHMOD, EventType.CHOWN, EventType.LINK, EventType.RENAME, EventType.UNLINK,
     EventType.RMDIR, EventType.MKDIR, EventType.UTIMES, EventType.SETXATTR, EventType.REMOVEXATTR,
-    EventType.MOUNT, EventType.UMOUNT, EventType.SELINUX,
+    EventType.MOUNT, EventType.UMOUNT, EventType.SELINUX, EventType.MKNOD, EventType.SYMLINK,
 }
 _CRED_TYPES = {EventType.SETUID, EventType.SETGID, EventType.CAPSET}
 _KIND_OF_TYPE = {
     **{t: REC_FILE for t in _FILE_TYPES},
     **{t: REC_CRED for t in _CRED_TYPES},
     EventType.EXEC: REC_EXEC, EventType.FORK: REC_FORK, EventType.EXIT: REC_EXIT, EventType.BPF: REC_BPF,
+    EventType.SETGROUPS: REC_GROUPS,
 }
+
+
+def mknod_device(raw: int) -> int:
+    """mknod's device argument (the kernel's new_encode_dev of 32 bits) in st_rdev's encoding."""
+    return os.makedev((raw & 0xFFF00) >> 8, (raw & 0xFF) | ((raw >> 12) & 0xFFF00))
 
 
 def _cstr(raw: bytes) -> str:
@@ -185,6 +194,7 @@ _LINK, _RENAME, _UNLINK, _RMDIR = _B(ev.LinkEvent), _B(ev.RenameEvent), _B(ev.Un
 _MKDIR, _UTIMES, _SETXATTR = _B(ev.MkdirEvent), _B(ev.UtimesEvent), _B(ev.SetXattrEvent)
 _REMOVEXATTR, _MOUNT, _UMOUNT = _B(ev.RemoveXattrEvent), _B(ev.MountEvent), _B(ev.UmountEvent)
 _SELINUX = _B(ev.SelinuxEvent)
+_MKNOD, _SYMLINK = _B(ev.MknodEvent), _B(ev.SymlinkEvent)
 _SYSCALL_NAMES = dict(NAME_BY_NR)
 _I386_NAMES = dict(I386_NAME_BY_NR)
 _URING_NAMES = {op: f"io_uring:{name}" for op, name in IO_URING_OPS.items()}
@@ -243,6 +253,10 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
         return _MKDIR(o, h, c, syscall, retval, file, mode_arg)
+    if etype == T.MKNOD:
+        return _MKNOD(o, h, c, syscall, retval, file, mode_arg, mknod_device(uid_arg))
+    if etype == T.SYMLINK:
+        return _SYMLINK(o, h, c, syscall, retval, file, other.path if other is not None else "")
     if etype == T.UTIMES:
         return _UTIMES(o, h, c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
@@ -415,6 +429,12 @@ def _other_file(self: Any) -> ev.FileInfo | None:
     return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
 
 
+def _target(self: Any) -> str:
+    """A symlink's target: the second slot's string, as the process passed it."""
+    other = _other_file(self)
+    return other.path if other is not None else ""
+
+
 _EXTRA_LENS = _picker([(HEADER.size + 28, "I"), (_F0 + _FI_PATH_LEN, "H"), (_F1 + _FI_PATH_LEN, "H")])
 
 
@@ -469,13 +489,16 @@ _OWN: dict[EventType, dict[str, property]] = {
     EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
     EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
     EventType.MOUNT: {"root": property(_other_file), "fs_type": property(_extra), "flags": _FLAGS_ARG},
+    EventType.MKNOD: {"mode": _MODE_ARG, "device": _eget("I", _B0 + 20, mknod_device)},
+    EventType.SYMLINK: {"target": property(_target)},
 }
 _FILE_CLASSES = {
     EventType.OPEN: ev.OpenEvent, EventType.CHMOD: ev.ChmodEvent, EventType.CHOWN: ev.ChownEvent,
     EventType.LINK: ev.LinkEvent, EventType.RENAME: ev.RenameEvent, EventType.UNLINK: ev.UnlinkEvent,
     EventType.RMDIR: ev.RmdirEvent, EventType.MKDIR: ev.MkdirEvent, EventType.UTIMES: ev.UtimesEvent,
     EventType.SETXATTR: ev.SetXattrEvent, EventType.REMOVEXATTR: ev.RemoveXattrEvent,
-    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent,
+    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent, EventType.MKNOD: ev.MknodEvent,
+    EventType.SYMLINK: ev.SymlinkEvent,
 }
 FILE_VIEWS: dict[EventType, type] = {
     t: _view_class(cls, {**_COMMON, **_OWN[t]}, ()) for t, cls in _FILE_CLASSES.items()
@@ -600,9 +623,19 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
                 insn_cnt if is_prog else None, helpers, not flags & BPF_HELPERS_INCOMPLETE)
 
 
+_SETGROUPS = _B(ev.SetgroupsEvent)
+
+
+def _decode_groups(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
+    b = _fixed(GROUPS_BODY, data, "setgroups")
+    retval, nr, ngroups = b[:3]
+    return _SETGROUPS(None, h, _cached_cstr(h[11]), _syscall_name(nr, h[8]), retval,
+                      list(b[3:3 + min(ngroups, GROUPS_MAX)]), ngroups > GROUPS_MAX)
+
+
 _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {
     REC_FILE: _decode_file, REC_EXEC: _decode_exec, REC_FORK: _decode_fork, REC_EXIT: _decode_exit,
-    REC_CRED: _decode_cred, REC_BPF: _decode_bpf,
+    REC_CRED: _decode_cred, REC_BPF: _decode_bpf, REC_GROUPS: _decode_groups,
 }
 
 

@@ -60,6 +60,11 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "setresgid": (119, T.SETGID),
     "setfsgid": (123, T.SETGID),
     "capset": (126, T.CAPSET),
+    "mknod": (133, T.MKNOD),
+    "mknodat": (259, T.MKNOD),
+    "symlink": (88, T.SYMLINK),
+    "symlinkat": (266, T.SYMLINK),
+    "setgroups": (116, T.SETGROUPS),
 }
 
 NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _) in SYSCALLS.items()}
@@ -85,6 +90,7 @@ INTERNAL_BIRTH = 31
 CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
+"""Syscalls that create an inode, watched while a file type is on even when mknod events are off."""
 CHROOT = 161
 MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155,
                                  "open_tree": 428, "fsmount": 432, "unshare": 272}
@@ -127,10 +133,11 @@ _i386("write 4; open 5; creat 8; openat 295; openat2 437; open_by_handle_at 342;
       f"setfsgid 139 {I386_UID16}; setuid32 213 setuid; setgid32 214 setgid; setreuid32 203 setreuid;"
       "setregid32 204 setregid; setresuid32 208 setresuid; setresgid32 210 setresgid; setfsuid32 215 setfsuid;"
       "setfsgid32 216 setfsgid; capset 185;"
+      "symlink 83; symlinkat 304; setgroups 81; setgroups32 206 setgroups;"
       "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432")
 
 IO_URING_OPS: dict[int, str] = {18: "openat", 28: "openat2", 35: "renameat", 36: "unlinkat", 37: "mkdirat",
-                                 39: "linkat", 41: "fsetxattr", 42: "setxattr"}
+                                 38: "symlinkat", 39: "linkat", 41: "fsetxattr", 42: "setxattr"}
 """io_uring opcodes the probe reports (as their syscall twins; `syscall` is then `io_uring:<op>`)."""
 
 I386_NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _, _) in I386.items()}
@@ -152,7 +159,8 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
     if creds:
         out.update((nr, INTERNAL_CRED) for nr in CRED_ONLY.values())
     if FILE_TYPES & enabled:
-        out.update((nr, INTERNAL_BIRTH) for nr in BIRTH_ONLY.values())
+        for nr in BIRTH_ONLY.values():  # (as mknod events, they drop the discarder too)
+            out.setdefault(nr, INTERNAL_BIRTH)
     out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
     for nr in MOUNT_CHANGES.values():
         out.setdefault(nr, INTERNAL_MOUNTS)

@@ -102,6 +102,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_setxattrat 463
 #define NR_removexattrat 466
 #define NR_mknod 133
+#define NR_symlink 88
+#define NR_symlinkat 266
+#define NR_setgroups 116
 #define NR_mknodat 259
 #define NR_unshare 272
 #define NR_setns 308
@@ -1003,6 +1006,28 @@ static __noinline int resolve_user(int slot, int dirfd, const char *upath, int f
 	return 0;
 }
 
+/* A string the process passed, as it is (a symlink's target: no file to resolve) */
+static __noinline int raw_slot(int slot, const char *s)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	slot &= 1;
+	clear_slot(w, slot);
+	long n = w->sc.kstr ? bpf_probe_read_kernel_str(w->sp[slot], PATH_BUF, s)
+			    : bpf_probe_read_user_str(w->sp[slot], PATH_BUF, s);
+	if (n <= 0) {
+		w->fi[slot].flags = FI_PRESENT | FI_NO_USER_PATH;
+		return 0;
+	}
+	__u32 l = (n - 1) & PMASK;
+	w->splen[slot] = l;
+	w->fi[slot].flags = FI_PRESENT | FI_RAW_STRING;
+	w->fi[slot].path_len = l;
+	w->fi[slot].resolved_len = l;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ filters */
 
 static long bname_step(__u32 i, void *ctx)
@@ -1492,6 +1517,40 @@ static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 	return output(r->b, sizeof(*h) + sizeof(*b), type);
 }
 
+/* setgroups returned: the thread's supplementary groups as the kernel now has them (not the caller's list, which
+ * another thread may rewrite) */
+static __noinline int handle_groups_exit(__u32 nr, __s64 ret)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	count(EV_SETGROUPS, CNT_SEEN);
+	if (pid_discarded(EV_SETGROUPS)) {
+		count(EV_SETGROUPS, CNT_FILTERED);
+		return 0;
+	}
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct groups_body *b = (struct groups_body *)(r->b + sizeof(*h));
+	__builtin_memset(b, 0, sizeof(*b));
+	fill_header(h, REC_GROUPS, EV_SETGROUPS);
+	h->flags |= w->sc.hflags;
+	b->retval = ret;
+	b->syscall_nr = nr;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct group_info *gi = RO(struct cred, t->cred)->group_info;
+	if (gi) {
+		__u32 n = RO(struct group_info, gi)->ngroups;
+		b->ngroups = n;
+		if (n > GROUPS_MAX)
+			n = GROUPS_MAX;
+		if (n)
+			bpf_probe_read_kernel(b->gids, BOUND(n * 4 - 1, 255) + 1,
+					      (char *)gi + bpf_core_field_offset(struct group_info, gid));
+	}
+	return output(r->b, sizeof(*h) + sizeof(*b), EV_SETGROUPS);
+}
+
 /* the inode the walk state points at (w->d, w->m) is new: a discarder of its number is from a dead inode */
 static __always_inline void drop_discarder_of_target(struct work *w)
 {
@@ -1856,6 +1915,7 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	int need = 0;
 	int s1_dirfd = AT_FDCWD;
 	const char *s1_path = NULL;
+	const char *s1_raw = NULL;
 	switch (nr) {
 	case NR_open:
 	case NR_creat:
@@ -1944,6 +2004,22 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	case NR_mkdir:
 		b->mode_arg = si;
 		need = walk_user(0, AT_FDCWD, (const char *)di, 0);
+		break;
+	case NR_mknod:
+	case NR_mknodat:
+		/* (the new inode's stale discarder was dropped by handle_birth_exit) */
+		b->mode_arg = nr == NR_mknod ? si : dx;
+		b->uid_arg = nr == NR_mknod ? dx : r10;
+		need = nr == NR_mknod ? walk_user(0, AT_FDCWD, (const char *)di, 0)
+				      : walk_user(0, di, (const char *)si, 0);
+		break;
+	case NR_symlink:
+		need = walk_user(0, AT_FDCWD, (const char *)si, 0);
+		s1_raw = (const char *)di;
+		break;
+	case NR_symlinkat:
+		need = walk_user(0, si, (const char *)dx, 0);
+		s1_raw = (const char *)di;
 		break;
 	case NR_mkdirat:
 		b->mode_arg = dx;
@@ -2042,6 +2118,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		finish_slot(0);
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
+	else if (s1_raw)
+		raw_slot(1, s1_raw);
 	else if (nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
 	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
@@ -2069,6 +2147,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 raw_nr = w->sc.raw_nr;
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
+	if (type == EV_MKNOD)
+		handle_birth_exit(nr, ret); /* (whatever becomes of the event) */
+	if (type == EV_SETGROUPS)
+		return handle_groups_exit(raw_nr, ret);
 	if (nr == NR_unshare && ret == 0 && (w->sc.a[0] & CLONE_NEWNS))
 		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
 	if (type == INTERNAL_MOUNTS) {
@@ -2156,6 +2238,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 #define IORING_OP_RENAMEAT 35
 #define IORING_OP_UNLINKAT 36
 #define IORING_OP_MKDIRAT 37
+#define IORING_OP_SYMLINKAT 38
 #define IORING_OP_LINKAT 39
 #define IORING_OP_FSETXATTR 41
 #define IORING_OP_SETXATTR 42
@@ -2201,6 +2284,8 @@ static __always_inline __u32 uring_type(__u32 op)
 		return EV_MKDIR;
 	case IORING_OP_LINKAT:
 		return EV_LINK;
+	case IORING_OP_SYMLINKAT:
+		return EV_SYMLINK;
 	case IORING_OP_FSETXATTR:
 	case IORING_OP_SETXATTR:
 		return EV_SETXATTR;
@@ -2281,6 +2366,15 @@ int BPF_PROG(uring_submit, struct io_kiocb *req)
 		u->a[4] = o->flags;
 		break;
 	}
+	case IORING_OP_SYMLINKAT: {
+		/* (io_link: oldpath is the target, newpath the link, made in new_dfd) */
+		struct io_link *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_link));
+		u->nr = NR_symlinkat;
+		uring_str(u, 0, 0, o->oldpath);
+		u->a[1] = (__u64)(__s64)o->new_dfd;
+		uring_str(u, 2, 1, o->newpath);
+		break;
+	}
 	case IORING_OP_SETXATTR:
 	case IORING_OP_FSETXATTR: {
 		struct io_xattr *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_xattr));
@@ -2348,6 +2442,9 @@ static __always_inline __u32 uring_not_captured(struct work *w, void *req)
 		break;
 	case IORING_OP_LINKAT:
 		w->sc.nr = NR_linkat;
+		break;
+	case IORING_OP_SYMLINKAT:
+		w->sc.nr = NR_symlinkat;
 		break;
 	case IORING_OP_FSETXATTR:
 		w->sc.nr = NR_fsetxattr;
