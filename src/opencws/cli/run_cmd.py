@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-
+from opencws.model import jsontext
 from opencws.secl.policies import DEFAULT_POLICY
 
 HELP = "run the main job: the eBPF probe with the default policy's kernel filters, printing what passes"
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 filters.observe(event)
                 shown += 1
                 if not args.quiet:
-                    out.write(orjson.dumps(_summary(event)) + b"\n")
+                    out.write(jsontext.dumps(_summary(event)) + b"\n")
             out.flush()
     except KeyboardInterrupt:
         pass

@@ -98,7 +98,8 @@ def mknod_device(raw: int) -> int:
 
 
 def _cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode(errors="replace")
+    """A kernel C string, losslessly (bytes that are not UTF-8 as surrogates: opencws.model.jsontext)."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def resolution_error(flags: int) -> str | None:
@@ -263,20 +264,20 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
                        atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
     if etype in (T.SETXATTR, T.REMOVEXATTR):
-        name = extra.decode(errors="replace")
+        name = extra.decode("utf-8", "surrogateescape")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
             return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg)
         return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace)
     if etype == T.MOUNT:
-        return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
+        return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode("utf-8", "surrogateescape"), flags_arg)
     if etype == T.UMOUNT:
         return _UMOUNT(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.SELINUX:
         kind = _SELINUX_KINDS.get(flags_arg)
         if kind is None:
             raise DecodeError(f"unknown selinux kind {flags_arg}")
-        value = extra.split(b"\0", 1)[0].decode(errors="replace").strip()
+        value = extra.split(b"\0", 1)[0].decode("utf-8", "surrogateescape").strip()
         return _SELINUX(o, h, c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
     raise DecodeError(f"type {etype} is not a file event")
 
@@ -443,7 +444,7 @@ def _extra(self: Any) -> str:
     b, o = self.file._b, self.file._o - _F0
     n, l0, l1 = _EXTRA_LENS.unpack_from(b, o)
     start = o + _FILE_END + l0 + l1
-    return b[start:start + n].decode(errors="replace")
+    return b[start:start + n].decode("utf-8", "surrogateescape")
 
 
 def _xattr_namespace(self: Any) -> str:

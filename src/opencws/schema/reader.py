@@ -15,6 +15,8 @@ from typing import IO, Any, Literal
 import ijson
 import orjson
 
+from opencws.model import jsontext
+
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 16
 
@@ -75,7 +77,7 @@ class _Prefixed:
 
 def _loads(data: bytes) -> tuple[Any, str | None]:
     try:
-        return orjson.loads(data), None
+        return jsontext.loads(data), None
     except orjson.JSONDecodeError as e:
         return None, f"malformed JSON: {e}"
 
