@@ -64,40 +64,38 @@ class AbiCalls:
         return self._run([str(self.prog64), *(["-g"] if garbage else []), *self._argv(calls)])
 
 
-@pytest.fixture(scope="session")
-def abi_calls(tmp_path_factory) -> AbiCalls:
+def _build(src_name: str, out: Path, *gcc_args: str) -> Path:
+    """Compile a test program of this directory with gcc (a failure is a test failure under
+    OPENCWS_REQUIRE_KERNEL=1, else a skip with gcc's message)."""
     import os
     import subprocess
 
-    src = Path(__file__).with_name("abi_calls.c")
+    done = subprocess.run(["gcc", *gcc_args, "-o", str(out), str(Path(__file__).with_name(src_name))],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = f"cannot build {src_name} ({' '.join(gcc_args)}): {done.stderr.strip()}"
+        if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return out
+
+
+@pytest.fixture(scope="session")
+def abi_calls(tmp_path_factory) -> AbiCalls:
     out = tmp_path_factory.mktemp("abi_calls")
     flags = ["-nostdlib", "-static", "-O1", "-fno-pie", "-no-pie", "-ffreestanding", "-fno-builtin",
              "-fno-stack-protector", "-fno-asynchronous-unwind-tables"]
-    progs = {"-m32": out / "abi_calls32", "-m64": out / "abi_calls64"}
-    for arch, prog in progs.items():
-        extra = ["-mno-red-zone"] if arch == "-m64" else []
-        done = subprocess.run(["gcc", arch, *extra, *flags, "-o", str(prog), str(src)], capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            reason = f"cannot build the i386 test program ({arch}): {done.stderr.strip()}"
-            if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
-                pytest.fail(reason)
-            pytest.skip(reason)
-    return AbiCalls(progs["-m32"], progs["-m64"])
+    return AbiCalls(_build("abi_calls.c", out / "abi_calls32", "-m32", *flags),
+                    _build("abi_calls.c", out / "abi_calls64", "-m64", "-mno-red-zone", *flags))
 
 
 @pytest.fixture(scope="session")
 def uring_calls(tmp_path_factory) -> Path:
     """The io_uring test program (uring_calls.c), built for this session."""
-    import os
-    import subprocess
+    return _build("uring_calls.c", tmp_path_factory.mktemp("uring_calls") / "uring_calls", "-O1", "-Wall")
 
-    prog = tmp_path_factory.mktemp("uring_calls") / "uring_calls"
-    src = Path(__file__).with_name("uring_calls.c")
-    done = subprocess.run(["gcc", "-O1", "-Wall", "-o", str(prog), str(src)], capture_output=True, text=True)
-    if done.returncode != 0:
-        reason = f"cannot build the io_uring test program: {done.stderr.strip()}"
-        if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return prog
+
+@pytest.fixture(scope="session")
+def path_race(tmp_path_factory) -> Path:
+    """The path-rewriting test program (path_race.c), built for this session."""
+    return _build("path_race.c", tmp_path_factory.mktemp("path_race") / "path_race", "-O1", "-Wall", "-pthread")

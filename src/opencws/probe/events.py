@@ -63,6 +63,13 @@ class FileInfo:
         return self.path_resolution_error is None
 
     @property
+    def path_rewritten(self) -> bool:
+        """The file at `path` does not show the call's outcome (a successful chmod/chown whose file has another
+        mode or owner, a removed name still there): another thread rewrote the path string during the call, and
+        the kernel acted on a file this event cannot name (FI_REWRITTEN)."""
+        return bool(self.flags & 1 << 13)
+
+    @property
     def basename(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 

@@ -298,6 +298,7 @@ struct sysc {
 	__u32 uflags;                  /* io_uring: U_* */
 	__u32 pad;
 	__u64 file;                    /* io_uring: the request's file (an fd-less operation on a fixed file) */
+	__s64 ret;                     /* the return value (set by handle_file_exit) */
 };
 
 #define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
@@ -333,6 +334,8 @@ struct work {
 	struct rec_header uring_h;     /* io_uring: the submitter, as seen at submission */
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
+	__u32 rewritten, pad4;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
+				      here, not in a register: a live known flag would double what the verifier walks */
 };
 
 struct {
@@ -1136,6 +1139,27 @@ static long name_hash_step(__u32 i, void *ctx)
 	return 0;
 }
 
+/* A successful chmod or chown of a path: the file the walk found (w->d) must now show the change. When it does not,
+ * another thread rewrote the path string between the kernel's copy (at the start of the call) and the walk's read
+ * (at its end): the kernel acted on another file. (The mode ignores S_ISGID, which the kernel may drop; ids are
+ * compared only in the initial user namespace.) */
+static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode, __u32 uid, __u32 gid)
+{
+	struct inode *ino = RO(struct dentry, w->d)->d_inode;
+	if (nr != NR_chmod && nr != NR_fchmodat && nr != NR_fchmodat2 && nr != NR_chown && nr != NR_lchown &&
+	    nr != NR_fchownat)
+		return 0;
+	if (!ino)
+		return 1;
+	struct inode *ti = RO(struct inode, ino);
+	if (nr == NR_chmod || nr == NR_fchmodat || nr == NR_fchmodat2)
+		return ((ti->i_mode ^ mode) & 05777) != 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (RO(struct user_namespace, RO(struct cred, t->cred)->user_ns)->level != 0)
+		return 0;
+	return (uid != 0xffffffffu && ti->i_uid.val != uid) || (gid != 0xffffffffu && ti->i_gid.val != gid);
+}
+
 #define DECIDE_DROP 0
 #define DECIDE_PASS 1
 #define DECIDE_LATER 2
@@ -1151,6 +1175,18 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 	w->disc_hit = 0;
 	if (w->status & FI_INCOMPLETE)
 		return DECIDE_LATER;
+	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on (sys_exit only:
+	 * sys_enter decides other types) */
+	if ((type == EV_CHMOD || type == EV_CHOWN) && w->sc.ret == 0) {
+		struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+		if (r) {
+			struct file_body *b = (struct file_body *)(r->b + sizeof(struct rec_header));
+			if (outcome_differs(w, w->sc.nr, b->mode_arg, b->uid_arg, b->gid_arg)) {
+				w->rewritten = 1;
+				return DECIDE_PASS;
+			}
+		}
+	}
 	struct dentry *d = bpf_rdonly_cast((void *)w->d, bpf_core_type_id_kernel(struct dentry));
 	struct mount *m = bpf_rdonly_cast((void *)w->m, bpf_core_type_id_kernel(struct mount));
 	struct inode *ino = d->d_inode;
@@ -1609,7 +1645,11 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		b->flags_arg = w->sc.a[4];
 	int need = walk_user(0, dirfd, p, 0);
 	int gone = 0, missing = 0;
-	if (need && ret == 0) {
+	/* a name still there after its successful removal (or rename: not an exchange): the path string was
+	 * rewritten during the call, the kernel removed another name; the one found is reported, flagged */
+	w->rewritten = need && ret == 0 && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)) &&
+		       !(b->flags_arg & RENAME_EXCHANGE && nr == NR_renameat2);
+	if (need && ret == 0 && !w->rewritten) {
 		if ((w->status & FI_NOT_CACHED) && w->stop_last) {
 			w->len = w->stop_end; /* drop trailing slashes */
 			gone = missing = 1;
@@ -1620,6 +1660,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 	if (need)
 		finish_slot(0);
 	struct file_info *f0 = &w->fi[0];
+	if (w->rewritten)
+		f0->flags |= FI_REWRITTEN;
 	if (gone) {
 		f0->flags &= ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE);
 		f0->flags |= FI_REMOVED;
@@ -1662,7 +1704,7 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	if (filtered_out(type, b->flags_arg, w))
+	if (!w->rewritten && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
 }
@@ -2107,6 +2149,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	default:
 		return 0;
 	}
+	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on */
+	w->sc.ret = ret;
+	w->rewritten = 0; /* (early_decision sets it) */
 	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
 		if (new_name) /* (see below) */
@@ -2116,6 +2161,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	}
 	if (need == 1)
 		finish_slot(0);
+	if (w->rewritten)
+		w->fi[0].flags |= FI_REWRITTEN;
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (s1_raw)

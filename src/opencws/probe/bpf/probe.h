@@ -69,6 +69,8 @@ enum record_kind {
 #define FI_REMOVED      (1u << 10) /* resolved at sys_exit after the syscall removed the name: path only, no inode */
 #define FI_NOT_CAPTURED (1u << 11) /* io_uring: the operation's arguments were not captured at submission */
 #define FI_RAW_STRING   (1u << 12) /* the path is the string the process passed, not resolved (a symlink's target) */
+#define FI_REWRITTEN    (1u << 13) /* the file at the path does not show the call's outcome: the path string was
+				      rewritten during the call (another thread), the kernel acted on another file */
 
 /* header.flags */
 #define HF_ARGV_TRUNCATED (1u << 0)

@@ -1,0 +1,59 @@
+/* A path buffer rewritten by another thread during the call, for the probe's tests.
+ *
+ * usage: path_race chmod|unlink TARGET DECOY SECONDS
+ * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again) while another
+ * flips the buffer between TARGET and DECOY (the same length) as fast as it can. Prints the number of calls that
+ * succeeded.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char buf[4096];
+static const char *target, *decoy;
+static volatile int done;
+
+static void *flipper(void *arg)
+{
+	size_t n = strlen(target) + 1;
+	while (!done) {
+		memcpy(buf, target, n);
+		__asm__ volatile("" ::: "memory");
+		memcpy(buf, decoy, n);
+		__asm__ volatile("" ::: "memory");
+	}
+	return arg;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 5 || strlen(argv[2]) != strlen(argv[3]))
+		return 2;
+	int unlink_mode = !strcmp(argv[1], "unlink");
+	target = argv[2];
+	decoy = argv[3];
+	strcpy(buf, decoy);
+	pthread_t t;
+	pthread_create(&t, NULL, flipper, NULL);
+	time_t end = time(NULL) + atoi(argv[4]);
+	long ok = 0;
+	while (time(NULL) < end) {
+		if (unlink_mode) {
+			int fd = open(target, O_CREAT | O_WRONLY, 0600);
+			if (fd >= 0)
+				close(fd);
+			ok += unlink(buf) == 0;
+		} else {
+			ok += chmod(buf, 0640) == 0;
+		}
+	}
+	done = 1;
+	pthread_join(t, NULL);
+	printf("%ld\n", ok);
+	return 0;
+}
