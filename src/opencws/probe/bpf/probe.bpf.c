@@ -1493,7 +1493,10 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		}
 		if (need)
 			finish_slot(0);
-		int drop = decision == DECIDE_LATER && filtered_out(type, flags_arg, w);
+		/* (a string in a page not faulted in yet cannot be read here: sys_exit reads it, the kernel has faulted it
+		 * in by then; such an event is not filtered on an empty path) */
+		int drop = decision == DECIDE_LATER && !(w->fi[0].flags & FI_NO_USER_PATH) &&
+			   filtered_out(type, flags_arg, w);
 		drop_inode_discarder(&w->fi[0]);
 		if (drop) {
 			if (invalidates || (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
@@ -2238,6 +2241,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 				bump_generation();
 			return 0;
 		}
+		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
+		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
+		if ((w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT)
+			return handle_removal_exit(nr, ret, t);
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME) {
