@@ -1,6 +1,6 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink TARGET DECOY SECONDS
+ * usage: path_race chmod|unlink TARGET DECOY CALLS
  * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again) while another
  * flips the buffer between TARGET and DECOY (the same length) as fast as it can. Prints the number of calls that
  * succeeded.
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static char buf[4096];
@@ -40,9 +39,8 @@ int main(int argc, char **argv)
 	strcpy(buf, decoy);
 	pthread_t t;
 	pthread_create(&t, NULL, flipper, NULL);
-	time_t end = time(NULL) + atoi(argv[4]);
-	long ok = 0;
-	while (time(NULL) < end) {
+	long calls = atol(argv[4]), ok = 0;
+	for (long i = 0; i < calls; i++) {
 		if (unlink_mode) {
 			int fd = open(target, O_CREAT | O_WRONLY, 0600);
 			if (fd >= 0)

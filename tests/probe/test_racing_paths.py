@@ -34,18 +34,18 @@ def immutable(path):
         os.close(fd)
 
 
-def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 5) -> tuple[list, list]:
-    """Run the race until some successful call is reported under the decoy's name; (those, the others)."""
+def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
+    """Run races of 20,000 calls until some successful call is reported under the decoy's name; (those, the
+    others). (Bounded: the machine's whole activity shares the ring with these events.)"""
     for _ in range(attempts):
         watch.checkpoint()
-        out = subprocess.run([str(prog), call, str(target), str(decoy), "1"], capture_output=True, check=True,
-                             timeout=60).stdout
-        assert int(out) > 0
+        subprocess.run([str(prog), call, str(target), str(decoy), "20000"], capture_output=True, check=True,
+                       timeout=60)
         ok = watch.mine(cls, lambda e: e.comm == "path_race" and e.retval == 0)
         forged = [e for e in ok if e.file.path == str(decoy)]
         if forged:
             return forged, [e for e in ok if e.file.path != str(decoy)]
-    pytest.fail(f"no call of {attempts} one-second races acted on the target while its path read as the decoy")
+    pytest.fail(f"no call of {attempts} races acted on the target while its path read as the decoy")
 
 
 def test_a_chmod_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
