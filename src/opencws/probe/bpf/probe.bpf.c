@@ -37,9 +37,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define REC_SIZE 20480
 #define REC_MASK 16383
 #define PMASK (PATH_BUF - 1)
-#define MAX_COMPONENTS 96
+#define MAX_COMPONENTS (PATH_BUF / 2) /* a string of PATH_MAX bytes has at most this many ("./" repeated) */
 #define MAX_CHILDREN 4096
-#define MAX_DEPTH 256
+#define MAX_DEPTH (PATH_BUF / 2 + 64) /* components of a path of PATH_BUF bytes, and mount crossings */
 #define MAX_SUBMOUNTS 512
 #define MAX_INSN_CHUNKS 32768 /* of 32 instructions: 1M, the kernel's own limit on a program's size */
 
@@ -671,7 +671,7 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	__u32 len = w->len;
 	w->scan = w->pos;
-	bpf_loop(64, skip_slash_step, NULL, 0);
+	bpf_loop(PATH_BUF, skip_slash_step, NULL, 0); /* (a run of slashes is one separator) */
 	__u32 pos = w->scan;
 	if (pos >= len) {
 		w->pos = pos;
@@ -688,7 +688,7 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	__u32 next = start + clen;
-	bpf_loop(64, skip_slash_step, NULL, 0);
+	bpf_loop(PATH_BUF, skip_slash_step, NULL, 0); /* (a run of slashes is one separator) */
 	int last = w->scan >= len;
 	char c0 = w->upath[start & PMASK];
 	if (c0 == '.' && clen == 1) {
