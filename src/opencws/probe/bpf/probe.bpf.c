@@ -769,12 +769,20 @@ static long up_step(__u32 i, void *ctx)
 		return 0;
 	}
 	__u64 parent = (__u64)d->d_parent;
-	if (parent == w->d) {
-		w->done = 1;
-		return 1;
-	}
 	__u32 len = d->d_name.len;
 	__u32 off = w->off;
+	if (parent == w->d) {
+		/* a root that is no mount's root: a file outside every tree (memfd_create's, a pseudo file): named as
+		 * the kernel names it, without a leading "/" ("memfd:NAME") */
+		w->done = 1;
+		if (len > 0 && len < 256 && len + 1 < off && off == PATH_BUF) {
+			off -= len;
+			bpf_probe_read_kernel(&w->pbuf[BOUND(off, 4095)], BOUND(len, 255), d->d_name.name);
+			w->off = off;
+			w->done = 3;
+		}
+		return 1;
+	}
 	if (len > 255 || len + 2 > off) {
 		w->done = 2;
 		return 1;
@@ -853,7 +861,7 @@ static __noinline int finish_slot(int slot)
 	w->off = PATH_BUF;
 	w->done = 0;
 	bpf_loop(MAX_DEPTH, up_step, NULL, 0);
-	if (w->done != 1)
+	if (w->done != 1 && w->done != 3)
 		fi->flags |= FI_TRUNCATED;
 	__u32 off = w->off;
 	__u32 plen = PATH_BUF - off;
@@ -1029,6 +1037,80 @@ static __noinline int raw_slot(int slot, const char *s)
 	w->fi[slot].path_len = l;
 	w->fi[slot].resolved_len = l;
 	return 0;
+}
+
+/* "/proc/self/fd/N", "/proc/<own pid>/fd/N" or "/dev/fd/N", then the end or "/rest": N (w->scan: where the end or
+ * the "/rest" starts), else -1. The kernel follows such a magic link to the open file itself (an O_TMPFILE file
+ * given a name, a script run by fexecve), which no walk of the dentry cache reaches. */
+static __always_inline int proc_fd_number(struct work *w, const char *upath, int kstr)
+{
+	char *s = w->extra_spill;
+	__builtin_memset(s, 0, 64);
+	long n = kstr ? bpf_probe_read_kernel_str(s, 64, upath) : bpf_probe_read_user_str(s, 64, upath);
+	int i;
+	if (n < 10 || s[0] != '/')
+		return -1;
+	if (s[1] == 'd' && s[2] == 'e' && s[3] == 'v' && s[4] == '/' && s[5] == 'f' && s[6] == 'd' && s[7] == '/') {
+		i = 8;
+	} else {
+		if (n < 16 || s[1] != 'p' || s[2] != 'r' || s[3] != 'o' || s[4] != 'c' || s[5] != '/')
+			return -1;
+		i = 6;
+		if (s[6] == 's' && s[7] == 'e' && s[8] == 'l' && s[9] == 'f' && s[10] == '/') {
+			i = 11;
+		} else {
+			__u32 pid = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+			for (int k = 0; k < 10; k++) {
+				char c = s[(6 + k) & 63];
+				if (c < '0' || c > '9')
+					break;
+				pid = pid * 10 + (c - '0');
+				i = 7 + k;
+			}
+			if (i == 6 || pid != tgid || s[i & 63] != '/')
+				return -1;
+			i++;
+		}
+		if (s[i & 63] != 'f' || s[(i + 1) & 63] != 'd' || s[(i + 2) & 63] != '/')
+			return -1;
+		i += 3;
+	}
+	int fd = 0, digits = 0;
+	for (int k = 0; k < 10; k++) {
+		char c = s[(i + k) & 63];
+		if (c == 0 || c == '/')
+			break;
+		if (c < '0' || c > '9')
+			return -1;
+		fd = fd * 10 + (c - '0');
+		digits++;
+	}
+	w->scan = i + digits;
+	return digits ? fd : -1;
+}
+
+/* linkat's source: the path, or the dirfd's own file (AT_EMPTY_PATH and ""), or the file a /proc/self/fd/N magic
+ * link stands for (AT_SYMLINK_FOLLOW); 1: finish_slot must follow */
+static __noinline int link_source(int dirfd, const char *upath, __u32 flags)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	char first = 1;
+	if (flags & AT_EMPTY_PATH) {
+		if (w->sc.kstr)
+			bpf_probe_read_kernel(&first, 1, upath);
+		else
+			bpf_probe_read_user(&first, 1, upath);
+		if (!first)
+			return target_file(0, fd_file(dirfd));
+	}
+	if (flags & AT_SYMLINK_FOLLOW) {
+		int fd = proc_fd_number(w, upath, w->sc.kstr);
+		if (fd >= 0 && !w->extra_spill[w->scan & 63])
+			return target_file(0, fd_file(fd));
+	}
+	return walk_user(0, dirfd, upath, flags & AT_SYMLINK_FOLLOW);
 }
 
 /* ------------------------------------------------------------------ filters */
@@ -2042,7 +2124,7 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		break;
 	case NR_linkat:
 		b->flags_arg = r8;
-		need = walk_user(0, di, (const char *)si, r8 & AT_SYMLINK_FOLLOW);
+		need = link_source(di, (const char *)si, r8);
 		s1_dirfd = dx;
 		s1_path = (const char *)r10;
 		break;
@@ -2080,7 +2162,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		break;
 	case NR_futimesat:
 		read_times(b, (const void *)dx, 1, w->sc.variant & IV_TIME32);
-		need = walk_user(0, di, (const char *)si, 1);
+		/* (a NULL path: the dirfd's own file, as utimensat) */
+		need = si ? walk_user(0, di, (const char *)si, 1) : target_file(0, fd_file(di));
 		break;
 	case NR_utimensat:
 		read_times(b, (const void *)dx, 2, w->sc.variant & IV_TIME32);
@@ -2570,8 +2653,14 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	struct file *bf = BPF_CORE_READ(bprm, file);
 	const char *fname = BPF_CORE_READ(bprm, filename);
 	if (fname != BPF_CORE_READ(bprm, interp)) {
-		/* a script (or binfmt_misc): bprm->file is the interpreter, the name is the script's */
-		if (walk_any(0, AT_FDCWD, fname, 1, 1))
+		/* a script (or binfmt_misc): bprm->file is the interpreter, the name is the script's; fexecve and
+		 * execveat(dirfd, ...) name it /dev/fd/N[/rest] (the fd is still open: a script's cannot be
+		 * close-on-exec) */
+		int fd = proc_fd_number(w, fname, 1);
+		__u32 rest = w->scan;
+		if (fd >= 0 && !w->extra_spill[rest & 63])
+			resolve_file(0, fd_file(fd));
+		else if (fd >= 0 ? walk_any(0, fd, fname + (rest & 63) + 1, 1, 1) : walk_any(0, AT_FDCWD, fname, 1, 1))
 			finish_slot(0);
 		resolve_file(1, bf);
 	} else {
