@@ -144,9 +144,19 @@ class LinkEvent(FileEvent):
 
 @dataclass(slots=True, kw_only=True)
 class RenameEvent(FileEvent):
+    """A RENAME_EXCHANGE is two events, one per move (`flags` has the bit). A rename over an existing name carries
+    the inode that name had (`overwritten_*`: the call may have freed it) when renames are resolved at sys_enter;
+    None otherwise (the name had no file, the call failed, or resolved at sys_exit: it is gone by then)."""
+
     type: ClassVar[str] = "rename"
     destination: FileInfo | None = None
     flags: int = 0
+    overwritten_inode: int | None = None
+    overwritten_mode: int | None = None
+    overwritten_uid: int | None = None
+    overwritten_gid: int | None = None
+    overwritten_nlink: int | None = None
+    """Its link count before the call (1: the rename freed it, unless it was open)."""
 
 
 @dataclass(slots=True, kw_only=True)

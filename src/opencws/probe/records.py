@@ -250,7 +250,10 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.LINK:
         return _LINK(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
-        return _RENAME(o, h, c, syscall, retval, file, other, flags_arg)
+        if atime_arg:  # (the overwritten inode, in the fields renames leave unused: probe.bpf.c)
+            return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, atime_arg, mode_arg, uid_arg, gid_arg,
+                           mtime_arg)
+        return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, None, None, None, None, None)
     if etype == T.RMDIR:
         return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
@@ -303,6 +306,7 @@ _F1 = _F0 + FILE_INFO.size
 _FI_FLAGS, _FI_PATH_LEN = struct.calcsize("<QQQQIIIIII"), struct.calcsize("<QQQQIIIIIIII")
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
 
 
 def _get(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> property:
@@ -454,6 +458,21 @@ def _xattr_namespace(self: Any) -> str:
 
 
 _B0 = HEADER.size  # the file body
+
+
+def _overwritten(fmt: str, off: int) -> property:
+    """A field of a rename's overwritten inode (None when there was none: its inode number, at _B0 + 32, is 0)."""
+    unpack = struct.Struct("<" + fmt).unpack_from
+
+    def get(self: Any) -> Any:
+        f = self.file
+        base = f._o - _F0
+        if not _U64(f._b, base + _B0 + 32)[0]:
+            return None
+        return unpack(f._b, base + off)[0]
+    return property(get)
+
+
 _HFLAGS_NR = _picker([(36, "I"), (_B0 + 8, "I")]).unpack_from
 
 
@@ -478,7 +497,10 @@ _OWN: dict[EventType, dict[str, property]] = {
     EventType.CHOWN: {"new_uid": _eget("I", _B0 + 20, lambda v: _signed32(v)),
                       "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
     EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
-    EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG},
+    EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG,
+                       "overwritten_inode": _overwritten("Q", _B0 + 32), "overwritten_mode": _overwritten("I", _B0 + 16),
+                       "overwritten_uid": _overwritten("I", _B0 + 20), "overwritten_gid": _overwritten("I", _B0 + 24),
+                       "overwritten_nlink": _overwritten("Q", _B0 + 40)},
     EventType.UNLINK: {"flags": _FLAGS_ARG},
     EventType.RMDIR: {"flags": _FLAGS_ARG},
     EventType.UMOUNT: {"flags": _FLAGS_ARG},

@@ -272,6 +272,8 @@ struct inflight {
 	__u32 flags_arg;
 	struct file_info fi;
 	struct ocws_creds creds;
+	__u64 over_ino;                /* rename: the inode the destination named before the call (0: none) */
+	__u32 over_mode, over_uid, over_gid, over_nlink;
 	char path[PATH_BUF];
 };
 
@@ -334,7 +336,11 @@ struct work {
 	struct rec_header uring_h;     /* io_uring: the submitter, as seen at submission */
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
-	__u32 rewritten, pad4;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
+	__u32 rewritten;
+	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
+				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
+	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
+	__u32 over_mode, over_uid, over_gid, over_nlink;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
 };
 
@@ -1489,6 +1495,26 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 
 /* ------------------------------------------------------------------ sys_enter */
 
+/* A rename over an existing name: the inode that name has now, which the call may free (its numbers go into the
+ * event; after the call nothing names it any more) */
+static __noinline int note_overwritten(struct inflight *in, int dirfd, const char *newpath)
+{
+	struct work *w = get_work();
+	in->over_ino = 0;
+	if (!w || !walk_user(1, dirfd, newpath, 0) || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+		return 0;
+	struct inode *ino = RO(struct dentry, w->d)->d_inode;
+	if (!ino)
+		return 0;
+	struct inode *ti = RO(struct inode, ino);
+	in->over_ino = ti->i_ino;
+	in->over_mode = ti->i_mode;
+	in->over_uid = ti->i_uid.val;
+	in->over_gid = ti->i_gid.val;
+	in->over_nlink = ti->__i_nlink;
+	return 0;
+}
+
 /* the credentials "before" come from cred_cache: sys_enter only captures the target of a destructive call */
 static __always_inline int needs_enter(__u32 type)
 {
@@ -1591,6 +1617,10 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		in->plen = l;
 		if (l)
 			bpf_probe_read_kernel(in->path, BOUND(l, 4095), w->sp[0]);
+		in->over_ino = 0;
+		if (type == EV_RENAME && !(nr == NR_renameat2 && (sc.a[4] & RENAME_EXCHANGE)))
+			note_overwritten(in, nr == NR_rename ? AT_FDCWD : (int)dx,
+					 (const char *)(nr == NR_rename ? si : sc.a[3]));
 	}
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
@@ -1698,6 +1728,38 @@ static __noinline int handle_birth_exit(__u32 nr, __s64 ret)
 	return 0;
 }
 
+/* The second move of a RENAME_EXCHANGE (the first event was sent from these slots): the destination's file went to
+ * the source's name. Slot 0 takes the destination's path, slot 1 the source's path as it is now, with the file now
+ * there (the one that moved); both show that file. */
+__noinline int emit_exchange_back(__u32 type)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	w->exchange_back = 0;
+	__builtin_memcpy(&w->fi[0], &w->fi[1], sizeof(struct file_info));
+	__u32 l = w->splen[1] & PMASK;
+	w->splen[0] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), w->sp[1]);
+	resolve_user(1, (int)w->sc.a[0], (const char *)w->sc.a[1], 0);
+	struct file_info *f0 = &w->fi[0], *f1 = &w->fi[1];
+	f0->flags &= ~FI_INODE;
+	if (f1->flags & FI_INODE) {
+		f0->ino = f1->ino;
+		f0->atime_ns = f1->atime_ns;
+		f0->mtime_ns = f1->mtime_ns;
+		f0->ctime_ns = f1->ctime_ns;
+		f0->mode = f1->mode;
+		f0->uid = f1->uid;
+		f0->gid = f1->gid;
+		f0->nlink = f1->nlink;
+		f0->flags |= FI_INODE;
+	}
+	return emit_file(r, type);
+}
+
 /* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
  * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
  * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
@@ -1707,6 +1769,7 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!w || !r)
 		return 0;
+	w->exchange_back = 0;
 	count(type, CNT_SEEN);
 	/* a discarded process's successful rename is still resolved (the discarders it invalidates), not sent */
 	int discarded = pid_discarded(type);
@@ -1770,7 +1833,7 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 			/* the discarder of the renamed inode no longer holds (its path changed) */
 			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
 			bpf_map_delete_elem(&discarder_inodes, &k);
-			if (gone) {
+			if (gone || (b->flags_arg & RENAME_EXCHANGE)) { /* (an exchange: the source's file is now there) */
 				f0->ino = f1->ino;
 				f0->atime_ns = f1->atime_ns;
 				f0->mtime_ns = f1->mtime_ns;
@@ -1791,7 +1854,18 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 	}
 	if (!w->rewritten && filtered_out(type, b->flags_arg, w))
 		return 0;
-	return emit_file(r, type);
+	emit_file(r, type);
+	w->exchange_back = type == EV_RENAME && ret == 0 && (b->flags_arg & RENAME_EXCHANGE);
+	return 0;
+}
+
+/* handle_removal_exit, then the second move of an exchange it sent */
+static __always_inline int removal_exit(struct work *w, __u32 nr, __s64 ret, __u32 type)
+{
+	handle_removal_exit(nr, ret, type);
+	if (w->exchange_back)
+		emit_exchange_back(type);
+	return 0;
 }
 
 /* events resolved at sys_enter: restore slot 0 from the in-flight entry */
@@ -1813,6 +1887,11 @@ static __noinline int restore_inflight(__u32 nr)
 		bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), in->path);
 	__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
 	w->splen[1] = 0;
+	w->over_ino = in->over_ino;
+	w->over_mode = in->over_mode;
+	w->over_uid = in->over_uid;
+	w->over_gid = in->over_gid;
+	w->over_nlink = in->over_nlink;
 	int type = in->type;
 	bpf_map_delete_elem(&inflight, &tid);
 	return type;
@@ -2304,7 +2383,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		if (nr == NR_unlinkat)
 			t = (w->sc.a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
 		if (enabled_at_exit(t))
-			return handle_removal_exit(nr, ret, t);
+			return removal_exit(w, nr, ret, t);
 	}
 	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
 		struct work *w0 = w;
@@ -2327,7 +2406,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
 		if ((w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT)
-			return handle_removal_exit(nr, ret, t);
+			return removal_exit(w, nr, ret, t);
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME) {
@@ -2340,6 +2419,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 				resolve_user(1, (int)a2, (const char *)a3, 0);
 			if (nr == NR_renameat2)
 				b->flags_arg = w->sc.a[4];
+			if (ret == 0 && w->over_ino) { /* (in the fields renames leave unused: records.py) */
+				b->atime_arg = w->over_ino;
+				b->mtime_arg = w->over_nlink;
+				b->mode_arg = w->over_mode;
+				b->uid_arg = w->over_uid;
+				b->gid_arg = w->over_gid;
+			}
 		}
 		/* (decided before the invalidations below) */
 		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
@@ -2355,7 +2441,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			count(t, CNT_FILTERED);
 			return 0;
 		}
-		return emit_file(r0, t);
+		emit_file(r0, t);
+		if (t == EV_RENAME && ret == 0 && (b->flags_arg & RENAME_EXCHANGE))
+			emit_exchange_back(t);
+		return 0;
 	}
 	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
 	if (type == EV_SELINUX)
@@ -2630,7 +2719,7 @@ int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_urin
 	__u32 type = w->sc.type;
 	if (type && type_enabled(type)) {
 		if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME)
-			handle_removal_exit(w->sc.nr, res, type);
+			removal_exit(w, w->sc.nr, res, type);
 		else
 			handle_file_exit(res, type);
 	}
