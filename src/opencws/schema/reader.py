@@ -113,6 +113,13 @@ def _array(stream: _Prefixed) -> Iterator[Item]:
         yield Item(
             f"index {index}", error=f"malformed JSON array, reading stopped: {' '.join(str(e).split())}"
         )
+    except UnicodeDecodeError:
+        # (ijson turns a \udcXX escape, a byte of a kernel string that is not UTF-8, into invalid UTF-8)
+        yield Item(
+            f"index {index}",
+            error="a string escape of a byte that is not UTF-8 (\\udcXX), which the JSON array reader cannot "
+            "take; reading stopped (JSON lines carry them)",
+        )
 
 
 def _document(stream: _Prefixed, limit: int) -> Iterator[Item]:
