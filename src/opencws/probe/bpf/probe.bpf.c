@@ -2351,6 +2351,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
 	if (!tp || !*tp)
 		return 0;
+	/* the busiest case on a machine, a native open of a discarded inode, decided first, from the registers (as
+	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
+	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
+	    !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) &&
+	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? regs->dx
+				   : nr == NR_open ? regs->si : 0)) {
+		count(EV_OPEN, CNT_SEEN);
+		count(EV_OPEN, CNT_FILTERED);
+		return 0;
+	}
 	struct work *w = get_work();
 	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
 		return 0;
@@ -2449,15 +2459,6 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
 	if (type == EV_SELINUX)
 		return handle_write_exit(ret, (int)w->sc.a[0], (const char *)w->sc.a[1], w->sc.a[2]);
-	/* the busiest case on a machine, an open of a discarded inode, decided here before any subprogram call (as
-	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
-	if (type == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
-	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? w->sc.a[2]
-				   : nr == NR_open ? w->sc.a[1] : 0)) {
-		count(type, CNT_SEEN);
-		count(type, CNT_FILTERED);
-		return 0;
-	}
 	return handle_file_exit(ret, type);
 }
 
