@@ -98,3 +98,13 @@ def test_an_io_uring_open_submitted_before_the_probe_saw_it_is_reported_from_its
     assert e.pid == proc.pid and e.retval == 4
     assert e.file.inode == fifo.stat().st_ino and e.file.path_resolution_error is None
     assert e.file.flags & FI_NOT_CAPTURED  # (the request's strings were gone)
+
+
+def test_a_kernel_without_io_uring_tracepoints_runs_the_probe_without_them(monkeypatch):
+    from opencws.probe import probe as probe_module
+    from opencws.probe.probe import Probe
+
+    monkeypatch.setattr(probe_module, "io_uring_traceable", lambda: False)
+    with Probe(event_types={"open"}) as p:  # (the uring programs not even loaded)
+        assert not p.io_uring
+        assert "uring_submit" not in p.attached_hooks and "sys_exit" in p.attached_hooks

@@ -49,6 +49,12 @@ HOOKS: tuple[Hook, ...] = (
 )
 
 
+URING_HOOKS = frozenset({"uring_submit", "uring_complete"})
+"""Programs that exist only on a kernel with io_uring's tracepoints (not loaded elsewhere: `Probe.io_uring`)."""
+
+URING_TRACEPOINT = "/sys/kernel/tracing/events/io_uring/io_uring_submit_req"
+
+
 def hooks_needed(enabled: set[T], resolve_at_exit: frozenset[T] | set[T] = frozenset()) -> list[Hook]:
     """The hooks the enabled types need; types in resolve_at_exit do not need sys_enter."""
     need_enter = {t for t in enabled if t not in resolve_at_exit or t not in AT_EXIT_CAPABLE}
