@@ -60,8 +60,9 @@ def test_a_chmod_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, pa
     assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
 
 
-def test_an_unlink_whose_path_was_rewritten_to_a_decoy_says_so(watch, probe, tmp_path, path_race):
-    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"})
+@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
+def test_an_unlink_whose_path_was_rewritten_to_a_decoy_says_so(watch, probe, tmp_path, path_race, at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
     target, decoy = tmp_path / "target", tmp_path / "decoyy"
     decoy.write_text("x")
     with immutable(decoy):

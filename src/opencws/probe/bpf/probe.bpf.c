@@ -274,6 +274,8 @@ struct inflight {
 	struct ocws_creds creds;
 	__u64 over_ino;                /* rename: the inode the destination named before the call (0: none) */
 	__u32 over_mode, over_uid, over_gid, over_nlink;
+	__u64 dentry, dmnt;            /* unlink/rmdir: the dentry the walk found (checked at sys_exit), its mount */
+	__u32 dropped, pad;            /* filtered at sys_enter: only the check at sys_exit is left to do */
 	char path[PATH_BUF];
 };
 
@@ -340,7 +342,9 @@ struct work {
 	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
 				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
 	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
-	__u32 over_mode, over_uid, over_gid, over_nlink;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
+	__u32 over_mode, over_uid, over_gid, over_nlink;
+	__u64 in_dentry, in_dmnt;      /* unlink/rmdir: the in-flight entry's dentry and mount */
+	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
 };
 
@@ -1495,6 +1499,18 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 
 /* ------------------------------------------------------------------ sys_enter */
 
+/* A filtered unlink/rmdir: only its dentry is kept, for the check at sys_exit (a rewritten string shows there) */
+static __noinline int keep_for_check(struct inflight *in)
+{
+	if (!in->dentry)
+		return 0;
+	in->dropped = 1;
+	in->plen = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	return 0;
+}
+
 /* A rename over an existing name: the inode that name has now, which the call may free (its numbers go into the
  * event; after the call nothing names it any more) */
 static __noinline int note_overwritten(struct inflight *in, int dirfd, const char *newpath)
@@ -1583,6 +1599,13 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		default:
 			return 0;
 		}
+		/* unlink/rmdir: the dentry found, which must be gone (negative or unhashed) after a success: else the
+		 * string was rewritten between this read and the kernel's copy, and another name was removed */
+		in->dentry = 0;
+		in->dmnt = w->m;
+		in->dropped = 0;
+		if (need && (type == EV_UNLINK || type == EV_RMDIR) && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+			in->dentry = w->d;
 		int decision = need ? early_decision(type, flags_arg) : DECIDE_LATER;
 		if (decision == DECIDE_DROP) {
 			/* dropped or not, the name goes away or changes: a discarder learned on it no longer holds */
@@ -1597,7 +1620,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			if (invalidates)
 				bump_generation(); /* (before knowing whether it succeeds: sys_exit will not see it) */
 			count(type, CNT_FILTERED);
-			return 0;
+			return keep_for_check(in);
 		}
 		if (need)
 			finish_slot(0);
@@ -1610,7 +1633,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			if (invalidates || (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
 								  (w->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS)))
 				bump_generation();
-			return 0;
+			return keep_for_check(in);
 		}
 		__builtin_memcpy(&in->fi, &w->fi[0], sizeof(struct file_info));
 		__u32 l = w->splen[0] & PMASK;
@@ -1868,6 +1891,34 @@ static __always_inline int removal_exit(struct work *w, __u32 nr, __s64 ret, __u
 	return 0;
 }
 
+/* A successful unlink/rmdir resolved at sys_enter: the dentry found then must be gone now (negative or unhashed).
+ * Still there: the string was rewritten between the probe's read and the kernel's copy, the kernel removed another
+ * name; slot 0 (resolved again from that dentry when the event was filtered at sys_enter) is flagged. (A dentry
+ * freed and reused meanwhile could flag a real removal: a false alarm, never a hidden event.) */
+static __noinline int check_removed(__s64 ret)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->rewritten = 0;
+	if (ret != 0 || !w->in_dentry)
+		return 0;
+	struct dentry *d = RO(struct dentry, w->in_dentry);
+	if (!d->d_inode || !d->d_hash.pprev)
+		return 0;
+	w->rewritten = 1;
+	if (w->in_dropped) {
+		start_slot(w, 0);
+		w->d = w->in_dentry;
+		w->m = w->in_dmnt;
+		w->len = 0;
+		w->pos = 0;
+		finish_slot(0);
+	}
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
 /* events resolved at sys_enter: restore slot 0 from the in-flight entry */
 static __noinline int restore_inflight(__u32 nr)
 {
@@ -1888,6 +1939,9 @@ static __noinline int restore_inflight(__u32 nr)
 	__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
 	w->splen[1] = 0;
 	w->over_ino = in->over_ino;
+	w->in_dentry = in->dentry;
+	w->in_dmnt = in->dmnt;
+	w->in_dropped = in->dropped;
 	w->over_mode = in->over_mode;
 	w->over_uid = in->over_uid;
 	w->over_gid = in->over_gid;
@@ -2413,9 +2467,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 				bump_generation();
 			return 0;
 		}
+		if (w->in_dropped) { /* (filtered at sys_enter: only a rewritten string makes it an event) */
+			check_removed(ret);
+			if (!w->rewritten)
+				return 0;
+		} else if (t == EV_UNLINK || t == EV_RMDIR) {
+			check_removed(ret);
+		}
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
-		if ((w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT)
+		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT)
 			return removal_exit(w, nr, ret, t);
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
