@@ -1,9 +1,9 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink TARGET DECOY CALLS
- * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again) while another
- * flips the buffer between TARGET and DECOY (the same length) as fast as it can. Prints the number of calls that
- * succeeded.
+ * usage: path_race chmod|unlink|utimes TARGET DECOY CALLS
+ * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s)
+ * while another flips the buffer between TARGET and DECOY (the same length) as fast as it can. Prints the number
+ * of calls that succeeded.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static char buf[4096];
@@ -33,7 +34,8 @@ int main(int argc, char **argv)
 {
 	if (argc != 5 || strlen(argv[2]) != strlen(argv[3]))
 		return 2;
-	int unlink_mode = !strcmp(argv[1], "unlink");
+	int unlink_mode = !strcmp(argv[1], "unlink"), utimes_mode = !strcmp(argv[1], "utimes");
+	struct timeval tv[2] = {{1000, 0}, {1000, 0}};
 	target = argv[2];
 	decoy = argv[3];
 	strcpy(buf, decoy);
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
 			if (fd >= 0)
 				close(fd);
 			ok += unlink(buf) == 0;
+		} else if (utimes_mode) {
+			ok += utimes(buf, tv) == 0;
 		} else {
 			ok += chmod(buf, 0640) == 0;
 		}

@@ -1235,15 +1235,20 @@ static long name_hash_step(__u32 i, void *ctx)
  * another thread rewrote the path string between the kernel's copy (at the start of the call) and the walk's read
  * (at its end): the kernel acted on another file. (The mode ignores S_ISGID, which the kernel may drop; ids are
  * compared only in the initial user namespace.) */
-static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode, __u32 uid, __u32 gid)
+static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode, __u32 uid, __u32 gid, __u64 mtime)
 {
 	struct inode *ino = RO(struct dentry, w->d)->d_inode;
+	int times = nr == NR_utime || nr == NR_utimes || nr == NR_futimesat || nr == NR_utimensat;
 	if (nr != NR_chmod && nr != NR_fchmodat && nr != NR_fchmodat2 && nr != NR_chown && nr != NR_lchown &&
-	    nr != NR_fchownat)
+	    nr != NR_fchownat && !times)
+		return 0;
+	if (times && mtime >= UTIME_NOW_SENTINEL - 1) /* (now, or omitted: nothing to compare) */
 		return 0;
 	if (!ino)
 		return 1;
 	struct inode *ti = RO(struct inode, ino);
+	if (times) /* (a path given: utimensat on an fd has none) */
+		return ti->i_mtime_sec * 1000000000ULL + ti->i_mtime_nsec != mtime;
 	if (nr == NR_chmod || nr == NR_fchmodat || nr == NR_fchmodat2)
 		return ((ti->i_mode ^ mode) & 05777) != 0;
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -1269,11 +1274,11 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 		return DECIDE_LATER;
 	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on (sys_exit only:
 	 * sys_enter decides other types) */
-	if ((type == EV_CHMOD || type == EV_CHOWN) && w->sc.ret == 0) {
+	if ((type == EV_CHMOD || type == EV_CHOWN || type == EV_UTIMES) && w->sc.ret == 0) {
 		struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 		if (r) {
 			struct file_body *b = (struct file_body *)(r->b + sizeof(struct rec_header));
-			if (outcome_differs(w, w->sc.nr, b->mode_arg, b->uid_arg, b->gid_arg)) {
+			if (outcome_differs(w, w->sc.nr, b->mode_arg, b->uid_arg, b->gid_arg, b->mtime_arg)) {
 				w->rewritten = 1;
 				return DECIDE_PASS;
 			}
