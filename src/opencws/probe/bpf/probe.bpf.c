@@ -303,6 +303,8 @@ struct sysc {
 	__u32 pad;
 	__u64 file;                    /* io_uring: the request's file (an fd-less operation on a fixed file) */
 	__s64 ret;                     /* the return value (set by handle_file_exit) */
+	__u32 counted;                 /* already counted as seen (at sys_enter) */
+	__u32 pad2;
 };
 
 #define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
@@ -1468,6 +1470,7 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 	s->kstr = 0;
 	s->uflags = 0;
 	s->file = 0;
+	s->counted = 0;
 	if (!(t->thread_info.status & TS_COMPAT)) {
 		s->type = v & 0xff;
 		s->nr = nr;
@@ -1798,7 +1801,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 	if (!w || !r)
 		return 0;
 	w->exchange_back = 0;
-	count(type, CNT_SEEN);
+	if (!w->sc.counted)
+		count(type, CNT_SEEN);
 	/* a discarded process's successful rename is still resolved (the discarders it invalidates), not sent */
 	int discarded = pid_discarded(type);
 	if (discarded && !(type == EV_RENAME && ret == 0)) {
@@ -2481,8 +2485,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
-		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT)
+		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
+			w->sc.counted = 1; /* (at sys_enter) */
 			return removal_exit(w, nr, ret, t);
+		}
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME) {
@@ -2717,6 +2723,7 @@ static __always_inline __u32 uring_not_captured(struct work *w, void *req)
 	w->sc.kstr = 1;
 	w->sc.uflags = U_NOT_CAPTURED;
 	w->sc.file = 0;
+	w->sc.counted = 0;
 	switch (op) {
 	case IORING_OP_OPENAT:
 	case IORING_OP_OPENAT2: {
@@ -2768,6 +2775,7 @@ static __always_inline __u32 uring_captured(struct work *w, struct uring_op *u, 
 	w->sc.hflags = HF_IO_URING;
 	w->sc.kstr = 1;
 	w->sc.uflags = u->uflags | U_SAVED_HEADER;
+	w->sc.counted = 0;
 	w->sc.file = u->opcode == IORING_OP_FSETXATTR ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
 	for (int i = 0; i < 6; i++) {
 		__u64 v = u->a[i];
