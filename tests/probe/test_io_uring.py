@@ -108,3 +108,14 @@ def test_a_kernel_without_io_uring_tracepoints_runs_the_probe_without_them(monke
     with Probe(event_types={"open"}) as p:  # (the uring programs not even loaded)
         assert not p.io_uring
         assert "uring_submit" not in p.attached_hooks and "sys_exit" in p.attached_hooks
+
+
+def test_an_io_uring_exchange_is_two_moves(watch, tmp_path, uring_calls):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("A")
+    b.write_text("B")
+    ino_a, ino_b = a.stat().st_ino, b.stat().st_ino
+    assert _run(uring_calls, ("renameat", AT_FDCWD, str(a), AT_FDCWD, str(b), 2)) == [0]  # RENAME_EXCHANGE
+    moves = [e for e in watch.mine(ev.RenameEvent, paths_under(tmp_path)) if _ours(e)]
+    assert [(e.syscall, e.file.path, e.file.inode, e.destination.path) for e in moves] == [
+        ("io_uring:renameat", str(a), ino_a, str(b)), ("io_uring:renameat", str(b), ino_b, str(a))]
