@@ -1,9 +1,9 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink|utimes TARGET DECOY CALLS
- * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s)
- * while another flips the buffer between TARGET and DECOY (the same length) as fast as it can. Prints the number
- * of calls that succeeded.
+ * usage: path_race chmod|unlink|utimes|link TARGET DECOY CALLS
+ * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s;
+ * link to TARGET.link after removing it) while another flips the buffer between TARGET and DECOY (the same
+ * length) as fast as it can. Prints the number of calls that succeeded.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -36,6 +36,9 @@ int main(int argc, char **argv)
 		return 2;
 	int unlink_mode = !strcmp(argv[1], "unlink"), utimes_mode = !strcmp(argv[1], "utimes");
 	struct timeval tv[2] = {{1000, 0}, {1000, 0}};
+	int link_mode = !strcmp(argv[1], "link");
+	char linkname[4200];
+	snprintf(linkname, sizeof(linkname), "%s.link", target);
 	target = argv[2];
 	decoy = argv[3];
 	strcpy(buf, decoy);
@@ -48,6 +51,9 @@ int main(int argc, char **argv)
 			if (fd >= 0)
 				close(fd);
 			ok += unlink(buf) == 0;
+		} else if (link_mode) {
+			unlink(linkname);
+			ok += link(buf, linkname) == 0;
 		} else if (utimes_mode) {
 			ok += utimes(buf, tv) == 0;
 		} else {

@@ -79,3 +79,13 @@ def test_a_utimes_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, p
         forged, genuine = _race(path_race, "utimes", target, decoy, watch, ev.UtimesEvent)
     assert all(e.file.path_rewritten for e in forged), forged[0]
     assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+
+
+def test_a_link_whose_source_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+    with immutable(decoy):  # (a link to an immutable file is refused)
+        forged, genuine = _race(path_race, "link", target, decoy, watch, ev.LinkEvent)
+    assert all(e.file.path_rewritten for e in forged), forged[0]
+    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))

@@ -2143,6 +2143,20 @@ static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, i
 	return 0;
 }
 
+/* After a successful link, its source (slot 0) and its new name (slot 1) are the same inode; two inodes: a path
+ * string was rewritten during the call (which one cannot be told): the source is flagged. 1: flagged. */
+static __noinline int check_link_outcome(void)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	struct file_info *f0 = &w->fi[0], *f1 = &w->fi[1];
+	if (!(f0->flags & FI_INODE) || !(f1->flags & FI_INODE) || f0->ino == f1->ino)
+		return 0;
+	f0->flags |= FI_REWRITTEN;
+	return 1;
+}
+
 /* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
  * operations that do the same: the syscall in w->sc. */
 __noinline int handle_file_exit(__s64 ret, __u32 type)
@@ -2399,6 +2413,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		clear_slot(w, 1);
 	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
 		bump_generation();
+	/* a successful link whose two names show two inodes: one of the strings was rewritten during the call */
+	if (new_name && check_link_outcome())
+		decision = DECIDE_PASS;
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
