@@ -32,3 +32,70 @@ def watch(probe, tmp_path: Path) -> Iterator[Watch]:
     for t in EventType:
         probe.clear_approvers(t)
     probe.invalidate_discarders()
+
+
+class AbiCalls:
+    """The i386 test programs (abi_calls.c) built for this session: `run32` makes i386 calls from a 32-bit
+    program, `run64` from a 64-bit one (a `+` before a number: a native x86_64 call)."""
+
+    def __init__(self, prog32: Path, prog64: Path):
+        self.prog32, self.prog64 = prog32, prog64
+
+    @staticmethod
+    def _argv(calls: tuple) -> list[str]:
+        argv: list[str] = []
+        for call in calls:
+            if argv:
+                argv.append("--")
+            argv += [str(a) for a in call]
+        return argv
+
+    def _run(self, argv: list[str]) -> list[int]:
+        import subprocess
+
+        done = subprocess.run(argv, capture_output=True, check=True, timeout=30)
+        return [int(line) for line in done.stdout.split()]
+
+    def run32(self, *calls) -> list[int]:
+        """Each call a sequence (nr, arg...); args: int, 's:TEXT', 'x:HEX'. Returns the return values."""
+        return self._run([str(self.prog32), *self._argv(calls)])
+
+    def run64(self, *calls, garbage: bool = False) -> list[int]:
+        return self._run([str(self.prog64), *(["-g"] if garbage else []), *self._argv(calls)])
+
+
+def _build(src_name: str, out: Path, *gcc_args: str) -> Path:
+    """Compile a test program of this directory with gcc (a failure is a test failure under
+    OPENCWS_REQUIRE_KERNEL=1, else a skip with gcc's message)."""
+    import os
+    import subprocess
+
+    done = subprocess.run(["gcc", *gcc_args, "-o", str(out), str(Path(__file__).with_name(src_name))],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = f"cannot build {src_name} ({' '.join(gcc_args)}): {done.stderr.strip()}"
+        if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return out
+
+
+@pytest.fixture(scope="session")
+def abi_calls(tmp_path_factory) -> AbiCalls:
+    out = tmp_path_factory.mktemp("abi_calls")
+    flags = ["-nostdlib", "-static", "-O1", "-fno-pie", "-no-pie", "-ffreestanding", "-fno-builtin",
+             "-fno-stack-protector", "-fno-asynchronous-unwind-tables"]
+    return AbiCalls(_build("abi_calls.c", out / "abi_calls32", "-m32", *flags),
+                    _build("abi_calls.c", out / "abi_calls64", "-m64", "-mno-red-zone", *flags))
+
+
+@pytest.fixture(scope="session")
+def uring_calls(tmp_path_factory) -> Path:
+    """The io_uring test program (uring_calls.c), built for this session."""
+    return _build("uring_calls.c", tmp_path_factory.mktemp("uring_calls") / "uring_calls", "-O1", "-Wall")
+
+
+@pytest.fixture(scope="session")
+def path_race(tmp_path_factory) -> Path:
+    """The path-rewriting test program (path_race.c), built for this session."""
+    return _build("path_race.c", tmp_path_factory.mktemp("path_race") / "path_race", "-O1", "-Wall", "-pthread")

@@ -125,3 +125,17 @@ def open_tree(dirfd: int, path, flags: int) -> int:
 
 def move_mount(from_dfd: int, from_path, to_dfd: int, to_path, flags: int = 0) -> int:
     return _call(429, from_dfd, _p(from_path), to_dfd, _p(to_path), flags)
+
+
+def name_to_handle_at(dirfd: int, path, flags: int = 0) -> tuple[bytes, int]:
+    """(struct file_handle, mount id) of a file."""
+    handle = ctypes.create_string_buffer(struct.pack("<Ii", 128, 0) + bytes(128))
+    mount_id = ctypes.c_int()
+    rc = _call(303, dirfd, _p(path), handle, ctypes.byref(mount_id), flags)
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc), path)
+    return handle.raw, mount_id.value
+
+
+def open_by_handle_at(mount_fd: int, handle: bytes, flags: int) -> int:
+    return _call(304, mount_fd, ctypes.create_string_buffer(handle, len(handle)), flags)

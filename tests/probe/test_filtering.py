@@ -37,6 +37,9 @@ def test_hooks_are_attached_only_while_an_enabled_type_needs_them(probe):
         probe.set_event_types(set())
         assert probe.attached_hooks == ["sched_exec", "sched_exit", "sched_fork"]
         probe.set_event_types({"open"})
+        assert probe.attached_hooks == ["sched_exec", "sched_exit", "sched_fork", "sys_exit", "uring_complete",
+                                        "uring_submit"]
+        probe.set_event_types({"setuid"})
         assert probe.attached_hooks == ["sched_exec", "sched_exit", "sched_fork", "sys_exit"]
         probe.set_event_types({"open", "unlink"})
         assert "sys_enter" in probe.attached_hooks

@@ -356,3 +356,38 @@ def test_a_failed_reconfiguration_of_the_compiled_loop_keeps_the_working_one():
         assert [e.file.path for e in events] == ["/a"] and used == end
     with pytest.raises(TypeError, match="must be bytes"):
         r.decode_ring_c(bytearray(good), end)
+
+
+def _header_flags(data: bytes, flags: int) -> bytes:
+    """The record with these header flags."""
+    h = list(r.HEADER.unpack_from(data))
+    h[8] = flags
+    return r.HEADER.pack(*h) + data[r.HEADER.size:]
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_i386_and_io_uring_records_name_their_syscall_from_their_own_table(lazy):
+    # i386 212 is chown32 (x86_64 212 is lookup_dcookie); io_uring opcode 18 is openat
+    i386 = r.decode(_header_flags(file_record(EventType.CHOWN, b"/f", nr=212), r.HF_I386), lazy)
+    assert (i386.syscall, i386.abi) == ("chown32", "i386")
+    uring = r.decode(_header_flags(file_record(EventType.OPEN, b"/f", nr=18), r.HF_IO_URING), lazy)
+    assert (uring.syscall, uring.abi) == ("io_uring:openat", "x86_64")
+    native = r.decode(file_record(EventType.CHOWN, b"/f", nr=92), lazy)
+    assert (native.syscall, native.abi) == ("chown", "x86_64")
+
+
+def test_a_setgroups_record_lists_the_groups_and_a_short_one_is_refused():
+    gids = list(range(1000, 1000 + r.GROUPS_MAX))
+    body = r.GROUPS_BODY.pack(0, 206, 70, *gids)
+    e = r.decode(_header_flags(header(r.REC_GROUPS, EventType.SETGROUPS, r.HEADER.size + len(body)) + body,
+                               r.HF_I386))
+    assert isinstance(e, ev.SetgroupsEvent)
+    assert (e.syscall, e.abi, e.groups, e.groups_truncated) == ("setgroups32", "i386", gids, True)
+    with pytest.raises(DecodeError, match="setgroups record of"):
+        r.decode(header(r.REC_GROUPS, EventType.SETGROUPS, r.HEADER.size + 16) + body[:16])
+
+
+def test_a_name_that_is_not_utf8_decodes_losslessly():
+    raw = b"/tmp/\xff\xfe\xed\xa0\x80"
+    e = r.decode(file_record(EventType.OPEN, raw))
+    assert e.file.path.encode("utf-8", "surrogateescape") == raw

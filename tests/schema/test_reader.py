@@ -84,3 +84,12 @@ def test_megabytes_of_leading_blanks_are_skipped_without_being_held():
     stream = CountingStream(b" \n" * 5_000_000 + b'{"a": 1}')
     assert [(i.where, i.value) for i in read_documents(stream)] == [("line 5000001", {"a": 1})]
     assert stream.largest <= 1 << 16
+
+
+def test_strings_of_bytes_that_are_not_utf8_are_read_from_lines_and_told_in_arrays():
+    # (\udcXX: a byte of a kernel string that is not UTF-8, as opencws.model.jsontext writes it)
+    assert _read(b'{"p": "/tmp/\\udcff"}\n') == [("line 1", {"p": "/tmp/\udcff"}, None)]
+    assert _read(b'{\n  "p": "/tmp/\\udcff"\n}\n') == [("document", {"p": "/tmp/\udcff"}, None)]
+    items = _read(b'[{"a": 1}, {"p": "/tmp/\\udcff"}]')
+    assert items[0] == ("index 0", {"a": 1}, None)
+    assert items[1][0] == "index 1" and "not UTF-8" in items[1][2]

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-import orjson
+from opencws.model import jsontext
 
 NAME = "probe"
 HELP = "debug the kernel probe: print decoded kernel events as JSON lines, and its counters"
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(obj: dict) -> None:
-    sys.stdout.buffer.write(orjson.dumps(obj) + b"\n")
+    sys.stdout.buffer.write(jsontext.dumps(obj) + b"\n")  # (kernel strings need not be UTF-8: see jsontext)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from opencws.model import jsontext
 from opencws.model.event import Event
 from opencws.model.meta import JSON_CACHE, model_fields, public_fields
 
@@ -72,7 +73,7 @@ def encoder(cls: type, fragments: bool = False) -> Any:
     if cached:
         lines += [f"    c = o.{JSON_CACHE}", "    if c is not None:", "        return c"]
     lines.append("    d = {}")
-    env: dict[str, Any] = {"fmt_ts": format_timestamp, "Fragment": orjson.Fragment, "dumps": orjson.dumps}
+    env: dict[str, Any] = {"fmt_ts": format_timestamp, "Fragment": orjson.Fragment, "dumps": jsontext.dumps}
     for f in public_fields(cls):
         n, k = f.name, f.kind.kind
         if k == "object":
@@ -115,7 +116,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def serialize(event: Event) -> bytes:
     """A CWS event as compact JSON bytes."""
-    return orjson.dumps(_encode_event(event))
+    return jsontext.dumps(_encode_event(event))
 
 
 _encode_event = encoder(Event, True)
@@ -163,7 +164,7 @@ def event_from_json(data: dict[str, Any] | bytes | str) -> Event:
     """A CWS event from its JSON form (a parsed dict, or JSON text)."""
     if isinstance(data, bytes | str):
         try:
-            data = orjson.loads(data)
+            data = jsontext.loads(data)
         except orjson.JSONDecodeError as e:
             raise DecodeError(f"malformed JSON: {e}") from None
     return from_dict(Event, data)

@@ -63,6 +63,13 @@ class FileInfo:
         return self.path_resolution_error is None
 
     @property
+    def path_rewritten(self) -> bool:
+        """The file at `path` does not show the call's outcome (a successful chmod/chown whose file has another
+        mode or owner, a removed name still there): another thread rewrote the path string during the call, and
+        the kernel acted on a file this event cannot name (FI_REWRITTEN)."""
+        return bool(self.flags & 1 << 13)
+
+    @property
     def basename(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
@@ -89,7 +96,11 @@ class KernelEvent:
 @dataclass(slots=True, kw_only=True)
 class SyscallEvent(KernelEvent):
     syscall: str
+    """The syscall's name in the table of the ABI it came through (`chown32`, `setresuid32` are i386 names)."""
     retval: int
+    abi: str = "x86_64"
+    """`i386` for a syscall made through the 32-bit entry (`int $0x80`, from a 32-bit or a 64-bit process): the
+    same event as its x86_64 twin, told apart here."""
 
     @property
     def outcome(self) -> str:
@@ -133,9 +144,19 @@ class LinkEvent(FileEvent):
 
 @dataclass(slots=True, kw_only=True)
 class RenameEvent(FileEvent):
+    """A RENAME_EXCHANGE is two events, one per move (`flags` has the bit). A rename over an existing name carries
+    the inode that name had (`overwritten_*`: the call may have freed it) when renames are resolved at sys_enter;
+    None otherwise (the name had no file, the call failed, or resolved at sys_exit: it is gone by then)."""
+
     type: ClassVar[str] = "rename"
     destination: FileInfo | None = None
     flags: int = 0
+    overwritten_inode: int | None = None
+    overwritten_mode: int | None = None
+    overwritten_uid: int | None = None
+    overwritten_gid: int | None = None
+    overwritten_nlink: int | None = None
+    """Its link count before the call (1: the rename freed it, unless it was open)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -154,6 +175,26 @@ class RmdirEvent(FileEvent):
 class MkdirEvent(FileEvent):
     type: ClassVar[str] = "mkdir"
     mode: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class MknodEvent(FileEvent):
+    """A node made by mknod/mknodat (OpenCWS's addition to Datadog's events): `file` is the new node."""
+
+    type: ClassVar[str] = "mknod"
+    mode: int = 0
+    """The requested type and permissions (S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFREG | rights)."""
+    device: int = 0
+    """The requested device number, in st_rdev's encoding (os.major/os.minor read it); 0 for other nodes."""
+
+
+@dataclass(slots=True, kw_only=True)
+class SymlinkEvent(FileEvent):
+    """A symbolic link made by symlink/symlinkat (OpenCWS's addition): `file` is the link, `target` the text
+    it holds, as the process gave it (not resolved: it may name nothing)."""
+
+    type: ClassVar[str] = "symlink"
+    target: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -260,6 +301,17 @@ class CapsetEvent(CredentialsEvent):
 
 
 @dataclass(slots=True, kw_only=True)
+class SetgroupsEvent(SyscallEvent):
+    """setgroups (OpenCWS's addition): the thread's supplementary groups after the call, as the kernel holds
+    them."""
+
+    type: ClassVar[str] = "setgroups"
+    groups: list[int] = field(default_factory=list)
+    groups_truncated: bool = False
+    """More groups than the record carries (64): `groups` is the first ones."""
+
+
+@dataclass(slots=True, kw_only=True)
 class ExecEvent(KernelEvent):
     type: ClassVar[str] = "exec"
     file: FileInfo
@@ -317,7 +369,8 @@ EVENT_CLASSES: dict[str, type[KernelEvent]] = {
     for cls in (
         OpenEvent, ChmodEvent, ChownEvent, LinkEvent, RenameEvent, UnlinkEvent, RmdirEvent, MkdirEvent,
         UtimesEvent, SetXattrEvent, RemoveXattrEvent, MountEvent, UmountEvent, SelinuxEvent, BpfEvent,
-        SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent,
+        SetuidEvent, SetgidEvent, CapsetEvent, ExecEvent, ForkEvent, ExitEvent, MknodEvent, SymlinkEvent,
+        SetgroupsEvent,
     )
 }
 

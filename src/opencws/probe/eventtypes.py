@@ -27,6 +27,10 @@ class EventType(IntEnum):
     SETUID = 19
     SETGID = 20
     CAPSET = 21
+    # OpenCWS's additions to Datadog's event types
+    MKNOD = 22
+    SYMLINK = 23
+    SETGROUPS = 24
 
     @property
     def event_name(self) -> str:
@@ -45,7 +49,7 @@ class EventType(IntEnum):
             raise ValueError(f"unknown event type {value!r}; known: {', '.join(t.event_name for t in cls)}") from None
 
 
-EV_MAX = 22
+EV_MAX = 25
 ALWAYS_ON = frozenset({EventType.EXEC, EventType.FORK, EventType.EXIT})
 """The process tree needs these, whatever the rules."""
 

@@ -34,13 +34,25 @@ successful unlink or rmdir gives the path (directory resolved, then the name) an
 
 SYSCALL_TYPES = frozenset(t for _, t in SYSCALLS.values()) | {T.RMDIR}
 
+URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T.SETXATTR, T.SYMLINK})
+"""Types io_uring operations can produce (syscalls.IO_URING_OPS): captured at submission, sent at completion.
+These tracepoints are off the syscall path: they cost nothing to other syscalls."""
+
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
     Hook("sched_exit", "tp_btf", "sched_process_exit", None),
     Hook("sys_enter", "tp_btf", "sys_enter", ENTER_TYPES),
     Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
+    Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
+    Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
 )
+
+
+URING_HOOKS = frozenset({"uring_submit", "uring_complete"})
+"""Programs that exist only on a kernel with io_uring's tracepoints (not loaded elsewhere: `Probe.io_uring`)."""
+
+URING_TRACEPOINT = "/sys/kernel/tracing/events/io_uring/io_uring_submit_req"
 
 
 def hooks_needed(enabled: set[T], resolve_at_exit: frozenset[T] | set[T] = frozenset()) -> list[Hook]:

@@ -28,10 +28,10 @@ from opencws.probe.capabilities import BTF_PATH, missing_capabilities
 from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
-from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, Hook, hooks_needed
+from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, URING_HOOKS, URING_TRACEPOINT, Hook, hooks_needed
 from opencws.probe.records import MAX_FILE_RECORD, RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
-from opencws.probe.syscalls import CRED_TYPES, interested_map
+from opencws.probe.syscalls import CRED_TYPES, canonical_map, interested_map, interested_map_i386
 
 NR_SYSCALLS = 512
 READ_BYTES = 2 << 20
@@ -69,6 +69,11 @@ class Counters:
     filtered: int
     sent: int
     lost: int
+
+
+def io_uring_traceable() -> bool:
+    """The kernel has io_uring's tracepoints (tracefs mounted first)."""
+    return os.path.exists(URING_TRACEPOINT)
 
 
 def _ensure_mounted(target: str, fstype: str) -> None:
@@ -158,6 +163,8 @@ class Probe:
         self._rb: int | None = None
         self._links: dict[str, int] = {}
         self._maps: dict[str, _Map] = {}
+        self.io_uring = False
+        """io_uring file operations are captured (the kernel has io_uring's tracepoints); set at start."""
         self._pending: list[bytes] = []
         self._enabled: set[EventType] = set()
         self._at_exit: set[EventType] = set()
@@ -203,6 +210,12 @@ class Probe:
             _, msg = libbpf.errno_message()
             raise ProbeError(f"cannot open BPF object {path}: {msg}")
         self._obj = obj
+        # a kernel without io_uring (or without its tracepoints): the probe runs without those two programs (their
+        # CO-RE reads of io_uring's requests would fail the whole load)
+        self.io_uring = io_uring_traceable()
+        if not self.io_uring:
+            for name in URING_HOOKS:
+                lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
         if self._ring_bytes:
             rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
             lb.bpf_map__set_max_entries(rb_map, self._ring_bytes)
@@ -220,13 +233,15 @@ class Probe:
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
                  "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
-                 "chroot_seen": 4,
+                 "chroot_seen": 4, "compat_canon": 4,
                  "cred_cache": credcache.CREDS.size}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
             if not m:
                 raise ProbeError(f"map {name} missing from {path}")
             self._maps[name] = _Map(lb.bpf_map__fd(m), name, vsize, percpu=ncpu if name == "counters" else 0)
+        for nr, canon in canonical_map().items():
+            self._maps["compat_canon"].update(_U32.pack(nr), _U32.pack(canon))
         events_map = lb.bpf_object__find_map_by_name(obj, b"events")
         events_fd = lb.bpf_map__fd(events_map)
         if self._reader_kind == "mmap":
@@ -282,13 +297,15 @@ class Probe:
             value = (_ENABLED | (_AT_EXIT if t in at_exit else 0)) if t in enabled else 0
             enabled_map.update(_U32.pack(t), _U32.pack(value))
         creds_were_on = bool(CRED_TYPES & self._enabled)
-        wanted = interested_map(enabled)
+        wanted, wanted_i386 = interested_map(enabled), interested_map_i386(enabled)
         interested = self._maps["interested"]
-        for nr in range(NR_SYSCALLS):
-            interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0)))
+        for nr in range(NR_SYSCALLS):  # (one value per number: the x86_64 type | the i386 type << 8)
+            interested.update(_U32.pack(nr), _U32.pack(wanted.get(nr, 0) | wanted_i386.get(nr, 0) << 8))
         self._enabled = enabled
         self._at_exit = at_exit
         needed = {h.program for h in hooks_needed(enabled, at_exit)}
+        if not self.io_uring:
+            needed -= URING_HOOKS
         sys_exit_was_on = "sys_exit" in self._links
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:

@@ -15,10 +15,10 @@ from typing import Any
 from opencws.probe import events as ev
 from opencws.probe.errors import DecodeError
 from opencws.probe.eventtypes import EventType
-from opencws.probe.syscalls import NAME_BY_NR
+from opencws.probe.syscalls import I386_NAME_BY_NR, IO_URING_OPS, NAME_BY_NR
 
 # record kinds
-REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF = 1, 2, 3, 4, 5, 6
+REC_FILE, REC_EXEC, REC_FORK, REC_EXIT, REC_CRED, REC_BPF, REC_GROUPS = 1, 2, 3, 4, 5, 6, 7
 
 # file_info.flags
 FI_PRESENT = 1 << 0
@@ -31,11 +31,16 @@ FI_NO_USER_PATH = 1 << 6
 FI_SYMLINK = 1 << 7
 FI_NOT_CACHED = 1 << 8
 FI_BAD_FD = 1 << 9
+FI_NOT_CAPTURED = 1 << 11
+FI_RAW_STRING = 1 << 12
+FI_REWRITTEN = 1 << 13
 
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
 HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
+HF_I386 = 1 << 4
+HF_IO_URING = 1 << 5
 BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
@@ -55,10 +60,12 @@ FORK_BODY = struct.Struct("<IIQQ" + _CREDS_FMT + "128s64s")
 EXIT_BODY = struct.Struct("<II")
 CRED_BODY = struct.Struct("<qII" + _CREDS_FMT * 2)
 BPF_BODY = struct.Struct("<qIIIIII4Q16s")
+GROUPS_MAX = 64
+GROUPS_BODY = struct.Struct(f"<qII{GROUPS_MAX}I")
 
 assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
 assert FILE_BODY.size == 224 and EXEC_BODY.size == 448 and FORK_BODY.size == 272
-assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80
+assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80 and GROUPS_BODY.size == 272
 
 BPF_CMDS = (
     "BPF_MAP_CREATE", "BPF_MAP_LOOKUP_ELEM", "BPF_MAP_UPDATE_ELEM", "BPF_MAP_DELETE_ELEM",
@@ -75,23 +82,32 @@ BPF_CMDS = (
 _FILE_TYPES = {
     EventType.OPEN, EventType.CHMOD, EventType.CHOWN, EventType.LINK, EventType.RENAME, EventType.UNLINK,
     EventType.RMDIR, EventType.MKDIR, EventType.UTIMES, EventType.SETXATTR, EventType.REMOVEXATTR,
-    EventType.MOUNT, EventType.UMOUNT, EventType.SELINUX,
+    EventType.MOUNT, EventType.UMOUNT, EventType.SELINUX, EventType.MKNOD, EventType.SYMLINK,
 }
 _CRED_TYPES = {EventType.SETUID, EventType.SETGID, EventType.CAPSET}
 _KIND_OF_TYPE = {
     **{t: REC_FILE for t in _FILE_TYPES},
     **{t: REC_CRED for t in _CRED_TYPES},
     EventType.EXEC: REC_EXEC, EventType.FORK: REC_FORK, EventType.EXIT: REC_EXIT, EventType.BPF: REC_BPF,
+    EventType.SETGROUPS: REC_GROUPS,
 }
 
 
+def mknod_device(raw: int) -> int:
+    """mknod's device argument (the kernel's new_encode_dev of 32 bits) in st_rdev's encoding."""
+    return os.makedev((raw & 0xFFF00) >> 8, (raw & 0xFF) | ((raw >> 12) & 0xFFF00))
+
+
 def _cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode(errors="replace")
+    """A kernel C string, losslessly (bytes that are not UTF-8 as surrogates: opencws.model.jsontext)."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def resolution_error(flags: int) -> str | None:
     """A short reason when the kernel could not resolve the path completely."""
     if flags & FI_NO_USER_PATH:
+        if flags & FI_NOT_CAPTURED:
+            return "io_uring operation submitted before the probe saw it (its path was not captured)"
         return "path argument unreadable"
     if flags & FI_BAD_FD:
         return "file descriptor not open"
@@ -116,9 +132,11 @@ def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot")]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi")]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
     lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
+    if "abi" in names:
+        lines += [f"    o.abi = 'i386' if h[8] & {HF_I386} else 'x86_64'"]
     lines += [f"    o.{n} = {n}" for n in rest]
     params = ", ".join(["o", "h", "comm", *rest])
     src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
@@ -178,7 +196,17 @@ _LINK, _RENAME, _UNLINK, _RMDIR = _B(ev.LinkEvent), _B(ev.RenameEvent), _B(ev.Un
 _MKDIR, _UTIMES, _SETXATTR = _B(ev.MkdirEvent), _B(ev.UtimesEvent), _B(ev.SetXattrEvent)
 _REMOVEXATTR, _MOUNT, _UMOUNT = _B(ev.RemoveXattrEvent), _B(ev.MountEvent), _B(ev.UmountEvent)
 _SELINUX = _B(ev.SelinuxEvent)
+_MKNOD, _SYMLINK = _B(ev.MknodEvent), _B(ev.SymlinkEvent)
 _SYSCALL_NAMES = dict(NAME_BY_NR)
+_I386_NAMES = dict(I386_NAME_BY_NR)
+_URING_NAMES = {op: f"io_uring:{name}" for op, name in IO_URING_OPS.items()}
+
+
+def _syscall_name(nr: int, hflags: int) -> str:
+    if hflags & HF_IO_URING:
+        return _URING_NAMES.get(nr) or f"io_uring:{nr}"
+    return (_I386_NAMES if hflags & HF_I386 else _SYSCALL_NAMES).get(nr) or str(nr)
+
 _FILE_END = HEADER.size + FILE_BODY.size
 _SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
 
@@ -206,7 +234,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         raise DecodeError("file record without a file")
     file = _file_info(f0, data[end:end + l0])
     c = _cached_cstr(h[11])
-    syscall = _SYSCALL_NAMES.get(nr) or str(nr)
+    syscall = _syscall_name(nr, h[8])
     T = EventType
     # positional order: the common fields, syscall, retval, file, then the class's own fields
     if etype == T.OPEN:
@@ -222,31 +250,38 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.LINK:
         return _LINK(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
-        return _RENAME(o, h, c, syscall, retval, file, other, flags_arg)
+        if atime_arg:  # (the overwritten inode, in the fields renames leave unused: probe.bpf.c)
+            return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, atime_arg, mode_arg, uid_arg, gid_arg,
+                           mtime_arg)
+        return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, None, None, None, None, None)
     if etype == T.RMDIR:
         return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
         return _MKDIR(o, h, c, syscall, retval, file, mode_arg)
+    if etype == T.MKNOD:
+        return _MKNOD(o, h, c, syscall, retval, file, mode_arg, mknod_device(uid_arg))
+    if etype == T.SYMLINK:
+        return _SYMLINK(o, h, c, syscall, retval, file, other.path if other is not None else "")
     if etype == T.UTIMES:
         return _UTIMES(o, h, c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
                        atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
     if etype in (T.SETXATTR, T.REMOVEXATTR):
-        name = extra.decode(errors="replace")
+        name = extra.decode("utf-8", "surrogateescape")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
             return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg)
         return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace)
     if etype == T.MOUNT:
-        return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode(errors="replace"), flags_arg)
+        return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode("utf-8", "surrogateescape"), flags_arg)
     if etype == T.UMOUNT:
         return _UMOUNT(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.SELINUX:
         kind = _SELINUX_KINDS.get(flags_arg)
         if kind is None:
             raise DecodeError(f"unknown selinux kind {flags_arg}")
-        value = extra.split(b"\0", 1)[0].decode(errors="replace").strip()
+        value = extra.split(b"\0", 1)[0].decode("utf-8", "surrogateescape").strip()
         return _SELINUX(o, h, c, syscall, retval, file, kind, file.basename if kind == "bool" else None, value)
     raise DecodeError(f"type {etype} is not a file event")
 
@@ -271,6 +306,7 @@ _F1 = _F0 + FILE_INFO.size
 _FI_FLAGS, _FI_PATH_LEN = struct.calcsize("<QQQQIIIIII"), struct.calcsize("<QQQQIIIIIIII")
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
 
 
 def _get(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> property:
@@ -399,6 +435,12 @@ def _other_file(self: Any) -> ev.FileInfo | None:
     return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
 
 
+def _target(self: Any) -> str:
+    """A symlink's target: the second slot's string, as the process passed it."""
+    other = _other_file(self)
+    return other.path if other is not None else ""
+
+
 _EXTRA_LENS = _picker([(HEADER.size + 28, "I"), (_F0 + _FI_PATH_LEN, "H"), (_F1 + _FI_PATH_LEN, "H")])
 
 
@@ -407,7 +449,7 @@ def _extra(self: Any) -> str:
     b, o = self.file._b, self.file._o - _F0
     n, l0, l1 = _EXTRA_LENS.unpack_from(b, o)
     start = o + _FILE_END + l0 + l1
-    return b[start:start + n].decode(errors="replace")
+    return b[start:start + n].decode("utf-8", "surrogateescape")
 
 
 def _xattr_namespace(self: Any) -> str:
@@ -416,11 +458,35 @@ def _xattr_namespace(self: Any) -> str:
 
 
 _B0 = HEADER.size  # the file body
+
+
+def _overwritten(fmt: str, off: int) -> property:
+    """A field of a rename's overwritten inode (None when there was none: its inode number, at _B0 + 32, is 0)."""
+    unpack = struct.Struct("<" + fmt).unpack_from
+
+    def get(self: Any) -> Any:
+        f = self.file
+        base = f._o - _F0
+        if not _U64(f._b, base + _B0 + 32)[0]:
+            return None
+        return unpack(f._b, base + off)[0]
+    return property(get)
+
+
+_HFLAGS_NR = _picker([(36, "I"), (_B0 + 8, "I")]).unpack_from
+
+
+def _view_syscall(self: Any) -> str:
+    f = self.file
+    hflags, nr = _HFLAGS_NR(f._b, f._o - _F0)
+    return _syscall_name(nr, hflags)
+
 _COMMON = {
     "tid": _eget("I", 20), "ppid": _eget("I", 32), "ktime_ns": _eget("Q", 8), "cgroup_id": _eget("Q", 24),
     "uid": _eget("I", 40), "gid": _eget("I", 44), "comm": _eget("16s", 48, _cached_cstr),
     "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
-    "syscall": _eget("I", _B0 + 8, lambda nr: _SYSCALL_NAMES.get(nr) or str(nr)),
+    "syscall": property(_view_syscall),
+    "abi": _eget("I", 36, lambda f: "i386" if f & HF_I386 else "x86_64"),
     "retval": _eget("q", _B0),
 }
 _FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)
@@ -431,7 +497,10 @@ _OWN: dict[EventType, dict[str, property]] = {
     EventType.CHOWN: {"new_uid": _eget("I", _B0 + 20, lambda v: _signed32(v)),
                       "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
     EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
-    EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG},
+    EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG,
+                       "overwritten_inode": _overwritten("Q", _B0 + 32), "overwritten_mode": _overwritten("I", _B0 + 16),
+                       "overwritten_uid": _overwritten("I", _B0 + 20), "overwritten_gid": _overwritten("I", _B0 + 24),
+                       "overwritten_nlink": _overwritten("Q", _B0 + 40)},
     EventType.UNLINK: {"flags": _FLAGS_ARG},
     EventType.RMDIR: {"flags": _FLAGS_ARG},
     EventType.UMOUNT: {"flags": _FLAGS_ARG},
@@ -444,13 +513,16 @@ _OWN: dict[EventType, dict[str, property]] = {
     EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
     EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
     EventType.MOUNT: {"root": property(_other_file), "fs_type": property(_extra), "flags": _FLAGS_ARG},
+    EventType.MKNOD: {"mode": _MODE_ARG, "device": _eget("I", _B0 + 20, mknod_device)},
+    EventType.SYMLINK: {"target": property(_target)},
 }
 _FILE_CLASSES = {
     EventType.OPEN: ev.OpenEvent, EventType.CHMOD: ev.ChmodEvent, EventType.CHOWN: ev.ChownEvent,
     EventType.LINK: ev.LinkEvent, EventType.RENAME: ev.RenameEvent, EventType.UNLINK: ev.UnlinkEvent,
     EventType.RMDIR: ev.RmdirEvent, EventType.MKDIR: ev.MkdirEvent, EventType.UTIMES: ev.UtimesEvent,
     EventType.SETXATTR: ev.SetXattrEvent, EventType.REMOVEXATTR: ev.RemoveXattrEvent,
-    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent,
+    EventType.MOUNT: ev.MountEvent, EventType.UMOUNT: ev.UmountEvent, EventType.MKNOD: ev.MknodEvent,
+    EventType.SYMLINK: ev.SymlinkEvent,
 }
 FILE_VIEWS: dict[EventType, type] = {
     t: _view_class(cls, {**_COMMON, **_OWN[t]}, ()) for t, cls in _FILE_CLASSES.items()
@@ -558,7 +630,7 @@ _CRED_CLASSES = {EventType.SETUID: _B(ev.SetuidEvent), EventType.SETGID: _B(ev.S
 def _decode_cred(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     b = _fixed(CRED_BODY, data, "credentials")
     cls = _CRED_CLASSES[etype]
-    return cls(None, h, _cached_cstr(h[11]), NAME_BY_NR.get(b[1], str(b[1])), b[0], _CREDS(None, *b[3:14]),
+    return cls(None, h, _cached_cstr(h[11]), _syscall_name(b[1], h[8]), b[0], _CREDS(None, *b[3:14]),
                _CREDS(None, *b[14:25]), not h[8] & HF_CREDS_BEFORE_UNKNOWN)
 
 
@@ -575,9 +647,19 @@ def _decode_bpf(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
                 insn_cnt if is_prog else None, helpers, not flags & BPF_HELPERS_INCOMPLETE)
 
 
+_SETGROUPS = _B(ev.SetgroupsEvent)
+
+
+def _decode_groups(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
+    b = _fixed(GROUPS_BODY, data, "setgroups")
+    retval, nr, ngroups = b[:3]
+    return _SETGROUPS(None, h, _cached_cstr(h[11]), _syscall_name(nr, h[8]), retval,
+                      list(b[3:3 + min(ngroups, GROUPS_MAX)]), ngroups > GROUPS_MAX)
+
+
 _DECODERS: dict[int, Callable[[EventType, tuple, bytes], ev.KernelEvent]] = {
     REC_FILE: _decode_file, REC_EXEC: _decode_exec, REC_FORK: _decode_fork, REC_EXIT: _decode_exit,
-    REC_CRED: _decode_cred, REC_BPF: _decode_bpf,
+    REC_CRED: _decode_cred, REC_BPF: _decode_bpf, REC_GROUPS: _decode_groups,
 }
 
 

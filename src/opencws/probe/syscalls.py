@@ -1,7 +1,9 @@
-"""The syscalls the probe hooks (x86_64 numbers) and the event type each one produces.
+"""The syscalls the probe hooks (x86_64 and i386 numbers) and the event type each one produces.
 
-The BPF programs dispatch on the same numbers (probe.bpf.c); this table decides which of them are
-`interested` (any other syscall returns after one array lookup).
+The BPF programs dispatch on the x86_64 numbers (probe.bpf.c); this table decides which of them are
+`interested` (any other syscall returns after one array lookup). An i386 syscall (`int $0x80`, from a 32-bit or
+a 64-bit process: the kernel marks the thread TS_COMPAT) is looked up in the i386 table (`I386`), translated to
+the x86_64 syscall that does the same (`canonical_map`), with its arguments read from the i386 registers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "creat": (85, T.OPEN),
     "openat": (257, T.OPEN),
     "openat2": (437, T.OPEN),
+    "open_by_handle_at": (304, T.OPEN),  # (any file of a mount, by handle: the file comes from the fd returned)
     "chmod": (90, T.CHMOD),
     "fchmod": (91, T.CHMOD),
     "fchmodat": (268, T.CHMOD),
@@ -57,6 +60,11 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "setresgid": (119, T.SETGID),
     "setfsgid": (123, T.SETGID),
     "capset": (126, T.CAPSET),
+    "mknod": (133, T.MKNOD),
+    "mknodat": (259, T.MKNOD),
+    "symlink": (88, T.SYMLINK),
+    "symlinkat": (266, T.SYMLINK),
+    "setgroups": (116, T.SETGROUPS),
 }
 
 NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _) in SYSCALLS.items()}
@@ -82,6 +90,7 @@ INTERNAL_BIRTH = 31
 CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
+"""Syscalls that create an inode, watched while a file type is on even when mknod events are off."""
 CHROOT = 161
 MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155,
                                  "open_tree": 428, "fsmount": 432, "unshare": 272}
@@ -89,6 +98,49 @@ MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429
 
 FILE_TYPES = frozenset({T.OPEN, T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR})
 """Types whose events may teach inode discarders (the births of inodes then matter)."""
+
+
+I386: dict[str, tuple[int, str, int]] = {}
+"""i386 syscall name -> (i386 number, the x86_64 syscall it acts as, I386_* variant bits)."""
+
+I386_UID16 = 1
+"""The old 16-bit uid/gid calls (chown, lchown, fchown, setuid...): ids are 16 bits, 0xffff means -1."""
+I386_TIME32 = 2
+"""Times with a 32-bit time_t (utime, utimes, futimesat, utimensat; not utimensat_time64)."""
+I386_NO_FLAGS = 4
+"""umount (oldumount): umount2 without its flags argument."""
+
+
+def _i386(table: str) -> None:
+    for line in table.split(";"):
+        name, nr, *rest = line.split()
+        canon = rest[0] if rest and not rest[0].isdigit() else name
+        variant = int(rest[-1]) if rest and rest[-1].isdigit() else 0
+        I386[name] = (int(nr), canon, variant)
+
+
+_i386("write 4; open 5; creat 8; openat 295; openat2 437; open_by_handle_at 342; chmod 15; fchmod 94; fchmodat 306; fchmodat2 452;"
+      f"chown 182 {I386_UID16}; lchown 16 {I386_UID16}; fchown 95 {I386_UID16}; chown32 212 chown;"
+      "lchown32 198 lchown; fchown32 207 fchown; fchownat 298; link 9; linkat 303; rename 38; renameat 302;"
+      "renameat2 353; unlink 10; unlinkat 301; rmdir 40; mkdir 39; mkdirat 296;"
+      f"utime 30 {I386_TIME32}; utimes 271 {I386_TIME32}; futimesat 299 {I386_TIME32};"
+      f"utimensat 320 {I386_TIME32}; utimensat_time64 412 utimensat;"
+      "setxattr 226; lsetxattr 227; fsetxattr 228; setxattrat 463; removexattr 235; lremovexattr 236;"
+      "fremovexattr 237; removexattrat 466; mount 21; move_mount 429; umount2 52;"
+      f"umount 22 umount2 {I386_NO_FLAGS}; bpf 357;"
+      f"setuid 23 {I386_UID16}; setgid 46 {I386_UID16}; setreuid 70 {I386_UID16}; setregid 71 {I386_UID16};"
+      f"setresuid 164 {I386_UID16}; setresgid 170 {I386_UID16}; setfsuid 138 {I386_UID16};"
+      f"setfsgid 139 {I386_UID16}; setuid32 213 setuid; setgid32 214 setgid; setreuid32 203 setreuid;"
+      "setregid32 204 setregid; setresuid32 208 setresuid; setresgid32 210 setresgid; setfsuid32 215 setfsuid;"
+      "setfsgid32 216 setfsgid; capset 185;"
+      "symlink 83; symlinkat 304; setgroups 81; setgroups32 206 setgroups;"
+      "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432")
+
+IO_URING_OPS: dict[int, str] = {18: "openat", 28: "openat2", 35: "renameat", 36: "unlinkat", 37: "mkdirat",
+                                 38: "symlinkat", 39: "linkat", 41: "fsetxattr", 42: "setxattr"}
+"""io_uring opcodes the probe reports (as their syscall twins; `syscall` is then `io_uring:<op>`)."""
+
+I386_NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _, _) in I386.items()}
 
 
 def interested_map(enabled: set[T]) -> dict[int, int]:
@@ -107,8 +159,34 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
     if creds:
         out.update((nr, INTERNAL_CRED) for nr in CRED_ONLY.values())
     if FILE_TYPES & enabled:
-        out.update((nr, INTERNAL_BIRTH) for nr in BIRTH_ONLY.values())
+        for nr in BIRTH_ONLY.values():  # (as mknod events, they drop the discarder too)
+            out.setdefault(nr, INTERNAL_BIRTH)
     out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
     for nr in MOUNT_CHANGES.values():
         out.setdefault(nr, INTERNAL_MOUNTS)
     return out
+
+
+def _x86_64_numbers() -> dict[str, int]:
+    out = {name: nr for name, (nr, _) in SYSCALLS.items()}
+    out.update(CRED_ONLY)
+    out.update(BIRTH_ONLY)
+    out.update(MOUNT_CHANGES)
+    out["chroot"] = CHROOT
+    return out
+
+
+X86_64_NR: dict[str, int] = _x86_64_numbers()
+"""Every x86_64 syscall the probe may watch, by name."""
+
+
+def canonical_map() -> dict[int, int]:
+    """i386 number -> the x86_64 number of the syscall it acts as | variant bits << 16 (the kernel's
+    `compat_canon`)."""
+    return {nr: X86_64_NR[canon] | variant << 16 for nr, canon, variant in I386.values()}
+
+
+def interested_map_i386(enabled: set[T]) -> dict[int, int]:
+    """i386 syscall number -> event type: what its x86_64 twin gets from interested_map (same events)."""
+    native = interested_map(enabled)
+    return {nr: native[X86_64_NR[canon]] for nr, canon, _ in I386.values() if X86_64_NR[canon] in native}

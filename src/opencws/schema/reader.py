@@ -15,6 +15,8 @@ from typing import IO, Any, Literal
 import ijson
 import orjson
 
+from opencws.model import jsontext
+
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 16
 
@@ -75,7 +77,7 @@ class _Prefixed:
 
 def _loads(data: bytes) -> tuple[Any, str | None]:
     try:
-        return orjson.loads(data), None
+        return jsontext.loads(data), None
     except orjson.JSONDecodeError as e:
         return None, f"malformed JSON: {e}"
 
@@ -110,6 +112,13 @@ def _array(stream: _Prefixed) -> Iterator[Item]:
     except ijson.JSONError as e:
         yield Item(
             f"index {index}", error=f"malformed JSON array, reading stopped: {' '.join(str(e).split())}"
+        )
+    except UnicodeDecodeError:
+        # (ijson turns a \udcXX escape, a byte of a kernel string that is not UTF-8, into invalid UTF-8)
+        yield Item(
+            f"index {index}",
+            error="a string escape of a byte that is not UTF-8 (\\udcXX), which the JSON array reader cannot "
+            "take; reading stopped (JSON lines carry them)",
         )
 
 

@@ -26,6 +26,7 @@ STRING, INT, BOOL = "string", "int", "bool"
 EVENT_TYPES = (
     "exec", "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
     "removexattr", "setuid", "setgid", "capset", "selinux", "bpf", "mount", "umount", "exit",
+    "mknod", "symlink", "setgroups",  # OpenCWS's additions to Datadog's event types
 )  # fmt: skip
 # Event types of Datadog's agent that this engine's event model does not carry (a clearer error than
 # "unknown field" for policies written for newer agents).
@@ -35,7 +36,7 @@ UNSUPPORTED_EVENT_TYPES = (
 )  # fmt: skip
 FILE_EVENT_TYPES = (
     "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
-    "removexattr",
+    "removexattr", "mknod", "symlink",
 )  # fmt: skip
 
 
@@ -534,7 +535,7 @@ def build_registry() -> Registry:
     r.add("open.flags", INT, ("file",), "open_bits(o.flags)", "open")
     r.add("open.file.destination.mode", INT, ("file", "destination"), "o.mode", "open")
     r.alias("open.mode", "open.file.destination.mode")
-    for t in ("chmod", "mkdir"):
+    for t in ("chmod", "mkdir", "mknod"):
         r.add(f"{t}.file.destination.mode", INT, ("file", "destination"), "o.mode", t)
         r.add(f"{t}.file.destination.rights", INT, ("file", "destination"),
               "None if o.mode is None else o.mode & 0o7777", t)  # fmt: skip
@@ -548,6 +549,13 @@ def build_registry() -> Registry:
             r.alias(f"{t}.{old}.{legacy}", f"{t}.file.{target}")
             r.alias(f"{t}.{new}.{legacy}", f"{t}.file.destination.{target}")
     r.add("unlink.flags", INT, ("file",), "unlink_bits(o.flags)", "unlink")
+    # OpenCWS's additions: mknod's device number (file.device), a symlink's target as given (file.destination.path),
+    # the supplementary groups after setgroups (credentials.destination.groups)
+    r.add("mknod.file.device", INT, ("file",), "o.device", "mknod")
+    r.add("symlink.file.destination.path", STRING, ("file", "destination"), "o.path", "symlink")
+    r.add("setgroups.groups", INT, ("process", "credentials", "destination"),
+          "[int_or_zero(g) for g in o.get('groups') or ()]", "setgroups", multi=True)
+    r.add("setgroups.retval", INT, (), "retval_of(e)", "setgroups")
     for t in ("setxattr", "removexattr"):
         for suffix, attr in (("name", "attribute_name"), ("namespace", "attribute_namespace")):
             expr = f"o.destination.{attr} if o.destination is not None and o.destination.{attr} else o.{attr}"

@@ -37,9 +37,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define REC_SIZE 20480
 #define REC_MASK 16383
 #define PMASK (PATH_BUF - 1)
-#define MAX_COMPONENTS 96
+#define MAX_COMPONENTS (PATH_BUF / 2) /* a string of PATH_MAX bytes has at most this many ("./" repeated) */
 #define MAX_CHILDREN 4096
-#define MAX_DEPTH 256
+#define MAX_DEPTH (PATH_BUF / 2 + 64) /* components of a path of PATH_BUF bytes, and mount crossings */
 #define MAX_SUBMOUNTS 512
 #define MAX_INSN_CHUNKS 32768 /* of 32 instructions: 1M, the kernel's own limit on a program's size */
 
@@ -97,10 +97,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_renameat2 316
 #define NR_bpf 321
 #define NR_openat2 437
+#define NR_open_by_handle_at 304
 #define NR_fchmodat2 452
 #define NR_setxattrat 463
 #define NR_removexattrat 466
 #define NR_mknod 133
+#define NR_symlink 88
+#define NR_symlinkat 266
+#define NR_setgroups 116
 #define NR_mknodat 259
 #define NR_unshare 272
 #define NR_setns 308
@@ -115,6 +119,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
 #define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
 
+/* i386 syscalls (int $0x80 from a 32-bit or a 64-bit task: the entry code sets TS_COMPAT in thread_info.status
+ * until the return to user mode, so both tracepoints see it) */
+#define TS_COMPAT 0x0002
+#define IV_UID16 1                 /* 16-bit uid/gid arguments (0xffff: -1) */
+#define IV_TIME32 2                /* times with a 32-bit time_t */
+#define IV_NO_FLAGS 4              /* oldumount: umount2 without flags */
+
 /* `enabled` values */
 #define ENABLED 1
 #define AT_EXIT 2                  /* unlink/rmdir/rename: resolved at sys_exit (no sys_enter needed) */
@@ -126,13 +137,22 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-/* syscall number -> event type it may produce (0: return at once) */
+/* syscall number -> event type it may produce as an x86_64 syscall | the type as an i386 one << 8 (0: return at
+ * once, without looking at the ABI) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NR_SYSCALLS);
 	__type(key, __u32);
 	__type(value, __u32);
 } interested SEC(".maps");
+
+/* i386 syscall number -> the x86_64 number of the syscall it acts as | IV_* variant bits << 16 (syscalls.py) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_SYSCALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+} compat_canon SEC(".maps");
 
 /* event type -> 1 when some consumer wants it */
 struct {
@@ -252,6 +272,10 @@ struct inflight {
 	__u32 flags_arg;
 	struct file_info fi;
 	struct ocws_creds creds;
+	__u64 over_ino;                /* rename: the inode the destination named before the call (0: none) */
+	__u32 over_mode, over_uid, over_gid, over_nlink;
+	__u64 dentry, dmnt;            /* unlink/rmdir: the dentry the walk found (checked at sys_exit), its mount */
+	__u32 dropped, pad;            /* filtered at sys_enter: only the check at sys_exit is left to do */
 	char path[PATH_BUF];
 };
 
@@ -265,6 +289,27 @@ struct {
 struct rec_buf {
 	__u8 b[REC_SIZE];
 };
+
+/* A syscall as the handlers see it, whatever the ABI it came through */
+struct sysc {
+	__u64 a[6];                    /* arguments (i386: ebx, ecx, edx, esi, edi, ebp, zero-extended) */
+	__u32 nr;                      /* the x86_64 number of the syscall (an i386 one translated) */
+	__u32 raw_nr;                  /* the number the task used (records carry it, with HF_I386) */
+	__u32 type;                    /* the `interested` type */
+	__u32 variant;                 /* IV_* */
+	__u32 hflags;                  /* HF_I386, HF_IO_URING or 0 */
+	__u32 kstr;                    /* string arguments are in kernel memory (io_uring's copies) */
+	__u32 uflags;                  /* io_uring: U_* */
+	__u32 pad;
+	__u64 file;                    /* io_uring: the request's file (an fd-less operation on a fixed file) */
+	__s64 ret;                     /* the return value (set by handle_file_exit) */
+	__u32 counted;                 /* already counted as seen (at sys_enter) */
+	__u32 pad2;
+};
+
+#define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
+#define U_FIXED_SLOT 2                 /* io_uring: an open into a fixed file slot (the result is no fd) */
+#define U_NOT_CAPTURED 4               /* io_uring: completed without its submission seen (strings unknown) */
 
 struct work {
 	char upath[PATH_BUF];
@@ -291,8 +336,18 @@ struct work {
 	__u64 res_d, res_m;            /* what the last finish_slot resolved */
 	__u32 hops, pad3;              /* symlinks followed in this walk */
 	struct inode_key disc_key;     /* the target inode early_decision saw (when disc_hit) */
+	struct sysc sc;                /* the syscall sys_exit handles */
+	struct rec_header uring_h;     /* io_uring: the submitter, as seen at submission */
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
+	__u32 rewritten;
+	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
+				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
+	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
+	__u32 over_mode, over_uid, over_gid, over_nlink;
+	__u64 in_dentry, in_dmnt;      /* unlink/rmdir: the in-flight entry's dentry and mount */
+	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
+				      here, not in a register: a live known flag would double what the verifier walks */
 };
 
 struct {
@@ -628,7 +683,7 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	__u32 len = w->len;
 	w->scan = w->pos;
-	bpf_loop(64, skip_slash_step, NULL, 0);
+	bpf_loop(PATH_BUF, skip_slash_step, NULL, 0); /* (a run of slashes is one separator) */
 	__u32 pos = w->scan;
 	if (pos >= len) {
 		w->pos = pos;
@@ -645,7 +700,7 @@ static long walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	__u32 next = start + clen;
-	bpf_loop(64, skip_slash_step, NULL, 0);
+	bpf_loop(PATH_BUF, skip_slash_step, NULL, 0); /* (a run of slashes is one separator) */
 	int last = w->scan >= len;
 	char c0 = w->upath[start & PMASK];
 	if (c0 == '.' && clen == 1) {
@@ -726,12 +781,20 @@ static long up_step(__u32 i, void *ctx)
 		return 0;
 	}
 	__u64 parent = (__u64)d->d_parent;
-	if (parent == w->d) {
-		w->done = 1;
-		return 1;
-	}
 	__u32 len = d->d_name.len;
 	__u32 off = w->off;
+	if (parent == w->d) {
+		/* a root that is no mount's root: a file outside every tree (memfd_create's, a pseudo file): named as
+		 * the kernel names it, without a leading "/" ("memfd:NAME") */
+		w->done = 1;
+		if (len > 0 && len < 256 && len + 1 < off && off == PATH_BUF) {
+			off -= len;
+			bpf_probe_read_kernel(&w->pbuf[BOUND(off, 4095)], BOUND(len, 255), d->d_name.name);
+			w->off = off;
+			w->done = 3;
+		}
+		return 1;
+	}
 	if (len > 255 || len + 2 > off) {
 		w->done = 2;
 		return 1;
@@ -810,7 +873,7 @@ static __noinline int finish_slot(int slot)
 	w->off = PATH_BUF;
 	w->done = 0;
 	bpf_loop(MAX_DEPTH, up_step, NULL, 0);
-	if (w->done != 1)
+	if (w->done != 1 && w->done != 3)
 		fi->flags |= FI_TRUNCATED;
 	__u32 off = w->off;
 	__u32 plen = PATH_BUF - off;
@@ -952,9 +1015,11 @@ static __noinline int walk_any(int slot, int dirfd, const char *upath, int follo
 	return 1;
 }
 
+/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
 static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
 {
-	return walk_any(slot, dirfd, upath, follow, 0);
+	struct work *w = get_work();
+	return walk_any(slot, dirfd, upath, follow, w && w->sc.kstr);
 }
 
 static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
@@ -962,6 +1027,102 @@ static __noinline int resolve_user(int slot, int dirfd, const char *upath, int f
 	if (walk_user(slot, dirfd, upath, follow))
 		finish_slot(slot);
 	return 0;
+}
+
+/* A string the process passed, as it is (a symlink's target: no file to resolve) */
+static __noinline int raw_slot(int slot, const char *s)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	slot &= 1;
+	clear_slot(w, slot);
+	long n = w->sc.kstr ? bpf_probe_read_kernel_str(w->sp[slot], PATH_BUF, s)
+			    : bpf_probe_read_user_str(w->sp[slot], PATH_BUF, s);
+	if (n <= 0) {
+		w->fi[slot].flags = FI_PRESENT | FI_NO_USER_PATH;
+		return 0;
+	}
+	__u32 l = (n - 1) & PMASK;
+	w->splen[slot] = l;
+	w->fi[slot].flags = FI_PRESENT | FI_RAW_STRING;
+	w->fi[slot].path_len = l;
+	w->fi[slot].resolved_len = l;
+	return 0;
+}
+
+/* "/proc/self/fd/N", "/proc/<own pid>/fd/N" or "/dev/fd/N", then the end or "/rest": N (w->scan: where the end or
+ * the "/rest" starts), else -1. The kernel follows such a magic link to the open file itself (an O_TMPFILE file
+ * given a name, a script run by fexecve), which no walk of the dentry cache reaches. */
+static __always_inline int proc_fd_number(struct work *w, const char *upath, int kstr)
+{
+	char *s = w->extra_spill;
+	__builtin_memset(s, 0, 64);
+	long n = kstr ? bpf_probe_read_kernel_str(s, 64, upath) : bpf_probe_read_user_str(s, 64, upath);
+	int i;
+	if (n < 10 || s[0] != '/')
+		return -1;
+	if (s[1] == 'd' && s[2] == 'e' && s[3] == 'v' && s[4] == '/' && s[5] == 'f' && s[6] == 'd' && s[7] == '/') {
+		i = 8;
+	} else {
+		if (n < 16 || s[1] != 'p' || s[2] != 'r' || s[3] != 'o' || s[4] != 'c' || s[5] != '/')
+			return -1;
+		i = 6;
+		if (s[6] == 's' && s[7] == 'e' && s[8] == 'l' && s[9] == 'f' && s[10] == '/') {
+			i = 11;
+		} else {
+			__u32 pid = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+			for (int k = 0; k < 10; k++) {
+				char c = s[(6 + k) & 63];
+				if (c < '0' || c > '9')
+					break;
+				pid = pid * 10 + (c - '0');
+				i = 7 + k;
+			}
+			if (i == 6 || pid != tgid || s[i & 63] != '/')
+				return -1;
+			i++;
+		}
+		if (s[i & 63] != 'f' || s[(i + 1) & 63] != 'd' || s[(i + 2) & 63] != '/')
+			return -1;
+		i += 3;
+	}
+	int fd = 0, digits = 0;
+	for (int k = 0; k < 10; k++) {
+		char c = s[(i + k) & 63];
+		if (c == 0 || c == '/')
+			break;
+		if (c < '0' || c > '9')
+			return -1;
+		fd = fd * 10 + (c - '0');
+		digits++;
+	}
+	w->scan = i + digits;
+	return digits ? fd : -1;
+}
+
+/* linkat's source: the path, or the dirfd's own file (AT_EMPTY_PATH and ""), or the file a /proc/self/fd/N magic
+ * link stands for (AT_SYMLINK_FOLLOW); 1: finish_slot must follow */
+static __noinline int link_source(int dirfd, const char *upath, __u32 flags)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	char first = 1;
+	if (flags & AT_EMPTY_PATH) {
+		if (w->sc.kstr)
+			bpf_probe_read_kernel(&first, 1, upath);
+		else
+			bpf_probe_read_user(&first, 1, upath);
+		if (!first)
+			return target_file(0, fd_file(dirfd));
+	}
+	if (flags & AT_SYMLINK_FOLLOW) {
+		int fd = proc_fd_number(w, upath, w->sc.kstr);
+		if (fd >= 0 && !w->extra_spill[w->scan & 63])
+			return target_file(0, fd_file(fd));
+	}
+	return walk_user(0, dirfd, upath, flags & AT_SYMLINK_FOLLOW);
 }
 
 /* ------------------------------------------------------------------ filters */
@@ -1072,6 +1233,32 @@ static long name_hash_step(__u32 i, void *ctx)
 	return 0;
 }
 
+/* A successful chmod or chown of a path: the file the walk found (w->d) must now show the change. When it does not,
+ * another thread rewrote the path string between the kernel's copy (at the start of the call) and the walk's read
+ * (at its end): the kernel acted on another file. (The mode ignores S_ISGID, which the kernel may drop; ids are
+ * compared only in the initial user namespace.) */
+static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode, __u32 uid, __u32 gid, __u64 mtime)
+{
+	struct inode *ino = RO(struct dentry, w->d)->d_inode;
+	int times = nr == NR_utime || nr == NR_utimes || nr == NR_futimesat || nr == NR_utimensat;
+	if (nr != NR_chmod && nr != NR_fchmodat && nr != NR_fchmodat2 && nr != NR_chown && nr != NR_lchown &&
+	    nr != NR_fchownat && !times)
+		return 0;
+	if (times && mtime >= UTIME_NOW_SENTINEL - 1) /* (now, or omitted: nothing to compare) */
+		return 0;
+	if (!ino)
+		return 1;
+	struct inode *ti = RO(struct inode, ino);
+	if (times) /* (a path given: utimensat on an fd has none) */
+		return ti->i_mtime_sec * 1000000000ULL + ti->i_mtime_nsec != mtime;
+	if (nr == NR_chmod || nr == NR_fchmodat || nr == NR_fchmodat2)
+		return ((ti->i_mode ^ mode) & 05777) != 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (RO(struct user_namespace, RO(struct cred, t->cred)->user_ns)->level != 0)
+		return 0;
+	return (uid != 0xffffffffu && ti->i_uid.val != uid) || (gid != 0xffffffffu && ti->i_gid.val != gid);
+}
+
 #define DECIDE_DROP 0
 #define DECIDE_PASS 1
 #define DECIDE_LATER 2
@@ -1087,6 +1274,18 @@ static __noinline int early_decision(__u32 type, __u32 flags_arg)
 	w->disc_hit = 0;
 	if (w->status & FI_INCOMPLETE)
 		return DECIDE_LATER;
+	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on (sys_exit only:
+	 * sys_enter decides other types) */
+	if ((type == EV_CHMOD || type == EV_CHOWN || type == EV_UTIMES) && w->sc.ret == 0) {
+		struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+		if (r) {
+			struct file_body *b = (struct file_body *)(r->b + sizeof(struct rec_header));
+			if (outcome_differs(w, w->sc.nr, b->mode_arg, b->uid_arg, b->gid_arg, b->mtime_arg)) {
+				w->rewritten = 1;
+				return DECIDE_PASS;
+			}
+		}
+	}
 	struct dentry *d = bpf_rdonly_cast((void *)w->d, bpf_core_type_id_kernel(struct dentry));
 	struct mount *m = bpf_rdonly_cast((void *)w->m, bpf_core_type_id_kernel(struct mount));
 	struct inode *ino = d->d_inode;
@@ -1167,9 +1366,18 @@ static __noinline int emit_file(struct rec_buf *r, __u32 type)
 		return 0;
 	struct rec_header *h = (struct rec_header *)r->b;
 	struct file_body *b = (struct file_body *)(r->b + sizeof(*h));
-	fill_header(h, REC_FILE, type);
+	if (w->sc.uflags & U_SAVED_HEADER) {
+		__builtin_memcpy(h, &w->uring_h, sizeof(*h));
+		h->kind = REC_FILE;
+		h->type = type;
+	} else {
+		fill_header(h, REC_FILE, type);
+	}
+	h->flags |= w->sc.hflags;
 	__builtin_memcpy(&b->f[0], &w->fi[0], sizeof(struct file_info));
 	__builtin_memcpy(&b->f[1], &w->fi[1], sizeof(struct file_info));
+	if (w->sc.uflags & U_NOT_CAPTURED)
+		b->f[0].flags |= FI_NOT_CAPTURED;
 	__u32 pos = sizeof(*h) + sizeof(*b);
 	__u32 l0 = w->splen[0] & PMASK;
 	__u32 l1 = w->splen[1] & PMASK;
@@ -1202,12 +1410,12 @@ static __always_inline struct file_body *begin_file(struct rec_buf *r, __s64 ret
 
 static __always_inline void read_extra_str(struct work *w, struct file_body *b, const char *s)
 {
-	long n = bpf_probe_read_user_str(w->extra, EXTRA_MAX, s);
+	long n = w->sc.kstr ? bpf_probe_read_kernel_str(w->extra, EXTRA_MAX, s) : bpf_probe_read_user_str(w->extra, EXTRA_MAX, s);
 	b->extra_len = n > 0 ? n - 1 : 0;
 }
 
-/* timeval[2] / timespec[2] / utimbuf -> ns; NULL -> "now" */
-static __always_inline void read_times(struct file_body *b, const void *p, int kind)
+/* timeval[2] / timespec[2] / utimbuf -> ns; NULL -> "now". time32: the i386 layouts (32-bit fields) */
+static __always_inline void read_times(struct file_body *b, const void *p, int kind, int time32)
 {
 	if (!p) {
 		b->atime_arg = UTIME_NOW_SENTINEL;
@@ -1215,12 +1423,22 @@ static __always_inline void read_times(struct file_body *b, const void *p, int k
 		return;
 	}
 	long v[4] = {};
+	if (time32) {
+		__s32 v32[4] = {};
+		bpf_probe_read_user(v32, kind == 0 ? 8 : 16, p);
+		v[0] = v32[0];
+		v[1] = v32[1];
+		v[2] = v32[2];
+		v[3] = v32[3];
+	}
 	if (kind == 0) { /* utimbuf: two longs (seconds) */
-		bpf_probe_read_user(v, 16, p);
+		if (!time32)
+			bpf_probe_read_user(v, 16, p);
 		b->atime_arg = v[0] * 1000000000ULL;
 		b->mtime_arg = v[1] * 1000000000ULL;
 	} else {
-		bpf_probe_read_user(v, 32, p);
+		if (!time32)
+			bpf_probe_read_user(v, 32, p);
 		__u64 mul = kind == 1 ? 1000ULL : 1ULL; /* 1: timeval (us), 2: timespec (ns) */
 		if (kind == 2 && (v[1] == ((1l << 30) - 1) || v[1] == ((1l << 30) - 2))) /* UTIME_NOW/OMIT */
 			b->atime_arg = v[1] == ((1l << 30) - 1) ? UTIME_NOW_SENTINEL : UTIME_NOW_SENTINEL - 1;
@@ -1233,7 +1451,93 @@ static __always_inline void read_times(struct file_body *b, const void *p, int k
 	}
 }
 
+/* ------------------------------------------------------------------ syscalls of both ABIs */
+
+static __always_inline __u64 uid16(__u64 v)
+{
+	return (v & 0xffff) == 0xffff ? 0xffffffffULL : (v & 0xffff);
+}
+
+/* Which syscall the task made and its arguments. v: its `interested` entry (nonzero). An i386 syscall's number
+ * means another syscall in the x86_64 table (i386 chown32 is x86_64 getpeername...): it is translated, and its
+ * arguments are the low halves of the i386 argument registers (what the kernel's compat entry passes on: a
+ * 64-bit task may leave anything in the upper halves). 0: not a syscall any enabled type wants. */
+static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, struct sysc *s)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	s->raw_nr = nr;
+	s->variant = 0;
+	s->kstr = 0;
+	s->uflags = 0;
+	s->file = 0;
+	s->counted = 0;
+	if (!(t->thread_info.status & TS_COMPAT)) {
+		s->type = v & 0xff;
+		s->nr = nr;
+		s->hflags = 0;
+		s->a[0] = regs->di;
+		s->a[1] = regs->si;
+		s->a[2] = regs->dx;
+		s->a[3] = regs->r10;
+		s->a[4] = regs->r8;
+		s->a[5] = regs->r9;
+		return s->type != 0;
+	}
+	s->type = (v >> 8) & 0xff;
+	__u32 *c = bpf_map_lookup_elem(&compat_canon, &nr);
+	if (!s->type || !c || !*c)
+		return 0;
+	s->nr = *c & 0xffff;
+	s->variant = *c >> 16;
+	s->hflags = HF_I386;
+	s->a[0] = (__u32)regs->bx;
+	s->a[1] = (__u32)regs->cx;
+	s->a[2] = (__u32)regs->dx;
+	s->a[3] = (__u32)regs->si;
+	s->a[4] = (__u32)regs->di;
+	s->a[5] = (__u32)regs->bp;
+	if (s->variant & IV_UID16) {
+		s->a[1] = uid16(s->a[1]);
+		s->a[2] = uid16(s->a[2]);
+	}
+	if (s->variant & IV_NO_FLAGS)
+		s->a[1] = 0;
+	return 1;
+}
+
 /* ------------------------------------------------------------------ sys_enter */
+
+/* A filtered unlink/rmdir: only its dentry is kept, for the check at sys_exit (a rewritten string shows there) */
+static __noinline int keep_for_check(struct inflight *in)
+{
+	if (!in->dentry)
+		return 0;
+	in->dropped = 1;
+	in->plen = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	return 0;
+}
+
+/* A rename over an existing name: the inode that name has now, which the call may free (its numbers go into the
+ * event; after the call nothing names it any more) */
+static __noinline int note_overwritten(struct inflight *in, int dirfd, const char *newpath)
+{
+	struct work *w = get_work();
+	in->over_ino = 0;
+	if (!w || !walk_user(1, dirfd, newpath, 0) || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+		return 0;
+	struct inode *ino = RO(struct dentry, w->d)->d_inode;
+	if (!ino)
+		return 0;
+	struct inode *ti = RO(struct inode, ino);
+	in->over_ino = ti->i_ino;
+	in->over_mode = ti->i_mode;
+	in->over_uid = ti->i_uid.val;
+	in->over_gid = ti->i_gid.val;
+	in->over_nlink = ti->__i_nlink;
+	return 0;
+}
 
 /* the credentials "before" come from cred_cache: sys_enter only captures the target of a destructive call */
 static __always_inline int needs_enter(__u32 type)
@@ -1248,12 +1552,16 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (nr >= NR_SYSCALLS)
 		return 0;
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
-	if (!tp || !*tp || !needs_enter(*tp))
+	if (!tp || !*tp)
 		return 0;
-	__u32 type = *tp;
-	__u64 di = regs->di;
-	__u64 si = regs->si;
-	__u64 dx = regs->dx;
+	struct sysc sc;
+	if (!decode_sysc(regs, nr, *tp, &sc) || !needs_enter(sc.type))
+		return 0;
+	__u32 type = sc.type;
+	nr = sc.nr;
+	__u64 di = sc.a[0];
+	__u64 si = sc.a[1];
+	__u64 dx = sc.a[2];
 	__u32 flags_arg = 0;
 	if (nr == NR_unlinkat) {
 		flags_arg = dx;
@@ -1272,13 +1580,14 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	struct work *w = get_work();
 	if (!in || !w)
 		return 0;
+	w->sc.kstr = 0; /* (walk_user reads it) */
 	in->nr = nr;
 	in->type = type;
 	in->plen = 0;
 	in->flags_arg = flags_arg;
 	/* what invalidates discarders whatever becomes of the event: an umount (a mount id freed for reuse), an
 	 * exchange of two names (either may be a directory) */
-	int invalidates = type == EV_UMOUNT || (nr == NR_renameat2 && (regs->r8 & RENAME_EXCHANGE));
+	int invalidates = type == EV_UMOUNT || (nr == NR_renameat2 && (sc.a[4] & RENAME_EXCHANGE));
 	{
 		int need = 0;
 		switch (nr) {
@@ -1298,6 +1607,13 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		default:
 			return 0;
 		}
+		/* unlink/rmdir: the dentry found, which must be gone (negative or unhashed) after a success: else the
+		 * string was rewritten between this read and the kernel's copy, and another name was removed */
+		in->dentry = 0;
+		in->dmnt = w->m;
+		in->dropped = 0;
+		if (need && (type == EV_UNLINK || type == EV_RMDIR) && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+			in->dentry = w->d;
 		int decision = need ? early_decision(type, flags_arg) : DECIDE_LATER;
 		if (decision == DECIDE_DROP) {
 			/* dropped or not, the name goes away or changes: a discarder learned on it no longer holds */
@@ -1312,23 +1628,30 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 			if (invalidates)
 				bump_generation(); /* (before knowing whether it succeeds: sys_exit will not see it) */
 			count(type, CNT_FILTERED);
-			return 0;
+			return keep_for_check(in);
 		}
 		if (need)
 			finish_slot(0);
-		int drop = decision == DECIDE_LATER && filtered_out(type, flags_arg, w);
+		/* (a string in a page not faulted in yet cannot be read here: sys_exit reads it, the kernel has faulted it
+		 * in by then; such an event is not filtered on an empty path) */
+		int drop = decision == DECIDE_LATER && !(w->fi[0].flags & FI_NO_USER_PATH) &&
+			   filtered_out(type, flags_arg, w);
 		drop_inode_discarder(&w->fi[0]);
 		if (drop) {
 			if (invalidates || (type == EV_RENAME && (!(w->fi[0].flags & FI_INODE) ||
 								  (w->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS)))
 				bump_generation();
-			return 0;
+			return keep_for_check(in);
 		}
 		__builtin_memcpy(&in->fi, &w->fi[0], sizeof(struct file_info));
 		__u32 l = w->splen[0] & PMASK;
 		in->plen = l;
 		if (l)
 			bpf_probe_read_kernel(in->path, BOUND(l, 4095), w->sp[0]);
+		in->over_ino = 0;
+		if (type == EV_RENAME && !(nr == NR_renameat2 && (sc.a[4] & RENAME_EXCHANGE)))
+			note_overwritten(in, nr == NR_rename ? AT_FDCWD : (int)dx,
+					 (const char *)(nr == NR_rename ? si : sc.a[3]));
 	}
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
@@ -1342,6 +1665,9 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
  * the task has now; the cache takes "after". */
 static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 {
+	struct work *w = get_work();
+	if (!w)
+		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!r)
@@ -1362,6 +1688,7 @@ static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 		return 0;
 	}
 	fill_header(h, REC_CRED, type);
+	h->flags |= w->sc.hflags;
 	if (!known) {
 		__builtin_memcpy(&b->before, &b->after, sizeof(struct ocws_creds));
 		h->flags |= HF_CREDS_BEFORE_UNKNOWN;
@@ -1370,6 +1697,40 @@ static __noinline int handle_cred_exit(__u32 nr, __s64 ret, __u32 type)
 	b->syscall_nr = nr;
 	b->pad = 0;
 	return output(r->b, sizeof(*h) + sizeof(*b), type);
+}
+
+/* setgroups returned: the thread's supplementary groups as the kernel now has them (not the caller's list, which
+ * another thread may rewrite) */
+static __noinline int handle_groups_exit(__u32 nr, __s64 ret)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	count(EV_SETGROUPS, CNT_SEEN);
+	if (pid_discarded(EV_SETGROUPS)) {
+		count(EV_SETGROUPS, CNT_FILTERED);
+		return 0;
+	}
+	struct rec_header *h = (struct rec_header *)r->b;
+	struct groups_body *b = (struct groups_body *)(r->b + sizeof(*h));
+	__builtin_memset(b, 0, sizeof(*b));
+	fill_header(h, REC_GROUPS, EV_SETGROUPS);
+	h->flags |= w->sc.hflags;
+	b->retval = ret;
+	b->syscall_nr = nr;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct group_info *gi = RO(struct cred, t->cred)->group_info;
+	if (gi) {
+		__u32 n = RO(struct group_info, gi)->ngroups;
+		b->ngroups = n;
+		if (n > GROUPS_MAX)
+			n = GROUPS_MAX;
+		if (n)
+			bpf_probe_read_kernel(b->gids, BOUND(n * 4 - 1, 255) + 1,
+					      (char *)gi + bpf_core_field_offset(struct group_info, gid));
+	}
+	return output(r->b, sizeof(*h) + sizeof(*b), EV_SETGROUPS);
 }
 
 /* the inode the walk state points at (w->d, w->m) is new: a discarder of its number is from a dead inode */
@@ -1384,13 +1745,13 @@ static __always_inline void drop_discarder_of_target(struct work *w)
 }
 
 /* mknod/mknodat created an inode (opening it later is no birth: FMODE_CREATED is not set) */
-static __noinline int handle_birth_exit(__u32 nr, __s64 ret, struct pt_regs *regs)
+static __noinline int handle_birth_exit(__u32 nr, __s64 ret)
 {
 	struct work *w = get_work();
 	if (!w || ret != 0)
 		return 0;
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
 	int need = nr == NR_mknod ? walk_user(0, AT_FDCWD, (const char *)di, 0)
 				  : walk_user(0, (int)di, (const char *)si, 0);
 	if (need && !(w->status & FI_INCOMPLETE))
@@ -1398,26 +1759,60 @@ static __noinline int handle_birth_exit(__u32 nr, __s64 ret, struct pt_regs *reg
 	return 0;
 }
 
-/* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
- * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
- * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
-static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struct pt_regs *regs)
+/* The second move of a RENAME_EXCHANGE (the first event was sent from these slots): the destination's file went to
+ * the source's name. Slot 0 takes the destination's path, slot 1 the source's path as it is now, with the file now
+ * there (the one that moved); both show that file. */
+__noinline int emit_exchange_back(__u32 type)
 {
 	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!w || !r)
 		return 0;
-	count(type, CNT_SEEN);
+	w->exchange_back = 0;
+	__builtin_memcpy(&w->fi[0], &w->fi[1], sizeof(struct file_info));
+	__u32 l = w->splen[1] & PMASK;
+	w->splen[0] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), w->sp[1]);
+	resolve_user(1, (int)w->sc.a[0], (const char *)w->sc.a[1], 0);
+	struct file_info *f0 = &w->fi[0], *f1 = &w->fi[1];
+	f0->flags &= ~FI_INODE;
+	if (f1->flags & FI_INODE) {
+		f0->ino = f1->ino;
+		f0->atime_ns = f1->atime_ns;
+		f0->mtime_ns = f1->mtime_ns;
+		f0->ctime_ns = f1->ctime_ns;
+		f0->mode = f1->mode;
+		f0->uid = f1->uid;
+		f0->gid = f1->gid;
+		f0->nlink = f1->nlink;
+		f0->flags |= FI_INODE;
+	}
+	return emit_file(r, type);
+}
+
+/* unlink, rmdir, rename resolved at sys_exit (no sys_enter hook). A removed name is found as a negative
+ * dentry, or not at all: the path is then the resolved directory + the name, marked FI_REMOVED, without
+ * inode fields. A renamed file is described by what now sits at the destination (the same inode). */
+__noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
+{
+	struct work *w = get_work();
+	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!w || !r)
+		return 0;
+	w->exchange_back = 0;
+	if (!w->sc.counted)
+		count(type, CNT_SEEN);
 	/* a discarded process's successful rename is still resolved (the discarders it invalidates), not sent */
 	int discarded = pid_discarded(type);
 	if (discarded && !(type == EV_RENAME && ret == 0)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	__u64 di = BPF_CORE_READ(regs, di);
-	__u64 si = BPF_CORE_READ(regs, si);
-	__u64 dx = BPF_CORE_READ(regs, dx);
-	struct file_body *b = begin_file(r, ret, nr);
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
+	__u64 dx = w->sc.a[2];
+	struct file_body *b = begin_file(r, ret, w->sc.raw_nr);
 	int dirfd = AT_FDCWD;
 	const char *p = (const char *)di;
 	if (nr == NR_unlinkat || nr == NR_renameat || nr == NR_renameat2) {
@@ -1427,10 +1822,14 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 	if (nr == NR_unlinkat)
 		b->flags_arg = dx;
 	if (nr == NR_renameat2)
-		b->flags_arg = BPF_CORE_READ(regs, r8);
+		b->flags_arg = w->sc.a[4];
 	int need = walk_user(0, dirfd, p, 0);
 	int gone = 0, missing = 0;
-	if (need && ret == 0) {
+	/* a name still there after its successful removal (or rename: not an exchange): the path string was
+	 * rewritten during the call, the kernel removed another name; the one found is reported, flagged */
+	w->rewritten = need && ret == 0 && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)) &&
+		       !(b->flags_arg & RENAME_EXCHANGE && nr == NR_renameat2);
+	if (need && ret == 0 && !w->rewritten) {
 		if ((w->status & FI_NOT_CACHED) && w->stop_last) {
 			w->len = w->stop_end; /* drop trailing slashes */
 			gone = missing = 1;
@@ -1441,6 +1840,8 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 	if (need)
 		finish_slot(0);
 	struct file_info *f0 = &w->fi[0];
+	if (w->rewritten)
+		f0->flags |= FI_REWRITTEN;
 	if (gone) {
 		f0->flags &= ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE);
 		f0->flags |= FI_REMOVED;
@@ -1449,7 +1850,7 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 			fill_mount(f0, (struct dentry *)w->res_d, (struct mount *)w->res_m);
 	}
 	if (type == EV_RENAME) {
-		__u64 a3 = BPF_CORE_READ(regs, r10);
+		__u64 a3 = w->sc.a[3];
 		if (nr == NR_rename)
 			resolve_user(1, AT_FDCWD, (const char *)si, 0);
 		else
@@ -1464,7 +1865,7 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 			/* the discarder of the renamed inode no longer holds (its path changed) */
 			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
 			bpf_map_delete_elem(&discarder_inodes, &k);
-			if (gone) {
+			if (gone || (b->flags_arg & RENAME_EXCHANGE)) { /* (an exchange: the source's file is now there) */
 				f0->ino = f1->ino;
 				f0->atime_ns = f1->atime_ns;
 				f0->mtime_ns = f1->mtime_ns;
@@ -1483,9 +1884,48 @@ static __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type, struc
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	if (filtered_out(type, b->flags_arg, w))
+	if (!w->rewritten && filtered_out(type, b->flags_arg, w))
 		return 0;
-	return emit_file(r, type);
+	emit_file(r, type);
+	w->exchange_back = type == EV_RENAME && ret == 0 && (b->flags_arg & RENAME_EXCHANGE);
+	return 0;
+}
+
+/* handle_removal_exit, then the second move of an exchange it sent */
+static __always_inline int removal_exit(struct work *w, __u32 nr, __s64 ret, __u32 type)
+{
+	handle_removal_exit(nr, ret, type);
+	if (w->exchange_back)
+		emit_exchange_back(type);
+	return 0;
+}
+
+/* A successful unlink/rmdir resolved at sys_enter: the dentry found then must be gone now (negative or unhashed).
+ * Still there: the string was rewritten between the probe's read and the kernel's copy, the kernel removed another
+ * name; slot 0 (resolved again from that dentry when the event was filtered at sys_enter) is flagged. (A dentry
+ * freed and reused meanwhile could flag a real removal: a false alarm, never a hidden event.) */
+static __noinline int check_removed(__s64 ret)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->rewritten = 0;
+	if (ret != 0 || !w->in_dentry)
+		return 0;
+	struct dentry *d = RO(struct dentry, w->in_dentry);
+	if (!d->d_inode || !d->d_hash.pprev)
+		return 0;
+	w->rewritten = 1;
+	if (w->in_dropped) {
+		start_slot(w, 0);
+		w->d = w->in_dentry;
+		w->m = w->in_dmnt;
+		w->len = 0;
+		w->pos = 0;
+		finish_slot(0);
+	}
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
 }
 
 /* events resolved at sys_enter: restore slot 0 from the in-flight entry */
@@ -1507,6 +1947,14 @@ static __noinline int restore_inflight(__u32 nr)
 		bpf_probe_read_kernel(w->sp[0], BOUND(l, 4095), in->path);
 	__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
 	w->splen[1] = 0;
+	w->over_ino = in->over_ino;
+	w->in_dentry = in->dentry;
+	w->in_dmnt = in->dmnt;
+	w->in_dropped = in->dropped;
+	w->over_mode = in->over_mode;
+	w->over_uid = in->over_uid;
+	w->over_gid = in->over_gid;
+	w->over_nlink = in->over_nlink;
 	int type = in->type;
 	bpf_map_delete_elem(&inflight, &tid);
 	return type;
@@ -1556,6 +2004,7 @@ static __noinline int handle_bpf_exit(__s64 ret, __u64 cmd, const void *attr)
 	struct bpf_body *b = (struct bpf_body *)(r->b + sizeof(*h));
 	__builtin_memset(b, 0, sizeof(*b));
 	fill_header(h, REC_BPF, EV_BPF);
+	h->flags |= w->sc.hflags;
 	b->retval = ret;
 	b->cmd = cmd;
 	w->helpers[0] = w->helpers[1] = w->helpers[2] = w->helpers[3] = 0;
@@ -1635,7 +2084,7 @@ static __noinline int handle_write_exit(__s64 ret, int fd, const char *ubuf, __u
 		count(EV_SELINUX, CNT_FILTERED);
 		return 0;
 	}
-	struct file_body *b = begin_file(r, ret, NR_write);
+	struct file_body *b = begin_file(r, ret, w->sc.raw_nr);
 	b->flags_arg = kind;
 	__u32 n = count_arg > 63 ? 63 : count_arg;
 	__builtin_memset(w->extra, 0, 64);
@@ -1694,128 +2143,68 @@ static __noinline int handle_mount_exit(__s64 ret, int dirfd, const char *dir, i
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+/* After a successful link, its source (slot 0) and its new name (slot 1) are the same inode; two inodes: a path
+ * string was rewritten during the call (which one cannot be told): the source is flagged. 1: flagged. */
+static __noinline int check_link_outcome(void)
 {
-	/* tp_btf: regs is a typed kernel pointer, read directly (no helper call) */
-	__u32 nr = regs->orig_ax;
-	if (nr >= NR_SYSCALLS)
+	struct work *w = get_work();
+	if (!w)
 		return 0;
-	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
-	if (!tp || !*tp)
+	struct file_info *f0 = &w->fi[0], *f1 = &w->fi[1];
+	if (!(f0->flags & FI_INODE) || !(f1->flags & FI_INODE) || f0->ino == f1->ino)
 		return 0;
-	__u32 type = *tp;
-	if (type == INTERNAL_BIRTH)
-		return handle_birth_exit(nr, ret, regs);
-	if (nr == NR_unshare && ret == 0 && (regs->di & CLONE_NEWNS))
-		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
-	if (type == INTERNAL_MOUNTS) {
-		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
-			bump_generation();
+	f0->flags |= FI_REWRITTEN;
+	return 1;
+}
+
+/* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
+ * operations that do the same: the syscall in w->sc. */
+__noinline int handle_file_exit(__s64 ret, __u32 type)
+{
+	struct work *w = get_work();
+	if (!w)
 		return 0;
-	}
-	if (type == INTERNAL_CHROOT) {
-		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
-		if (seen && ret == 0)
-			*seen = 1;
-		return 0;
-	}
-	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
-		return handle_cred_exit(nr, ret, type);
-	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
-		__u32 t = type;
-		if (nr == NR_unlinkat)
-			t = (regs->dx & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
-		if (enabled_at_exit(t))
-			return handle_removal_exit(nr, ret, t, regs);
-	}
-	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
-		struct work *w0 = get_work();
-		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
-		if (!w0 || !r0)
-			return 0;
-		__u32 saved_flags = 0;
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-		if (in)
-			saved_flags = in->flags_arg;
-		int t = restore_inflight(nr);
-		if (t < 0) {
-			/* no entry: dropped at sys_enter (which did what had to be done), or evicted, or the type turned
-			 * on between the two hooks: a freed mount id must invalidate all the same */
-			if (ret == 0 && nr == NR_umount2)
-				bump_generation();
-			return 0;
-		}
-		struct file_body *b = begin_file(r0, ret, nr);
-		b->flags_arg = saved_flags;
-		if (t == EV_RENAME) {
-			__u64 a1 = BPF_CORE_READ(regs, si);
-			__u64 a2 = BPF_CORE_READ(regs, dx);
-			__u64 a3 = BPF_CORE_READ(regs, r10);
-			if (nr == NR_rename)
-				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
-			else
-				resolve_user(1, (int)a2, (const char *)a3, 0);
-			if (nr == NR_renameat2)
-				b->flags_arg = BPF_CORE_READ(regs, r8);
-		}
-		/* (decided before the invalidations below) */
-		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
-		if (ret == 0)
-			drop_inode_discarder(&w0->fi[0]);
-		if (ret == 0 && t == EV_UMOUNT)
-			bump_generation();
-		if (ret == 0 && t == EV_RENAME &&
-		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS ||
-		     (b->flags_arg & RENAME_EXCHANGE)))
-			bump_generation(); /* a directory moved (or two names exchanged): paths under it changed */
-		if (discarded) {
-			count(t, CNT_FILTERED);
-			return 0;
-		}
-		return emit_file(r0, t);
-	}
-	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
-	__u64 di = regs->di;
-	__u64 si = regs->si;
-	__u64 dx = regs->dx;
-	__u64 r10 = regs->r10;
-	__u64 r8 = regs->r8;
-	if (type == EV_SELINUX)
-		return handle_write_exit(ret, (int)di, (const char *)si, dx);
+	__u32 nr = w->sc.nr;
+	__u32 raw_nr = w->sc.raw_nr;
+	__u64 di = w->sc.a[0];
+	__u64 si = w->sc.a[1];
+	__u64 dx = w->sc.a[2];
+	__u64 r10 = w->sc.a[3];
+	__u64 r8 = w->sc.a[4];
 	count(type, CNT_SEEN);
 	/* a new name for an inode (a successful link) drops its discarder, and a mount bumps the generation, even
 	 * from a discarded process */
 	int new_name = type == EV_LINK && ret == 0;
 	int discarded = pid_discarded(type);
+	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT); /* ret is an fd */
 	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
-		if (type == EV_OPEN && ret >= 0)
-			forget_born_inode(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0);
+		if (fd_result)
+			forget_born_inode(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0);
 		count(type, CNT_FILTERED);
 		return 0;
 	}
-	if (type == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
-	    open_fd_discarded(ret, nr == NR_openat ? dx : nr == NR_open ? si : 0)) {
+	if (fd_result && nr != NR_openat2 &&
+	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0)) {
 		count(type, CNT_FILTERED);
 		return 0;
 	}
 	if (type == EV_BPF)
 		return handle_bpf_exit(ret, di, (const void *)si);
-	struct work *w = get_work();
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!w || !r)
+	if (!r)
 		return 0;
-	struct file_body *b = begin_file(r, ret, nr);
+	struct file_body *b = begin_file(r, ret, raw_nr);
 	w->splen[1] = 0;
 	int need = 0;
 	int s1_dirfd = AT_FDCWD;
 	const char *s1_path = NULL;
+	const char *s1_raw = NULL;
 	switch (nr) {
 	case NR_open:
 	case NR_creat:
 	case NR_openat:
-	case NR_openat2: {
+	case NR_openat2:
+	case NR_open_by_handle_at: {
 		int dirfd = AT_FDCWD;
 		const char *p = (const char *)di;
 		__u32 flags = si, mode = dx;
@@ -1827,6 +2216,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			p = (const char *)si;
 			flags = dx;
 			mode = r10;
+		} else if (nr == NR_open_by_handle_at) {
+			/* (mount_fd, handle, flags): no path; a failure reports the mount_fd's file */
+			flags = dx;
+			mode = 0;
 		} else if (nr == NR_openat2) {
 			__u64 how[2] = {};
 			bpf_probe_read_user(how, sizeof(how), (const void *)dx);
@@ -1837,13 +2230,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		b->flags_arg = flags;
 		b->mode_arg = mode;
-		if (ret >= 0) {
+		if (fd_result) {
 			struct file *f = fd_file(ret);
 			need = target_file(0, f);
 			/* a new inode: a discarder of its number was learned on a dead inode that had it */
 			if (need && ((RO(struct file, f)->f_mode & FMODE_CREATED_BIT) || (flags & O_TMPFILE_BIT)))
 				drop_discarder_of_target(w);
-		} else
+		} else if (nr == NR_open_by_handle_at)
+			need = target_file(0, fd_file(di));
+		else
 			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
@@ -1885,7 +2280,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case NR_linkat:
 		b->flags_arg = r8;
-		need = walk_user(0, di, (const char *)si, r8 & AT_SYMLINK_FOLLOW);
+		need = link_source(di, (const char *)si, r8);
 		s1_dirfd = dx;
 		s1_path = (const char *)r10;
 		break;
@@ -1893,24 +2288,41 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		b->mode_arg = si;
 		need = walk_user(0, AT_FDCWD, (const char *)di, 0);
 		break;
+	case NR_mknod:
+	case NR_mknodat:
+		/* (the new inode's stale discarder was dropped by handle_birth_exit) */
+		b->mode_arg = nr == NR_mknod ? si : dx;
+		b->uid_arg = nr == NR_mknod ? dx : r10;
+		need = nr == NR_mknod ? walk_user(0, AT_FDCWD, (const char *)di, 0)
+				      : walk_user(0, di, (const char *)si, 0);
+		break;
+	case NR_symlink:
+		need = walk_user(0, AT_FDCWD, (const char *)si, 0);
+		s1_raw = (const char *)di;
+		break;
+	case NR_symlinkat:
+		need = walk_user(0, si, (const char *)dx, 0);
+		s1_raw = (const char *)di;
+		break;
 	case NR_mkdirat:
 		b->mode_arg = dx;
 		need = walk_user(0, di, (const char *)si, 0);
 		break;
 	case NR_utime:
-		read_times(b, (const void *)si, 0);
+		read_times(b, (const void *)si, 0, w->sc.variant & IV_TIME32);
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_utimes:
-		read_times(b, (const void *)si, 1);
+		read_times(b, (const void *)si, 1, w->sc.variant & IV_TIME32);
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
 		break;
 	case NR_futimesat:
-		read_times(b, (const void *)dx, 1);
-		need = walk_user(0, di, (const char *)si, 1);
+		read_times(b, (const void *)dx, 1, w->sc.variant & IV_TIME32);
+		/* (a NULL path: the dirfd's own file, as utimensat) */
+		need = si ? walk_user(0, di, (const char *)si, 1) : target_file(0, fd_file(di));
 		break;
 	case NR_utimensat:
-		read_times(b, (const void *)dx, 2);
+		read_times(b, (const void *)dx, 2, w->sc.variant & IV_TIME32);
 		b->flags_arg = r10;
 		if (si)
 			need = walk_user(0, di, (const char *)si, !(r10 & AT_SYMLINK_NOFOLLOW));
@@ -1945,7 +2357,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		if (nr == NR_fsetxattr)
 			b->flags_arg = r8;
 		read_extra_str(w, b, (const char *)si);
-		need = target_file(0, fd_file(di));
+		need = target_file(0, w->sc.file ? (struct file *)w->sc.file : fd_file(di));
 		break;
 	case NR_mount:
 		b->flags_arg = r10;
@@ -1979,6 +2391,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
+	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on */
+	w->sc.ret = ret;
+	w->rewritten = 0; /* (early_decision sets it) */
 	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
 		if (new_name) /* (see below) */
@@ -1988,15 +2403,429 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (need == 1)
 		finish_slot(0);
+	if (w->rewritten)
+		w->fi[0].flags |= FI_REWRITTEN;
 	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
+	else if (s1_raw)
+		raw_slot(1, s1_raw);
 	else if (nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
 	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
 		bump_generation();
+	/* a successful link whose two names show two inodes: one of the strings was rewritten during the call */
+	if (new_name && check_link_outcome())
+		decision = DECIDE_PASS;
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	/* tp_btf: regs is a typed kernel pointer, read directly (no helper call) */
+	__u32 nr = regs->orig_ax;
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !*tp)
+		return 0;
+	/* the busiest case on a machine, a native open of a discarded inode, decided first, from the registers (as
+	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
+	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
+	    !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) &&
+	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? regs->dx
+				   : nr == NR_open ? regs->si : 0)) {
+		count(EV_OPEN, CNT_SEEN);
+		count(EV_OPEN, CNT_FILTERED);
+		return 0;
+	}
+	struct work *w = get_work();
+	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
+		return 0;
+	__u32 type = w->sc.type;
+	nr = w->sc.nr;
+	__u32 raw_nr = w->sc.raw_nr;
+	if (type == INTERNAL_BIRTH)
+		return handle_birth_exit(nr, ret);
+	if (type == EV_MKNOD)
+		handle_birth_exit(nr, ret); /* (whatever becomes of the event) */
+	if (type == EV_SETGROUPS)
+		return handle_groups_exit(raw_nr, ret);
+	if (nr == NR_unshare && ret == 0 && (w->sc.a[0] & CLONE_NEWNS))
+		bump_generation(); /* (as a clone with CLONE_NEWNS: see sched_fork) */
+	if (type == INTERNAL_MOUNTS) {
+		if (ret >= 0 && nr != NR_unshare) /* (open_tree and fsmount return an fd) */
+			bump_generation();
+		return 0;
+	}
+	if (type == INTERNAL_CHROOT) {
+		__u32 *seen = bpf_map_lookup_elem(&chroot_seen, &zero);
+		if (seen && ret == 0)
+			*seen = 1;
+		return 0;
+	}
+	if (type == EV_SETUID || type == EV_SETGID || type == EV_CAPSET || type == INTERNAL_CRED)
+		return handle_cred_exit(raw_nr, ret, type);
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME) {
+		__u32 t = type;
+		if (nr == NR_unlinkat)
+			t = (w->sc.a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+		if (enabled_at_exit(t))
+			return removal_exit(w, nr, ret, t);
+	}
+	if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT) {
+		struct work *w0 = w;
+		struct rec_buf *r0 = bpf_map_lookup_elem(&rec_heap, &zero);
+		if (!r0)
+			return 0;
+		__u32 saved_flags = 0;
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+		if (in)
+			saved_flags = in->flags_arg;
+		int t = restore_inflight(nr);
+		if (t < 0) {
+			/* no entry: dropped at sys_enter (which did what had to be done), or evicted, or the type turned
+			 * on between the two hooks: a freed mount id must invalidate all the same */
+			if (ret == 0 && nr == NR_umount2)
+				bump_generation();
+			return 0;
+		}
+		if (w->in_dropped) { /* (filtered at sys_enter: only a rewritten string makes it an event) */
+			check_removed(ret);
+			if (!w->rewritten)
+				return 0;
+		} else if (t == EV_UNLINK || t == EV_RMDIR) {
+			check_removed(ret);
+		}
+		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
+		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
+		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
+			w->sc.counted = 1; /* (at sys_enter) */
+			return removal_exit(w, nr, ret, t);
+		}
+		struct file_body *b = begin_file(r0, ret, raw_nr);
+		b->flags_arg = saved_flags;
+		if (t == EV_RENAME) {
+			__u64 a1 = w->sc.a[1];
+			__u64 a2 = w->sc.a[2];
+			__u64 a3 = w->sc.a[3];
+			if (nr == NR_rename)
+				resolve_user(1, AT_FDCWD, (const char *)a1, 0);
+			else
+				resolve_user(1, (int)a2, (const char *)a3, 0);
+			if (nr == NR_renameat2)
+				b->flags_arg = w->sc.a[4];
+			if (ret == 0 && w->over_ino) { /* (in the fields renames leave unused: records.py) */
+				b->atime_arg = w->over_ino;
+				b->mtime_arg = w->over_nlink;
+				b->mode_arg = w->over_mode;
+				b->uid_arg = w->over_uid;
+				b->gid_arg = w->over_gid;
+			}
+		}
+		/* (decided before the invalidations below) */
+		int discarded = (t == EV_RENAME || t == EV_UMOUNT) && pid_discarded(t);
+		if (ret == 0)
+			drop_inode_discarder(&w0->fi[0]);
+		if (ret == 0 && t == EV_UMOUNT)
+			bump_generation();
+		if (ret == 0 && t == EV_RENAME &&
+		    (!(w0->fi[0].flags & FI_INODE) || (w0->fi[0].mode & S_IFMT_BITS) == S_IFDIR_BITS ||
+		     (b->flags_arg & RENAME_EXCHANGE)))
+			bump_generation(); /* a directory moved (or two names exchanged): paths under it changed */
+		if (discarded) {
+			count(t, CNT_FILTERED);
+			return 0;
+		}
+		emit_file(r0, t);
+		if (t == EV_RENAME && ret == 0 && (b->flags_arg & RENAME_EXCHANGE))
+			emit_exchange_back(t);
+		return 0;
+	}
+	/* (interested[] only names the syscalls of enabled types: no need to check `enabled` here) */
+	if (type == EV_SELINUX)
+		return handle_write_exit(ret, (int)w->sc.a[0], (const char *)w->sc.a[1], w->sc.a[2]);
+	return handle_file_exit(ret, type);
+}
+
+/* ------------------------------------------------------------------ io_uring */
+
+/* File operations submitted through io_uring never enter the syscalls above. At submission (the submitter's
+ * context) the request holds the kernel's own copies of its path strings (getname at prep: what the operation
+ * will use, whatever the process does to its memory afterwards); they are kept with the submitter's header
+ * until the completion, which gives the result and runs in a thread of the same process (the submitter, or an
+ * io-wq worker sharing its files and fs). The operation is then handled as its syscall twin. */
+#define IORING_OP_OPENAT 18
+#define IORING_OP_OPENAT2 28
+#define IORING_OP_RENAMEAT 35
+#define IORING_OP_UNLINKAT 36
+#define IORING_OP_MKDIRAT 37
+#define IORING_OP_SYMLINKAT 38
+#define IORING_OP_LINKAT 39
+#define IORING_OP_FSETXATTR 41
+#define IORING_OP_SETXATTR 42
+#define URING_OPS 1024 /* in-flight io_uring file operations kept (about 8.5 KiB each, preallocated: 8.7 MiB) */
+
+struct uring_op {
+	struct rec_header h;           /* the submitter, at submission */
+	__u64 a[6];                    /* the twin's arguments; a string: 1 s[0], 2 s[1], 3 name (0: unreadable) */
+	__u32 nr;                      /* the twin (x86_64 number) */
+	__u32 opcode;
+	__u32 uflags;                  /* U_FIXED_SLOT */
+	__u32 strs;                    /* bit i: a[i] names s[a[i] - 1] */
+	char s[2][PATH_BUF];
+	char name[EXTRA_MAX];          /* setxattr: the attribute's name */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, URING_OPS);
+	__type(key, __u64);            /* the request (struct io_kiocb *) */
+	__type(value, struct uring_op);
+} uring_ops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct uring_op);
+} uring_heap SEC(".maps");
+
+/* the event type an opcode may produce (unlinkat: unlink, decided at completion from its flags) */
+static __always_inline __u32 uring_type(__u32 op)
+{
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2:
+		return EV_OPEN;
+	case IORING_OP_RENAMEAT:
+		return EV_RENAME;
+	case IORING_OP_UNLINKAT:
+		return EV_UNLINK;
+	case IORING_OP_MKDIRAT:
+		return EV_MKDIR;
+	case IORING_OP_LINKAT:
+		return EV_LINK;
+	case IORING_OP_SYMLINKAT:
+		return EV_SYMLINK;
+	case IORING_OP_FSETXATTR:
+	case IORING_OP_SETXATTR:
+		return EV_SETXATTR;
+	}
+	return 0;
+}
+
+static __always_inline int type_enabled(__u32 type)
+{
+	__u32 *v = bpf_map_lookup_elem(&enabled, &type);
+	return v && (*v & ENABLED);
+}
+
+static __always_inline void uring_str(struct uring_op *u, int i, int slot, struct filename *fn)
+{
+	const char *name = BPF_CORE_READ(fn, name);
+	if (!name || bpf_probe_read_kernel_str(u->s[slot & 1], PATH_BUF, name) <= 0)
+		return; /* (a[i] stays 0: the walk reports an unreadable path) */
+	u->a[i & 7] = slot + 1;
+	u->strs |= 1u << i;
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(uring_submit, struct io_kiocb *req)
+{
+	__u32 op = req->opcode;
+	__u32 type = uring_type(op);
+	if (!type || !(type_enabled(type) || (op == IORING_OP_UNLINKAT && type_enabled(EV_RMDIR))))
+		return 0;
+	struct uring_op *u = bpf_map_lookup_elem(&uring_heap, &zero);
+	if (!u)
+		return 0;
+	fill_header(&u->h, REC_FILE, type);
+	u->opcode = op;
+	u->uflags = 0;
+	u->strs = 0;
+	__builtin_memset(u->a, 0, sizeof(u->a));
+	u->name[0] = 0;
+	void *cmd = (void *)&req->cmd;
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_open));
+		u->nr = NR_openat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->how.flags;
+		u->a[3] = o->how.mode;
+		if (o->file_slot)
+			u->uflags |= U_FIXED_SLOT;
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_unlink));
+		u->nr = NR_unlinkat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->flags;
+		break;
+	}
+	case IORING_OP_MKDIRAT: {
+		struct io_mkdir *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_mkdir));
+		u->nr = NR_mkdirat;
+		u->a[0] = (__u64)(__s64)o->dfd;
+		uring_str(u, 1, 0, o->filename);
+		u->a[2] = o->mode;
+		break;
+	}
+	case IORING_OP_RENAMEAT:
+	case IORING_OP_LINKAT: {
+		/* (the same layout: io_rename and io_link) */
+		struct io_rename *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_rename));
+		u->nr = op == IORING_OP_RENAMEAT ? NR_renameat2 : NR_linkat;
+		u->a[0] = (__u64)(__s64)o->old_dfd;
+		uring_str(u, 1, 0, o->oldpath);
+		u->a[2] = (__u64)(__s64)o->new_dfd;
+		uring_str(u, 3, 1, o->newpath);
+		u->a[4] = o->flags;
+		break;
+	}
+	case IORING_OP_SYMLINKAT: {
+		/* (io_link: oldpath is the target, newpath the link, made in new_dfd) */
+		struct io_link *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_link));
+		u->nr = NR_symlinkat;
+		uring_str(u, 0, 0, o->oldpath);
+		u->a[1] = (__u64)(__s64)o->new_dfd;
+		uring_str(u, 2, 1, o->newpath);
+		break;
+	}
+	case IORING_OP_SETXATTR:
+	case IORING_OP_FSETXATTR: {
+		struct io_xattr *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_xattr));
+		u->nr = op == IORING_OP_SETXATTR ? NR_setxattr : NR_fsetxattr;
+		if (op == IORING_OP_SETXATTR)
+			uring_str(u, 0, 0, o->filename);
+		else
+			u->a[0] = (__u64)(__s64)req->cqe.fd;
+		bpf_probe_read_kernel_str(u->name, EXTRA_MAX, o->ctx.kname);
+		u->a[1] = 3; /* (the name) */
+		u->strs |= 1u << 1;
+		u->a[4] = o->ctx.flags;
+		break;
+	}
+	default:
+		return 0;
+	}
+	__u64 key = (__u64)req;
+	bpf_map_update_elem(&uring_ops, &key, u, BPF_ANY);
+	return 0;
+}
+
+/* A completion whose submission was not seen (submitted before the hook was attached, or its entry evicted):
+ * the request's numbers are still there, its strings are not (the kernel freed its copies); the event says so
+ * (FI_NOT_CAPTURED) and an open is still resolved from the fd it returned. */
+static __always_inline __u32 uring_not_captured(struct work *w, void *req)
+{
+	struct io_kiocb *rq = bpf_rdonly_cast(req, bpf_core_type_id_kernel(struct io_kiocb));
+	__u32 op = rq->opcode;
+	__u32 type = uring_type(op);
+	if (!type)
+		return 0;
+	void *cmd = (void *)&rq->cmd;
+	__builtin_memset(w->sc.a, 0, sizeof(w->sc.a));
+	w->sc.raw_nr = op;
+	w->sc.variant = 0;
+	w->sc.hflags = HF_IO_URING;
+	w->sc.kstr = 1;
+	w->sc.uflags = U_NOT_CAPTURED;
+	w->sc.file = 0;
+	w->sc.counted = 0;
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_open));
+		w->sc.nr = NR_openat;
+		w->sc.a[0] = AT_FDCWD;
+		w->sc.a[2] = o->how.flags;
+		w->sc.a[3] = o->how.mode;
+		if (o->file_slot)
+			w->sc.uflags |= U_FIXED_SLOT;
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_unlink));
+		w->sc.nr = NR_unlinkat;
+		w->sc.a[2] = o->flags;
+		type = (o->flags & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+		break;
+	}
+	case IORING_OP_MKDIRAT:
+		w->sc.nr = NR_mkdirat;
+		break;
+	case IORING_OP_RENAMEAT:
+		w->sc.nr = NR_renameat2;
+		break;
+	case IORING_OP_LINKAT:
+		w->sc.nr = NR_linkat;
+		break;
+	case IORING_OP_SYMLINKAT:
+		w->sc.nr = NR_symlinkat;
+		break;
+	case IORING_OP_FSETXATTR:
+		w->sc.nr = NR_fsetxattr;
+		w->sc.file = (__u64)rq->file;
+		break;
+	default:
+		w->sc.nr = NR_setxattr;
+	}
+	return type;
+}
+
+/* the walk state's syscall from the operation captured at submission; its event type */
+static __always_inline __u32 uring_captured(struct work *w, struct uring_op *u, void *req)
+{
+	__builtin_memcpy(&w->uring_h, &u->h, sizeof(struct rec_header));
+	w->sc.nr = u->nr;
+	w->sc.raw_nr = u->opcode;
+	w->sc.variant = 0;
+	w->sc.hflags = HF_IO_URING;
+	w->sc.kstr = 1;
+	w->sc.uflags = u->uflags | U_SAVED_HEADER;
+	w->sc.counted = 0;
+	w->sc.file = u->opcode == IORING_OP_FSETXATTR ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
+	for (int i = 0; i < 6; i++) {
+		__u64 v = u->a[i];
+		if (u->strs & (1u << i))
+			v = v == 1 ? (__u64)u->s[0] : v == 2 ? (__u64)u->s[1] : v == 3 ? (__u64)u->name : 0;
+		w->sc.a[i] = v;
+	}
+	if (u->nr == NR_unlinkat)
+		return (u->a[2] & AT_REMOVEDIR) ? EV_RMDIR : EV_UNLINK;
+	return uring_type(u->opcode);
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
+{
+	__u64 key = (__u64)req;
+	struct uring_op *u = bpf_map_lookup_elem(&uring_ops, &key);
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__s64 res = BPF_CORE_READ(cqe, res);
+	w->sc.type = u ? uring_captured(w, u, req) : uring_not_captured(w, req);
+	/* (one call site per handler: the verifier walks a subprogram once per call site; and the type read back from
+	 * the map, unknown to it: a known constant would have it walk the handlers once per event type) */
+	__u32 type = w->sc.type;
+	if (type && type_enabled(type)) {
+		if (type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME)
+			removal_exit(w, w->sc.nr, res, type);
+		else
+			handle_file_exit(res, type);
+	}
+	bpf_map_delete_elem(&uring_ops, &key); /* (whether there was one: `u` dead here, both paths are one state) */
+	return 0;
 }
 
 /* ------------------------------------------------------------------ process life cycle */
@@ -2014,8 +2843,14 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	struct file *bf = BPF_CORE_READ(bprm, file);
 	const char *fname = BPF_CORE_READ(bprm, filename);
 	if (fname != BPF_CORE_READ(bprm, interp)) {
-		/* a script (or binfmt_misc): bprm->file is the interpreter, the name is the script's */
-		if (walk_any(0, AT_FDCWD, fname, 1, 1))
+		/* a script (or binfmt_misc): bprm->file is the interpreter, the name is the script's; fexecve and
+		 * execveat(dirfd, ...) name it /dev/fd/N[/rest] (the fd is still open: a script's cannot be
+		 * close-on-exec) */
+		int fd = proc_fd_number(w, fname, 1);
+		__u32 rest = w->scan;
+		if (fd >= 0 && !w->extra_spill[rest & 63])
+			resolve_file(0, fd_file(fd));
+		else if (fd >= 0 ? walk_any(0, fd, fname + (rest & 63) + 1, 1, 1) : walk_any(0, AT_FDCWD, fname, 1, 1))
 			finish_slot(0);
 		resolve_file(1, bf);
 	} else {

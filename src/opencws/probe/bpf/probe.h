@@ -29,7 +29,10 @@ enum event_type {
 	EV_SETUID = 19,
 	EV_SETGID = 20,
 	EV_CAPSET = 21,
-	EV_MAX = 22,
+	EV_MKNOD = 22,             /* OpenCWS's additions to Datadog's event types: mknod, symlink, setgroups */
+	EV_SYMLINK = 23,
+	EV_SETGROUPS = 24,
+	EV_MAX = 25,
 };
 
 /* counters: index = type * NR_COUNTERS + counter */
@@ -49,6 +52,7 @@ enum record_kind {
 	REC_EXIT = 4,
 	REC_CRED = 5,
 	REC_BPF = 6,
+	REC_GROUPS = 7,
 };
 
 /* file_info.flags */
@@ -63,12 +67,18 @@ enum record_kind {
 #define FI_NOT_CACHED   (1u << 8)  /* a component was not in the dentry cache */
 #define FI_BAD_FD       (1u << 9)  /* the dirfd/fd did not name an open file */
 #define FI_REMOVED      (1u << 10) /* resolved at sys_exit after the syscall removed the name: path only, no inode */
+#define FI_NOT_CAPTURED (1u << 11) /* io_uring: the operation's arguments were not captured at submission */
+#define FI_RAW_STRING   (1u << 12) /* the path is the string the process passed, not resolved (a symlink's target) */
+#define FI_REWRITTEN    (1u << 13) /* the file at the path does not show the call's outcome: the path string was
+				      rewritten during the call (another thread), the kernel acted on another file */
 
 /* header.flags */
 #define HF_ARGV_TRUNCATED (1u << 0)
 #define HF_ENVP_TRUNCATED (1u << 1)
 #define HF_CREDS_BEFORE_UNKNOWN (1u << 2) /* cred record: no credentials cached for the task, `before` = `after` */
 #define HF_IN_CHROOT (1u << 3) /* the task's root is not the top of its mount namespace: paths are from that root */
+#define HF_I386 (1u << 4) /* an i386 syscall (int $0x80, a compat entry): syscall_nr is from the i386 table */
+#define HF_IO_URING (1u << 5) /* an io_uring operation: syscall_nr is its opcode; the header is the submitter's */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
@@ -120,7 +130,7 @@ struct file_body {             /* 48 + 2 * 88 = 224 bytes; then path0, path1, ex
 	__u32 syscall_nr;
 	__u32 flags_arg;           /* open flags, AT_* flags, rename flags, mount flags, selinux kind */
 	__u32 mode_arg;
-	__u32 uid_arg;
+	__u32 uid_arg;             /* chown: uid; mknod: the device number (the kernel's new_encode_dev) */
 	__u32 gid_arg;
 	__u32 extra_len;           /* xattr name, mount fs type, selinux value */
 	__u64 atime_arg;           /* utimes: requested times in ns (UTIME_NOW/OMIT passed through) */
@@ -173,6 +183,15 @@ struct cred_body {             /* 16 + 112 = 128 */
 	__u32 pad;
 	struct ocws_creds before;
 	struct ocws_creds after;
+};
+
+#define GROUPS_MAX 64
+
+struct groups_body {           /* 16 + 256 = 272 */
+	__s64 retval;
+	__u32 syscall_nr;
+	__u32 ngroups;             /* the thread's supplementary groups after the call (gids: the first GROUPS_MAX) */
+	__u32 gids[GROUPS_MAX];
 };
 
 #define BPF_HELPERS_INCOMPLETE (1u << 0) /* some instructions could not be read: `helpers` may miss some */

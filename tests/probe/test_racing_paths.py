@@ -1,0 +1,91 @@
+"""A path string rewritten by another thread during the call: the kernel copied it once at the start, the probe
+reads it at the end. The event must not pass a decoy off as the file the kernel acted on (real racing threads,
+through the program built from path_race.c)."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+
+from opencws.probe import events as ev
+from opencws.probe.eventtypes import EventType
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+@contextmanager
+def immutable(path):
+    """The decoy: a file no call can change (chmod and unlink fail on it, even for root)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [flags[0] | FS_IMMUTABLE_FL]), True)
+        yield
+    finally:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
+        os.close(fd)
+
+
+def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
+    """Run races of 20,000 calls until some successful call is reported under the decoy's name; (those, the
+    others). (Bounded: the machine's whole activity shares the ring with these events.)"""
+    for _ in range(attempts):
+        watch.checkpoint()
+        subprocess.run([str(prog), call, str(target), str(decoy), "20000"], capture_output=True, check=True,
+                       timeout=60)
+        ok = watch.mine(cls, lambda e: e.comm == "path_race" and e.retval == 0)
+        forged = [e for e in ok if e.file.path == str(decoy)]
+        if forged:
+            return forged, [e for e in ok if e.file.path != str(decoy)]
+    pytest.fail(f"no call of {attempts} races acted on the target while its path read as the decoy")
+
+
+def test_a_chmod_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+        f.chmod(0o600)
+    with immutable(decoy):
+        forged, genuine = _race(path_race, "chmod", target, decoy, watch, ev.ChmodEvent)
+    # the decoy cannot have been changed: every success reported under its name is the target's
+    assert all(e.file.path_rewritten for e in forged), forged[0]
+    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+
+
+@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
+def test_an_unlink_whose_path_was_rewritten_to_a_decoy_says_so(watch, probe, tmp_path, path_race, at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    decoy.write_text("x")
+    with immutable(decoy):
+        forged, genuine = _race(path_race, "unlink", target, decoy, watch, ev.UnlinkEvent)
+    assert all(e.file.path_rewritten and e.file.inode == decoy.stat().st_ino for e in forged), forged[0]
+    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+
+
+def test_a_utimes_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+    with immutable(decoy):
+        forged, genuine = _race(path_race, "utimes", target, decoy, watch, ev.UtimesEvent)
+    assert all(e.file.path_rewritten for e in forged), forged[0]
+    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+
+
+def test_a_link_whose_source_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+    with immutable(decoy):  # (a link to an immutable file is refused)
+        forged, genuine = _race(path_race, "link", target, decoy, watch, ev.LinkEvent)
+    assert all(e.file.path_rewritten for e in forged), forged[0]
+    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))

@@ -1,0 +1,47 @@
+"""Path strings in pages not faulted in yet: the kernel faults them in to copy them, the probe must read them too
+(real calls on strings in an untouched file mapping, whose pages no access has mapped yet)."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+
+import pytest
+
+from opencws.probe import events as ev
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _untouched(tmp_path, *strings: bytes) -> tuple[list[mmap.mmap], list[int]]:
+    """Each string, NUL-terminated, in a fresh private mapping of its own file (a mapping of its own: the kernel's
+    fault-around on one cannot map another); (the mappings, the strings' addresses). No page is mapped before the
+    call reads it."""
+    maps, addresses = [], []
+    for i, s in enumerate(strings):
+        src = tmp_path / f"string{i}.bin"
+        src.write_bytes(s + b"\0")
+        with open(src, "r+b") as f:
+            maps.append(mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE))
+        addresses.append(ctypes.addressof(ctypes.c_char.from_buffer(maps[-1])))  # (no access)
+    return maps, addresses
+
+
+def test_unlink_rmdir_and_rename_of_paths_in_pages_not_faulted_in_are_resolved(watch, tmp_path):
+    f, d, src, dst = tmp_path / "f", tmp_path / "d", tmp_path / "src", tmp_path / "dst"
+    f.write_text("x")
+    d.mkdir()
+    src.write_text("y")
+    maps, (pf, pd, psrc, pdst) = _untouched(tmp_path, *(os.fsencode(p) for p in (f, d, src, dst)))
+    assert libc.unlink(ctypes.c_void_p(pf)) == 0
+    assert libc.rmdir(ctypes.c_void_p(pd)) == 0
+    assert libc.rename(ctypes.c_void_p(psrc), ctypes.c_void_p(pdst)) == 0
+    got = watch.mine((ev.UnlinkEvent, ev.RmdirEvent, ev.RenameEvent), lambda e: e.pid == os.getpid()
+                     and e.file.path.startswith(str(tmp_path)))
+    assert [(type(e).type, e.file.path, e.file.path_resolution_error) for e in got] == [
+        ("unlink", str(f), None), ("rmdir", str(d), None), ("rename", str(src), None)]
+    assert got[2].destination.path == str(dst) and got[2].file.inode == dst.stat().st_ino
+    assert len(maps) == 4  # (the mappings lived through the calls)
