@@ -188,7 +188,7 @@ def test_ignored_processes_are_handed_to_the_probe_which_keeps_them_across_inval
     assert learner.probe.ignored == {4242} and learner.probe.pids == {}
 
 
-def test_a_pid_discarder_is_added_once_until_the_process_execs_or_the_discarders_are_invalidated(learner):
+def test_a_pid_discarder_is_added_once_until_an_exec_an_invalidation_or_a_new_generation(learner):
     chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
     learner.observe(exec_event(200, "/usr/bin/python3"))
     assert learner.observe(chmod) == "pid"
@@ -197,4 +197,6 @@ def test_a_pid_discarder_is_added_once_until_the_process_execs_or_the_discarders
     assert learner.observe(chmod) == "pid"
     learner.observe(exec_event(200, "/usr/bin/python3"))  # the kernel dropped it at the exec
     assert learner.observe(chmod) == "pid"
-    assert learner.stats.pids == 3
+    chmod.file.generation += 1  # a mount anywhere: the kernel's discarders of the old generation are void
+    assert learner.observe(chmod) == "pid"
+    assert learner.stats.pids == 4

@@ -305,9 +305,10 @@ class Discarders:
         self.probe = probe
         self.stats = DiscarderStats()
         self._own_cache = processes is None
-        self._pid_discarded: dict[int, set[str]] = {}
-        """Pid discarders in place: the events queued before the kernel applied one do not add it again
-        (one bpf() call each). The kernel drops a pid's discarders at its exec and exit: so does this."""
+        self._pid_discarded: dict[int, dict[str, int]] = {}
+        """Pid discarders in place, with the discarder generation their event was seen in: the events queued
+        before the kernel applied one (same generation) do not add it again (one bpf() call each). The kernel
+        drops a pid's discarders at its exec and exit, and a new generation voids them: so does this."""
         self.processes = processes if processes is not None else _standalone_cache()
         for pid in ignored_pids:
             probe.ignore_pid(pid)
@@ -406,16 +407,18 @@ class Discarders:
         return True
 
     def _try_pid(self, etype: str, event: Any) -> bool:
+        generation = getattr(getattr(event, "file", None), "generation", None)
         done = self._pid_discarded.get(event.pid)
-        if done is not None and etype in done:
+        if done is not None and generation is not None and done.get(etype) == generation:
             return False
         exe = self.executable(event.pid)
         if exe is None or self._could_match_exe(etype, exe):
             return False
         self.probe.add_discarder_pid(event.pid, [etype])
-        if len(self._pid_discarded) >= 65536:
-            self._pid_discarded.clear()
-        self._pid_discarded.setdefault(event.pid, set()).add(etype)
+        if generation is not None:
+            if len(self._pid_discarded) >= 65536:
+                self._pid_discarded.clear()
+            self._pid_discarded.setdefault(event.pid, {})[etype] = generation
         self.stats.pids += 1
         return True
 
