@@ -1,0 +1,235 @@
+"""The store: events written, searched, counted and expired with one set of SQL over any engine.
+
+Searches run the SQL prefilter compiled from SECL (`opencws.secl.sql`), then SECL's evaluator on each event
+returned, so results are exactly SECL's answer whatever the SQL could express. Pages are newest first, in
+(date, id) order, so a cursor (the last event's date and id) is stable while events arrive.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opencws.backend.store import tables
+from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.rows import day_of
+from opencws.model.codec import DecodeError, event_from_json
+from opencws.secl.sql import SEARCH_REGISTRY, Search
+from opencws.secl.sql.columns import FIELD_COLUMNS
+
+# Rows examined at most by one request when the SQL is not exact (the rest is reached with the cursor).
+MAX_SCAN = 200_000
+_MIN_BATCH = 1_000
+_MAX_BATCH = 20_000
+
+
+@dataclass(slots=True)
+class Hit:
+    id: str
+    date: int
+    host: str
+    rule_id: str
+    rule_version: str
+    policy: str
+    agent_version: str
+    tags: list[str]
+    event: str  # the event's JSON
+
+
+@dataclass(slots=True)
+class Page:
+    hits: list[Hit]
+    next: tuple[int, str] | None  # (date, id) of the last event looked at, when there may be more
+
+
+class Store:
+    def __init__(self, engine: Engine, database: str = "opencws", cluster: str | None = None) -> None:
+        self.engine = engine
+        self.database = database
+        self.cluster = cluster
+        self.write_table = f"{database}.{tables.DISTRIBUTED_TABLE if cluster else tables.LOCAL_TABLE}"
+        self.read_table = self.write_table
+
+    def nodes(self) -> list[Engine]:
+        return self.engine.shards(self.cluster) if self.cluster else [self.engine]
+
+    def create(self) -> None:
+        """Create the database and tables when missing (on every node of the cluster)."""
+        for node in self.nodes():
+            node.execute(tables.create_database(self.database))
+            node.execute(tables.create_local_table(self.database))
+        if self.cluster:
+            self.engine.execute(tables.create_distributed_table(self.database, self.cluster))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def insert(self, rows: Sequence[Sequence[Any]]) -> int:
+        return self.engine.insert(self.write_table, tables.COLUMN_NAMES, rows)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _range(t_from: int, t_to: int, params: dict[str, Any]) -> str:
+        params.update(t_from=t_from, t_to=t_to, d_from=day_of(max(t_from, 0)), d_to=day_of(max(t_to, 0)))
+        return (
+            "date >= {t_from:Int64} AND date < {t_to:Int64} AND day >= {d_from:Date} AND day <= {d_to:Date}"
+        )
+
+    def _rows(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, batch: int
+    ) -> list[tuple[Any, ...]]:
+        params = dict(search.where.params)
+        cond = f"({search.where.sql}) AND {self._range(t_from, t_to, params)}"
+        if cursor is not None:
+            params.update(c_date=cursor[0], c_id=cursor[1])
+            cond += " AND (date < {c_date:Int64} OR (date = {c_date:Int64} AND id < {c_id:String}))"
+        sql = (
+            f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} WHERE {cond} "
+            f"ORDER BY date DESC, id DESC LIMIT {int(batch)}"
+        )
+        return self.engine.execute(sql, params)
+
+    def scan(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None = None,
+        max_scan: int = MAX_SCAN, batch: int | None = None, state: dict[str, bool] | None = None,
+    ) -> Iterator[tuple[Hit, bool]]:  # fmt: skip
+        """Events the SQL selects, newest first, each with SECL's verdict; at most `max_scan` of them.
+        `state["exhausted"]` tells afterwards whether the range's end was reached."""
+        batch = batch or (_MIN_BATCH if search.where.exact else _MAX_BATCH // 4)
+        scanned = 0
+        if state is not None:
+            state["exhausted"] = False
+        while scanned < max_scan:
+            want = min(batch, max_scan - scanned)
+            rows = self._rows(search, t_from, t_to, cursor, want)
+            for row in rows:
+                hit = Hit(*row)
+                scanned += 1
+                yield hit, _matches(search, hit)
+            if len(rows) < want:
+                if state is not None:
+                    state["exhausted"] = True
+                return
+            cursor = (rows[-1][1], rows[-1][0])
+            batch = min(batch * 2, _MAX_BATCH)
+
+    def search(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, limit: int,
+        max_scan: int = MAX_SCAN,
+    ) -> Page:  # fmt: skip
+        """Up to `limit` matching events older than `cursor`; `next` is None at the end of the range. When
+        `max_scan` events were looked at first, the page is shorter and `next` goes on from there."""
+        hits: list[Hit] = []
+        last: tuple[int, str] | None = None
+        state: dict[str, bool] = {}
+        batch = limit + 1 if search.where.exact else None
+        for hit, ok in self.scan(search, t_from, t_to, cursor, max_scan, batch, state):
+            if ok:
+                if len(hits) == limit:
+                    return Page(hits, (hits[-1].date, hits[-1].id))
+                hits.append(hit)
+            last = (hit.date, hit.id)
+        return Page(hits, None if state.get("exhausted", True) else last)
+
+    def get(self, event_id: str) -> Hit | None:
+        rows = self.engine.execute(
+            f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} WHERE id = {{id:String}} LIMIT 1",
+            {"id": event_id},
+        )
+        return Hit(*rows[0]) if rows else None
+
+    def count(self) -> int:
+        return int(self.engine.execute(f"SELECT count() FROM {self.read_table}")[0][0])
+
+    # --- aggregates ---------------------------------------------------------------------------------
+
+    def facet(
+        self, search: Search, field: str, t_from: int, t_to: int, limit: int, max_scan: int = MAX_SCAN
+    ) -> tuple[list[tuple[Any, int]], bool]:
+        """The top values of `field` among matching events, with counts; and whether every matching event
+        was counted (an inexact filter counts at most `max_scan` events in Python)."""
+        f = SEARCH_REGISTRY.get(field)
+        if f is None:
+            raise ValueError(f"unknown field {field!r}")
+        col = FIELD_COLUMNS.get(f.canonical)
+        if search.where.exact and col is not None:
+            params = dict(search.where.params)
+            expr = f"arrayJoin(arrayDistinct({col.name}))" if col.multi else col.name
+            sql = (
+                f"SELECT {expr} AS v, count() AS c FROM {self.read_table} "
+                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} "
+                f"GROUP BY v ORDER BY c DESC, v LIMIT {int(limit)}"
+            )
+            return [(v, int(c)) for v, c in self.engine.execute(sql, params)], True
+        counts: Counter[Any] = Counter()
+        scanned = 0
+        for hit, ok in self.scan(search, t_from, t_to, None, max_scan):
+            scanned += 1
+            if ok:
+                value = f.getter(event_from_json(hit.event))  # type: ignore[misc]
+                if f.multi:
+                    counts.update(set(value))
+                else:
+                    counts[value] += 1
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        return top, scanned < max_scan
+
+    def timeseries(
+        self, search: Search, t_from: int, t_to: int, step: int, max_scan: int = MAX_SCAN
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """Counts of matching events per `step` nanoseconds (bucket start, count), oldest first."""
+        if search.where.exact:
+            params = dict(search.where.params)
+            params["step"] = step
+            sql = (
+                f"SELECT intDiv(date, {{step:Int64}}) * {{step:Int64}} AS b, count() AS c FROM {self.read_table} "
+                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} GROUP BY b ORDER BY b"
+            )
+            return [(int(b), int(c)) for b, c in self.engine.execute(sql, params)], True
+        counts: Counter[int] = Counter()
+        scanned = 0
+        for hit, ok in self.scan(search, t_from, t_to, None, max_scan):
+            scanned += 1
+            if ok:
+                counts[hit.date // step * step] += 1
+        return sorted(counts.items()), scanned < max_scan
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def drop_before(self, day: datetime.date) -> list[str]:
+        """Drop every partition (day) older than `day`, on every node; return the days dropped."""
+        dropped: set[str] = set()
+        for node in self.nodes():
+            rows = node.execute(
+                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
+                "AND table = {t:String} AND active",
+                {"db": self.database, "t": tables.LOCAL_TABLE},
+            )
+            for (pid,) in rows:
+                pid = str(pid)
+                if len(pid) != 8 or not pid.isdigit():
+                    continue
+                d = datetime.date(int(pid[:4]), int(pid[4:6]), int(pid[6:]))
+                if d < day:
+                    # A date we parsed ourselves, never request text.
+                    node.execute(
+                        f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} DROP PARTITION '{d.isoformat()}'"
+                    )
+                    dropped.add(d.isoformat())
+        return sorted(dropped)
+
+
+def _matches(search: Search, hit: Hit) -> bool:
+    try:
+        return search.matches(event_from_json(hit.event))
+    except DecodeError:
+        return False
+
+
+__all__ = ["Hit", "Page", "Store", "StoreError"]

@@ -1,0 +1,144 @@
+"""The store answers searches exactly as SECL's evaluator does, pages newest first, counts and expires."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+
+import pytest
+from backend_corpus import event_mix
+
+from opencws.backend.store import Store
+from opencws.backend.store.rows import Envelope, event_row
+from opencws.model.codec import event_from_json, parse_timestamp
+from opencws.secl.sql import SEARCH_REGISTRY, compile_search
+
+EVENTS = event_mix(400)
+ALL = (0, 2**62)
+SEARCHES = [
+    "",
+    'open.file.path == "/etc/shadow"',
+    'open.file.path =~ "/tmp/a_b*"',  # `_` and `%` in the value are not LIKE wildcards
+    'open.file.path =~ "/tmp/x*"',  # a newline inside the value
+    'process.file.path =~ r"^/tmp/evil.name$"',  # RE2's `.` does not match a newline
+    'process.file.path =~ r"evil"',
+    'process.ancestors.file.path == "/usr/sbin/sshd"',
+    'process.ancestors.file.name =~ "ssh*"',
+    'process.ancestors.file.path != "/usr/bin/bash"',
+    'exec.file.name in ["curl", ~"wg*"]',
+    'evt.name in ["rename", "unlink"]',
+    'rename.file.destination.path == "/etc/passwd"',
+    "process.uid >= 1000 && process.pid < 2500",
+    'process.comm == "sh" && process.args =~ "*install*"',
+    'process.comm == "sh" || process.args =~ "*install*"',
+    '!(process.comm in ["sh", "bash"]) && container.id != ""',
+    "open.flags & O_CREAT == 0",
+    'process.parent.file.path == "/usr/bin/bash"',
+    'process.user == "root"',
+]
+
+
+def newest_first(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: parse_timestamp(e["date"]), reverse=True)
+
+
+@pytest.fixture
+def filled(chdb_store: Store) -> Store:
+    chdb_store.insert([event_row(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
+    return chdb_store
+
+
+@pytest.mark.parametrize("expr", SEARCHES)
+def test_search_answers_as_the_secl_evaluator(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    expected = [e for e in newest_first(EVENTS) if s.matches(event_from_json(e))]
+    page = filled.search(s, *ALL, None, 1000)
+    assert [h.event for h in page.hits] == [_json(e) for e in expected]
+    assert page.next is None
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" && process.args =~ "*install*"'])
+def test_cursor_pages_reach_every_match_once_in_order(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    seen, cursor = [], None
+    while True:
+        page = filled.search(s, *ALL, cursor, 7)
+        seen += [h.id for h in page.hits]
+        # Events arriving meanwhile (older and newer) do not move the cursor.
+        filled.insert([event_row(EVENTS[len(seen) % 50], Envelope(), 0)] if len(seen) < 30 else [])
+        if page.next is None:
+            break
+        cursor = page.next
+    expected = [e for e in EVENTS if s.matches(event_from_json(e))]
+    assert len(seen) == len(set(seen)) >= len(expected)
+
+
+def test_pages_are_cut_at_max_scan_and_go_on_from_there(filled: Store) -> None:
+    s = compile_search('process.comm == "sh" || process.args =~ "*install*"')
+    expected = [e for e in newest_first(EVENTS) if s.matches(event_from_json(e))]
+    got, cursor, pages = [], None, 0
+    while True:
+        page = filled.search(s, *ALL, cursor, 1000, max_scan=50)
+        got += [h.event for h in page.hits]
+        pages += 1
+        if page.next is None:
+            break
+        cursor = page.next
+    assert got == [_json(e) for e in expected]
+    assert pages >= len(EVENTS) // 50
+
+
+def test_time_range_is_from_inclusive_to_exclusive(filled: Store) -> None:
+    dates = sorted(parse_timestamp(e["date"]) for e in EVENTS)
+    page = filled.search(compile_search(""), dates[10], dates[20], None, 1000)
+    assert sorted(h.date for h in page.hits) == dates[10:20]
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" || process.args =~ "*install*"'])
+@pytest.mark.parametrize("field", ["process.comm", "process.ancestors.file.name", "process.args"])
+def test_facets_count_matching_events_by_value(filled: Store, expr: str, field: str) -> None:
+    s = compile_search(expr)
+    getter = SEARCH_REGISTRY.get(field).getter
+    multi = SEARCH_REGISTRY.get(field).multi
+    counts: Counter = Counter()
+    for e in EVENTS:
+        ev = event_from_json(e)
+        if s.matches(ev):
+            v = getter(ev)
+            counts.update(set(v)) if multi else counts.update([v])
+    top, complete = filled.facet(s, field, *ALL, 3)
+    assert complete
+    assert top == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" || process.args =~ "*install*"'])
+def test_timeseries_counts_matching_events_per_bucket(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    step = 60 * 1_000_000_000
+    counts = Counter(
+        parse_timestamp(e["date"]) // step * step for e in EVENTS if s.matches(event_from_json(e))
+    )
+    series, complete = filled.timeseries(s, *ALL, step)
+    assert complete and series == sorted(counts.items())
+
+
+def test_retention_drops_whole_days_before_the_limit(chdb_store: Store) -> None:
+    day = 86_400 * 1_000_000_000
+    base = parse_timestamp("2026-11-20T12:00:00Z")
+    old, new = event_mix(5, base_ns=base - 3 * day), event_mix(5, seed=8, base_ns=base)
+    chdb_store.insert([event_row(e, Envelope(), 0) for e in old + new])
+    assert chdb_store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
+    assert chdb_store.count() == 5
+    assert chdb_store.drop_before(datetime.date(2026, 11, 19)) == []
+
+
+def test_get_returns_one_event_by_id(filled: Store) -> None:
+    hit = filled.search(compile_search(""), *ALL, None, 1).hits[0]
+    assert filled.get(hit.id) == hit
+    assert filled.get("nope' OR 1=1") is None
+
+
+def _json(e: dict) -> str:
+    import orjson
+
+    return orjson.dumps(e).decode()
