@@ -4,6 +4,7 @@ database of it per test."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,8 @@ from backend_process import Backend
 
 from opencws.backend.store import Store
 from opencws.backend.store.chdb_engine import ChdbEngine
+from opencws.backend.store.server_engine import ServerAddress, ServerEngine
+from opencws.bench.clickhouse_cluster import CLUSTER, LocalCluster, missing
 
 _names = itertools.count()
 
@@ -27,6 +30,36 @@ def chdb_store(chdb_engine: ChdbEngine) -> Store:
     store = Store(chdb_engine, database=f"test{next(_names)}")
     store.create()
     return store
+
+
+@pytest.fixture(scope="session")
+def clickhouse_cluster() -> Iterator[LocalCluster]:
+    """Two Debian ClickHouse 18.16 servers on loopback: the two shards of cluster `opencws`."""
+    reason = missing()
+    if reason is not None:
+        if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1" or os.environ.get("CI"):
+            pytest.fail(f"ClickHouse servers cannot run: {reason}")
+        pytest.skip(f"ClickHouse servers cannot run: {reason}")
+    cluster = LocalCluster(shards=2).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_store(clickhouse_cluster: LocalCluster) -> Iterator[Store]:
+    engine = ServerEngine(
+        ServerAddress("127.0.0.1", clickhouse_cluster.ports[0]), {"insert_distributed_sync": 1}
+    )
+    store = Store(engine, database=f"test{next(_names)}", cluster=CLUSTER)
+    store.create()
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["chdb", "clickhouse-cluster"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """The same tests against the embedded store and against two 18.16 shards under a Distributed table."""
+    return request.getfixturevalue("chdb_store" if request.param == "chdb" else "cluster_store")
 
 
 @pytest.fixture(scope="session")

@@ -43,9 +43,9 @@ def newest_first(events: list[dict]) -> list[dict]:
 
 
 @pytest.fixture
-def filled(chdb_store: Store) -> Store:
-    chdb_store.insert([event_row(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
-    return chdb_store
+def filled(store: Store) -> Store:
+    store.insert([event_row(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
+    return store
 
 
 @pytest.mark.parametrize("expr", SEARCHES)
@@ -122,14 +122,15 @@ def test_timeseries_counts_matching_events_per_bucket(filled: Store, expr: str) 
     assert complete and series == sorted(counts.items())
 
 
-def test_retention_drops_whole_days_before_the_limit(chdb_store: Store) -> None:
+def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     day = 86_400 * 1_000_000_000
     base = parse_timestamp("2026-11-20T12:00:00Z")
     old, new = event_mix(5, base_ns=base - 3 * day), event_mix(5, seed=8, base_ns=base)
-    chdb_store.insert([event_row(e, Envelope(), 0) for e in old + new])
-    assert chdb_store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
-    assert chdb_store.count() == 5
-    assert chdb_store.drop_before(datetime.date(2026, 11, 19)) == []
+    # Spread over several hosts, hence over both shards of the cluster.
+    store.insert([event_row(e, Envelope(host=f"h{i}"), 0) for i, e in enumerate(old + new)])
+    assert store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
+    assert store.count() == 5
+    assert store.drop_before(datetime.date(2026, 11, 19)) == []
 
 
 def test_get_returns_one_event_by_id(filled: Store) -> None:
@@ -142,3 +143,13 @@ def _json(e: dict) -> str:
     import orjson
 
     return orjson.dumps(e).decode()
+
+
+def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
+    cluster_store.insert([event_row(e, Envelope(host=f"host-{i}"), 0) for i, e in enumerate(EVENTS)])
+    per_shard = [
+        node.execute(f"SELECT count() FROM {cluster_store.database}.events_local")[0][0]
+        for node in cluster_store.nodes()
+    ]
+    assert len(per_shard) == 2 and all(n > 0 for n in per_shard) and sum(per_shard) == len(EVENTS)
+    assert cluster_store.count() == len(EVENTS)

@@ -14,6 +14,7 @@ import uvicorn
 
 from opencws.backend.main import create_app
 from opencws.backend.settings import Settings, SettingsError
+from opencws.backend.store import open_store
 
 log = logging.getLogger("opencws.backend")
 
@@ -88,15 +89,20 @@ def serve(settings: Settings) -> None:
         log.warning(
             "listening on %s WITHOUT TLS (--insecure): API keys and events cross the network in clear", host
         )
-    app = create_app(settings)
+    # Opened before serving, so that a bad store stops the start with its reason (and no port is served).
+    store = open_store(settings.store, settings.data_dir)
+    app = create_app(settings, store)
     config = uvicorn.Config(
         app, log_config=None, access_log=True, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=10, server_header=False,
     )  # fmt: skip
     server = uvicorn.Server(config)
-    store = settings.store or f"embedded (chdb) under {settings.data_dir}"
-    log.info("listening on %s://%s:%d, store: %s", scheme, host, port, _redact(store))
-    server.run(sockets=[sock])
+    where = settings.store or f"embedded (chdb) under {settings.data_dir}"
+    log.info("listening on %s://%s:%d, store: %s", scheme, host, port, _redact(where))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
 
 
 def _redact(url: str) -> str:

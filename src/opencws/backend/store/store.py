@@ -76,7 +76,7 @@ class Store:
 
     @staticmethod
     def _range(t_from: int, t_to: int, params: dict[str, Any]) -> str:
-        params.update(t_from=t_from, t_to=t_to, d_from=day_of(max(t_from, 0)), d_to=day_of(max(t_to, 0)))
+        params.update(t_from=t_from, t_to=t_to, d_from=_day(t_from), d_to=_day(t_to))
         return (
             "date >= {t_from:Int64} AND date < {t_to:Int64} AND day >= {d_from:Date} AND day <= {d_to:Date}"
         )
@@ -223,6 +223,16 @@ class Store:
                     )
                     dropped.add(d.isoformat())
         return sorted(dropped)
+
+
+_LAST_DAY = datetime.date(2105, 12, 31)  # ClickHouse's Date ends in 2106
+
+
+_LAST_NS = (_LAST_DAY - datetime.date(1970, 1, 1)).days * 86_400 * 1_000_000_000
+
+
+def _day(ns: int) -> datetime.date:
+    return _LAST_DAY if ns >= _LAST_NS else day_of(max(ns, 0))
 
 
 def _matches(search: Search, hit: Hit) -> bool:
