@@ -153,3 +153,12 @@ def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
     ]
     assert len(per_shard) == 2 and all(n > 0 for n in per_shard) and sum(per_shard) == len(EVENTS)
     assert cluster_store.count() == len(EVENTS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["it's", "a\\b", "tab\there", "new\nline", "\\N", "{p0:String}", "' OR 1=1 --", "é\0x", ""],
+)
+def test_parameters_reach_the_engine_unchanged(store: Store, value: str) -> None:
+    row = store.engine.execute("SELECT {s:String}, {a:Array(String)}", {"s": value, "a": [value, "x"]})
+    assert row == [(value, [value, "x"])]

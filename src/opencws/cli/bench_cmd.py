@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "schema": ("opencws.bench.schema_bench", "event validation and serialization"),
     "probe": ("opencws.bench.probe_bench", "kernel probe overhead (open/close, fork+exec) and reader decode rate"),
     "secl": ("opencws.bench.secl_bench", "SECL evaluation of the default policy against a realistic event mix"),
+    "backend": ("opencws.bench.backend_bench", "backend intake throughput and search latency (chdb or ClickHouse)"),
 }
 
 

@@ -29,6 +29,9 @@ def _escape(value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, int | datetime.date):
         return str(value)
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        # Array text: each element a quoted string with backslash escapes (which also cover tabs and newlines).
+        return "[" + ",".join("'" + _escape(x).replace("'", "\\'") + "'" for x in value) + "]"
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
 
 
