@@ -155,21 +155,30 @@ def test_a_body_streamed_without_length_is_cut_at_the_limit(backend: Backend, ke
 
 
 def test_deep_nesting_and_bad_lines_are_rejected_per_event(backend: Backend, keys: dict[str, str]) -> None:
-    _, events = marked(1)
+    _, events = marked(20)
+    events = [e for e in events if "credentials" in e["process"]]
     deep: dict = {}
     cur = deep
     for _ in range(40):
         cur["x"] = {}
         cur = cur["x"]
-    lines = [orjson.dumps(events[0]), orjson.dumps({"process": {"credentials": {"destination": deep}}}),
-             b'{"process": {"comm": "\xff"}}', b"[1, 2"]  # fmt: skip
+    # The one free-form part of the schema holds anything, but not too deep; elsewhere the schema refuses.
+    free_form = orjson.loads(orjson.dumps(events[1]))
+    free_form["process"]["credentials"]["destination"] = deep
+    enveloped = {"event": orjson.loads(orjson.dumps(free_form))}
+    ok_depth = orjson.loads(orjson.dumps(events[2]))
+    ok_depth["process"]["credentials"]["destination"] = deep["x"]["x"]["x"]["x"]["x"]["x"]["x"]["x"]["x"]
+    lines = [orjson.dumps(events[0]), orjson.dumps(free_form), b'{"process": {"comm": "\xff"}}', b"[1, 2",
+             orjson.dumps(dict(events[0], deep=deep)), orjson.dumps(enveloped), orjson.dumps(ok_depth)]  # fmt: skip
     r = post(backend, keys["ingest"], b"\n".join(lines), **{"Content-Type": "application/x-ndjson"})
     body = r.json()
-    assert body["stored"] == 1
-    errors = {x["index"]: x["errors"][0] for x in body["rejected"]}
-    assert errors[1] == "nested deeper than 32 levels"
-    assert errors[2].startswith("line 3: malformed JSON")
-    assert errors[3].startswith("line 4: malformed JSON")
+    assert body["stored"] == 2
+    errors = {x["index"]: x["errors"] for x in body["rejected"]}
+    assert errors[1] == ["/process/credentials/destination: nested deeper than 32 levels"]
+    assert errors[2][0].startswith("line 3: malformed JSON")
+    assert errors[3][0].startswith("line 4: malformed JSON")
+    assert errors[4] == ["/deep: unknown property 'deep' (not allowed by the schema)"]
+    assert errors[5] == ["/event/process/credentials/destination: nested deeper than 32 levels"]
 
 
 def test_scopes_bound_what_a_key_may_do(backend: Backend, keys: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from backend_corpus import event_mix
 
-from opencws.backend.store import Store
+from opencws.backend.store import Store, StoreError
 from opencws.backend.store.rows import Envelope, event_row
 from opencws.model.codec import event_from_json, parse_timestamp
 from opencws.secl.sql import SEARCH_REGISTRY, compile_search
@@ -162,3 +162,20 @@ def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
 def test_parameters_reach_the_engine_unchanged(store: Store, value: str) -> None:
     row = store.engine.execute("SELECT {s:String}, {a:Array(String)}", {"s": value, "a": [value, "x"]})
     assert row == [(value, [value, "x"])]
+
+
+def test_fsync_flushes_every_insert_where_the_engine_can(store: Store) -> None:
+    """Modern ClickHouse (chdb) flushes when asked; 18.16 cannot, and says so rather than pretend."""
+    if store.cluster is None:
+        store.create(fsync=True)
+        ddl = store.engine.execute(f"SHOW CREATE TABLE {store.database}.events_local")[0][0]
+        assert "fsync_after_insert = 1" in ddl
+        store.create(fsync=False)
+        assert (
+            "fsync_after_insert = 0"
+            in store.engine.execute(f"SHOW CREATE TABLE {store.database}.events_local")[0][0]
+        )
+    else:
+        with pytest.raises(StoreError, match="cannot flush inserts to disk"):
+            store.create(fsync=True)
+        store.create(fsync=False)

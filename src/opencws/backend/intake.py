@@ -58,6 +58,25 @@ def _envelope(doc: dict[str, Any]) -> tuple[Envelope, list[str]]:
     return env, errors
 
 
+def _free_form_too_deep(event: dict[str, Any], limit: int, prefix: str) -> list[str]:
+    """The schema fixes the shape of every part of a valid event but one: the free-form
+    `credentials.destination` of a process entry. Its nesting is bounded here (so that every consumer of
+    a stored event may recurse safely); the rest needs no walk."""
+    p = event.get("process")
+    if not p:
+        return []
+    entries = [("/process", p)]
+    if p.get("parent"):
+        entries.append(("/process/parent", p["parent"]))
+    entries += [(f"/process/ancestors/{i}", a) for i, a in enumerate(p.get("ancestors") or ())]
+    errors = []
+    for where, entry in entries:
+        dest = (entry.get("credentials") or {}).get("destination")
+        if isinstance(dest, dict | list) and depth_exceeds(dest, limit):
+            errors.append(f"{prefix}{where}/credentials/destination: nested deeper than {limit} levels")
+    return errors
+
+
 def accept(docs: list[Document], max_depth: int, received_ns: int | None = None) -> Outcome:
     validator = event_validator()
     now = received_ns or time.time_ns()
@@ -72,19 +91,19 @@ def accept(docs: list[Document], max_depth: int, received_ns: int | None = None)
                 {"index": doc.index, "errors": ["expected a JSON object (an event or an envelope)"]}
             )
             continue
-        if depth_exceeds(value, max_depth):
-            out.rejected.append({"index": doc.index, "errors": [f"nested deeper than {max_depth} levels"]})
-            continue
         if "event" in value:
             env, errors = _envelope(value)
             event, prefix = value["event"], "/event"
         else:
             env, errors, event, prefix = Envelope(), [], value, ""
-        if not errors and not validator.is_valid(event):
-            errors = [
-                f"{prefix}{i.pointer}: {i.reason}" if i.pointer or prefix else f"/: {i.reason}"
-                for i in validator.issues(event)
-            ]
+        if not errors:
+            if validator.is_valid(event):
+                errors = _free_form_too_deep(event, max_depth, prefix)
+            else:
+                errors = [
+                    f"{prefix}{i.pointer}: {i.reason}" if i.pointer or prefix else f"/: {i.reason}"
+                    for i in validator.issues(event)
+                ]
         if errors:
             out.rejected.append({"index": doc.index, "errors": errors})
             continue

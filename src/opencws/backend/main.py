@@ -48,7 +48,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = store is None
-        app.state.store = open_store(settings.store, settings.data_dir) if own else store
+        app.state.store = open_store(settings.store, settings.data_dir, settings.fsync) if own else store
         stop = threading.Event()
         worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
         worker.start()

@@ -3,6 +3,7 @@ elsewhere), uvicorn, and structured (JSON lines) logs on standard error."""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import logging
@@ -79,6 +80,14 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def tune_gc() -> None:
+    """Intake parses JSON into millions of small containers, which the cyclic collector rescans for nothing
+    (parsed events hold no cycles): with CPython's default thresholds (700, 10, 10), parsing a batch runs
+    at about half its speed. Long-lived objects of start-up are frozen out of its reach."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def serve(settings: Settings) -> None:
     """Open the store, listen and serve until SIGINT/SIGTERM."""
     configure_logging()
@@ -90,8 +99,9 @@ def serve(settings: Settings) -> None:
             "listening on %s WITHOUT TLS (--insecure): API keys and events cross the network in clear", host
         )
     # Opened before serving, so that a bad store stops the start with its reason (and no port is served).
-    store = open_store(settings.store, settings.data_dir)
+    store = open_store(settings.store, settings.data_dir, settings.fsync)
     app = create_app(settings, store)
+    tune_gc()
     config = uvicorn.Config(
         app, log_config=None, access_log=True, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=10, server_header=False,

@@ -23,6 +23,9 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     insecure: bool = False  # listen on a non-loopback address without TLS
+    # Flush every insert to the disk before acknowledging it (survives a power loss; costs an fsync per
+    # request). Without it, an acknowledged event survives a crash of the backend, not of the machine.
+    fsync: bool = False
     # Intake limits.
     max_body_bytes: int = 16 * MiB  # as sent (compressed or not)
     max_decompressed_bytes: int = 128 * MiB

@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--insecure", action="store_true", default=None, help="allow a non-loopback address without TLS"
     )
     s.add_argument("--retention-days", type=int, help="days of events kept (0: forever; default 30)")
+    s.add_argument(
+        "--fsync", action="store_true", default=None,
+        help="flush every insert to the disk before answering (acknowledged events survive a power loss)",
+    )  # fmt: skip
 
     k = sub.add_parser(
         "keys",
@@ -55,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {
         "listen": args.listen, "data_dir": args.data_dir, "store": args.store, "tls_cert": args.tls_cert,
-        "tls_key": args.tls_key, "insecure": args.insecure, "retention_days": args.retention_days,
+        "tls_key": args.tls_key, "insecure": args.insecure, "retention_days": args.retention_days, "fsync": args.fsync,
     }  # fmt: skip
     try:
         settings = Settings.load(args.config, overrides)

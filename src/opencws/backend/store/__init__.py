@@ -45,7 +45,7 @@ def parse_store_url(url: str) -> tuple[str, int, str, str, str, str | None]:
     return parts.hostname, port, database, user, password, cluster
 
 
-def open_store(url: str | None, data_dir: str) -> Store:
+def open_store(url: str | None, data_dir: str, fsync: bool = False) -> Store:
     """Open (and create when missing) the store; raise StoreError or StoreURLError with the reason."""
     if url is None:
         from opencws.backend.store.chdb_engine import ChdbEngine
@@ -58,7 +58,7 @@ def open_store(url: str | None, data_dir: str) -> Store:
         # Inserts through a Distributed table wait until every shard has its rows (a 2xx means stored).
         settings = {"insert_distributed_sync": 1} if cluster else {}
         store = Store(ServerEngine(ServerAddress(host, port, user, password), settings), database, cluster)
-    store.create()
+    store.create(fsync)
     return store
 
 

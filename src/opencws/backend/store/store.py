@@ -56,11 +56,24 @@ class Store:
     def nodes(self) -> list[Engine]:
         return self.engine.shards(self.cluster) if self.cluster else [self.engine]
 
-    def create(self) -> None:
-        """Create the database and tables when missing (on every node of the cluster)."""
+    def create(self, fsync: bool = False) -> None:
+        """Create the database and tables when missing (on every node of the cluster). With `fsync`, every
+        insert is flushed to the disk before it returns (MergeTree's `fsync_after_insert`): an acknowledged
+        event then survives a power loss too."""
         for node in self.nodes():
             node.execute(tables.create_database(self.database))
             node.execute(tables.create_local_table(self.database))
+            flag = int(fsync)
+            try:
+                node.execute(
+                    f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} "
+                    f"MODIFY SETTING fsync_after_insert = {flag}, fsync_part_directory = {flag}"
+                )
+            except StoreError as e:
+                if fsync:
+                    raise StoreError(
+                        f"this ClickHouse cannot flush inserts to disk (fsync_after_insert): {e}"
+                    ) from None
         if self.cluster:
             self.engine.execute(tables.create_distributed_table(self.database, self.cluster))
 
