@@ -26,6 +26,7 @@ class Backend:
     proc: subprocess.Popen | None = None
     url: str = ""
     log: list[str] = field(default_factory=list)
+    verify: str | bool = True  # the CA bundle (a self-signed certificate) for HTTPS
 
     def start(self, timeout: float = 60) -> Backend:
         cmd = [sys.executable, "-m", "opencws.cli.main", "backend", "serve", "--listen", "127.0.0.1:0",
@@ -50,7 +51,7 @@ class Backend:
                 raise RuntimeError(f"the backend exited ({self.proc.returncode}):\n{''.join(self.log)}")
             if found.is_set():
                 try:
-                    if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    if httpx.get(f"{self.url}/healthz", timeout=2, verify=self.verify).status_code == 200:
                         return self
                 except httpx.TransportError:
                     pass
@@ -77,4 +78,4 @@ class Backend:
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
