@@ -51,9 +51,15 @@ class Generator:
 
     TYPES = {STRING: "String", INT: "Int64"}
 
-    def __init__(self, registry: Registry, columns: dict[str, Column] = FIELD_COLUMNS) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        columns: dict[str, Column] = FIELD_COLUMNS,
+        macros: dict[str, Any] | None = None,
+    ) -> None:
         self.registry = registry
         self.columns = columns
+        self.macros = macros or {}  # id → compiler.Macro (its `node`)
         self.params: dict[str, Any] = {}
 
     # --- entry point --------------------------------------------------------------------------------
@@ -121,6 +127,11 @@ class Generator:
             return None
         return Fragment(f"NOT ({inner.sql})", True)
 
+    def ident_sql(self, node: ast.Ident) -> Fragment | None:
+        """A boolean macro: its expression (the compiler has checked it and its cycles)."""
+        macro = self.macros.get(node.name)
+        return None if macro is None else self.sql(macro.node)
+
     def bool_lit_sql(self, node: ast.BoolLit) -> Fragment:
         return Fragment("1" if node.value else "0", True)
 
@@ -136,9 +147,12 @@ class Generator:
 
     def in_array_sql(self, node: ast.InArray) -> Fragment | None:
         column = self.column_of(node.operand)
-        if column is None or not isinstance(node.array, ast.ArrayLit):
+        array = node.array
+        if isinstance(array, ast.Ident) and array.name in self.macros:
+            array = self.macros[array.name].node  # a list macro
+        if column is None or not isinstance(array, ast.ArrayLit):
             return None
-        items = [self.literal(item) for item in node.array.items]
+        items = [self.literal(item) for item in array.items]
         if any(i is None for i in items):
             return None
         if not column.multi and all(kind == ("int" if column.type == INT else "string") for kind, _ in items):  # type: ignore[misc]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opencws.secl.compiler import Compiler
+from opencws.secl.compiler import Compiler, Macro
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import BOOL, STRING, Registry, build_registry
 from opencws.secl.parser import parse
@@ -47,18 +47,21 @@ class Search:
         return True if self._fn is None else bool(self._fn(event))
 
 
-def compile_search(text: str, dialect: type[Generator] = ClickHouse) -> Search:
-    """Parse and type-check `text` (empty: every event); raise SeclError with its caret when invalid."""
+def compile_search(
+    text: str, dialect: type[Generator] = ClickHouse, macros: dict[str, Macro] | None = None
+) -> Search:
+    """Parse and type-check `text` (empty: every event); raise SeclError with its caret when invalid.
+    `macros`: a policy's macros, for rules run as searches."""
     if len(text) > MAX_SEARCH_LENGTH:
         raise SeclError(f"search expression longer than {MAX_SEARCH_LENGTH} characters")
     if not text.strip():
         return Search(text, None, dialect(SEARCH_REGISTRY).where(None), None)
     parsed = parse(text)
-    compiler = Compiler(text, registry=SEARCH_REGISTRY)
+    compiler = Compiler(text, macros, registry=SEARCH_REGISTRY)
     v = compiler.compile(parsed.node)
     if v.type != BOOL or v.multi:
         raise compiler.error(f"a search must be a boolean condition, but {v.describe()}", parsed.node)
     fn = compiler.function(v)
     event_type = compiler.event_type
-    where = dialect(SEARCH_REGISTRY).where(parsed.node, event_type)
+    where = dialect(SEARCH_REGISTRY, macros=macros).where(parsed.node, event_type)
     return Search(text, event_type, where, fn)
