@@ -213,3 +213,19 @@ def test_keys_created_and_revoked_by_the_cli_take_effect_at_once(backend: Backen
         assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
     with backend.client(key[:-1] + ("A" if key[-1] != "A" else "B")) as c:
         assert c.get("/api/v1/events").status_code == 401
+
+
+def test_a_retried_batch_with_its_idempotency_key_is_stored_once(backend: Backend, keys: dict[str, str]) -> None:
+    mark, events = marked(5)
+    body = orjson.dumps([*events, {"bad": 1}])
+    first = post(backend, keys["ingest"], body, **{"Idempotency-Key": f"batch-{mark}"})
+    again = post(backend, keys["ingest"], body, **{"Idempotency-Key": f"batch-{mark}"})
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and first.json()["stored"] == 5
+    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert len(found(backend, keys["read"], mark)) == 5
+    # The key is per API key: another agent's batch with the same key is its own.
+    other = backend.key("ingest")
+    assert post(backend, other, body, **{"Idempotency-Key": f"batch-{mark}"}).json()["stored"] == 5
+    assert len(found(backend, keys["read"], mark)) == 10
+    assert post(backend, keys["ingest"], body, **{"Idempotency-Key": "x" * 200}).status_code == 422

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opencws import __version__
+from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
@@ -61,6 +62,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                 app.state.store.close()
             app.state.store = None
             app.state.keys.close()
+            app.state.batches.close()
 
     app = FastAPI(
         title="OpenCWS backend",
@@ -73,6 +75,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.keys = KeyStore(settings.data_dir)
+    app.state.batches = IdempotencyStore(settings.data_dir)
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
 

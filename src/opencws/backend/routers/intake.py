@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from opencws.backend import bodies
 from opencws.backend.dependencies import IngestKey, MetricsDep, SettingsDep, StoreDep
+from opencws.backend.idempotency import MAX_KEY_CHARS, IdempotencyStore
 from opencws.backend.intake import accept
-from opencws.backend.store import StoreError
+from opencws.backend.keys import Key
+from opencws.backend.metrics import Metrics
+from opencws.backend.settings import Settings
+from opencws.backend.store import Store, StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 
@@ -52,14 +57,49 @@ async def _read(request: Request, limit: int) -> bytes:
         "stored before the answer; each invalid one is listed with its index and every reason. Needs the "
         "`ingest` scope."
     ),
-    responses={400: {}, 401: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
+    responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 429: {}, 503: {}},
 )
 async def post_events(
     request: Request,
-    _: IngestKey,
+    key: IngestKey,
     settings: SettingsDep,
     store: StoreDep,
     metrics: MetricsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_KEY_CHARS,
+            description="the same key on a retry returns the first answer instead of storing the events again",
+        ),
+    ] = None,
+) -> Any:
+    batches: IdempotencyStore = request.app.state.batches
+    if idempotency_key is not None:
+        previous = await run_in_threadpool(batches.get, key.id, idempotency_key)
+        if previous is not None:
+            return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        flight = (key.id, idempotency_key)
+        if flight in _in_flight:
+            raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
+        _in_flight.add(flight)
+    try:
+        return await _intake(request, key, settings, store, metrics, batches, idempotency_key)
+    finally:
+        if idempotency_key is not None:
+            _in_flight.discard((key.id, idempotency_key))
+
+
+_in_flight: set[tuple[str, str]] = set()
+
+
+async def _intake(
+    request: Request,
+    key: Key,
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    batches: IdempotencyStore,
+    idempotency_key: str | None,
 ) -> IntakeAnswer:
     raw = await _read(request, settings.max_body_bytes)
 
@@ -82,6 +122,9 @@ async def post_events(
         metrics.insert_seconds.observe(time.perf_counter() - start)
         metrics.events.labels("stored").inc(stored)
         metrics.events.labels("rejected").inc(len(outcome.rejected))
-        return IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
+        answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
+        if idempotency_key is not None:
+            batches.put(key.id, idempotency_key, answer.model_dump_json().encode())
+        return answer
 
     return await run_in_threadpool(work)
