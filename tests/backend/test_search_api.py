@@ -154,3 +154,15 @@ def test_metrics_count_the_intake(data: dict) -> None:
 def test_dates_are_rfc3339_with_nanoseconds(data: dict) -> None:
     hit = data["client"].get("/api/v1/events", params={"q": scoped(data, ""), "limit": 1}).json()["events"][0]
     assert hit["date"] == format_timestamp(parse_timestamp(hit["event"]["date"]))
+
+
+def test_envelope_filters_narrow_searches_facets_and_counts(data: dict) -> None:
+    c, host = data["client"], "h-" + data["mark"]
+    q = scoped(data, "")
+    r2 = c.get("/api/v1/events", params={"q": q, "host": host, "rule_id": "r2", "limit": 1000}).json()["events"]
+    assert len(r2) == 50 and {h["rule_id"] for h in r2} == {"r2"}
+    assert c.get("/api/v1/events", params={"q": q, "host": "other' OR 1=1"}).json()["events"] == []
+    facet = c.get("/api/v1/facets", params={"q": q, "field": "evt.name", "rule_id": "r2"}).json()
+    assert sum(v["count"] for v in facet["values"]) == 50
+    body = c.post("/api/v1/events/search", json={"q": q, "host": host, "rule_id": "r1", "limit": 1000}).json()
+    assert len(body["events"]) == 50

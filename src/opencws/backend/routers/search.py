@@ -29,6 +29,8 @@ QParam = Annotated[
 ]
 FromParam = Annotated[str | None, Query(alias="from", max_length=64, description="RFC 3339, inclusive")]
 ToParam = Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")]
+HostParam = Annotated[str | None, Query(max_length=1024, description="only events sent with this host")]
+RuleParam = Annotated[str | None, Query(max_length=1024, description="only events sent for this rule")]
 
 _ENVELOPE = ("host", "rule_id", "rule_version", "policy", "agent_version")
 _DURATION = re.compile(r"^([1-9][0-9]{0,9})(s|m|h|d)$")
@@ -51,9 +53,9 @@ def _hit(h: Hit) -> dict[str, Any]:
     return out
 
 
-def _compile(q: str) -> Search:
+def _compile(q: str, host: str | None = None, rule_id: str | None = None) -> Search:
     try:
-        return compile_search(q)
+        search = compile_search(q)
     except SeclError as e:
         raise HTTPException(
             400,
@@ -65,6 +67,13 @@ def _compile(q: str) -> Search:
                 "text": str(e),
             },
         ) from None
+    # Envelope filters (not SECL fields: the evaluator sees the event only), exact in SQL.
+    for column, value in (("host", host), ("rule_id", rule_id)):
+        if value:
+            name = f"e_{column}"
+            search.where.sql = f"({search.where.sql}) AND {column} = {{{name}:String}}"
+            search.where.params[name] = value
+    return search
 
 
 def _time(value: str | None, name: str, default: int) -> int:
@@ -96,13 +105,15 @@ class SearchRequest(BaseModel):
     to: str | None = Field(None, description="RFC 3339, exclusive")
     limit: int = Field(100, ge=1, le=10_000)
     cursor: str | None = Field(None, max_length=200)
+    host: str | None = Field(None, max_length=1024, description="only events sent with this host")
+    rule_id: str | None = Field(None, max_length=1024, description="only events sent for this rule")
 
 
 def _search(req: SearchRequest, store: Store, settings: Settings, metrics: Metrics) -> Response:
     start = time.perf_counter()
     if req.limit > settings.max_page:
         raise HTTPException(400, f"'limit' is at most {settings.max_page}")
-    search = _compile(req.q)
+    search = _compile(req.q, req.host, req.rule_id)
     t_from, t_to = _range(req.from_, req.to)
     position = None
     if req.cursor:
@@ -131,6 +142,8 @@ def get_events(
     q: QParam = "",
     from_: FromParam = None,
     to: ToParam = None,
+    host: HostParam = None,
+    rule_id: RuleParam = None,
     limit: int = Query(100, ge=1, le=10_000),
     cursor: str | None = Query(None, max_length=200),
     _: ReadKey,
@@ -138,7 +151,9 @@ def get_events(
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> Response:
-    req = SearchRequest.model_validate({"q": q, "from": from_, "to": to, "limit": limit, "cursor": cursor})
+    req = SearchRequest.model_validate(
+        {"q": q, "from": from_, "to": to, "limit": limit, "cursor": cursor, "host": host, "rule_id": rule_id}
+    )
     return _search(req, store, settings, metrics)
 
 
@@ -201,11 +216,13 @@ def get_facets(
     q: QParam = "",
     from_: FromParam = None,
     to: ToParam = None,
+    host: HostParam = None,
+    rule_id: RuleParam = None,
     limit: int = Query(10, ge=1, le=1000),
     _: ReadKey,
     store: StoreDep,
 ) -> Response:
-    search = _compile(q)
+    search = _compile(q, host, rule_id)
     t_from, t_to = _range(from_, to)
     try:
         top, complete = _store_call(store.facet, search, field, t_from, t_to, limit)
@@ -220,11 +237,13 @@ def get_timeseries(
     q: QParam = "",
     from_: FromParam = None,
     to: ToParam = None,
+    host: HostParam = None,
+    rule_id: RuleParam = None,
     interval: str = Query("1h", max_length=16, description="bucket width: 30s, 5m, 1h, 1d"),
     _: ReadKey,
     store: StoreDep,
 ) -> Response:
-    search = _compile(q)
+    search = _compile(q, host, rule_id)
     t_from, t_to = _range(from_, to)
     step = _duration(interval, "interval")
     series, complete = _store_call(store.timeseries, search, t_from, t_to, step)
