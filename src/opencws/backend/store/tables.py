@@ -2,8 +2,8 @@
 
 Kept to what ClickHouse 18.16 (the Debian server) and current ClickHouse both accept: no JSON functions,
 DateTime64, CODECs or TTL. Times are Int64 nanoseconds; `day` (UTC) is the partition key, so retention drops
-whole partitions. The sort key serves the common filters: event type, host, time. Typed columns hold the
-fields people filter on (see `opencws.secl.sql.columns`); `event` keeps the whole event JSON (compressed by
+whole partitions. The sort key serves the common filters: event type, then time (every search has a range),
+then host. Typed columns hold the fields people filter on (see `opencws.secl.sql.columns`); `event` keeps the whole event JSON (compressed by
 MergeTree, LZ4 by default, ZSTD when the server's `<compression>` says so).
 """
 
@@ -56,7 +56,7 @@ def create_local_table(database: str) -> str:
     columns = ",\n  ".join(f"{name} {typ}" for name, typ in COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{LOCAL_TABLE} (\n  {columns}\n) ENGINE = MergeTree\n"
-        "PARTITION BY day\nORDER BY (evt_name, host, date, id)"
+        "PARTITION BY day\nORDER BY (evt_name, date, host, id)"
     )
 
 
