@@ -15,7 +15,7 @@ import uvicorn
 
 from opencws.backend.main import create_app
 from opencws.backend.settings import Settings, SettingsError
-from opencws.backend.store import open_store
+from opencws.backend.store import open_store, parse_store_url
 
 log = logging.getLogger("opencws.backend")
 
@@ -91,6 +91,8 @@ def tune_gc() -> None:
 def serve(settings: Settings) -> None:
     """Open the store, listen and serve until SIGINT/SIGTERM."""
     configure_logging()
+    if settings.store is not None:
+        parse_store_url(settings.store)  # a bad URL is a usage error, before anything is bound or opened
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"
