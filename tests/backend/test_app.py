@@ -85,3 +85,24 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
     for f in files:
         bad = [m for m in _imports(f) if m.startswith(forbidden)]
         assert not bad, f"{f.relative_to(SRC)} imports {bad}"
+
+
+def test_the_server_drops_days_past_retention_by_itself(tmp_path, chdb_store: Store) -> None:
+    import time
+
+    from backend_corpus import event_mix
+
+    from opencws.backend.store.rows import Envelope, event_row
+    from opencws.model.codec import parse_timestamp
+
+    old = event_mix(3, base_ns=parse_timestamp("2020-01-01T00:00:00Z"))
+    new = event_mix(2, seed=4, base_ns=time.time_ns())
+    chdb_store.insert([event_row(e, Envelope(), 0) for e in old + new])
+    app = create_app(
+        Settings(data_dir=str(tmp_path), retention_days=30, retention_interval=0.2), store=chdb_store
+    )
+    with TestClient(app):
+        deadline = time.monotonic() + 20
+        while chdb_store.count() != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert chdb_store.count() == 2
