@@ -10,7 +10,7 @@ from backend_corpus import event_mix
 
 from opencws.backend.store import Store, StoreError
 from opencws.backend.store.rows import Envelope, event_row
-from opencws.model.codec import event_from_json, parse_timestamp
+from opencws.model.codec import event_from_json, format_timestamp, parse_timestamp
 from opencws.secl.sql import SEARCH_REGISTRY, compile_search
 
 EVENTS = event_mix(400)
@@ -179,3 +179,33 @@ def test_fsync_flushes_every_insert_where_the_engine_can(store: Store) -> None:
         with pytest.raises(StoreError, match="cannot flush inserts to disk"):
             store.create(fsync=True)
         store.create(fsync=False)
+
+
+def test_pages_over_many_days_cross_the_time_windows_in_order(store: Store) -> None:
+    """Searches walk time windows backwards (an hour, then wider): pages that straddle them keep the order."""
+    events = event_mix(300, seed=11)
+    base = parse_timestamp("2026-11-01T00:00:00Z")
+    for i, e in enumerate(events):
+        # Irregular gaps from seconds to two days: most windows hold a few events, some none.
+        e["date"] = format_timestamp(
+            base + sum((j * 7919) % 97 for j in range(i)) * 1_800_000_000_000 // 97 + i
+        )
+    store.insert([event_row(e, Envelope(host=f"h{i % 4}"), 0) for i, e in enumerate(events)])
+    for expr in ["", 'process.comm == "sh"', 'process.comm == "sh" || process.args =~ "*install*"']:
+        s = compile_search(expr)
+        expected = [_json(e) for e in newest_first(events) if s.matches(event_from_json(e))]
+        got, cursor = [], None
+        while True:
+            page = store.search(s, *ALL, cursor, 9)
+            got += [h.event for h in page.hits]
+            if page.next is None:
+                break
+            cursor = page.next
+        assert got == expected, expr
+        lo, hi = parse_timestamp(events[40]["date"]), parse_timestamp(events[200]["date"])
+        window = [
+            _json(e)
+            for e in newest_first(events)
+            if lo <= parse_timestamp(e["date"]) < hi and s.matches(event_from_json(e))
+        ]
+        assert [h.event for h in store.search(s, lo, hi, None, 1000).hits] == window

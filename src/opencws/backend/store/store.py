@@ -24,6 +24,7 @@ from opencws.secl.sql.columns import FIELD_COLUMNS
 MAX_SCAN = 200_000
 _MIN_BATCH = 1_000
 _MAX_BATCH = 20_000
+_FIRST_WINDOW = 3_600 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -131,21 +132,43 @@ class Store:
         scanned = 0
         if state is not None:
             state["exhausted"] = False
-        while scanned < max_scan:
+        # Newest first through time windows growing backwards (an hour, then 4 times, 16 times...): a page of recent
+        # matches is found without sorting the whole range. Windows are disjoint and descending, each
+        # ordered within, so the order is the range's order.
+        hi = self._newest(t_from, t_to, cursor)
+        span = _FIRST_WINDOW
+        while hi is not None and scanned < max_scan:
+            lo = max(t_from, hi - span)
             want = min(batch, max_scan - scanned)
-            rows = self._rows(search, t_from, t_to, cursor, want)
+            rows = self._rows(search, lo, hi, cursor, want)
             for row in rows:
                 hit = Hit(*row)
                 scanned += 1
                 # An exact prefilter is SECL's answer already (its columns hold SECL's values: see
                 # tests/backend/test_rows.py); else the evaluator decides on the decoded event.
                 yield hit, exact or _matches(search, hit)
-            if len(rows) < want:
-                if state is not None:
-                    state["exhausted"] = True
-                return
-            cursor = (rows[-1][1], rows[-1][0])
-            batch = min(batch * 2, _MAX_BATCH)
+            if len(rows) == want:
+                cursor = (rows[-1][1], rows[-1][0])
+                batch = min(batch * 2, _MAX_BATCH)
+                continue
+            if lo <= t_from:
+                hi = None
+                break
+            hi, span = lo, span * 4
+        if hi is None and state is not None:
+            state["exhausted"] = True
+
+    def _newest(self, t_from: int, t_to: int, cursor: tuple[int, str] | None) -> int | None:
+        """Just above the newest date in the range (and before the cursor), or None when it is empty."""
+        params: dict[str, Any] = {}
+        cond = self._range(t_from, t_to, params)
+        if cursor is not None:
+            params["c_date"] = cursor[0]
+            cond += " AND date <= {c_date:Int64}"
+        rows = self.engine.execute(f"SELECT count(), max(date) FROM {self.read_table} WHERE {cond}", params)
+        if not rows or not rows[0][0]:
+            return None
+        return min(int(rows[0][1]) + 1, t_to)
 
     def search(
         self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, limit: int,
