@@ -142,7 +142,10 @@ class Store:
         scanned = 0
         if state is not None:
             state["exhausted"] = False
-        hi = self._newest(t_from, t_to, cursor)
+        bounds = self._bounds(t_from, t_to, cursor)
+        hi: int | None = None
+        if bounds is not None:
+            t_from, hi = max(t_from, bounds[0]), bounds[1]
         span = _FIRST_WINDOW
         while hi is not None and scanned < max_scan:
             want = min(batch, max_scan - scanned)
@@ -169,17 +172,19 @@ class Store:
         if hi is None and state is not None:
             state["exhausted"] = True
 
-    def _newest(self, t_from: int, t_to: int, cursor: tuple[int, str] | None) -> int | None:
-        """Just above the newest date in the range (and before the cursor), or None when it is empty."""
+    def _bounds(self, t_from: int, t_to: int, cursor: tuple[int, str] | None) -> tuple[int, int] | None:
+        """The oldest date in the range and just above the newest (before the cursor), or None when empty."""
         params: dict[str, Any] = {}
         cond = self._range(t_from, t_to, params)
         if cursor is not None:
             params["c_date"] = cursor[0]
             cond += " AND date <= {c_date:Int64}"
-        rows = self.engine.execute(f"SELECT count(), max(date) FROM {self.read_table} WHERE {cond}", params)
+        rows = self.engine.execute(
+            f"SELECT count(), min(date), max(date) FROM {self.read_table} WHERE {cond}", params
+        )
         if not rows or not rows[0][0]:
             return None
-        return min(int(rows[0][1]) + 1, t_to)
+        return int(rows[0][1]), min(int(rows[0][2]) + 1, t_to)
 
     def search(
         self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, limit: int,
