@@ -104,6 +104,8 @@ class LocalCluster:
                     f"clickhouse-server on port {port} exited ({proc.returncode}); see {self.root}"
                 )
             try:
+                # The port first: the driver logs a traceback for every refused connection.
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 Client("127.0.0.1", port=port, connect_timeout=1).execute("SELECT 1")
                 return
             except Exception:
