@@ -11,12 +11,7 @@ HELP = "run the backend (intake, storage, search) and manage its API keys"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="backend_command", metavar="COMMAND", required=True)
-    s = sub.add_parser(
-        "serve",
-        aliases=["run"],
-        help="serve the HTTP API (alias: run)",
-        description="serve the HTTP API until interrupted",
-    )
+    s = sub.add_parser("serve", help="serve the HTTP API", description="serve the HTTP API until interrupted")
     s.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8080; port 0 picks a free one)")
     s.add_argument("--data-dir", help="the embedded store and the API keys (default ./opencws-data)")
     s.add_argument(
@@ -52,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.backend_command in ("serve", "run"):
+    if args.backend_command == "serve":
         return _serve(args)
     return _keys(args)
 
