@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,7 +27,11 @@ class Backend:
     proc: subprocess.Popen | None = None
     url: str = ""
     log: list[str] = field(default_factory=list)
-    verify: str | bool = True  # the CA bundle (a self-signed certificate) for HTTPS
+    cafile: str | None = None  # the CA bundle (a self-signed certificate) for HTTPS
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.cafile) if self.cafile else True
 
     def start(self, timeout: float = 60) -> Backend:
         cmd = [sys.executable, "-m", "opencws.cli.main", "backend", "serve", "--listen", "127.0.0.1:0",

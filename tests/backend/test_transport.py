@@ -16,7 +16,7 @@ def test_https_with_the_given_certificate(tmp_path) -> None:
          "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True,
     )  # fmt: skip
-    b = Backend(tmp_path / "data", ["--tls-cert", str(cert), "--tls-key", str(key)], verify=str(cert))
+    b = Backend(tmp_path / "data", ["--tls-cert", str(cert), "--tls-key", str(key)], cafile=str(cert))
     b.data_dir.mkdir()
     b.start()
     try:
