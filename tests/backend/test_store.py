@@ -209,3 +209,17 @@ def test_pages_over_many_days_cross_the_time_windows_in_order(store: Store) -> N
             if lo <= parse_timestamp(e["date"]) < hi and s.matches(event_from_json(e))
         ]
         assert [h.event for h in store.search(s, lo, hi, None, 1000).hits] == window
+
+
+def test_rows_with_hostile_strings_come_back_unchanged(store: Store) -> None:
+    nasty = "a\tb\nc\\d'e\"f\0g\\N é {p0:String} %_*"
+    e = event_mix(1, seed=5)[0]
+    e["process"]["comm"] = nasty
+    e["process"]["executable"]["path"] = "/" + nasty
+    env = Envelope(rule_id=nasty, host=nasty, tags=[nasty, "", "x'y"], policy="\\")
+    store.insert([event_row(e, env, 0)])
+    (hit,) = store.search(compile_search(""), *ALL, None, 10).hits
+    assert (hit.rule_id, hit.host, hit.tags, hit.policy) == (nasty, nasty, [nasty, "", "x'y"], "\\")
+    assert hit.event == _json(e)
+    found = store.facet(compile_search(""), "process.comm", *ALL, 5)[0]
+    assert found == [(nasty, 1)]
