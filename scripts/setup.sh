@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc and python3-dev build the C extension (the ring reader's hot loop) with the interpreter's own flags.
-DEBIAN_PACKAGES=(clang llvm gcc libbpf-dev libbpf1 bpftool busybox-static runc python3-venv python3-dev)
+# clickhouse-server/-client: the scale-out store's tests start two of them on loopback (shards of a Distributed table).
+DEBIAN_PACKAGES=(clang llvm gcc libbpf-dev libbpf1 bpftool busybox-static runc python3-venv python3-dev
+                 clickhouse-server clickhouse-client)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "secl": ("opencws.bench.secl_bench", "SECL evaluation of the default policy against a realistic event mix"),
     "agent": ("opencws.bench.agent_bench", "the whole agent: end-to-end events/s, sustained rate, overhead on the "
                                            "workload, memory with 20,000 processes"),
+    "backend": ("opencws.bench.backend_bench", "backend intake throughput and search latency (chdb or ClickHouse)"),
 }
 
 

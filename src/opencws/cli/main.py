@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("opencws.cli.bench_cmd", "run benchmarks and print measured figures"),
     "rules": ("opencws.cli.rules_cmd", "check, evaluate and test SECL rules"),
     "probe": ("opencws.cli.probe_cmd", "debug the kernel probe: trace decoded kernel events, counters"),
+    "backend": ("opencws.cli.backend_cmd", "run the backend (intake, storage, search) and manage its API keys"),
 }
 
 

@@ -1,0 +1,124 @@
+"""Intake bodies → JSON documents: the size limits, gzip, and the three formats (one JSON object, a JSON
+array, JSON lines). Every refusal is a `BodyError` carrying its HTTP status and a precise message."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+JSONL_TYPES = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json-lines",
+)
+JSON_TYPES = ("application/json", "text/plain", "application/octet-stream", "")
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class Document:
+    """One document of the body: its value, or why it could not be read (`error`)."""
+
+    index: int
+    value: Any = None
+    error: str | None = None
+    line: int | None = None
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """The body as sent → its bytes, refusing more than `max_bytes` once decompressed (gzip bombs)."""
+    enc = (encoding or "identity").strip().lower()
+    if enc == "identity":
+        return body
+    if enc not in ("gzip", "x-gzip"):
+        raise BodyError(415, f"unsupported Content-Encoding {encoding!r} (gzip or identity)")
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(body, max_bytes + 1)
+    except zlib.error as e:
+        raise BodyError(400, f"invalid gzip body: {e}") from None
+    if len(out) > max_bytes:
+        raise BodyError(413, f"the body is larger than {max_bytes} bytes once decompressed")
+    if not d.eof:
+        raise BodyError(400, "invalid gzip body: truncated")
+    # Several gzip members one after the other are one stream (RFC 1952).
+    rest = d.unused_data
+    while rest:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            more = d.decompress(rest, max_bytes + 1 - len(out))
+        except zlib.error as e:
+            raise BodyError(400, f"invalid gzip body: {e}") from None
+        out += more
+        if len(out) > max_bytes:
+            raise BodyError(413, f"the body is larger than {max_bytes} bytes once decompressed")
+        if not d.eof:
+            raise BodyError(400, "invalid gzip body: truncated")
+        rest = d.unused_data
+    return out
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def documents(body: bytes, content_type: str | None, max_documents: int) -> list[Document]:
+    """The documents of a body: a JSON object, a JSON array of them, or JSON lines (by Content-Type, or
+    when the body is not one JSON value but has several lines)."""
+    media = _media_type(content_type)
+    if media not in JSONL_TYPES and media not in JSON_TYPES:
+        raise BodyError(415, f"unsupported Content-Type {media!r} (application/json or application/x-ndjson)")
+    if media not in JSONL_TYPES:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            if body.lstrip()[:1] == b"[":
+                raise BodyError(400, f"malformed JSON array: {e}") from None
+            if b"\n" not in body.strip():
+                raise BodyError(400, f"malformed JSON: {e}") from None
+        else:
+            if isinstance(value, list):
+                if len(value) > max_documents:
+                    raise BodyError(413, f"more than {max_documents} events in one request")
+                return [Document(i, v) for i, v in enumerate(value)]
+            return [Document(0, value)]
+    return list(_lines(body, max_documents))
+
+
+def _lines(body: bytes, max_documents: int) -> Iterator[Document]:
+    index = 0
+    for number, line in enumerate(body.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        if index >= max_documents:
+            raise BodyError(413, f"more than {max_documents} events in one request")
+        try:
+            yield Document(index, orjson.loads(line), line=number)
+        except orjson.JSONDecodeError as e:
+            yield Document(index, error=f"line {number}: malformed JSON: {e}", line=number)
+        index += 1
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects/arrays deeper than `limit` levels."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values() if isinstance(x, dict | list))
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v if isinstance(x, dict | list))
+    return False

@@ -1,0 +1,101 @@
+"""The FastAPI application: the routers, and the store, keys and retention opened for its lifetime."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from opencws import __version__
+from opencws.backend.idempotency import IdempotencyStore
+from opencws.backend.keys import KeyStore
+from opencws.backend.metrics import Metrics
+from opencws.backend.ratelimit import RateLimiter
+from opencws.backend.routers import health, intake, keys, search
+from opencws.backend.settings import Settings
+from opencws.backend.store import Store, StoreError, open_store
+
+log = logging.getLogger("opencws.backend")
+
+
+def _retention(app: FastAPI, stop: threading.Event) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        store: Store | None = app.state.store
+        if store is not None and settings.retention_days > 0:
+            limit = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(
+                days=settings.retention_days
+            )
+            try:
+                dropped = store.drop_before(limit)
+            except StoreError as e:
+                log.warning("retention failed: %s", e)
+            else:
+                if dropped:
+                    log.info("retention: dropped the days %s (older than %s)", ", ".join(dropped), limit)
+        if stop.wait(settings.retention_interval or 3600):
+            return
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """The application; it opens `settings`' store at start-up unless one is given (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        app.state.store = open_store(settings.store, settings.data_dir, settings.fsync) if own else store
+        stop = threading.Event()
+        worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            if own:
+                app.state.store.close()
+            app.state.store = None
+            app.state.keys.close()
+            app.state.batches.close()
+
+    app = FastAPI(
+        title="OpenCWS backend",
+        version=__version__,
+        description="Receives CWS events, stores them, and finds them with SECL.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = None
+    app.state.keys = KeyStore(settings.data_dir)
+    app.state.batches = IdempotencyStore(settings.data_dir)
+    app.state.metrics = Metrics()
+    app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Pydantic's errors, without echoing the (possibly huge or hostile) input back.
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        route = request.scope.get("route")
+        app.state.metrics.requests.labels(
+            getattr(route, "path", "unmatched"), str(response.status_code)
+        ).inc()
+        return response
+
+    app.include_router(health.router)
+    app.include_router(intake.router)
+    app.include_router(search.router)
+    app.include_router(keys.router)
+    return app

@@ -1,0 +1,130 @@
+"""`POST /api/v1/events`: events in (one object, an array or JSON lines; gzip), stored before the answer."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from opencws.backend import bodies
+from opencws.backend.dependencies import IngestKey, MetricsDep, SettingsDep, StoreDep
+from opencws.backend.idempotency import MAX_KEY_CHARS, IdempotencyStore
+from opencws.backend.intake import accept
+from opencws.backend.keys import Key
+from opencws.backend.metrics import Metrics
+from opencws.backend.settings import Settings
+from opencws.backend.store import Store, StoreError
+
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+
+class Rejection(BaseModel):
+    index: int
+    errors: list[str]
+
+
+class IntakeAnswer(BaseModel):
+    stored: int
+    rejected: list[Rejection]
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise HTTPException(400, "invalid Content-Length")
+        if int(length) > limit:
+            raise HTTPException(413, f"the body is larger than {limit} bytes")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise HTTPException(413, f"the body is larger than {limit} bytes")
+    return bytes(buf)
+
+
+@router.post(
+    "/events",
+    response_model=IntakeAnswer,
+    summary="Send CWS events",
+    description=(
+        "One JSON object, a JSON array or JSON lines (`application/x-ndjson`), optionally gzip-compressed "
+        "(`Content-Encoding: gzip`). Each document is a CWS event or the agent's envelope "
+        '`{"rule_id", "rule_version", "tags", "policy", "host", "agent_version", "event"}`. Valid events are '
+        "stored before the answer; each invalid one is listed with its index and every reason. Needs the "
+        "`ingest` scope."
+    ),
+    responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 429: {}, 503: {}},
+)
+async def post_events(
+    request: Request,
+    key: IngestKey,
+    settings: SettingsDep,
+    store: StoreDep,
+    metrics: MetricsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_KEY_CHARS,
+            description="the same key on a retry returns the first answer instead of storing the events again",
+        ),
+    ] = None,
+) -> Any:
+    batches: IdempotencyStore = request.app.state.batches
+    if idempotency_key is not None:
+        previous = await run_in_threadpool(batches.get, key.id, idempotency_key)
+        if previous is not None:
+            return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        flight = (key.id, idempotency_key)
+        if flight in _in_flight:
+            raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
+        _in_flight.add(flight)
+    try:
+        return await _intake(request, key, settings, store, metrics, batches, idempotency_key)
+    finally:
+        if idempotency_key is not None:
+            _in_flight.discard((key.id, idempotency_key))
+
+
+_in_flight: set[tuple[str, str]] = set()
+
+
+async def _intake(
+    request: Request,
+    key: Key,
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    batches: IdempotencyStore,
+    idempotency_key: str | None,
+) -> IntakeAnswer:
+    raw = await _read(request, settings.max_body_bytes)
+
+    def work() -> IntakeAnswer:
+        try:
+            body = bodies.decompress(
+                raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes
+            )
+            docs = bodies.documents(
+                body, request.headers.get("content-type"), settings.max_events_per_request
+            )
+        except bodies.BodyError as e:
+            raise HTTPException(e.status, e.message) from None
+        outcome = accept(docs, settings.max_depth)
+        start = time.perf_counter()
+        try:
+            stored = store.insert(outcome.rows)
+        except StoreError as e:
+            raise HTTPException(503, f"the events could not be stored (none is acknowledged): {e}") from None
+        metrics.insert_seconds.observe(time.perf_counter() - start)
+        metrics.events.labels("stored").inc(stored)
+        metrics.events.labels("rejected").inc(len(outcome.rejected))
+        answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
+        if idempotency_key is not None:
+            batches.put(key.id, idempotency_key, answer.model_dump_json().encode())
+        return answer
+
+    return await run_in_threadpool(work)

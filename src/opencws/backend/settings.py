@@ -1,0 +1,84 @@
+"""The backend's settings: command-line flags over an optional YAML file over the defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+MiB = 1 << 20
+
+
+class SettingsError(ValueError):
+    """A configuration value the backend cannot use."""
+
+
+@dataclass
+class Settings:
+    data_dir: str = "./opencws-data"
+    store: str | None = None  # None: the embedded store under data_dir; else clickhouse://...
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure: bool = False  # listen on a non-loopback address without TLS
+    # Flush every insert to the disk before acknowledging it (survives a power loss; costs an fsync per
+    # request). Without it, an acknowledged event survives a crash of the backend, not of the machine.
+    fsync: bool = False
+    # Intake limits.
+    max_body_bytes: int = 16 * MiB  # as sent (compressed or not)
+    max_decompressed_bytes: int = 128 * MiB
+    max_events_per_request: int = 100_000
+    max_depth: int = 32  # JSON nesting of one event (or envelope)
+    # Requests per second and burst, per API key (0: no limit).
+    rate_limit: float = 100.0
+    rate_burst: int = 200
+    # Searches.
+    max_page: int = 1000
+    # Retention: days kept (0: forever), checked every `retention_interval` seconds.
+    retention_days: int = 30
+    retention_interval: float = 3600.0
+
+    @classmethod
+    def load(cls, path: str | None, overrides: dict[str, Any]) -> Settings:
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    loaded = yaml.safe_load(f) or {}
+            except OSError as e:
+                raise SettingsError(f"cannot read {path}: {e.strerror}") from None
+            except yaml.YAMLError as e:
+                raise SettingsError(f"{path}: invalid YAML: {e}") from None
+            if not isinstance(loaded, dict):
+                raise SettingsError(f"{path}: expected a mapping of settings")
+            values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        s = cls(**values)
+        s.check()
+        return s
+
+    def check(self) -> None:
+        for name in (
+            "max_body_bytes",
+            "max_decompressed_bytes",
+            "max_events_per_request",
+            "max_depth",
+            "max_page",
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise SettingsError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("rate_limit", "retention_interval"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                raise SettingsError(f"{name} must be a number >= 0, got {v!r}")
+        if not isinstance(self.retention_days, int) or self.retention_days < 0:
+            raise SettingsError(f"retention_days must be an integer >= 0, got {self.retention_days!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("--tls-cert and --tls-key go together")

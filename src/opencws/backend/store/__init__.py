@@ -1,0 +1,65 @@
+"""Event storage: one `Store` over two engines, the embedded one (chdb) and ClickHouse servers.
+
+open_store(None, data_dir)                                     # embedded, under data_dir/store
+open_store("clickhouse://127.0.0.1:9000/opencws", data_dir)    # one server
+open_store("clickhouse://h:9000/opencws?cluster=c", data_dir)  # a cluster: a Distributed table over its shards
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from opencws.backend.store.engine import StoreError
+from opencws.backend.store.store import Hit, Page, Store
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class StoreURLError(ValueError):
+    """A `--store` URL this backend cannot use."""
+
+
+def parse_store_url(url: str) -> tuple[str, int, str, str, str, str | None]:
+    """`clickhouse://[user[:password]@]host[:port]/database[?cluster=name]` → its parts."""
+    parts = urlsplit(url)
+    if parts.scheme != "clickhouse":
+        raise StoreURLError(f"unsupported store URL scheme {parts.scheme!r} (expected clickhouse://)")
+    if not parts.hostname:
+        raise StoreURLError("the store URL names no host")
+    try:
+        port = parts.port or 9000
+    except ValueError:
+        raise StoreURLError("the store URL has an invalid port") from None
+    database = parts.path.strip("/") or "opencws"
+    query = parse_qs(parts.query)
+    cluster = query.pop("cluster", [None])[0]
+    if query:
+        raise StoreURLError(f"unknown store URL parameter(s): {', '.join(sorted(query))}")
+    for what, name in (("database", database), ("cluster", cluster)):
+        if name is not None and not _NAME.match(name):
+            raise StoreURLError(f"invalid {what} name {name!r} (letters, digits and '_')")
+    user = unquote(parts.username) if parts.username else "default"
+    password = unquote(parts.password) if parts.password else ""
+    return parts.hostname, port, database, user, password, cluster
+
+
+def open_store(url: str | None, data_dir: str, fsync: bool = False) -> Store:
+    """Open (and create when missing) the store; raise StoreError or StoreURLError with the reason."""
+    if url is None:
+        from opencws.backend.store.chdb_engine import ChdbEngine
+
+        store = Store(ChdbEngine(os.path.join(data_dir, "store")))
+    else:
+        from opencws.backend.store.server_engine import ServerAddress, ServerEngine
+
+        host, port, database, user, password, cluster = parse_store_url(url)
+        # Inserts through a Distributed table wait until every shard has its rows (a 2xx means stored).
+        settings = {"insert_distributed_sync": 1} if cluster else {}
+        store = Store(ServerEngine(ServerAddress(host, port, user, password), settings), database, cluster)
+    store.create(fsync)
+    return store
+
+
+__all__ = ["Hit", "Page", "Store", "StoreError", "StoreURLError", "open_store", "parse_store_url"]

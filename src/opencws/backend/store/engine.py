@@ -1,0 +1,27 @@
+"""What a store needs from a ClickHouse engine: run SQL with bound parameters, insert rows, list shards.
+
+SQL uses ClickHouse's typed placeholders (`{name:String}`); each engine binds them its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class StoreError(RuntimeError):
+    """The engine failed (the message is the engine's)."""
+
+
+class Engine(Protocol):
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert and return the number of rows written; return only once they are on disk."""
+        ...
+
+    def shards(self, cluster: str) -> list[Engine]:
+        """An engine per shard of `cluster` (the local tables are created and dropped through them)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,312 @@
+"""The store: events written, searched, counted and expired with one set of SQL over any engine.
+
+Searches run the SQL prefilter compiled from SECL (`opencws.secl.sql`), then SECL's evaluator on each event
+returned, so results are exactly SECL's answer whatever the SQL could express. Pages are newest first, in
+(date, id) order, so a cursor (the last event's date and id) is stable while events arrive.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opencws.backend.store import tables
+from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.rows import day_of
+from opencws.model.codec import DecodeError, event_from_json
+from opencws.secl.sql import SEARCH_REGISTRY, Search
+from opencws.secl.sql.columns import FIELD_COLUMNS
+
+# Rows examined at most by one request when the SQL is not exact (the rest is reached with the cursor).
+MAX_SCAN = 200_000
+_MIN_BATCH = 1_000
+_MAX_BATCH = 20_000
+_FIRST_WINDOW = 3_600 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class Hit:
+    id: str
+    date: int
+    host: str
+    rule_id: str
+    rule_version: str
+    policy: str
+    agent_version: str
+    tags: list[str]
+    event: str  # the event's JSON
+
+
+@dataclass(slots=True)
+class Page:
+    hits: list[Hit]
+    next: tuple[int, str] | None  # (date, id) of the last event looked at, when there may be more
+
+
+class Store:
+    def __init__(self, engine: Engine, database: str = "opencws", cluster: str | None = None) -> None:
+        self.engine = engine
+        self.database = database
+        self.cluster = cluster
+        self.write_table = f"{database}.{tables.DISTRIBUTED_TABLE if cluster else tables.LOCAL_TABLE}"
+        self.read_table = self.write_table
+
+    def nodes(self) -> list[Engine]:
+        return self.engine.shards(self.cluster) if self.cluster else [self.engine]
+
+    def create(self, fsync: bool = False) -> None:
+        """Create the database and tables when missing (on every node of the cluster). With `fsync`, every
+        insert is flushed to the disk before it returns (MergeTree's `fsync_after_insert`): an acknowledged
+        event then survives a power loss too."""
+        for node in self.nodes():
+            node.execute(tables.create_database(self.database))
+            node.execute(tables.create_local_table(self.database))
+            flag = int(fsync)
+            try:
+                node.execute(
+                    f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} "
+                    f"MODIFY SETTING fsync_after_insert = {flag}, fsync_part_directory = {flag}"
+                )
+            except StoreError as e:
+                if fsync:
+                    raise StoreError(
+                        f"this ClickHouse cannot flush inserts to disk (fsync_after_insert): {e}"
+                    ) from None
+        if self.cluster:
+            self.engine.execute(tables.create_distributed_table(self.database, self.cluster))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def insert(self, rows: Sequence[Sequence[Any]]) -> int:
+        return self.engine.insert(self.write_table, tables.COLUMN_NAMES, rows)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _range(t_from: int, t_to: int, params: dict[str, Any]) -> str:
+        params.update(t_from=t_from, t_to=t_to, d_from=_day(t_from), d_to=_day(t_to))
+        return (
+            "date >= {t_from:Int64} AND date < {t_to:Int64} AND day >= {d_from:Date} AND day <= {d_to:Date}"
+        )
+
+    def _keys(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, n: int
+    ) -> list[tuple[int, str]]:
+        """The (date, id) of up to `n` rows the SQL selects in [t_from, t_to) after `cursor`, newest first."""
+        params = dict(search.where.params)
+        cond = f"({search.where.sql}) AND {self._range(t_from, t_to, params)}"
+        if cursor is not None:
+            params.update(c_date=cursor[0], c_id=cursor[1])
+            cond += " AND (date < {c_date:Int64} OR (date = {c_date:Int64} AND id < {c_id:String}))"
+        rows = self.engine.execute(
+            f"SELECT date, id FROM {self.read_table} WHERE {cond} ORDER BY date DESC, id DESC LIMIT {int(n)}",
+            params,
+        )
+        return [(int(d), str(i)) for d, i in rows]
+
+    def _fetch(self, keys: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
+        """The result columns of the rows at `keys`, in that order (one query)."""
+        if not keys:
+            return []
+        dates = [k[0] for k in keys]
+        fetch = {"lo": min(dates), "hi": max(dates), "ids": [k[1] for k in keys]}
+        fetch.update(d_lo=_day(fetch["lo"]), d_hi=_day(fetch["hi"]))
+        rows = self.engine.execute(
+            # PREWHERE: the event column is read for these rows only (18.16 does not move `has` there).
+            f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} PREWHERE date >= {{lo:Int64}} "
+            "AND date <= {hi:Int64} AND has({ids:Array(String)}, id) WHERE day >= {d_lo:Date} AND day <= {d_hi:Date}",
+            fetch,
+        )
+        by_key = {(r[1], r[0]): r for r in rows}
+        return [by_key[k] for k in keys if k in by_key]
+
+    def scan(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None = None,
+        max_scan: int = MAX_SCAN, batch: int | None = None, state: dict[str, bool] | None = None,
+    ) -> Iterator[tuple[Hit, bool]]:  # fmt: skip
+        """Events the SQL selects, newest first, each with SECL's verdict; at most `max_scan` of them.
+        `state["exhausted"]` tells afterwards whether the range's end was reached.
+
+        Two steps: the positions first, on the small columns, through time windows growing backwards (an
+        hour, then 4 and 16 times wider...) so that a page of recent matches is found without sorting the
+        whole range (windows are disjoint and descending, each ordered within); then the events of those
+        positions only, in one query (a sort over the `event` column would read it for every row kept)."""
+        exact = search.where.exact
+        batch = batch or (_MIN_BATCH if exact else _MAX_BATCH // 4)
+        scanned = 0
+        if state is not None:
+            state["exhausted"] = False
+        bounds = self._bounds(t_from, t_to, cursor)
+        hi: int | None = None
+        if bounds is not None:
+            t_from, hi = max(t_from, bounds[0]), bounds[1]
+        span = _FIRST_WINDOW
+        while hi is not None and scanned < max_scan:
+            want = min(batch, max_scan - scanned)
+            keys: list[tuple[int, str]] = []
+            while hi is not None and len(keys) < want:
+                lo = max(t_from, hi - span)
+                got = self._keys(search, lo, hi, cursor, want - len(keys))
+                if got:
+                    keys += got
+                    cursor = got[-1]
+                if len(keys) == want:
+                    break  # the window may hold more: go on in it
+                if lo <= t_from:
+                    hi = None
+                else:
+                    hi, span = lo, span * 4
+            for row in self._fetch(keys):
+                hit = Hit(*row)
+                # An exact prefilter is SECL's answer already (its columns hold SECL's values: see
+                # tests/backend/test_rows.py); else the evaluator decides on the decoded event.
+                yield hit, exact or _matches(search, hit)
+            scanned += len(keys)
+            batch = min(batch * 2, _MAX_BATCH)
+        if hi is None and state is not None:
+            state["exhausted"] = True
+
+    def _bounds(self, t_from: int, t_to: int, cursor: tuple[int, str] | None) -> tuple[int, int] | None:
+        """The oldest date in the range and just above the newest (before the cursor), or None when empty."""
+        params: dict[str, Any] = {}
+        cond = self._range(t_from, t_to, params)
+        if cursor is not None:
+            params["c_date"] = cursor[0]
+            cond += " AND date <= {c_date:Int64}"
+        rows = self.engine.execute(
+            f"SELECT count(), min(date), max(date) FROM {self.read_table} WHERE {cond}", params
+        )
+        if not rows or not rows[0][0]:
+            return None
+        return int(rows[0][1]), min(int(rows[0][2]) + 1, t_to)
+
+    def search(
+        self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None, limit: int,
+        max_scan: int = MAX_SCAN,
+    ) -> Page:  # fmt: skip
+        """Up to `limit` matching events older than `cursor`; `next` is None at the end of the range. When
+        `max_scan` events were looked at first, the page is shorter and `next` goes on from there."""
+        hits: list[Hit] = []
+        last: tuple[int, str] | None = None
+        state: dict[str, bool] = {}
+        batch = limit + 1 if search.where.exact else None
+        for hit, ok in self.scan(search, t_from, t_to, cursor, max_scan, batch, state):
+            if ok:
+                if len(hits) == limit:
+                    return Page(hits, (hits[-1].date, hits[-1].id))
+                hits.append(hit)
+            last = (hit.date, hit.id)
+        return Page(hits, None if state.get("exhausted", True) else last)
+
+    def get(self, event_id: str) -> Hit | None:
+        rows = self.engine.execute(
+            f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} WHERE id = {{id:String}} LIMIT 1",
+            {"id": event_id},
+        )
+        return Hit(*rows[0]) if rows else None
+
+    def count(self) -> int:
+        return int(self.engine.execute(f"SELECT count() FROM {self.read_table}")[0][0])
+
+    # --- aggregates ---------------------------------------------------------------------------------
+
+    def facet(
+        self, search: Search, field: str, t_from: int, t_to: int, limit: int, max_scan: int = MAX_SCAN
+    ) -> tuple[list[tuple[Any, int]], bool]:
+        """The top values of `field` among matching events, with counts; and whether every matching event
+        was counted (an inexact filter counts at most `max_scan` events in Python)."""
+        f = SEARCH_REGISTRY.get(field)
+        if f is None:
+            raise ValueError(f"unknown field {field!r}")
+        col = FIELD_COLUMNS.get(f.canonical)
+        if search.where.exact and col is not None:
+            params = dict(search.where.params)
+            expr = f"arrayJoin(arrayDistinct({col.name}))" if col.multi else col.name
+            sql = (
+                f"SELECT {expr} AS v, count() AS c FROM {self.read_table} "
+                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} "
+                f"GROUP BY v ORDER BY c DESC, v LIMIT {int(limit)}"
+            )
+            return [(v, int(c)) for v, c in self.engine.execute(sql, params)], True
+        counts: Counter[Any] = Counter()
+        scanned = 0
+        for hit, ok in self.scan(search, t_from, t_to, None, max_scan):
+            scanned += 1
+            if ok:
+                value = f.getter(event_from_json(hit.event))  # type: ignore[misc]
+                if f.multi:
+                    counts.update(set(value))
+                else:
+                    counts[value] += 1
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        return top, scanned < max_scan
+
+    def timeseries(
+        self, search: Search, t_from: int, t_to: int, step: int, max_scan: int = MAX_SCAN
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """Counts of matching events per `step` nanoseconds (bucket start, count), oldest first."""
+        if search.where.exact:
+            params = dict(search.where.params)
+            params["step"] = step
+            sql = (
+                f"SELECT intDiv(date, {{step:Int64}}) * {{step:Int64}} AS b, count() AS c FROM {self.read_table} "
+                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} GROUP BY b ORDER BY b"
+            )
+            return [(int(b), int(c)) for b, c in self.engine.execute(sql, params)], True
+        counts: Counter[int] = Counter()
+        scanned = 0
+        for hit, ok in self.scan(search, t_from, t_to, None, max_scan):
+            scanned += 1
+            if ok:
+                counts[hit.date // step * step] += 1
+        return sorted(counts.items()), scanned < max_scan
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def drop_before(self, day: datetime.date) -> list[str]:
+        """Drop every partition (day) older than `day`, on every node; return the days dropped."""
+        dropped: set[str] = set()
+        for node in self.nodes():
+            rows = node.execute(
+                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
+                "AND table = {t:String} AND active",
+                {"db": self.database, "t": tables.LOCAL_TABLE},
+            )
+            for (pid,) in rows:
+                pid = str(pid)
+                if len(pid) != 8 or not pid.isdigit():
+                    continue
+                d = datetime.date(int(pid[:4]), int(pid[4:6]), int(pid[6:]))
+                if d < day:
+                    # A date we parsed ourselves, never request text.
+                    node.execute(
+                        f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} DROP PARTITION '{d.isoformat()}'"
+                    )
+                    dropped.add(d.isoformat())
+        return sorted(dropped)
+
+
+_LAST_DAY = datetime.date(2105, 12, 31)  # ClickHouse's Date ends in 2106
+
+
+_LAST_NS = (_LAST_DAY - datetime.date(1970, 1, 1)).days * 86_400 * 1_000_000_000
+
+
+def _day(ns: int) -> datetime.date:
+    return _LAST_DAY if ns >= _LAST_NS else day_of(max(ns, 0))
+
+
+def _matches(search: Search, hit: Hit) -> bool:
+    try:
+        return search.matches(event_from_json(hit.event))
+    except DecodeError:
+        return False
+
+
+__all__ = ["Hit", "Page", "Store", "StoreError"]

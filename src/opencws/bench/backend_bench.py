@@ -1,0 +1,194 @@
+"""`opencws bench backend`: intake throughput into a store (parse, validate, rows, insert) and the latency
+of typical searches over what was stored, with in-run baselines.
+
+The events are the realistic mix of `opencws bench secl` (opens, execs and the rest, with their ancestors),
+spread over 24 hours. The embedded store (chdb) by default; `--store clickhouse://...` or
+`--clickhouse-local` (two local 18.16 shards under a Distributed table) for ClickHouse servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from opencws.backend import bodies
+from opencws.backend.intake import accept
+from opencws.backend.server import tune_gc
+from opencws.backend.store import Store, open_store
+from opencws.bench.secl_bench import realistic_mix
+from opencws.bench.timing import line
+from opencws.cli.args import positive_int
+from opencws.model.codec import format_timestamp, serialize
+from opencws.schema.validation import event_validator
+from opencws.secl.sql import compile_search
+
+POOL = 5000
+DAY_NS = 86_400 * 1_000_000_000
+START_NS = 1_764_460_800 * 1_000_000_000  # 2025-11-30T00:00:00Z
+
+SEARCHES = [
+    ("executable path equality", 'process.file.path == "/usr/bin/git"', "search"),
+    ("file path prefix", 'open.file.path =~ "/etc/*"', "search"),
+    ("event-type set", 'evt.name in ["unlink", "rename", "chmod"]', "search"),
+    ("one-hour counts by type", "", "facet"),
+    ("an ancestor's executable is X", 'process.ancestors.file.path == "/usr/sbin/sshd"', "search"),
+    ("combined filter, newest 100", 'open.file.path =~ "/usr/*" && process.uid == 0 && process.ancestors.file.name == "bash"', "search"),
+]  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--events", type=positive_int, default=1_000_000, help="events stored (default 1,000,000)"
+    )
+    parser.add_argument("--batch", type=positive_int, default=5_000, help="events per request (default 5000)")
+    parser.add_argument("--rounds", type=positive_int, default=15, help="runs of each search (default 15)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--store", help="clickhouse://HOST:PORT/DB[?cluster=NAME] instead of the embedded store"
+    )
+    where.add_argument(
+        "--clickhouse-local",
+        action="store_true",
+        help="start two local ClickHouse servers (shards) and use them",
+    )
+    parser.add_argument(
+        "--data-dir", help="directory of the embedded store (default: a temporary one, removed)"
+    )
+
+
+def _bodies(n: int, batch: int, pool: list[bytes]) -> Iterator[tuple[int, bytes]]:
+    """JSON array bodies of `batch` events each, dates spread evenly over 24 hours."""
+    step = DAY_NS // n
+    heads = [p[: p.rindex(b'"date":"') + 8] for p in pool]
+    for start in range(0, n, batch):
+        end = min(start + batch, n)
+        parts = [
+            heads[i % len(heads)] + format_timestamp(START_NS + i * step).encode() + b'"}'
+            for i in range(start, end)
+        ]
+        yield end - start, b"[" + b",".join(parts) + b"]"
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _intake(store: Store, n: int, batch: int, pool: list[bytes]) -> dict[str, float]:
+    t = {"parse": 0.0, "validate": 0.0, "insert": 0.0}
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    stored = 0
+    for count, body in _bodies(n, batch, pool):
+        a = time.perf_counter()
+        docs = bodies.documents(body, "application/json", batch)
+        b = time.perf_counter()
+        out = accept(docs, 32)
+        c = time.perf_counter()
+        stored += store.insert(out.rows)
+        t["insert"] += time.perf_counter() - c
+        t["parse"] += b - a
+        t["validate"] += c - b
+        assert not out.rejected and count == len(out.rows), out.rejected[:1]
+    t["wall"] = time.perf_counter() - wall
+    t["cpu"] = time.process_time() - cpu
+    assert stored == n
+    return t
+
+
+def _median_ms(fn: Any, rounds: int) -> tuple[float, float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        a = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - a) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.9))]
+
+
+def run(args: argparse.Namespace) -> int:
+    cluster = None
+    tmp = None
+    if args.clickhouse_local:
+        from opencws.bench.clickhouse_cluster import LocalCluster
+
+        cluster = LocalCluster(shards=2).start()
+        url, kind = cluster.url("bench"), "ClickHouse 18.16, two local shards under a Distributed table"
+    else:
+        url = args.store
+        kind = f"ClickHouse at {url}" if url else "embedded store (chdb)"
+    data_dir = args.data_dir or (tmp := tempfile.mkdtemp(prefix="opencws-bench-"))
+    try:
+        store = open_store(url, data_dir)
+        if store.count():
+            print(f"the store already holds {store.count():,} events: use an empty one")
+            return 1
+        return _run(args, store, kind)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
+    n = args.events
+    pool = [serialize(e) for e in realistic_mix(POOL)]
+    avg = sum(map(len, pool)) / len(pool)
+    print(
+        f"Backend intake into the {kind}: {n:,} events (realistic mix, {avg / 1024:.1f} KiB average JSON), batches of {args.batch}"
+    )
+    tune_gc()  # as the server does
+    # In-run baseline: parsing and validating alone (no rows, no store), on a sample.
+    sample_n = min(n, 20_000)
+    validator = event_validator()
+    spent = 0.0
+    for _, body in _bodies(sample_n, args.batch, pool):
+        a = time.process_time()
+        for d in orjson.loads(body):
+            validator.is_valid(d)
+        spent += time.process_time() - a
+    base = sample_n / max(spent, 1e-9)
+    rss_before = _rss_mib()
+    print(line("baseline: orjson parse + schema validation only (CPU time)", base))
+    t = _intake(store, n, args.batch, pool)
+    rate = n / t["wall"]
+    print(line("intake: parse, validate, rows, insert (wall clock)", rate, base))
+    print(f"  time split: parse {t['parse']:.1f} s, validation and rows {t['validate']:.1f} s, insert {t['insert']:.1f} s; "
+          f"process CPU {t['cpu']:.1f} s for {t['wall']:.1f} s wall ({t['cpu'] / t['wall']:.2f} cores)")  # fmt: skip
+    print(f"  peak RSS of this process: {_rss_mib():,.0f} MiB ({rss_before:,.0f} MiB before the intake)")
+    print(
+        f"Searches over {store.count():,} stored events: median (p90) of {args.rounds} runs, each answering the HTTP API's question"
+    )
+    everything = (0, 2**62)
+    last_hour = (START_NS + DAY_NS - 3_600 * 1_000_000_000, START_NS + DAY_NS)
+    base_s = compile_search("")
+    b_med, b_p90 = _median_ms(lambda: store.search(base_s, *everything, None, 100), args.rounds)
+    print(f"  {'baseline: newest 100 events, no filter':<62} {b_med:8.1f} ms ({b_p90:.1f})")
+    for label, q, what in SEARCHES:
+        s = compile_search(q)
+        if what == "facet":
+
+            def fn(s=s) -> Any:
+                return store.facet(s, "evt.name", *last_hour, 50)
+        else:
+
+            def fn(s=s) -> Any:
+                return store.search(s, *everything, None, 100)
+
+        med, p90 = _median_ms(fn, args.rounds)
+        hits = len(fn()[0]) if what == "facet" else len(fn().hits)
+        note = "exact SQL" if s.where.exact else "SQL prefilter + SECL"
+        print(
+            f"  {label:<62} {med:8.1f} ms ({p90:.1f})  {med / b_med:5.2f}x baseline; {hits} results, {note}"
+        )
+    store.close()
+    return 0

@@ -1,0 +1,102 @@
+"""`opencws backend`: run the backend (`serve`) and manage its API keys (`keys`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+HELP = "run the backend (intake, storage, search) and manage its API keys"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="backend_command", metavar="COMMAND", required=True)
+    s = sub.add_parser("serve", help="serve the HTTP API", description="serve the HTTP API until interrupted")
+    s.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8080; port 0 picks a free one)")
+    s.add_argument("--data-dir", help="the embedded store and the API keys (default ./opencws-data)")
+    s.add_argument(
+        "--store",
+        help="clickhouse://[USER[:PASSWORD]@]HOST:PORT/DB[?cluster=NAME] instead of the embedded store",
+    )
+    s.add_argument("--config", help="a YAML file of settings (flags take precedence)")
+    s.add_argument("--tls-cert", help="certificate (PEM) for HTTPS")
+    s.add_argument("--tls-key", help="private key (PEM) for HTTPS")
+    s.add_argument(
+        "--insecure", action="store_true", default=None, help="allow a non-loopback address without TLS"
+    )
+    s.add_argument("--retention-days", type=int, help="days of events kept (0: forever; default 30)")
+    s.add_argument(
+        "--fsync", action="store_true", default=None,
+        help="flush every insert to the disk before answering (acknowledged events survive a power loss)",
+    )  # fmt: skip
+
+    k = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="manage API keys (works while the server runs)",
+    )
+    ksub = k.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    c = ksub.add_parser("create", help="create a key and print it (once, alone on the last line)")
+    c.add_argument("--scope", default="ingest", help="comma-separated: ingest (default), read, admin")
+    c.add_argument("--name", default="", help="a label")
+    ksub.add_parser("list", help="list keys (never their secret)")
+    r = ksub.add_parser("revoke", help="revoke a key (refused at once)")
+    r.add_argument("key", help="the key or its id")
+    for p in (k, *ksub.choices.values()):
+        p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the server's data directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.backend_command == "serve":
+        return _serve(args)
+    return _keys(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from opencws.backend.server import serve
+    from opencws.backend.settings import Settings, SettingsError
+    from opencws.backend.store import StoreError, StoreURLError
+
+    overrides = {
+        "listen": args.listen, "data_dir": args.data_dir, "store": args.store, "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key, "insecure": args.insecure, "retention_days": args.retention_days, "fsync": args.fsync,
+    }  # fmt: skip
+    try:
+        settings = Settings.load(args.config, overrides)
+        serve(settings)
+    except (SettingsError, StoreURLError) as e:
+        print(f"opencws backend serve: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"opencws backend serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from opencws.backend.keys import KeysError, KeyStore, parse_scopes
+
+    data_dir = getattr(args, "data_dir", None) or "./opencws-data"
+    keys = KeyStore(data_dir)
+    try:
+        if args.keys_command == "create":
+            key, text = keys.create(args.name, parse_scopes(args.scope))
+            print(f"created key {key.id} (scopes: {','.join(key.scopes)}); it is shown only now:")
+            print(text)
+        elif args.keys_command == "list":
+            for k in keys.list():
+                state = "revoked " + _when(k.revoked) if k.revoked else "active"
+                print(f"{k.id}  {','.join(k.scopes):<18} {state:<30} created {_when(k.created)}  {k.name}")
+        else:
+            k = keys.revoke(args.key)
+            print(f"revoked key {k.id}")
+    except KeysError as e:
+        print(f"opencws backend keys: {e}", file=sys.stderr)
+        return 1
+    finally:
+        keys.close()
+    return 0
+
+
+def _when(ts: int | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts or 0))

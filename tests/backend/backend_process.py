@@ -1,0 +1,86 @@
+"""The backend as a real process on 127.0.0.1 (a free port it picks itself), for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from opencws.backend.keys import KeyStore
+
+_LISTENING = re.compile(r"listening on (https?)://([0-9.]+):(\d+)")
+
+
+@dataclass
+class Backend:
+    data_dir: Path
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    url: str = ""
+    log: list[str] = field(default_factory=list)
+    cafile: str | None = None  # the CA bundle (a self-signed certificate) for HTTPS
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.cafile) if self.cafile else True
+
+    def start(self, timeout: float = 60) -> Backend:
+        cmd = [sys.executable, "-m", "opencws.cli.main", "backend", "serve", "--listen", "127.0.0.1:0",
+               "--data-dir", str(self.data_dir), *self.args]  # fmt: skip
+        self.log = []
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        found = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = _LISTENING.search(line)
+                if m and not found.is_set():
+                    self.url = f"{m.group(1)}://{m.group(2)}:{m.group(3)}"
+                    found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the backend exited ({self.proc.returncode}):\n{''.join(self.log)}")
+            if found.is_set():
+                try:
+                    if httpx.get(f"{self.url}/healthz", timeout=2, verify=self.verify).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the backend did not start in {timeout} s:\n{''.join(self.log)}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def key(self, scopes: str = "ingest", name: str = "") -> str:
+        keys = KeyStore(str(self.data_dir))
+        try:
+            return keys.create(name, tuple(scopes.split(",")))[1]
+        finally:
+            keys.close()
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)

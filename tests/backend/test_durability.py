@@ -1,0 +1,66 @@
+"""A 2xx answer means stored: a backend killed with SIGKILL in the middle of the intake loses none of
+the events it acknowledged."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import orjson
+from backend_corpus import event_mix
+from backend_process import Backend
+
+
+def test_kill_9_during_intake_loses_no_acknowledged_event(tmp_path) -> None:
+    b = Backend(tmp_path, ["--retention-days", "0"]).start()
+    key, reader = b.key("ingest"), b.key("read")
+    acked: list[int] = []
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def send() -> None:
+        batch = 0
+        with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+            while not stop.is_set():
+                events = event_mix(200, seed=batch)
+                for i, e in enumerate(events):
+                    e["process"]["pid"] = batch * 1000 + i
+                try:
+                    r = c.post("/api/v1/events", content=orjson.dumps(events))
+                except httpx.TransportError:
+                    return  # the server died: this batch was never acknowledged
+                if r.status_code != 200:
+                    errors.append(r.text)
+                    return
+                assert r.json()["stored"] == 200
+                acked.extend(e["process"]["pid"] for e in events)
+                batch += 1
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    b.stop(signal.SIGKILL)
+    stop.set()
+    sender.join()
+    assert not errors and len(acked) >= 2000
+
+    b.start()
+    try:
+        found: set[int] = set()
+        cursor = None
+        with b.client(reader) as c:
+            while True:
+                body = c.get(
+                    "/api/v1/events", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}
+                ).json()
+                found.update(h["event"]["process"]["pid"] for h in body["events"])
+                cursor = body["next"]
+                if cursor is None:
+                    break
+        assert set(acked) <= found
+    finally:
+        b.stop()

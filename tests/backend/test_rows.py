@@ -1,0 +1,47 @@
+"""The typed columns hold what SECL's getters read, for every field mapped to a column."""
+
+from __future__ import annotations
+
+import pytest
+from backend_corpus import event_mix
+
+from opencws.backend.store import tables
+from opencws.backend.store.rows import Envelope, event_row
+from opencws.model.codec import event_from_json, parse_timestamp
+from opencws.secl.sql import SEARCH_REGISTRY
+from opencws.secl.sql.columns import FIELD_COLUMNS
+
+EVENTS = event_mix(300)
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_COLUMNS))
+def test_column_holds_the_value_secl_reads(field: str) -> None:
+    col = FIELD_COLUMNS[field]
+    index = tables.COLUMN_NAMES.index(col.name)
+    getter = SEARCH_REGISTRY.get(field).getter
+    event_type = SEARCH_REGISTRY.get(field).event_type
+    checked = 0
+    for e in EVENTS:
+        if event_type is not None and e["evt"]["name"] != event_type:
+            continue
+        row = event_row(e, Envelope(), 0)
+        value = getter(event_from_json(e))
+        assert row[index] == (list(value) if col.multi else value), (field, e)
+        checked += 1
+    assert checked or event_type not in ("open", "exec", "rename", "unlink"), f"no event exercised {field}"
+
+
+def test_row_keeps_the_envelope_and_the_event_date() -> None:
+    env = Envelope(
+        rule_id="r1", rule_version="2", policy="default", host="web-1", agent_version="0.1", tags=["a:b"]
+    )
+    e = EVENTS[0]
+    row = dict(zip(tables.COLUMN_NAMES, event_row(e, env, 5), strict=True))
+    assert row["date"] == parse_timestamp(e["date"])
+    assert (row["rule_id"], row["host"], row["tags"], row["policy"]) == ("r1", "web-1", ["a:b"], "default")
+
+
+def test_event_without_date_is_dated_when_received() -> None:
+    e = dict(EVENTS[0])
+    del e["date"]
+    assert event_row(e, Envelope(), 1_800_000_000_000_000_000)[1] == 1_800_000_000_000_000_000

@@ -1,0 +1,225 @@
+"""The store answers searches exactly as SECL's evaluator does, pages newest first, counts and expires."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+
+import pytest
+from backend_corpus import event_mix
+
+from opencws.backend.store import Store, StoreError
+from opencws.backend.store.rows import Envelope, event_row
+from opencws.model.codec import event_from_json, format_timestamp, parse_timestamp
+from opencws.secl.sql import SEARCH_REGISTRY, compile_search
+
+EVENTS = event_mix(400)
+ALL = (0, 2**62)
+SEARCHES = [
+    "",
+    'open.file.path == "/etc/shadow"',
+    'open.file.path =~ "/tmp/a_b*"',  # `_` and `%` in the value are not LIKE wildcards
+    'open.file.path =~ "/tmp/x*"',  # a newline inside the value
+    'process.file.path =~ r"^/tmp/evil.name$"',  # RE2's `.` does not match a newline
+    'process.file.path =~ r"evil"',
+    'process.ancestors.file.path == "/usr/sbin/sshd"',
+    'process.ancestors.file.name =~ "ssh*"',
+    'process.ancestors.file.path != "/usr/bin/bash"',
+    'exec.file.name in ["curl", ~"wg*"]',
+    'evt.name in ["rename", "unlink"]',
+    'rename.file.destination.path == "/etc/passwd"',
+    "process.uid >= 1000 && process.pid < 2500",
+    'process.comm == "sh" && process.args =~ "*install*"',
+    'process.comm == "sh" || process.args =~ "*install*"',
+    '!(process.comm in ["sh", "bash"]) && container.id != ""',
+    "open.flags & O_CREAT == 0",
+    'process.parent.file.path == "/usr/bin/bash"',
+    'process.user == "root"',
+]
+
+
+def newest_first(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: parse_timestamp(e["date"]), reverse=True)
+
+
+@pytest.fixture
+def filled(store: Store) -> Store:
+    store.insert([event_row(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
+    return store
+
+
+@pytest.mark.parametrize("expr", SEARCHES)
+def test_search_answers_as_the_secl_evaluator(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    expected = [e for e in newest_first(EVENTS) if s.matches(event_from_json(e))]
+    page = filled.search(s, *ALL, None, 1000)
+    assert [h.event for h in page.hits] == [_json(e) for e in expected]
+    assert page.next is None
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" && process.args =~ "*install*"'])
+def test_cursor_pages_reach_every_match_once_in_order(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    seen, cursor = [], None
+    while True:
+        page = filled.search(s, *ALL, cursor, 7)
+        seen += [h.id for h in page.hits]
+        # Events arriving meanwhile (older and newer) do not move the cursor.
+        filled.insert([event_row(EVENTS[len(seen) % 50], Envelope(), 0)] if len(seen) < 30 else [])
+        if page.next is None:
+            break
+        cursor = page.next
+    expected = [e for e in EVENTS if s.matches(event_from_json(e))]
+    assert len(seen) == len(set(seen)) >= len(expected)
+
+
+def test_pages_are_cut_at_max_scan_and_go_on_from_there(filled: Store) -> None:
+    s = compile_search('process.comm == "sh" || process.args =~ "*install*"')
+    expected = [e for e in newest_first(EVENTS) if s.matches(event_from_json(e))]
+    got, cursor, pages = [], None, 0
+    while True:
+        page = filled.search(s, *ALL, cursor, 1000, max_scan=50)
+        got += [h.event for h in page.hits]
+        pages += 1
+        if page.next is None:
+            break
+        cursor = page.next
+    assert got == [_json(e) for e in expected]
+    assert pages >= len(EVENTS) // 50
+
+
+def test_time_range_is_from_inclusive_to_exclusive(filled: Store) -> None:
+    dates = sorted(parse_timestamp(e["date"]) for e in EVENTS)
+    page = filled.search(compile_search(""), dates[10], dates[20], None, 1000)
+    assert sorted(h.date for h in page.hits) == dates[10:20]
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" || process.args =~ "*install*"'])
+@pytest.mark.parametrize("field", ["process.comm", "process.ancestors.file.name", "process.args"])
+def test_facets_count_matching_events_by_value(filled: Store, expr: str, field: str) -> None:
+    s = compile_search(expr)
+    getter = SEARCH_REGISTRY.get(field).getter
+    multi = SEARCH_REGISTRY.get(field).multi
+    counts: Counter = Counter()
+    for e in EVENTS:
+        ev = event_from_json(e)
+        if s.matches(ev):
+            v = getter(ev)
+            counts.update(set(v)) if multi else counts.update([v])
+    top, complete = filled.facet(s, field, *ALL, 3)
+    assert complete
+    assert top == sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+
+
+@pytest.mark.parametrize("expr", ["", 'process.comm == "sh" || process.args =~ "*install*"'])
+def test_timeseries_counts_matching_events_per_bucket(filled: Store, expr: str) -> None:
+    s = compile_search(expr)
+    step = 60 * 1_000_000_000
+    counts = Counter(
+        parse_timestamp(e["date"]) // step * step for e in EVENTS if s.matches(event_from_json(e))
+    )
+    series, complete = filled.timeseries(s, *ALL, step)
+    assert complete and series == sorted(counts.items())
+
+
+def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
+    day = 86_400 * 1_000_000_000
+    base = parse_timestamp("2026-11-20T12:00:00Z")
+    old, new = event_mix(5, base_ns=base - 3 * day), event_mix(5, seed=8, base_ns=base)
+    # Spread over several hosts, hence over both shards of the cluster.
+    store.insert([event_row(e, Envelope(host=f"h{i}"), 0) for i, e in enumerate(old + new)])
+    assert store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
+    assert store.count() == 5
+    assert store.drop_before(datetime.date(2026, 11, 19)) == []
+
+
+def test_get_returns_one_event_by_id(filled: Store) -> None:
+    hit = filled.search(compile_search(""), *ALL, None, 1).hits[0]
+    assert filled.get(hit.id) == hit
+    assert filled.get("nope' OR 1=1") is None
+
+
+def _json(e: dict) -> str:
+    import orjson
+
+    return orjson.dumps(e).decode()
+
+
+def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
+    cluster_store.insert([event_row(e, Envelope(host=f"host-{i}"), 0) for i, e in enumerate(EVENTS)])
+    per_shard = [
+        node.execute(f"SELECT count() FROM {cluster_store.database}.events_local")[0][0]
+        for node in cluster_store.nodes()
+    ]
+    assert len(per_shard) == 2 and all(n > 0 for n in per_shard) and sum(per_shard) == len(EVENTS)
+    assert cluster_store.count() == len(EVENTS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["it's", "a\\b", "tab\there", "new\nline", "\\N", "{p0:String}", "' OR 1=1 --", "é\0x", ""],
+)
+def test_parameters_reach_the_engine_unchanged(store: Store, value: str) -> None:
+    row = store.engine.execute("SELECT {s:String}, {a:Array(String)}", {"s": value, "a": [value, "x"]})
+    assert row == [(value, [value, "x"])]
+
+
+def test_fsync_flushes_every_insert_where_the_engine_can(store: Store) -> None:
+    """Modern ClickHouse (chdb) flushes when asked; 18.16 cannot, and says so rather than pretend."""
+    if store.cluster is None:
+        store.create(fsync=True)
+        ddl = store.engine.execute(f"SHOW CREATE TABLE {store.database}.events_local")[0][0]
+        assert "fsync_after_insert = 1" in ddl
+        store.create(fsync=False)
+        assert (
+            "fsync_after_insert = 0"
+            in store.engine.execute(f"SHOW CREATE TABLE {store.database}.events_local")[0][0]
+        )
+    else:
+        with pytest.raises(StoreError, match="cannot flush inserts to disk"):
+            store.create(fsync=True)
+        store.create(fsync=False)
+
+
+def test_pages_over_many_days_cross_the_time_windows_in_order(store: Store) -> None:
+    """Searches walk time windows backwards (an hour, then wider): pages that straddle them keep the order."""
+    events = event_mix(300, seed=11)
+    base = parse_timestamp("2026-11-01T00:00:00Z")
+    for i, e in enumerate(events):
+        # Irregular gaps from seconds to two days: most windows hold a few events, some none.
+        e["date"] = format_timestamp(
+            base + sum((j * 7919) % 97 for j in range(i)) * 1_800_000_000_000 // 97 + i
+        )
+    store.insert([event_row(e, Envelope(host=f"h{i % 4}"), 0) for i, e in enumerate(events)])
+    for expr in ["", 'process.comm == "sh"', 'process.comm == "sh" || process.args =~ "*install*"']:
+        s = compile_search(expr)
+        expected = [_json(e) for e in newest_first(events) if s.matches(event_from_json(e))]
+        got, cursor = [], None
+        while True:
+            page = store.search(s, *ALL, cursor, 9)
+            got += [h.event for h in page.hits]
+            if page.next is None:
+                break
+            cursor = page.next
+        assert got == expected, expr
+        lo, hi = parse_timestamp(events[40]["date"]), parse_timestamp(events[200]["date"])
+        window = [
+            _json(e)
+            for e in newest_first(events)
+            if lo <= parse_timestamp(e["date"]) < hi and s.matches(event_from_json(e))
+        ]
+        assert [h.event for h in store.search(s, lo, hi, None, 1000).hits] == window
+
+
+def test_rows_with_hostile_strings_come_back_unchanged(store: Store) -> None:
+    nasty = "a\tb\nc\\d'e\"f\0g\\N é {p0:String} %_*"
+    e = event_mix(1, seed=5)[0]
+    e["process"]["comm"] = nasty
+    e["process"]["executable"]["path"] = "/" + nasty
+    env = Envelope(rule_id=nasty, host=nasty, tags=[nasty, "", "x'y"], policy="\\")
+    store.insert([event_row(e, env, 0)])
+    (hit,) = store.search(compile_search(""), *ALL, None, 10).hits
+    assert (hit.rule_id, hit.host, hit.tags, hit.policy) == (nasty, nasty, [nasty, "", "x'y"], "\\")
+    assert hit.event == _json(e)
+    found = store.facet(compile_search(""), "process.comm", *ALL, 5)[0]
+    assert found == [(nasty, 1)]

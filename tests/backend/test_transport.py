@@ -1,0 +1,45 @@
+"""Transport: HTTPS with --tls-cert/--tls-key; a non-loopback address without TLS refused at start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+from backend_process import Backend
+
+
+def test_https_with_the_given_certificate(tmp_path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    b = Backend(tmp_path / "data", ["--tls-cert", str(cert), "--tls-key", str(key)], cafile=str(cert))
+    b.data_dir.mkdir()
+    b.start()
+    try:
+        assert b.url.startswith("https://127.0.0.1:")
+        reader = b.key("read")
+        r = httpx.get(
+            f"{b.url}/api/v1/events", headers={"Authorization": f"Bearer {reader}"}, verify=str(cert)
+        )
+        assert r.status_code == 200
+        plain = b.url.replace("https://", "http://")
+        try:
+            httpx.get(f"{plain}/healthz", timeout=5)
+            raise AssertionError("plain HTTP answered on the TLS port")
+        except httpx.TransportError:
+            pass
+    finally:
+        b.stop()
+
+
+def test_listening_beyond_loopback_without_tls_is_refused(tmp_path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "opencws.cli.main", "backend", "serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without TLS" in out.stderr

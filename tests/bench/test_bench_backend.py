@@ -1,0 +1,44 @@
+"""`opencws bench backend` runs and prints its figures with ratios (no timing asserted). In a process of its
+own: chdb opens one store per process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from opencws.bench.clickhouse_cluster import missing
+
+
+def bench(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "opencws.cli.main", "bench", "backend", "--events", "3000", "--batch", "1000",
+         "--rounds", "2", *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def check(out: str) -> None:
+    assert "3,000 events" in out
+    assert "baseline: orjson parse + schema validation only" in out
+    assert "intake: parse, validate, rows, insert" in out and "x baseline)" in out
+    assert "peak RSS" in out
+    for label in ["executable path equality", "file path prefix", "event-type set", "one-hour counts by type",
+                  "an ancestor's executable is X", "combined filter, newest 100"]:  # fmt: skip
+        assert label in out
+    assert "Searches over 3,000 stored events" in out
+
+
+def test_bench_backend_on_the_embedded_store() -> None:
+    check(bench())
+
+
+def test_bench_backend_on_local_clickhouse_shards() -> None:
+    if missing():
+        pytest.skip(missing())
+    out = bench("--clickhouse-local")
+    check(out)
+    assert "two local shards under a Distributed table" in out
