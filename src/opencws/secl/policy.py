@@ -1,7 +1,8 @@
 """Policies: Datadog `.policy` YAML files (version, macros, rules) loaded into rules and macros.
 
 A directory loads its `*.policy` files in name order, all macros first. A bad rule or macro is reported
-(with file, id, line and column) and skipped; the others keep working. Duplicate ids are errors.
+(with file, id, line and column) and skipped; the others keep working. Duplicate ids are errors, except a
+macro redefined with `combine: merge` (values added) or `combine: override` (replaced) by a later file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from opencws.secl import ast
 from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed
 from opencws.secl.errors import SeclError
 from opencws.secl.parser import parse
@@ -227,7 +229,7 @@ def _check_keys(
             continue
         if key not in known:
             msg = f"unknown key '{key}' (ignored)"
-        elif key in _IGNORED:
+        elif key in _IGNORED and not (what == "macro" and key == "combine"):
             msg = f"'{key}' is not supported by this engine (ignored)"
         else:
             continue
@@ -251,10 +253,17 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
     if mid is None:
         return
     line = item.get("__line__")
-    if mid in ps.macros:
+    combine = _text(item, "combine")
+    if combine is not None and combine not in ("merge", "override"):
+        msg = f"`combine` must be 'merge' or 'override', not {combine!r}"
+        pf.errors.append(_err(msg, pf.path, line, rule_id=mid, kind="macro"))
+        return
+    previous = ps.macros.get(mid)
+    if previous is not None and combine is None:
         first = lines[mid][2]
-        pf.errors.append(_err(f"duplicate macro id '{mid}' (first defined in {first})", pf.path, line,
-                              rule_id=mid, kind="macro"))  # fmt: skip
+        msg = (f"duplicate macro id '{mid}': `combine: merge` adds values to it, `combine: override` "
+               f"replaces it (first defined in {first})")
+        pf.errors.append(_err(msg, pf.path, line, rule_id=mid, kind="macro"))
         return
     expr = _text(item, "expression")
     values = item.get("values")
@@ -288,7 +297,19 @@ def _add_macro(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], lines: dict[
         pf.errors.append(_locate(e, pf.path, mid, "macro", base))
         ps.invalid_macros.add(mid)
         return
-    ps.macros[mid] = Macro(mid, expr, node, _text(item, "description") or "", pf.path)
+    description = _text(item, "description") or ""
+    if previous is not None and combine == "merge":
+        # A list macro extended by a later policy (a user's exclusions): the values of both.
+        if values is None or not isinstance(previous.node, ast.ArrayLit):
+            msg = f"`combine: merge` adds `values` to a list macro: '{mid}' or this definition is not a list"
+            pf.errors.append(_err(msg, pf.path, line, rule_id=mid, kind="macro"))
+            return
+        expr = previous.text[:-1].rstrip() + ", " + expr[1:]
+        node = parse(expr).node
+        description = description or previous.description
+    if previous is not None:
+        lines[mid][0].macros.remove(mid)
+    ps.macros[mid] = Macro(mid, expr, node, description, pf.path)
     pf.macros.append(mid)
     lines[mid] = (pf, base, f"{pf.path}:{line + 1}" if line is not None else pf.path)
 
