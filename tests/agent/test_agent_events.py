@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -202,6 +203,21 @@ def test_each_file_event_type_carries_what_changed(harness, tmp_path, kind):
     else:  # the file as it is after the call
         after = (dest if kind == "rename" else watched).stat()
         assert (file["uid"], file["gid"]) == (after.st_uid, after.st_gid)
+
+
+def test_mknod_symlink_and_setgroups_carry_what_was_asked(harness, tmp_path):
+    fifo, link = tmp_path / "fifo", tmp_path / "link"
+    harness.use_policy(tmp_path, f'mknod.file.path == "{fifo}"', f'symlink.file.path == "{link}"',
+                       "setgroups.groups == 4242")
+    pid = harness.child(lambda: (os.mknod(fifo, 0o600 | stat.S_IFIFO), os.symlink("/etc/shadow", link),
+                                 os.setgroups([4242, 1])))
+    mknod = valid(harness.one("r0", pid))
+    assert mknod["evt"]["name"] == "mknod" and stat.S_ISFIFO(mknod["file"]["destination"]["mode"])
+    symlink = valid(harness.one("r1", pid))
+    assert symlink["file"]["destination"]["path"] == "/etc/shadow"
+    groups = valid(harness.one("r2", pid))
+    assert groups["evt"]["category"] == "Process Activity"
+    assert groups["process"]["credentials"]["destination"] == {"groups": [1, 4242]}  # the kernel sorts them
 
 
 def test_a_tmpfs_mount_carries_the_mountpoint_the_new_mount_and_its_filesystem(harness, tmp_path):

@@ -38,7 +38,7 @@ from opencws.resolvers.files import UNKNOWN_ID, NameResolver, to_file
 from opencws.resolvers.process import ProcessEntry, _container
 
 CATEGORIES = {
-    **{t: "Process Activity" for t in ("exec", "fork", "exit", "setuid", "setgid", "capset")},
+    **{t: "Process Activity" for t in ("exec", "fork", "exit", "setuid", "setgid", "capset", "setgroups")},
     "selinux": "Kernel Activity",
     "bpf": "Kernel Activity",
 }
@@ -128,6 +128,8 @@ def _process(e: LazyEvent) -> ProcessContext | None:
     k = e._k
     if isinstance(k, kev.CredentialsEvent):
         return _credentials_change(e, ctx, k, entry)
+    if isinstance(k, kev.SetgroupsEvent) and ctx.credentials is not None:
+        return replace(ctx, credentials=replace(ctx.credentials, destination={"groups": list(k.groups)}))
     return ctx
 
 
@@ -279,7 +281,7 @@ class LazyFile(FileEvent):
     destination = property(lambda self: _destination(self))
     new_mount_id = property(lambda self: self._k.new_mount_id if isinstance(self._k, kev.MountEvent) else None)
     group_id = property(lambda self: self._k.group_id if isinstance(self._k, kev.MountEvent) else None)
-    device = property(lambda self: self._k.device if isinstance(self._k, kev.MountEvent) else None)
+    device = property(lambda self: self._k.device if isinstance(self._k, kev.MountEvent | kev.MknodEvent) else None)
     fstype = property(lambda self: (self._k.fs_type or (self._k.root.fs_type if self._k.root else None)) or None
                       if isinstance(self._k, kev.MountEvent) else None)
 
@@ -312,8 +314,10 @@ def _destination(f: LazyFile) -> File | None:
     k = f._k
     if isinstance(k, kev.OpenEvent):
         return File(mode=k.mode) if k.flags & names.OPEN_FLAGS["O_CREAT"] else None
-    if isinstance(k, kev.ChmodEvent | kev.MkdirEvent):
+    if isinstance(k, kev.ChmodEvent | kev.MkdirEvent | kev.MknodEvent):
         return File(mode=k.mode)
+    if isinstance(k, kev.SymlinkEvent):
+        return File(path=k.target or None)
     if isinstance(k, kev.ChownEvent):
         u = f._u
         uid, gid = _signed32(k.new_uid), _signed32(k.new_gid)
