@@ -5,7 +5,9 @@ A filtered event must never arrive, and the kernel's `filtered` counter must say
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from agent_reader import under, write_policy
 
 from opencws.agent.filters import KernelFilters
 from opencws.probe import events as ev
+from opencws.probe.statx import mount_id
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
 
@@ -114,17 +117,87 @@ def test_a_discarded_inode_stops_arriving_and_arrives_again_after_a_rename(reade
 
 
 def test_no_unlink_hook_for_discarders_and_a_new_inode_reusing_the_number_arrives(reader, probe, tmp_path):
-    f = _file(tmp_path, "f")
     filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
     assert "unlink" not in filters.plan.event_types and "sys_enter" not in probe.attached_hooks
-    ino = os.stat(f).st_ino
-    _discard(reader, probe, f)
-    os.unlink(f)
-    g = tmp_path / "g"
-    _open(g, os.O_CREAT | os.O_WRONLY)  # ext4 gives the freed number to the next inode of the directory
-    assert os.stat(g).st_ino == ino
+    # ext4 gives a freed number to the next inode of the directory's group unless another process of the
+    # machine takes it first (or a mount meanwhile invalidates every discarder, and the attempt shows nothing):
+    # such an attempt is tried again with new names.
+    for attempt in range(20):
+        f = tmp_path / f"f{attempt}"
+        reader.filters = None  # its creation teaches nothing
+        f.write_text("x")
+        reader.checkpoint()
+        reader.filters = filters
+        ino = os.stat(f).st_ino
+        _discard(reader, probe, f)
+        generation = probe.discarder_generation  # the discarder's, checked by _discard
+        os.unlink(f)
+        g = tmp_path / f"g{attempt}"
+        _open(g, os.O_CREAT | os.O_WRONLY)
+        if os.stat(g).st_ino == ino and probe.discarder_generation == generation:
+            break
+        os.unlink(g)
+    else:
+        raise AssertionError("no attempt reused the inode number with the discarders intact")
     got = reader.mine(ev.OpenEvent, lambda e: e.file.path == str(g))
     assert len(got) == 1 and got[0].file.inode == ino  # the birth dropped the stale discarder
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of the test's own: it numbers its inodes one after the other and never reuses a number, so the
+    number of the next file born there is known in advance."""
+    d = tmp_path / "tmpfs"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "none", str(d)], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=True)
+
+
+BIRTH_FLAGS = os.O_CREAT | os.O_TMPFILE
+
+
+@pytest.mark.parametrize("how", ["open-creat", "mknod", "o-tmpfile"])
+def test_a_file_born_on_a_discarded_inode_number_arrives(reader, probe, tmp_path, tmpfs, how):
+    """The stale discarder is put in place directly (as if learned on a dead inode of that number), on the
+    number the next file of the tmpfs gets: no waiting for a filesystem to reuse a number."""
+    _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN, learn=False)
+    mnt = mount_id(tmpfs)
+    attempts = iter(range(100))
+
+    def attempt() -> None:
+        n = next(attempts)
+        first = _file(tmpfs, f"first{n}")
+        ino = os.stat(first).st_ino
+        reader.checkpoint()
+        probe.add_discarder_inode(ino, mnt, ["open"])
+        probe.add_discarder_inode(ino + 1, mnt, ["open"])
+        _open(first)  # dropped: the discarders put in place hold
+        fd = -1
+        if how == "open-creat":
+            born = tmpfs / f"born{n}"
+            _open(born, os.O_CREAT | os.O_WRONLY)
+        elif how == "mknod":
+            born = tmpfs / f"born{n}"
+            os.mknod(born, stat.S_IFREG | 0o600)
+        else:  # a nameless inode, opened again through its fd
+            fd = os.open(tmpfs, os.O_TMPFILE | os.O_WRONLY, 0o600)
+            born = Path(f"/proc/self/fd/{fd}")
+        try:
+            assert os.stat(born).st_ino == ino + 1
+            _open(born)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        got = [(e.file.inode, e.flags & BIRTH_FLAGS)
+               for e in reader.mine(ev.OpenEvent, lambda e: e.file.mount_id == mnt)]
+        # the open of `first` arriving means a mount elsewhere invalidated every discarder: tried again
+        birth = {"open-creat": [(ino + 1, os.O_CREAT)], "mknod": [], "o-tmpfile": [(ino + 1, os.O_TMPFILE)]}
+        assert got == [*birth[how], (ino + 1, 0)]  # the birth dropped the discarder of its number
+
+    _despite_mounts(probe, attempt)
 
 
 def test_a_renamed_directory_invalidates_the_discarders_under_it(reader, probe, tmp_path):
@@ -181,8 +254,6 @@ def test_a_process_no_rule_could_match_is_discarded_for_that_type(reader, probe,
 
 
 def test_a_mount_no_rule_uses_still_invalidates_discarders_in_the_kernel_and_is_not_sent(reader, probe, tmp_path):
-    import subprocess
-
     filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
     assert "mount" in filters.plan.filter_all
     generation = probe.discarder_generation
