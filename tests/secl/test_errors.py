@@ -14,6 +14,24 @@ def error_of(expr: str) -> SeclError:
 
 
 @pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ('open.file.name == "a" AND open.flags > 0', "found 'AND'"),
+        ('open.file.name == "a" OR open.flags > 0', "found 'OR'"),
+        ('open.file.name IN ["a"]', "found 'IN'"),
+        ('open.file.name NOT IN ["a"]', "found 'NOT'"),
+        ('NOT (open.file.name == "a")', "unexpected '('"),
+        ('open.file.name == "a" && open.file.in_upper_layer == TRUE', "TRUE"),
+        ('open.file.name == "a" && open.file.in_upper_layer == False', "False"),
+    ],
+)
+def test_keywords_in_another_case_are_errors_as_in_datadog(expr: str, message: str):
+    assert message in error_of(expr).message
+    assert compile_expression(expr.replace("AND", "and").replace("OR", "or").replace("NOT", "not")
+                              .replace("IN", "in").replace("TRUE", "true").replace("False", "false"))
+
+
+@pytest.mark.parametrize(
     ("expr", "message", "column"),
     [
         ('open.file.pth == "/x"', "unknown field 'open.file.pth' (did you mean 'open.file.path'?)", 1),

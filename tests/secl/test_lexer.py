@@ -35,6 +35,14 @@ def test_identifiers_keywords_and_operators():
     assert ops == ["&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-"]
 
 
+@pytest.mark.parametrize("word", ["AND", "And", "OR", "NOT", "IN", "In", "ALLIN", "TRUE", "True", "FALSE"])
+def test_keywords_are_lowercase_only_as_in_datadogs_grammar(word: str):
+    """Datadog's grammar matches `and`, `or`, `not`, `in`, `allin` case-sensitively and `true`/`false` are
+    lowercase constants: in another case the word is an identifier (and a rule using it fails to load)."""
+    assert kinds(word) == [(IDENT, word)]
+    assert kinds(word.lower()) == [(word.lower(), word.lower())]
+
+
 def test_positions_are_character_offsets():
     toks = tokenize('a ==\n  "x"')
     assert [(t.pos, t.end) for t in toks] == [(0, 1), (2, 4), (7, 10), (10, 10)]

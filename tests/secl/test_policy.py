@@ -16,7 +16,7 @@ macros:
     description: shells
     expression: '["/bin/sh", "/usr/bin/bash"]'
   - id: SECRETS
-    values: ["/etc/shadow", "/etc/gshadow", '~"/etc/ssh/*_key"']
+    values: ["/etc/shadow", "/etc/gshadow", '~"/etc/ssh/*_key"', 'r"^/etc/secret-[0-9]+$"']
 rules:
   - id: shell_exec
     version: 1.0.0
@@ -67,6 +67,8 @@ def test_a_policy_loads_rules_macros_tags_and_skips_disabled(tmp_path: Path):
     assert rs.match(exec_event("/usr/bin/bash")) == ["shell_exec"]
     assert rs.match(open_event("/etc/gshadow")) == ["secret_open"]
     assert rs.match(open_event("/etc/ssh/ssh_host_rsa_key")) == ["secret_open"]
+    assert rs.match(open_event("/etc/secret-42")) == ["secret_open"]  # a regex item is a regex, not a string
+    assert rs.match(open_event("/etc/secret-x")) == rs.match(open_event('r"^/etc/secret-[0-9]+$"')) == []
     assert rs.match(open_event("/x")) == []
 
 
