@@ -102,6 +102,18 @@ def test_unknown_keys_and_missing_required_keys_are_reported(name):
         assert [str(i) for i in validator.issues(doc)] == [f"/: missing required property {required!r}"]
 
 
+@pytest.mark.parametrize(("key", "escaped"), [("a/b", "a~1b"), ("~1", "~01"), ("~/", "~0~1"), ("/~", "~1~0"),
+                                            ("~0~1//~~", "~00~01~1~1~0~0")])
+def test_a_pointer_escapes_tilde_before_slash(key: str, escaped: str):
+    """RFC 6901: `~` becomes `~0` first, then `/` becomes `~1`; decoding (`~1` then `~0`) gives the key back."""
+    name = sorted(SCHEMA["definitions"])[0]  # (each refuses unknown keys)
+    doc = _sample(SCHEMA["definitions"][name])
+    doc[key] = 1
+    (issue,) = Validator(_definition_schema(name)).issues(doc)
+    assert issue.pointer == "/" + escaped
+    assert issue.pointer[1:].replace("~1", "/").replace("~0", "~") == key
+
+
 def _mutations(doc: Any, rng: random.Random) -> Any:
     """A copy of `doc` with one random value replaced, deleted or a key added, somewhere."""
     doc = copy.deepcopy(doc)
