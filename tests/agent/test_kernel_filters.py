@@ -238,9 +238,11 @@ def test_a_rule_reload_invalidates_discarders(reader, probe, tmp_path):
     f = _file(tmp_path, "f")
     filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
     _discard(reader, probe, f)
-    generation = probe.discarder_generation
+    generation, counted = probe.discarder_generation, filters.counters()
+    assert counted["inodes"] >= 1  # (the agent learns from every open of the machine)
     filters.reload(write_policy(tmp_path, UNAPPROVABLE_OPEN))
     assert probe.discarder_generation != generation
+    assert filters.counters()["invalidations"] > counted["invalidations"]
     _open(f)
     assert len(reader.mine(ev.OpenEvent, under(tmp_path))) == 1
 
