@@ -159,8 +159,8 @@ def test_mixed_logic_without_parentheses_is_a_warning(tmp_path: Path):
     assert "mixed without parentheses" in ps.warnings[0].message
 
 
-def test_compat_policy_loads_and_type_checks_every_macro_and_rule(shared_dir: Path):
-    path = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_compat_policy_loads_and_type_checks_every_macro_and_rule(compat_dir: Path):
+    path = compat_dir / "datadog-default-1.4.3.policy"
     if not path.exists():
         import pytest
 
@@ -174,8 +174,8 @@ def test_compat_policy_loads_and_type_checks_every_macro_and_rule(shared_dir: Pa
     assert set(ps.macros) == {m["id"] for m in doc["macros"]}
 
 
-def test_compat_policy_rules_have_their_meaning(shared_dir: Path):
-    path = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_compat_policy_rules_have_their_meaning(compat_dir: Path):
+    path = compat_dir / "datadog-default-1.4.3.policy"
     if not path.exists():
         import pytest
 

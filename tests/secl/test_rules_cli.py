@@ -104,8 +104,8 @@ def test_check_warns_about_mixed_logic(tmp_path: Path, capsys):
     assert "warning:" in out and "mixed without parentheses" in out
 
 
-def test_check_compat_policy(shared_dir: Path, capsys):
-    p = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_check_compat_policy(compat_dir: Path, capsys):
+    p = compat_dir / "datadog-default-1.4.3.policy"
     if not p.exists():
         pytest.skip(f"{p} is absent")
     assert main(["rules", "check", str(p)]) == 0
