@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from secl_events import open_event
 
 from opencws.secl import SeclError, compile_expression
 
@@ -103,3 +104,12 @@ def test_huge_inputs_compile_and_evaluate_without_recursion_errors():
     assert rule.evaluate(open_event("/x")) and not rule.evaluate(open_event("/y"))
     alternating = " && ".join(f'(open.file.path != "/a{i}" || open.flags > {i})' for i in range(3000))
     assert compile_expression(alternating).evaluate(open_event("/x"))
+
+
+def test_a_variable_inside_a_pattern_is_an_error():
+    e = error_of('open.file.path =~ ~"/proc/${process.pid}/*"')
+    assert "not expanded inside patterns" in e.message
+    assert e.column == 27
+    e = error_of('open.file.path in [~"/proc/${process.pid}/*"]')
+    assert "not expanded inside patterns" in e.message
+    assert compile_expression('open.file.path == "/proc/${process.pid}/maps"').evaluate(open_event("/proc/4242/maps"))

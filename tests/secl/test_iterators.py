@@ -3,8 +3,10 @@ only if none does."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from secl_events import exec_event, open_event
+from secl_events import NOW, entry, event, exec_event, open_event, process
 
 from opencws.secl import compile_expression
 
@@ -87,3 +89,15 @@ def test_parent_falls_back_to_the_nearest_ancestor():
     e = exec_event("/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
     e = dataclasses.replace(e, process=dataclasses.replace(e.process, parent=None))
     assert ev('exec.file.name == "cat" && process.parent.file.name == "bash"', e)
+
+
+def test_a_duration_compared_with_an_iterator_date_is_the_age_of_each_ancestor():
+    old = dataclasses.replace(entry("/usr/sbin/sshd", 200), exec_time=NOW - 3600 * 10**9)
+    young = dataclasses.replace(entry("/usr/bin/bash", 300), exec_time=NOW - 10**9)
+    proc = dataclasses.replace(process("/usr/bin/curl"), parent=young, ancestors=[young, old])
+    e = event("exec", proc=proc)
+    assert ev('exec.file.name == "curl" && process.ancestors.created_at > 5s', e)  # sshd: one hour
+    assert ev('exec.file.name == "curl" && process.ancestors.created_at < 5s', e)  # bash: one second
+    assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 2h', e)
+    orphan = event("exec", proc=dataclasses.replace(proc, parent=None, ancestors=[]))
+    assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 5s', orphan)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from secl_events import open_event
+from secl_events import exec_event, open_event
 
-from opencws.secl import Rule, RuleSet, compile_expression
+from opencws.secl import Rule, RuleSet, SeclError, compile_expression
 from opencws.secl.matchers import build_matcher, glob_regex
 
 PATTERNS = st.text(alphabet="ab/*", max_size=9)
@@ -87,3 +89,20 @@ def test_a_ruleset_of_path_globs_matches_as_their_regexes(cases: list[tuple[str,
     for v in ["/" + v for v in values]:
         expected = {r.id for r, g in zip(rules, globs, strict=True) if reference([g], v)}
         assert set(rs.match(open_event(v))) == expected, v
+
+
+def test_a_backtracking_regex_does_not_hang_on_attacker_data():
+    rule = compile_expression(r'exec.args =~ r"^(a|a)*$"')
+    e = exec_event("/usr/bin/x", ["a" * 29 + "b"])
+    start = time.perf_counter()
+    assert not rule.evaluate(e)
+    assert rule.evaluate(exec_event("/usr/bin/x", ["a" * 29]))
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("regex", [r"(a)\1", r"foo(?=bar)", r"(?<!x)y"])
+def test_regex_features_re2_lacks_are_load_errors(regex: str):
+    with pytest.raises(SeclError) as exc:
+        compile_expression(f'exec.args =~ r"{regex}"')
+    e = exc.value
+    assert "invalid regular expression" in e.message and "RE2" in e.message

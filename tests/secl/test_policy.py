@@ -211,3 +211,32 @@ rules:
     assert any("unknown key 'expresion'" in m and ":3," in m for m in msgs), msgs
     assert any("'filters' is not supported" in m for m in msgs), msgs
     assert [r.id for r in ps.rules] == ["with_filters"]
+
+
+def _check(tmp_path, text: bytes | str, name: str = "p.policy"):
+    from opencws.secl import load_policies
+
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return load_policies([p])
+
+
+def test_a_non_utf8_policy_is_a_file_error(tmp_path):
+    ps = _check(tmp_path, b'rules:\n  - id: r\n    expression: open.file.path == "/\xff"\n')
+    (e,) = ps.errors
+    assert "not UTF-8" in e.message and "0xff" in e.message
+    assert e.file_line == 3
+
+
+def test_duplicate_ids_are_rule_and_macro_errors_naming_the_first_definition(tmp_path):
+    ps = _check(
+        tmp_path,
+        'macros:\n  - id: m\n    expression: open.file.name == "x"\n'
+        '  - id: m\n    expression: open.file.name == "y"\n'
+        'rules:\n  - id: r_dup\n    expression: open.file.path == "/a"\n'
+        '  - id: r_dup\n    expression: open.file.path == "/b"\n',
+    )
+    macro_err, rule_err = ps.errors
+    assert macro_err.kind == "macro" and macro_err.message.endswith("p.policy:2)")
+    assert rule_err.kind == "rule" and rule_err.location().endswith("rule r_dup")
+    assert rule_err.message.endswith("p.policy:7)") and rule_err.file_line == 9
