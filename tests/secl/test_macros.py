@@ -153,3 +153,14 @@ def test_a_rule_using_a_broken_macro_through_another_macro_names_the_chain(tmp_p
         "macro 'outer' has an error (reported with the macro)",
         "macro 'outer' has an error (reported with the macro)",
     ]
+
+
+def test_macros_expanding_beyond_the_depth_limit_are_a_precise_error():
+    """Each macro is shallow, their expansion is not: the compiler's own limit, not Python's recursion limit."""
+    chain = {"m0": "!" * 10 + "open.file.in_upper_layer"}
+    for i in range(1, 40):
+        chain[f"m{i}"] = "!" * 10 + f"m{i - 1}"
+    m = macros(**chain)
+    assert compile_expression("m1", m)  # 20 levels: fine
+    with pytest.raises(SeclError, match="nested too deeply once macros are expanded"):
+        compile_expression("m39", m)
