@@ -101,3 +101,13 @@ def test_a_duration_compared_with_an_iterator_date_is_the_age_of_each_ancestor()
     assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 2h', e)
     orphan = event("exec", proc=dataclasses.replace(proc, parent=None, ancestors=[]))
     assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 5s', orphan)
+
+
+@pytest.mark.parametrize("expr", ["process.ancestors.file.name == exec.file.name",
+                                  "exec.file.name == process.ancestors.file.name"])
+def test_an_iterator_compared_with_another_field_holds_if_any_value_equals_it(expr: str):
+    same = exec_event("/usr/bin/bash", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
+    other = exec_event("/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
+    assert ev(expr, same) and not ev(expr, other)
+    negated = expr.replace("==", "!=")
+    assert not ev(negated, same) and ev(negated, other)
