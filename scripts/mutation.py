@@ -31,8 +31,10 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import tokenize
@@ -209,8 +211,11 @@ def build(copy: Path, m: Mutant) -> bool:
     """Rebuild what a C mutant changed; False when it does not build (a stillborn mutant)."""
     if m.file.endswith("probe.bpf.c"):
         cmd = ["make", "-s", "-C", str(copy / Path(m.file).parent)]
-    elif m.file.endswith(".c"):
-        cmd = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+    elif m.file.endswith(".c"):  # a CPython extension, built as setup.py does (without its build machinery)
+        source = copy / m.file
+        target = source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+        cmd = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", f"-I{sysconfig.get_paths()['include']}", str(source),
+               "-o", str(target)]
     else:
         return True
     return subprocess.run(cmd, cwd=copy, capture_output=True).returncode == 0
@@ -242,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the mutants drawn, run nothing")
     p.add_argument("--json", type=Path, help="write every mutant and its outcome here")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the copy is removed on the way out
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
     results: dict[str, list[Mutant]] = {}
