@@ -114,6 +114,13 @@ def test_a_pointer_escapes_tilde_before_slash(key: str, escaped: str):
     assert issue.pointer[1:].replace("~1", "/").replace("~0", "~") == key
 
 
+def test_a_long_offending_value_is_shortened_in_the_reason():
+    validator = Validator(_definition_schema("EventContext"))
+    (issue,) = validator.issues({"name": list(range(100))})
+    assert issue.pointer == "/name" and issue.reason.startswith("expected string, got array [0, 1, 2")
+    assert issue.reason.endswith("...") and len(issue.reason) < 80
+
+
 def _mutations(doc: Any, rng: random.Random) -> Any:
     """A copy of `doc` with one random value replaced, deleted or a key added, somewhere."""
     doc = copy.deepcopy(doc)
