@@ -121,8 +121,19 @@ def test_a_discarded_inode_stops_arriving_and_arrives_again_after_a_rename(reade
     assert [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))] == [str(tmp_path / "g")]
 
 
-class _NotReused(Exception):
-    """ext4 gave the freed number to another file of the machine: the attempt shows nothing."""
+class _Inconclusive(Exception):
+    """The attempt shows nothing: ext4 gave the freed number to another file of the machine, or the machine
+    moved under it (`_outside`)."""
+
+
+def _until_conclusive(attempt: Callable[[], None], tries: int = 20) -> None:
+    for _ in range(tries):
+        try:
+            attempt()
+            return
+        except _Inconclusive:
+            continue
+    raise AssertionError(f"{tries} attempts showed nothing (ext4 never gave the freed inode number to the next file)")
 
 
 def test_no_unlink_hook_for_discarders_and_a_new_inode_reusing_the_number_arrives(reader, probe, tmp_path):
@@ -143,16 +154,44 @@ def test_no_unlink_hook_for_discarders_and_a_new_inode_reusing_the_number_arrive
         _open(g, os.O_CREAT | os.O_WRONLY)  # ext4 gives the freed number to the next inode of the group...
         got = reader.mine(ev.OpenEvent, lambda e: e.file.path == str(g))
         if os.stat(g).st_ino != ino:
-            raise _NotReused  # ...unless another process of the machine took it first
+            raise _Inconclusive  # ...unless another process of the machine took it first
         assert len(got) == 1 and got[0].file.inode == ino  # the birth dropped the stale discarder
 
-    for _ in range(20):
-        try:
-            _despite_the_machine(probe, attempt)
-            return
-        except _NotReused:
-            continue
-    raise AssertionError("ext4 never gave the freed inode number to the next file: the test showed nothing")
+    _until_conclusive(lambda: _despite_the_machine(probe, attempt))
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: a discarder the agent learns after its inode died applies to the "
+                                       "new inode born on its number (the birth dropped stale discarders before)")
+def test_a_discarder_learned_after_its_inode_died_spares_the_file_born_on_its_number(reader, probe, tmp_path):
+    """The agent reads events late: an open of x waits in the ring buffer while x is removed and a new file is
+    born on its number (mknod: no event to learn from). Learning x's discarder then must not hide the new file."""
+    filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
+    names = iter(range(1000))
+
+    def attempt() -> None:
+        n = next(names)
+        x, f = tmp_path / f"x{n}", tmp_path / f"f{n}"
+        reader.filters = None  # its creation teaches nothing
+        x.write_text("x")
+        reader.checkpoint()
+        reader.filters = filters
+        ino = os.stat(x).st_ino
+        before = _outside(probe)
+        _open(x)  # its event waits in the ring buffer: the agent has not read it yet
+        os.unlink(x)
+        os.mknod(f, stat.S_IFREG | 0o600)
+        if os.stat(f).st_ino != ino:
+            raise _Inconclusive
+        reader.sync()  # the agent reads the old open now
+        assert reader.learned_from(path=str(x)) == ["inode"]
+        reader.checkpoint()
+        _open(f)
+        got = [e.file.path for e in reader.mine(ev.OpenEvent, under(tmp_path))]
+        if _outside(probe) != before:
+            raise _Inconclusive  # (a mount invalidated the discarder: the open arrives whatever the agent does)
+        assert got == [str(f)]
+
+    _until_conclusive(attempt)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +278,7 @@ def test_a_rule_reload_invalidates_discarders(reader, probe, tmp_path):
     filters = _use(reader, probe, tmp_path, UNAPPROVABLE_OPEN)
     _discard(reader, probe, f)
     generation, counted = probe.discarder_generation, filters.counters()
-    assert counted["inodes"] >= 1  # (the agent learns from every open of the machine)
+    assert counted["inodes"] >= 1
     filters.reload(write_policy(tmp_path, UNAPPROVABLE_OPEN))
     assert probe.discarder_generation != generation
     assert filters.counters()["invalidations"] > counted["invalidations"]
