@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from agent_reader import Reader
@@ -28,3 +30,7 @@ def reader(probe) -> Iterator[Reader]:
         probe.clear_approvers(t)
     probe.invalidate_discarders()
     probe.poll(0)
+
+
+# The raw system calls the probe's tests use (bpf, capset, ...) serve the agent's scenarios too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "probe"))

@@ -63,8 +63,18 @@ def open_event(path: str, pid: int = 100, **kw) -> ev.OpenEvent:
     return make(ev.OpenEvent, pid=pid, **COMMON, syscall="openat", retval=3, file=info(path, **kw), flags=0, mode=0)
 
 
+CREDS = ev.Credentials(uid=0, gid=0, euid=0, egid=0, suid=0, sgid=0, fsuid=0, fsgid=0, cap_effective=0,
+                       cap_permitted=0, cap_inheritable=0)
+
+
 def exec_event(pid: int, path: str) -> ev.ExecEvent:
-    return make(ev.ExecEvent, pid=pid, **{**COMMON, "tid": pid}, file=info(path, ino=99), argv=[])
+    return ev.ExecEvent(pid=pid, **{**COMMON, "tid": pid}, file=info(path, ino=99), credentials=CREDS, argv=[path],
+                        argv_truncated=False, envp=[], envp_truncated=False, start_time_ns=pid, cgroup="", tty="")
+
+
+def fork_event(parent: int, child: int) -> ev.ForkEvent:
+    return ev.ForkEvent(pid=parent, **COMMON, child_pid=child, child_tid=child, child_cgroup_id=1,
+                        start_time_ns=child, credentials=CREDS, cgroup="", tty="")
 
 
 @pytest.fixture
@@ -139,7 +149,7 @@ def test_a_process_is_discarded_from_the_executable_its_events_told(learner):
     learner.observe(exec_event(200, "/usr/bin/python3"))
     assert learner.observe(chmod) == "pid"
     assert learner.probe.pids == {200: ["chmod"]}
-    learner.observe(make(ev.ForkEvent, pid=200, **COMMON, child_pid=201, child_tid=201))
+    learner.observe(fork_event(200, 201))
     assert learner.executable(201) == "/usr/bin/python3"
     learner.observe(exec_event(201, "/opt/tool"))
     chmod.pid = 201

@@ -39,16 +39,20 @@ def test_the_basename_a_path_approver_fixes(approver, expected):
     assert basename_of(approver) == expected
 
 
-def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle(tmp_path):
+LIFE = {"exec", "fork", "exit", "setuid", "setgid", "capset"}
+"""The process life cycle and the credential changes: the process cache needs them whatever the rules."""
+
+
+def test_only_types_some_rule_uses_are_enabled_plus_the_process_life_cycle_and_credentials(tmp_path):
     plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')), discarders=False)
-    assert plan.event_types == {"chmod", "exec", "fork", "exit"}
+    assert plan.event_types == {"chmod"} | LIFE
     plan = plan_filters(policy(tmp_path, rule("a", "bpf.cmd == BPF_PROG_LOAD")))
-    assert plan.event_types == {"bpf", "exec", "fork", "exit"}
+    assert plan.event_types == {"bpf"} | LIFE
 
 
 def test_inode_discarders_enable_the_types_that_invalidate_them(tmp_path):
     plan = plan_filters(policy(tmp_path, rule("a", 'chmod.file.path == "/etc/shadow"')))
-    assert plan.event_types == {"chmod", "exec", "fork", "exit", "rename", "link", "mount"}
+    assert plan.event_types == {"chmod", "rename", "link", "mount"} | LIFE
     assert plan.rule_types == {"chmod"}
     # no unlink hook: the kernel drops a stale inode discarder when it sees the number's next inode born;
     # mounts (a reused mount id) bump the discarder generation in the kernel: none needs to leave it
@@ -130,7 +134,7 @@ def test_the_default_policy_plan(tmp_path):
     default = Path(__file__).resolve().parents[2] / "src/opencws/secl/policies/default.policy"
     plan = plan_filters(load([default]))
     assert {"open", "exec", "fork", "exit", "rename", "bpf"} <= plan.event_types
-    assert plan.event_types == plan.rule_types | {"exec", "fork", "exit", "rename", "link"}
+    assert plan.event_types == plan.rule_types | LIFE | {"rename", "link"}
     # one syscall hook site: the default policy's unlink/rmdir/rename rules need nothing of a removed inode
     assert plan.resolve_at_exit == {"unlink", "rmdir", "rename"} and plan.needs_enter_by == {}
     assert plan.approvers["link"].basenames == {"shadow", "gshadow", "sudoers"}

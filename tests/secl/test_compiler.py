@@ -126,11 +126,11 @@ def test_booleans_and_constant_folding():
 
 
 def test_retval_comes_from_the_event_or_from_the_outcome():
-    assert ev("open.retval == -EACCES", open_event("/x", retval=-13))
-    assert ev("open.retval == -EACCES", open_event("/x", outcome="Refused"))
+    assert ev("open.retval == EACCES", open_event("/x", retval=-13))
+    assert ev("open.retval == EACCES", open_event("/x", outcome="Refused"))
     assert ev("open.retval == -1", open_event("/x", outcome="Error"))
     assert ev("open.retval == 0", open_event("/x", outcome="Success"))
-    assert ev("open.retval == -ENOENT", open_event("/x", retval=-2))
+    assert ev("open.retval == ENOENT", open_event("/x", retval=-2))
 
 
 def test_durations_compare_the_age_at_the_time_of_the_event():
@@ -221,12 +221,12 @@ def test_bpf_fields_are_numbers_from_names():
     e = bpf_event(
         "BPF_PROG_LOAD",
         prog_type="BPF_PROG_TYPE_KPROBE",
-        helpers=["BPF_FUNC_probe_write_user", "BPF_FUNC_map_lookup_elem"],
+        helpers=["BPF_PROBE_WRITE_USER", "BPF_MAP_LOOKUP_ELEM"],
     )
     assert ev("bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE", e)
-    assert ev("bpf.prog.helpers in [BPF_FUNC_probe_write_user, BPF_FUNC_override_return]", e)
-    assert ev("bpf.prog.helpers == BPF_FUNC_map_lookup_elem", e)
-    assert ev("bpf.prog.helpers != BPF_FUNC_override_return", e)
+    assert ev("bpf.prog.helpers in [BPF_PROBE_WRITE_USER, BPF_OVERRIDE_RETURN]", e)
+    assert ev("bpf.prog.helpers == BPF_MAP_LOOKUP_ELEM", e)
+    assert ev("bpf.prog.helpers != BPF_OVERRIDE_RETURN", e)
     assert not ev("bpf.cmd == BPF_MAP_CREATE", e)
     m = bpf_event("BPF_MAP_CREATE", map_type="BPF_MAP_TYPE_HASH")
     assert ev('bpf.cmd == BPF_MAP_CREATE && bpf.map.type == BPF_MAP_TYPE_HASH && bpf.map.name == "m"', m)
@@ -293,10 +293,11 @@ def test_evaluation_of_a_rule_for_another_event_type_is_just_false_through_the_r
     ps = load_policies([p])
     assert not ps.errors
     rules = RuleSet(ps.rules)
-    # An open event by a process whose executable is /etc/shadow: the condition alone holds on it...
+    # An open event by a process whose executable is /etc/shadow: the condition's code alone holds on it...
     other = event("open", proc=process("/etc/shadow"))
-    assert ps.rules[0].compiled is not None and ps.rules[0].compiled.evaluate(other)
-    # ... but the rule is an exec rule: the ruleset does not apply it to an open event.
+    assert ps.rules[0].compiled is not None and ps.rules[0].compiled.fn(other)
+    # ... but the rule is an exec rule: neither evaluate() nor the ruleset apply it to an open event.
+    assert not ps.rules[0].compiled.evaluate(other)
     assert list(rules.match(other)) == []
     assert list(rules.match(exec_event("/etc/shadow"))) == ["shadow_exec"]
 
@@ -331,7 +332,7 @@ def test_constant_names_round_trip_with_the_model_tables():
         for name, value in table.items():
             assert CONSTANTS[name] == value
             assert names.name_value(table, names.value_name(table, value)) == value
-    assert CONSTANTS["CAP_SYS_ADMIN"] == 1 << 21 and CONSTANTS["O_RDONLY"] == 0 and CONSTANTS["EACCES"] == 13
+    assert CONSTANTS["CAP_SYS_ADMIN"] == 1 << 21 and CONSTANTS["O_RDONLY"] == 0 and CONSTANTS["EACCES"] == -13
     assert CONSTANTS["S_ISUID"] == 0o4000 and CONSTANTS["AT_REMOVEDIR"] == 0x200
     assert names.value_name(names.ERRNO, 11) == "EAGAIN" and names.value_name(names.ERRNO, 9999) == "9999"
 
@@ -343,7 +344,7 @@ def test_events_decoded_from_cws_json_map_to_fields():
         "evt": {"name": "bpf", "category": "Kernel Activity", "outcome": "Refused"},
         "bpf": {
             "cmd": "BPF_PROG_LOAD",
-            "program": {"name": "p", "program_type": "BPF_PROG_TYPE_KPROBE", "helpers": ["BPF_FUNC_override_return"]},
+            "program": {"name": "p", "program_type": "BPF_PROG_TYPE_KPROBE", "helpers": ["BPF_OVERRIDE_RETURN"]},
         },
         "process": {
             "pid": 7,
@@ -361,7 +362,7 @@ def test_events_decoded_from_cws_json_map_to_fields():
     e = event_from_json(doc)
     expr = (
         "bpf.cmd == BPF_PROG_LOAD && bpf.prog.type == BPF_PROG_TYPE_KPROBE"
-        " && bpf.prog.helpers in [BPF_FUNC_override_return] && bpf.retval == -EACCES"
+        " && bpf.prog.helpers in [BPF_OVERRIDE_RETURN] && bpf.retval == EACCES"
         ' && process.cap_effective & CAP_BPF > 0 && process.ancestors.file.name == "init"'
     )
     assert ev(expr, e)

@@ -60,7 +60,7 @@ def test_keywords_in_another_case_are_errors_as_in_datadog(expr: str, message: s
         ("ptrace.request == 1", "'ptrace' events are not supported", 1),
         ("open.flags & O_NOPE > 0", "unknown macro or constant 'O_NOPE'", 14),
         ("open.flags in ${process.pid}", "a variable cannot be used as a list", 15),
-        ('open.file.path == "${process.nope}"', "unknown variable", 19),
+        ('open.file.path == "${process.nope}"', "unknown variable", 20),
         ("process.pid == ${process.ancestors.pid} && open.flags > 0", "several values", 16),
     ],
 )

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 from secl_events import NOW, entry, event, exec_event, open_event, process
 
-from opencws.secl import compile_expression
+from opencws.secl import SeclError, compile_expression
+from opencws.secl.parser import parse
 
 # cat ← bash ← sshd ← init
 EVENT = open_event("/etc/shadow")
@@ -111,3 +112,163 @@ def test_an_iterator_compared_with_another_field_holds_if_any_value_equals_it(ex
     assert ev(expr, same) and not ev(expr, other)
     negated = expr.replace("==", "!=")
     assert not ev(negated, same) and ev(negated, other)
+
+
+# --- Iterator syntax: `[_]` (7.33: each use independent) and registers (`[A]`: the same ancestor) -------------
+
+
+def test_underscore_is_the_iterator_and_each_use_is_independent():
+    assert ev('exec.file.name == "cat" && process.ancestors[_].file.name == "sshd"')
+    # sshd is pid 200, bash is 300: two different ancestors satisfy the two conditions.
+    assert ev(
+        'exec.file.name == "cat" && process.ancestors[_].file.name == "sshd" && process.ancestors[_].pid == 300'
+    )
+    assert not ev('exec.file.name == "cat" && process.ancestors[_].file.name != "sshd"')
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ('process.ancestors[A].file.name == "sshd" && process.ancestors[A].pid == 200', True),
+        ('process.ancestors[A].file.name == "sshd" && process.ancestors[A].pid == 300', False),
+        ('process.ancestors[A].name == "bash" && process.ancestors[A].uid == 0', True),  # legacy name
+        (
+            'process.ancestors[A].file.name == "sshd" && (process.ancestors[A].pid == 1 || process.ancestors[A].pid == 200)',
+            True,
+        ),
+        (
+            '!(process.ancestors[A].file.name == "sshd" && process.ancestors[A].pid == 200)',
+            False,
+        ),  # no such ancestor
+        ('!(process.ancestors[A].file.name == "sshd" && process.ancestors[A].pid == 300)', True),
+        (
+            'process.ancestors[A].comm == "bash" && process.ancestors[B].comm == "init" && process.ancestors[A].pid > process.ancestors[B].pid',
+            True,
+        ),
+        (
+            'process.ancestors[A].comm == "bash" && process.ancestors[B].comm == "init" && process.ancestors[A].pid < process.ancestors[B].pid',
+            False,
+        ),
+        (
+            'process.ancestors[B].comm == "init" && process.ancestors[A].comm == "bash"'
+            " && process.ancestors[A].pid > process.ancestors[B].pid",
+            True,
+        ),
+        ('exec.pid == 4242 && process.ancestors[B].comm == "init" && process.ancestors[B].pid == 1', True),
+        ('exec.pid == 1 && process.ancestors[B].comm == "init" && process.ancestors[B].pid == 1', False),
+        ('200 in process.ancestors[A].pid && process.ancestors[A].comm == "sshd"', True),
+        (
+            'process.ancestors[A].file.path in ["/usr/sbin/sshd", "/x"] && process.ancestors[A].pid - 100 == 100',
+            True,
+        ),
+        (
+            'process.ancestors[A].comm == "sshd" && process.ancestors.comm == "bash"',
+            True,
+        ),  # plain stays "any"
+    ],
+)
+def test_a_register_binds_every_condition_to_the_same_ancestor(cond: str, expected: bool):
+    assert ev(f'exec.file.name == "cat" && {cond}') is expected
+
+
+def test_a_register_over_no_ancestors_is_false():
+    assert not ev('exec.file.name == "cat" && process.ancestors[A].pid != 5', ORPHAN)
+    # The register is quantified at the smallest condition holding all its uses: here `... || true` is true.
+    assert ev('exec.file.name == "cat" && (process.ancestors[A].pid == 5 || true)', ORPHAN)
+
+
+def test_a_register_on_a_list_field_of_each_ancestor():
+    from secl_events import event, process
+
+    from opencws.model.event import ProcessCacheEntry
+
+    git = ProcessCacheEntry(pid=50, comm="git", args=["clone", "--recursive", "https://x"])
+    import dataclasses
+
+    e = event("exec", proc=process("/bin/sh", ancestors=[]))
+    ancestors = [git, ProcessCacheEntry(pid=1, comm="init", args=["clone"])]
+    e = dataclasses.replace(e, process=dataclasses.replace(e.process, ancestors=ancestors))
+    expr = (
+        'exec.comm == "sh" && process.ancestors[A].comm == "git" && process.ancestors[A].argv in ["clone"]'
+        ' && process.ancestors[A].args_flags in ["recursive"]'
+    )
+    assert compile_expression(expr).evaluate(e)
+    assert not compile_expression(expr.replace('"git"', '"init"')).evaluate(e)
+
+
+def test_registers_in_macros_are_shared_with_the_rule():
+    from opencws.secl.compiler import Macro
+
+    body = 'process.ancestors[A].file.name == "sshd"'
+    macros = {"from_sshd": Macro("from_sshd", body, parse(body).node)}
+    rule = compile_expression(
+        'exec.file.name == "cat" && from_sshd && process.ancestors[A].pid == 200', macros
+    )
+    assert rule.evaluate(CHAIN)
+    rule = compile_expression(
+        'exec.file.name == "cat" && from_sshd && process.ancestors[A].pid == 300', macros
+    )
+    assert not rule.evaluate(CHAIN)
+
+
+def test_generated_code_and_closures_agree_with_registers():
+    expr = 'exec.file.name == "cat" && process.ancestors[A].comm == "sshd" && process.ancestors[A].pid == 200'
+    rule = compile_expression(expr)
+    for e in (CHAIN, ORPHAN, EVENT):
+        assert rule.fn(e) == rule.closure(e)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ('process.ancestors[].file.name == "x"', "empty register '[]'"),
+        (
+            'exec.file[A].name == "x"',
+            "'[A]' can only follow an iterator (process.ancestors), not 'exec.file'",
+        ),
+        ('process.ancestors.file[A].name == "x"', "can only follow an iterator"),
+        ('process.ancestors[A].nope == "x"', "unknown field 'process.ancestors.nope'"),
+    ],
+)
+def test_register_errors(expr: str, message: str):
+    with pytest.raises(SeclError) as exc:
+        compile_expression(f'exec.file.name == "cat" && {expr}')
+    assert message in exc.value.message
+
+
+def test_a_rule_set_gives_the_same_answers_with_registers():
+    from opencws.secl import Rule, RuleSet
+
+    exprs = {
+        "same": 'exec.file.name == "cat" && process.ancestors[A].comm == "sshd" && process.ancestors[A].pid == 200',
+        "other": 'exec.file.name == "cat" && process.ancestors[A].comm == "sshd" && process.ancestors[A].pid == 300',
+    }
+    rules = []
+    for rid, expr in exprs.items():
+        c = compile_expression(expr)
+        rules.append(Rule(rid, expr, event_type=c.event_type, compiled=c))
+    rs = RuleSet(rules)
+    assert rs.match(CHAIN) == rs.match_all(CHAIN) == ["same"]
+
+
+def test_partial_evaluation_keeps_the_other_conditions_of_a_register_rule(tmp_path):
+    from opencws.secl import RuleSet, load_policies
+
+    p = tmp_path / "p.policy"
+    p.write_text(
+        "rules:\n  - id: r\n    expression: >-\n"
+        '      open.file.path == "/etc/shadow" && process.ancestors[A].comm == "sshd" && process.ancestors[A].uid == 0\n'
+    )
+    ps = load_policies([p])
+    assert not ps.errors
+    rs = RuleSet(ps.rules)
+    assert not rs.could_match("open", "open.file.path", "/tmp/x")
+    assert rs.could_match("open", "open.file.path", "/etc/shadow")
+    assert [a.value for a in rs.approvers("open", "open.file.path") or []] == ["/etc/shadow"]
+
+
+def test_todays_datadog_register_rule_loads(compat_dir):
+    from opencws.secl import load_policies
+
+    ps = load_policies([compat_dir / "datadog-default-1.69.3.policy"])
+    assert "git_cve_2025_48384" in {r.id for r in ps.rules}

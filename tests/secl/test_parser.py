@@ -156,7 +156,7 @@ def test_deep_alternating_logic_is_a_precise_error():
         ("a in 1", "expected '[' or a list macro", 6),
         ("a in []", "empty array", 7),
         ("a = 1", "did you mean '=='", 3),
-        ("a == 12abc", "invalid number", 6),
+        ("a == 12abc", "unknown duration unit 'abc'", 8),
         ("a in [1] == true", "after the array", 10),
         ("a == ${process.pid", "unterminated variable", 6),
         ("a @ b", "unexpected character '@'", 3),

@@ -24,7 +24,6 @@ then runs on one syscall hook site.
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -51,10 +50,15 @@ DISCARDABLE_BY_INODE = frozenset({"open", "chmod", "chown", "utimes", "setxattr"
 """Types whose file outlives the event (an unlinked or renamed inode gains nothing from a discarder)."""
 
 DISCARDABLE_BY_PID = frozenset(
-    (KERNEL_APPROVER_TYPES | {"setuid", "setgid", "capset", "bpf", "selinux"}) - {"unlink", "rename", "link"})
+    (KERNEL_APPROVER_TYPES | {"bpf", "selinux"}) - {"unlink", "rename", "link"})
 """Types the kernel can drop by process (exec, fork and exit always flow). Never unlink, rename or link: the kernel
 checks a pid discarder before it drops the discarder of an unlinked or renamed inode. Open is safe: an open that
-creates a file drops the stale discarder of its inode number even when its process is discarded."""
+creates a file drops the stale discarder of its inode number even when its process is discarded. Never the
+credential changes: the process cache needs every one of them (`CACHE_FEED`)."""
+
+CACHE_FEED = frozenset({"setuid", "setgid", "capset"})
+"""Types always enabled so that the process cache keeps credentials true, whatever the rules (events of a type
+no rule uses update the cache and are counted as filtered)."""
 
 INVALIDATION_SEEN_BY_KERNEL = frozenset({"mount"})
 """Types hooked whenever inode discarders may exist so that the kernel sees them (all their events filtered when
@@ -217,7 +221,7 @@ def plan_filters(policies: PolicySet, *, discarders: bool = True) -> FilterPlan:
         if rule.event_type:
             by_type.setdefault(rule.event_type, []).append((rid, rule))
     rule_types = frozenset(by_type)
-    types = rule_types | ALWAYS_ON
+    types = rule_types | ALWAYS_ON | CACHE_FEED
     filter_all: frozenset[str] = frozenset()
     if discarders and rule_types & DISCARDABLE_BY_INODE:
         filter_all = INVALIDATION_SEEN_BY_KERNEL - rule_types
@@ -300,12 +304,16 @@ class Discarders:
     """Learns discarders from decoded events: what no rule of the event's type could match never leaves the
     kernel again (until an invalidation)."""
 
-    def __init__(self, probe: ProbeFilters, policies: PolicySet, ignored_pids: Iterable[int] = ()):
+    def __init__(self, probe: ProbeFilters, policies: PolicySet, ignored_pids: Iterable[int] = (),
+                 processes: Any = None):
         """`ignored_pids`: processes whose activity never leaves the kernel, whatever the rules (the agent
-        itself: its own map updates are `bpf()` calls), kept across invalidations."""
+        itself: its own map updates are `bpf()` calls), kept across invalidations.
+        `processes`: the agent's process cache (`opencws.resolvers.process.ProcessCache`), which tells each
+        process's executable; without one, the filters keep their own, fed by `observe`."""
         self.probe = probe
         self.stats = DiscarderStats()
-        self._exe: dict[int, str] = {}
+        self._own_cache = processes is None
+        self.processes = processes if processes is not None else _standalone_cache()
         for pid in ignored_pids:
             probe.ignore_pid(pid)
         self.reload(policies, invalidate=False)
@@ -340,38 +348,24 @@ class Discarders:
 
     def executable(self, pid: int) -> str | None:
         """The process's executable path, as the events told it (exec, inherited at fork), or as /proc told it
-        when the filters started. Never read from /proc later: the pid may have been reused since the event."""
-        return self._exe.get(pid)
+        when the cache started. Never read from /proc later: the pid may have been reused since the event."""
+        return self.processes.executable(pid)
 
     def snapshot_processes(self, proc: str = "/proc") -> None:
-        """Learn the executables of the processes already running (their exec events are in the past)."""
-        for entry in os.scandir(proc):
-            if entry.name.isdigit():
-                try:
-                    exe = os.readlink(f"{entry.path}/exe")
-                except OSError:
-                    continue
-                if not exe.endswith(" (deleted)"):
-                    self._exe.setdefault(int(entry.name), exe)
+        """Learn the processes already running (their exec events are in the past), when the cache is ours."""
+        if self._own_cache:
+            from pathlib import Path
+
+            from opencws.probe.procfs import snapshot
+
+            self.processes.snapshot(snapshot(Path(proc)))
 
     def observe(self, event: Any) -> str | None:
         """Learn from one decoded event; returns "inode" or "pid" when a discarder was added."""
         etype = getattr(event, "type", "")
-        if etype == "exec":
-            f = getattr(event, "file", None)
-            if f is not None and f.resolved:
-                self._exe[event.pid] = f.path
-            else:
-                self._exe.pop(event.pid, None)
-            return None
-        if etype == "fork":
-            parent = self._exe.get(event.pid)
-            if parent is not None and event.child_pid != event.pid:
-                self._exe[event.child_pid] = parent
-            return None
-        if etype == "exit":
-            if event.pid == event.tid:
-                self._exe.pop(event.pid, None)
+        if etype in ("exec", "fork", "exit"):
+            if self._own_cache:
+                getattr(self.processes, f"on_{etype}")(event)
             return None
         if etype == "rename" and event.retval == 0 and (self._may_be_dir(getattr(event, "file", None))
                                                          or event.flags & RENAME_EXCHANGE):
@@ -429,13 +423,17 @@ class KernelFilters:
     recomputed and invalidated on `reload(policies)`."""
 
     def __init__(self, probe: ProbeFilters, policies: PolicySet, known_types: Iterable[str] | None = None,
-                 ignored_pids: Iterable[int] = ()):
+                 ignored_pids: Iterable[int] = (), processes: Any = None):
         self.probe = probe
         self._known = list(known_types) if known_types is not None else None
-        self.discarders = Discarders(probe, policies, ignored_pids)  # first: applying the plan is bpf() calls
+        self.discarders = Discarders(probe, policies, ignored_pids, processes)  # first: applying the plan is bpf() calls
         self.plan = plan_filters(policies)
         apply_plan(probe, self.plan, self._known)
         self.discarders.snapshot_processes()
+
+    @property
+    def processes(self) -> Any:
+        return self.discarders.processes
 
     def observe(self, event: Any) -> str | None:
         return self.discarders.observe(event)
@@ -448,3 +446,12 @@ class KernelFilters:
         self.plan = plan_filters(policies)
         apply_plan(self.probe, self.plan, self._known)
         self.discarders.reload(policies)
+
+
+def _standalone_cache() -> Any:
+    """A process cache for filters used without the agent (benchmarks, tests): executables only matter."""
+    from opencws.resolvers.process import ProcessCache
+    from opencws.resolvers.time import TimeResolver
+    from opencws.resolvers.users import UserGroupResolver
+
+    return ProcessCache(UserGroupResolver(), TimeResolver())

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "eval", help="evaluate an expression or a policy against a CWS event", description=_eval.__doc__
     )
     what = ev.add_mutually_exclusive_group(required=True)
-    what.add_argument("--expr", metavar="EXPR", help="a SECL expression")
+    what.add_argument(
+        "--expr", metavar="EXPR", help="a SECL expression (naming no event type, it applies to every event)"
+    )
     what.add_argument("--policy", metavar="PATH", help="a policy file or directory")
     ev.add_argument(
         "--event", required=True, metavar="FILE", help="a CWS event in JSON ('-' for standard input)"
@@ -104,16 +106,20 @@ def _read_events(path: str) -> list[object]:
 def _eval(args: argparse.Namespace) -> int:
     """Evaluate an expression (prints true or false) or a policy (prints the ids of the matching rules,
     space-separated) against a CWS event in its JSON form; a file holding an array of events gives one
-    line per event."""
-    from opencws.secl import RuleSet, SeclError, compile_expression, load_policies
+    line per event. The expression may name no event type (it then applies to every event): one naming an
+    event type is false on events of other types."""
+    from opencws.secl import RuleSet, SeclError, compile_search, load_policies
 
     rule = None
     if args.expr is not None:
         try:
-            rule = compile_expression(args.expr)
+            # A search expression: it may name no event type (then it applies to every event) or several.
+            rule = compile_search(args.expr)
         except SeclError as e:
             print(f"error: {e.format()}", file=sys.stderr)
             return 2
+        for w in rule.warnings:
+            print(f"warning: {w.format()}", file=sys.stderr)
     try:
         events = _read_events(args.event)
     except ValueError as e:
@@ -121,9 +127,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     if rule is not None:
         for event in events:
-            evt = getattr(event, "evt", None)
-            applies = evt is not None and evt.name == rule.event_type
-            print("true" if applies and rule.evaluate(event) else "false")
+            print("true" if rule.evaluate(event) else "false")
         return 0
     if not Path(args.policy).exists():
         print(f"error: {args.policy}: no such file or directory", file=sys.stderr)

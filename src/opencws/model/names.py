@@ -157,9 +157,11 @@ BPF_ATTACH_TYPES: dict[str, int] = {
     ).items()
 }
 
-# bpf_func_id: helper names by id (index 0 is BPF_FUNC_unspec).
+# bpf_func_id: helper names by id, spelled as Datadog writes them in events and rules: the kernel's
+# `BPF_FUNC_map_lookup_elem` upper-cased without `FUNC_` (`BPF_MAP_LOOKUP_ELEM`; index 0 is BPF_UNSPEC). Three
+# share their name and value with commands (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM).
 BPF_HELPERS: dict[str, int] = {
-    "BPF_FUNC_" + n: v
+    "BPF_" + n.upper(): v
     for n, v in _enum(
         """unspec map_lookup_elem map_update_elem map_delete_elem probe_read ktime_get_ns trace_printk
         get_prandom_u32 get_smp_processor_id skb_store_bytes l3_csum_replace l4_csum_replace tail_call
@@ -203,7 +205,17 @@ BPF_HELPERS: dict[str, int] = {
     ).items()
 }
 
-# errno values (asm-generic/errno-base.h and errno.h); rules compare return values with e.g. `-EACCES`.
+# The kernel's own spelling (`BPF_FUNC_map_lookup_elem`), still read in events.
+BPF_HELPERS_KERNEL: dict[str, int] = {"BPF_FUNC_" + n[4:].lower(): v for n, v in BPF_HELPERS.items()}
+BPF_HELPERS_READ: dict[str, int] = {**BPF_HELPERS_KERNEL, **BPF_HELPERS}
+
+
+def bpf_helper_name(name: str) -> str:
+    """Datadog's spelling of a helper name given in the kernel's (`BPF_FUNC_probe_read` → `BPF_PROBE_READ`)."""
+    return "BPF_" + name[len("BPF_FUNC_") :].upper() if name.startswith("BPF_FUNC_") else name
+
+
+# errno values (asm-generic/errno-base.h and errno.h), positive as in C; SECL's constants are their negation.
 ERRNO: dict[str, int] = _enum(
     """EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES EFAULT ENOTBLK
     EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY ETXTBSY EFBIG ENOSPC ESPIPE

@@ -720,3 +720,16 @@ def _compiled_decode_ring() -> tuple[Callable[..., tuple[list[ev.KernelEvent], i
 decode_ring_c, DECODER = _compiled_decode_ring()
 """DECODER: "C" when the compiled loop is in use, else why not (the reader then runs decode_ring_py)."""
 decode_ring = decode_ring_c or decode_ring_py
+
+
+def file_record_key(event: Any) -> bytes | None:
+    """What a file event's record says after its header and return value: its syscall, arguments, files and
+    paths. Two events with the same key describe the same files the same way (the agent serializes such a
+    file block once). None for an event that is not a reader's view (eagerly decoded events keep no bytes)."""
+    f = getattr(event, "file", None)
+    b = getattr(f, "_b", None)
+    if b is None:
+        return None
+    start = f._o - _F0
+    size = _U32(b, start + 4)[0]
+    return b[start + HEADER.size + 8:start + size]

@@ -6,9 +6,17 @@ policies = load_policies(["policies/"])       # errors in policies.errors, never
 rules = RuleSet(policies.rules)
 rules.match(event)                             # → ids of matching rules
 compile_expression('open.file.path == "/etc/shadow"').evaluate(event)
+compile_search('process.file.name == "curl"').evaluate(event)   # any event; event_types(expr) narrows a search
 """
 
-from opencws.secl.compiler import Approver, CompiledRule, Macro, compile_expression
+from opencws.secl.compiler import (
+    Approver,
+    CompiledRule,
+    Macro,
+    compile_expression,
+    compile_search,
+    event_types,
+)
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import EVENT_TYPES, REGISTRY
 from opencws.secl.policy import PolicyFile, PolicySet, Rule, load_policies
@@ -26,5 +34,7 @@ __all__ = [
     "RuleSet",
     "SeclError",
     "compile_expression",
+    "compile_search",
+    "event_types",
     "load_policies",
 ]

@@ -67,7 +67,7 @@ class Unary(Node):
 
 @dataclass(slots=True, eq=False)
 class Binary(Node):
-    """A comparison (`== != < <= > >= =~ !~`) or a bit operation (`& | ^`)."""
+    """A comparison (`== != < <= > >= =~ !~`), a bit operation (`& | ^`) or arithmetic (`+ -`)."""
 
     op: str
     left: Node

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import difflib
 import operator
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from opencws.secl import ast
+from opencws.model.names import bpf_helper_name
+from opencws.secl import ast, registers
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
-from opencws.secl.constants import CONSTANTS
+from opencws.secl.constants import CONSTANTS, ERRNO_NAMES
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import (
     BOOL,
@@ -37,8 +39,18 @@ from opencws.secl.fields import (
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
+from opencws.secl.paths import path_value_error
 
 ARRAY = "array"
+_RULE_VARIABLES = " (variables are event fields; variables set by rule `actions` are not supported)"
+
+
+def _event_type_is(e: Any, event_type: str) -> bool:
+    evt = getattr(e, "evt", None)
+    return evt is not None and evt.name == event_type
+
+
+_VARIABLE_IN_STRING = re.compile(r"\$\{([^}]*)\}")
 # Deepest nesting accepted once macros are expanded (the compiler and the closures recurse).
 MAX_EXPANDED_DEPTH = 250
 
@@ -76,6 +88,7 @@ class Val:
     multi: bool = False
     kind: str = "string"  # of string constants: "string", "pattern" or "regex"
     duration: bool = False
+    date: bool = False  # nanoseconds since the epoch (a date field, or one plus or minus a duration)
     field: Field | None = None
     cost: int = 0
     approvers: dict[str, frozenset[Approver]] = dc_field(default_factory=dict)
@@ -107,6 +120,13 @@ def _unknown(typ: str, node: ast.Node | None, multi: bool = False) -> Val:
     return Val(typ, None, unknown=True, multi=multi, node=node)
 
 
+def _helper_hint(name: str) -> str:
+    """The kernel's spelling of a bpf helper (`BPF_FUNC_probe_read`): point at Datadog's (`BPF_PROBE_READ`)."""
+    if name.startswith("BPF_FUNC_") and bpf_helper_name(name) in CONSTANTS:
+        return f" (bpf helpers are spelled as in Datadog: '{bpf_helper_name(name)}')"
+    return ""
+
+
 def _now(e: Any) -> int:
     d = getattr(e, "date", None)
     return d if d else time.time_ns()
@@ -117,7 +137,7 @@ class CompiledRule:
     """A compiled expression: `evaluate(event)` is the rule's condition on an event of `event_type`."""
 
     expression: str
-    event_type: str
+    event_type: str | None  # None: a search expression naming no event type, or several
     fn: Callable[[Any], bool]
     approvers: dict[str, frozenset[Approver]]
     fields: frozenset[str]
@@ -129,8 +149,17 @@ class CompiledRule:
     gates: tuple[frozenset[tuple[str, Approver]], ...] = ()
     # The same condition as nested closures (`fn` is generated code when the rule allows): for checks.
     closure: Callable[[Any], bool] | None = None
+    # The event types the expression can match: its event type for a rule; for a search expression (see
+    # `compile_search`) the types it names, or None when it names none (it applies to every event).
+    event_types: frozenset[str] | None = None
 
     def evaluate(self, event: Any) -> bool:
+        """The condition on `event`; false on an event of a type the expression does not apply to."""
+        types = self.event_types
+        if types is not None:
+            evt = getattr(event, "evt", None)
+            if evt is None or evt.name not in types:
+                return False
         return bool(self.fn(event))
 
 
@@ -143,12 +172,17 @@ class Compiler:
         registry: Registry = REGISTRY,
         bound: dict[str, Any] | None = None,
         check_event_type: bool = True,
+        search: bool = False,
     ) -> None:
         self.text = text
         self.macros = macros or {}
         self.reg = registry
         self.bound = bound
         self.check_event_type = check_event_type
+        # A search expression may name no event type, or several; with several, each condition is false on events
+        # of the types it does not read (`guard_leaves`, set for a second compilation).
+        self.search = search
+        self.guard_leaves = False
         self.event_types: dict[str, tuple[str, ast.Node]] = {}
         self.event_type: str | None = None
         self.fields_used: set[str] = set()
@@ -158,6 +192,19 @@ class Compiler:
         self.codegen = bound is None
         self.env: dict[str, Any] = dict(GETTER_ENV)
         self.uid = 0
+        self.warnings: list[SeclError] = []
+        self.root_text = text
+        # Registers (`process.ancestors[A]`): uses per register in the whole expression, uses per node, and the
+        # registers already quantified ("there is an ancestor A such that ...").
+        self.reg_totals: dict[str, int] | None = None
+        self.reg_counter = registers.Counter(self.macros)
+        self.closed_regs: set[str] = set()
+
+    def warn(self, msg: str, pos: int, end: int) -> None:
+        """A warning located in the text being compiled, when it is the rule's (or the checked macro's) own: a
+        macro's warnings are reported once, with the macro."""
+        if self.text is self.root_text:
+            self.warnings.append(SeclError(msg, self.text, pos, end))
 
     # --- errors -------------------------------------------------------------------------------------
 
@@ -205,16 +252,19 @@ class Compiler:
         v = self.compile(parsed.node)
         if v.type != BOOL:
             raise self.error(f"a rule must be a boolean condition, but {v.describe()}", parsed.node)
-        if self.event_type is None:
+        if self.event_type is None and not self.search:
             raise self.error(
                 "the rule names no event type: use a field of an event type (such as open.file.path)",
                 parsed.node,
             )
         fn = self.function(v)
         closure = self.truth(v)
+        types: frozenset[str] | None = frozenset(self.event_types) or None
+        if v.is_const and not v.const:
+            types = frozenset()  # matches nothing
         return CompiledRule(
             self.text,
-            self.event_type,
+            self.event_type if not self.search or (types is not None and len(types) == 1) else None,
             fn,
             v.approvers,
             frozenset(self.fields_used),
@@ -222,11 +272,15 @@ class Compiler:
             parsed,
             gates=v.gates,
             closure=closure,
+            warnings=list(self.warnings),
+            event_types=types,
         )
 
     # --- dispatch -----------------------------------------------------------------------------------
 
     def compile(self, node: ast.Node) -> Val:
+        if self.reg_totals is None:
+            self.reg_totals = self.reg_counter.count(node)
         self.depth += 1
         if self.depth > MAX_EXPANDED_DEPTH:
             raise self.error(
@@ -259,7 +313,129 @@ class Compiler:
             self.depth -= 1
         if v.node is None:
             v.node = node
+        if self.guard_leaves and v.type == BOOL and not v.unknown and self.is_condition(node):
+            v = self.guarded(v, node)
+        if self.reg_totals and v.type == BOOL:
+            for reg, n in self.reg_counter.count(node).items():
+                if n == self.reg_totals[reg] and reg not in self.closed_regs:
+                    self.closed_regs.add(reg)
+                    v = self.quantify(reg, v, node)
         return v
+
+    # --- search expressions naming several event types ----------------------------------------------
+
+    def is_condition(self, node: ast.Node) -> bool:
+        """A condition that reads fields (a comparison, `in`, a boolean field), as opposed to `&&`/`||`/`!` or
+        a macro standing for them."""
+        if isinstance(node, ast.Binary):
+            return node.op not in ("&", "|", "^", "+", "-")
+        if isinstance(node, ast.Ident | ast.Variable):
+            return node.name not in self.macros
+        return isinstance(node, ast.InArray)
+
+    def node_types(self, node: ast.Node) -> frozenset[str]:
+        """Event types of the fields read in `node` (macros expanded)."""
+        out: set[str] = set()
+        stack = [node]
+        seen: set[str] = set()
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.Logical):
+                stack.extend(n.operands)
+            elif isinstance(n, ast.Binary):
+                stack += [n.left, n.right]
+            elif isinstance(n, ast.InArray):
+                stack += [n.operand, n.array]
+            elif isinstance(n, ast.Unary):
+                stack.append(n.operand)
+            elif isinstance(n, ast.StrLit) and n.kind == "string":
+                for m in _VARIABLE_IN_STRING.finditer(n.value):
+                    f = self.reg.get(m.group(1).strip())
+                    if f is not None and f.event_type is not None:
+                        out.add(f.event_type)
+            elif isinstance(n, ast.Ident | ast.Variable):
+                macro = self.macros.get(n.name)
+                if macro is not None and isinstance(n, ast.Ident):
+                    if macro.id not in seen:
+                        seen.add(macro.id)
+                        stack.append(macro.node)
+                    continue
+                f = self.reg.get(registers.split(n.name)[0] if "[" in n.name else n.name)
+                if f is not None and f.event_type is not None:
+                    out.add(f.event_type)
+        return frozenset(out)
+
+    def guarded(self, v: Val, node: ast.Node) -> Val:
+        """`v`, false on events not of every event type it reads (a search naming several types)."""
+        types = self.node_types(node)
+        if not types:
+            return v
+        if len(types) > 1:
+            return _const(BOOL, False, node)  # no event has two types
+        (t,) = types
+        if v.is_const:
+            const = bool(any(v.const) if v.multi else v.const)
+            return Val(BOOL, lambda e: const and _event_type_is(e, t), cost=1, node=node)
+        if v.tri:
+            return v
+        inner = self.truth(v)
+        assert inner is not None
+        return Val(
+            BOOL,
+            lambda e: _event_type_is(e, t) and inner(e),
+            cost=v.cost + 1,
+            approvers=v.approvers,
+            gates=v.gates,
+            node=node,
+        )
+
+    # --- registers ----------------------------------------------------------------------------------
+
+    def quantify(self, reg: str, v: Val, node: ast.Node) -> Val:
+        """`v` holds every use of register `reg`: true when it holds for some ancestor bound to `reg`."""
+        if self.bound is not None or v.unknown:
+            # Partial evaluation: register fields are unknown, so `v` is already an over-approximation.
+            return v
+        if v.is_const:
+            return v if not v.const else Val(BOOL, registers.any_ancestor, cost=10, node=node)
+        inner = self.truth(v)
+        assert inner is not None
+        fn = registers.exists(reg, inner)
+        return Val(BOOL, fn, cost=v.cost * 4 + 10, approvers=v.approvers, gates=v.gates, node=node)
+
+    def register_field(self, node: ast.Ident) -> Val:
+        """`process.ancestors[_].x` (any ancestor, independently of the others) or `process.ancestors[A].x` (the
+        ancestor bound to register A: every condition on A is about the same ancestor)."""
+        name = node.name
+        base, prefix, regs = registers.split(name)
+        if len(regs) != 1:
+            raise self.error(f"'{name}': a field takes one register ('[_]' or a name such as '[A]')", node)
+        (reg,) = regs
+        f = self.reg.get(base)
+        if f is None:
+            raise self.error(f"unknown field '{base}' (in '{name}')", node)
+        if not f.iterator or prefix != registers.ITERATOR:
+            raise self.error(
+                f"'[{reg}]' can only follow an iterator ({registers.ITERATOR}), not '{prefix}'", node
+            )
+        if reg == "_":
+            return self.field_val(f, node)
+        self.fields_used.add(f.canonical)
+        multi = self.reg.entry_multi(base)
+        if self.bound is not None:
+            v = _unknown(f.type, node, multi)
+            v.field = f
+            return v
+        getter = self.reg.entry_getter(base)
+        return Val(
+            f.type,
+            lambda e: getter(e.register(reg)),
+            multi=multi,
+            field=f,
+            cost=f.cost,
+            node=node,
+            date=f.date,
+        )
 
     # --- leaves -------------------------------------------------------------------------------------
 
@@ -271,6 +447,8 @@ class Compiler:
         f = self.reg.get(name)
         if f is not None:
             return self.field_val(f, node)
+        if "[" in name:
+            return self.register_field(node)
         if name in CONSTANTS:
             return _const(INT, CONSTANTS[name], node)
         head = name.split(".", 1)[0]
@@ -280,7 +458,7 @@ class Compiler:
             )
         candidates = list(self.reg.fields) + list(self.macros) + list(CONSTANTS)
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = _helper_hint(name) or (f" (did you mean '{close[0]}'?)" if close else "")
         what = "field" if "." in name else "macro or constant"
         err = self.error(f"unknown {what} '{name}'{hint}", node)
         if "." not in name:
@@ -299,7 +477,7 @@ class Compiler:
             v = _unknown(f.type, node, f.multi)
             v.field = f
             return v
-        v = Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node)
+        v = Val(f.type, f.getter, multi=f.multi, field=f, cost=f.cost, node=node, date=f.date)
         if self.codegen and f.source is not None and not f.multi:
             v.code = inline_expr(*f.source, f.type, self.tag())
         return v
@@ -310,6 +488,8 @@ class Compiler:
         if self.event_type is None:
             self.event_type = event_type
             self.event_types[event_type] = (name, node)
+        elif self.search:
+            self.event_types.setdefault(event_type, (name, node))
         elif event_type != self.event_type:
             first, _ = self.event_types[self.event_type]
             raise self.error(
@@ -343,12 +523,12 @@ class Compiler:
     def variable(self, node: ast.Variable) -> Val:
         f = self.reg.get(node.name)
         if f is None:
-            raise self.error(f"unknown variable '${{{node.name}}}'", node)
+            raise self.error(f"unknown variable '${{{node.name}}}'{_RULE_VARIABLES}", node)
         if f.multi:
             raise self.error(f"variable '${{{node.name}}}' has several values and cannot be used here", node)
         return self.field_val(f, node)
 
-    def string(self, node: ast.StrLit) -> Val:
+    def string(self, node: ast.StrLit, *, in_list: bool = False) -> Val:
         value = node.value
         if node.kind == "regex":
             try:
@@ -357,11 +537,12 @@ class Compiler:
                 raise SeclError(
                     f"invalid regular expression (RE2 syntax): {e}", self.text, node.pos + 2, node.end - 1
                 ) from None
-        if node.kind == "pattern" and "${" in value:
+        # Only a closed `${...}` is a variable; an unclosed `${` is plain text (as Datadog's `\${[^}]*}`).
+        var = _VARIABLE_IN_STRING.search(value) if node.kind != "regex" else None
+        if var is not None and node.kind == "pattern":
             # Datadog expands variables in strings only: in a pattern `${...}` stays literal and silently
             # never matches, so it is refused here.
-            j = value.find("${")
-            off = node.pos + 2 + j
+            off = node.pos + 2 + var.start()
             raise SeclError(
                 "variables are not expanded inside patterns (~\"...\"): '${' would be matched literally; "
                 'use a string with the variable ("/proc/${process.pid}/maps") or a pattern without it',
@@ -369,7 +550,16 @@ class Compiler:
                 off,
                 off + 2,
             )
-        if node.kind == "string" and "${" in value:
+        if var is not None and in_list:
+            # Datadog takes the strings of a list literally: `${...}` there is not expanded.
+            off = node.pos + 1 + var.start()
+            self.warn(
+                f"'{var.group()}' is not expanded inside a list (as in Datadog, a list holds literal "
+                f"values): it is matched as written; compare with the string alone to expand it",
+                off,
+                off + len(var.group()),
+            )
+        elif var is not None:
             return self.interpolated(node)
         return _const(STRING, value, node, kind=node.kind)
 
@@ -377,25 +567,23 @@ class Compiler:
         parts: list[Any] = []
         text = node.value
         i = 0
-        while i < len(text):
-            j = text.find("${", i)
-            if j < 0:
-                parts.append(text[i:])
-                break
-            k = text.find("}", j)
-            if k < 0:
-                raise self.error("unterminated variable in string: missing '}'", node)
-            if j > i:
-                parts.append(text[i:j])
-            name = text[j + 2 : k].strip()
+        for m in _VARIABLE_IN_STRING.finditer(text):
+            if m.start() > i:
+                parts.append(text[i : m.start()])
+            name = m.group(1).strip()
             f = self.reg.get(name)
             if f is None or f.multi:
-                raise self.error(f"unknown variable '${{{name}}}' in string", node)
+                off = node.pos + 1 + m.start()
+                raise SeclError(
+                    f"unknown variable '${{{name}}}' in string", self.text, off, off + len(m.group())
+                )
             v = self.field_val(f, node)
             if v.unknown:
                 return _unknown(STRING, node)
             parts.append(v.fn)
-            i = k + 1
+            i = m.end()
+        if i < len(text):
+            parts.append(text[i:])
         pieces = tuple(parts)
 
         def interp(e: Any) -> str:
@@ -408,9 +596,7 @@ class Compiler:
         typ: str | None = None
         for item in node.items:
             if isinstance(item, ast.StrLit):
-                v = self.string(item)
-                if not v.is_const:
-                    raise self.error("variables are not supported inside arrays", item)
+                v = self.string(item, in_list=True)
                 kind, t = v.kind, STRING
                 value: Any = v.const
             elif isinstance(item, ast.IntLit):
@@ -421,7 +607,7 @@ class Compiler:
                 kind, t, value = "int", INT, CONSTANTS[item.name]
             else:
                 name = getattr(item, "name", "")
-                raise self.error(f"'{name}' is not a literal value or a constant", item)
+                raise self.error(f"'{name}' is not a literal value or a constant{_helper_hint(name)}", item)
             if typ is None:
                 typ = t
             elif t != typ:
@@ -456,6 +642,35 @@ class Compiler:
         vals = [self.compile(o) for o in node.operands]
         for v in vals:
             self.expect_bool(v, f"'{sym}'")
+        if is_and and self.reg_totals and self.bound is None:
+            vals = self.hoist_registers(node, vals)
+        return self.combine(vals, is_and, node)
+
+    def hoist_registers(self, node: ast.Logical, vals: list[Val]) -> list[Val]:
+        """In an `&&` holding every use of a register, quantify only the operands that use it:
+        `exec.comm == "sh" && ancestors[A]... && ancestors[A]...` tests `exec.comm` once, not once per ancestor
+        (the same truth: "some ancestor satisfies P and Q(a)" is "P and some ancestor satisfies Q(a)")."""
+        assert self.reg_totals is not None
+        count = self.reg_counter.count
+        items = [(dict(count(o)), v) for o, v in zip(node.operands, vals, strict=True)]
+        for reg, n in count(node).items():
+            if n != self.reg_totals[reg] or reg in self.closed_regs:
+                continue
+            dep = [it for it in items if it[0].get(reg)]
+            if len(dep) == len(items):
+                continue  # nothing to hoist: compile() quantifies the whole node
+            merged: dict[str, int] = {}
+            for c, _ in dep:
+                for r, k in c.items():
+                    if r != reg:
+                        merged[r] = merged.get(r, 0) + k
+            self.closed_regs.add(reg)
+            q = self.quantify(reg, self.combine([v for _, v in dep], True, node), node)
+            items = [it for it in items if not it[0].get(reg)] + [(merged, q)]
+        return [v for _, v in items]
+
+    def combine(self, vals: list[Val], is_and: bool, node: ast.Node) -> Val:
+        """`vals` (compiled boolean operands) joined by `&&` or `||`: folded, ordered cheapest first."""
         absorbing = not is_and  # value that decides the whole chain: false for &&, true for ||
         rest: list[Val] = []
         unknown = False
@@ -551,6 +766,19 @@ class Compiler:
 
     def unary(self, node: ast.Unary) -> Val:
         v = self.compile(node.operand)
+        operand = node.operand
+        if (
+            node.op == "-"
+            and isinstance(operand, ast.Ident)
+            and operand.name in ERRNO_NAMES
+            and operand.name not in self.macros
+        ):
+            self.warn(
+                f"'-{operand.name}' is {-v.const}: errno constants are negative, as in Datadog "
+                f"(write '{operand.name}' to compare with a return value)",
+                node.pos,
+                node.end,
+            )
         if node.op == "!":
             self.expect_bool(v, "'!'")
             if v.unknown:
@@ -584,6 +812,8 @@ class Compiler:
         right = self.compile(node.right)
         if node.op in ("&", "|", "^"):
             return self.bitop(node, left, right)
+        if node.op in ("+", "-"):
+            return self.arith(node, left, right)
         return self.comparison(node, node.op, left, right)
 
     def bitop(self, node: ast.Binary, left: Val, right: Val) -> Val:
@@ -615,20 +845,36 @@ class Compiler:
             out.code = f"({self.code(left)} {node.op} {self.code(right)})"
         return out
 
+    def arith(self, node: ast.Binary, left: Val, right: Val) -> Val:
+        """`+` and `-` on integers and durations (as current Datadog): a date plus or minus a duration is a date
+        (compared with a duration, its age); a date minus a date is a plain number of nanoseconds."""
+        for v in (left, right):
+            if v.type != INT or v.multi:
+                raise self.error(f"'{node.op}' needs integers, but {v.describe()}", v.node)
+        duration = left.duration or right.duration
+        date = (left.date and not right.date) or (node.op == "+" and right.date and not left.date)
+        if left.unknown or right.unknown:
+            return _unknown(INT, node)
+        lf, rf = left.fn, right.fn
+        assert lf is not None and rf is not None
+        if left.is_const and right.is_const:
+            value = left.const + right.const if node.op == "+" else left.const - right.const
+            return _const(INT, value, node, duration=duration)
+        fn = (lambda e: lf(e) + rf(e)) if node.op == "+" else (lambda e: lf(e) - rf(e))
+        cost = left.cost + right.cost + 1
+        out = Val(INT, fn, cost=cost, node=node, duration=duration and not date, date=date)
+        if self.codegen:
+            out.code = f"({self.code(left)} {node.op} {self.code(right)})"
+        return out
+
     def check_path(self, field_val: Val, kind: str, value: Any, node: ast.Node | None) -> None:
+        """Refuse a value Datadog refuses for a path field (see `paths`)."""
         f = field_val.field
-        if f is None or not f.path or not isinstance(value, str) or value == "":
+        if f is None or not f.path or not isinstance(value, str):
             return
-        if kind == "string" and not value.startswith("/"):
-            raise self.error(
-                f"invalid path '{value}' for '{f.name}': a path must be absolute (start with '/'); "
-                f'use a pattern (~"...") to match a part of it',
-                node,
-            )
-        if kind == "pattern" and not value.startswith(("/", "*")):
-            raise self.error(
-                f"invalid path pattern '{value}' for '{f.name}': it must start with '/' or '*'", node
-            )
+        msg = path_value_error(f.name, kind, value)
+        if msg is not None:
+            raise self.error(msg, node)
 
     def comparison(self, node: ast.Node, op: str, left: Val, right: Val) -> Val:
         for v in (left, right):
@@ -709,7 +955,7 @@ class Compiler:
                 gen = f"{{L}} {op} {{R}}"
         else:
             cmp = _ORDER[op]
-            if left.field is not None and left.field.date and right.duration:
+            if left.date and right.duration:
                 # `process.created_at > 5s`: the age at the time of the event.
                 get = lf
                 if multi:  # an iterator (`process.ancestors.created_at`): the age of each value
@@ -761,13 +1007,33 @@ class Compiler:
         left = self.compile(node.operand)
         word = "not in" if node.negated else "in"
         arr_node = node.array
+        if isinstance(arr_node, ast.Ident) and "[" in arr_node.name and arr_node.name not in self.macros:
+            # An iterator with a register: its values (`[_]`) or the bound ancestor's value (`[A]`).
+            right = self.compile(arr_node)
+            return self.comparison(node, "!=" if node.negated else "==", left, right)
+        if isinstance(arr_node, ast.Variable | ast.Ident) and arr_node.name not in self.macros:
+            f = self.reg.get(arr_node.name)
+            if f is not None and f.multi:
+                # A value in a multi-valued field (`10 in process.ancestors.pid`, `~"ba*" in exec.argv`): true when
+                # any value is (matches) it; `not in`: when none does.
+                return self.comparison(
+                    node, "!=" if node.negated else "==", left, self.field_val(f, arr_node)
+                )
         if isinstance(arr_node, ast.Variable):
-            raise self.error("a variable cannot be used as a list", arr_node)
+            if arr_node.name not in self.reg:
+                raise self.error(f"unknown variable '${{{arr_node.name}}}'{_RULE_VARIABLES}", arr_node)
+            raise self.error(
+                f"a variable cannot be used as a list unless it names a multi-valued field: "
+                f"'${{{arr_node.name}}}' does not",
+                arr_node,
+            )
         if isinstance(arr_node, ast.Ident):
             if arr_node.name not in self.macros:
                 if arr_node.name in self.reg or arr_node.name in CONSTANTS:
                     raise self.error(
-                        f"'{arr_node.name}' is not a list: '{word}' needs [...] or a list macro", arr_node
+                        f"'{arr_node.name}' is not a list: '{word}' needs [...], a list macro or a "
+                        "multi-valued field",
+                        arr_node,
                     )
                 close = difflib.get_close_matches(arr_node.name, list(self.macros), n=1, cutoff=0.8)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -859,6 +1125,11 @@ def compile_parsed(
     parsed: ParseResult, text: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
 ) -> CompiledRule:
     rule = Compiler(text, macros, registry=registry).compile_rule(parsed)
+    _add_mixed_logic_warnings(rule, parsed, text)
+    return rule
+
+
+def _add_mixed_logic_warnings(rule: CompiledRule, parsed: ParseResult, text: str) -> None:
     for start, end in parsed.mixed_logic:
         rule.warnings.append(
             SeclError(
@@ -868,7 +1139,6 @@ def compile_parsed(
                 end,
             )
         )
-    return rule
 
 
 def compile_expression(
@@ -878,8 +1148,50 @@ def compile_expression(
     return compile_parsed(parse(expr), expr, macros, registry=registry)
 
 
-def check_macro(macro: Macro, macros: dict[str, Macro], *, registry: Registry = REGISTRY) -> Val:
-    """Type-check a macro on its own (it may use fields of any event type); raise SeclError if invalid."""
+def compile_search(
+    expr: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> CompiledRule:
+    """Compile an expression for any event, as searches over stored events and `rules eval --expr` take them.
+
+    An expression naming no event type (`process.file.name == "curl" && process.uid == 0`) applies to every
+    event; one naming an event type is false on events of other types; one naming several
+    (`open.file.path == "/etc/shadow" || exec.file.name == "cat"`) applies to events of those types, each
+    condition being false on events of a type whose fields it does not read. `event_types` of the result tells
+    which event types it can match (None: any), to narrow a search. Policies still require one event type
+    (`compile_expression`). Raises SeclError when the expression is invalid."""
+    parsed = parse(expr)
+    c = Compiler(expr, macros, registry=registry, search=True)
+    rule = c.compile_rule(parsed)
+    if rule.event_types is not None and len(rule.event_types) > 1:
+        c = Compiler(expr, macros, registry=registry, search=True)
+        c.guard_leaves = True
+        c.codegen = False
+        rule = c.compile_rule(parsed)
+    _add_mixed_logic_warnings(rule, parsed, expr)
+    return rule
+
+
+def event_types(
+    expr: str | CompiledRule, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+) -> frozenset[str] | None:
+    """The event types a search expression can match: None when it applies to every event type, else the set of
+    types it names (empty when it can match nothing, such as `... && false`)."""
+    rule = expr if isinstance(expr, CompiledRule) else compile_search(expr, macros, registry=registry)
+    return rule.event_types
+
+
+def check_macro(
+    macro: Macro,
+    macros: dict[str, Macro],
+    *,
+    registry: Registry = REGISTRY,
+    warnings: list[SeclError] | None = None,
+) -> Val:
+    """Type-check a macro on its own (it may use fields of any event type); raise SeclError if invalid. Warnings
+    about the macro's own text are appended to `warnings` (rules using it do not repeat them)."""
     c = Compiler(macro.text, macros, registry=registry, check_event_type=False)
     c.macro_stack.append(macro.id)
-    return c.compile(macro.node)
+    v = c.compile(macro.node)
+    if warnings is not None:
+        warnings.extend(c.warnings)
+    return v

@@ -1,7 +1,8 @@
 """Named constants usable in rules (`O_CREAT`, `CAP_SYS_ADMIN`, `S_ISUID`, `BPF_PROG_LOAD`, `EACCES`, ...).
 
 Values come from `opencws.model.names`, shared with the probe's resolvers. Capabilities are bit *masks* (as
-in Datadog: `process.cap_effective & CAP_SYS_ADMIN > 0`); errno names are positive (`open.retval == -EACCES`).
+in Datadog: `process.cap_effective & CAP_SYS_ADMIN > 0`); errno names are negative, as Datadog defines them, so that
+they compare with return values directly (`open.retval == EACCES`, EACCES being -13).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ def _build() -> dict[str, int]:
     out.update(names.BPF_PROGRAM_TYPES)
     out.update(names.BPF_ATTACH_TYPES)
     out.update(names.BPF_HELPERS)
-    out.update(names.ERRNO)
+    out.update({n: -v for n, v in names.ERRNO.items()})
     return out
 
 
 CONSTANTS: dict[str, int] = _build()
+ERRNO_NAMES = frozenset(names.ERRNO)

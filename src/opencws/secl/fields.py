@@ -69,7 +69,7 @@ _OUTCOME_RETVAL = {"Success": 0, "Refused": -names.ERRNO["EACCES"], "Error": -1}
 
 def retval_of(e: Event) -> int:
     """The syscall return value: `Event.retval`, else derived from `evt.outcome` (JSON events carry no
-    return value): Success → 0, Refused → -EACCES (it may also have been -EPERM), Error → -1."""
+    return value): Success → 0, Refused → EACCES, i.e. -13 (it may also have been EPERM), Error → -1."""
     if e.retval is not None:
         return e.retval
     outcome = e.evt.outcome if e.evt is not None else None
@@ -186,7 +186,7 @@ _ENV: dict[str, Any] = {
     "BPF_MAP_TYPES": names.BPF_MAP_TYPES,
     "BPF_PROGRAM_TYPES": names.BPF_PROGRAM_TYPES,
     "BPF_ATTACH_TYPES": names.BPF_ATTACH_TYPES,
-    "BPF_HELPERS": names.BPF_HELPERS,
+    "BPF_HELPERS": names.BPF_HELPERS_READ,
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
@@ -427,6 +427,9 @@ class Registry:
         self.fields: dict[str, Field] = {}
         # Getters are generated on first use (`get`): most of the ~500 fields are never used by a policy.
         self._builders: dict[str, Callable[[], Callable[[Event], Any]]] = {}
+        # Iterator fields: how to read one value from one item (an ancestor), for registers (`[A]`).
+        self._entry_specs: dict[str, tuple[tuple[str, ...], str, str, bool]] = {}
+        self._entry_getters: dict[str, Callable[[Any], Any]] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.fields
@@ -437,6 +440,21 @@ class Registry:
             f = dataclasses.replace(f, getter=self._builders[name]())
             self.fields[name] = f
         return f
+
+    def entry_getter(self, name: str) -> Callable[[Any], Any]:
+        """For an iterator field (`process.ancestors.file.name`), a getter of its value on one item."""
+        f = self.fields[name]
+        canonical = f.canonical
+        g = self._entry_getters.get(canonical)
+        if g is None:
+            chain, expr, typ, multi = self._entry_specs[canonical]
+            g = make_getter(chain, expr, typ, multi=multi)
+            self._entry_getters[canonical] = g
+        return g
+
+    def entry_multi(self, name: str) -> bool:
+        """Whether an iterator field has several values per item (`process.ancestors.argv`)."""
+        return self._entry_specs[self.fields[name].canonical][3]
 
     def names(self, event_type: str | None = None) -> list[str]:
         return sorted(
@@ -479,6 +497,7 @@ class Registry:
             self._builders[name] = functools.partial(
                 make_iter_getter, list_chain, sub, expr, typ, multi=bool(opt.get("multi"))
             )
+            self._entry_specs[name] = (sub, expr, typ, bool(opt.get("multi")))
             self.fields[f"{prefix}.{suffix}"] = Field(
                 name, typ, None, None, multi=True, iterator=True,
                 path=bool(opt.get("path")),

@@ -7,6 +7,7 @@ must fit in a signed 64-bit integer."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from opencws.secl.errors import SeclError
@@ -29,21 +30,19 @@ EOF = "end of expression"
 
 KEYWORDS = {"and", "or", "not", "in", "true", "false", "allin"}
 
+# Datadog's units exactly (Go's `time.ParseDuration` on what its lexer accepts): no `d`, `us` or `ns`.
 DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "m": 60 * 1_000_000_000,
     "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
 }
+_UNIT_HINTS = {"d": " (write 24h for a day)"}
 
 # Longest first so that `<=` wins over `<`.
-_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-")
+_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "&", "|", "^", "-", "+")
 _PUNCT = {"(": LPAREN, ")": RPAREN, "[": LBRACKET, "]": RBRACKET, ",": COMMA}
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +57,9 @@ class Token:
         if self.kind == EOF:
             return "the end of the expression"
         return f"'{self.text}'"
+
+
+_REGISTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _ident_start(c: str) -> bool:
@@ -107,6 +109,21 @@ def tokenize(text: str) -> list[Token]:
         if _ident_start(c):
             while i < n and _ident_char(text[i]):
                 i += 1
+                # An iterator register inside a field name (`process.ancestors[A].file.name`, `[_]`), as in
+                # Datadog's lexer where `[` and `]` are identifier characters. Only after a dotted name, so that
+                # `x in[...]` stays an array.
+                if i < n and text[i] == "[" and "." in text[start:i]:
+                    close = text.find("]", i)
+                    inner = text[i + 1 : close] if close > 0 else None
+                    if inner == "":
+                        raise SeclError(
+                            "empty register '[]': write '[_]' or a register name such as '[A]'",
+                            text,
+                            i,
+                            close + 1,
+                        )
+                    if inner is not None and _REGISTER_NAME.fullmatch(inner):
+                        i = close + 1
             word = text[start:i]
             if word.endswith("."):
                 raise SeclError(f"invalid identifier '{word}'", text, start, i)
@@ -174,12 +191,17 @@ def _number(word: str, text: str, start: int, end: int) -> Token:
         if value > INT64_MAX:
             raise _out_of_range(word, text, start, end)
         return Token(DURATION, word, value, start, end)
-    raise SeclError(
-        f"invalid number '{_short(word)}' (durations take one of the units {', '.join(DURATION_UNITS)})",
-        text,
-        start,
-        end,
-    )
+    if digits and unit.isalpha():
+        if digits > 20 or int(word[:digits]) > INT64_MAX:
+            raise _out_of_range(word, text, start, end)  # whatever the unit
+        raise SeclError(
+            f"unknown duration unit '{_short(unit)}' in '{_short(word)}': durations take ms, s, m or h, as "
+            f"Datadog's{_UNIT_HINTS.get(unit, '')}",
+            text,
+            start + digits,
+            end,
+        )
+    raise SeclError(f"invalid number '{_short(word)}'", text, start, end)
 
 
 def _short(word: str) -> str:

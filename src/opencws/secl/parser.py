@@ -1,19 +1,23 @@
 """SECL parser: tokens → syntax tree, with Datadog's grouping rules.
 
-Grammar (weakest binding first; every binary level groups to the right, as in Datadog's parser):
+Grammar (weakest binding first; every binary level but `+`/`-` groups to the right, as in Datadog's parser):
 
     expression := comparison [ ("&&" | "||" | "and" | "or") expression ]    # && and || have EQUAL precedence
-    comparison := bitop [ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~") comparison
+    comparison := arith [ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~") comparison
                         | ("in" | "not" "in") array ]
-    bitop      := unary [ ("&" | "|" | "^") bitop ]                          # binds tighter than comparisons
+    arith      := bitop { ("+" | "-") bitop }                                # groups to the LEFT: 1 - 2 + 3 is 2
+    bitop      := unary [ ("&" | "|" | "^") bitop ]                          # binds tighter than + and -
     unary      := ("!" | "not" | "-" | "^") unary | primary
     primary    := identifier | integer | duration | string | ~"pattern" | r"regex" | ${variable}
                 | true | false | "(" expression ")"
-    array      := "[" literal { "," literal } "]" | macro-identifier | ${variable}
+    array      := "[" literal { "," literal } "]" | macro-or-field-identifier | ${variable}
 
-So `a && b || c` is `a && (b || c)`. The parser is an operator-precedence (shunting-yard) loop with explicit
-stacks, so deep nesting cannot overflow Python's stack; trees deeper than MAX_DEPTH are refused with a
-precise error so that the compiler (which recurses) stays safe. Parentheses add no depth.
+Identifiers may hold an iterator register (`process.ancestors[A].file.name`: see `registers`). So
+`a && b || c` is `a && (b || c)`, and `1 + 2 & 3` is `1 + (2 & 3)` (arithmetic, as in Datadog's parser, is a
+list of bit operations joined by `+`/`-`, evaluated left to right). The parser is an operator-precedence
+(shunting-yard) loop with explicit stacks, so deep nesting cannot overflow Python's stack; trees deeper than
+MAX_DEPTH are refused with a precise error so that the compiler (which recurses) stays safe. Parentheses add
+no depth.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ from opencws.secl.lexer import (
 # Deepest syntax tree accepted (operators nested in operators; parentheses alone do not count).
 MAX_DEPTH = 200
 
-LOGICAL, COMPARISON, BIT, UNARY = 1, 2, 3, 4
+LOGICAL, COMPARISON, ARITH, BIT, UNARY = 1, 2, 3, 4, 5
 _LOGICAL_OPS = {"&&": "and", "||": "or", "and": "and", "or": "or"}
 _COMPARISON_OPS = {"==", "!=", "<", "<=", ">", ">=", "=~", "!~"}
 _BIT_OPS = {"&", "|", "^"}
+_ARITH_OPS = {"+", "-"}
 _UNARY_OPS = {"!": "!", "not": "!", "-": "-", "^": "^"}
 
 
@@ -123,9 +128,15 @@ class _Parser:
             if after_array is not None and not (text in _LOGICAL_OPS or tok.kind in (RPAREN, EOF)):
                 raise self.error(f"expected '&&', '||' or ')' after the array, found {tok.describe()}", tok)
             after_array = None
-            if text in _LOGICAL_OPS or text in _COMPARISON_OPS or text in _BIT_OPS:
-                prec = LOGICAL if text in _LOGICAL_OPS else COMPARISON if text in _COMPARISON_OPS else BIT
-                self.reduce_above(prec)
+            if text in _LOGICAL_OPS or text in _COMPARISON_OPS or text in _BIT_OPS or text in _ARITH_OPS:
+                if text in _LOGICAL_OPS:
+                    prec = LOGICAL
+                elif text in _COMPARISON_OPS:
+                    prec = COMPARISON
+                else:
+                    prec = BIT if text in _BIT_OPS else ARITH
+                # Every level groups to the right, but arithmetic to the left (reduce the same level first).
+                self.reduce_above(prec - 1 if prec == ARITH else prec)
                 self.ops.append(_Op("binary", tok, prec))
                 expect_operand = True
                 i += 1

@@ -194,8 +194,10 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
             _add_macro(ps, pf, item, macro_lines)
     for mid, macro in list(ps.macros.items()):
         pf, base, _ = macro_lines[mid]
+        warnings: list[SeclError] = []
         try:
-            check_macro(macro, ps.macros)
+            check_macro(macro, ps.macros, warnings=warnings)
+            pf.warnings.extend(_locate(w, pf.path, mid, "macro", base) for w in warnings)
         except SeclError as e:
             _blame_invalid_macro(e, ps.invalid_macros)
             pf.errors.append(_locate(e, pf.path, mid, "macro", base))

@@ -1,0 +1,329 @@
+"""The CWS event of one kernel event, resolved lazily: what rules read.
+
+`LazyEvent` is a `model.Event` whose blocks (process, file, user, container, date, ...) are computed the
+first time something reads them: the rules read a few fields of most events and match none, so an event
+that matches no rule costs its few reads; the serializer reads everything of the events that match.
+`LazyFile` does the same inside the `file` block: its fields are read straight from the kernel's file
+(itself decoded on access), and owner names are looked up only when read.
+
+Hot path: the properties below replace the model's slots (the parent's slot descriptors keep the values),
+which keeps every reader (SECL getters, the codec) unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from opencws.model import names
+from opencws.model.event import (
+    BPFEvent,
+    BPFMap,
+    BPFProgram,
+    DDContext,
+    Event,
+    EventContext,
+    File,
+    FileEvent,
+    ProcessContext,
+    SELinuxBoolChange,
+    SELinuxBoolCommit,
+    SELinuxEnforceStatus,
+    SELinuxEvent,
+    UserContext,
+)
+from opencws.probe import events as kev
+from opencws.resolvers import Resolvers
+from opencws.resolvers.files import UNKNOWN_ID, NameResolver, to_file
+from opencws.resolvers.process import ProcessEntry, _container
+
+CATEGORIES = {
+    **{t: "Process Activity" for t in ("exec", "fork", "exit", "setuid", "setgid", "capset")},
+    "selinux": "Kernel Activity",
+    "bpf": "Kernel Activity",
+}
+_UNSET: Any = object()
+_CONTEXTS: dict[tuple[str, str], EventContext] = {}
+
+
+def event_context(event_type: str, outcome: str) -> EventContext:
+    """Shared `evt` blocks (never modified)."""
+    key = (event_type, outcome)
+    c = _CONTEXTS.get(key)
+    if c is None:
+        c = _CONTEXTS[key] = EventContext(name=event_type, category=CATEGORIES.get(event_type, "File Activity"),
+                                          outcome=outcome)
+    return c
+
+
+def outcome_of(retval: int | None) -> str:
+    if retval is None or retval >= 0:
+        return "Success"
+    return "Refused" if retval in (-1, -13) else "Error"  # -EPERM, -EACCES
+
+
+def _slot(name: str) -> Any:
+    return Event.__dict__[name]
+
+
+class LazyEvent(Event):
+    __slots__ = ("_entry", "_k", "_r")
+
+    def __init__(self, k: kev.KernelEvent, r: Resolvers, entry: ProcessEntry | None):
+        self._k, self._r, self._entry = k, r, entry
+        for s in _EVENT_SLOTS:
+            s.__set__(self, _UNSET)
+
+    @property
+    def kernel(self) -> kev.KernelEvent:
+        return self._k
+
+    def _resolve(self, slot: Any, fn: Any) -> Any:
+        v = slot.__get__(self, Event)
+        if v is _UNSET:
+            v = fn(self)
+            slot.__set__(self, v)
+        return v
+
+    evt = property(lambda self: self._resolve(_EVT, _evt))
+    file = property(lambda self: self._resolve(_FILE, _file))
+    selinux = property(lambda self: self._resolve(_SELINUX, _selinux))
+    bpf = property(lambda self: self._resolve(_BPF, _bpf))
+    usr = property(lambda self: self._resolve(_USR, _usr))
+    process = property(lambda self: self._resolve(_PROCESS, _process))
+    dd = property(lambda self: self._resolve(_DD, _dd))
+    container = property(lambda self: self._resolve(_CONTAINER, _container_of))
+    date = property(lambda self: self._resolve(_DATE, _date))
+    retval = property(lambda self: self._resolve(_RETVAL, _retval))
+
+    def resolve_all(self) -> LazyEvent:
+        for name in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval"):
+            getattr(self, name)
+        return self
+
+
+_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL = (
+    _slot(n) for n in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval")
+)
+_EVENT_SLOTS = (_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL)
+
+
+def _retval(e: LazyEvent) -> int | None:
+    return getattr(e._k, "retval", None)
+
+
+def _evt(e: LazyEvent) -> EventContext:
+    return event_context(e._k.type, outcome_of(getattr(e._k, "retval", None)))
+
+
+def _date(e: LazyEvent) -> int:
+    return e._r.clock.wall_from_monotonic(e._k.ktime_ns)
+
+
+def _process(e: LazyEvent) -> ProcessContext | None:
+    entry = e._entry
+    if entry is None:
+        return None
+    ctx = e._r.processes.context(entry, e._k.tid)
+    k = e._k
+    if isinstance(k, kev.CredentialsEvent):
+        return _credentials_change(e, ctx, k, entry)
+    return ctx
+
+
+_DESTINATION = {
+    "setuid": (("uid", "user", "uid"), ("euid", "euser", "euid"), ("fsuid", "fsuser", "fsuid")),
+    "setgid": (("gid", "group", "gid"), ("egid", "egroup", "egid"), ("fsgid", "fsgroup", "fsgid")),
+}
+
+
+def _credentials_change(e: LazyEvent, ctx: ProcessContext, k: kev.CredentialsEvent,
+                        entry: ProcessEntry) -> ProcessContext:
+    """The process as it was before the call, with the new values in `credentials.destination`."""
+    procs = e._r.processes
+    before = procs.credentials(k.before, entry.root)
+    after = procs.credentials(k.after, entry.root)
+    if k.type == "capset":
+        dest: dict[str, Any] = {"cap_effective": after.cap_effective, "cap_permitted": after.cap_permitted}
+    else:
+        dest = {}
+        for id_name, name_name, attr in _DESTINATION[k.type]:
+            dest[id_name] = getattr(after, attr)
+            n = getattr(after, name_name)
+            if n is not None:
+                dest[name_name] = n
+    return replace(ctx, uid=before.uid, gid=before.gid, user=before.user, group=before.group,
+                   credentials=replace(before, destination=dest))
+
+
+def _usr(e: LazyEvent) -> UserContext | None:
+    p = e.process
+    if p is None:
+        return None
+    if not (p.user or p.group):
+        return None
+    key = (p.user, p.group)
+    u = _USERS.get(key)
+    if u is None:
+        if len(_USERS) > 4096:
+            _USERS.clear()
+        u = _USERS[key] = UserContext(id=p.user, group=p.group)
+    return u
+
+
+_USERS: dict[tuple[str | None, str | None], UserContext] = {}
+"""Shared `usr` blocks (never modified)."""
+
+
+def _container_of(e: LazyEvent) -> Any:
+    entry = e._entry
+    return _container(entry.container_id) if entry is not None else None
+
+
+def _dd(e: LazyEvent) -> DDContext | None:
+    return None
+
+
+def _root(e: LazyEvent) -> str:
+    entry = e._entry
+    if entry is None:
+        return "/"
+    if entry.root != "/":
+        e._r.processes.model(entry)  # a container process already gone is given a live root of its container
+    return entry.root
+
+
+def _selinux(e: LazyEvent) -> SELinuxEvent | None:
+    k = e._k
+    if not isinstance(k, kev.SelinuxEvent):
+        return None
+    if k.kind == "bool":
+        return SELinuxEvent(bool=SELinuxBoolChange(name=k.bool_name, state=_on_off(k.value)))
+    if k.kind == "commit":
+        return SELinuxEvent(bool_commit=SELinuxBoolCommit(state=k.value.strip() not in ("", "0")))
+    if k.kind == "enforce":
+        status = {"1": "enforcing", "0": "permissive"}.get(k.value.strip(), k.value.strip() or None)
+        return SELinuxEvent(enforce=SELinuxEnforceStatus(status=status))
+    return None
+
+
+def _on_off(value: str) -> str:
+    v = value.strip()
+    return {"1": "on", "0": "off"}.get(v, v)
+
+
+def _bpf(e: LazyEvent) -> BPFEvent | None:
+    k = e._k
+    if not isinstance(k, kev.BpfEvent):
+        return None
+    bmap = prog = None
+    if k.map_type is not None:
+        bmap = BPFMap(name=k.name or None, map_type=names.value_name(names.BPF_MAP_TYPES, k.map_type))
+    if k.prog_type is not None:
+        prog = BPFProgram(
+            name=k.name or None,
+            program_type=names.value_name(names.BPF_PROGRAM_TYPES, k.prog_type),
+            attach_type=(names.value_name(names.BPF_ATTACH_TYPES, k.attach_type)
+                         if k.attach_type is not None else None),
+            helpers=[names.value_name(names.BPF_HELPERS, h) for h in k.helpers] or None,
+        )
+    return BPFEvent(cmd=k.cmd_name or names.value_name(names.BPF_COMMANDS, k.cmd), map=bmap, program=prog)
+
+
+def _file(e: LazyEvent) -> FileEvent | None:
+    k = e._k
+    info = getattr(k, "file", None)
+    if info is None or k.type == "exec":
+        return None
+    return LazyFile(k, info, e._r.users, _root(e))
+
+
+def _slot_f(name: str) -> Any:
+    return FileEvent.__dict__[name]
+
+
+class LazyFile(FileEvent):
+    """The `file` block of a kernel file event; owner names and the destination are resolved when read."""
+
+    __slots__ = ("_i", "_k", "_names", "_root", "_u")
+
+    def __init__(self, k: kev.KernelEvent, info: kev.FileInfo, users: NameResolver, root: str):
+        st = object.__setattr__  # the frozen parent's __setattr__ refuses every write
+        st(self, "_k", k)
+        st(self, "_i", info)
+        st(self, "_u", users)
+        st(self, "_root", root)
+        st(self, "_names", None)
+        _JSON.__set__(self, None)
+
+    path = property(lambda self: self._i.path)
+    name = property(lambda self: self._i.basename or None)
+    path_resolution_error = property(lambda self: self._i.path_resolution_error)
+    inode = property(lambda self: self._i.inode)
+    mode = property(lambda self: self._i.mode)
+    in_upper_layer = property(lambda self: True if self._i.in_upper_layer else None)
+    mount_id = property(lambda self: self._i.mount_id or None)
+    filesystem = property(lambda self: self._i.fs_type or None)
+    uid = property(lambda self: _known_id(self._i, self._i.uid))
+    gid = property(lambda self: _known_id(self._i, self._i.gid))
+    user = property(lambda self: self._owner()[0])
+    group = property(lambda self: self._owner()[1])
+    attribute_name = property(lambda self: getattr(self._k, "name", None) or None
+                              if isinstance(self._k, kev.SetXattrEvent | kev.RemoveXattrEvent) else None)
+    attribute_namespace = property(lambda self: getattr(self._k, "namespace", None) or None
+                                   if isinstance(self._k, kev.SetXattrEvent | kev.RemoveXattrEvent) else None)
+    flags = property(lambda self: _flags(self._k))
+    access_time = property(lambda self: self._i.access_time_ns)
+    modification_time = property(lambda self: self._i.modification_time_ns)
+    change_time = property(lambda self: self._i.change_time_ns)
+    destination = property(lambda self: _destination(self))
+    new_mount_id = property(lambda self: self._k.new_mount_id if isinstance(self._k, kev.MountEvent) else None)
+    group_id = property(lambda self: self._k.group_id if isinstance(self._k, kev.MountEvent) else None)
+    device = property(lambda self: self._k.device if isinstance(self._k, kev.MountEvent) else None)
+    fstype = property(lambda self: (self._k.fs_type or (self._k.root.fs_type if self._k.root else None)) or None
+                      if isinstance(self._k, kev.MountEvent) else None)
+
+    def _owner(self) -> tuple[str | None, str | None]:
+        n = self._names
+        if n is None:
+            uid, gid = self.uid, self.gid
+            n = (self._u.user(uid, self._root) if uid >= 0 else None,
+                 self._u.group(gid, self._root) if gid >= 0 else None)
+            object.__setattr__(self, "_names", n)
+        return n
+
+
+_JSON = File.__dict__["_json"]
+
+
+def _known_id(info: kev.FileInfo, value: int | None) -> int:
+    return value if info.inode is not None and value is not None else UNKNOWN_ID
+
+
+def _flags(k: kev.KernelEvent) -> list[str] | None:
+    if isinstance(k, kev.OpenEvent):
+        return list(names.open_flag_names(k.flags))
+    if isinstance(k, kev.UnlinkEvent | kev.RmdirEvent) and k.flags & names.AT_REMOVEDIR:
+        return ["AT_REMOVEDIR"]
+    return None
+
+
+def _destination(f: LazyFile) -> File | None:
+    k = f._k
+    if isinstance(k, kev.OpenEvent):
+        return File(mode=k.mode) if k.flags & names.OPEN_FLAGS["O_CREAT"] else None
+    if isinstance(k, kev.ChmodEvent | kev.MkdirEvent):
+        return File(mode=k.mode)
+    if isinstance(k, kev.ChownEvent):
+        u = f._u
+        uid, gid = _signed32(k.new_uid), _signed32(k.new_gid)
+        return File(uid=uid, gid=gid, user=u.user(uid, f._root) if uid >= 0 else None,
+                    group=u.group(gid, f._root) if gid >= 0 else None)
+    if isinstance(k, kev.RenameEvent | kev.LinkEvent) and k.destination is not None:
+        return to_file(k.destination, f._u, f._root)
+    return None
+
+
+def _signed32(v: int) -> int:
+    """chown's ids: (uid_t)-1 means 'unchanged'."""
+    return v - (1 << 32) if v >= 1 << 31 else v

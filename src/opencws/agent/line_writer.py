@@ -1,0 +1,185 @@
+"""Buffered JSON-lines output that survives write errors: what could not be written waits in a bounded backlog.
+
+Both the stream and the file reporters write through `LineWriter`. Lines are kept in memory until a flush (or
+until `buffer_bytes` of them are waiting) and written with as few system calls as possible. When a write fails
+(disk full, I/O error, a pipe closed), the lines stay queued, `write` raises `ReporterError`, and the next
+`write` or `flush` tries again: once space is back, everything queued goes out in order. The queue holds at
+most `backlog` lines; a line that finds it full is counted in `dropped` and reported, never silently lost.
+
+Only whole lines reach the output: the bytes of a line cut short by a full disk are truncated away (or, where
+truncation is refused, completed by the next attempt). Not thread-safe: one pipeline thread writes.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+from collections import deque
+from itertools import islice
+
+DEFAULT_BACKLOG = 10_000
+"""Lines kept in memory while the output refuses them (at ~1 KiB a CWS event: ~10 MB at most)."""
+
+DEFAULT_BUFFER_BYTES = 64 * 1024
+"""Bytes queued before `write` writes them out without waiting for `flush`."""
+
+_CHUNK = 1 << 20
+"""At most this many bytes per write system call."""
+
+
+class ReporterError(Exception):
+    """An output could not take lines. The reporter stays usable; the message says what was kept or dropped."""
+
+    def __init__(self, reporter: str, errno: int | None, message: str):
+        super().__init__(reporter, errno, message)
+        self.reporter = reporter
+        self.errno = errno
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.reporter}: {self.message}"
+
+
+def describe_os_error(e: OSError) -> str:
+    """`No space left on device (ENOSPC)`: the text and the symbolic name, for a message a person acts on."""
+    code = errno_codes.errorcode.get(e.errno, str(e.errno)) if e.errno else "?"
+    return f"{e.strerror or e} ({code})"
+
+
+class LineWriter:
+    """The buffering and the backlog; a subclass provides `_write_out(data) -> bytes written`."""
+
+    name: str
+
+    def __init__(self, name: str, *, backlog: int = DEFAULT_BACKLOG, buffer_bytes: int = DEFAULT_BUFFER_BYTES):
+        if backlog < 1:
+            raise ValueError(f"backlog must be >= 1 line, got {backlog}")
+        if buffer_bytes < 0:
+            raise ValueError(f"buffer_bytes must be >= 0, got {buffer_bytes}")
+        self.name = name
+        self.backlog = backlog
+        self.buffer_bytes = buffer_bytes
+        self._lines: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._head_done = 0  # bytes of the first queued line already written (a write cut short)
+        self._failing: OSError | None = None
+        self.lines_written = 0
+        self.bytes_written = 0
+        self.failed_writes = 0
+        self.dropped = 0
+
+    # ------------------------------------------------------------------ the Reporter interface
+
+    def write(self, line: bytes) -> None:
+        """Queue one JSON document (without its newline). Raises `ReporterError` if the output refuses it."""
+        if len(self._lines) >= self.backlog:
+            try:
+                self._drain()
+            except ReporterError as e:
+                self.dropped += 1
+                raise ReporterError(self.name, e.errno, f"{e.message}; backlog full ({self.backlog} lines): line "
+                                                        f"dropped ({self.dropped} dropped so far)") from None
+        data = line + b"\n"
+        self._lines.append(data)
+        self._queued_bytes += len(data)
+        if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
+            self._drain()
+
+    def flush(self) -> None:
+        """Write out everything queued. Raises `ReporterError` (lines kept in the backlog) on failure."""
+        self._drain()
+
+    def stats(self) -> dict[str, int | str | None]:
+        return {
+            "name": self.name,
+            "lines_written": self.lines_written,
+            "bytes_written": self.bytes_written,
+            "backlog_lines": len(self._lines),
+            "dropped": self.dropped,
+            "failed_writes": self.failed_writes,
+            "last_error": describe_os_error(self._failing) if self._failing is not None else None,
+        }
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _write_out(self, data: memoryview) -> int:
+        """One write system call; returns the bytes written."""
+        raise NotImplementedError
+
+    def _room(self) -> int | None:
+        """Bytes the output takes before it must be rotated (at least 1 when it is empty); None: no limit."""
+        return None
+
+    def _output_empty(self) -> bool:
+        """Nothing written to the output since its last rotation (a line too long for any room goes there)."""
+        return True
+
+    def _rotate(self) -> None:
+        """Make room; called between whole lines only."""
+
+    def _after_write(self, n: int) -> None:
+        """`n` bytes were written."""
+
+    def _undo_partial(self, n: int) -> bool:
+        """Cut off the last `n` bytes written (the start of a line); False when the output cannot be cut back
+        (the line is completed by a later write)."""
+        return False
+
+    # ------------------------------------------------------------------ the backlog
+
+    def _error(self, e: OSError, action: str) -> ReporterError:
+        self.failed_writes += 1
+        self._failing = e
+        if self._head_done and self._undo_partial(self._head_done):
+            self.bytes_written -= self._head_done
+            self._head_done = 0
+        return ReporterError(self.name, e.errno, f"{describe_os_error(e)} {action}; {len(self._lines)} lines "
+                                                 f"kept in the backlog, retried on the next write or flush")
+
+    def _next_chunk(self) -> bytes | None:
+        """Queued lines that fit in the room left (a line started, or the first one if the output is empty, goes
+        whatever its size); None when the first line needs a rotation first."""
+        room = self._room()
+        lines = self._lines
+        first = len(lines[0]) - self._head_done
+        if room is not None and self._head_done == 0 and first > room and not self._output_empty():
+            return None
+        parts = [lines[0]]
+        size = first
+        for line in islice(lines, 1, None):  # (indexing a deque far from its ends walks it)
+            if size + len(line) > _CHUNK or (room is not None and size + len(line) > room):
+                break
+            parts.append(line)
+            size += len(line)
+        return b"".join(parts)[self._head_done:] if self._head_done else b"".join(parts)
+
+    def _drain(self) -> None:
+        while self._lines:
+            chunk = self._next_chunk()
+            if chunk is None:
+                try:
+                    self._rotate()
+                except OSError as e:
+                    raise self._error(e, "rotating") from None
+                continue
+            try:
+                n = self._write_out(memoryview(chunk))
+                if n <= 0:
+                    raise OSError(errno_codes.EIO, "the output took no bytes")
+            except OSError as e:
+                raise self._error(e, "writing") from None
+            self._account(n)
+        self._failing = None
+
+    def _account(self, n: int) -> None:
+        """Pop the lines that `n` written bytes completed. A short write stopped inside a line (a disk filling
+        up): the next write continues it, and if that fails, `_error` cuts the line back out."""
+        self.bytes_written += n
+        self._after_write(n)
+        lines = self._lines
+        n += self._head_done
+        while lines and n >= len(lines[0]):
+            n -= len(lines[0])
+            self._queued_bytes -= len(lines[0])
+            lines.popleft()
+            self.lines_written += 1
+        self._head_done = n

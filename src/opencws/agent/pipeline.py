@@ -1,0 +1,180 @@
+"""The agent's pipeline: kernel events → resolvers → rules → serializer → reporters.
+
+`Pipeline.handle(batch)` takes the events of one read of the ring buffer, in order:
+- fork, exec, exit and credential changes update the process cache first (whatever the rules: the cache
+  must stay true), then the event goes to the rules of its type, if any;
+- every other event is looked up in the cache and evaluated as a `LazyEvent` (fields resolved when read);
+- a match is serialized once (the CWS event), wrapped in an envelope per matching rule (`serializer`),
+  rate-limited per rule, and written to every reporter.
+
+Every event read is counted exactly once per outcome: `sent` (some rule matched and a line was written),
+`filtered` (no rule matched, or the type has no rule), `rate_limited` (rules matched, every match was
+over its rule's budget). Events the kernel could not queue are its `lost` counter, read from the probe.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from opencws import __version__
+from opencws.agent.event import LazyEvent, Resolvers
+from opencws.agent.serializer import envelope, serialize_event
+from opencws.probe import events as kev
+from opencws.secl import PolicySet, Rule, RuleSet
+
+NOT_FOR_RULES = frozenset({"fork"})
+"""Kernel event types that feed the cache only (SECL has no fork events)."""
+
+
+@dataclass
+class RuleInfo:
+    """What an envelope says of a rule."""
+
+    id: str
+    version: str | None
+    tags: list[str]
+    policy: str
+
+
+@dataclass
+class LoadedRules:
+    """A policy set ready to evaluate: swapped whole on reload."""
+
+    policies: PolicySet
+    ruleset: RuleSet
+    info: dict[str, RuleInfo]
+    types: frozenset[str]
+
+    @classmethod
+    def build(cls, policies: PolicySet) -> LoadedRules:
+        rules = [r for r in policies.rules if r.compiled is not None and not r.disabled]
+        info = {r.id: _rule_info(r) for r in rules}
+        return cls(policies, RuleSet(rules), info, frozenset(r.event_type for r in rules if r.event_type))
+
+
+def _rule_info(r: Rule) -> RuleInfo:
+    tags = [f"{k}:{v}" for k, v in sorted(r.tags.items())] if isinstance(r.tags, dict) else list(r.tags or [])
+    policy = Path(r.source).name if r.source else ""
+    return RuleInfo(r.id, r.version, tags, policy)
+
+
+@dataclass
+class Counts:
+    seen: dict[str, int] = field(default_factory=dict)
+    filtered: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    rate_limited: dict[str, int] = field(default_factory=dict)
+    matches: dict[str, int] = field(default_factory=dict)
+    """Per rule: events that matched it (written or rate-limited)."""
+    limited_rules: dict[str, int] = field(default_factory=dict)
+    lines: int = 0
+    report_errors: int = 0
+
+
+def _inc(d: dict[str, int], key: str, n: int = 1) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+class Pipeline:
+    def __init__(self, resolvers: Resolvers, rules: LoadedRules, reporters: list[Any], *,
+                 allow: Callable[[str], bool] | None = None, host: str | None = None,
+                 on_report_error: Callable[[Any, Exception], None] | None = None,
+                 observe: Callable[[kev.KernelEvent], Any] | None = None):
+        self.r = resolvers
+        self.rules = rules
+        self.reporters = reporters
+        self.allow = allow
+        self.host = host or socket.gethostname()
+        self.agent_version = __version__
+        self.on_report_error = on_report_error
+        self.observe = observe
+        self.counts = Counts()
+
+    def set_rules(self, rules: LoadedRules) -> None:
+        self.rules = rules
+
+    def handle(self, batch: Iterable[kev.KernelEvent]) -> None:
+        procs = self.r.processes
+        counts = self.counts
+        for k in batch:
+            t = k.type
+            _inc(counts.seen, t)
+            if t == "fork":
+                procs.on_fork(k)  # type: ignore[arg-type]
+                entry = None
+            elif t == "exec":
+                entry = procs.on_exec(k)  # type: ignore[arg-type]
+            elif t == "exit":
+                entry = procs.on_exit(k) or procs.get(k.pid)  # type: ignore[arg-type]
+            elif isinstance(k, kev.CredentialsEvent):
+                entry = procs.for_event(k)
+                event = LazyEvent(k, self.r, entry) if t in self.rules.types else None
+                if event is not None:
+                    _ = event.process  # the "before" credentials, read before the cache moves on
+                procs.on_credentials(k)
+                self._evaluate(t, event)
+                continue
+            else:
+                entry = procs.for_event(k)
+            if self.observe is not None:
+                self.observe(k)
+            if t in NOT_FOR_RULES or t not in self.rules.types:
+                _inc(counts.filtered, t)
+                continue
+            self._evaluate(t, LazyEvent(k, self.r, entry))
+        procs.end_batch()
+
+    def _evaluate(self, t: str, event: LazyEvent | None) -> None:
+        counts = self.counts
+        if event is None:
+            _inc(counts.filtered, t)
+            return
+        matched = self.rules.ruleset.match(event)
+        if not matched:
+            _inc(counts.filtered, t)
+            return
+        body: bytes | None = None
+        wrote = False
+        for rid in matched:
+            _inc(counts.matches, rid)
+            if self.allow is not None and not self.allow(rid):
+                _inc(counts.limited_rules, rid)
+                continue
+            if body is None:
+                body = serialize_event(event)
+            self._write(envelope(self.rules.info[rid], self.host, self.agent_version, body))
+            wrote = True
+        _inc(counts.sent if wrote else counts.rate_limited, t)
+
+    def _write(self, line: bytes) -> None:
+        self.counts.lines += 1
+        for rep in self.reporters:
+            try:
+                rep.write(line)
+            except Exception as exc:  # a reporter's failure is reported, never fatal
+                self.counts.report_errors += 1
+                if self.on_report_error is not None:
+                    self.on_report_error(rep, exc)
+
+    def flush(self) -> None:
+        for rep in self.reporters:
+            try:
+                rep.flush()
+            except Exception as exc:
+                self.counts.report_errors += 1
+                if self.on_report_error is not None:
+                    self.on_report_error(rep, exc)
+
+
+def self_event(kind: str, host: str | None = None, **fields: Any) -> bytes:
+    """An agent self-event (rule set loaded, events lost, rate limit hit, reporter error) as JSON."""
+    doc = {"agent_event": kind, "host": host or socket.gethostname(), "agent_version": __version__,
+           "pid": os.getpid(), **fields}
+    return orjson.dumps(doc, default=str)

@@ -1,0 +1,269 @@
+"""The running agent: the probe, the resolvers, the rules and the reporters, until told to stop.
+
+Lifecycle:
+- start: load the policies (errors are reported, valid rules run), start the probe, take the `/proc`
+  snapshot into the process cache, push the policy's kernel filters (the agent's own pid is ignored: its
+  map updates are `bpf()` calls), start the metrics endpoint;
+- loop: read a batch from the ring, run it through the pipeline, flush the reporters; once a second,
+  re-anchor the clocks, publish counters, and say what the kernel lost or the rate limits held back;
+- SIGHUP (`request_reload`): the policies are loaded again; a policy with an error keeps the old rules
+  running and a self-event says why; good ones replace them between two batches (no event sees half);
+- SIGTERM/SIGINT (`request_stop`): reading stops at the end of the ring (what was queued is drained),
+  the reporters are flushed and closed.
+
+Self-events (rule set loaded, reload refused, events lost, rate limit hit, reporter error) are JSON lines
+on their own channel (`self_events`, standard error by default), never mixed with CWS events.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opencws.agent.config import AgentConfig
+from opencws.agent.event import Resolvers
+from opencws.agent.pipeline import LoadedRules, Pipeline, self_event
+from opencws.agent.ratelimit import RuleRateLimiter
+from opencws.agent.reporters import open_reporter
+from opencws.agent.serializer import forget_files
+from opencws.secl import PolicySet, load_policies
+
+TICK_S = 1.0
+
+
+class StderrReporter:
+    name = "stderr"
+
+    def write(self, line: bytes) -> None:
+        sys.stderr.buffer.write(line + b"\n")
+
+    def flush(self) -> None:
+        sys.stderr.buffer.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, probe_factory: Callable[[], Any] | None = None,
+                 reporters: list[Any] | None = None, self_channel: Any = None):
+        """`reporters`, `self_channel`: reporter objects to use instead of those the config names."""
+        self.config = config
+        self._probe_factory = probe_factory
+        self._stop = False
+        self._reload = False
+        self.probe: Any = None
+        self.metrics: Any = None
+        self._metrics_server: Any = None
+        self._last_lost: dict[str, int] = {}
+        self._last_limited: dict[str, int] = {}
+        self._published: dict[str, Any] = {}
+        self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
+        if self_channel is None:
+            self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
+        self.self_channel = self_channel
+
+    # -- control ------------------------------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def request_reload(self, *_: Any) -> None:
+        self._reload = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+    def say(self, kind: str, **fields: Any) -> None:
+        try:
+            self.self_channel.write(self_event(kind, self.config.host, **fields))
+            self.self_channel.flush()
+        except Exception as exc:  # the self channel failing must not stop the agent
+            print(f"opencws agent: self-event channel: {exc}", file=sys.stderr)
+
+    # -- start --------------------------------------------------------------------------------------------
+
+    def load_rules(self) -> tuple[PolicySet, LoadedRules]:
+        policies = load_policies(self.config.policies)
+        return policies, LoadedRules.build(policies)
+
+    def start(self) -> None:
+        from opencws.agent.filters import KernelFilters
+        from opencws.probe.procfs import snapshot
+        from opencws.resolvers import build_resolvers
+
+        policies, rules = self.load_rules()
+        self.say("ruleset_loaded", rules=len(rules.info), errors=[str(e) for e in policies.errors],
+                 policies=[str(p) for p in self.config.policies])
+        self.resolvers: Resolvers = build_resolvers(self.config)
+        self.probe = self._probe_factory() if self._probe_factory else _default_probe()
+        self.probe.start()
+        try:
+            self.resolvers.processes.snapshot(snapshot())
+            self.filters = KernelFilters(self.probe, policies, ignored_pids=[os.getpid()],
+                                         processes=self.resolvers.processes)
+            self.limiter = RuleRateLimiter(*self.config.rate_limit.default, self.config.rate_limit.rules)
+            self.pipeline = Pipeline(self.resolvers, rules, self.reporters, allow=self.limiter.allow,
+                                     host=self.config.host, on_report_error=self._report_error,
+                                     observe=self.filters.observe)
+            if self.config.metrics:
+                self._start_metrics()
+        except Exception:
+            self.probe.close()
+            raise
+        gc.freeze()  # the snapshot, the rules and the code: long-lived, never walked by the collector again
+        self.say("started", event_types=sorted(self.filters.plan.event_types),
+                 processes=len(self.resolvers.processes), metrics=self.config.metrics)
+
+    def _start_metrics(self) -> None:
+        from opencws.agent.metrics import AgentMetrics
+
+        host, port = self.config.metrics_address  # type: ignore[misc]
+        self.metrics = AgentMetrics()
+        self.metrics.set_rules_loaded(len(self.pipeline.rules.info))
+        self._metrics_server = self.metrics.serve(host, port)
+
+    # -- loop ---------------------------------------------------------------------------------------------
+
+    def run(self, duration: float | None = None) -> int:
+        """Read and process until a stop is requested (or `duration` seconds passed); then drain and close."""
+        deadline = time.monotonic() + duration if duration else None
+        next_tick = time.monotonic() + TICK_S
+        try:
+            while not self._stop and (deadline is None or time.monotonic() < deadline):
+                if self._reload:
+                    self._reload = False
+                    self.reload()
+                self.step(100)
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    self.tick()
+            self.drain()
+        finally:
+            self.close()
+        return 0
+
+    def step(self, timeout_ms: int) -> int:
+        batch = self.probe.poll(timeout_ms)
+        if batch:
+            self.pipeline.handle(batch)
+            self.pipeline.flush()
+        return len(batch)
+
+    def drain(self) -> None:
+        """Process what is still queued in the ring buffer, then publish the last counts."""
+        self._process_queued()
+        self.tick()
+
+    def _process_queued(self) -> None:
+        """Read until the ring buffer is empty (bounded: new activity does not keep us here)."""
+        for _ in range(64):
+            if not self.step(0):
+                break
+
+    def tick(self) -> None:
+        self.resolvers.refresh()
+        forget_files()
+        counters = self.probe.counters()
+        lost = {t: c.lost for t, c in counters.items() if c.lost}
+        delta = {t: n - self._last_lost.get(t, 0) for t, n in lost.items() if n > self._last_lost.get(t, 0)}
+        if delta:
+            self.say("events_lost", lost=delta, total=sum(lost.values()))
+        self._last_lost = lost
+        limited = dict(self.pipeline.counts.limited_rules)
+        held = {r: n - self._last_limited.get(r, 0) for r, n in limited.items() if n > self._last_limited.get(r, 0)}
+        if held:
+            self.say("rate_limited", rules=held)
+        self._last_limited = limited
+        if self.metrics is not None:
+            self._publish(counters)
+
+    def _publish(self, kernel_counters: dict[str, Any]) -> None:
+        """Counters to Prometheus: the pipeline's running totals as increments since the last tick."""
+        m, c = self.metrics, self.pipeline.counts
+        last = self._published
+        for name, add in (("seen", m.add_seen), ("filtered", m.add_filtered), ("sent", m.add_sent),
+                          ("matches", m.add_rule_match), ("limited_rules", m.add_rate_limited)):
+            now: dict[str, int] = getattr(c, name)
+            before = last.setdefault(name, {})
+            for key, total in now.items():
+                if total > before.get(key, 0):
+                    add(key, total - before.get(key, 0))
+            last[name] = dict(now)
+        procs = self.resolvers.processes.stats()
+        d = self.filters.discarders.stats
+        for key, total, add in (("decode_errors", getattr(self.probe, "decode_errors", 0), m.add_decode_errors),
+                                ("evictions", procs["evictions"], m.add_process_cache_evictions),
+                                ("inodes", d.inodes, lambda n: m.add_discarders("inode", n)),
+                                ("pids", d.pids, lambda n: m.add_discarders("pid", n)),
+                                ("invalidations", d.invalidations, m.add_discarder_invalidations)):
+            if total > last.get(key, 0):
+                add(total - last.get(key, 0))
+            last[key] = total
+        m.set_process_cache_size(procs["size"])
+        m.set_kernel_counters(kernel_counters)
+        for r in self.reporters:
+            if hasattr(r, "stats"):
+                m.set_reporter_stats(r.stats())
+
+    def reload(self) -> bool:
+        """Load the policies again; keep the running rules when the new ones have errors."""
+        try:
+            policies, rules = self.load_rules()
+        except Exception as exc:  # unreadable paths and the like: the old rules stay
+            self.say("ruleset_reload_refused", errors=[str(exc)])
+            return False
+        if policies.errors:
+            if self.metrics is not None:
+                self.metrics.add_policy_reload(False)
+            self.say("ruleset_reload_refused", errors=[str(e) for e in policies.errors],
+                     kept_rules=len(self.pipeline.rules.info))
+            return False
+        self._process_queued()  # what happened before the reload is judged by the rules of that time
+        self.filters.reload(policies)
+        self.pipeline.set_rules(rules)
+        for rep in self.reporters:  # a file moved away by logrotate is opened again
+            if hasattr(rep, "reopen"):
+                try:
+                    rep.reopen()
+                except Exception as exc:
+                    self._report_error(rep, exc)
+        if self.metrics is not None:
+            self.metrics.set_rules_loaded(len(rules.info))
+            self.metrics.add_policy_reload(True)
+        self.say("ruleset_loaded", rules=len(rules.info), errors=[], policies=[str(p) for p in self.config.policies])
+        return True
+
+    def _report_error(self, reporter: Any, exc: Exception) -> None:
+        self.say("reporter_error", reporter=getattr(reporter, "name", type(reporter).__name__), error=str(exc))
+
+    def close(self) -> None:
+        for rep in self.reporters:
+            try:
+                rep.close()
+            except Exception as exc:
+                self._report_error(rep, exc)
+        if self.probe is not None:
+            c = self.pipeline.counts if hasattr(self, "pipeline") else None
+            if c is not None:
+                self.say("stopped", seen=c.seen, sent=c.sent, filtered=c.filtered, rate_limited=c.rate_limited,
+                         lost={t: k.lost for t, k in self.probe.counters().items() if k.lost})
+            self.probe.close()
+            self.probe = None
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
+
+
+def _default_probe() -> Any:
+    from opencws.probe.probe import Probe
+
+    return Probe()

@@ -1,0 +1,111 @@
+"""Drives a real agent (probe, resolvers, rules, reporters) from a kernel test.
+
+The agent ignores its own process (its map updates are `bpf()` calls), so the activity a scenario checks is
+done by a forked child (`Harness.child`). `sync()` forks a marker child that exits at once and processes
+batches until its exit has gone through the pipeline: every event caused before has then been handled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class ListReporter:
+    """A reporter that keeps its lines in memory (as bytes, which the garbage collector does not walk; parsed
+    when read)."""
+
+    name = "list"
+
+    def __init__(self) -> None:
+        self.raw: list[bytes] = []
+
+    @property
+    def lines(self) -> list[dict]:
+        return [orjson.loads(line) for line in self.raw]
+
+    def write(self, line: bytes) -> None:
+        self.raw.append(line)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Harness:
+    def __init__(self, agent: Any, sink: ListReporter, self_events: ListReporter):
+        self.agent = agent
+        self.sink = sink
+        self.self_events = self_events
+
+    def use_policy(self, tmp_path: Path, *expressions: str, ids: list[str] | None = None) -> Path:
+        """Replace the agent's rules with one rule per expression (ids r0, r1... unless given)."""
+        ids = ids or [f"r{i}" for i in range(len(expressions))]
+        body = "".join(f"  - id: {rid}\n    version: 1.2.3\n    expression: '{e}'\n    tags:\n"
+                       f"      technique: T0000\n" for rid, e in zip(ids, expressions, strict=True))
+        folder = Path(tempfile.mkdtemp(prefix="policy-", dir=tmp_path.parent))
+        path = folder / "test.policy"
+        path.write_text("rules:\n" + body)
+        self.agent.config.policies = [path]
+        assert self.agent.reload(), self.self_events.lines[-1:]
+        self.clear()
+        return path
+
+    def clear(self) -> None:
+        self.sync()
+        self.sink.raw.clear()
+
+    def child(self, fn: Callable[[], Any], *, wait: bool = True) -> int:
+        """Run `fn` in a forked child (exit code 0 when it returns, 1 when it raises); returns its pid."""
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                fn()
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            os._exit(code)
+        if wait:
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, "the scenario's child failed"
+        return pid
+
+    def sync(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        agent = self.agent
+        while time.monotonic() < deadline:
+            marker = os.fork()
+            if marker == 0:
+                os._exit(0)
+            os.waitpid(marker, 0)
+            retry = time.monotonic() + 1.0
+            while time.monotonic() < min(retry, deadline):
+                batch = agent.probe.poll(50)
+                agent.pipeline.handle(batch)
+                agent.pipeline.flush()
+                if any(e.type == "exit" and e.pid == marker for e in batch):
+                    return
+        raise AssertionError("the marker child's exit never came through the pipeline")
+
+    def events(self, rule: str | None = None, pid: int | None = None) -> list[dict]:
+        """Output lines (envelopes) since the last clear, of that rule and that process."""
+        self.sync()
+        return [line for line in self.sink.lines
+                if (rule is None or line["rule_id"] == rule)
+                and (pid is None or line["event"]["process"]["pid"] == pid)]
+
+    def one(self, rule: str | None = None, pid: int | None = None) -> dict:
+        found = self.events(rule, pid)
+        assert len(found) == 1, f"expected one event, got {len(found)}: {found}"
+        return found[0]["event"]

@@ -1,0 +1,197 @@
+"""Agent settings: defaults, a YAML file read with precise errors, command-line options over the file."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from opencws.agent.config import (
+    AgentConfig,
+    ConfigError,
+    RateLimit,
+    RateLimitConfig,
+    load_config,
+    merge_cli,
+    parse_host_port,
+)
+from opencws.agent.ratelimit import RuleRateLimiter
+from opencws.resolvers.scrub import ArgScrubber
+from opencws.secl.policies import DEFAULT_POLICY
+
+
+def write(tmp_path: Path, text: str, name: str = "agent.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def error(tmp_path: Path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    return info.value
+
+
+def test_defaults_are_what_a_first_run_needs():
+    cfg = AgentConfig()
+    assert cfg.policies == [DEFAULT_POLICY] and DEFAULT_POLICY.exists()
+    assert cfg.outputs == ["stdout"] and cfg.metrics is None and cfg.self_events == "stderr"
+    assert cfg.host == socket.gethostname()
+    assert {"password", "token", "secret", "api_key"} <= set(cfg.scrub_args)
+    assert cfg.rate_limit == RateLimitConfig(RateLimit(1000.0, 10_000), {})
+    assert (cfg.max_args, cfg.max_arg_bytes, cfg.max_envs, cfg.process_cache_size) == (128, 4096, 256, 65536)
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == AgentConfig()
+    assert load_config(write(tmp_path, "# nothing but a comment\n")) == AgentConfig()
+
+
+def test_every_setting_is_read_from_the_file(tmp_path):
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "logs").mkdir()
+    cfg = load_config(write(tmp_path, """
+        policies: [policies, /etc]
+        outputs: [stdout, "file:logs/e.json?max_bytes=10M&keep=3"]
+        metrics: "[::1]:9464"
+        rate_limit:
+          default: {rate: 50, burst: 200}
+          rules:
+            noisy: {rate: 0.5, burst: 2}
+            partly: {burst: 7}
+        scrub_args: [password, license_key]
+        max_args: 10
+        max_arg_bytes: 1000
+        max_envs: 0
+        process_cache_size: 1024
+        host: web-1
+        self_events: null
+    """))
+    assert cfg.policies == [tmp_path / "policies", Path("/etc")]
+    assert cfg.outputs == ["stdout", f"file:{tmp_path}/logs/e.json?max_bytes=10M&keep=3"]
+    assert cfg.metrics_address == ("::1", 9464)
+    assert cfg.rate_limit.default == RateLimit(50.0, 200)
+    assert cfg.rate_limit.rules == {"noisy": RateLimit(0.5, 2), "partly": RateLimit(50.0, 7)}
+    assert cfg.scrub_args == ["password", "license_key"]
+    assert (cfg.max_args, cfg.max_arg_bytes, cfg.max_envs, cfg.process_cache_size) == (10, 1000, 0, 1024)
+    assert cfg.host == "web-1" and cfg.self_events is None
+
+
+def test_settings_plug_into_the_limiter_and_the_scrubber(tmp_path):
+    cfg = load_config(write(tmp_path, "rate_limit: {rules: {r: {rate: 1, burst: 1}}}\nscrub_args: [pin]\n"))
+    limiter = RuleRateLimiter(*cfg.rate_limit.default, cfg.rate_limit.rules, clock=lambda: 0.0)
+    assert limiter.allow("r") and not limiter.allow("r")
+    assert ArgScrubber(cfg.scrub_args).scrub(["--pin=1234"]) == ["--pin=********"]
+
+
+def test_a_single_policy_or_output_may_be_a_plain_string(tmp_path):
+    cfg = load_config(write(tmp_path, f"policies: {DEFAULT_POLICY}\noutputs: stderr\n"))
+    assert cfg.policies == [DEFAULT_POLICY] and cfg.outputs == ["stderr"]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "message"), [
+    ("max_args: 10\npolicy: [x]\n", 2, "policy", "unknown key: expected one of policies, outputs"),
+    ("max_args: 1\nmax_args: 2\n", 2, "max_args", "given twice (first on line 1)"),
+    ("- stdout\n", 1, None, "expected a mapping, got a list"),
+    ("max_args: ten\n", 1, "max_args", "expected an integer >= 0, got a string 'ten'"),
+    ("max_args: -1\n", 1, "max_args", "expected an integer >= 0, got an integer '-1'"),
+    ("max_args: true\n", 1, "max_args", "expected an integer >= 0, got true/false 'true'"),
+    ("max_envs: 2.5\n", 1, "max_envs", "expected an integer >= 0, got a number '2.5'"),
+    ("process_cache_size: 0\n", 1, "process_cache_size", "expected an integer >= 1"),
+    ("max_arg_bytes: [1]\n", 1, "max_arg_bytes", "expected an integer >= 0, got a list"),
+    ("rate_limit:\n  default: {rate: fast}\n", 2, "rate_limit.default.rate", "expected a number >= 0, got a string"),
+    ("rate_limit:\n  default: {rate: .nan}\n", 2, "rate_limit.default.rate", "expected a number >= 0"),
+    ("rate_limit:\n  rules:\n    r1: {burst: 0}\n", 3, "rate_limit.rules.r1.burst", "expected an integer >= 1"),
+    ("rate_limit:\n  rules:\n    r1: {rate: 1, burts: 2}\n", 3, "rate_limit.rules.r1.burts",
+     "unknown key: expected one of rate, burst"),
+    ("rate_limit:\n  per_rule: {}\n", 2, "rate_limit.per_rule", "unknown key: expected one of default, rules"),
+    ("rate_limit: 100\n", 1, "rate_limit", "expected a mapping, got an integer '100'"),
+    ("outputs:\n  - stdout\n  - syslog\n", 3, "outputs[1]", "output 'syslog': unknown output"),
+    ("outputs: [stdout, stdout]\n", 1, "outputs[1]", "output 'stdout' given twice"),
+    ("outputs: []\n", 1, "outputs", "expected at least one output"),
+    ("outputs: ['file:/x?keep=many']\n", 1, "outputs[0]", "option keep='many': expected an integer"),
+    ("policies: [/no/such/policy]\n", 1, "policies[0]", "no such policy file or directory: /no/such/policy"),
+    ("policies: []\n", 1, "policies", "expected at least one policy"),
+    ("policies: [3]\n", 1, "policies[0]", "expected a non-empty string, got an integer '3'"),
+    ("metrics: 9464\n", 1, "metrics", "expected a non-empty string"),
+    ("metrics: localhost\n", 1, "metrics", "expected HOST:PORT such as 127.0.0.1:9464, got 'localhost'"),
+    ("metrics: 'localhost:99999'\n", 1, "metrics", "port must be 1-65535"),
+    ("scrub_args: password\n", 1, "scrub_args", "expected a list of strings, got a string"),
+    ("scrub_args: [password, '--']\n", 1, "scrub_args[1]", "secret name has no word in it"),
+    ("host: ''\n", 1, "host", "expected a non-empty string"),
+    ("self_events: 'tcp:1'\n", 1, "self_events", "unknown output"),
+    ("host: !!python/object:os.system x\n", 1, "host", "could not determine a constructor"),
+    ("outputs: [stdout\nmax_args: 1\n", 2, None, "not valid YAML"),
+    ("a: 1\n---\nb: 2\n", 2, None, "not valid YAML: expected a single document in the stream but found another document"),
+    ("3: x\n", 1, None, "expected a string key, got an integer '3'"),
+])
+def test_each_mistake_names_the_line_the_key_and_what_was_expected(tmp_path, text, line, key, message):
+    e = error(tmp_path, text)
+    assert (e.line, e.key) == (line, key)
+    assert message in e.message
+    where = f"{tmp_path / 'agent.yaml'}:{line}: "
+    assert str(e).startswith(where + (f"{key}: " if key else ""))
+
+
+def test_an_unreadable_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read: No such file or directory") as info:
+        load_config(tmp_path / "missing.yaml")
+    assert info.value.line is None
+    (tmp_path / "latin1.yaml").write_bytes(b"host: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 9\)"):
+        load_config(tmp_path / "latin1.yaml")
+
+
+# ---------------------------------------------------------------------- command line over the file
+
+
+def cli(**given) -> argparse.Namespace:
+    values = {"config": None, "policy": [], "output": [], "metrics": None}
+    values.update(given)
+    return argparse.Namespace(**values)
+
+
+def test_command_line_options_override_the_file_and_absent_ones_keep_it(tmp_path):
+    cfg = load_config(write(tmp_path, "outputs: [stderr]\nmetrics: 127.0.0.1:1\nmax_args: 7\n"))
+    merged = merge_cli(cfg, cli(output=["stdout", f"file:{tmp_path}/e.json"], policy=[str(DEFAULT_POLICY)]))
+    assert merged.outputs == ["stdout", f"file:{tmp_path}/e.json"]
+    assert merged.policies == [DEFAULT_POLICY]
+    assert merged.metrics == "127.0.0.1:1" and merged.max_args == 7  # not on the command line: the file's
+    assert cfg.outputs == ["stderr"]  # the file's config is left as it was
+    assert merge_cli(cfg, cli(metrics="0.0.0.0:9464")).metrics_address == ("0.0.0.0", 9464)
+
+
+def test_a_namespace_without_some_options_is_fine():
+    assert merge_cli(AgentConfig(), argparse.Namespace()) == AgentConfig()
+    assert merge_cli(AgentConfig(), argparse.Namespace(host="h", self_events="stdout")).host == "h"
+
+
+@pytest.mark.parametrize(("given", "key", "message"), [
+    ({"output": ["syslog"]}, "--output", "output 'syslog': unknown output"),
+    ({"output": ["stdout", "stdout"]}, "--output", "an output is given twice"),
+    ({"metrics": "9464"}, "--metrics", "expected HOST:PORT"),
+    ({"policy": ["/no/such.policy"]}, "--policy", "no such policy file or directory: /no/such.policy"),
+    ({"host": ""}, "--host", "expected a non-empty host name"),
+    ({"self_events": "nowhere"}, "--self-events", "unknown output"),
+])
+def test_bad_command_line_values_are_config_errors(given, key, message):
+    with pytest.raises(ConfigError) as info:
+        merge_cli(AgentConfig(), cli(**given))
+    assert info.value.key == key and message in info.value.message
+    assert str(info.value).startswith(f"command line: {key}: ")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:9464", ("127.0.0.1", 9464)), ("localhost:1", ("localhost", 1)), ("[::]:80", ("::", 80)),
+])
+def test_host_port_parses(text, expected):
+    assert parse_host_port(text) == expected
+
+
+@pytest.mark.parametrize("text", [":9464", "host:", "host:port", "host:0", "9464"])
+def test_bad_host_port_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_host_port(text)

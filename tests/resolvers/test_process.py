@@ -1,0 +1,187 @@
+"""The process cache, fed with kernel events built by hand (the kernel scenarios are in tests/agent)."""
+
+from __future__ import annotations
+
+from opencws.probe import events as kev
+from opencws.resolvers.process import ArgsPolicy, ProcessCache, bound_args, env_names
+
+BOOT = 1_000_000_000_000
+
+
+class Names:
+    def user(self, uid, root="/"):
+        return {0: "root", 1000: "app"}.get(uid) if root == "/" else {0: "croot", 1000: "capp"}.get(uid)
+
+    def group(self, gid, root="/"):
+        return {0: "root", 1000: "app"}.get(gid)
+
+
+class Clock:
+    def wall_from_monotonic(self, ns):
+        return ns + 10 * BOOT
+
+    def wall_from_boottime(self, ns):
+        return ns + 20 * BOOT
+
+
+def creds(uid=0, caps=0):
+    return kev.Credentials(uid=uid, gid=uid, euid=uid, egid=uid, suid=uid, sgid=uid, fsuid=uid, fsgid=uid,
+                           cap_effective=caps, cap_permitted=caps, cap_inheritable=0)
+
+
+def file(path, inode=100):
+    return kev.FileInfo(path=path, resolved_len=len(path), path_resolution_error=None, inode=inode,
+                        mode=0o100755, uid=0, gid=0, nlink=1, access_time_ns=1, modification_time_ns=2,
+                        change_time_ns=3, mount_id=27, group_id=0, device=0, fs_type="ext4",
+                        in_upper_layer=False, negative=False, flags=0)
+
+
+def header(pid, ppid, **kw):
+    return {"pid": pid, "tid": kw.pop("tid", pid), "ppid": ppid, "ktime_ns": kw.pop("ktime", 5),
+            "cgroup_id": kw.pop("cgroup_id", 0),
+            "uid": 0, "gid": 0, "comm": kw.pop("comm", "x"), **kw}
+
+
+def fork(parent, child, ppid=1, start=BOOT):
+    return kev.ForkEvent(**header(parent, ppid), child_pid=child, child_tid=child, child_cgroup_id=0,
+                         start_time_ns=start, credentials=creds(), cgroup="", tty="")
+
+
+def exec_(pid, ppid, path, argv, start=BOOT, cgroup="", uid=0, envp=()):
+    return kev.ExecEvent(**header(pid, ppid, comm=path.rsplit("/", 1)[-1][:15], cgroup_id=7 if cgroup else 0),
+                         file=file(path),
+                         credentials=creds(uid), argv=list(argv), argv_truncated=False, envp=list(envp),
+                         envp_truncated=False, start_time_ns=start, cgroup=cgroup, tty="pts1")
+
+
+def exit_(pid, ppid):
+    return kev.ExitEvent(**header(pid, ppid), status=0)
+
+
+def cache(**kw):
+    c = ProcessCache(Names(), Clock(), **kw)
+    c.snapshot([])
+    return c
+
+
+def tree(c):
+    """init(1) → sshd(100) → bash(200)"""
+    for parent, child, ppid, path in ((0, 1, 0, "/sbin/init"), (1, 100, 0, "/usr/sbin/sshd"),
+                                      (100, 200, 1, "/usr/bin/bash")):
+        if parent:
+            c.on_fork(fork(parent, child, ppid, start=BOOT + child))
+        c.on_exec(exec_(child, parent, path, [path], start=BOOT + child))
+
+
+def test_ancestors_are_nearest_first_up_to_pid_1_never_the_process_itself():
+    c = cache()
+    tree(c)
+    c.on_fork(fork(200, 300, 100, start=BOOT + 300))
+    e = c.on_exec(exec_(300, 200, "/usr/bin/curl", ["curl", "-s", "x"], start=BOOT + 300))
+    anc = c.ancestors(e)
+    assert [a.pid for a in anc] == [200, 100, 1]
+    assert [a.executable.path for a in anc] == ["/usr/bin/bash", "/usr/sbin/sshd", "/sbin/init"]
+    ctx = c.context(e, 300)
+    assert ctx.parent is anc[0] and ctx.args == ["-s", "x"] and ctx.executable.path == "/usr/bin/curl"
+
+
+def test_a_process_tree_shares_one_ancestors_list_until_something_changes():
+    c = cache()
+    tree(c)
+    e = c.get(200)
+    first = c.ancestors(e)
+    assert c.ancestors(e) is first
+    assert c.context(e, 200) is c.context(e, 200)
+    c.on_exec(exec_(100, 1, "/usr/sbin/sshd2", ["sshd2"], start=BOOT + 100))
+    changed = c.ancestors(e)
+    assert changed is not first and changed[0].executable.path == "/usr/sbin/sshd2"
+
+
+def test_a_reused_pid_is_told_apart_by_its_start_time():
+    c = cache()
+    tree(c)
+    old = c.get(200)
+    c.on_exec(exec_(200, 1, "/usr/bin/other", ["other"], start=BOOT + 999))  # its exit was lost
+    new = c.get(200)
+    assert new is not old and new.executable.path == "/usr/bin/other"
+    assert c.stats()["reused_pids"] == 1
+
+
+def test_reparenting_is_followed_from_the_event_header():
+    c = cache()
+    tree(c)
+    c.on_exit(exit_(100, 1))
+    bash = c.for_event(kev.ExitEvent(**header(200, 1), status=0))
+    assert bash.ppid == 1 and [a.pid for a in c.ancestors(bash)] == [1]
+
+
+def test_an_exited_process_stays_findable_for_late_events_then_goes():
+    c = cache()
+    tree(c)
+    c.on_exit(exit_(200, 100))
+    assert c.get(200, read_proc=False) is not None
+    assert c.model(c.get(200, read_proc=False)).exit_time == 5 + 10 * BOOT
+    for _ in range(3):
+        c.end_batch()
+    assert c.get(200, read_proc=False) is None
+
+
+def test_the_cache_is_bounded_and_counts_evictions():
+    c = cache(max_size=10)
+    for pid in range(2, 40):
+        c.on_exec(exec_(pid, 1, "/bin/true", ["true"], start=BOOT + pid))
+    assert len(c) == 10 and c.stats()["evictions"] == 28
+
+
+def test_a_credentials_change_updates_the_entry_and_the_names():
+    c = cache()
+    tree(c)
+    ev = kev.SetuidEvent(**header(200, 100), syscall="setuid", retval=0, before=creds(0), after=creds(1000))
+    c.on_credentials(ev)
+    m = c.model(c.get(200))
+    assert m.uid == 1000 and m.user == "app" and m.credentials.euser == "app"
+    refused = kev.SetuidEvent(**header(200, 100), syscall="setuid", retval=-1, before=creds(1000), after=creds(0))
+    c.on_credentials(refused)
+    assert c.model(c.get(200)).uid == 1000
+
+
+def test_container_processes_take_names_from_their_own_root():
+    c = ProcessCache(Names(), Clock(),
+                     container_of_event=lambda pid, cgid, name: "ab" * 32 if name.startswith("docker-") else None)
+    c.snapshot([])
+    e = c.on_exec(exec_(500, 1, "/bin/sh", ["sh"], start=BOOT, cgroup="docker-" + "ab" * 32 + ".scope", uid=1000))
+    m = c.model(e)
+    assert m.container.id == "ab" * 32 and m.user == "capp" and e.root == "/proc/500/root"
+    child = c.on_fork(kev.ForkEvent(**header(500, 1), child_pid=501, child_tid=501, child_cgroup_id=7,
+                                    start_time_ns=BOOT + 1, credentials=creds(), cgroup="", tty=""))
+    assert child.container_id == "ab" * 32
+
+
+def test_args_are_bounded_and_truncation_said():
+    policy = ArgsPolicy(max_args=3, max_arg_bytes=10)
+    assert bound_args(["p", "a", "b"], False, policy) == (["a", "b"], False)
+    assert bound_args(["p", *"abcde"], False, policy) == (["a", "b", "c"], True)
+    assert bound_args(["p", "x" * 8, "y" * 8], False, policy) == (["x" * 8, "yy"], True)
+    assert bound_args(["p", "a"], True, policy) == (["a"], True)
+    assert env_names(["A=1", "B=2=3", "C"], False, ArgsPolicy(max_envs=2)) == (["A", "B"], True)
+
+
+def test_args_are_scrubbed_by_the_configured_scrubber():
+    policy = ArgsPolicy(scrub=lambda args: ["***" if a.startswith("--password=") else a for a in args])
+    assert bound_args(["mysql", "--password=hunter2", "-u", "root"], False, policy)[0] == ["***", "-u", "root"]
+
+
+def test_envp_keeps_values_for_rules_while_events_carry_names():
+    c = cache()
+    e = c.on_exec(exec_(600, 1, "/bin/env", ["env"], envp=["LD_PRELOAD=/tmp/x.so", "HOME=/root"]))
+    assert e.envp == ["LD_PRELOAD=/tmp/x.so", "HOME=/root"]
+    assert c.model(e).envs == ["LD_PRELOAD", "HOME"]
+
+
+def test_each_thread_gets_its_own_tid_and_keeps_its_block():
+    c = cache()
+    tree(c)
+    e = c.get(200)
+    t1, t2 = c.context(e, 201), c.context(e, 202)
+    assert (t1.pid, t1.tid, t2.tid) == (200, 201, 202)
+    assert c.context(e, 201) is t1 and c.context(e, 200).tid == 200
