@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from agent_reader import read_until_marker
 
 
 class ListReporter:
@@ -82,21 +82,14 @@ class Harness:
         return pid
 
     def sync(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
         agent = self.agent
-        while time.monotonic() < deadline:
-            marker = os.fork()
-            if marker == 0:
-                os._exit(0)
-            os.waitpid(marker, 0)
-            retry = time.monotonic() + 1.0
-            while time.monotonic() < min(retry, deadline):
-                batch = agent.probe.poll(50)
-                agent.pipeline.handle(batch)
-                agent.pipeline.flush()
-                if any(e.type == "exit" and e.pid == marker for e in batch):
-                    return
-        raise AssertionError("the marker child's exit never came through the pipeline")
+
+        def handle(batch: list, marker: int) -> bool:
+            agent.pipeline.handle(batch)
+            agent.pipeline.flush()
+            return any(e.type == "exit" and e.pid == marker for e in batch)
+
+        read_until_marker(lambda: agent.probe.poll(50), handle, timeout)
 
     def events(self, rule: str | None = None, pid: int | None = None) -> list[dict]:
         """Output lines (envelopes) since the last clear, of that rule and that process."""

@@ -29,25 +29,21 @@ class Reader:
 
     def sync(self, timeout: float = 10.0) -> None:
         """Read until the exit of a marker child arrives; a marker lost to a full ring buffer is replaced."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            child = os.fork()
-            if child == 0:
-                os._exit(0)
-            os.waitpid(child, 0)
-            retry = time.monotonic() + 1.0
-            while time.monotonic() < min(retry, deadline):
-                for e in self.probe.poll(50):
-                    if isinstance(e, ExitEvent) and e.pid == child:
-                        return
-                    if isinstance(e, ExitEvent) and e.ppid == os.getpid():
-                        continue  # an earlier marker, late
-                    if self.filters is not None and e.pid == os.getpid():
-                        learned = self.filters.observe(e)
-                        if learned:
-                            self.learned.append((learned, e))
-                    self.seen.append(e)
-        raise AssertionError("no marker child's exit arrived")
+
+        def handle(batch: list[KernelEvent], marker: int) -> bool:
+            for e in batch:
+                if isinstance(e, ExitEvent) and e.pid == marker:
+                    return True
+                if isinstance(e, ExitEvent) and e.ppid == os.getpid():
+                    continue  # an earlier marker, late
+                if self.filters is not None and e.pid == os.getpid():
+                    learned = self.filters.observe(e)
+                    if learned:
+                        self.learned.append((learned, e))
+                self.seen.append(e)
+            return False
+
+        read_until_marker(lambda: self.probe.poll(50), handle, timeout)
 
     def checkpoint(self) -> None:
         """Forget what was read so far."""
@@ -65,6 +61,23 @@ class Reader:
         """Events of this process of that class read since the last checkpoint."""
         self.sync()
         return [e for e in self.seen if e.pid == os.getpid() and isinstance(e, cls) and (where is None or where(e))]
+
+
+def read_until_marker(poll: Callable[[], list[KernelEvent]], handle: Callable[[list[KernelEvent], int], bool],
+                      timeout: float) -> None:
+    """Fork a marker child that exits at once, then pass each batch `poll` reads to `handle(batch, marker)`
+    until it says the marker's exit was in it; a marker lost to a full ring buffer is replaced after 1 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        marker = os.fork()
+        if marker == 0:
+            os._exit(0)
+        os.waitpid(marker, 0)
+        retry = time.monotonic() + 1.0
+        while time.monotonic() < min(retry, deadline):
+            if handle(poll(), marker):
+                return
+    raise AssertionError("no marker child's exit arrived")
 
 
 def under(root) -> Callable[[KernelEvent], bool]:

@@ -90,6 +90,15 @@ def test_a_path_no_rule_could_match_discards_its_inode_for_that_type(learner):
     assert learner.observe(open_event("/etc/cron.d/job", ino=11)) is None
 
 
+def test_an_event_a_rule_matched_teaches_no_discarder_but_still_invalidates(learner):
+    assert learner.observe(open_event("/tmp/x"), matched=True) is None  # told: the rules matched it
+    assert learner.probe.inodes == {} and learner.probe.pids == {}
+    exchange = make(ev.RenameEvent, pid=100, **COMMON, syscall="renameat2", retval=0, file=info("/tmp/x"),
+                    destination=info("/tmp/y"), flags=2)  # RENAME_EXCHANGE
+    learner.observe(exchange, matched=True)
+    assert learner.probe.invalidations == 1
+
+
 @pytest.mark.parametrize("kw", [{"nlink": 2}, {"error": "path truncated"}, {"mode": stat.S_IFDIR | 0o755}])
 def test_no_discarder_for_a_file_with_other_names_an_unresolved_path_or_a_directory(learner, kw):
     assert learner.observe(open_event("/tmp/x", **kw)) is None
@@ -193,3 +202,15 @@ def test_every_discarder_added_dropped_or_invalidated_is_counted(learner, tmp_pa
     learner.reload(write_policy(tmp_path, 'open.file.path == "/tmp/x"'))
     assert learner.counters() == {"inodes": 2, "pids": 1, "inode_removals": 1, "invalidations": 2}
     assert learner.probe.invalidations == 2
+
+
+def test_a_pid_discarder_is_added_once_until_the_process_execs_or_the_discarders_are_invalidated(learner):
+    chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
+    learner.observe(exec_event(200, "/usr/bin/python3"))
+    assert learner.observe(chmod) == "pid"
+    assert learner.observe(chmod) is None  # queued before the kernel applied it: no second bpf() call
+    learner.invalidate()
+    assert learner.observe(chmod) == "pid"
+    learner.observe(exec_event(200, "/usr/bin/python3"))  # the kernel dropped it at the exec
+    assert learner.observe(chmod) == "pid"
+    assert learner.stats.pids == 3

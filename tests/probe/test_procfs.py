@@ -44,6 +44,19 @@ def test_capabilities_come_from_proc_status():
     assert p.exe == os.path.realpath(sys.executable)
 
 
+def test_a_process_whose_name_is_not_utf8_is_read_with_the_bytes_replaced():
+    code = "import ctypes, sys; ctypes.CDLL(None).prctl(15, b'\\xffodd\\xfe', 0, 0, 0); print(1, flush=True); sys.stdin.read()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"1"  # its name is set
+        p = read_process(proc.pid)
+        assert p is not None and p.comm == "\ufffdodd\ufffd"
+        assert proc.pid in {s.pid for s in snapshot()}  # the snapshot goes on past it
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_gone_process_reads_as_none():
     proc = subprocess.Popen(["/bin/true"])
     proc.wait()

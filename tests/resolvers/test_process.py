@@ -185,3 +185,43 @@ def test_each_thread_gets_its_own_tid_and_keeps_its_block():
     t1, t2 = c.context(e, 201), c.context(e, 202)
     assert (t1.pid, t1.tid, t2.tid) == (200, 201, 202)
     assert c.context(e, 201) is t1 and c.context(e, 200).tid == 200
+
+
+def test_secl_reads_full_environment_pairs_from_the_cache_while_events_carry_names():
+    from opencws.model.codec import to_dict
+    from opencws.secl import compile_expression
+
+    c = cache()
+    e = c.on_exec(exec_(700, 1, "/bin/sh", ["sh"], envp=["LD_PRELOAD=/tmp/evil.so", "HOME=/root"]))
+    ctx = c.context(e, 700)
+    from opencws.model.event import Event, EventContext
+
+    event = Event(evt=EventContext(name="exec"), process=ctx)
+    assert compile_expression('exec.envp == "LD_PRELOAD=/tmp/evil.so"').evaluate(event)
+    assert compile_expression('exec.envs == "LD_PRELOAD"').evaluate(event)
+    assert "envp" not in to_dict(ctx) and to_dict(ctx)["envs"] == ["LD_PRELOAD", "HOME"]
+
+
+def test_processes_started_with_the_same_environment_share_one_list():
+    c = cache()
+    a = c.on_exec(exec_(801, 1, "/bin/true", ["true"], envp=["A=1", "B=2"]))
+    b = c.on_exec(exec_(802, 1, "/bin/true", ["true"], envp=["A=1", "B=2"]))
+    assert a.envp is b.envp
+
+
+def test_a_sweep_drops_the_processes_whose_exit_was_lost(tmp_path):
+    """Against a /proc of this test's making: pid 2 lives (same start), 3 is gone, 4 is another process now."""
+    from opencws.probe.procfs import CLK_TCK
+
+    ticks = BOOT * CLK_TCK // 1_000_000_000
+    for pid, start in ((2, ticks), (4, ticks + 500)):
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S"] + ["0"] * 18 + [str(start)] + ["0"] * 10
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (x y) " + " ".join(fields) + "\n")
+    c = ProcessCache(Names(), Clock(), proc=str(tmp_path))
+    c.snapshot([])
+    for pid in (2, 3, 4):
+        c.on_exec(exec_(pid, 1, "/bin/true", ["true"], start=BOOT))
+    assert c.sweep() == 2
+    assert c.get(2, read_proc=False) is not None and c.get(3, read_proc=False) is None
+    assert c.get(4, read_proc=False) is None and c.stats()["swept"] == 2

@@ -76,6 +76,12 @@ def test_gated_matching_equals_evaluating_every_rule(tmp_path: Path):
         assert rs.match(e) == rs.match_all(e), (e.evt.name, e.file and e.file.path)
 
 
+def test_matching_with_the_type_given_equals_matching_by_the_events_evt(tmp_path: Path):
+    rs = ruleset(tmp_path)
+    for e in events():
+        assert rs.match(e, e.evt.name) == rs.match(e), (e.evt.name, e.file and e.file.path)
+
+
 def test_matches_come_in_rule_order(tmp_path: Path):
     rs = ruleset(tmp_path)
     e = open_event("/tmp/a", ["O_WRONLY"], proc=None)

@@ -313,6 +313,9 @@ class Discarders:
         self.probe = probe
         self.stats = DiscarderStats()
         self._own_cache = processes is None
+        self._pid_discarded: dict[int, set[str]] = {}
+        """Pid discarders in place: the events queued before the kernel applied one do not add it again
+        (one bpf() call each). The kernel drops a pid's discarders at its exec and exit: so does this."""
         self.processes = processes if processes is not None else _standalone_cache()
         for pid in ignored_pids:
             probe.ignore_pid(pid)
@@ -332,6 +335,7 @@ class Discarders:
 
     def invalidate(self) -> None:
         self.probe.invalidate_discarders()
+        self._pid_discarded.clear()
         self.stats.invalidations += 1
 
     def _could_match_path(self, event_type: str, path: str) -> bool:
@@ -360,10 +364,13 @@ class Discarders:
 
             self.processes.snapshot(snapshot(Path(proc)))
 
-    def observe(self, event: Any) -> str | None:
-        """Learn from one decoded event; returns "inode" or "pid" when a discarder was added."""
+    def observe(self, event: Any, matched: bool = False) -> str | None:
+        """Learn from one decoded event; returns "inode" or "pid" when a discarder was added. `matched`: a rule
+        matched the event, so no discarder can hold for its file or process (only invalidations are learned)."""
         etype = getattr(event, "type", "")
         if etype in ("exec", "fork", "exit"):
+            if etype != "fork" and self._pid_discarded:
+                self._pid_discarded.pop(event.pid, None)
             if self._own_cache:
                 getattr(self.processes, f"on_{etype}")(event)
             return None
@@ -378,6 +385,8 @@ class Discarders:
                 self.stats.inode_removals += 1
             elif event.retval == 0:
                 self.invalidate()  # which inode got a new name is not known
+            return None
+        if matched:
             return None
         if etype in DISCARDABLE_BY_INODE and self._try_inode(etype, event):
             return "inode"
@@ -410,10 +419,16 @@ class Discarders:
         return True
 
     def _try_pid(self, etype: str, event: Any) -> bool:
+        done = self._pid_discarded.get(event.pid)
+        if done is not None and etype in done:
+            return False
         exe = self.executable(event.pid)
         if exe is None or self._could_match_exe(etype, exe):
             return False
         self.probe.add_discarder_pid(event.pid, [etype])
+        if len(self._pid_discarded) >= 65536:
+            self._pid_discarded.clear()
+        self._pid_discarded.setdefault(event.pid, set()).add(etype)
         self.stats.pids += 1
         return True
 
@@ -435,8 +450,8 @@ class KernelFilters:
     def processes(self) -> Any:
         return self.discarders.processes
 
-    def observe(self, event: Any) -> str | None:
-        return self.discarders.observe(event)
+    def observe(self, event: Any, matched: bool = False) -> str | None:
+        return self.discarders.observe(event, matched)
 
     def counters(self) -> dict[str, int]:
         """The discarders' statistics (`DiscarderStats`) by name."""

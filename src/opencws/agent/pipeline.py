@@ -86,7 +86,9 @@ class Pipeline:
     def __init__(self, resolvers: Resolvers, rules: LoadedRules, reporters: list[Any], *,
                  allow: Callable[[str], bool] | None = None, host: str | None = None,
                  on_report_error: Callable[[Any, Exception], None] | None = None,
-                 observe: Callable[[kev.KernelEvent], Any] | None = None):
+                 observe: Callable[..., Any] | None = None):
+        """`observe(event, matched=False)`: the kernel filters' learner (`KernelFilters.observe`), told whether
+        a rule matched the event."""
         self.r = resolvers
         self.rules = rules
         self.reporters = reporters
@@ -123,23 +125,28 @@ class Pipeline:
                 continue
             else:
                 entry = procs.for_event(k)
-            if self.observe is not None:
-                self.observe(k)
             if t in NOT_FOR_RULES or t not in self.rules.types:
+                if self.observe is not None:
+                    self.observe(k)
                 _inc(counts.filtered, t)
                 continue
-            self._evaluate(t, LazyEvent(k, self.r, entry))
+            matched = self._evaluate(t, LazyEvent(k, self.r, entry))
+            if self.observe is not None:
+                # after the rules: an event some rule matched cannot be discarded, and its discarder attempt is
+                # skipped (1.3-2.4 µs an event)
+                self.observe(k, matched)
         procs.end_batch()
 
-    def _evaluate(self, t: str, event: LazyEvent | None) -> None:
+    def _evaluate(self, t: str, event: LazyEvent | None) -> bool:
+        """Whether some rule matched (written or rate-limited)."""
         counts = self.counts
         if event is None:
             _inc(counts.filtered, t)
-            return
-        matched = self.rules.ruleset.match(event)
+            return False
+        matched = self.rules.ruleset.match(event, t)
         if not matched:
             _inc(counts.filtered, t)
-            return
+            return False
         body: bytes | None = None
         wrote = False
         for rid in matched:
@@ -152,6 +159,7 @@ class Pipeline:
             self._write(envelope(self.rules.info[rid], self.host, self.agent_version, body))
             wrote = True
         _inc(counts.sent if wrote else counts.rate_limited, t)
+        return True
 
     def _write(self, line: bytes) -> None:
         self.counts.lines += 1

@@ -63,6 +63,7 @@ class Agent:
         self._last_lost: dict[str, int] = {}
         self._last_limited: dict[str, int] = {}
         self._published: dict[str, Any] = {}
+        self._reporter_errors: dict[str, list[Any]] = {}
         self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
         if self_channel is None:
             self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
@@ -172,11 +173,15 @@ class Agent:
     def tick(self) -> None:
         self.resolvers.refresh()
         forget_files()
+        self._say_reporter_errors()
         counters = self.probe.counters()
         lost = {t: c.lost for t, c in counters.items() if c.lost}
         delta = {t: n - self._last_lost.get(t, 0) for t, n in lost.items() if n > self._last_lost.get(t, 0)}
         if delta:
             self.say("events_lost", lost=delta, total=sum(lost.values()))
+            if "exit" in delta or "fork" in delta or "exec" in delta:
+                swept = self.resolvers.processes.sweep()  # the cache may hold processes whose exit was lost
+                self.say("process_cache_swept", removed=swept)
         self._last_lost = lost
         limited = dict(self.pipeline.counts.limited_rules)
         held = {r: n - self._last_limited.get(r, 0) for r, n in limited.items() if n > self._last_limited.get(r, 0)}
@@ -243,7 +248,26 @@ class Agent:
         return True
 
     def _report_error(self, reporter: Any, exc: Exception) -> None:
-        self.say("reporter_error", reporter=getattr(reporter, "name", type(reporter).__name__), error=str(exc))
+        """Said at once the first time, then once a tick with how many more failed (a full disk fails every
+        write: one line a second says so, not one line an event)."""
+        name = getattr(reporter, "name", type(reporter).__name__)
+        if self.metrics is not None:
+            self.metrics.add_reporter_error(name)
+        pending = self._reporter_errors.get(name)
+        if pending is None:
+            self._reporter_errors[name] = [0, str(exc)]
+            self.say("reporter_error", reporter=name, error=str(exc), failures=1)
+        else:
+            pending[0] += 1
+            pending[1] = str(exc)
+
+    def _say_reporter_errors(self) -> None:
+        for name, (more, error) in list(self._reporter_errors.items()):
+            if more:
+                self.say("reporter_error", reporter=name, error=error, failures=more)
+                self._reporter_errors[name] = [0, error]
+            else:
+                del self._reporter_errors[name]  # a quiet second: the next failure is said at once
 
     def close(self) -> None:
         for rep in self.reporters:

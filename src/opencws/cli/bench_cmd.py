@@ -15,6 +15,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "schema": ("opencws.bench.schema_bench", "event validation and serialization"),
     "probe": ("opencws.bench.probe_bench", "kernel probe overhead (open/close, fork+exec) and reader decode rate"),
     "secl": ("opencws.bench.secl_bench", "SECL evaluation of the default policy against a realistic event mix"),
+    "agent": ("opencws.bench.agent_bench", "the whole agent: end-to-end events/s, sustained rate, overhead on the "
+                                           "workload, memory with 20,000 processes"),
 }
 
 

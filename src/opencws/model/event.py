@@ -154,6 +154,8 @@ class ProcessCacheEntry:
     args_truncated: bool | None = prop("Indicator of arguments truncation")
     envs: list[str] | None = prop("Environment variables of the process")
     envs_truncated: bool | None = prop("Indicator of environments variable truncation")
+    envp: list[str] | None = prop(internal=True)
+    """The full `NAME=value` pairs, for SECL's `process.envp` (events carry the names only)."""
 
 
 @model(frozen=True)

@@ -85,10 +85,11 @@ def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None
     """One process, or None when it is gone (or unreadable)."""
     base = proc / str(pid)
     try:
-        stat = (base / "stat").read_text()
-        status = _status((base / "status").read_text())
+        # a comm is any 15 bytes (prctl PR_SET_NAME): decoded as the kernel records' comm is (errors replaced)
+        stat = (base / "stat").read_text(errors="replace")
+        status = _status((base / "status").read_text(errors="replace"))
         cmdline = (base / "cmdline").read_bytes()
-        cgroups = (base / "cgroup").read_text().splitlines()
+        cgroups = (base / "cgroup").read_text(errors="replace").splitlines()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     comm = stat[stat.index("(") + 1: stat.rindex(")")]

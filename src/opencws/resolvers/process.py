@@ -21,6 +21,7 @@ an evicted process reads `/proc` again.
 from __future__ import annotations
 
 import os
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from opencws.model.event import (
     ProcessCredentials,
 )
 from opencws.probe import events as kev
-from opencws.probe.procfs import ProcessSnapshot, read_process
+from opencws.probe.procfs import CLK_TCK, ProcessSnapshot, read_process
 from opencws.resolvers.files import ExecutableFiles, NameResolver
 from opencws.resolvers.mounts import MountTable
 
@@ -80,7 +81,8 @@ def bound_args(argv: list[str], truncated: bool, policy: ArgsPolicy) -> tuple[li
 
 
 def env_names(envp: list[str], truncated: bool, policy: ArgsPolicy) -> tuple[list[str], bool]:
-    out = [e.split("=", 1)[0] for e in envp[: policy.max_envs]]
+    """Names interned: the same few dozen names recur in every process of the cache (2 KB a process saved)."""
+    out = [sys.intern(e.split("=", 1)[0]) for e in envp[: policy.max_envs]]
     return out, truncated or len(envp) > policy.max_envs
 
 
@@ -148,6 +150,7 @@ class ProcessCache:
         self._exited: list[dict[int, ProcessEntry]] = [{} for _ in range(EXITED_GRACE)]
         self._cred_names: dict[tuple, ProcessCredentials] = {}
         self._missing: set[int] = set()
+        self._envps: dict[tuple[str, ...], list[str]] = {}
         self.generation = 0
         """Bumped by every change an ancestors list can show (exec, exit, credentials, reparenting, names):
         until then, a process's list is known valid without walking up its tree."""
@@ -155,6 +158,7 @@ class ProcessCache:
         self.procfs_reads = 0
         self.reused_pids = 0
         self.reparented = 0
+        self.swept = 0
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -204,7 +208,7 @@ class ProcessCache:
                 group=creds.group, comm=e.comm, tty=e.tty or None, fork_time=e.fork_time,
                 exec_time=e.exec_time, exit_time=e.exit_time, credentials=creds, executable=e.executable,
                 container=_container(e.container_id), args=e.args, args_truncated=e.args_truncated or None,
-                envs=e.envs, envs_truncated=e.envs_truncated or None,
+                envs=e.envs, envs_truncated=e.envs_truncated or None, envp=e.envp,
             )  # fmt: skip
         return m
 
@@ -292,7 +296,7 @@ class ProcessCache:
         e = ProcessEntry(
             pid=s.pid, ppid=s.ppid, start_time_ns=s.start_time_ns, comm=s.comm, tty=s.tty,
             creds=s.credentials, executable=exe, args=args if s.argv else None, args_truncated=atrunc,
-            envp=s.envp, envs=envs or None, envs_truncated=etrunc, container_id=container,
+            envp=self._shared_envp(s.envp), envs=envs or None, envs_truncated=etrunc, container_id=container,
             cgroup_id=s.cgroup_id or 0, root=root, fork_time=start_wall, exec_time=start_wall if s.exe else None, from_procfs=True,
         )  # fmt: skip
         self._insert(e)
@@ -352,7 +356,8 @@ class ProcessCache:
         if e is None:
             e = ProcessEntry(
                 pid=ev.pid, ppid=ev.ppid, start_time_ns=ev.start_time_ns, comm=ev.comm, tty=ev.tty,
-                creds=ev.credentials, executable=exe, args=args, args_truncated=atrunc, envp=ev.envp,
+                creds=ev.credentials, executable=exe, args=args, args_truncated=atrunc,
+                envp=self._shared_envp(ev.envp),
                 envs=envs or None, envs_truncated=etrunc, container_id=container, cgroup_id=ev.cgroup_id,
                 root=root, fork_time=self.clock.wall_from_boottime(ev.start_time_ns), exec_time=exec_time,
             )  # fmt: skip
@@ -361,7 +366,8 @@ class ProcessCache:
             self._pin_names(e)
             return e
         e.comm, e.tty, e.creds, e.executable = ev.comm, ev.tty, ev.credentials, exe
-        e.args, e.args_truncated, e.envp, e.envs, e.envs_truncated = args, atrunc, ev.envp, envs or None, etrunc
+        e.args, e.args_truncated, e.envs, e.envs_truncated = args, atrunc, envs or None, etrunc
+        e.envp = self._shared_envp(ev.envp)
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
@@ -408,6 +414,21 @@ class ProcessCache:
             self.generation += 1
         return e
 
+    def sweep(self) -> int:
+        """Drop the entries of processes that are gone (their exit was lost: the kernel's ring buffer was full)
+        or whose pid now names another process (a different start time). Returns how many were dropped."""
+        gone = []
+        for pid, e in self._live.items():
+            start = _start_time_ns(self.proc, pid)
+            if start is None or (not e.from_procfs and abs(start - e.start_time_ns) >= _TICK_NS):
+                gone.append(pid)
+        for pid in gone:
+            self._live.pop(pid, None)
+        self.swept += len(gone)
+        if gone:
+            self.generation += 1
+        return len(gone)
+
     def end_batch(self) -> None:
         """Age the recently exited entries (called once per batch read from the ring)."""
         self._exited.insert(0, {})
@@ -415,6 +436,17 @@ class ProcessCache:
         self._missing.clear()
 
     # -- bookkeeping --------------------------------------------------------------------------------------
+
+    def _shared_envp(self, envp: list[str]) -> list[str]:
+        """One list for every process started with the same environment (a session's commands share theirs):
+        the full environments are most of the cache's memory."""
+        key = tuple(envp)
+        got = self._envps.get(key)
+        if got is None:
+            if len(self._envps) >= 4096:
+                self._envps.clear()
+            got = self._envps[key] = envp
+        return got
 
     def _insert(self, e: ProcessEntry) -> None:
         self._live[e.pid] = e
@@ -436,13 +468,30 @@ class ProcessCache:
 
     def stats(self) -> dict[str, int]:
         return {"size": len(self._live), "evictions": self.evictions, "procfs_reads": self.procfs_reads,
-                "reused_pids": self.reused_pids, "reparented": self.reparented,
+                "reused_pids": self.reused_pids, "reparented": self.reparented, "swept": self.swept,
                 "executables": len(self.executables)}
 
 
 _ENTRY_FIELDS = tuple(
     n for n in ProcessCacheEntry.__dataclass_fields__ if not n.startswith("_") and n != "tid"
 )
+
+
+_TICK_NS = 1_000_000_000 // CLK_TCK
+"""/proc gives start times in clock ticks; the kernel's are nanoseconds."""
+
+
+def _start_time_ns(proc: str, pid: int) -> int | None:
+    """A live process's start time (CLOCK_BOOTTIME ns) from /proc/<pid>/stat; None when it is gone."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    try:
+        return int(stat[stat.rindex(b")") + 2:].split()[19]) * _TICK_NS
+    except (ValueError, IndexError):
+        return None
 
 
 def _container(cid: str | None) -> ContainerContext | None:

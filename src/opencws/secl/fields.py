@@ -413,7 +413,8 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
         "[x.split('=', 1)[0] for x in o.envs] if o.envs else ()",
         {"multi": True, "cost": 4},
     ),
-    ("envp", STRING, (), "o.envs", {"multi": True}),
+    # the agent's entries keep the full pairs apart (`envp`); a stored event has `envs` only
+    ("envp", STRING, (), "o.envp if o.envp is not None else o.envs", {"multi": True}),
     ("envs_truncated", BOOL, (), "o.envs_truncated", {}),
 ]
 # As Datadog's legacy field table: `process.name` is the command name (`process.comm`).

@@ -188,9 +188,13 @@ class RuleSet:
     def rules_for(self, event_type: str) -> list[Rule]:
         return [r for r in self.rules if r.event_type == event_type]
 
-    def match(self, event: Any) -> list[str]:
-        evt = event.evt
-        m = self._matchers.get(evt.name if evt is not None else None)
+    def match(self, event: Any, event_type: str | None = None) -> list[str]:
+        """Ids of the rules the event matches. `event_type`: the event's type when the caller knows it (the
+        event's `evt` block is then not read for it)."""
+        if event_type is None:
+            evt = event.evt
+            event_type = evt.name if evt is not None else None
+        m = self._matchers.get(event_type)
         return m(event) if m is not None else []
 
     def match_all(self, event: Any) -> list[str]:
