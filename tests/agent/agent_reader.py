@@ -1,4 +1,8 @@
-"""Reads the probe the way the agent does: every decoded event goes through the filters' `observe`.
+"""Reads the probe the way the agent does: the decoded events go through the filters' `observe`.
+
+Only this process's events teach the filters: the rest of the machine's would teach discarders the tests did not
+ask for, among them stale ones (an event read after its inode died and a test's new file took its number: see
+`test_a_discarder_learned_after_its_inode_died_spares_the_file_born_on_its_number`).
 
 `sync()` forks a child that exits at once and reads until its exit event arrives (exec, fork and exit always
 flow, whatever the filters): every event this process caused before has then been read.
@@ -32,7 +36,7 @@ class Reader:
                     return True
                 if isinstance(e, ExitEvent) and e.ppid == os.getpid():
                     continue  # an earlier marker, late
-                if self.filters is not None:
+                if self.filters is not None and e.pid == os.getpid():
                     learned = self.filters.observe(e)
                     if learned:
                         self.learned.append((learned, e))

@@ -188,6 +188,22 @@ def test_ignored_processes_are_handed_to_the_probe_which_keeps_them_across_inval
     assert learner.probe.ignored == {4242} and learner.probe.pids == {}
 
 
+def test_every_discarder_added_dropped_or_invalidated_is_counted(learner, tmp_path):
+    assert learner.counters() == {"inodes": 0, "pids": 0, "inode_removals": 0, "invalidations": 0}
+    learner.observe(open_event("/tmp/x"))
+    learner.observe(open_event("/tmp/y", ino=11))
+    learner.observe(open_event("/etc/cron.d/job", ino=12))  # could match: nothing learned
+    learner.observe(exec_event(200, "/usr/bin/python3"))
+    learner.observe(make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0))
+    learner.observe(make(ev.LinkEvent, pid=100, **COMMON, syscall="link", retval=0, file=info("/tmp/x"),
+                         destination=info("/tmp/h")))
+    learner.observe(make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0,
+                         file=info("/tmp/d", ino=3, mode=stat.S_IFDIR | 0o755), destination=info("/tmp/e")))
+    learner.reload(write_policy(tmp_path, 'open.file.path == "/tmp/x"'))
+    assert learner.counters() == {"inodes": 2, "pids": 1, "inode_removals": 1, "invalidations": 2}
+    assert learner.probe.invalidations == 2
+
+
 def test_a_pid_discarder_is_added_once_until_an_exec_an_invalidation_or_a_new_generation(learner):
     chmod = make(ev.ChmodEvent, pid=200, **COMMON, syscall="chmod", retval=0, file=info("/tmp/x"), mode=0o600)
     learner.observe(exec_event(200, "/usr/bin/python3"))

@@ -131,3 +131,10 @@ def test_frozen_values_cannot_change_after_being_serialized():
 def test_decoding_bad_json_names_the_offending_place(doc, message):
     with pytest.raises(DecodeError, match=message):
         event_from_json(doc)
+
+
+def test_a_null_value_is_an_absent_one_and_the_keys_after_it_are_read():
+    e = event_from_json(b'{"evt": {"name": "open", "category": null, "outcome": "Success"}, "file": null,'
+                        b' "process": {"uid": 0, "gid": 0, "pid": null, "tid": 7}}')
+    assert e.evt.name == "open" and e.evt.outcome == "Success" and e.file is None
+    assert e.evt.category is None and e.process.tid == 7 and e.process.pid is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from opencws.probe import events as ev
@@ -13,17 +15,32 @@ CREDS = (0, 0, 0, 0, 0, 0, 0, 0, 1 << 21, 1 << 21, 0)
 
 
 def header(kind: int, etype: int, size: int, flags: int = 0) -> bytes:
-    return r.HEADER.pack(kind, etype, size, 123, 10, 11, 77, 1, flags, 0, 0, b"proc\0")
+    # every field of a width its own value (pid, tid, ppid, uid, gid...): a decoder swapping two shows
+    return r.HEADER.pack(kind, etype, size, 123, 10, 11, 77, 12, flags, 1013, 1014, b"proc\0")
 
 
-def file_info(path: bytes, flags: int = r.FI_PRESENT | r.FI_INODE, resolved: int | None = None) -> tuple:
-    return (42, 1, 2, 3, 0o100644, 0, 0, 27, (254 << 20) | 1, 1, flags, 0, len(path),
-            len(path) if resolved is None else resolved, 0, b"ext4\0")
+HEADER_VALUES = {"ktime_ns": 123, "pid": 10, "tid": 11, "cgroup_id": 77, "ppid": 12, "uid": 1013, "gid": 1014}
+
+
+def file_info(path: bytes, flags: int = r.FI_PRESENT | r.FI_INODE, resolved: int | None = None,
+              seed: int = 0) -> tuple:
+    """A file_info record, each number its own (`seed` moves them all: the other file of a record)."""
+    return (42 + seed, 31 + seed, 32 + seed, 33 + seed, 0o100644 + seed, 1001 + seed, 1002 + seed, 27 + seed,
+            (254 << 20) | (1 + seed), 3 + seed, flags, 5 + seed, len(path),
+            len(path) if resolved is None else resolved, 9 + seed, b"ext4\0")
+
+
+def file_values(seed: int = 0) -> dict:
+    """What `file_info(..., seed=seed)` decodes to (with an inode)."""
+    return {"inode": 42 + seed, "access_time_ns": 31 + seed, "modification_time_ns": 32 + seed,
+            "change_time_ns": 33 + seed, "mode": 0o100644 + seed, "uid": 1001 + seed, "gid": 1002 + seed,
+            "mount_id": 27 + seed, "device": os.makedev(254, 1 + seed), "nlink": 3 + seed, "group_id": 5 + seed,
+            "generation": 9 + seed}
 
 
 def file_record(etype: int, p0: bytes, p1: bytes = b"", extra: bytes = b"", *, nr: int = 257,
                 flags_arg: int = 0, f0: tuple | None = None, size: int | None = None) -> bytes:
-    f1 = file_info(p1) if p1 else (0,) * 12 + (0, 0, 0, b"")
+    f1 = file_info(p1, seed=100) if p1 else (0,) * 12 + (0, 0, 0, b"")
     body = r.FILE_BODY.pack(0, nr, flags_arg, 0o600, 0, 0, len(extra), 0, 0, *(f0 or file_info(p0)), *f1)
     tail = p0 + p1 + extra
     total = r.HEADER.size + len(body) + len(tail)
@@ -119,6 +136,8 @@ def test_a_lazily_decoded_event_equals_the_eagerly_decoded_one():
         _ = lazy.no_such_field
 
 
+NO_INODE_KEPT = ("mount_id", "group_id", "device", "generation")
+"""The fields of a file without FI_INODE that still come from the record."""
 UNRESOLVED = r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED | r.FI_UPPER_LAYER | r.FI_NEGATIVE
 
 
@@ -141,7 +160,7 @@ def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, i
     f0 = file_info(b"/tmp/x/f\xe9", flags, resolved=6)
     body = r.FILE_BODY.pack(-13, nr, 1 if etype == EventType.SELINUX else 0o1101, 0o4755, 0xFFFFFFFF, 1000,
                             len(extra), r.UTIME_OMIT, 12345, *f0,
-                            *(file_info(p1) if p1 else (0,) * 12 + (0, 0, 0, b"")))
+                            *(file_info(p1, seed=100) if p1 else (0,) * 12 + (0, 0, 0, b"")))
     tail = b"/tmp/x/f\xe9" + p1 + extra
     rec = header(r.REC_FILE, etype, r.HEADER.size + len(body) + len(tail)) + body + tail
     lazy, eager = r.decode(rec), r.decode(rec, lazy=False)
@@ -151,6 +170,15 @@ def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, i
     assert dataclasses.asdict(lazy) == dataclasses.asdict(eager) and repr(lazy) == repr(eager)
     assert lazy.file.resolved == eager.file.resolved and lazy.file.basename == eager.file.basename
     assert lazy.outcome == "Refused"
+    # and both hold the record's values, each in its place
+    for e in (lazy, eager):
+        assert {k: getattr(e, k) for k in HEADER_VALUES} == HEADER_VALUES
+        got = {k: getattr(e.file, k) for k in file_values()}
+        assert got == (file_values() if inode else {**dict.fromkeys(file_values()),
+                                                    **{k: file_values()[k] for k in NO_INODE_KEPT}})
+        other = getattr(e, "destination", None) or getattr(e, "root", None)
+        if p1:
+            assert {k: getattr(other, k) for k in file_values()} == file_values(100)
 
 
 def test_the_reader_counts_malformed_records_instead_of_raising():

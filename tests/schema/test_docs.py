@@ -10,8 +10,8 @@ from opencws.schema.docs import schema_docs
 from opencws.schema.generate import event_schema
 
 
-def test_the_legacy_docs_are_byte_identical_to_the_reference_page(shared_dir):
-    reference = (shared_dir / "spec/000_09973210740abe87.txt").read_text()
+def test_the_legacy_docs_are_byte_identical_to_the_reference_page(spec_dir):
+    reference = (spec_dir / "000_09973210740abe87.txt").read_text()
     assert schema_docs(event_schema(legacy=True)) == reference
 
 
@@ -59,8 +59,8 @@ def _reference_sections(text: str) -> dict[str, dict]:
     return out
 
 
-def test_the_current_docs_match_the_reference_page_definition_by_definition(shared_dir):
-    reference = _reference_sections((shared_dir / "spec/003_c1d1640e9a13ebe3.txt").read_text())
+def test_the_current_docs_match_the_reference_page_definition_by_definition(spec_dir):
+    reference = _reference_sections((spec_dir / "003_c1d1640e9a13ebe3.txt").read_text())
     generated = _sections(schema_docs(event_schema()))
     assert set(generated) == set(reference)
     for name, section in generated.items():

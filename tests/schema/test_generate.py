@@ -17,13 +17,13 @@ def _without_schema_key(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "$schema"}
 
 
-def test_the_generated_schema_equals_the_reference(shared_dir):
-    reference = json.loads((shared_dir / "spec/cws-event.schema.json").read_text())
+def test_the_generated_schema_equals_the_reference(spec_dir):
+    reference = json.loads((spec_dir / "cws-event.schema.json").read_text())
     assert _without_schema_key(event_schema()) == _without_schema_key(reference)
 
 
-def test_the_generated_legacy_schema_equals_the_legacy_reference(shared_dir):
-    reference = json.loads((shared_dir / "spec/cws-event-legacy.schema.json").read_text())
+def test_the_generated_legacy_schema_equals_the_legacy_reference(spec_dir):
+    reference = json.loads((spec_dir / "cws-event-legacy.schema.json").read_text())
     assert _without_schema_key(event_schema(legacy=True)) == _without_schema_key(reference)
 
 
@@ -35,10 +35,10 @@ def test_definitions_are_alphabetical_and_properties_keep_declaration_order():
     assert file_props[-5:] == ["destination", "new_mount_id", "group_id", "device", "fstype"]
 
 
-def test_schema_json_prints_the_generated_schema(capsys, shared_dir):
+def test_schema_json_prints_the_generated_schema(capsys, spec_dir):
     assert main(["schema", "json"]) == 0
     printed = orjson.loads(capsys.readouterr().out)
-    reference = json.loads((shared_dir / "spec/cws-event.schema.json").read_text())
+    reference = json.loads((spec_dir / "cws-event.schema.json").read_text())
     assert _without_schema_key(printed) == _without_schema_key(reference)
 
 

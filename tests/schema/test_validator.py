@@ -102,6 +102,25 @@ def test_unknown_keys_and_missing_required_keys_are_reported(name):
         assert [str(i) for i in validator.issues(doc)] == [f"/: missing required property {required!r}"]
 
 
+@pytest.mark.parametrize(("key", "escaped"), [("a/b", "a~1b"), ("~1", "~01"), ("~/", "~0~1"), ("/~", "~1~0"),
+                                            ("~0~1//~~", "~00~01~1~1~0~0")])
+def test_a_pointer_escapes_tilde_before_slash(key: str, escaped: str):
+    """RFC 6901: `~` becomes `~0` first, then `/` becomes `~1`; decoding (`~1` then `~0`) gives the key back."""
+    name = sorted(SCHEMA["definitions"])[0]  # (each refuses unknown keys)
+    doc = _sample(SCHEMA["definitions"][name])
+    doc[key] = 1
+    (issue,) = Validator(_definition_schema(name)).issues(doc)
+    assert issue.pointer == "/" + escaped
+    assert issue.pointer[1:].replace("~1", "/").replace("~0", "~") == key
+
+
+def test_a_long_offending_value_is_shortened_in_the_reason():
+    validator = Validator(_definition_schema("EventContext"))
+    (issue,) = validator.issues({"name": list(range(100))})
+    assert issue.pointer == "/name" and issue.reason.startswith("expected string, got array [0, 1, 2")
+    assert issue.reason.endswith("...") and len(issue.reason) < 80
+
+
 def _mutations(doc: Any, rng: random.Random) -> Any:
     """A copy of `doc` with one random value replaced, deleted or a key added, somewhere."""
     doc = copy.deepcopy(doc)

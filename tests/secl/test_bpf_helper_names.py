@@ -3,16 +3,12 @@ upper-cased without `FUNC_` (`BPF_PROBE_WRITE_USER`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from secl_events import bpf_event
 
 from opencws.model import names
 from opencws.secl import SeclError, compile_expression, load_policies
 from opencws.secl.constants import CONSTANTS
-
-COMPAT = Path(__file__).resolve().parents[2] / ".." / "shared" / "compat" / "datadog-default-1.69.3.policy"
 
 
 def test_constants_use_datadog_spelling():
@@ -42,8 +38,7 @@ def test_the_kernel_spelling_in_a_rule_points_at_datadogs():
         compile_expression("bpf.prog.helpers in [BPF_FUNC_probe_read]")
 
 
-@pytest.mark.skipif(not COMPAT.exists(), reason="the compat corpus (../shared/compat) is absent")
-def test_todays_datadog_bpf_helper_rules_load():
-    ps = load_policies([COMPAT])
+def test_todays_datadog_bpf_helper_rules_load(compat_dir):
+    ps = load_policies([compat_dir / "datadog-default-1.69.3.policy"])
     ids = {"bpf_override_return_usage", "bpf_probe_write_user_usage", "bpf_send_signal_usage"}
     assert ids <= {r.id for r in ps.rules}

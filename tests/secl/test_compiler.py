@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from secl_events import NOW, bpf_event, event, exec_event, file_event, open_event, selinux_event
+from secl_events import (
+    NOW,
+    bpf_event,
+    entry,
+    event,
+    exec_event,
+    file_event,
+    open_event,
+    process,
+    selinux_event,
+)
 
 from opencws.model.event import File
 from opencws.secl import SeclError, compile_expression
@@ -359,3 +371,39 @@ def test_events_decoded_from_cws_json_map_to_fields():
 def test_unknown_flag_names_do_not_hide_the_known_ones():
     e = open_event("/etc/shadow", ["O_WRONLY", "O_FUTURE_FLAG", "64"])
     assert ev("open.flags & O_WRONLY > 0 && open.flags & O_CREAT > 0", e)
+
+
+@pytest.mark.parametrize(
+    "field", ["process.name", "exec.name", "process.parent.name", "process.ancestors.name"]
+)
+def test_legacy_name_fields_read_the_comm(field: str):
+    parent = entry("/usr/bin/python3.11", 300, comm="gunicorn")
+    proc = dataclasses.replace(
+        process("/usr/bin/python3.11", ancestors=[]), comm="gunicorn", parent=parent, ancestors=[parent]
+    )
+    e = event("exec", proc=proc)
+    assert ev(f'exec.file.path != "" && {field} == "gunicorn"', e)
+    assert not ev(f'exec.file.path != "" && {field} == "python3.11"', e)
+
+
+def test_exit_name_is_the_comm():
+    proc = dataclasses.replace(process("/usr/bin/python3.11"), comm="worker")
+    assert ev('exit.name == "worker"', event("exit", proc=proc))
+
+
+@pytest.mark.parametrize(
+    "dest",
+    [
+        {"uid": "0", "euid": None, "fsuid": [1], "user": 5},
+        {"uid": True, "cap_effective": "CAP_SYS_ADMIN", "cap_permitted": [1, 2]},
+        {"cap_effective": {"a": 1}, "cap_permitted": None},
+    ],
+)
+def test_odd_credentials_destination_values_read_as_zero(dest):
+    for name, expr in (
+        ("setuid", 'setuid.uid >= 0 && setuid.euid == 0 && setuid.fsuid == 0 && setuid.user == ""'),
+        ("capset", "capset.cap_effective == 0 && capset.cap_permitted == 0"),
+    ):
+        assert ev(expr, event(name, proc=process(credentials_dest=dest)))
+    good = event("setuid", proc=process(credentials_dest={"uid": 1000, "user": "bob"}))
+    assert ev('setuid.uid == 1000 && setuid.user == "bob"', good)

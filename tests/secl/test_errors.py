@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from secl_events import open_event
 
 from opencws.secl import SeclError, compile_expression
 
@@ -11,6 +12,24 @@ def error_of(expr: str) -> SeclError:
     with pytest.raises(SeclError) as exc:
         compile_expression(expr)
     return exc.value
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ('open.file.name == "a" AND open.flags > 0', "found 'AND'"),
+        ('open.file.name == "a" OR open.flags > 0', "found 'OR'"),
+        ('open.file.name IN ["a"]', "found 'IN'"),
+        ('open.file.name NOT IN ["a"]', "found 'NOT'"),
+        ('NOT (open.file.name == "a")', "unexpected '('"),
+        ('open.file.name == "a" && open.file.in_upper_layer == TRUE', "TRUE"),
+        ('open.file.name == "a" && open.file.in_upper_layer == False', "False"),
+    ],
+)
+def test_keywords_in_another_case_are_errors_as_in_datadog(expr: str, message: str):
+    assert message in error_of(expr).message
+    assert compile_expression(expr.replace("AND", "and").replace("OR", "or").replace("NOT", "not")
+                              .replace("IN", "in").replace("TRUE", "true").replace("False", "false"))
 
 
 @pytest.mark.parametrize(
@@ -85,3 +104,12 @@ def test_huge_inputs_compile_and_evaluate_without_recursion_errors():
     assert rule.evaluate(open_event("/x")) and not rule.evaluate(open_event("/y"))
     alternating = " && ".join(f'(open.file.path != "/a{i}" || open.flags > {i})' for i in range(3000))
     assert compile_expression(alternating).evaluate(open_event("/x"))
+
+
+def test_a_variable_inside_a_pattern_is_an_error():
+    e = error_of('open.file.path =~ ~"/proc/${process.pid}/*"')
+    assert "not expanded inside patterns" in e.message
+    assert e.column == 27
+    e = error_of('open.file.path in [~"/proc/${process.pid}/*"]')
+    assert "not expanded inside patterns" in e.message
+    assert compile_expression('open.file.path == "/proc/${process.pid}/maps"').evaluate(open_event("/proc/4242/maps"))

@@ -3,8 +3,10 @@ only if none does."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from secl_events import exec_event, open_event
+from secl_events import NOW, entry, event, exec_event, open_event, process
 
 from opencws.secl import SeclError, compile_expression
 from opencws.secl.parser import parse
@@ -88,6 +90,28 @@ def test_parent_falls_back_to_the_nearest_ancestor():
     e = exec_event("/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
     e = dataclasses.replace(e, process=dataclasses.replace(e.process, parent=None))
     assert ev('exec.file.name == "cat" && process.parent.file.name == "bash"', e)
+
+
+def test_a_duration_compared_with_an_iterator_date_is_the_age_of_each_ancestor():
+    old = dataclasses.replace(entry("/usr/sbin/sshd", 200), exec_time=NOW - 3600 * 10**9)
+    young = dataclasses.replace(entry("/usr/bin/bash", 300), exec_time=NOW - 10**9)
+    proc = dataclasses.replace(process("/usr/bin/curl"), parent=young, ancestors=[young, old])
+    e = event("exec", proc=proc)
+    assert ev('exec.file.name == "curl" && process.ancestors.created_at > 5s', e)  # sshd: one hour
+    assert ev('exec.file.name == "curl" && process.ancestors.created_at < 5s', e)  # bash: one second
+    assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 2h', e)
+    orphan = event("exec", proc=dataclasses.replace(proc, parent=None, ancestors=[]))
+    assert not ev('exec.file.name == "curl" && process.ancestors.created_at > 5s', orphan)
+
+
+@pytest.mark.parametrize("expr", ["process.ancestors.file.name == exec.file.name",
+                                  "exec.file.name == process.ancestors.file.name"])
+def test_an_iterator_compared_with_another_field_holds_if_any_value_equals_it(expr: str):
+    same = exec_event("/usr/bin/bash", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
+    other = exec_event("/usr/bin/cat", ancestors=[("/usr/bin/bash", 300), ("/sbin/init", 1)])
+    assert ev(expr, same) and not ev(expr, other)
+    negated = expr.replace("==", "!=")
+    assert not ev(negated, same) and ev(negated, other)
 
 
 # --- Iterator syntax: `[_]` (7.33: each use independent) and registers (`[A]`: the same ancestor) -------------
@@ -243,13 +267,8 @@ def test_partial_evaluation_keeps_the_other_conditions_of_a_register_rule(tmp_pa
     assert [a.value for a in rs.approvers("open", "open.file.path") or []] == ["/etc/shadow"]
 
 
-def test_todays_datadog_register_rule_loads():
-    from pathlib import Path
-
+def test_todays_datadog_register_rule_loads(compat_dir):
     from opencws.secl import load_policies
 
-    compat = Path(__file__).resolve().parents[2] / ".." / "shared" / "compat" / "datadog-default-1.69.3.policy"
-    if not compat.exists():
-        pytest.skip("the compat corpus (../shared/compat) is absent")
-    ps = load_policies([compat])
+    ps = load_policies([compat_dir / "datadog-default-1.69.3.policy"])
     assert "git_cve_2025_48384" in {r.id for r in ps.rules}

@@ -107,3 +107,60 @@ def test_an_error_inside_a_macro_names_the_macro():
 def test_macro_fields_must_agree_with_the_rule_event_type():
     with pytest.raises(SeclError, match="several event types"):
         compile_expression('open.file.path == "/x" && IS_SHELL', M)
+
+
+def _check(tmp_path, text: bytes | str, name: str = "p.policy"):
+    from opencws.secl import load_policies
+
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return load_policies([p])
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [
+        ("[{a: 1}]", "a mapping"),
+        ('["x", null]', "null"),
+        ("[1.5]", "a number with a fraction"),
+        ("[[1]]", "a list"),
+    ],
+)
+def test_macro_values_accept_strings_integers_and_booleans_only(tmp_path, values: str, what: str):
+    ps = _check(
+        tmp_path,
+        f"macros:\n  - id: m\n    values: {values}\nrules:\n  - id: r\n    expression: open.file.name in m\n",
+    )
+    first, second = ps.errors
+    assert first.kind == "macro" and "`values` item" in first.message and what in first.message
+    assert first.file_line == 3
+    assert "macro 'm' has an error (reported with the macro)" in second.message
+    assert "__line" not in first.format()
+
+
+def test_a_rule_using_a_broken_macro_through_another_macro_names_the_chain(tmp_path):
+    ps = _check(
+        tmp_path,
+        "macros:\n  - id: bad\n    expression: open.file.nope == 1\n"
+        '  - id: outer\n    expression: open.file.name == "x" && bad\n'
+        '  - id: ok\n    expression: open.file.name == "x" && outer\n'
+        "rules:\n  - id: r\n    expression: outer\n",
+    )
+    messages = [e.message for e in ps.errors]
+    assert messages[0].startswith("unknown field 'open.file.nope'")
+    assert messages[1:] == [
+        "macro 'bad' has an error (reported with the macro)",
+        "macro 'outer' has an error (reported with the macro)",
+        "macro 'outer' has an error (reported with the macro)",
+    ]
+
+
+def test_macros_expanding_beyond_the_depth_limit_are_a_precise_error():
+    """Each macro is shallow, their expansion is not: the compiler's own limit, not Python's recursion limit."""
+    chain = {"m0": "!" * 10 + "open.file.in_upper_layer"}
+    for i in range(1, 40):
+        chain[f"m{i}"] = "!" * 10 + f"m{i - 1}"
+    m = macros(**chain)
+    assert compile_expression("m1", m)  # 20 levels: fine
+    with pytest.raises(SeclError, match="nested too deeply once macros are expanded"):
+        compile_expression("m39", m)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from opencws.secl import SeclError, ast
+from opencws.secl.lexer import tokenize
 from opencws.secl.parser import MAX_DEPTH, parse
 
 
@@ -175,3 +178,47 @@ def test_error_on_a_later_line_has_its_line_and_caret():
     assert (e.line, e.column) == (2, 19)
     assert e.source_line == "  && open.flags &&& 1"
     assert e.caret == " " * 18 + "^"
+
+
+def _mixed_reference(text: str) -> bool:
+    levels: list[set[str]] = [set()]
+    mixed = False
+    for tok in tokenize(text):
+        if tok.kind == "(":
+            levels.append(set())
+        elif tok.kind == ")":
+            done = levels.pop()
+            mixed = mixed or len(done) > 1
+        elif tok.text in ("&&", "||"):
+            levels[-1].add(tok.text)
+    return mixed or len(levels[0]) > 1
+
+
+def _random_expression(rng: random.Random, depth: int = 0) -> str:
+    n = rng.randint(1, 4)
+    parts = []
+    for _ in range(n):
+        if depth < 3 and rng.random() < 0.35:
+            term = f"({_random_expression(rng, depth + 1)})"
+        else:
+            term = rng.choice("abcdefg")
+        if rng.random() < 0.15:
+            term = "!" + term
+        parts.append(term)
+    out = parts[0]
+    for p in parts[1:]:
+        out += f" {rng.choice(['&&', '||'])} {p}"
+    return out
+
+
+def test_mixed_logic_warning_on_a_parenthesised_same_operator_tail():
+    assert parse("x && y || (z || w)").mixed_logic
+    assert parse("x || y && (z && w)").mixed_logic
+    assert not parse("x || (z || w)").mixed_logic
+
+
+def test_mixed_logic_warning_agrees_with_a_per_parenthesis_level_reference():
+    rng = random.Random(5)
+    for _ in range(5000):
+        text = _random_expression(rng)
+        assert bool(parse(text).mixed_logic) == _mixed_reference(text), text

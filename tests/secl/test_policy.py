@@ -16,7 +16,7 @@ macros:
     description: shells
     expression: '["/bin/sh", "/usr/bin/bash"]'
   - id: SECRETS
-    values: ["/etc/shadow", "/etc/gshadow", '~"/etc/ssh/*_key"']
+    values: ["/etc/shadow", "/etc/gshadow", '~"/etc/ssh/*_key"', 'r"^/etc/secret-[0-9]+$"']
 rules:
   - id: shell_exec
     version: 1.0.0
@@ -67,6 +67,8 @@ def test_a_policy_loads_rules_macros_tags_and_skips_disabled(tmp_path: Path):
     assert rs.match(exec_event("/usr/bin/bash")) == ["shell_exec"]
     assert rs.match(open_event("/etc/gshadow")) == ["secret_open"]
     assert rs.match(open_event("/etc/ssh/ssh_host_rsa_key")) == ["secret_open"]
+    assert rs.match(open_event("/etc/secret-42")) == ["secret_open"]  # a regex item is a regex, not a string
+    assert rs.match(open_event("/etc/secret-x")) == rs.match(open_event('r"^/etc/secret-[0-9]+$"')) == []
     assert rs.match(open_event("/x")) == []
 
 
@@ -157,8 +159,8 @@ def test_mixed_logic_without_parentheses_is_a_warning(tmp_path: Path):
     assert "mixed without parentheses" in ps.warnings[0].message
 
 
-def test_compat_policy_loads_and_type_checks_every_macro_and_rule(shared_dir: Path):
-    path = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_compat_policy_loads_and_type_checks_every_macro_and_rule(compat_dir: Path):
+    path = compat_dir / "datadog-default-1.4.3.policy"
     if not path.exists():
         import pytest
 
@@ -172,8 +174,8 @@ def test_compat_policy_loads_and_type_checks_every_macro_and_rule(shared_dir: Pa
     assert set(ps.macros) == {m["id"] for m in doc["macros"]}
 
 
-def test_compat_policy_rules_have_their_meaning(shared_dir: Path):
-    path = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_compat_policy_rules_have_their_meaning(compat_dir: Path):
+    path = compat_dir / "datadog-default-1.4.3.policy"
     if not path.exists():
         import pytest
 
@@ -209,3 +211,32 @@ rules:
     assert any("unknown key 'expresion'" in m and ":3," in m for m in msgs), msgs
     assert any("'filters' is not supported" in m for m in msgs), msgs
     assert [r.id for r in ps.rules] == ["with_filters"]
+
+
+def _check(tmp_path, text: bytes | str, name: str = "p.policy"):
+    from opencws.secl import load_policies
+
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return load_policies([p])
+
+
+def test_a_non_utf8_policy_is_a_file_error(tmp_path):
+    ps = _check(tmp_path, b'rules:\n  - id: r\n    expression: open.file.path == "/\xff"\n')
+    (e,) = ps.errors
+    assert "not UTF-8" in e.message and "0xff" in e.message
+    assert e.file_line == 3
+
+
+def test_duplicate_ids_are_rule_and_macro_errors_naming_the_first_definition(tmp_path):
+    ps = _check(
+        tmp_path,
+        'macros:\n  - id: m\n    expression: open.file.name == "x"\n'
+        '  - id: m\n    expression: open.file.name == "y"\n'
+        'rules:\n  - id: r_dup\n    expression: open.file.path == "/a"\n'
+        '  - id: r_dup\n    expression: open.file.path == "/b"\n',
+    )
+    macro_err, rule_err = ps.errors
+    assert macro_err.kind == "macro" and macro_err.message.endswith("p.policy:2)")
+    assert rule_err.kind == "rule" and rule_err.location().endswith("rule r_dup")
+    assert rule_err.message.endswith("p.policy:7)") and rule_err.file_line == 9

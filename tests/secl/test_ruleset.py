@@ -97,10 +97,10 @@ def test_rules_of_other_event_types_are_not_evaluated(tmp_path: Path):
     assert rs.match(file_event("unlink", "/etc/shadow")) == []
 
 
-def test_default_and_compat_policies_match_like_full_evaluation(shared_dir: Path):
+def test_default_and_compat_policies_match_like_full_evaluation(compat_dir: Path):
     from opencws.bench.secl_bench import realistic_mix
 
-    compat = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+    compat = compat_dir / "datadog-default-1.4.3.policy"
     default = Path(__file__).resolve().parents[2] / "src" / "opencws" / "secl" / "policies" / "default.policy"
     mix = realistic_mix(3000)
     for path in (default, compat):
@@ -111,10 +111,10 @@ def test_default_and_compat_policies_match_like_full_evaluation(shared_dir: Path
             assert rs.match(e) == rs.match_all(e)
 
 
-def test_generated_code_agrees_with_the_closures(shared_dir: Path):
+def test_generated_code_agrees_with_the_closures(compat_dir: Path):
     from opencws.bench.secl_bench import realistic_mix
 
-    compat = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+    compat = compat_dir / "datadog-default-1.4.3.policy"
     default = Path(__file__).resolve().parents[2] / "src" / "opencws" / "secl" / "policies" / "default.policy"
     mix = realistic_mix(2000, matching=0.2)
     generated = 0

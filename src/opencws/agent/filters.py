@@ -23,6 +23,7 @@ then runs on one syscall hook site.
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -287,9 +288,16 @@ class _Memo(OrderedDict[Any, bool]):
 
 @dataclass
 class DiscarderStats:
+    """What the agent did to the kernel's discarders since it started (counters only grow)."""
+
     inodes: int = 0
+    """inode discarders added"""
     pids: int = 0
+    """process discarders added"""
+    inode_removals: int = 0
+    """inode discarders dropped because the inode gained a name (a hard link)"""
     invalidations: int = 0
+    """every discarder invalidated at once (rule reload, a directory renamed, a link to an unknown inode)"""
 
 
 class Discarders:
@@ -313,6 +321,10 @@ class Discarders:
         for pid in ignored_pids:
             probe.ignore_pid(pid)
         self.reload(policies, invalidate=False)
+
+    def counters(self) -> dict[str, int]:
+        """The discarder statistics (`DiscarderStats`) by name, for metrics."""
+        return dataclasses.asdict(self.stats)
 
     def reload(self, policies: PolicySet, *, invalidate: bool = True) -> None:
         """New rules: discarders learned from the old ones no longer hold."""
@@ -371,6 +383,7 @@ class Discarders:
             f = getattr(event, "file", None)
             if f is not None and f.inode:
                 self.probe.remove_discarder_inode(f.inode, f.mount_id)  # a new name for a discarded inode
+                self.stats.inode_removals += 1
             elif event.retval == 0:
                 self.invalidate()  # which inode got a new name is not known
             return None
@@ -442,6 +455,10 @@ class KernelFilters:
 
     def observe(self, event: Any, matched: bool = False) -> str | None:
         return self.discarders.observe(event, matched)
+
+    def counters(self) -> dict[str, int]:
+        """The discarders' statistics (`DiscarderStats`) by name."""
+        return self.discarders.counters()
 
     def reload(self, policies: PolicySet) -> None:
         self.plan = plan_filters(policies)

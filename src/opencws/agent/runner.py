@@ -209,6 +209,7 @@ class Agent:
                                 ("evictions", procs["evictions"], m.add_process_cache_evictions),
                                 ("inodes", d.inodes, lambda n: m.add_discarders("inode", n)),
                                 ("pids", d.pids, lambda n: m.add_discarders("pid", n)),
+                                ("inode_removals", d.inode_removals, lambda n: m.add_discarders("inode_removal", n)),
                                 ("invalidations", d.invalidations, m.add_discarder_invalidations)):
             if total > last.get(key, 0):
                 add(total - last.get(key, 0))

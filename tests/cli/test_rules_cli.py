@@ -104,8 +104,8 @@ def test_check_warns_about_mixed_logic(tmp_path: Path, capsys):
     assert "warning:" in out and "mixed without parentheses" in out
 
 
-def test_check_compat_policy(shared_dir: Path, capsys):
-    p = shared_dir / "compat" / "datadog-default-1.4.3.policy"
+def test_check_compat_policy(compat_dir: Path, capsys):
+    p = compat_dir / "datadog-default-1.4.3.policy"
     if not p.exists():
         pytest.skip(f"{p} is absent")
     assert main(["rules", "check", str(p)]) == 0
@@ -168,3 +168,45 @@ def test_check_an_empty_directory_is_an_error(tmp_path: Path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["rules", "check", str(tmp_path / "empty")]) == 1
     assert "no *.policy file" in capsys.readouterr().out
+
+
+def _eval(args: list[str]) -> int:
+    from opencws.cli.main import main
+
+    return main(["rules", "eval", *args])
+
+
+def test_eval_with_a_missing_policy_is_a_usage_error(tmp_path, capsys):
+    ev_file = tmp_path / "e.json"
+    ev_file.write_text('{"evt": {"name": "open"}}')
+    assert _eval(["--policy", str(tmp_path / "nope.policy"), "--event", str(ev_file)]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("patch", "pointer"),
+    [
+        ({"date": 12345}, "/date"),
+        ({"process": {"pid": "x"}}, "/process/pid"),
+        ({"process": {"args": "abc"}}, "/process/args"),
+        ({"bpf": {"cmd": 5}}, "/bpf/cmd"),
+    ],
+)
+def test_eval_rejects_events_that_do_not_match_the_schema(tmp_path, capsys, patch, pointer):
+    import json
+
+    doc = {"evt": {"name": "open", "category": "File Activity", "outcome": "Success"}, **patch}
+    ev_file = tmp_path / "e.json"
+    ev_file.write_text(json.dumps(doc))
+    assert _eval(["--expr", 'open.file.path == "/x"', "--event", str(ev_file)]) == 2
+    err = capsys.readouterr().err
+    assert "not a CWS event" in err and pointer in err
+
+
+def test_the_test_subcommand_is_registered_directly():
+    import inspect
+
+    from opencws.cli import rules_cmd
+
+    source = inspect.getsource(rules_cmd)
+    assert "ImportError" not in source and "rules_test_cmd.run" in source
