@@ -65,3 +65,14 @@ def test_accepted(expr: str):
 )
 def test_clean_form_is_gos_path_clean(path: str, clean: str):
     assert clean_path(path) == clean
+
+
+def test_repeated_slashes_in_a_path_value_are_refused_with_the_clean_form():
+    from opencws.secl import SeclError, compile_expression
+
+    try:
+        compile_expression('open.file.path == "/etc//shadow"')
+    except SeclError as e:
+        assert "/etc/shadow" in str(e) and "clean" in str(e)
+    else:
+        raise AssertionError("a path with '//' was accepted")

@@ -13,7 +13,7 @@ Every event read from the ring buffer is counted once as seen, and then as filte
 - `opencws_reporter_errors_total{reporter}`, `opencws_reporter_dropped_lines_total{reporter}` and the gauge
   `opencws_reporter_backlog_lines{reporter}`;
 - `opencws_process_cache_size`, `opencws_process_cache_evictions_total`;
-- `opencws_discarders_total{kind}` (discarders added, kind `inode` or `pid`),
+- `opencws_discarders_total{kind}` (discarders added, kind `inode` or `pid`; `inode_removal`: dropped by a hard link),
   `opencws_discarder_invalidations_total`; `opencws_rules_loaded`, `opencws_policy_reloads_total{outcome}`.
 
 The pipeline calls the `add_*` methods once per batch (a dictionary look-up and a locked add each); running
@@ -196,7 +196,7 @@ class AgentMetrics:
         self.process_cache_evictions.inc(n)
 
     def add_discarders(self, kind: str, n: int = 1) -> None:
-        """`kind`: `inode` or `pid`."""
+        """`kind`: `inode`, `pid`, or `inode_removal` (a discarder dropped because its inode gained a name)."""
         self._discarders(kind).inc(n)
 
     def add_discarder_invalidations(self, n: int = 1) -> None:
