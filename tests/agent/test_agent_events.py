@@ -437,3 +437,16 @@ def _fill(path: Path) -> None:
                 f.flush()
         except OSError:
             pass
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_without_loss(harness, tmp_path):
+    from opencws.model import jsontext
+
+    raw = os.fsencode(tmp_path) + b"/bad-\xff\xfe-name"
+    harness.use_policy(tmp_path, f'open.file.path =~ "{tmp_path}/bad-*"')
+    pid = harness.child(lambda: os.close(os.open(raw, os.O_CREAT | os.O_WRONLY, 0o600)))
+    harness.sync()
+    lines = [jsontext.loads(line) for line in harness.sink.raw]
+    mine = [line["event"] for line in lines if line["event"]["process"]["pid"] == pid]
+    assert len(mine) == 1
+    assert os.fsencode(mine[0]["file"]["path"]) == raw
