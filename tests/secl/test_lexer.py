@@ -130,3 +130,9 @@ def test_hash_and_slash_comments_run_to_the_end_of_the_line():
     assert ev(expr, e)
     assert ev('open.file.name == "a//b" || open.file.path == "/etc/shadow"', e)  # `//` inside a string
     assert [t.kind for t in tokenize("a # b == c")][1:] == ["end of expression"]
+
+
+@pytest.mark.parametrize("text", ["²", "open.flags == ²", "open.flags == 1²", "open.flags == ١٢", "open.flags == 2s²"])
+def test_digits_other_than_ascii_are_a_precise_error_not_a_crash(text):
+    with pytest.raises(SeclError):
+        compile_expression(text)

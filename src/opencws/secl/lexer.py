@@ -62,6 +62,9 @@ class Token:
 _REGISTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_DIGITS = frozenset("0123456789")
+
+
 def _ident_start(c: str) -> bool:
     return c.isalpha() or c == "_"
 
@@ -100,7 +103,7 @@ def tokenize(text: str) -> list[Token]:
             i = close + 1
             out.append(Token(VARIABLE, text[start:i], name, start, i))
             continue
-        if c.isdigit():
+        if c in _DIGITS:  # ASCII only: '²'.isdigit() is true, and int() refuses it
             while i < n and (text[i].isalnum() or text[i] in "_µ"):
                 i += 1
             word = text[start:i]
@@ -168,7 +171,7 @@ def _number(word: str, text: str, start: int, end: int) -> Token:
         except ValueError:
             raise SeclError(f"invalid number '{word}'", text, start, end) from None
         return _int_token(value, word, text, start, end)
-    if word.isdigit():
+    if word.isascii() and word.isdigit():
         if len(word) > 1 and word[0] == "0":  # octal, as Go's ParseInt with base 0
             bad = next((ch for ch in word if ch in "89"), None)
             if bad is not None:
