@@ -6,7 +6,7 @@ skip with the reason; with OPENCWS_REQUIRE_KERNEL=1 (set by .ci/run) a missing c
 The event specification the tests compare with is in tests/data/spec/ (`spec_dir`). The third-party policy
 corpus is not part of the project: it is read from shared/compat/ beside the checkout, or from
 $OPENCWS_SHARED/compat/ (`compat_dir`); where it is absent its tests skip saying so, and with
-OPENCWS_REQUIRE_SHARED=1 (set by .ci/run) they fail.
+OPENCWS_REQUIRE_SHARED=1 (for a machine known to have it) they fail.
 """
 
 from __future__ import annotations
