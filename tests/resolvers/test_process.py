@@ -174,7 +174,7 @@ def test_args_are_scrubbed_by_the_configured_scrubber():
 def test_envp_keeps_values_for_rules_while_events_carry_names():
     c = cache()
     e = c.on_exec(exec_(600, 1, "/bin/env", ["env"], envp=["LD_PRELOAD=/tmp/x.so", "HOME=/root"]))
-    assert e.envp == ["LD_PRELOAD=/tmp/x.so", "HOME=/root"]
+    assert e.envp.split("\0") == ["LD_PRELOAD=/tmp/x.so", "HOME=/root"]
     assert c.model(e).envs == ["LD_PRELOAD", "HOME"]
 
 

@@ -101,14 +101,14 @@ def _exe_file(path: str, inode: int) -> Any:
                         in_upper_layer=False, negative=False, flags=0)
 
 
-def process_events(n: int) -> list[Any]:
-    """fork + exec of N processes: ROOTS children of pid 1 (CONTAINERS of them container inits), the rest
-    children of those roots."""
+def process_events(n: int, start: int = 0, boot: int | None = None) -> list[Any]:
+    """fork + exec of processes start .. start+N-1: ROOTS children of pid 1 (CONTAINERS of them container
+    inits), the rest children of those roots."""
     from opencws.probe import events as kev
 
-    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME) if boot is None else boot
     out: list[Any] = []
-    for i in range(n):
+    for i in range(start, start + n):
         pid = BASE_PID + i
         parent = 1 if i < ROOTS else BASE_PID + i % ROOTS
         root_index = i if i < ROOTS else i % ROOTS
@@ -151,18 +151,21 @@ def measure(n: int) -> dict[str, Any]:
                 agent.step(50)
             procs = agent.resolvers.processes
             snapshot = len(procs)
-            host = [(sum(map(len, e.envp)), sum(map(len, e.args or []))) for e in list(procs._live.values())
+            host = [(len(e.envp), sum(map(len, e.args or []))) for e in list(procs._live.values())
                     if e.envp]
             rss_started = rss_kb()
-            events = process_events(n)
-            argv_bytes = sum(sum(map(len, e.argv)) for e in events if e.type == "exec") / n
-            env_bytes = sum(sum(map(len, e.envp)) for e in events if e.type == "exec") / n
-            argc = sum(len(e.argv) for e in events if e.type == "exec") / n
-            envc = sum(len(e.envp) for e in events if e.type == "exec") / n
-            for i in range(0, len(events), 2000):  # about what one read of the ring holds
-                agent.pipeline.handle(events[i:i + 2000])
+            argv_bytes = env_bytes = argc = envc = 0.0
+            boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+            for lo in range(0, n, 1000):  # a read of the ring at a time: the agent holds one batch, not all
+                events = process_events(min(1000, n - lo), lo, boot)
+                execs = [e for e in events if e.type == "exec"]
+                argv_bytes += sum(sum(map(len, e.argv)) for e in execs) / n
+                env_bytes += sum(sum(map(len, e.envp)) for e in execs) / n
+                argc += sum(len(e.argv) for e in execs) / n
+                envc += sum(len(e.envp) for e in execs) / n
+                agent.pipeline.handle(events)
                 agent.pipeline.flush()
-            del events
+                del events, execs
             rss_fed = rss_kb()
             for pid in range(BASE_PID, BASE_PID + n):
                 e = procs.get(pid, read_proc=False)

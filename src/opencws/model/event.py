@@ -154,8 +154,9 @@ class ProcessCacheEntry:
     args_truncated: bool | None = prop("Indicator of arguments truncation")
     envs: list[str] | None = prop("Environment variables of the process")
     envs_truncated: bool | None = prop("Indicator of environments variable truncation")
-    envp: list[str] | None = prop(internal=True)
-    """The full `NAME=value` pairs, for SECL's `process.envp` (events carry the names only)."""
+    envp: str | None = prop(internal=True)
+    """The full `NAME=value` pairs joined by NUL (one string: a list of strings costs 50 bytes more per
+    variable, in a cache of thousands of processes), for SECL's `process.envp`; events carry the names only."""
 
 
 @model(frozen=True)

@@ -98,8 +98,8 @@ class ProcessEntry:
     executable: File | None
     args: list[str] | None
     args_truncated: bool
-    envp: list[str]
-    """Full `NAME=value` pairs, for SECL's `process.envp`; events carry the names only."""
+    envp: str
+    """Full `NAME=value` pairs joined by NUL, for SECL's `process.envp`; events carry the names only."""
     envs: list[str] | None
     envs_truncated: bool
     container_id: str | None
@@ -150,7 +150,7 @@ class ProcessCache:
         self._exited: list[dict[int, ProcessEntry]] = [{} for _ in range(EXITED_GRACE)]
         self._cred_names: dict[tuple, ProcessCredentials] = {}
         self._missing: set[int] = set()
-        self._envps: dict[tuple[str, ...], list[str]] = {}
+        self._envps: dict[str, str] = {}
         self.generation = 0
         """Bumped by every change an ancestors list can show (exec, exit, credentials, reparenting, names):
         until then, a process's list is known valid without walking up its tree."""
@@ -328,7 +328,7 @@ class ProcessCache:
             creds=ev.credentials,
             executable=parent.executable if parent else None,
             args=parent.args if parent else None, args_truncated=parent.args_truncated if parent else False,
-            envp=parent.envp if parent else [], envs=parent.envs if parent else None,
+            envp=parent.envp if parent else "", envs=parent.envs if parent else None,
             envs_truncated=parent.envs_truncated if parent else False,
             container_id=container, cgroup_id=ev.child_cgroup_id, root=root,
             fork_time=self.clock.wall_from_boottime(ev.start_time_ns),
@@ -437,15 +437,15 @@ class ProcessCache:
 
     # -- bookkeeping --------------------------------------------------------------------------------------
 
-    def _shared_envp(self, envp: list[str]) -> list[str]:
-        """One list for every process started with the same environment (a session's commands share theirs):
-        the full environments are most of the cache's memory."""
-        key = tuple(envp)
-        got = self._envps.get(key)
+    def _shared_envp(self, envp: list[str]) -> str:
+        """The environment as one NUL-joined string, one object for every process started with the same
+        environment (a session's commands share theirs): the full environments are most of the cache's memory."""
+        joined = "\0".join(envp)
+        got = self._envps.get(joined)
         if got is None:
             if len(self._envps) >= 4096:
                 self._envps.clear()
-            got = self._envps[key] = envp
+            got = self._envps[joined] = joined
         return got
 
     def _insert(self, e: ProcessEntry) -> None:

@@ -415,7 +415,8 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
         {"multi": True, "cost": 4},
     ),
     # the agent's entries keep the full pairs apart (`envp`); a stored event has `envs` only
-    ("envp", STRING, (), "o.envp if o.envp is not None else o.envs", {"multi": True}),
+    ("envp", STRING, (), "(o.envp.split('\\0') if o.envp else ()) if o.envp is not None else o.envs",
+     {"multi": True}),
     ("envs_truncated", BOOL, (), "o.envs_truncated", {}),
 ]
 # As Datadog's legacy field table: `process.name` is the command name (`process.comm`).
