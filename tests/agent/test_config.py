@@ -195,3 +195,13 @@ def test_host_port_parses(text, expected):
 def test_bad_host_port_is_refused(text):
     with pytest.raises(ValueError):
         parse_host_port(text)
+
+
+def test_the_ring_buffer_size_is_a_power_of_two_of_mebibytes(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("ring_buffer_mb: 128\n")
+    assert load_config(good).ring_buffer_mb == 128
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ring_buffer_mb: 100\n")
+    with pytest.raises(ConfigError, match="power of two"):
+        load_config(bad)

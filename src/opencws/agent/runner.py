@@ -104,7 +104,7 @@ class Agent:
         self.say("ruleset_loaded", rules=len(rules.info), errors=[str(e) for e in policies.errors],
                  policies=[str(p) for p in self.config.policies])
         self.resolvers: Resolvers = build_resolvers(self.config)
-        self.probe = self._probe_factory() if self._probe_factory else _default_probe()
+        self.probe = self._probe_factory() if self._probe_factory else _default_probe(self.config.ring_buffer_mb)
         self.probe.start()
         try:
             self.resolvers.processes.snapshot(snapshot())
@@ -288,7 +288,7 @@ class Agent:
             self._metrics_server = None
 
 
-def _default_probe() -> Any:
+def _default_probe(ring_buffer_mb: int) -> Any:
     from opencws.probe.probe import Probe
 
-    return Probe()
+    return Probe(ring_buffer_bytes=ring_buffer_mb << 20)
