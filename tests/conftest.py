@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from skips import skip_or_fail
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "tests" / "data" / "spec"
 """The reference files of the event specification (the project's contract), copied from shared/spec/."""
@@ -31,11 +33,8 @@ def shared_missing(what: str) -> Path:
     folder = shared_path() / what
     if folder.is_dir():
         return folder
-    reason = (f"{folder} is absent (reference data kept beside the project, not in it): set "
-              "OPENCWS_SHARED=/path/to/shared, or place the checkout beside shared/")
-    if os.environ.get("OPENCWS_REQUIRE_SHARED") == "1":
-        pytest.fail(f"{reason} (OPENCWS_REQUIRE_SHARED=1)")
-    pytest.skip(reason)
+    skip_or_fail(f"{folder} is absent (reference data kept beside the project, not in it): set "
+                 "OPENCWS_SHARED=/path/to/shared, or place the checkout beside shared/", "OPENCWS_REQUIRE_SHARED")
 
 
 def kernel_missing() -> str | None:
@@ -54,11 +53,8 @@ def kernel_missing() -> str | None:
 @pytest.fixture(scope="session")
 def require_kernel() -> None:
     reason = kernel_missing()
-    if reason is None:
-        return
-    if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"kernel test cannot run: {reason} (OPENCWS_REQUIRE_KERNEL=1)")
-    pytest.skip(f"kernel test skipped: {reason}")
+    if reason is not None:
+        skip_or_fail(f"kernel test cannot run: {reason}", "OPENCWS_REQUIRE_KERNEL")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from skips import skip_or_fail
 
 DEFAULT_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 DEFAULT_GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -56,11 +56,8 @@ def runc_missing() -> str | None:
 def require_runc() -> None:
     """Skip the calling test when containers cannot run here; fail instead under OPENCWS_REQUIRE_KERNEL=1."""
     reason = runc_missing()
-    if reason is None:
-        return
-    if os.environ.get("OPENCWS_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"container test cannot run: {reason} (OPENCWS_REQUIRE_KERNEL=1)")
-    pytest.skip(f"container test skipped: {reason}")
+    if reason is not None:
+        skip_or_fail(f"container test cannot run: {reason}", "OPENCWS_REQUIRE_KERNEL")
 
 
 @dataclass
