@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,22 @@ class Harness:
         found = self.events(rule, pid)
         assert len(found) == 1, f"expected one event, got {len(found)}: {found}"
         return found[0]["event"]
+
+
+@contextmanager
+def started_agent(config: Any = None, probe_factory: Callable[[], Any] | None = None) -> Iterator[Harness]:
+    """A started agent writing to memory (events and self-events), closed on exit. Default settings, the
+    default policy, and no rate limit unless `config` says otherwise."""
+    from opencws.agent.config import AgentConfig, RateLimit
+    from opencws.agent.runner import Agent
+
+    if config is None:
+        config = AgentConfig()
+        config.rate_limit.default = RateLimit(1_000_000.0, 1_000_000)
+    sink, self_events = ListReporter(), ListReporter()
+    agent = Agent(config, reporters=[sink], self_channel=self_events, probe_factory=probe_factory)
+    agent.start()
+    try:
+        yield Harness(agent, sink, self_events)
+    finally:
+        agent.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import probe_sysc as sysc
 import pytest
-from agent_harness import Harness, ListReporter
+from agent_harness import started_agent
 
 from opencws.schema.validation import event_validator
 
@@ -41,18 +41,8 @@ def before_agent(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def harness(require_kernel, before_agent):
-    from opencws.agent.config import AgentConfig, RateLimit
-    from opencws.agent.runner import Agent
-
-    config = AgentConfig()
-    config.rate_limit.default = RateLimit(1_000_000.0, 1_000_000)
-    sink, self_events = ListReporter(), ListReporter()
-    agent = Agent(config, reporters=[sink], self_channel=self_events)
-    agent.start()
-    try:
-        yield Harness(agent, sink, self_events)
-    finally:
-        agent.close()
+    with started_agent() as h:
+        yield h
 
 
 def valid(event: dict) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from agent_harness import Harness, ListReporter
+from agent_harness import started_agent
 
 pytestmark = pytest.mark.kernel
 
@@ -15,19 +15,12 @@ pytestmark = pytest.mark.kernel
 def small_agent(require_kernel):
     """An agent whose ring buffer holds a few hundred events, and whose rules may match twice a second."""
     from opencws.agent.config import AgentConfig, RateLimit
-    from opencws.agent.runner import Agent
     from opencws.probe.probe import Probe
 
     config = AgentConfig()
     config.rate_limit.default = RateLimit(1.0, 2)
-    sink, self_events = ListReporter(), ListReporter()
-    agent = Agent(config, reporters=[sink], self_channel=self_events,
-                  probe_factory=lambda: Probe(ring_buffer_bytes=1 << 16))
-    agent.start()
-    try:
-        yield Harness(agent, sink, self_events)
-    finally:
-        agent.close()
+    with started_agent(config, probe_factory=lambda: Probe(ring_buffer_bytes=1 << 16)) as h:
+        yield h
 
 
 def test_events_the_kernel_could_not_queue_are_said_and_counted(small_agent, tmp_path):

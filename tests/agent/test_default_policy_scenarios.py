@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from agent_harness import Harness, ListReporter
+from agent_harness import Harness, started_agent
 
 from opencws.schema.validation import event_validator
 
@@ -19,18 +19,8 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def harness(require_kernel):
-    from opencws.agent.config import AgentConfig, RateLimit
-    from opencws.agent.runner import Agent
-
-    config = AgentConfig()  # the default policy
-    config.rate_limit.default = RateLimit(1_000_000.0, 1_000_000)
-    sink, self_events = ListReporter(), ListReporter()
-    agent = Agent(config, reporters=[sink], self_channel=self_events)
-    agent.start()
-    try:
-        yield Harness(agent, sink, self_events)
-    finally:
-        agent.close()
+    with started_agent() as h:
+        yield h
 
 
 def fired(harness: Harness, rule: str) -> list[dict]:

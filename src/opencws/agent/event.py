@@ -56,12 +56,6 @@ def event_context(event_type: str, outcome: str) -> EventContext:
     return c
 
 
-def outcome_of(retval: int | None) -> str:
-    if retval is None or retval >= 0:
-        return "Success"
-    return "Refused" if retval in (-1, -13) else "Error"  # -EPERM, -EACCES
-
-
 def _slot(name: str) -> Any:
     return Event.__dict__[name]
 
@@ -96,11 +90,6 @@ class LazyEvent(Event):
     date = property(lambda self: self._resolve(_DATE, _date))
     retval = property(lambda self: self._resolve(_RETVAL, _retval))
 
-    def resolve_all(self) -> LazyEvent:
-        for name in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval"):
-            getattr(self, name)
-        return self
-
 
 _EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL = (
     _slot(n) for n in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval")
@@ -113,7 +102,8 @@ def _retval(e: LazyEvent) -> int | None:
 
 
 def _evt(e: LazyEvent) -> EventContext:
-    return event_context(e._k.type, outcome_of(getattr(e._k, "retval", None)))
+    k = e._k
+    return event_context(k.type, k.outcome if isinstance(k, kev.SyscallEvent) else "Success")
 
 
 def _date(e: LazyEvent) -> int:
@@ -320,14 +310,9 @@ def _destination(f: LazyFile) -> File | None:
         return File(path=k.target or None)
     if isinstance(k, kev.ChownEvent):
         u = f._u
-        uid, gid = _signed32(k.new_uid), _signed32(k.new_gid)
+        uid, gid = k.new_uid, k.new_gid  # -1: unchanged (the decoder gives chown's ids signed)
         return File(uid=uid, gid=gid, user=u.user(uid, f._root) if uid >= 0 else None,
                     group=u.group(gid, f._root) if gid >= 0 else None)
     if isinstance(k, kev.RenameEvent | kev.LinkEvent) and k.destination is not None:
         return to_file(k.destination, f._u, f._root)
     return None
-
-
-def _signed32(v: int) -> int:
-    """chown's ids: (uid_t)-1 means 'unchanged'."""
-    return v - (1 << 32) if v >= 1 << 31 else v

@@ -75,7 +75,6 @@ class Counts:
     """Per rule: events that matched it (written or rate-limited)."""
     limited_rules: dict[str, int] = field(default_factory=dict)
     lines: int = 0
-    report_errors: int = 0
 
 
 def _inc(d: dict[str, int], key: str, n: int = 1) -> None:
@@ -167,7 +166,6 @@ class Pipeline:
             try:
                 rep.write(line)
             except Exception as exc:  # a reporter's failure is reported, never fatal
-                self.counts.report_errors += 1
                 if self.on_report_error is not None:
                     self.on_report_error(rep, exc)
 
@@ -176,7 +174,6 @@ class Pipeline:
             try:
                 rep.flush()
             except Exception as exc:
-                self.counts.report_errors += 1
                 if self.on_report_error is not None:
                     self.on_report_error(rep, exc)
 

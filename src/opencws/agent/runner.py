@@ -36,19 +36,6 @@ from opencws.secl import PolicySet, load_policies
 TICK_S = 1.0
 
 
-class StderrReporter:
-    name = "stderr"
-
-    def write(self, line: bytes) -> None:
-        sys.stderr.buffer.write(line + b"\n")
-
-    def flush(self) -> None:
-        sys.stderr.buffer.flush()
-
-    def close(self) -> None:
-        self.flush()
-
-
 class Agent:
     def __init__(self, config: AgentConfig, *, probe_factory: Callable[[], Any] | None = None,
                  reporters: list[Any] | None = None, self_channel: Any = None):
@@ -65,9 +52,10 @@ class Agent:
         self._published: dict[str, Any] = {}
         self._reporter_errors: dict[str, list[Any]] = {}
         self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
-        if self_channel is None:
-            self_channel = open_reporter(config.self_events) if config.self_events else StderrReporter()
+        if self_channel is None and config.self_events:
+            self_channel = open_reporter(config.self_events)
         self.self_channel = self_channel
+        """None: self-events are off (`self_events: null` in the config)."""
 
     # -- control ------------------------------------------------------------------------------------------
 
@@ -83,6 +71,8 @@ class Agent:
         signal.signal(signal.SIGHUP, self.request_reload)
 
     def say(self, kind: str, **fields: Any) -> None:
+        if self.self_channel is None:
+            return
         try:
             self.self_channel.write(self_event(kind, self.config.host, **fields))
             self.self_channel.flush()

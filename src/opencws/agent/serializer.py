@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from opencws.agent.event import LazyFile
 from opencws.model.codec import serialize
 from opencws.model.meta import JSON_CACHE
 from opencws.probe.records import file_record_key
@@ -27,7 +28,7 @@ def serialize_event(event: Any) -> bytes:
     """The CWS event as compact JSON (a `LazyEvent` resolves every block it has as it is written)."""
     f = event.file
     key = None
-    if f is not None and hasattr(f, "_root"):
+    if isinstance(f, LazyFile):
         raw = file_record_key(event.kernel)
         if raw is not None:
             key = (raw, f._root)

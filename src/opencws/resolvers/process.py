@@ -25,6 +25,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from opencws.model import names
@@ -110,7 +111,6 @@ class ProcessEntry:
     fork_time: int | None = None
     exec_time: int | None = None
     exit_time: int | None = None
-    exit_status: int | None = None
     parent: ProcessEntry | None = None
     from_procfs: bool = False
     _model: ProcessCacheEntry | None = field(default=None, repr=False)
@@ -176,7 +176,7 @@ class ProcessCache:
                 return e
         if not read_proc or pid in self._missing:
             return None
-        snap = read_process(pid, _path(self.proc))
+        snap = read_process(pid, Path(self.proc))
         if snap is None:
             self._missing.add(pid)  # gone: not looked for again in this batch
             return None
@@ -371,11 +371,15 @@ class ProcessCache:
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
-        e.changed()
-        self.generation += 1
+        self._changed(e)
         self._live.move_to_end(e.pid)
         self._pin_names(e)
         return e
+
+    def _changed(self, e: ProcessEntry) -> None:
+        """The entry's values are no longer those of its model; every ancestors list is checked again."""
+        e.changed()
+        self.generation += 1
 
     def _container_root(self, e: ProcessEntry) -> str:
         """The root of a live process of the same container, for a process already gone (a short-lived
@@ -397,9 +401,7 @@ class ProcessCache:
         if e is None:
             return None
         e.exit_time = self.clock.wall_from_monotonic(ev.ktime_ns)
-        e.exit_status = ev.status
-        e.changed()
-        self.generation += 1
+        self._changed(e)
         self._exited[0][e.pid] = e
         return e
 
@@ -410,8 +412,7 @@ class ProcessCache:
             return e
         if ev.tid == ev.pid or e.creds == ev.before or not ev.before_known:
             e.creds = ev.after
-            e.changed()
-            self.generation += 1
+            self._changed(e)
         return e
 
     def sweep(self) -> int:
@@ -462,8 +463,7 @@ class ProcessCache:
     def _reparent(self, e: ProcessEntry, ppid: int) -> None:
         e.ppid = ppid
         e.parent = self.get(ppid) if ppid != e.pid else None
-        e.changed()
-        self.generation += 1
+        self._changed(e)
         self.reparented += 1
 
     def stats(self) -> dict[str, int]:
@@ -501,16 +501,8 @@ def _container(cid: str | None) -> ContainerContext | None:
 _CONTAINERS: dict[str, ContainerContext] = {}
 
 
-def _path(p: str):
-    from pathlib import Path
-
-    return Path(p)
-
-
 def _exe_info(s: ProcessSnapshot, fs_type: str) -> kev.FileInfo:
     """The executable of a snapshot process as a FileInfo (stat'ed through /proc/<pid>/exe)."""
-    import os
-
     mode = uid = gid = nlink = at = mt = ct = None
     try:
         st = os.stat(f"/proc/{s.pid}/exe")
