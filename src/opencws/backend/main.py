@@ -13,11 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opencws import __version__
+from opencws.backend.detection import Detection
 from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import health, intake, keys, search
+from opencws.backend.routers import health, intake, keys, search, signals
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         stop = threading.Event()
         worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
         worker.start()
+        app.state.detection.start()
         try:
             yield
         finally:
@@ -63,6 +65,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             app.state.store = None
             app.state.keys.close()
             app.state.batches.close()
+            app.state.detection.close()
 
     app = FastAPI(
         title="OpenCWS backend",
@@ -78,6 +81,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.batches = IdempotencyStore(settings.data_dir)
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.state.detection = Detection(settings, app.state.metrics.registry)  # a bad rule file stops here
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,4 +102,5 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(search.router)
     app.include_router(keys.router)
+    app.include_router(signals.router)
     return app
