@@ -42,7 +42,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
     fail = 1
     received: list[tuple[dict[str, str], dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Hook.received.append((dict(self.headers), orjson.loads(body)))
         if Hook.fail > 0:
@@ -125,7 +125,10 @@ def test_three_scans_raise_one_signal_with_its_events(backend: Backend, keys: di
         "open",
         3,
     )
-    assert (s["first_seen"], s["last_seen"]) == ("2026-01-01T00:00:00.000000000Z", "2026-01-01T00:00:02.000000000Z")
+    assert (s["first_seen"], s["last_seen"]) == (
+        "2026-01-01T00:00:00.000000000Z",
+        "2026-01-01T00:00:02.000000000Z",
+    )
     assert s["history"] == [] and len(s["event_ids"]) == 3
     with backend.client(keys["read"]) as c:
         one = c.get(f"/api/v1/signals/{s['id']}").json()
@@ -249,6 +252,9 @@ def test_a_webhook_that_keeps_failing_is_given_up_and_says_why(
     assert s["webhook"] == {"state": "failed", "attempts": 3, "last_error": "HTTP 500: not now"}
     with backend.client(keys["admin"]) as c:
         assert 'opencws_webhook_deliveries_total{outcome="abandoned"} 1.0' in c.get("/metrics").text
+    with backend.client(keys["read"]) as c:
+        (w,) = c.get("/api/v1/webhooks").json()["webhooks"]
+    assert w["url"].endswith("/hook") and w["failed"] >= 1 and w["last_error"] == "HTTP 500: not now"
 
 
 def test_a_restart_keeps_the_windows(backend: Backend, keys: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+import httpx
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -118,3 +119,13 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
 @router.get("/detection-rules", summary="The loaded detection rules")
 def list_rules(request: Request, _: ReadKey) -> Response:
     return _json({"rules": [r.describe() for r in _detection(request).rules]})
+
+
+@router.get("/webhooks", summary="The webhook's deliveries: counts by state and the last error")
+def list_webhooks(request: Request, _: ReadKey) -> Response:
+    d = _detection(request)
+    if d.sender is None:
+        return _json({"webhooks": []})
+    url = httpx.URL(d.sender.url)
+    shown = str(url.copy_with(query=None, userinfo=b""))  # no secrets in a query string or credentials
+    return _json({"webhooks": [{"url": shown, **d.signals.webhook_summary()}]})
