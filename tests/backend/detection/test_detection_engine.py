@@ -3,9 +3,10 @@ reopening the data directory (a restart)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from detection_helpers import S, exec_event, one_rule, rows
+from detection_helpers import T0, S, exec_event, one_rule, rows
 
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
@@ -130,3 +131,26 @@ def test_an_event_that_breaks_evaluation_is_skipped_and_the_others_evaluated(tmp
     events = [exec_event(seconds=s) for s in (0, 1, 2)]
     bad = list(good[0])
     assert len(d.observe([tuple(bad), *good], [{"process": "not an object"}, *events])) == 1
+
+
+def test_finished_windows_are_forgotten_but_not_by_an_event_from_the_future(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("opencws.backend.detection.engine.GC_SECONDS", 0.0)
+    d = detector(tmp_path, THRESHOLD)
+    now = (time.time_ns() - T0) // S  # seconds from T0 to now
+    d.observe(rows([exec_event(seconds=now)], host="live"))
+    # An event dated ten years ahead moves the clock to the wall clock, not beyond: "live" (its minute still
+    # running) is kept.
+    d.observe(rows([exec_event(seconds=now + 10 * 365 * 86400)], host="future"))
+    assert {k[1] for k in d.windows} == {'["live"]', '["future"]'}
+    # A window whose minute is over by that clock, and that no event reached for a minute, is forgotten, in
+    # memory and on disk.
+    d.observe(rows([exec_event(seconds=now - 600)], host="old"))
+    assert ("r", '["old"]') in d.windows  # it just received an event (late events still add up)
+    d.windows[("r", '["old"]')].touched -= 61
+    d.observe(rows([exec_event("/usr/bin/ls", seconds=now)], host="x"))
+    assert {k[1] for k in d.windows} == {'["live"]', '["future"]'}
+    with d.db.lock:
+        stored = {g for (g,) in d.db.conn.execute("SELECT grp FROM windows")}
+    assert stored == {'["live"]', '["future"]'}

@@ -52,6 +52,7 @@ class Window:
     times: list[tuple[int, str]] = field(default_factory=list)  # (date, event id), sorted
     signal: Signal | None = None
     until: int = 0  # the open signal takes events dated before this
+    touched: float = field(default_factory=time.time)  # when an event last came (wall clock, not persisted)
 
     def dump(self) -> str:
         s = self.signal
@@ -76,6 +77,7 @@ class _Batch:
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     learning: list[tuple[str, str, int]] = field(default_factory=list)
     learned: list[tuple[str, str, str]] = field(default_factory=list)
+    wall: float = field(default_factory=time.time)
 
 
 class Detector:
@@ -114,7 +116,7 @@ class Detector:
             self.latest = max(self.latest, w.until, w.times[-1][0] if w.times else 0)
 
     def _save(self, b: _Batch) -> None:
-        gone: list[tuple[str, str]] = []
+        gone: set[tuple[str, str]] = set()
         if time.monotonic() - self._last_gc > GC_SECONDS:
             gone = self._collect()
             self._last_gc = time.monotonic()
@@ -128,16 +130,21 @@ class Detector:
             )
             conn.executemany("INSERT OR IGNORE INTO learning VALUES (?, ?, ?)", b.learning)
             conn.executemany("INSERT OR IGNORE INTO learned VALUES (?, ?, ?)", b.learned)
-            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND grp = ?", gone)
+            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND grp = ?", sorted(gone))
 
-    def _collect(self) -> list[tuple[str, str]]:
-        """Windows with nothing left to count nor an open signal (by the newest event date seen)."""
+    def _collect(self) -> set[tuple[str, str]]:
+        """Windows with nothing left to count nor an open signal, by the newest event date seen (but no later
+        than the wall clock: an event dated in the future must not expire every window), and that no event
+        reached for as long as their window (late events, from an agent that was cut off, still add up)."""
+        wall = time.time()
+        now = min(self.latest, int(wall * 1e9))
         spans = {r.id: r.window_ns for r in self.rules}
-        gone = []
+        gone = set()
         for k, w in self.windows.items():
             span = spans.get(k[0], 0)
-            if w.until <= self.latest and (not w.times or w.times[-1][0] + span <= self.latest):
-                gone.append(k)
+            if (w.until <= now and (not w.times or w.times[-1][0] + span <= now)
+                    and w.touched + span / 1e9 <= wall):  # fmt: skip
+                gone.add(k)
         for k in gone:
             del self.windows[k]
         return gone
@@ -223,6 +230,7 @@ class Detector:
         if w is None:
             w = self.windows[key] = Window()
         b.windows[key] = w
+        w.touched = b.wall
         date, eid = row[I_DATE], row[I_ID]
         if self._join(w, date, eid, b):
             return
@@ -253,6 +261,7 @@ class Detector:
         w = self.windows.get(okey)
         if w is not None and self._join(w, date, eid, b):
             b.windows[okey] = w
+            w.touched = b.wall
             return
         start = self.learning.get(key)
         if start is None:
