@@ -14,6 +14,17 @@ T0 = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
 S = 1_000_000_000
 
 
+# A threshold rule's keys (after its id): three nmap runs within a minute on a host.
+SCANS = """\
+title: scans on {host}
+message: "{process.file.path} scanned"
+severity: medium
+condition: exec.file.name == "nmap"
+group_by: [host]
+threshold: {count: 3, window: 1m}
+"""
+
+
 def exec_event(path: str = "/usr/bin/nmap", seconds: float = 0, *, container: str | None = None,
                pid: int = 5100) -> dict[str, Any]:  # fmt: skip
     e: dict[str, Any] = {

@@ -6,20 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from detection_helpers import T0, S, exec_event, one_rule, rows
+from detection_helpers import SCANS, T0, S, exec_event, one_rule, rows
 
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
 from opencws.backend.detection.signals import SignalStore
 
-THRESHOLD = """\
-title: scans on {host}
-message: "{process.file.path} scanned"
-severity: medium
-condition: exec.file.name == "nmap"
-group_by: [host]
-threshold: {count: 3, window: 1m}
-"""
+THRESHOLD = SCANS
 
 NEW_VALUE = """\
 title: new program on {host}

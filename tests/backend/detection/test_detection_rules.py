@@ -3,24 +3,16 @@ files added and replaced by a rules directory; templates that never crash."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
-from detection_helpers import exec_event, one_rule, rule_file
+from detection_helpers import SCANS, exec_event, one_rule, rule_file
 
 from opencws.backend.detection.rules import DEFAULT_DIR, RulesError, load_rules
 from opencws.backend.detection.view import event_view
 
-GOOD = """\
-rules:
-  - id: scans
-    title: scans on {host}
-    message: "{process.file.path} scanned"
-    severity: medium
-    condition: exec.file.name == "nmap"
-    group_by: [host]
-    threshold: {count: 3, window: 1m}
-"""
+GOOD = "rules:\n  - id: scans\n" + textwrap.indent(SCANS, "    ")
 
 
 def errors(tmp_path: Path, text: str) -> str:
