@@ -56,7 +56,7 @@ class Window:
 
     def dump(self) -> str:
         s = self.signal
-        sig = None if s is None else [s.id, s.count, s.first_seen, s.last_seen, s.event_ids]
+        sig = None if s is None else [s.id, s.count, s.first_seen, s.last_seen, s.samples]
         return orjson.dumps({"times": self.times, "signal": sig, "until": self.until}).decode()
 
     @classmethod
@@ -64,8 +64,8 @@ class Window:
         d = orjson.loads(text)
         w = cls([tuple(t) for t in d["times"]], None, d["until"])  # type: ignore[misc]
         if d["signal"]:
-            sid, count, first, last, ids = d["signal"]
-            w.signal = Signal(sid, "", "", "", "", {}, first, last, count, ids)
+            sid, count, first, last, samples = d["signal"]
+            w.signal = Signal(sid, "", "", "", "", {}, first, last, count, samples)
         return w
 
 
@@ -246,7 +246,7 @@ class Detector:
         if len(times) < r.count:
             return
         s = self._raise(r, group, view, env, event, times[0][0], times[-1][0], len(times),
-                        [t[1] for t in times[:MAX_SAMPLES]], b)  # fmt: skip
+                        [list(t) for t in times[:MAX_SAMPLES]], b)  # fmt: skip
         w.signal, w.until, w.times = s, times[-1][0] + r.window_ns, []
 
     def _new_value(self, r: DetectionRule, gkey: str, group: list[Any], row: Sequence[Any], view: Any,
@@ -274,17 +274,17 @@ class Detector:
         b.learned.append((r.id, gkey, value))
         if date < start + r.learning_ns:
             return
-        s = self._raise(r, [*group, value], view, env, event, date, date, 1, [eid], b)
+        s = self._raise(r, [*group, value], view, env, event, date, date, 1, [[date, eid]], b)
         self.windows[okey] = b.windows[okey] = Window([], s, date + r.window_ns)
 
     def _raise(self, r: DetectionRule, group: list[Any], view: Any, env: dict[str, str], event: dict[str, Any],
-               first: int, last: int, count: int, ids: list[str], b: _Batch) -> Signal:  # fmt: skip
+               first: int, last: int, count: int, samples: list[list[Any]], b: _Batch) -> Signal:  # fmt: skip
         if view is None:
             view = event_view(event)
         names = [g.name for g in r.group_by] + ([r.value.name] if r.value is not None else [])
         s = Signal(
             new_signal_id(), r.id, r.title.render(view, env), r.message.render(view, env), r.severity,
-            dict(zip(names, group, strict=True)), first, last, count, ids,
+            dict(zip(names, group, strict=True)), first, last, count, samples,
             webhook={"state": "pending", "attempts": 0, "last_error": None} if self.webhook else None,
         )  # fmt: skip
         b.new.append(s)
