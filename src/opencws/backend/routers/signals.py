@@ -90,12 +90,13 @@ class StatusChange(BaseModel):
 )
 async def set_status(signal_id: str, change: StatusChange, request: Request, key: AdminKey) -> Response:
     d = _detection(request)
+    actor = key.name or key.id  # a key created without a name is named by its id
     try:
         s = await run_in_threadpool(
             d.signals.set_status,
             signal_id if _ID.match(signal_id) else "",
             change.status,
-            key.name,
+            actor,
             change.comment,
         )
     except SignalError as e:
@@ -104,7 +105,7 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         raise HTTPException(404, "no such signal")
     audit(
         request.app,
-        key.name,
+        actor,
         "signal.status",
         signal_id,
         {"status": change.status, "comment": change.comment},
