@@ -43,6 +43,8 @@ def test_a_condition_on_a_later_line_of_a_block_points_at_that_line(tmp_path: Pa
         (("group_by: [host]", "group_by: [proces.pid]"), "rules.yaml:7: rule scans `group_by`: unknown field 'proces.pid'"),
         (("group_by: [host]", "group_by: [process.ancestors.file.path]"), "has several values per event"),
         (("{count: 3, window: 1m}", "{count: 0, window: 1m}"), "rules.yaml:8: rule scans `threshold`: count: expected an integer"),
+        (("{count: 3, window: 1m}", "{count: 10001, window: 1m}"), "count: expected an integer from 1 to 10000, got 10001"),
+        (("{count: 3, window: 1m}", "{count: true, window: 1m}"), "count: expected an integer from 1 to 10000, got True"),
         (("{count: 3, window: 1m}", "{count: 3, window: 1 minute}"), "window: expected a duration such as 30s"),
         (("{count: 3, window: 1m}", "{count: 3, windw: 1m}"), "`threshold`: unknown key `windw`"),
         (("threshold: {count: 3, window: 1m}", "new_value: {learning: 1d}"), "`new_value`: field: expected a field name"),
@@ -62,6 +64,13 @@ def test_each_mistake_is_reported_with_its_place(
 ) -> None:
     assert change[0] in GOOD
     assert expected in errors(tmp_path, GOOD.replace(*change, 1))
+
+
+def test_the_largest_threshold_loads(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    rule_file(tmp_path / "d", GOOD.replace("count: 3", "count: 10000"))
+    (r,) = load_rules([tmp_path / "d"], with_defaults=False)
+    assert r.count == 10000 and r.window_ns == 60 * 10**9
 
 
 def test_every_error_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
