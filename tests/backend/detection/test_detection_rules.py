@@ -57,6 +57,7 @@ def test_a_condition_on_a_later_line_of_a_block_points_at_that_line(tmp_path: Pa
         (("    severity: medium\n", "    severity: medium\n    sevrity: low\n"), "rule scans `sevrity`: unknown key"),
         (('condition: exec.file.name == "nmap"', "condition: {rule_ids: [x]}"), "`condition`: unknown key `rule_ids`"),
         (("rules:", "rules: ["), "rules.yaml:2: invalid YAML"),
+        (('condition: exec.file.name == "nmap"', "condition: [a, b]"), "`condition`: expected a SECL expression or a mapping"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_reported_with_its_place(
@@ -71,6 +72,10 @@ def test_the_largest_threshold_loads(tmp_path: Path) -> None:
     rule_file(tmp_path / "d", GOOD.replace("count: 3", "count: 10000"))
     (r,) = load_rules([tmp_path / "d"], with_defaults=False)
     assert r.count == 10000 and r.window_ns == 60 * 10**9
+    assert r.describe()["threshold"] == {"count": 10000, "window": "1m"}
+    for text, shown in (("90s", "90s"), ("120s", "2m"), ("48h", "2d"), ("25h", "25h"), ("60m", "1h")):
+        rule_file(tmp_path / "d", GOOD.replace("window: 1m", f"window: {text}"))
+        assert load_rules([tmp_path / "d"], with_defaults=False)[0].describe()["window"] == shown
 
 
 def test_every_error_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
