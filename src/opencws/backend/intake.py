@@ -21,6 +21,7 @@ MAX_FIELD_CHARS = 1024
 @dataclass
 class Outcome:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # the parsed event of each row (detection)
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -109,6 +110,7 @@ def accept(docs: list[Document], max_depth: int, received_ns: int | None = None)
             continue
         try:
             out.rows.append(event_row(event, env, now))
+            out.events.append(event)
         except (ValueError, OverflowError) as e:  # a date the schema's format check let through
             out.rejected.append({"index": doc.index, "errors": [f"{prefix}/date: {e}"]})
     return out

@@ -19,11 +19,12 @@ from opencws.backend.auth.audit import AuditLog
 from opencws.backend.auth.sessions import SessionStore
 from opencws.backend.auth.throttle import SignInThrottle
 from opencws.backend.auth.users import UserStore
+from opencws.backend.detection import Detection
 from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import audit, health, intake, keys, search, session, users
+from opencws.backend.routers import audit, health, intake, keys, search, session, signals, users
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         stop = threading.Event()
         worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
         worker.start()
+        app.state.detection.start()
         try:
             yield
         finally:
@@ -67,6 +69,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if own:
                 app.state.store.close()
             app.state.store = None
+            app.state.detection.close()
             for part in (app.state.keys, app.state.batches, app.state.users, app.state.sessions, app.state.audit):
                 part.close()
 
@@ -84,6 +87,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.batches = IdempotencyStore(settings.data_dir)
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.state.detection = Detection(settings, app.state.metrics.registry)  # a bad rule file stops here
     app.state.users = UserStore(settings.data_dir)
     app.state.sessions = SessionStore(
         settings.data_dir, settings.session_idle_seconds, settings.session_lifetime_seconds
@@ -113,6 +117,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(search.router)
     app.include_router(keys.router)
+    app.include_router(signals.router)
     app.include_router(session.router)
     app.include_router(users.router)
     app.include_router(audit.router)

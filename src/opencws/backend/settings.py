@@ -47,6 +47,14 @@ class Settings:
     # Retention: days kept (0: forever), checked every `retention_interval` seconds.
     retention_days: int = 30
     retention_interval: float = 3600.0
+    # Detection: directories (or files) of rule files added to the shipped ones (a same-named file replaces
+    # a shipped one), and the webhook every new signal is POSTed to.
+    detection_rules: list[str] = dataclasses.field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_header: str | None = None  # "Name: value", sent with every delivery (a shared secret)
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff: float = 2.0  # seconds before the first retry, doubled at each
 
     @classmethod
     def load(cls, path: str | None, overrides: dict[str, Any]) -> Settings:
@@ -90,7 +98,19 @@ class Settings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise SettingsError(f"{name} must be an integer >= 0, got {v!r}")
-        for name in ("rate_limit", "retention_interval"):
+        if isinstance(self.detection_rules, str):
+            self.detection_rules = [self.detection_rules]
+        if not isinstance(self.detection_rules, list) or not all(
+            isinstance(d, str) for d in self.detection_rules
+        ):
+            raise SettingsError(
+                f"detection_rules must be a list of directories, got {self.detection_rules!r}"
+            )
+        if not isinstance(self.webhook_max_attempts, int) or self.webhook_max_attempts < 1:
+            raise SettingsError(
+                f"webhook_max_attempts must be an integer >= 1, got {self.webhook_max_attempts!r}"
+            )
+        for name in ("rate_limit", "retention_interval", "webhook_timeout", "webhook_backoff"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
                 raise SettingsError(f"{name} must be a number >= 0, got {v!r}")

@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--insecure", action="store_true", default=None, help="allow a non-loopback address without TLS"
     )
+    s.add_argument(
+        "--detection-rules", action="append", metavar="DIR",
+        help="a directory of detection rule files added to the shipped ones (a same-named file replaces one); repeatable",
+    )  # fmt: skip
     s.add_argument("--retention-days", type=int, help="days of events kept (0: forever; default 30)")
     s.add_argument(
         "--fsync", action="store_true", default=None,
@@ -81,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {
         "listen": args.listen, "data_dir": args.data_dir, "store": args.store, "tls_cert": args.tls_cert,
         "tls_key": args.tls_key, "insecure": args.insecure, "retention_days": args.retention_days, "fsync": args.fsync,
+        "detection_rules": args.detection_rules,
     }  # fmt: skip
     try:
         settings = Settings.load(args.config, overrides)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from opencws.backend import bodies
+from opencws.backend import bodies, detection
 from opencws.backend.dependencies import IngestKey, MetricsDep, SettingsDep, StoreDep
 from opencws.backend.idempotency import MAX_KEY_CHARS, IdempotencyStore
 from opencws.backend.intake import accept
@@ -122,6 +122,7 @@ async def _intake(
         metrics.insert_seconds.observe(time.perf_counter() - start)
         metrics.events.labels("stored").inc(stored)
         metrics.events.labels("rejected").inc(len(outcome.rejected))
+        detection.observe(request.app, outcome)  # signals from the stored events, before the answer
         answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
         if idempotency_key is not None:
             batches.put(key.id, idempotency_key, answer.model_dump_json().encode())

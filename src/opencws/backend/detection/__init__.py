@@ -1,0 +1,71 @@
+"""Detection: rules over stored events raise security signals that people triage.
+
+    rules.py    YAML rule files → compiled rules (errors located, with SECL's caret)
+    view.py     an event's JSON as SECL reads it (no model decoding)
+    engine.py   evaluation as events arrive: thresholds and new values, per group; state kept across restarts
+    signals.py  signals: samples, status history, webhook state
+    db.py       detection.sqlite (WAL) in the data directory
+    webhooks.py the persistent, retried webhook queue
+    suite.py    the rules' own test cases
+
+The intake calls `observe(app, outcome)` once a request's events are stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from opencws.backend.detection.db import Database
+from opencws.backend.detection.engine import Detector
+from opencws.backend.detection.metrics import DetectionMetrics
+from opencws.backend.detection.rules import DetectionRule, RulesError, load_rules
+from opencws.backend.detection.signals import Signal, SignalStore
+from opencws.backend.detection.webhooks import WebhookSender
+from opencws.backend.settings import Settings
+
+__all__ = ["Detection", "DetectionRule", "RulesError", "Signal", "audit", "load_rules", "observe"]
+
+
+class Detection:
+    """The rules, the evaluator, the signals and the webhook sender of one backend."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        self.rules = load_rules(settings.detection_rules)  # RulesError: the backend does not start
+        self.db = Database(settings.data_dir, settings.fsync)
+        self.signals = SignalStore(self.db)
+        self.metrics = DetectionMetrics(registry)
+        self.sender = None
+        if settings.webhook_url:
+            self.sender = WebhookSender(
+                self.signals, self.metrics, settings.webhook_url, settings.webhook_header,
+                timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
+                backoff=settings.webhook_backoff,
+            )  # fmt: skip
+        self.detector = Detector(self.rules, self.db, webhook=self.sender is not None, metrics=self.metrics)
+        if self.sender is not None:
+            self.detector.on_new_signals = lambda _new: self.sender.wake.set()  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        if self.sender is not None:
+            self.sender.start()
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+        self.db.close()
+
+
+def observe(app: Any, outcome: Any) -> None:
+    """The intake's hook, after `outcome.rows` are stored: evaluate them (and write the signals) now."""
+    detection: Detection | None = getattr(app.state, "detection", None)
+    if detection is not None and outcome.rows:
+        detection.detector.observe(outcome.rows, getattr(outcome, "events", None))
+
+
+def audit(app: Any, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+    """Record a change in the audit log when the application has one (`app.state.audit`)."""
+    log = getattr(app.state, "audit", None)
+    if log is not None:
+        log(app, actor, action, target, detail)

@@ -1,0 +1,120 @@
+"""Signals and detection rules: `/api/v1/signals` (list, one with its events, status changes) and
+`/api/v1/detection-rules`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from opencws.backend.dependencies import AdminKey, ReadKey, StoreDep
+from opencws.backend.detection import Detection, audit
+from opencws.backend.detection.rules import SEVERITIES
+from opencws.backend.detection.signals import MAX_COMMENT, STATUSES, SignalError
+from opencws.backend.routers.search import _hit, _store_call, _time
+from opencws.backend.store import Store
+
+router = APIRouter(prefix="/api/v1", tags=["signals"])
+_ID = re.compile(r"^[0-9a-f]{1,64}$")
+
+
+def _json(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+def _detection(request: Request) -> Detection:
+    return request.app.state.detection  # type: ignore[no-any-return]
+
+
+def _cursor(text: str | None) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 19:
+        raise HTTPException(400, "invalid cursor: use the 'next' value of a previous page")
+    return int(text)
+
+
+@router.get("/signals", summary="Signals, newest first", responses={400: {}})
+def list_signals(
+    *,
+    request: Request,
+    status: Annotated[str | None, Query(description=" | ".join(STATUSES))] = None,
+    rule_id: Annotated[str | None, Query(max_length=200)] = None,
+    severity: Annotated[str | None, Query(description=" | ".join(SEVERITIES))] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=64, description="RFC 3339: last seen at or after")
+    ] = None,
+    to: Annotated[str | None, Query(max_length=64, description="RFC 3339: first seen before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    _: ReadKey,
+) -> Response:
+    if status and status not in STATUSES:
+        raise HTTPException(400, f"unknown status {status!r}: choose among {', '.join(STATUSES)}")
+    if severity and severity not in SEVERITIES:
+        raise HTTPException(400, f"unknown severity {severity!r}: choose among {', '.join(SEVERITIES)}")
+    t_from = _time(from_, "from", 0) if from_ else None
+    t_to = _time(to, "to", 0) if to else None
+    found, nxt = _detection(request).signals.list(
+        status=status, rule_id=rule_id, severity=severity, t_from=t_from, t_to=t_to, limit=limit,
+        cursor=_cursor(cursor),
+    )  # fmt: skip
+    return _json({"signals": [s.to_api() for s in found], "next": str(nxt) if nxt is not None else None})
+
+
+def _events(store: Store, ids: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for eid in ids:
+        hit = _store_call(store.get, eid) if _ID.match(eid) else None
+        if hit is not None:
+            out.append(_hit(hit))
+    return out
+
+
+@router.get("/signals/{signal_id}", summary="One signal with its sample events", responses={404: {}})
+def get_signal(signal_id: str, request: Request, _: ReadKey, store: StoreDep) -> Response:
+    s = _detection(request).signals.get(signal_id) if _ID.match(signal_id) else None
+    if s is None:
+        raise HTTPException(404, "no such signal")
+    return _json({**s.to_api(), "events": _events(store, s.event_ids)})
+
+
+class StatusChange(BaseModel):
+    status: str = Field(..., max_length=32, description=" | ".join(STATUSES))
+    comment: str | None = Field(None, max_length=MAX_COMMENT)
+
+
+@router.post(
+    "/signals/{signal_id}/status", summary="Change a signal's status", responses={400: {}, 403: {}, 404: {}}
+)
+async def set_status(signal_id: str, change: StatusChange, request: Request, key: AdminKey) -> Response:
+    d = _detection(request)
+    try:
+        s = await run_in_threadpool(
+            d.signals.set_status,
+            signal_id if _ID.match(signal_id) else "",
+            change.status,
+            key.name,
+            change.comment,
+        )
+    except SignalError as e:
+        raise HTTPException(400, str(e)) from None
+    if s is None:
+        raise HTTPException(404, "no such signal")
+    audit(
+        request.app,
+        key.name,
+        "signal.status",
+        signal_id,
+        {"status": change.status, "comment": change.comment},
+    )
+    return _json(s.to_api())
+
+
+@router.get("/detection-rules", summary="The loaded detection rules")
+def list_rules(request: Request, _: ReadKey) -> Response:
+    return _json({"rules": [r.describe() for r in _detection(request).rules]})
