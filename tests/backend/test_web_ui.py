@@ -204,3 +204,80 @@ def test_the_audit_log_shows_who_changed_what(ui: UI, ui_backend: Backend) -> No
     )
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r[0]) for r in rows)
     ui.shot("audit")
+
+
+def api_signals(b: Backend, **params: Any) -> list[dict]:
+    with b.client(b.key("read")) as c:
+        r = c.get("/api/v1/signals", params={"limit": 50, **params})
+        assert r.status_code == 200, r.text
+        return r.json()["signals"]
+
+
+def test_signals_list_filters_then_a_signal_is_triaged_and_its_history_and_the_audit_log_show_it(
+    ui: UI, ui_backend: Backend
+) -> None:
+    high = api_signals(ui_backend, severity="high", status="open")
+    assert high, "the ingested events raise signals with the default detection rules"
+    signed_in(ui, "alice", "signals")
+    ui.ready("signals")
+    assert ui.page.locator("table.signals tbody tr").count() == min(len(api_signals(ui_backend)), 50)
+    ui.shot("signals")
+    ui.page.select_option("#f-severity", "high")
+    ui.page.select_option("#f-status", "open")
+    ui.page.wait_for_selector('#signals[data-filters="open|high|"]')
+    ids = [tr.get_attribute("data-id") for tr in ui.page.locator("table.signals tbody tr").all()]
+    assert ids == [s["id"] for s in high]
+    assert "severity=high" in ui.page.url and "status=open" in ui.page.url
+
+    target = high[0]
+    ui.page.click(f'table.signals tbody tr[data-id="{target["id"]}"] a')
+    ui.ready("signal")
+    assert ui.page.inner_text("#signal-title").endswith(target["title"])
+    assert ui.page.locator("table.events tbody tr").count() == len(target["event_ids"])
+    ui.shot("signal")
+    ui.page.select_option("#new-status", "under_review")
+    ui.page.fill("#status-comment", "looking at the shadow reads on this host")
+    ui.page.click("#status-submit")
+    ui.page.wait_for_selector("table.history td:text-is('looking at the shadow reads on this host')")
+    ui.ready("signal")
+    history = [r.split("\t") for r in ui.page.locator("table.history tbody tr").all_inner_texts()]
+    assert history[-1][1:] == ["Under review", "alice", "looking at the shadow reads on this host"]
+    assert ui.page.inner_text("#signal-status") == "Under review"
+    ui.shot("signal-triaged")
+
+    ui.page.click('a[data-nav="audit"]')
+    ui.ready("audit")
+    rows = [r.split("\t") for r in ui.page.locator("table.audit tbody tr").all_inner_texts()]
+    mine = [r for r in rows if r[2] == "signal.status" and r[3] == target["id"]]
+    assert mine and mine[0][1] == "alice"
+    assert orjson.loads(mine[0][4]) == {"status": "under_review", "comment": "looking at the shadow reads on this host"}
+
+
+def test_a_read_user_sees_the_triage_controls_disabled_and_the_api_refuses_it(ui: UI, ui_backend: Backend) -> None:
+    target = api_signals(ui_backend)[-1]
+    signed_in(ui, "rita", f"signals/{target['id']}")
+    ui.ready("signal")
+    assert ui.page.locator("#status-submit").is_disabled() and ui.page.locator("#new-status").is_disabled()
+    assert ui.page.inner_text("#status-message") == "Your role (read) can view signals but not change them: an admin can."
+    ui.shot("signal-read-user")
+    answer = ui.page.evaluate(
+        """async (id) => {
+          const s = await (await fetch('/api/v1/session')).json();
+          const r = await fetch(`/api/v1/signals/${id}/status`, {method: 'POST', headers: {'Content-Type':
+            'application/json', 'X-CSRF-Token': s.csrf}, body: JSON.stringify({status: 'archived', comment: 'x'})});
+          return [r.status, (await r.json()).detail];
+        }""",
+        target["id"],
+    )
+    assert answer == [403, "your role's rights (read) do not allow this: it needs admin"]
+    assert api_signals(ui_backend)[-1]["status"] == target["status"]
+
+
+def test_the_detection_rules_are_listed(ui: UI, ui_backend: Backend) -> None:
+    with ui_backend.client(ui_backend.key("read")) as c:
+        rules = c.get("/api/v1/detection-rules").json()["rules"]
+    signed_in(ui, "rita", "rules")
+    ui.ready("rules")
+    ids = [tr.get_attribute("data-id") for tr in ui.page.locator("table.rules tbody tr").all()]
+    assert ids == [r["id"] for r in rules] and len(ids) > 5
+    ui.shot("rules")

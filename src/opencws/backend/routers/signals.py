@@ -107,7 +107,7 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         raise HTTPException(404, "no such signal")
     audit(
         request.app,
-        key.name,
+        key,
         "signal.status",
         signal_id,
         {"status": change.status, "comment": change.comment},

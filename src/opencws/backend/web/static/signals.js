@@ -35,6 +35,7 @@ export async function signalsView({ main }) {
       rule_id: rule.querySelector("select").value };
     setHashParams("signals", params);
     list.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    delete list.dataset.filters;  // set to the filters shown once loaded (tests wait for it)
     const rowsOf = (signals) => signals.map((s) => h("tr", { dataset: { id: s.id } },
       h("td", {}, badge(s.severity, "sev")),
       h("td", {}, h("a", { href: `#/signals/${encodeURIComponent(s.id)}` }, s.title)),
@@ -56,6 +57,7 @@ export async function signalsView({ main }) {
       more.hidden = !next;
     });
     list.replaceChildren(page.signals.length ? t : h("p", { class: "muted", id: "no-signals" }, "No signal."), more);
+    list.dataset.filters = `${params.status}|${params.severity}|${params.rule_id}`;
   }
   await load();
 }
