@@ -78,10 +78,17 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 @pytest.fixture(scope="session")
 def ui_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """One backend process for the web UI's and the sign-in's tests: users alice (admin) and rita (read),
-    and 3,000 events of the last hour sent over HTTP (`ui_harness.ingest`)."""
+    and 3,000 events of the last hour sent over HTTP (`ui_harness.ingest`). OPENCWS_UI_EVENTS=N stores N
+    more in the 23 hours before (written straight into the store): the views' load times at that size."""
+    import time
+
     import ui_harness
 
     data = tmp_path_factory.mktemp("ui-backend")
+    extra = int(os.environ.get("OPENCWS_UI_EVENTS", "0"))
+    if extra > 0:
+        hour = 3600 * 1_000_000_000
+        ui_harness.prefill(data, extra, time.time_ns() - 24 * hour, time.time_ns() - hour)
     config = data / "backend.yaml"
     config.write_text("rate_limit: 0\nsignin_failures_per_address: 1000\n")
     b = Backend(data, ["--config", str(config)]).start()

@@ -12,7 +12,7 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from backend_process import Backend
+from backend_process import Backend, self_signed_cert
 from ui_harness import PASSWORDS, add_user
 
 ALICE = {"user": "alice", "password": PASSWORDS["alice"]}
@@ -37,12 +37,7 @@ def signed_in(b: Backend, who: dict) -> Iterator[tuple[httpx.Client, str]]:
 def tls_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """HTTPS with a self-signed certificate; sign-in allows 3 failures per user, 8 per address."""
     d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_cert(d)
     config = d / "backend.yaml"
     config.write_text(
         "signin_failures_per_user: 3\nsignin_failures_per_address: 8\nsignin_failure_window: 600\n"

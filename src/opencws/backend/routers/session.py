@@ -4,6 +4,7 @@ signing out. A sign-in answers the session's CSRF token, which the UI sends back
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
@@ -25,15 +26,16 @@ class SignIn(BaseModel):
 
 
 def _same_origin(request: Request) -> None:
-    """Sign-in and sign-out come from the UI's own page (no other site may sign a browser in or out)."""
+    """Sign-in and sign-out come from the UI's own page (no other site may sign a browser in or out). The
+    host is compared, not the scheme: behind a TLS-terminating proxy the backend itself sees plain HTTP."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise HTTPException(403, f"cross-origin request from {origin} refused")
 
 
 def _answer(p: SessionPrincipal) -> dict[str, Any]:
     role = "admin" if "admin" in p.scopes else "read"
-    return {"id": p.id, "name": p.name, "role": role, "scopes": list(p.scopes), "csrf": p.csrf}
+    return {"id": p.id, "name": p.name or p.id, "role": role, "scopes": list(p.scopes), "csrf": p.csrf}
 
 
 def _session(request: Request, keys: KeysDep) -> SessionPrincipal:

@@ -11,7 +11,7 @@ const RANGES = [["15m", "Last 15 minutes", 900], ["1h", "Last hour", 3600], ["24
   ["7d", "Last 7 days", 7 * 86400], ["30d", "Last 30 days", 30 * 86400], ["all", "All time", 0], ["custom", "Custom…", 0]];
 
 function rangeOf(p) {
-  const r = RANGES.find(([k]) => k === p.range) || RANGES[2];
+  const r = RANGES.find(([k]) => k === p.range) || RANGES[1];
   if (r[0] === "custom") return { from: p.from || "", to: p.to || "" };
   if (!r[2]) return { from: "", to: "" };
   return { from: new Date(Date.now() - r[2] * 1000).toISOString(), to: "" };
@@ -34,7 +34,8 @@ function summary(hit) {
 export async function eventsView(ctx) {
   const { main } = ctx;
   const p = Object.fromEntries(hashParams());
-  const state = { q: p.q || "", range: p.range || "24h", from: p.from || "", to: p.to || "", selected: p.event || "" };
+  // The facets' cost grows with the range: an hour by default.
+  const state = { q: p.q || "", range: p.range || "1h", from: p.from || "", to: p.to || "", selected: p.event || "" };
 
   const q = h("input", { id: "q", class: "code", spellcheck: false, autocomplete: "off", value: state.q,
     placeholder: 'SECL, e.g. exec.file.path == "/usr/bin/curl" && process.user != "root"' });
