@@ -139,6 +139,13 @@ def test_get_returns_one_event_by_id(filled: Store) -> None:
     assert filled.get("nope' OR 1=1") is None
 
 
+def test_get_many_returns_events_by_position_in_the_order_asked(filled: Store) -> None:
+    hits = filled.search(compile_search(""), *ALL, None, 50).hits[::7]
+    asked = [(h.date, h.id) for h in reversed(hits)]
+    assert filled.get_many([*asked, (hits[0].date, "0" * 24)]) == list(reversed(hits))
+    assert filled.get_many([]) == []
+
+
 def _json(e: dict) -> str:
     import orjson
 

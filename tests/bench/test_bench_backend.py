@@ -30,6 +30,7 @@ def check(out: str) -> None:
                   "an ancestor's executable is X", "combined filter, newest 100"]:  # fmt: skip
         assert label in out
     assert "Searches over 3,000 stored events" in out
+    assert "default detection rules, state written" in out
 
 
 def test_bench_backend_on_the_embedded_store() -> None:

@@ -23,6 +23,7 @@ from opencws.backend import bodies
 from opencws.backend.intake import accept
 from opencws.backend.server import tune_gc
 from opencws.backend.store import Store, open_store
+from opencws.bench import detection_bench
 from opencws.bench.secl_bench import realistic_mix
 from opencws.bench.timing import line
 from opencws.cli.args import positive_int
@@ -191,4 +192,5 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
             f"  {label:<62} {med:8.1f} ms ({p90:.1f})  {med / b_med:5.2f}x baseline; {hits} results, {note}"
         )
     store.close()
+    detection_bench.run(pool, min(n, 100_000))
     return 0

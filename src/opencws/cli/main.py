@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("opencws.cli.rules_cmd", "check, evaluate and test SECL rules"),
     "probe": ("opencws.cli.probe_cmd", "debug the kernel probe: trace decoded kernel events, counters"),
     "backend": ("opencws.cli.backend_cmd", "run the backend (intake, storage, search) and manage its API keys"),
+    "detection": ("opencws.cli.detection_cmd", "check detection rule files and run their test cases"),
 }
 
 

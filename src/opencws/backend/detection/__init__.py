@@ -13,6 +13,7 @@ The intake calls `observe(app, outcome)` once a request's events are stored.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +25,8 @@ from opencws.backend.detection.rules import DetectionRule, RulesError, load_rule
 from opencws.backend.detection.signals import Signal, SignalStore
 from opencws.backend.detection.webhooks import WebhookSender
 from opencws.backend.settings import Settings
+
+log = logging.getLogger("opencws.backend.detection")
 
 __all__ = ["Detection", "DetectionRule", "RulesError", "Signal", "audit", "load_rules", "observe"]
 
@@ -60,8 +63,13 @@ class Detection:
 def observe(app: Any, outcome: Any) -> None:
     """The intake's hook, after `outcome.rows` are stored: evaluate them (and write the signals) now."""
     detection: Detection | None = getattr(app.state, "detection", None)
-    if detection is not None and outcome.rows:
+    if detection is None or not outcome.rows:
+        return
+    try:
         detection.detector.observe(outcome.rows, getattr(outcome, "events", None))
+    except Exception:  # the events are stored: the request succeeds; the failure is logged and counted
+        log.exception("detection could not evaluate or record %d stored events", len(outcome.rows))
+        detection.metrics.errors.inc(len(outcome.rows))
 
 
 def audit(app: Any, actor: object, action: str, target: str, detail: dict[str, Any]) -> None:

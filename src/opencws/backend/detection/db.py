@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS signals (
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    event_ids TEXT NOT NULL,
+    samples TEXT NOT NULL,
     history TEXT NOT NULL,
     webhook_state TEXT,
     webhook_attempts INTEGER NOT NULL DEFAULT 0,

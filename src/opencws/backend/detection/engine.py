@@ -52,10 +52,11 @@ class Window:
     times: list[tuple[int, str]] = field(default_factory=list)  # (date, event id), sorted
     signal: Signal | None = None
     until: int = 0  # the open signal takes events dated before this
+    touched: float = field(default_factory=time.time)  # when an event last came (wall clock, not persisted)
 
     def dump(self) -> str:
         s = self.signal
-        sig = None if s is None else [s.id, s.count, s.first_seen, s.last_seen, s.event_ids]
+        sig = None if s is None else [s.id, s.count, s.first_seen, s.last_seen, s.samples]
         return orjson.dumps({"times": self.times, "signal": sig, "until": self.until}).decode()
 
     @classmethod
@@ -63,8 +64,8 @@ class Window:
         d = orjson.loads(text)
         w = cls([tuple(t) for t in d["times"]], None, d["until"])  # type: ignore[misc]
         if d["signal"]:
-            sid, count, first, last, ids = d["signal"]
-            w.signal = Signal(sid, "", "", "", "", {}, first, last, count, ids)
+            sid, count, first, last, samples = d["signal"]
+            w.signal = Signal(sid, "", "", "", "", {}, first, last, count, samples)
         return w
 
 
@@ -76,6 +77,7 @@ class _Batch:
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     learning: list[tuple[str, str, int]] = field(default_factory=list)
     learned: list[tuple[str, str, str]] = field(default_factory=list)
+    wall: float = field(default_factory=time.time)
 
 
 class Detector:
@@ -114,7 +116,7 @@ class Detector:
             self.latest = max(self.latest, w.until, w.times[-1][0] if w.times else 0)
 
     def _save(self, b: _Batch) -> None:
-        gone: list[tuple[str, str]] = []
+        gone: set[tuple[str, str]] = set()
         if time.monotonic() - self._last_gc > GC_SECONDS:
             gone = self._collect()
             self._last_gc = time.monotonic()
@@ -128,16 +130,21 @@ class Detector:
             )
             conn.executemany("INSERT OR IGNORE INTO learning VALUES (?, ?, ?)", b.learning)
             conn.executemany("INSERT OR IGNORE INTO learned VALUES (?, ?, ?)", b.learned)
-            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND grp = ?", gone)
+            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND grp = ?", sorted(gone))
 
-    def _collect(self) -> list[tuple[str, str]]:
-        """Windows with nothing left to count nor an open signal (by the newest event date seen)."""
+    def _collect(self) -> set[tuple[str, str]]:
+        """Windows with nothing left to count nor an open signal, by the newest event date seen (but no later
+        than the wall clock: an event dated in the future must not expire every window), and that no event
+        reached for as long as their window (late events, from an agent that was cut off, still add up)."""
+        wall = time.time()
+        now = min(self.latest, int(wall * 1e9))
         spans = {r.id: r.window_ns for r in self.rules}
-        gone = []
+        gone = set()
         for k, w in self.windows.items():
             span = spans.get(k[0], 0)
-            if w.until <= self.latest and (not w.times or w.times[-1][0] + span <= self.latest):
-                gone.append(k)
+            if (w.until <= now and (not w.times or w.times[-1][0] + span <= now)
+                    and w.touched + span / 1e9 <= wall):  # fmt: skip
+                gone.add(k)
         for k in gone:
             del self.windows[k]
         return gone
@@ -223,6 +230,7 @@ class Detector:
         if w is None:
             w = self.windows[key] = Window()
         b.windows[key] = w
+        w.touched = b.wall
         date, eid = row[I_DATE], row[I_ID]
         if self._join(w, date, eid, b):
             return
@@ -238,7 +246,7 @@ class Detector:
         if len(times) < r.count:
             return
         s = self._raise(r, group, view, env, event, times[0][0], times[-1][0], len(times),
-                        [t[1] for t in times[:MAX_SAMPLES]], b)  # fmt: skip
+                        [list(t) for t in times[:MAX_SAMPLES]], b)  # fmt: skip
         w.signal, w.until, w.times = s, times[-1][0] + r.window_ns, []
 
     def _new_value(self, r: DetectionRule, gkey: str, group: list[Any], row: Sequence[Any], view: Any,
@@ -253,6 +261,7 @@ class Detector:
         w = self.windows.get(okey)
         if w is not None and self._join(w, date, eid, b):
             b.windows[okey] = w
+            w.touched = b.wall
             return
         start = self.learning.get(key)
         if start is None:
@@ -265,17 +274,17 @@ class Detector:
         b.learned.append((r.id, gkey, value))
         if date < start + r.learning_ns:
             return
-        s = self._raise(r, [*group, value], view, env, event, date, date, 1, [eid], b)
+        s = self._raise(r, [*group, value], view, env, event, date, date, 1, [[date, eid]], b)
         self.windows[okey] = b.windows[okey] = Window([], s, date + r.window_ns)
 
     def _raise(self, r: DetectionRule, group: list[Any], view: Any, env: dict[str, str], event: dict[str, Any],
-               first: int, last: int, count: int, ids: list[str], b: _Batch) -> Signal:  # fmt: skip
+               first: int, last: int, count: int, samples: list[list[Any]], b: _Batch) -> Signal:  # fmt: skip
         if view is None:
             view = event_view(event)
         names = [g.name for g in r.group_by] + ([r.value.name] if r.value is not None else [])
         s = Signal(
             new_signal_id(), r.id, r.title.render(view, env), r.message.render(view, env), r.severity,
-            dict(zip(names, group, strict=True)), first, last, count, ids,
+            dict(zip(names, group, strict=True)), first, last, count, samples,
             webhook={"state": "pending", "attempts": 0, "last_error": None} if self.webhook else None,
         )  # fmt: skip
         b.new.append(s)

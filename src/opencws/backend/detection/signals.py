@@ -14,7 +14,7 @@ from opencws.backend.detection.db import Database
 from opencws.model.codec import format_timestamp
 
 STATUSES = ("open", "under_review", "archived")
-MAX_SAMPLES = 10  # event ids kept per signal: the first ones
+MAX_SAMPLES = 10  # events kept per signal (their date and id): the first ones
 MAX_COMMENT = 4000
 
 
@@ -33,7 +33,7 @@ class Signal:
     first_seen: int
     last_seen: int
     count: int
-    event_ids: list[str] = field(default_factory=list)
+    samples: list[list[Any]] = field(default_factory=list)  # [date, event id] of the first events
     status: str = "open"
     history: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] | None = None
@@ -42,8 +42,12 @@ class Signal:
         self.count += 1
         self.first_seen = min(self.first_seen, date)
         self.last_seen = max(self.last_seen, date)
-        if len(self.event_ids) < MAX_SAMPLES:
-            self.event_ids.append(event_id)
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append([date, event_id])
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [i for _, i in self.samples]
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -59,7 +63,7 @@ def new_signal_id() -> str:
 
 
 _COLUMNS = (
-    "id, rule_id, title, message, severity, status, grp, first_seen, last_seen, count, event_ids, history, "
+    "id, rule_id, title, message, severity, status, grp, first_seen, last_seen, count, samples, history, "
     "webhook_state, webhook_attempts, webhook_error, seq"
 )
 
@@ -68,7 +72,7 @@ def _from_row(r: tuple[Any, ...]) -> Signal:
     webhook = None if r[12] is None else {"state": r[12], "attempts": r[13], "last_error": r[14]}
     return Signal(
         id=r[0], rule_id=r[1], title=r[2], message=r[3], severity=r[4], status=r[5], group=orjson.loads(r[6]),
-        first_seen=r[7], last_seen=r[8], count=r[9], event_ids=orjson.loads(r[10]), history=orjson.loads(r[11]),
+        first_seen=r[7], last_seen=r[8], count=r[9], samples=orjson.loads(r[10]), history=orjson.loads(r[11]),
         webhook=webhook,
     )  # fmt: skip
 
@@ -84,17 +88,17 @@ class SignalStore:
         now = time.time()
         conn.executemany(
             "INSERT INTO signals (id, rule_id, title, message, severity, status, grp, first_seen, last_seen, "
-            "count, event_ids, history, webhook_state, webhook_next) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "count, samples, history, webhook_state, webhook_next) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (s.id, s.rule_id, s.title, s.message, s.severity, s.status, orjson.dumps(s.group).decode(),
-                 s.first_seen, s.last_seen, s.count, orjson.dumps(s.event_ids).decode(),
+                 s.first_seen, s.last_seen, s.count, orjson.dumps(s.samples).decode(),
                  orjson.dumps(s.history).decode(), "pending" if webhook else None, now if webhook else None)
                 for s in new
             ],
         )  # fmt: skip
         conn.executemany(
-            "UPDATE signals SET count = ?, first_seen = ?, last_seen = ?, event_ids = ? WHERE id = ?",
-            [(s.count, s.first_seen, s.last_seen, orjson.dumps(s.event_ids).decode(), s.id) for s in updated],
+            "UPDATE signals SET count = ?, first_seen = ?, last_seen = ?, samples = ? WHERE id = ?",
+            [(s.count, s.first_seen, s.last_seen, orjson.dumps(s.samples).decode(), s.id) for s in updated],
         )
 
     # --- the API ---------------------------------------------------------------------------------------

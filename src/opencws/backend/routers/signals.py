@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+import httpx
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -66,13 +67,9 @@ def list_signals(
     return _json({"signals": [s.to_api() for s in found], "next": str(nxt) if nxt is not None else None})
 
 
-def _events(store: Store, ids: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for eid in ids:
-        hit = _store_call(store.get, eid) if _ID.match(eid) else None
-        if hit is not None:
-            out.append(_hit(hit))
-    return out
+def _events(store: Store, samples: list[list[Any]]) -> list[dict[str, Any]]:
+    """The sample events, in the signal's order (one query; events the retention dropped are left out)."""
+    return [_hit(h) for h in _store_call(store.get_many, [(d, i) for d, i in samples])]
 
 
 @router.get("/signals/{signal_id}", summary="One signal with its sample events", responses={404: {}})
@@ -80,7 +77,7 @@ def get_signal(signal_id: str, request: Request, _: ReadKey, store: StoreDep) ->
     s = _detection(request).signals.get(signal_id) if _ID.match(signal_id) else None
     if s is None:
         raise HTTPException(404, "no such signal")
-    return _json({**s.to_api(), "events": _events(store, s.event_ids)})
+    return _json({**s.to_api(), "events": _events(store, s.samples)})
 
 
 class StatusChange(BaseModel):
@@ -93,12 +90,13 @@ class StatusChange(BaseModel):
 )
 async def set_status(signal_id: str, change: StatusChange, request: Request, key: AdminKey) -> Response:
     d = _detection(request)
+    actor = key.name or key.id  # a key created without a name is named by its id
     try:
         s = await run_in_threadpool(
             d.signals.set_status,
             signal_id if _ID.match(signal_id) else "",
             change.status,
-            key.name,
+            actor,
             change.comment,
         )
     except SignalError as e:
@@ -107,7 +105,7 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         raise HTTPException(404, "no such signal")
     audit(
         request.app,
-        key,
+        key,  # the principal: the audit log tells a key (key:ID (name)) from a user
         "signal.status",
         signal_id,
         {"status": change.status, "comment": change.comment},
@@ -118,3 +116,13 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
 @router.get("/detection-rules", summary="The loaded detection rules")
 def list_rules(request: Request, _: ReadKey) -> Response:
     return _json({"rules": [r.describe() for r in _detection(request).rules]})
+
+
+@router.get("/webhooks", summary="The webhook's deliveries: counts by state and the last error")
+def list_webhooks(request: Request, _: ReadKey) -> Response:
+    d = _detection(request)
+    if d.sender is None:
+        return _json({"webhooks": []})
+    url = httpx.URL(d.sender.url)
+    shown = str(url.copy_with(query=None, userinfo=b""))  # no secrets in a query string or credentials
+    return _json({"webhooks": [{"url": shown, **d.signals.webhook_summary()}]})
