@@ -250,15 +250,23 @@ def test_signals_list_filters_then_a_signal_is_triaged_and_its_history_and_the_a
     rows = [r.split("\t") for r in ui.page.locator("table.audit tbody tr").all_inner_texts()]
     mine = [r for r in rows if r[2] == "signal.status" and r[3] == target["id"]]
     assert mine and mine[0][1] == "alice"
-    assert orjson.loads(mine[0][4]) == {"status": "under_review", "comment": "looking at the shadow reads on this host"}
+    assert orjson.loads(mine[0][4]) == {
+        "status": "under_review",
+        "comment": "looking at the shadow reads on this host",
+    }
 
 
-def test_a_read_user_sees_the_triage_controls_disabled_and_the_api_refuses_it(ui: UI, ui_backend: Backend) -> None:
+def test_a_read_user_sees_the_triage_controls_disabled_and_the_api_refuses_it(
+    ui: UI, ui_backend: Backend
+) -> None:
     target = api_signals(ui_backend)[-1]
     signed_in(ui, "rita", f"signals/{target['id']}")
     ui.ready("signal")
     assert ui.page.locator("#status-submit").is_disabled() and ui.page.locator("#new-status").is_disabled()
-    assert ui.page.inner_text("#status-message") == "Your role (read) can view signals but not change them: an admin can."
+    assert (
+        ui.page.inner_text("#status-message")
+        == "Your role (read) can view signals but not change them: an admin can."
+    )
     ui.shot("signal-read-user")
     answer = ui.page.evaluate(
         """async (id) => {
@@ -281,3 +289,37 @@ def test_the_detection_rules_are_listed(ui: UI, ui_backend: Backend) -> None:
     ids = [tr.get_attribute("data-id") for tr in ui.page.locator("table.rules tbody tr").all()]
     assert ids == [r["id"] for r in rules] and len(ids) > 5
     ui.shot("rules")
+
+
+def test_an_admin_adds_and_removes_a_user_and_a_read_user_has_no_users_page(
+    ui: UI, ui_backend: Backend
+) -> None:
+    signed_in(ui, "alice", "users")
+    ui.ready("users")
+    ui.page.fill("#new-user", "bea")
+    ui.page.select_option("#new-role", "read")
+    ui.page.fill("#new-password", "bea's password, long enough")
+    ui.page.click("#add-user button[type=submit]")
+    ui.page.wait_for_selector('table.users tr[data-name="bea"]')
+    assert ui.page.inner_text("#users-message") == "Added bea (read)."
+    ui.shot("users")
+    with ui_backend.client(None) as c:
+        r = c.post("/api/v1/session", json={"user": "bea", "password": "bea's password, long enough"})
+        assert r.status_code == 200 and r.json()["role"] == "read"
+        remove = ui.page.locator('table.users tr[data-name="bea"] button.remove')
+        remove.click()
+        assert remove.inner_text() == "Remove bea for good?" and c.get("/api/v1/session").status_code == 200
+        remove.click()
+        ui.page.wait_for_selector('table.users tr[data-name="bea"]', state="detached")
+        assert c.get("/api/v1/session").status_code == 401  # her session ended with her
+    assert ui.page.locator('table.users tr[data-name="alice"] button.remove').is_disabled()  # not oneself
+    ui.page.click('a[data-nav="audit"]')
+    ui.ready("audit")
+    rows = [r.split("\t")[1:4] for r in ui.page.locator("table.audit tbody tr").all_inner_texts()]
+    assert ["alice", "user.remove", "bea"] in rows and ["alice", "user.add", "bea"] in rows
+
+    ui.page.click("#signout")
+    ui.ready("signin")
+    ui.sign_in("rita")
+    ui.ready("audit")  # where the page was
+    assert ui.page.locator('a[data-nav="users"]').is_hidden()

@@ -10,6 +10,7 @@ import { rulesView } from "/ui/rules.js";
 import { signalView, signalsView } from "/ui/signals.js";
 import { signInView } from "/ui/signin.js";
 import { treeView } from "/ui/tree.js";
+import { usersView } from "/ui/users.js";
 
 const routes = [
   [/^events$/, "events", () => eventsView],
@@ -18,6 +19,7 @@ const routes = [
   [/^signals\/([^/?]+)$/, "signal", (m) => (ctx) => signalView(ctx, decodeURIComponent(m[1]))],
   [/^rules$/, "rules", () => rulesView],
   [/^audit$/, "audit", () => auditView],
+  [/^users$/, "users", () => usersView],
 ];
 
 window.opencwsTimings = [];
@@ -71,6 +73,7 @@ function signedIn(session) {
   setSession(session);
   const top = document.getElementById("top");
   top.hidden = false;
+  for (const a of document.querySelectorAll("[data-admin]")) a.hidden = !session.scopes.includes("admin");
   document.getElementById("who").replaceChildren(
     h("span", { class: "user" }, session.name), " ", h("span", { class: `badge role role-${session.role}` }, session.role));
   render();
