@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # gcc and python3-dev build the C extension (the ring reader's hot loop) with the interpreter's own flags.
 # clickhouse-server/-client: the scale-out store's tests start two of them on loopback (shards of a Distributed table).
+# chromium: the web UI's tests drive it headless with Playwright (Playwright's own browser download fails here).
 DEBIAN_PACKAGES=(clang llvm gcc libbpf-dev libbpf1 bpftool busybox-static runc python3-venv python3-dev
-                 clickhouse-server clickhouse-client)
+                 clickhouse-server clickhouse-client chromium)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

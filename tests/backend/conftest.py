@@ -73,3 +73,43 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     b = Backend(data, ["--config", str(config)]).start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def ui_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """One backend process for the web UI's and the sign-in's tests: users alice (admin) and rita (read),
+    and 3,000 events of the last hour sent over HTTP (`ui_harness.ingest`). OPENCWS_UI_EVENTS=N stores N
+    more in the 23 hours before (written straight into the store): the views' load times at that size."""
+    import time
+
+    import ui_harness
+
+    data = tmp_path_factory.mktemp("ui-backend")
+    extra = int(os.environ.get("OPENCWS_UI_EVENTS", "0"))
+    if extra > 0:
+        hour = 3600 * 1_000_000_000
+        ui_harness.prefill(data, extra, time.time_ns() - 24 * hour, time.time_ns() - hour)
+    config = data / "backend.yaml"
+    config.write_text("rate_limit: 0\nsignin_failures_per_address: 1000\n")
+    b = Backend(data, ["--config", str(config)]).start()
+    for name, role in (("alice", "admin"), ("rita", "read")):
+        ui_harness.add_user(b, name, role)
+    b.events = ui_harness.ingest(b, 3000)  # type: ignore[attr-defined]
+    yield b
+    b.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The web UI's screenshots and each view's load time (reported, never asserted)."""
+    import sys
+
+    ui_harness = sys.modules.get("ui_harness")
+    if ui_harness is None or not (ui_harness.timings or ui_harness.screenshots):
+        return
+    tr = terminalreporter
+    tr.section("web UI: view load times (route change to data on the page; not asserted)")
+    for test, view, ms in ui_harness.timings:
+        tr.write_line(f"{ms:8.0f} ms  {view:<8} {test}")
+    tr.section(f"web UI: screenshots in {ui_harness.SCREENSHOTS}")
+    for path in ui_harness.screenshots:
+        tr.write_line(str(path))

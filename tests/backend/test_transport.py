@@ -6,16 +6,11 @@ import subprocess
 import sys
 
 import httpx
-from backend_process import Backend
+from backend_process import Backend, self_signed_cert
 
 
 def test_https_with_the_given_certificate(tmp_path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_cert(tmp_path)
     b = Backend(tmp_path / "data", ["--tls-cert", str(cert), "--tls-key", str(key)], cafile=str(cert))
     b.data_dir.mkdir()
     b.start()

@@ -1,5 +1,5 @@
-"""What routes get from the application: the store, the settings, the keys, and the caller's key checked
-for a scope (`require("read")`)."""
+"""What routes get from the application: the store, the settings, the keys, and the caller (an API key or
+a browser session) checked for a scope (`require("read")`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from opencws.backend.auth.guard import session_principal
+from opencws.backend.auth.principal import Principal
 from opencws.backend.keys import Key, KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
@@ -37,32 +39,36 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def require(*scopes: str) -> Callable[..., Key]:
-    """A dependency: the caller's live key, holding one of `scopes`; 401, 403 or 429 otherwise."""
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency: the caller, holding one of `scopes`; 401, 403 or 429 otherwise. The caller is the live
+    API key of `Authorization: Bearer`, or else the browser session of the cookie (`auth.guard`: a change
+    needs its CSRF token). Both have `.id`, `.name`, `.scopes`; a key is returned as its `Key`."""
 
     def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         keys: Annotated[KeyStore, Depends(get_keys)],
-    ) -> Key:
-        challenge = {"WWW-Authenticate": "Bearer"}
+    ) -> Principal:
+        who: Principal
         if credentials is None:
-            raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'", challenge)
-        key = keys.check(credentials.credentials)
-        if key is None:
-            raise HTTPException(401, "invalid or revoked API key", challenge)
-        if not any(s in key.scopes for s in scopes):
-            raise HTTPException(
-                403,
-                f"this key's scopes ({', '.join(key.scopes)}) do not allow this: it needs {' or '.join(scopes)}",
-            )
+            who = session_principal(request, keys)
+            whose = f"your role's rights ({', '.join(who.scopes)})"
+        else:
+            key = keys.check(credentials.credentials)
+            if key is None:
+                raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+            who, whose = key, f"this key's scopes ({', '.join(key.scopes)})"
+        if not any(s in who.scopes for s in scopes):
+            raise HTTPException(403, f"{whose} do not allow this: it needs {' or '.join(scopes)}")
         limiter: RateLimiter = request.app.state.limiter
-        wait = limiter.acquire(key.id)
+        wait = limiter.acquire(who.id)
         if wait > 0:
             raise HTTPException(
-                429, f"rate limit of key {key.id} exceeded", {"Retry-After": str(max(1, round(wait)))}
+                429,
+                f"rate limit of {'key ' if credentials else ''}{who.id} exceeded",
+                {"Retry-After": str(max(1, round(wait)))},
             )
-        return key
+        return who
 
     return check
 
@@ -71,7 +77,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-IngestKey = Annotated[Key, Depends(require("ingest"))]
-ReadKey = Annotated[Key, Depends(require("read"))]
-AdminKey = Annotated[Key, Depends(require("admin"))]
-OperatorKey = Annotated[Key, Depends(require("read", "admin"))]
+IngestKey = Annotated[Key, Depends(require("ingest"))]  # sessions never hold `ingest`: always a Key
+ReadKey = Annotated[Principal, Depends(require("read"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]
+OperatorKey = Annotated[Principal, Depends(require("read", "admin"))]

@@ -1,4 +1,5 @@
-"""The FastAPI application: the routers, and the store, keys and retention opened for its lifetime."""
+"""The FastAPI application: the routers and the web UI, and the store, keys, users, sessions, audit log and
+retention opened for its lifetime."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from opencws import __version__
+from opencws.backend import web
+from opencws.backend.auth.audit import AuditLog
+from opencws.backend.auth.sessions import SessionStore
+from opencws.backend.auth.throttle import SignInThrottle
+from opencws.backend.auth.users import UserStore
 from opencws.backend.detection import Detection
 from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import health, intake, keys, search, signals
+from opencws.backend.routers import audit, health, intake, keys, search, session, signals, users
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -63,9 +69,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if own:
                 app.state.store.close()
             app.state.store = None
-            app.state.keys.close()
-            app.state.batches.close()
             app.state.detection.close()
+            for part in (app.state.keys, app.state.batches, app.state.users, app.state.sessions, app.state.audit):
+                part.close()
 
     app = FastAPI(
         title="OpenCWS backend",
@@ -82,6 +88,15 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.detection = Detection(settings, app.state.metrics.registry)  # a bad rule file stops here
+    app.state.users = UserStore(settings.data_dir)
+    app.state.sessions = SessionStore(
+        settings.data_dir, settings.session_idle_seconds, settings.session_lifetime_seconds
+    )
+    app.state.signin_throttle = SignInThrottle(
+        settings.signin_failures_per_user, settings.signin_failures_per_address, settings.signin_failure_window
+    )
+    # app.state.audit(actor, action, target, detail): actor a principal (or a name); detail any JSON.
+    app.state.audit = AuditLog(settings.data_dir)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -103,4 +118,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(keys.router)
     app.include_router(signals.router)
+    app.include_router(session.router)
+    app.include_router(users.router)
+    app.include_router(audit.router)
+    web.install(app)
     return app

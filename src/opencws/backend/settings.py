@@ -36,6 +36,14 @@ class Settings:
     rate_burst: int = 200
     # Searches.
     max_page: int = 1000
+    # Browser sessions: ended after this many seconds unused, or since sign-in.
+    session_idle_seconds: float = 3600.0
+    session_lifetime_seconds: float = 12 * 3600.0
+    # Sign-in: failed attempts allowed per user name and per client address within the window (seconds),
+    # then 429 until the window's share of attempts has passed (0: no limit).
+    signin_failures_per_user: int = 5
+    signin_failures_per_address: int = 20
+    signin_failure_window: float = 300.0
     # Retention: days kept (0: forever), checked every `retention_interval` seconds.
     retention_days: int = 30
     retention_interval: float = 3600.0
@@ -82,6 +90,14 @@ class Settings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise SettingsError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("session_idle_seconds", "session_lifetime_seconds", "signin_failure_window"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
+                raise SettingsError(f"{name} must be a number > 0, got {v!r}")
+        for name in ("signin_failures_per_user", "signin_failures_per_address"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise SettingsError(f"{name} must be an integer >= 0, got {v!r}")
         if isinstance(self.detection_rules, str):
             self.detection_rules = [self.detection_rules]
         if not isinstance(self.detection_rules, list) or not all(

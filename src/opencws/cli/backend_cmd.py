@@ -1,4 +1,5 @@
-"""`opencws backend`: run the backend (`serve`) and manage its API keys (`keys`)."""
+"""`opencws backend`: run the backend (`serve`), manage its API keys (`keys`) and the web UI's users
+(`users`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 import time
 
-HELP = "run the backend (intake, storage, search) and manage its API keys"
+HELP = "run the backend (intake, storage, search, web UI) and manage its API keys and users"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +50,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for p in (k, *ksub.choices.values()):
         p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the server's data directory")
 
+    u = sub.add_parser(
+        "users",
+        help="add, list and remove the web UI's users",
+        description="manage the web UI's users (works while the server runs)",
+    )
+    usub = u.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    a = usub.add_parser(
+        "add", help="add a user; the password is asked twice on a terminal, or read from standard input"
+    )
+    a.add_argument("name")
+    a.add_argument("--role", choices=("read", "admin"), default="read", help="read (default) or admin")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input's first line")
+    usub.add_parser("list", help="list users and their roles")
+    r = usub.add_parser("remove", help="remove a user (their sessions end at once)")
+    r.add_argument("name")
+    for p in (u, *usub.choices.values()):
+        p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the server's data directory")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.backend_command == "serve":
         return _serve(args)
+    if args.backend_command == "users":
+        return _users(args)
     return _keys(args)
 
 
@@ -86,6 +107,7 @@ def _keys(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             key, text = keys.create(args.name, parse_scopes(args.scope))
+            _audit(data_dir, _cli_actor(), "key.create", key.id, {"name": key.name, "scopes": list(key.scopes)})
             print(f"created key {key.id} (scopes: {','.join(key.scopes)}); it is shown only now:")
             print(text)
         elif args.keys_command == "list":
@@ -94,6 +116,7 @@ def _keys(args: argparse.Namespace) -> int:
                 print(f"{k.id}  {','.join(k.scopes):<18} {state:<30} created {_when(k.created)}  {k.name}")
         else:
             k = keys.revoke(args.key)
+            _audit(data_dir, _cli_actor(), "key.revoke", k.id, {"name": k.name})
             print(f"revoked key {k.id}")
     except KeysError as e:
         print(f"opencws backend keys: {e}", file=sys.stderr)
@@ -105,3 +128,56 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _when(ts: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts or 0))
+
+
+def _password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _users(args: argparse.Namespace) -> int:
+    from opencws.backend.auth.users import UsersError, UserStore
+
+    data_dir = getattr(args, "data_dir", None) or "./opencws-data"
+    users = UserStore(data_dir)
+    actor = _cli_actor()
+    try:
+        if args.users_command == "add":
+            user = users.add(args.name, args.role, _password(args))
+            _audit(data_dir, actor, "user.add", user.name, {"role": user.role})
+            print(f"added user {user.name} (role: {user.role})")
+        elif args.users_command == "list":
+            for u in users.list():
+                print(f"{u.name:<24} {u.role:<6} created {_when(u.created)}")
+        else:
+            user = users.remove(args.name)
+            _audit(data_dir, actor, "user.remove", user.name, {"role": user.role})
+            print(f"removed user {user.name}; their sessions are ended")
+    except (UsersError, ValueError) as e:
+        print(f"opencws backend users: {e}", file=sys.stderr)
+        return 1
+    finally:
+        users.close()
+    return 0
+
+
+def _audit(data_dir: str, actor: str, action: str, target: str, detail: dict) -> None:
+    from opencws.backend.auth.audit import AuditLog
+
+    log = AuditLog(data_dir)
+    try:
+        log(actor, action, target, detail)
+    finally:
+        log.close()

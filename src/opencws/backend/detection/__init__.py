@@ -72,8 +72,9 @@ def observe(app: Any, outcome: Any) -> None:
         detection.metrics.errors.inc(len(outcome.rows))
 
 
-def audit(app: Any, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    """Record a change in the audit log when the application has one (`app.state.audit`)."""
+def audit(app: Any, actor: object, action: str, target: str, detail: dict[str, Any]) -> None:
+    """Record a change in the audit log when the application has one (`app.state.audit`); `actor` is the
+    caller (a principal: the log names a key by its id) or a name."""
     log = getattr(app.state, "audit", None)
     if log is not None:
-        log(app, actor, action, target, detail)
+        log(actor, action, target, detail)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from opencws.backend.dependencies import AdminKey, KeysDep
@@ -40,17 +40,20 @@ def list_keys(_: AdminKey, keys: KeysDep) -> list[KeyInfo]:
 @router.post(
     "", response_model=CreatedKey, status_code=201, summary=f"Create an API key (scopes: {', '.join(SCOPES)})"
 )
-def create_key(body: NewKey, _: AdminKey, keys: KeysDep) -> CreatedKey:
+def create_key(body: NewKey, who: AdminKey, keys: KeysDep, request: Request) -> CreatedKey:
     try:
         k, text = keys.create(body.name, tuple(body.scopes))
     except KeysError as e:
         raise HTTPException(400, str(e)) from None
+    request.app.state.audit(who, "key.create", k.id, {"name": k.name, "scopes": list(k.scopes)})
     return CreatedKey(**_info(k).model_dump(), key=text)
 
 
 @router.delete("/{key_id}", response_model=KeyInfo, summary="Revoke an API key (refused at once)")
-def revoke_key(key_id: str, _: AdminKey, keys: KeysDep) -> KeyInfo:
+def revoke_key(key_id: str, who: AdminKey, keys: KeysDep, request: Request) -> KeyInfo:
     try:
-        return _info(keys.revoke(key_id))
+        k = keys.revoke(key_id)
     except KeysError as e:
         raise HTTPException(404, str(e)) from None
+    request.app.state.audit(who, "key.revoke", k.id, {"name": k.name})
+    return _info(k)

@@ -105,7 +105,7 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         raise HTTPException(404, "no such signal")
     audit(
         request.app,
-        actor,
+        key,  # the principal: the audit log tells a key (key:ID (name)) from a user
         "signal.status",
         signal_id,
         {"status": change.status, "comment": change.comment},
