@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.rowbinary import row_binary
 
 
 def _escape(value: Any) -> str:
@@ -62,14 +63,19 @@ class ChdbEngine:
         out = self._query(sql, bound).bytes()
         return [tuple(orjson.loads(line)) for line in out.splitlines() if line]
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        # TabSeparated: the escaping of parameter values, and no JSON quoting of the event's own JSON
-        # (about 10% faster to build and parse than JSON rows here).
-        body = "\n".join("\t".join(map(_escape, r)) for r in rows)
-        res = self._query(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT TabSeparated\n{body}")
-        written = res.rows_written()
+        # RowBinary: lengths and little-endian numbers, nothing to escape (the event's JSON goes in as it
+        # is); four times cheaper for both sides than TabSeparated text here.
+        data = row_binary(rows, [t for _, t in columns])
+        with self._lock:
+            try:
+                inserter = self._session.send_insert(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)})", "RowBinary")
+                inserter.append(data)
+                written = inserter.finish().rows_written
+            except Exception as e:
+                raise StoreError(str(e)) from None
         if written != len(rows):
             raise StoreError(f"the embedded store wrote {written} of {len(rows)} rows")
         return written

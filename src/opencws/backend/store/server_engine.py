@@ -17,6 +17,13 @@ from opencws.backend.store.engine import Engine, StoreError
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
 
+def _bytes(v: Any) -> bytes:
+    return v.encode("utf-8", "surrogateescape") if type(v) is str else bytes(v)
+
+
+_STRING_VALUES = {"String": _bytes, "Array(String)": lambda vs: [_bytes(v) for v in vs]}
+
+
 @dataclass(frozen=True)
 class ServerAddress:
     host: str
@@ -57,11 +64,16 @@ class ServerEngine:
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        # Strings as bytes: a lone surrogate goes back to the byte it stands for (the driver would refuse it).
+        convert = [_STRING_VALUES.get(t) for _, t in columns]
+        values = [
+            [v if c is None else c(v) for c, v in zip(convert, row, strict=True)] for row in rows
+        ]
         try:
-            self._client().execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
+            self._client().execute(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)}) VALUES", values)
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
         return len(rows)

@@ -84,7 +84,7 @@ class Store:
     # --- writing ------------------------------------------------------------------------------------
 
     def insert(self, rows: Sequence[Sequence[Any]]) -> int:
-        return self.engine.insert(self.write_table, tables.COLUMN_NAMES, rows)
+        return self.engine.insert(self.write_table, tables.COLUMNS, rows)
 
     # --- reading ------------------------------------------------------------------------------------
 
