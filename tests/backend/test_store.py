@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from backend_corpus import event_mix
 
-from opencws.backend.store import Store, StoreError
+from opencws.backend.store import Store, StoreError, tables
 from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.model.codec import event_from_json, format_timestamp, parse_timestamp
 from opencws.secl.sql import SEARCH_REGISTRY, compile_search
@@ -223,3 +223,15 @@ def test_rows_with_hostile_strings_come_back_unchanged(store: Store) -> None:
     assert hit.event == _json(e)
     found = store.facet(compile_search(""), "process.comm", *ALL, 5)[0]
     assert found == [(nasty, 1)]
+
+
+def test_the_evaluator_has_the_last_word_even_on_an_exact_prefilter(store: Store) -> None:
+    e = next(e for e in EVENTS if e["process"]["executable"]["path"] == "/usr/bin/curl")
+    honest = row_of_dict(e, Envelope(), 0)
+    forged = list(row_of_dict(e, Envelope(), 0))
+    forged[tables.COLUMN_NAMES.index("process_file_path")] = "/usr/bin/wget"  # the column lies about the event
+    store.insert([honest, tuple(forged)])
+    s = compile_search('process.file.path == "/usr/bin/wget"')
+    assert s.where.exact
+    assert store.search(s, *ALL, None, 10).hits == []
+    assert len(store.search(compile_search('process.file.path == "/usr/bin/curl"'), *ALL, None, 10).hits) == 1
