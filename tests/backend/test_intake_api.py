@@ -44,7 +44,8 @@ def test_healthz_alone_is_open(backend: Backend) -> None:
     with backend.client(None) as c:
         assert c.get("/healthz").status_code == 200
         for method, path in [("POST", "/api/v1/events"), ("GET", "/api/v1/events"), ("GET", "/metrics"),
-                             ("GET", "/api/v1/facets?field=evt.name"), ("GET", "/api/v1/keys")]:  # fmt: skip
+                             ("GET", "/api/v1/facets?field=evt.name"), ("GET", "/api/v1/keys"),
+                             ("GET", "/openapi.json")]:  # fmt: skip
             r = c.request(method, path)
             assert r.status_code == 401, (path, r.text)
             assert r.headers["www-authenticate"] == "Bearer"

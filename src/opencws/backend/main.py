@@ -17,7 +17,7 @@ from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import health, intake, keys, search
+from opencws.backend.routers import health, intake, keys, search, spec
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by routers/spec.py, behind a key
     )
     app.state.settings = settings
     app.state.store = None
@@ -98,4 +99,5 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(search.router)
     app.include_router(keys.router)
+    app.include_router(spec.router)
     return app
