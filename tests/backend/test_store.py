@@ -235,3 +235,12 @@ def test_the_evaluator_has_the_last_word_even_on_an_exact_prefilter(store: Store
     assert s.where.exact
     assert store.search(s, *ALL, None, 10).hits == []
     assert len(store.search(compile_search('process.file.path == "/usr/bin/curl"'), *ALL, None, 10).hits) == 1
+
+
+def test_names_that_are_not_utf8_are_searched_and_counted_as_secl_reads_them(store: Store) -> None:
+    e = event_mix(1, seed=8)[0]
+    e["process"]["comm"] = "caf\udce9"  # the byte 0xE9 of a name that is not UTF-8
+    store.insert([row_of_dict(e, Envelope(), 0), row_of_dict(event_mix(1, seed=9)[0], Envelope(), 0)])
+    (hit,) = store.search(compile_search('process.comm == "caf\udce9"'), *ALL, None, 10).hits
+    assert event_from_json(hit.event).process.comm == "caf\udce9"
+    assert ("caf\udce9", 1) in store.facet(compile_search(""), "process.comm", *ALL, 5)[0]

@@ -8,6 +8,7 @@ serialized by a lock (chdb runs the query in C++, releasing the GIL). Parameters
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -16,16 +17,21 @@ from typing import Any
 import orjson
 
 from opencws.backend.store.engine import Engine, StoreError
-from opencws.backend.store.rowbinary import row_binary
+from opencws.backend.store.rowbinary import row_binary, text_bytes
 
 
 def _escape(value: Any) -> str:
     """A parameter value in ClickHouse's escaped text form (what `{name:Type}` parses)."""
     if isinstance(value, str):
-        return (
+        text = (
             value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
             .replace("\0", "\\0")
         )  # fmt: skip
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: the bytes they stand for, as `\xHH` escapes
+            text = text_bytes(text).decode("utf-8", "backslashreplace")
+        return text
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | datetime.date):
@@ -34,6 +40,15 @@ def _escape(value: Any) -> str:
         # Array text: each element a quoted string with backslash escapes (which also cover tabs and newlines).
         return "[" + ",".join("'" + _escape(x).replace("'", "\\'") + "'" for x in value) + "]"
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def _row(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # A column holding bytes that are not UTF-8 (a non-UTF-8 name): back to the lone surrogates that
+        # stand for them, as the event's own JSON has them (see `opencws.model.jsontext`).
+        return json.loads(line.decode("utf-8", "surrogateescape"))
 
 
 class ChdbEngine:
@@ -61,7 +76,7 @@ class ChdbEngine:
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         bound = {k: _escape(v) for k, v in params.items()} if params else None
         out = self._query(sql, bound).bytes()
-        return [tuple(orjson.loads(line)) for line in out.splitlines() if line]
+        return [tuple(_row(line)) for line in out.splitlines() if line]
 
     def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:

@@ -3,7 +3,7 @@
 Each value in order, no separators: `Date` as the UInt16 days since 1970-01-01, `Int64` in 8 bytes little
 endian, `String` as its byte length (unsigned LEB128) then its bytes, `Array(T)` as its length then each
 element. Strings are written as UTF-8; a lone surrogate (a byte of a non-UTF-8 name, see
-`opencws.model.jsontext`) goes back to that byte. Bytes (and msgspec.Raw) are written as they are.
+`opencws.model.jsontext`) goes back to that byte (`text_bytes`). Bytes (and msgspec.Raw) are written as they are.
 """
 
 from __future__ import annotations
@@ -29,8 +29,17 @@ def _length(n: int) -> bytes:
     return bytes(out)
 
 
+def text_bytes(v: str) -> bytes:
+    """A string's bytes: UTF-8, each lone surrogate U+DC80..U+DCFF back to the byte it stands for (any other
+    lone surrogate as its own three bytes)."""
+    try:
+        return v.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return v.encode("utf-8", "surrogatepass")
+
+
 def _string(v: Any) -> bytes:
-    b = v.encode("utf-8", "surrogateescape") if type(v) is str else v
+    b = text_bytes(v) if type(v) is str else v
     return _length(len(b)) + b
 
 
