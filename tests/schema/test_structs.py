@@ -13,7 +13,14 @@ from test_validator import DATE, SCHEMA, _mutations, _sample
 
 from opencws.model.codec import to_dict
 from opencws.model.examples import exec_event, open_event
-from opencws.schema.structs import _DATE_TIME, dates_valid, event_decoder, lenient, lenient_event
+from opencws.schema.structs import (
+    _DATE_TIME,
+    dates_checker,
+    dates_valid_py,
+    event_decoder,
+    lenient,
+    lenient_event,
+)
 from opencws.schema.validation import event_validator
 
 
@@ -22,7 +29,9 @@ def strict_accepts(doc: object) -> bool:
         event = event_decoder().decode(orjson.dumps(doc))
     except (msgspec.ValidationError, msgspec.DecodeError):
         return False
-    return dates_valid(event)
+    verdict = dates_checker()(event)
+    assert verdict == dates_valid_py(event)  # the generated checker and its twin
+    return verdict
 
 
 SEEDS = [
@@ -30,6 +39,11 @@ SEEDS = [
     to_dict(open_event()),
     {"file": _sample(SCHEMA["properties"]["file"]), "date": DATE},
 ]
+
+
+def test_the_generated_date_checker_shows_its_source():
+    source = dates_checker().source
+    assert source.startswith("def check_Event(o):") and "v = o.exec_time" in source
 
 
 def test_plain_events_are_accepted():

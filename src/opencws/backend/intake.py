@@ -26,7 +26,7 @@ from opencws.backend import bodies
 from opencws.backend.bodies import Document, depth_exceeds
 from opencws.backend.store.rows import Envelope, event_row
 from opencws.model import jsontext
-from opencws.schema.structs import dates_valid, event_decoder, lenient
+from opencws.schema.structs import dates_checker, event_decoder, lenient
 from opencws.schema.validation import event_validator
 
 # The agent's envelope: {"rule_id", "rule_version", "tags", "policy", "host", "agent_version", "event"}.
@@ -166,7 +166,7 @@ def accept_body(
 
 def _accept_plain(raws: list[Any], max_depth: int, now: int) -> list[tuple[Any, ...]] | None:
     """The rows of documents that are all plainly valid, or None."""
-    decode = event_decoder().decode
+    decode, dates_valid = event_decoder().decode, dates_checker()
     rows = []
     for raw in raws:
         try:
