@@ -36,6 +36,8 @@ def _escape(value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, int | datetime.date):
         return str(value)
+    if isinstance(value, list) and all(type(x) is int for x in value):
+        return "[" + ",".join(map(str, value)) + "]"
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         # Array text: each element a quoted string with backslash escapes (which also cover tabs and newlines).
         return "[" + ",".join("'" + _escape(x).replace("'", "\\'") + "'" for x in value) + "]"

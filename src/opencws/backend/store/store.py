@@ -100,12 +100,13 @@ class Store:
     ) -> list[tuple[int, str]]:
         """The (date, id) of up to `n` rows the SQL selects in [t_from, t_to) after `cursor`, newest first."""
         params = dict(search.where.params)
-        cond = f"({search.where.sql}) AND {self._range(t_from, t_to, params)}"
+        cond = self._range(t_from, t_to, params)
         if cursor is not None:
             params.update(c_date=cursor[0], c_id=cursor[1])
             cond += " AND (date < {c_date:Int64} OR (date = {c_date:Int64} AND id < {c_id:String}))"
         rows = self.engine.execute(
-            f"SELECT date, id FROM {self.read_table} WHERE {cond} ORDER BY date DESC, id DESC LIMIT {int(n)}",
+            f"SELECT date, id FROM {self.read_table} {_filter(search, cond)} ORDER BY date DESC, id DESC "
+            f"LIMIT {int(n)}",
             params,
         )
         return [(int(d), str(i)) for d, i in rows]
@@ -174,6 +175,13 @@ class Store:
 
     def _bounds(self, t_from: int, t_to: int, cursor: tuple[int, str] | None) -> tuple[int, int] | None:
         """The oldest date in the range and just above the newest (before the cursor), or None when empty."""
+        if cursor is None and t_from <= 0 and t_to >= _LAST_NS:
+            # The whole store: no condition, which ClickHouse answers from its statistics of the parts.
+            rows = self.engine.execute(f"SELECT count(), min(date), max(date) FROM {self.read_table}")
+            if not rows or not rows[0][0]:
+                return None
+            if int(rows[0][1]) >= 0 and int(rows[0][2]) < t_to:
+                return int(rows[0][1]), int(rows[0][2]) + 1
         params: dict[str, Any] = {}
         cond = self._range(t_from, t_to, params)
         if cursor is not None:
@@ -230,7 +238,7 @@ class Store:
             expr = f"arrayJoin(arrayDistinct({col.name}))" if col.multi else col.name
             sql = (
                 f"SELECT {expr} AS v, count() AS c FROM {self.read_table} "
-                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} "
+                f"{_filter(search, self._range(t_from, t_to, params))} "
                 f"GROUP BY v ORDER BY c DESC, v LIMIT {int(limit)}"
             )
             return [(v, int(c)) for v, c in self.engine.execute(sql, params)], True
@@ -256,7 +264,7 @@ class Store:
             params["step"] = step
             sql = (
                 f"SELECT intDiv(date, {{step:Int64}}) * {{step:Int64}} AS b, count() AS c FROM {self.read_table} "
-                f"WHERE ({search.where.sql}) AND {self._range(t_from, t_to, params)} GROUP BY b ORDER BY b"
+                f"{_filter(search, self._range(t_from, t_to, params))} GROUP BY b ORDER BY b"
             )
             return [(int(b), int(c)) for b, c in self.engine.execute(sql, params)], True
         counts: Counter[int] = Counter()
@@ -300,6 +308,15 @@ _LAST_NS = (_LAST_DAY - datetime.date(1970, 1, 1)).days * 86_400 * 1_000_000_000
 
 def _day(ns: int) -> datetime.date:
     return _LAST_DAY if ns >= _LAST_NS else day_of(max(ns, 0))
+
+
+def _filter(search: Search, cond: str) -> str:
+    """The search's condition and `cond` (SQL of ours) as a PREWHERE and WHERE clause: a search that has
+    conditions on plain columns and on array columns reads the arrays only for rows the others keep."""
+    w = search.where
+    if w.plain:
+        return f"PREWHERE ({w.plain}) AND {cond} WHERE {w.arrays}"
+    return f"WHERE ({w.sql}) AND {cond}"
 
 
 def _matches(search: Search, hit: Hit) -> bool:
