@@ -92,12 +92,12 @@ def test_the_server_drops_days_past_retention_by_itself(tmp_path, chdb_store: St
 
     from backend_corpus import event_mix
 
-    from opencws.backend.store.rows import Envelope, event_row
+    from opencws.backend.store.rows import Envelope, row_of_dict
     from opencws.model.codec import parse_timestamp
 
     old = event_mix(3, base_ns=parse_timestamp("2020-01-01T00:00:00Z"))
     new = event_mix(2, seed=4, base_ns=time.time_ns())
-    chdb_store.insert([event_row(e, Envelope(), 0) for e in old + new])
+    chdb_store.insert([row_of_dict(e, Envelope(), 0) for e in old + new])
     app = create_app(
         Settings(data_dir=str(tmp_path), retention_days=30, retention_interval=0.2), store=chdb_store
     )

@@ -11,6 +11,8 @@ import pytest
 from backend_corpus import event_mix
 from backend_process import Backend
 
+from opencws.model import jsontext
+
 _marks = itertools.count(1)
 
 
@@ -44,7 +46,8 @@ def test_healthz_alone_is_open(backend: Backend) -> None:
     with backend.client(None) as c:
         assert c.get("/healthz").status_code == 200
         for method, path in [("POST", "/api/v1/events"), ("GET", "/api/v1/events"), ("GET", "/metrics"),
-                             ("GET", "/api/v1/facets?field=evt.name"), ("GET", "/api/v1/keys")]:  # fmt: skip
+                             ("GET", "/api/v1/facets?field=evt.name"), ("GET", "/api/v1/keys"),
+                             ("GET", "/openapi.json")]:  # fmt: skip
             r = c.request(method, path)
             assert r.status_code == 401, (path, r.text)
             assert r.headers["www-authenticate"] == "Bearer"
@@ -229,3 +232,31 @@ def test_a_retried_batch_with_its_idempotency_key_is_stored_once(backend: Backen
     assert post(backend, other, body, **{"Idempotency-Key": f"batch-{mark}"}).json()["stored"] == 5
     assert len(found(backend, keys["read"], mark)) == 10
     assert post(backend, keys["ingest"], body, **{"Idempotency-Key": "x" * 200}).status_code == 422
+
+
+def test_names_that_are_not_utf8_are_stored_and_returned_as_sent(backend: Backend, keys: dict[str, str]) -> None:
+    """The agent writes each byte of a non-UTF-8 name as a `\\udcXX` escape (opencws.model.jsontext)."""
+    mark, events = marked(3)
+    events[0]["process"]["comm"] = "caf\udce9"
+    events[1]["file"] = {**events[1].get("file", {}), "path": "/tmp/\udcff\udcfe", "uid": 0, "gid": 0}
+    events[1]["evt"]["name"] = "open"
+    body = jsontext.dumps([events[0], {"host": "h\u00e9", "event": events[1]}, events[2]])
+    assert b"\\udce9" in body and b"\\udcff" in body
+    r = post(backend, keys["ingest"], body)
+    assert r.json() == {"stored": 3, "rejected": []}
+    with backend.client(keys["read"]) as c:
+        r = c.get("/api/v1/events", params={"q": f'process.file.path =~ "{mark}/*"', "limit": 10})
+        assert r.status_code == 200 and b"\\udce9" in r.content
+        got = jsontext.loads(r.content)["events"]
+        assert sorted(jsontext.dumps(h["event"]) for h in got) == sorted(jsontext.dumps(e) for e in events)
+        q = f'process.file.path == "{mark}/0"'
+        facet = c.get("/api/v1/facets", params={"q": q, "field": "process.comm"})
+        assert facet.status_code == 200, facet.text
+        assert jsontext.loads(facet.content)["values"] == [{"value": "caf\udce9", "count": 1}]
+        tree = c.get(f"/api/v1/events/{got[0]['id']}/tree")
+        assert tree.status_code == 200, tree.text
+
+
+def test_an_unreadable_body_is_still_malformed_json(backend: Backend, keys: dict[str, str]) -> None:
+    r = post(backend, keys["ingest"], b'[{"evt": {"name": "a\\udc80"}}, ')
+    assert r.status_code == 400 and "malformed JSON array" in r.json()["detail"]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from opencws.backend.store import Store
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.backend.store.server_engine import ServerAddress, ServerEngine
 from opencws.bench.clickhouse_cluster import CLUSTER
 from opencws.bench.secl_bench import realistic_mix
@@ -34,7 +34,7 @@ def policy_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         engine = ServerEngine(ServerAddress("127.0.0.1", cluster.ports[0]), {"insert_distributed_sync": 1})
         store = Store(engine, database=f"policy{next(_n)}", cluster=CLUSTER)
     store.create()
-    store.insert([event_row(e, Envelope(host=f"h{i % 5}"), i) for i, e in enumerate(EVENTS)])
+    store.insert([row_of_dict(e, Envelope(host=f"h{i % 5}"), i) for i, e in enumerate(EVENTS)])
     yield store
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from backend_corpus import event_mix
 
-from opencws.backend.store import Store, StoreError
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.store import Store, StoreError, tables
+from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.model.codec import event_from_json, format_timestamp, parse_timestamp
 from opencws.secl.sql import SEARCH_REGISTRY, compile_search
 
@@ -44,7 +44,7 @@ def newest_first(events: list[dict]) -> list[dict]:
 
 @pytest.fixture
 def filled(store: Store) -> Store:
-    store.insert([event_row(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
+    store.insert([row_of_dict(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
     return store
 
 
@@ -65,7 +65,7 @@ def test_cursor_pages_reach_every_match_once_in_order(filled: Store, expr: str) 
         page = filled.search(s, *ALL, cursor, 7)
         seen += [h.id for h in page.hits]
         # Events arriving meanwhile (older and newer) do not move the cursor.
-        filled.insert([event_row(EVENTS[len(seen) % 50], Envelope(), 0)] if len(seen) < 30 else [])
+        filled.insert([row_of_dict(EVENTS[len(seen) % 50], Envelope(), 0)] if len(seen) < 30 else [])
         if page.next is None:
             break
         cursor = page.next
@@ -127,7 +127,7 @@ def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     base = parse_timestamp("2026-11-20T12:00:00Z")
     old, new = event_mix(5, base_ns=base - 3 * day), event_mix(5, seed=8, base_ns=base)
     # Spread over several hosts, hence over both shards of the cluster.
-    store.insert([event_row(e, Envelope(host=f"h{i}"), 0) for i, e in enumerate(old + new)])
+    store.insert([row_of_dict(e, Envelope(host=f"h{i}"), 0) for i, e in enumerate(old + new)])
     assert store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
     assert store.count() == 5
     assert store.drop_before(datetime.date(2026, 11, 19)) == []
@@ -153,7 +153,7 @@ def _json(e: dict) -> str:
 
 
 def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
-    cluster_store.insert([event_row(e, Envelope(host=f"host-{i}"), 0) for i, e in enumerate(EVENTS)])
+    cluster_store.insert([row_of_dict(e, Envelope(host=f"host-{i}"), 0) for i, e in enumerate(EVENTS)])
     per_shard = [
         node.execute(f"SELECT count() FROM {cluster_store.database}.events_local")[0][0]
         for node in cluster_store.nodes()
@@ -197,7 +197,7 @@ def test_pages_over_many_days_cross_the_time_windows_in_order(store: Store) -> N
         e["date"] = format_timestamp(
             base + sum((j * 7919) % 97 for j in range(i)) * 1_800_000_000_000 // 97 + i
         )
-    store.insert([event_row(e, Envelope(host=f"h{i % 4}"), 0) for i, e in enumerate(events)])
+    store.insert([row_of_dict(e, Envelope(host=f"h{i % 4}"), 0) for i, e in enumerate(events)])
     for expr in ["", 'process.comm == "sh"', 'process.comm == "sh" || process.args =~ "*install*"']:
         s = compile_search(expr)
         expected = [_json(e) for e in newest_first(events) if s.matches(event_from_json(e))]
@@ -224,9 +224,30 @@ def test_rows_with_hostile_strings_come_back_unchanged(store: Store) -> None:
     e["process"]["comm"] = nasty
     e["process"]["executable"]["path"] = "/" + nasty
     env = Envelope(rule_id=nasty, host=nasty, tags=[nasty, "", "x'y"], policy="\\")
-    store.insert([event_row(e, env, 0)])
+    store.insert([row_of_dict(e, env, 0)])
     (hit,) = store.search(compile_search(""), *ALL, None, 10).hits
     assert (hit.rule_id, hit.host, hit.tags, hit.policy) == (nasty, nasty, [nasty, "", "x'y"], "\\")
     assert hit.event == _json(e)
     found = store.facet(compile_search(""), "process.comm", *ALL, 5)[0]
     assert found == [(nasty, 1)]
+
+
+def test_the_evaluator_has_the_last_word_even_on_an_exact_prefilter(store: Store) -> None:
+    e = next(e for e in EVENTS if e["process"]["executable"]["path"] == "/usr/bin/curl")
+    honest = row_of_dict(e, Envelope(), 0)
+    forged = list(row_of_dict(e, Envelope(), 0))
+    forged[tables.COLUMN_NAMES.index("process_file_path")] = "/usr/bin/wget"  # the column lies about the event
+    store.insert([honest, tuple(forged)])
+    s = compile_search('process.file.path == "/usr/bin/wget"')
+    assert s.where.exact
+    assert store.search(s, *ALL, None, 10).hits == []
+    assert len(store.search(compile_search('process.file.path == "/usr/bin/curl"'), *ALL, None, 10).hits) == 1
+
+
+def test_names_that_are_not_utf8_are_searched_and_counted_as_secl_reads_them(store: Store) -> None:
+    e = event_mix(1, seed=8)[0]
+    e["process"]["comm"] = "caf\udce9"  # the byte 0xE9 of a name that is not UTF-8
+    store.insert([row_of_dict(e, Envelope(), 0), row_of_dict(event_mix(1, seed=9)[0], Envelope(), 0)])
+    (hit,) = store.search(compile_search('process.comm == "caf\udce9"'), *ALL, None, 10).hits
+    assert event_from_json(hit.event).process.comm == "caf\udce9"
+    assert ("caf\udce9", 1) in store.facet(compile_search(""), "process.comm", *ALL, 5)[0]

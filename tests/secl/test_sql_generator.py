@@ -97,3 +97,12 @@ def test_a_bad_expression_is_a_secl_error_with_its_place(expr: str, message: str
         compile_search(expr)
     assert message in err.value.message
     assert "^" in err.value.caret
+
+
+def test_conditions_on_arrays_are_set_apart_from_those_on_plain_columns() -> None:
+    w = compile_search('open.file.path =~ "/usr/*" && (process.uid == 0 && process.ancestors.file.name == "bash")').where
+    assert w.plain == "(evt_name = {p0:String}) AND (file_path LIKE {p1:String}) AND (process_uid = {p2:Int64})"
+    assert w.arrays == "(has(ancestors_file_name, {p3:String}))"
+    for expr in ['process.ancestors.file.name == "bash"', "process.uid == 0",
+                 'process.uid == 0 || process.ancestors.file.name == "bash"']:  # fmt: skip
+        assert (compile_search(expr).where.plain, compile_search(expr).where.arrays) == ("", "")

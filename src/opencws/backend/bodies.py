@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
+
+from opencws.model import jsontext
 
 JSONL_TYPES = (
     "application/x-ndjson",
@@ -73,15 +76,43 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def documents(body: bytes, content_type: str | None, max_documents: int) -> list[Document]:
-    """The documents of a body: a JSON object, a JSON array of them, or JSON lines (by Content-Type, or
-    when the body is not one JSON value but has several lines)."""
+def _checked_media(content_type: str | None) -> str:
     media = _media_type(content_type)
     if media not in JSONL_TYPES and media not in JSON_TYPES:
         raise BodyError(415, f"unsupported Content-Type {media!r} (application/json or application/x-ndjson)")
+    return media
+
+
+_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def raw_documents(body: bytes, content_type: str | None, max_documents: int) -> list[bytes] | None:
+    """Hot path of `documents`: the JSON text of each document, without parsing it into objects; None when
+    the body is not plainly a JSON array, one object or JSON lines (`documents` then says what it is)."""
+    media = _checked_media(content_type)
+    if media in JSONL_TYPES:
+        out = [line for line in body.split(b"\n") if line.strip()]
+    else:
+        start = body.lstrip()[:1]
+        if start == b"[":
+            try:
+                out = _RAW_ARRAY.decode(body)
+            except (msgspec.DecodeError, RecursionError):
+                return None
+        elif start == b"{":
+            out = [body]  # or JSON lines: then the event decoder refuses it and `documents` reads the lines
+        else:
+            return None
+    return out if len(out) <= max_documents else None
+
+
+def documents(body: bytes, content_type: str | None, max_documents: int) -> list[Document]:
+    """The documents of a body: a JSON object, a JSON array of them, or JSON lines (by Content-Type, or
+    when the body is not one JSON value but has several lines)."""
+    media = _checked_media(content_type)
     if media not in JSONL_TYPES:
         try:
-            value = orjson.loads(body)
+            value = _loads(body)
         except orjson.JSONDecodeError as e:
             if body.lstrip()[:1] == b"[":
                 raise BodyError(400, f"malformed JSON array: {e}") from None
@@ -104,10 +135,21 @@ def _lines(body: bytes, max_documents: int) -> Iterator[Document]:
         if index >= max_documents:
             raise BodyError(413, f"more than {max_documents} events in one request")
         try:
-            yield Document(index, orjson.loads(line), line=number)
+            yield Document(index, _loads(line), line=number)
         except orjson.JSONDecodeError as e:
             yield Document(index, error=f"line {number}: malformed JSON: {e}", line=number)
         index += 1
+
+
+def _loads(text: bytes) -> Any:
+    """orjson; for text with `\\udcXX` escapes (names that are not UTF-8, as the agent writes them), which
+    orjson refuses, `opencws.model.jsontext` (its lone surrogates come back as they were sent)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if b"\\ud" not in text and b"\\uD" not in text:
+            raise
+        return jsontext.loads(text)  # raises orjson's error when the standard library refuses it too
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:

@@ -24,7 +24,7 @@ from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import audit, health, intake, keys, search, session, signals, users
+from opencws.backend.routers import audit, health, intake, keys, search, session, signals, spec, users
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by routers/spec.py, behind a key
     )
     app.state.settings = settings
     app.state.store = None
@@ -117,6 +118,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(search.router)
     app.include_router(keys.router)
+    app.include_router(spec.router)
     app.include_router(signals.router)
     app.include_router(session.router)
     app.include_router(users.router)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from opencws.backend.store import Hit, Store
+from opencws.model import jsontext
 from opencws.model.codec import format_timestamp
 from opencws.secl.sql import Search
 from opencws.secl.sql.generator import Where
@@ -22,7 +21,7 @@ def _entry(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(h: Hit) -> dict[str, Any]:
-    e = orjson.loads(h.event)
+    e = jsontext.loads(h.event)
     out = {"id": h.id, "date": format_timestamp(h.date), "type": (e.get("evt") or {}).get("name")}
     f = e.get("file") or {}
     if f.get("path"):
@@ -33,14 +32,14 @@ def _summary(h: Hit) -> dict[str, Any]:
 def _group(hits: list[Hit]) -> list[dict[str, Any]]:
     by_pid: dict[int, dict[str, Any]] = {}
     for h in sorted(hits, key=lambda h: h.date):
-        p = (orjson.loads(h.event).get("process")) or {}
+        p = (jsontext.loads(h.event).get("process")) or {}
         g = by_pid.setdefault(p.get("pid") or 0, {**_entry(p), "events": []})
         g["events"].append(_summary(h))
     return list(by_pid.values())
 
 
 def process_tree(store: Store, hit: Hit, window: int) -> dict[str, Any]:
-    event = orjson.loads(hit.event)
+    event = jsontext.loads(hit.event)
     p = event.get("process") or {}
     pid, ppid = p.get("pid") or 0, p.get("ppid") or 0
     t_from, t_to = max(hit.date - window, 0), hit.date + window

@@ -19,8 +19,7 @@ from typing import Any
 
 import orjson
 
-from opencws.backend import bodies
-from opencws.backend.intake import accept
+from opencws.backend.intake import accept_body
 from opencws.backend.server import tune_gc
 from opencws.backend.store import Store, open_store
 from opencws.bench import detection_bench
@@ -89,9 +88,8 @@ def _intake(store: Store, n: int, batch: int, pool: list[bytes]) -> dict[str, fl
     stored = 0
     for count, body in _bodies(n, batch, pool):
         a = time.perf_counter()
-        docs = bodies.documents(body, "application/json", batch)
         b = time.perf_counter()
-        out = accept(docs, 32)
+        out = accept_body(body, "application/json", batch, 32)
         c = time.perf_counter()
         stored += store.insert(out.rows)
         t["insert"] += time.perf_counter() - c

@@ -93,6 +93,21 @@ class Validator:
     def issues(self, doc: Any) -> list[Issue]:
         """Every offending value of `doc` (empty when valid)."""
         out: list[Issue] = []
-        for error in self._impl.iter_errors(doc):
-            out += _issues_of(error)
+        try:
+            for error in self._impl.iter_errors(doc):
+                out += _issues_of(error)
+        except UnicodeEncodeError:
+            # A string holds a lone surrogate (a non-UTF-8 byte, see `opencws.model.jsontext`), which the
+            # library cannot report on: the same document with each one spelled as its escape.
+            return self.issues(_escaped(doc))
         return out
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from opencws.backend import bodies, detection
 from opencws.backend.dependencies import IngestKey, MetricsDep, SettingsDep, StoreDep
 from opencws.backend.idempotency import MAX_KEY_CHARS, IdempotencyStore
-from opencws.backend.intake import accept
+from opencws.backend.intake import accept_body
 from opencws.backend.keys import Key
 from opencws.backend.metrics import Metrics
 from opencws.backend.settings import Settings
@@ -108,12 +108,11 @@ async def _intake(
             body = bodies.decompress(
                 raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes
             )
-            docs = bodies.documents(
-                body, request.headers.get("content-type"), settings.max_events_per_request
+            outcome = accept_body(
+                body, request.headers.get("content-type"), settings.max_events_per_request, settings.max_depth
             )
         except bodies.BodyError as e:
             raise HTTPException(e.status, e.message) from None
-        outcome = accept(docs, settings.max_depth)
         start = time.perf_counter()
         try:
             stored = store.insert(outcome.rows)

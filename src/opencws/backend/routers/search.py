@@ -17,6 +17,7 @@ from opencws.backend.metrics import Metrics
 from opencws.backend.settings import Settings
 from opencws.backend.store import Hit, Store, StoreError
 from opencws.backend.tree import process_tree
+from opencws.model import jsontext
 from opencws.model.codec import format_timestamp, parse_timestamp
 from opencws.secl.errors import SeclError
 from opencws.secl.sql import Search, compile_search
@@ -39,7 +40,7 @@ _FAR = 2**62
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+    return Response(jsontext.dumps(content), status_code=status, media_type="application/json")
 
 
 def _hit(h: Hit) -> dict[str, Any]:

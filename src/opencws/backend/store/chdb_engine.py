@@ -8,6 +8,7 @@ serialized by a lock (chdb runs the query in C++, releasing the GIL). Parameters
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -16,23 +17,40 @@ from typing import Any
 import orjson
 
 from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.rowbinary import row_binary, text_bytes
 
 
 def _escape(value: Any) -> str:
     """A parameter value in ClickHouse's escaped text form (what `{name:Type}` parses)."""
     if isinstance(value, str):
-        return (
+        text = (
             value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
             .replace("\0", "\\0")
         )  # fmt: skip
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: the bytes they stand for, as `\xHH` escapes
+            text = text_bytes(text).decode("utf-8", "backslashreplace")
+        return text
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | datetime.date):
         return str(value)
+    if isinstance(value, list) and all(type(x) is int for x in value):
+        return "[" + ",".join(map(str, value)) + "]"
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         # Array text: each element a quoted string with backslash escapes (which also cover tabs and newlines).
         return "[" + ",".join("'" + _escape(x).replace("'", "\\'") + "'" for x in value) + "]"
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def _row(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # A column holding bytes that are not UTF-8 (a non-UTF-8 name): back to the lone surrogates that
+        # stand for them, as the event's own JSON has them (see `opencws.model.jsontext`).
+        return json.loads(line.decode("utf-8", "surrogateescape"))
 
 
 class ChdbEngine:
@@ -60,16 +78,21 @@ class ChdbEngine:
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         bound = {k: _escape(v) for k, v in params.items()} if params else None
         out = self._query(sql, bound).bytes()
-        return [tuple(orjson.loads(line)) for line in out.splitlines() if line]
+        return [tuple(_row(line)) for line in out.splitlines() if line]
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        # TabSeparated: the escaping of parameter values, and no JSON quoting of the event's own JSON
-        # (about 10% faster to build and parse than JSON rows here).
-        body = "\n".join("\t".join(map(_escape, r)) for r in rows)
-        res = self._query(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT TabSeparated\n{body}")
-        written = res.rows_written()
+        # RowBinary: lengths and little-endian numbers, nothing to escape (the event's JSON goes in as it
+        # is); four times cheaper for both sides than TabSeparated text here.
+        data = row_binary(rows, [t for _, t in columns])
+        with self._lock:
+            try:
+                inserter = self._session.send_insert(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)})", "RowBinary")
+                inserter.append(data)
+                written = inserter.finish().rows_written
+            except Exception as e:
+                raise StoreError(str(e)) from None
         if written != len(rows):
             raise StoreError(f"the embedded store wrote {written} of {len(rows)} rows")
         return written

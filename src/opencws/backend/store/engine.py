@@ -16,8 +16,10 @@ class StoreError(RuntimeError):
 class Engine(Protocol):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        """Insert and return the number of rows written; return only once they are on disk."""
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows of `columns` ((name, ClickHouse type) pairs) and return the number of rows written;
+        return only once they are on disk. String values are str (a lone surrogate stands for its byte),
+        bytes or msgspec.Raw."""
         ...
 
     def shards(self, cluster: str) -> list[Engine]:

@@ -6,6 +6,7 @@ each value into the query it sends). One connection per thread (a connection is 
 
 from __future__ import annotations
 
+import codecs
 import re
 import threading
 from collections.abc import Sequence
@@ -13,8 +14,58 @@ from dataclasses import dataclass
 from typing import Any
 
 from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.rowbinary import text_bytes
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
+
+
+def _bytes(v: Any) -> bytes:
+    return text_bytes(v) if type(v) is str else bytes(v)
+
+
+_STRING_VALUES = {"String": _bytes, "Array(String)": lambda vs: [_bytes(v) for v in vs]}
+
+# Strings read back: UTF-8, a byte that is not UTF-8 as the lone surrogate standing for it (a non-UTF-8 name:
+# see `opencws.model.jsontext`), as the driver's `strings_encoding`.
+_ENCODING = "opencws_utf_8_surrogateescape"
+
+
+def _codec(name: str) -> codecs.CodecInfo | None:
+    if name != _ENCODING:
+        return None
+    return codecs.CodecInfo(
+        lambda s, errors="strict": (text_bytes(s), len(s)),
+        lambda b, errors="strict": codecs.utf_8_decode(b, "surrogateescape", True),
+        name=_ENCODING,
+    )
+
+
+codecs.register(_codec)
+
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+
+
+class _Literal:
+    """A string parameter holding lone surrogates, as a quoted SQL literal with each of their bytes as
+    `\\xHH` (the driver would put the surrogates themselves in the query, which cannot be sent)."""
+
+    def __init__(self, value: str) -> None:
+        text = "".join(_ESCAPES.get(c, c) for c in value)
+        self.literal = "'" + text_bytes(text).decode("utf-8", "backslashreplace") + "'"
+
+    def __str__(self) -> str:
+        return self.literal
+
+
+def _param(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            return _Literal(v)
+    elif isinstance(v, list):
+        return [_param(x) for x in v]
+    return v
 
 
 @dataclass(frozen=True)
@@ -41,7 +92,8 @@ class ServerEngine:
 
             a = self.address
             c = Client(
-                host=a.host, port=a.port, user=a.user, password=a.password, settings=self.settings,
+                host=a.host, port=a.port, user=a.user, password=a.password,
+                settings={**self.settings, "strings_encoding": _ENCODING},
                 connect_timeout=5, send_receive_timeout=60,
             )  # fmt: skip
             self._local.client = c
@@ -52,16 +104,22 @@ class ServerEngine:
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         if params:
             sql = _PLACEHOLDER.sub(r"%(\1)s", sql)
+            params = {k: _param(v) for k, v in params.items()}
         try:
             return list(self._client().execute(sql, params or None))
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        # Strings as bytes: a lone surrogate goes back to the byte it stands for (the driver would refuse it).
+        convert = [_STRING_VALUES.get(t) for _, t in columns]
+        values = [
+            [v if c is None else c(v) for c, v in zip(convert, row, strict=True)] for row in rows
+        ]
         try:
-            self._client().execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
+            self._client().execute(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)}) VALUES", values)
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
         return len(rows)

@@ -58,8 +58,9 @@ def create_local_table(database: str) -> str:
         f"CREATE TABLE IF NOT EXISTS {database}.{LOCAL_TABLE} (\n  {columns}\n) ENGINE = MergeTree\n"
         "PARTITION BY day\nORDER BY (evt_name, date, host, id)\n"
         # Small granules: a page's 100 events are read one by one, and with ~9 KiB events the default 8192
-        # rows make a granule of ~70 MB to decompress per event (18.16 has no adaptive granularity).
-        "SETTINGS index_granularity = 256"
+        # rows make a granule of ~70 MB to decompress per event (18.16 has no adaptive granularity). 64 rows
+        # (~580 KB): a page of 100 scattered events read in 36 ms instead of 60 with 256 (1,000,000 events).
+        "SETTINGS index_granularity = 64"
     )
 
 

@@ -29,6 +29,7 @@ _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 class Fragment:
     sql: str
     exact: bool
+    conjuncts: tuple[Fragment, ...] = ()  # of an AND: its parts (flattened)
 
 
 @dataclass(slots=True)
@@ -38,6 +39,10 @@ class Where:
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
     exact: bool = True
+    # `sql` split into its conjuncts on plain columns and those reading array columns, when it has both:
+    # the store reads the arrays only for rows the first part keeps (PREWHERE). Else empty.
+    plain: str = ""
+    arrays: str = ""
 
 
 def glob_to_like(pattern: str) -> str:
@@ -58,6 +63,8 @@ class Generator:
         macros: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
+        arrays = sorted({c.name for c in columns.values() if c.multi})
+        self._array_column = re.compile(r"\b(?:" + "|".join(arrays) + r")\b") if arrays else re.compile(r"(?!)")
         self.columns = columns
         self.macros = macros or {}  # id → compiler.Macro (its `node`)
         self.params: dict[str, Any] = {}
@@ -74,7 +81,13 @@ class Generator:
         if frag is not None:
             parts.append(frag)
         sql = " AND ".join(f"({p.sql})" for p in parts) if parts else "1"
-        return Where(sql, self.params, exact)
+        conjuncts = [c for p in parts for c in (p.conjuncts or (p,))]
+        on_arrays = [c for c in conjuncts if self._array_column.search(c.sql)]
+        plain = [c for c in conjuncts if c not in on_arrays]
+        if not (on_arrays and plain):
+            return Where(sql, self.params, exact)
+        both = [" AND ".join(f"({c.sql})" for c in cs) for cs in (plain, on_arrays)]
+        return Where(sql, self.params, exact, *both)
 
     def sql(self, node: ast.Node) -> Fragment | None:
         method = getattr(self, f"{_SNAKE.sub('_', type(node).__name__).lower()}_sql", None)
@@ -114,7 +127,8 @@ class Generator:
             if not kept:
                 return None
             exact = len(kept) == len(frags) and all(f.exact for f in kept)
-            return Fragment(" AND ".join(f"({f.sql})" for f in kept), exact)
+            conjuncts = tuple(c for f in kept for c in (f.conjuncts or (f,)))
+            return Fragment(" AND ".join(f"({f.sql})" for f in kept), exact, conjuncts)
         if any(f is None for f in frags):
             return None
         return Fragment(" OR ".join(f"({f.sql})" for f in frags), all(f.exact for f in frags))  # type: ignore[union-attr]

@@ -38,6 +38,11 @@ class Search:
     where: Where
     _fn: Callable[[Any], Any] | None
 
+    @property
+    def matches_every_event(self) -> bool:
+        """The empty expression: no event needs decoding to be judged."""
+        return self._fn is None and self.event_type is None
+
     def matches(self, event: Any) -> bool:
         """SECL's answer on a model event (`opencws.model.codec.event_from_json`)."""
         if self.event_type is not None:
