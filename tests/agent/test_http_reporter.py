@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -257,3 +258,30 @@ def test_an_http_url_to_another_machine_is_said_to_send_the_key_in_clear(tmp_pat
     r.close()
     assert ("reporter_warning", {"warning": "the API key and the events cross the network in clear (http:// to a "
                                            "host that is not this machine): use https://"}) in r.take_notices()
+
+
+def test_https_with_the_backends_certificate_trusted_through_ca_file_and_refused_without(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    (tmp_path / "data").mkdir()
+    b = Backend(tmp_path / "data", ["--tls-cert", str(cert), "--tls-key", str(key)], cafile=str(cert)).start()
+    b.reader = b.key("read")
+    try:
+        assert b.url.startswith("https://")
+        host = f"h-{uuid.uuid4().hex[:8]}"
+        r = HTTPReporter(b.url, b.key("ingest"), spool_dir=tmp_path / "trusted", ca_file=cert)
+        for line in lines(host, 5):
+            r.write(line)
+        r.close()
+        assert stored_pids(b, host) == Counter(range(5))
+
+        untrusting = HTTPReporter(b.url, b.key("ingest"), spool_dir=tmp_path / "untrusting")
+        untrusting.write(lines(host, 1, start=100)[0])
+        untrusting.close()
+        [(_kind, said)] = [n for n in untrusting.take_notices() if n[0] == "reporter_error"][:1]
+        assert "CERTIFICATE_VERIFY_FAILED" in said["error"] or "certificate verify failed" in said["error"], said
+        assert untrusting.stats()["sent"] == 0 and untrusting.stats()["spool_batches"] == 1
+    finally:
+        b.stop()

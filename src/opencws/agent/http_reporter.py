@@ -27,7 +27,6 @@ the exact count), never silently.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import random
 import threading
@@ -493,18 +492,22 @@ def _in_clear(url: str) -> bool:
 
 
 def _transport_error(e: Exception) -> str:
-    """`connection refused`, `timed out`...: the innermost reason, without urllib3's object addresses."""
-    reason = getattr(e, "reason", None) or e
-    while getattr(reason, "reason", None) is not None and reason is not reason.reason:
-        reason = reason.reason
-    text = str(reason)
-    if "Errno 111" in text or "Connection refused" in text:
-        return "connection refused"
-    if isinstance(e, urllib3.exceptions.TimeoutError) or "timed out" in text:
-        return "timed out"
-    with contextlib.suppress(Exception):
-        text = text.split(": ", 1)[1] if text.startswith("<") else text
-    return f"{type(e).__name__}: {text}"
+    """What went wrong on the way, said plainly (`connection refused`, `no answer within 30 s`...)."""
+    x = urllib3.exceptions
+    if isinstance(e, x.NameResolutionError):
+        return f"cannot resolve the backend's host name ({e.__context__ or e})"
+    if isinstance(e, x.NewConnectionError):  # (before ConnectTimeoutError: it is one of them, for history)
+        text = str(e).rsplit("new connection: ", 1)[-1]
+        return "connection refused" if "Connection refused" in text else f"cannot connect: {text}"
+    if isinstance(e, x.ConnectTimeoutError):
+        return "connection timed out"
+    if isinstance(e, x.ReadTimeoutError):
+        return f"no answer within the timeout ({e})"
+    if isinstance(e, x.SSLError):
+        return f"TLS: {e.__context__ or e}"
+    if isinstance(e, x.ProtocolError) and len(e.args) > 1:
+        return f"connection lost: {e.args[1]!r}"
+    return f"{type(e).__name__}: {e}"
 
 
 def _detail(data: bytes) -> str:

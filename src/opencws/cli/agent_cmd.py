@@ -34,15 +34,17 @@ def config_help() -> str:
     return "configuration file (--config), every key optional:\n" + body
 
 
-def add_run_arguments(run: argparse.ArgumentParser) -> None:
+OUTPUT_SPECS = ("'file:PATH' (JSON lines, rotated by size: file:PATH?max_bytes=N&keep=K), 'stdout', or a backend, "
+                "'http(s)://HOST:PORT' (its API key: api_key in the config or OPENCWS_API_KEY)")
+
+
+def add_run_arguments(run: argparse.ArgumentParser, output_help: str | None = None) -> None:
     run.add_argument("--config", type=Path, metavar="FILE",
                      help="YAML configuration file (the options below override it)")
     run.add_argument("--policy", type=Path, action="append", metavar="PATH",
                      help="policy file or directory, repeatable (default: the default policy)")
     run.add_argument("--output", action="append", metavar="SPEC",
-                     help="where CWS events go, repeatable: 'stdout' (default), 'file:PATH' "
-                          "(JSON lines, rotated by size: file:PATH?max_bytes=N&keep=K), or a backend, "
-                          "'http(s)://HOST:PORT' (its API key: api_key in the config or OPENCWS_API_KEY)")
+                     help=output_help or f"where CWS events go, repeatable (default stdout): {OUTPUT_SPECS}")
     run.add_argument("--metrics", metavar="HOST:PORT",
                      help="serve Prometheus metrics on this address (default: off)")
     run.add_argument("--self-events", metavar="SPEC",

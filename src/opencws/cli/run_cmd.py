@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_DATA_DIR})")
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help=f"the backend's address (default {DEFAULT_LISTEN}; port 0 picks a free one)")
-    agent_cmd.add_run_arguments(parser)
+    agent_cmd.add_run_arguments(parser, output_help="where CWS events go besides the backend, repeatable: "
+                                                    f"{agent_cmd.OUTPUT_SPECS}")
 
 
 def ingest_key(data_dir: Path) -> str:
