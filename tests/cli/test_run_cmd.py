@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from backend_process import Backend
 
 from opencws.backend.keys import KeyStore
 from opencws.cli.run_cmd import KEY_FILE, ingest_key
@@ -86,11 +87,20 @@ def test_one_command_runs_the_backend_and_the_agent_and_ctrl_c_stops_both_cleanl
                 time.sleep(0.3)
         assert found, product.err
         assert found[0]["rule_id"] == "credential_shadow_read" and not event_validator().issues(found[0]["event"])
-        product.proc.send_signal(signal.SIGINT)
+        subprocess.run(["cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
+        product.proc.send_signal(signal.SIGINT)  # at once: this read is still in the agent, not yet in the backend
         assert product.proc.wait(timeout=90) == 0, product.err
     finally:
         product.kill()
     assert gone(backend), "the backend outlived opencws run"
+    again = Backend(product.data).start()  # the agent drained into the backend before the backend was stopped
+    try:
+        reads = [h for h in again.events(reader, q='open.file.path == "/etc/shadow"')
+                 if h["event"]["process"]["executable"]["path"] == "/usr/bin/cat"
+                 and h["rule_id"] == "credential_shadow_read"]
+    finally:
+        again.stop()
+    assert len(reads) == 2, reads
     assert "the agent and the backend are stopped" in product.err
     assert '"agent_event":"stopped"' in product.err
     log = (product.data / "backend.log").read_text()
