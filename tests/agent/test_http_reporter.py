@@ -285,3 +285,24 @@ def test_https_with_the_backends_certificate_trusted_through_ca_file_and_refused
         assert untrusting.stats()["sent"] == 0 and untrusting.stats()["spool_batches"] == 1
     finally:
         b.stop()
+
+
+def test_an_address_that_is_not_a_backend_stops_the_start(backend, tmp_path):
+    with pytest.raises(ReporterError, match=rf"no backend intake at {backend.url}/elsewhere/api/v1/events \(404"):
+        HTTPReporter(f"{backend.url}/elsewhere", backend.ingest, spool_dir=tmp_path / "s")
+
+
+def test_a_spooled_batch_made_unreadable_by_hand_is_said_counted_and_not_retried(backend, tmp_path):
+    from opencws.agent.spool import Spool
+
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    path = spool.put(1, "k1", 4, b"x").path
+    spool.close()
+    path.unlink()
+    path.mkdir()  # where the batch was, something that is not one
+    r = HTTPReporter(backend.url, backend.ingest, spool_dir=tmp_path / "spool")
+    wait_until(lambda: r.stats()["spool_batches"] == 0)
+    r.close()
+    assert r.stats()["dropped"] == 4 and r.stats()["retries"] == 0
+    errors = [f["error"] for kind, f in r.take_notices() if kind == "reporter_error"]
+    assert errors == [f"spooled batch {path.name} cannot be read (Is a directory): its 4 events are dropped"]

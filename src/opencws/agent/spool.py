@@ -158,8 +158,9 @@ class Spool:
         return batch
 
     def remove(self, batch: SpooledBatch) -> None:
-        """The backend acknowledged `batch`: it leaves the spool (unlink: atomic)."""
-        with contextlib.suppress(FileNotFoundError):
+        """The backend acknowledged `batch`: it leaves the spool (unlink: atomic). A file that cannot be unlinked
+        (a read-only disk) leaves the index all the same: replayed at the next start, its key makes it harmless."""
+        with contextlib.suppress(OSError):
             os.unlink(batch.path)
         with self._lock:
             i = bisect.bisect_left(self._batches, batch)
