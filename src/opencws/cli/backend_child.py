@@ -37,9 +37,11 @@ def _die_with_parent() -> None:
 
 
 class BackendChild:
-    def __init__(self, data_dir: Path, listen: str, log_path: Path, *, echo: TextIO | None = None):
+    def __init__(self, data_dir: Path, listen: str, log_path: Path, *, echo: TextIO | None = None,
+                 extra_args: list[str] | None = None):
         self.data_dir = data_dir
         self.listen = listen
+        self.extra_args = extra_args or []
         self.log_path = log_path
         self.echo = echo if echo is not None else sys.stderr
         self.proc: subprocess.Popen[str] | None = None
@@ -55,7 +57,7 @@ class BackendChild:
     def start(self, timeout: float = 120.0) -> str:
         """Start and wait until `/healthz` answers; the backend's URL. `BackendChildError` otherwise."""
         cmd = [sys.executable, "-m", "opencws.cli.main", "backend", "serve", "--data-dir", str(self.data_dir),
-               "--listen", self.listen]
+               "--listen", self.listen, *self.extra_args]
         log = self.log_path.open("a", encoding="utf-8")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, preexec_fn=_die_with_parent)
