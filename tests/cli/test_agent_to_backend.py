@@ -155,9 +155,15 @@ def test_an_agent_restarted_with_batches_in_its_spool_replays_them_once(require_
     assert list(s.spool.glob("*.batch")) == []
 
 
+def spool_config(tmp_path: Path) -> str:
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"http: {{spool_dir: '{tmp_path / 'spool'}'}}\n")
+    return str(config)
+
+
 def test_a_key_the_backend_refuses_stops_the_agent_with_the_reason(backend, tmp_path):
     env = {**os.environ, "OPENCWS_API_KEY": "ocws_000000000000_nope"}
-    agent = AgentProcess("--output", backend.url, env=env, cwd=tmp_path)
+    agent = AgentProcess("--config", spool_config(tmp_path), "--output", backend.url, env=env, cwd=tmp_path)
     code = agent.proc.wait(timeout=60)
     err = agent.proc.stderr.read().decode()
     assert code == 1, err
@@ -167,7 +173,7 @@ def test_a_key_the_backend_refuses_stops_the_agent_with_the_reason(backend, tmp_
 
 def test_an_http_output_without_a_key_is_a_usage_error_saying_where_to_put_one(backend, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENCWS_API_KEY"}
-    agent = AgentProcess("--output", backend.url, env=env, cwd=tmp_path)
+    agent = AgentProcess("--config", spool_config(tmp_path), "--output", backend.url, env=env, cwd=tmp_path)
     code = agent.proc.wait(timeout=60)
     err = agent.proc.stderr.read().decode()
     assert code == 2, err
