@@ -66,7 +66,8 @@ def gone(pid: int, timeout: float = 30) -> bool:
 
 
 @pytest.mark.kernel
-def test_one_command_runs_the_backend_and_the_agent_and_ctrl_c_stops_both_cleanly(require_kernel, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_one_command_runs_the_backend_and_the_agent_and_ctrl_c_stops_both_cleanly(require_kernel, tmp_path, stop):
     product = Product(tmp_path)
     try:
         url = product.wait_until_running()
@@ -88,7 +89,7 @@ def test_one_command_runs_the_backend_and_the_agent_and_ctrl_c_stops_both_cleanl
         assert found, product.err
         assert found[0]["rule_id"] == "credential_shadow_read" and not event_validator().issues(found[0]["event"])
         subprocess.run(["cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
-        product.proc.send_signal(signal.SIGINT)  # at once: this read is still in the agent, not yet in the backend
+        product.proc.send_signal(stop)  # at once: this read is still in the agent, not yet in the backend
         assert product.proc.wait(timeout=90) == 0, product.err
     finally:
         product.kill()
