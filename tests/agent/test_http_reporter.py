@@ -4,6 +4,7 @@ pipeline thread that never waits on the network."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -206,23 +207,34 @@ def test_events_the_backend_rejects_are_said_with_index_rule_and_reasons_and_nev
     assert any("/event/process/pid" in e for e in said["rejected"][0]["errors"])
 
 
-def test_a_body_the_backend_refuses_whole_is_counted_said_and_not_retried(tmp_path):
+def test_a_batch_too_large_for_the_backend_is_split_and_a_single_event_too_large_is_refused(tmp_path):
     config = tmp_path / "backend.yaml"
-    config.write_text("max_events_per_request: 5\n")
+    config.write_text("max_events_per_request: 3\nmax_body_bytes: 8192\n")
     b = Backend(tmp_path / "data", ["--config", str(config)]).start()
+    b.reader = b.key("read")
+    host = f"h-{uuid.uuid4().hex[:8]}"
     try:
-        r = HTTPReporter(b.url, b.key("ingest"), spool_dir=tmp_path / "spool", batch_max_events=8,
+        r = HTTPReporter(b.url, b.key("ingest"), spool_dir=tmp_path / "spool", batch_max_events=10,
                          batch_max_wait=0.1)
-        for line in lines("h", 8):
+        for line in lines(host, 10):
             r.write(line)
-        wait_until(lambda: settled(r))
+        wait_until(lambda: settled(r), what="the halves to be sent")
+        huge = orjson.loads(lines(host, 1, start=99)[0])
+        huge["event"]["process"]["comm"] = os.urandom(12_000).hex()  # incompressible: past 8192 bytes alone
+        r.write(orjson.dumps(huge))
+        wait_until(lambda: settled(r), what="the refusal")
         r.close()
+        found = stored_pids(b, host)
     finally:
         b.stop()
+    assert found == Counter(range(10))  # 10 -> 5 + 5 -> 2 + 3 + 2 + 3: every part under the backend's 3 events
     s = r.stats()
-    assert (s["sent"], s["rejected"], s["retries"], s["spool_batches"]) == (0, 8, 0, 0)
-    [said] = [f for kind, f in r.take_notices() if kind == "batch_refused"]
-    assert said["status"] == 413 and said["events"] == 8 and "more than 5 events" in said["error"]
+    assert (s["sent"], s["rejected"], s["retries"], s["spool_batches"]) == (10, 1, 0, 0)
+    notices = r.take_notices()
+    splits = [f["into"] for kind, f in notices if kind == "batch_split"]
+    assert splits == [[5, 5], [2, 3], [2, 3]]
+    [refused] = [f for kind, f in notices if kind == "batch_refused"]
+    assert refused["status"] == 413 and refused["events"] == 1 and "larger than 8192 bytes" in refused["error"]
 
 
 def test_a_stuck_backend_never_holds_the_writer_and_a_stop_spools_everything_it_held(tmp_path):

@@ -16,8 +16,10 @@ and spooled otherwise; the next start replays the spool first.
 An answer:
 - 200: stored. Events the backend rejected (invalid, with their index and reasons) are counted and said
   (self-event `events_rejected`), never sent again.
-- 400, 413, 415, 422: the backend refused the body itself; sending it again would change nothing: its events are
-  counted as rejected and said (`batch_refused`).
+- 413 (too large: bytes or events) for a batch of several events: it is split in two halves that take its place in
+  the order (`batch_split`), each split again if need be.
+- 400, 415, 422, and 413 for a single event: the backend refused the body itself; sending it again would change
+  nothing: its events are counted as rejected and said (`batch_refused`).
 - 401, 403 (the key), 408, 409 (the same batch is still being stored), 429 and 5xx, and every transport error
   (refused connection, timeout, TLS): retried; the batch waits in the spool. `Retry-After` is honoured.
 
@@ -352,6 +354,9 @@ class HTTPReporter:
                 self._rejected(batch, rejected)
             self._done(batch)
             return True
+        if status == 413 and batch.events > 1:
+            self._split(batch, _detail(data))
+            return True
         if status in REFUSED:
             self.rejected += batch.events
             self._notice("batch_refused", status=status, error=_detail(data), events=batch.events,
@@ -362,6 +367,20 @@ class HTTPReporter:
         if status in KEY_REFUSED:
             error = f"the backend refused the API key ({error})"
         return self._failed(batch, error, retry_after)
+
+    def _split(self, batch: _Batch, why: str) -> None:
+        """A batch too large for the backend becomes two halves in its place in the spool (same sequence number,
+        keys KEY-1 and KEY-2), each split again if need be: a single event too large is refused (`batch_refused`)."""
+        lines = batch.lines
+        if lines is None:
+            lines = [x for x in zlib.decompress(batch.body(self.spool), 31).split(b"\n") if x]
+        half = len(lines) // 2
+        for i, part in ((1, lines[:half]), (2, lines[half:])):
+            self._spool(_Batch(batch.seq, f"{batch.key}-{i}", len(part), part))
+        if batch.spooled is not None:
+            self.spool.remove(batch.spooled)
+        self._notice("batch_split", events=batch.events, into=[half, len(lines) - half], error=why,
+                     hint="batch_max_events or batch_max_bytes above the backend's limits")
 
     def _done(self, batch: _Batch) -> None:
         if batch.spooled is not None:

@@ -36,9 +36,11 @@ class SpoolFull(Exception):
 
 
 class SpooledBatch(NamedTuple):
+    """Ordered by sequence number, then key (the parts of a batch split in two share its number)."""
+
     seq: int
-    events: int
     key: str
+    events: int
     path: Path
     size: int
 
@@ -66,7 +68,7 @@ class Spool:
         os.ftruncate(self._lock_fd, 0)
         os.pwrite(self._lock_fd, f"{os.getpid()}\n".encode(), 0)
         self._batches: list[SpooledBatch] = []
-        self._writing: set[int] = set()
+        self._writing: set[tuple[int, str]] = set()
         self.bytes = 0
         self.unknown_files: list[str] = []
         """Files in the directory that are not batches: left alone, and said once."""
@@ -80,7 +82,7 @@ class Spool:
                 if entry.name != ".lock":
                     self.unknown_files.append(entry.name)
                 continue
-            b = SpooledBatch(int(m.group(1)), int(m.group(2)), m.group(3), Path(entry.path),
+            b = SpooledBatch(int(m.group(1)), m.group(3), int(m.group(2)), Path(entry.path),
                              entry.stat().st_size)
             self._batches.append(b)
             self.bytes += b.size
@@ -114,23 +116,23 @@ class Spool:
 
     def put(self, seq: int, key: str, events: int, body: bytes) -> SpooledBatch | None:
         """Write a batch (durably, whole or not at all). `SpoolFull` past the bound; `OSError` from the disk.
-        The batch of that sequence number when it is already there; None while another thread writes it."""
+        The batch of that sequence number and key when it is already there; None while another thread writes it."""
         name = f"{seq:020d}-{events}-{key}.batch"
         if _NAME.fullmatch(name) is None:
             raise ValueError(f"not a spoolable batch key: {key!r}")
         with self._lock:
             if self._closed:
                 raise SpoolError(f"spool {self.directory} is closed")
-            i = bisect.bisect_left(self._batches, (seq,))
-            if i < len(self._batches) and self._batches[i].seq == seq:
+            i = bisect.bisect_left(self._batches, (seq, key))
+            if i < len(self._batches) and self._batches[i][:2] == (seq, key):
                 return self._batches[i]  # already there (spooled by another thread at a stop)
-            if seq in self._writing:
+            if (seq, key) in self._writing:
                 return None
             if self.bytes + len(body) > self.max_bytes:
                 raise SpoolFull(f"spool {self.directory} holds {self.bytes} bytes; a batch of {len(body)} bytes "
                                 f"would pass its bound of {self.max_bytes}")
             self.bytes += len(body)  # reserved now, so that two writers never pass the bound together
-            self._writing.add(seq)
+            self._writing.add((seq, key))
         path = self.directory / name
         tmp = self.directory / f"{_TMP_PREFIX}{name}"
         try:
@@ -147,14 +149,14 @@ class Spool:
         except OSError:
             with self._lock:
                 self.bytes -= len(body)
-                self._writing.discard(seq)
+                self._writing.discard((seq, key))
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        batch = SpooledBatch(seq, events, key, path, len(body))
+        batch = SpooledBatch(seq, key, events, path, len(body))
         with self._lock:
             bisect.insort(self._batches, batch)
-            self._writing.discard(seq)
+            self._writing.discard((seq, key))
         return batch
 
     def remove(self, batch: SpooledBatch) -> None:
