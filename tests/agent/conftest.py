@@ -32,5 +32,7 @@ def reader(probe) -> Iterator[Reader]:
     probe.poll(0)
 
 
-# The raw system calls the probe's tests use (bpf, capset, ...) serve the agent's scenarios too.
+# The raw system calls the probe's tests use (bpf, capset, ...) serve the agent's scenarios too; the backend as a
+# real process serves the HTTP reporter's.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "probe"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backend"))

@@ -12,11 +12,13 @@ import pytest
 from opencws.agent.config import (
     AgentConfig,
     ConfigError,
+    HTTPOutputConfig,
     RateLimit,
     RateLimitConfig,
     load_config,
     merge_cli,
     parse_host_port,
+    with_environment,
 )
 from opencws.agent.ratelimit import RuleRateLimiter
 from opencws.resolvers.scrub import ArgScrubber
@@ -123,6 +125,14 @@ def test_a_single_policy_or_output_may_be_a_plain_string(tmp_path):
     ("scrub_args: [password, '--']\n", 1, "scrub_args[1]", "secret name has no word in it"),
     ("host: ''\n", 1, "host", "expected a non-empty string"),
     ("self_events: 'tcp:1'\n", 1, "self_events", "unknown output"),
+    ("self_events: 'http://127.0.0.1:8080'\n", 1, "self_events", "self-events go to stdout, stderr or a file"),
+    ("outputs: ['https://u:p@backend']\n", 1, "outputs[0]", "no credentials in the URL"),
+    ("api_key: ''\n", 1, "api_key", "expected a non-empty string"),
+    ("http: {batch_max_events: 0}\n", 1, "http.batch_max_events", "expected an integer >= 1"),
+    ("http: {spool_max_bytes: lots}\n", 1, "http.spool_max_bytes", "expected a size such as 100M"),
+    ("http: {batch_max_wait: 0}\n", 1, "http.batch_max_wait", "expected a number of seconds > 0"),
+    ("http: {ca_file: /no/ca.pem}\n", 1, "http.ca_file", "no such file: /no/ca.pem"),
+    ("http: {spool: /x}\n", 1, "http.spool", "unknown key: expected one of batch_max_events"),
     ("host: !!python/object:os.system x\n", 1, "host", "could not determine a constructor"),
     ("outputs: [stdout\nmax_args: 1\n", 2, None, "not valid YAML"),
     ("a: 1\n---\nb: 2\n", 2, None, "not valid YAML: expected a single document in the stream but found another document"),
@@ -176,6 +186,8 @@ def test_a_namespace_without_some_options_is_fine():
     ({"policy": ["/no/such.policy"]}, "--policy", "no such policy file or directory: /no/such.policy"),
     ({"host": ""}, "--host", "expected a non-empty host name"),
     ({"self_events": "nowhere"}, "--self-events", "unknown output"),
+    ({"self_events": "http://127.0.0.1:1"}, "--self-events", "self-events go to stdout, stderr or a file"),
+    ({"output": ["http://"]}, "--output", "no host"),
 ])
 def test_bad_command_line_values_are_config_errors(given, key, message):
     with pytest.raises(ConfigError) as info:
@@ -205,3 +217,44 @@ def test_the_ring_buffer_size_is_a_power_of_two_of_mebibytes(tmp_path):
     bad.write_text("ring_buffer_mb: 100\n")
     with pytest.raises(ConfigError, match="power of two"):
         load_config(bad)
+
+
+def test_the_http_section_and_the_api_key_are_read_from_the_file(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    cfg = load_config(write(tmp_path, """
+        outputs: [https://backend.example:8443]
+        api_key: ocws_abc_def
+        http:
+          batch_max_events: 500
+          batch_max_bytes: 2M
+          batch_max_wait: 0.5
+          timeout: 10
+          spool_dir: spool
+          spool_max_bytes: 64M
+          ca_file: ca.pem
+    """))
+    assert cfg.outputs == ["https://backend.example:8443"] and cfg.api_key == "ocws_abc_def"
+    assert cfg.http == HTTPOutputConfig(500, 2 << 20, 0.5, 10.0, tmp_path / "spool", 64 << 20, tmp_path / "ca.pem")
+    assert "ocws_abc_def" not in repr(cfg)  # a secret kept out of logs and tracebacks
+
+
+def test_several_http_outputs_spool_in_a_directory_each_and_one_in_the_spool_dir_itself():
+    http = HTTPOutputConfig(spool_dir=Path("/s"))
+    assert http.reporter_options("https://a.example:8443", 1)["spool_dir"] == Path("/s")
+    assert http.reporter_options("https://a.example:8443", 2)["spool_dir"] == Path("/s/a.example_8443")
+    assert http.reporter_options("http://[::1]:80/x", 2)["spool_dir"] == Path("/s/1_80_x")
+
+
+def test_the_api_key_comes_from_the_environment_first_then_the_file():
+    cfg = AgentConfig(outputs=["http://127.0.0.1:8080"], api_key="from-file")
+    assert with_environment(cfg, {}).api_key == "from-file"
+    assert with_environment(cfg, {"OPENCWS_API_KEY": "from-env"}).api_key == "from-env"
+
+
+def test_an_http_output_without_a_key_is_a_precise_error():
+    with pytest.raises(ConfigError) as info:
+        with_environment(AgentConfig(outputs=["stdout", "https://b:8443"]), {})
+    assert info.value.key == "api_key"
+    assert "output https://b:8443 needs the backend's API key: set api_key in the configuration file or the " \
+           "OPENCWS_API_KEY environment variable" in str(info.value)
+    assert with_environment(AgentConfig(), {}).api_key is None  # no http output: no key needed

@@ -109,6 +109,23 @@ def test_reporter_stats_give_the_backlog_and_the_lines_dropped():
     assert value(m, "opencws_reporter_dropped_lines_total", reporter="stdout") == 3
 
 
+def test_an_http_outputs_stats_give_sent_retried_spooled_rejected_and_dropped_counts_and_the_spool():
+    m = AgentMetrics()
+    url = "https://backend:8443"
+    m.set_reporter_stats({"name": url, "sent": 900, "sent_batches": 9, "retries": 4, "spooled": 300,
+                          "rejected": 2, "dropped": 50, "spool_batches": 3, "spool_bytes": 4096,
+                          "backlog_lines": 300})
+    for name, expected in (("opencws_reporter_sent_events_total", 900), ("opencws_reporter_sent_batches_total", 9),
+                           ("opencws_reporter_retries_total", 4), ("opencws_reporter_spooled_events_total", 300),
+                           ("opencws_reporter_rejected_events_total", 2), ("opencws_reporter_dropped_lines_total", 50),
+                           ("opencws_reporter_spool_batches", 3), ("opencws_reporter_spool_bytes", 4096),
+                           ("opencws_reporter_backlog_lines", 300)):
+        assert value(m, name, reporter=url) == expected, name
+    m.set_reporter_stats({"name": url, "sent": 10, "spool_batches": 0})  # the agent restarted its reporter
+    assert value(m, "opencws_reporter_sent_events_total", reporter=url) == 910
+    assert value(m, "opencws_reporter_spool_batches", reporter=url) == 0
+
+
 def test_two_agents_metrics_do_not_share_a_registry_and_a_given_one_is_used():
     a, b = AgentMetrics(), AgentMetrics()
     a.add_seen("open", 3)

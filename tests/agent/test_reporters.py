@@ -157,10 +157,21 @@ def test_good_specs_parse(spec, kind, path, options):
     assert (parsed.kind, parsed.path, parsed.options) == (kind, path, options)
 
 
+@pytest.mark.parametrize("spec", ["http://127.0.0.1:8080", "https://backend.example", "https://[::1]:8443/opencws"])
+def test_a_backend_url_is_an_http_output(spec):
+    parsed = parse_reporter_spec(spec)
+    assert (parsed.kind, parsed.url, parsed.path) == ("http", spec, None)
+
+
 @pytest.mark.parametrize(("spec", "message"), [
-    ("", "unknown output: expected stdout, stderr or file:PATH"),
+    ("", "unknown output: expected stdout, stderr, file:PATH[?max_bytes=SIZE&keep=N&backlog=N] or "
+         "http(s)://HOST:PORT"),
     ("syslog", "unknown output"),
-    ("http://backend", "unknown output"),
+    ("tcp://backend:1", "unknown output"),
+    ("http://", "no host: expected http://HOST:PORT"),
+    ("https://host:99999", "not a valid URL: Port out of range"),
+    ("https://user:secret@host", "no credentials in the URL: the API key goes in api_key or OPENCWS_API_KEY"),
+    ("http://host:1?key=x", "no query or fragment"),
     ("file:", "file: needs a path"),
     ("file:?keep=2", "file: needs a path"),
     ("file:/x?keep=two", "option keep='two': expected an integer"),
@@ -185,6 +196,12 @@ def test_open_reporter_builds_a_file_reporter_with_its_options(tmp_path):
         assert rep.name == f"file:{tmp_path}/e.json"
     finally:
         rep.close()
+
+
+def test_an_http_output_without_a_key_is_refused_before_anything_is_opened(tmp_path):
+    with pytest.raises(ValueError, match="needs an API key"):
+        open_reporter("http://127.0.0.1:1", http={"spool_dir": tmp_path / "s"})
+    assert not (tmp_path / "s").exists()
 
 
 def test_open_reporter_names_stdout_and_stderr():

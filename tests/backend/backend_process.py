@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -16,6 +17,14 @@ from pathlib import Path
 import httpx
 
 from opencws.backend.keys import KeyStore
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a server that must come back on the same address)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 _LISTENING = re.compile(r"listening on (https?)://([0-9.]+):(\d+)")
 
@@ -95,3 +104,17 @@ class Backend:
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
+
+    def events(self, read_key: str, **params: str) -> list[dict]:
+        """Every stored event the search `params` (q, host...) find, all pages."""
+        found: list[dict] = []
+        cursor = None
+        with self.client(read_key) as c:
+            while True:
+                r = c.get("/api/v1/events", params={**params, "limit": 1000, **({"cursor": cursor} if cursor else {})})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                found.extend(body["events"])
+                cursor = body["next"]
+                if cursor is None:
+                    return found

@@ -4,7 +4,16 @@ A config file takes the same settings as the command line; every key is optional
 
 ```yaml
 policies: [/etc/opencws/policies]        # files or directories; relative to this file
-outputs: [stdout, "file:/var/log/opencws/events.json?max_bytes=100M&keep=5"]
+outputs: [stdout, "file:/var/log/opencws/events.json?max_bytes=100M&keep=5"]   # or https://BACKEND:8080
+api_key: ocws_...                        # for http(s) outputs; OPENCWS_API_KEY in the environment wins
+http:                                    # http(s) outputs (a backend): batches, the spool, TLS
+  batch_max_events: 2000                 # a batch is sent at this many events,
+  batch_max_bytes: 8M                    # or this many bytes of JSON,
+  batch_max_wait: 1.0                    # or when its first event has waited this many seconds
+  timeout: 30                            # seconds for the backend to answer a batch
+  spool_dir: /var/lib/opencws/spool      # batches not acknowledged yet wait here, across restarts
+  spool_max_bytes: 1G                    # past it, new batches are dropped, counted and said
+  ca_file: /etc/opencws/backend-ca.pem   # to trust a backend's self-signed certificate
 metrics: 127.0.0.1:9464                  # Prometheus endpoint; absent or null: none
 rate_limit:
   default: {rate: 1000, burst: 10000}    # per rule: events per second, and the burst above it
@@ -29,14 +38,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
-from opencws.agent.reporters import parse_reporter_spec
+from opencws.agent import http_reporter as hr
+from opencws.agent.reporters import parse_reporter_spec, parse_size
 from opencws.resolvers.scrub import DEFAULT_SECRET_NAMES, ArgScrubber
 from opencws.secl.policies import DEFAULT_POLICY
 
@@ -73,6 +86,33 @@ class RateLimitConfig:
     rules: dict[str, RateLimit] = field(default_factory=dict)
 
 
+DEFAULT_SPOOL_DIR = Path("/var/lib/opencws/spool")
+API_KEY_VARIABLE = "OPENCWS_API_KEY"
+
+
+@dataclass
+class HTTPOutputConfig:
+    """The settings of http(s) outputs (`opencws.agent.http_reporter`)."""
+
+    batch_max_events: int = hr.DEFAULT_BATCH_MAX_EVENTS
+    batch_max_bytes: int = hr.DEFAULT_BATCH_MAX_BYTES
+    batch_max_wait: float = hr.DEFAULT_BATCH_MAX_WAIT_S
+    timeout: float = hr.DEFAULT_TIMEOUT_S
+    spool_dir: Path = DEFAULT_SPOOL_DIR
+    """One http output spools here; several spool in a subdirectory each, named after their URL."""
+    spool_max_bytes: int = hr.DEFAULT_SPOOL_MAX_BYTES
+    ca_file: Path | None = None
+
+    def reporter_options(self, url: str, http_outputs: int) -> dict[str, Any]:
+        """`HTTPReporter`'s keyword arguments for the output `url`, one of `http_outputs` http outputs."""
+        spool = self.spool_dir
+        if http_outputs > 1:
+            spool = spool / re.sub(r"[^A-Za-z0-9.-]+", "_", url.split("://", 1)[1]).strip("_")
+        return {"spool_dir": spool, "spool_max_bytes": self.spool_max_bytes,
+                "batch_max_events": self.batch_max_events, "batch_max_bytes": self.batch_max_bytes,
+                "batch_max_wait": self.batch_max_wait, "timeout": self.timeout, "ca_file": self.ca_file}
+
+
 @dataclass
 class AgentConfig:
     policies: list[Path] = field(default_factory=lambda: [DEFAULT_POLICY])
@@ -89,6 +129,9 @@ class AgentConfig:
     50,000/s, so that a pause of the reader (a reload, a collection) loses nothing."""
     host: str = field(default_factory=socket.gethostname)
     self_events: str | None = "stderr"
+    api_key: str | None = field(default=None, repr=False)
+    """The backend's API key (an `ingest` key) for http(s) outputs."""
+    http: HTTPOutputConfig = field(default_factory=HTTPOutputConfig)
 
     @property
     def metrics_address(self) -> tuple[str, int] | None:
@@ -317,7 +360,45 @@ class _Reader:
     def read_self_events(self, node: yaml.Node, key: str) -> str | None:
         if node.tag == "tag:yaml.org,2002:null":
             return None
-        return self.output_spec(node, key, self.string(node, key))
+        spec = self.output_spec(node, key, self.string(node, key))
+        if spec.startswith(("http:", "https:")):
+            raise self.error(node, key, "self-events go to stdout, stderr or a file (a backend takes CWS events)")
+        return spec
+
+    def read_api_key(self, node: yaml.Node, key: str) -> str:
+        return self.string(node, key)
+
+    def read_http(self, node: yaml.Node, key: str) -> HTTPOutputConfig:
+        names = tuple(f.name for f in dataclasses.fields(HTTPOutputConfig))
+        cfg = HTTPOutputConfig()
+        for name, (_, v) in self.mapping(node, key, names).items():
+            full = f"{key}.{name}"
+            if name == "batch_max_events":
+                cfg.batch_max_events = self.integer(v, full, 1)
+            elif name in ("batch_max_bytes", "spool_max_bytes"):
+                setattr(cfg, name, self.size(v, full, 1 if name == "batch_max_bytes" else 0))
+            elif name in ("batch_max_wait", "timeout"):
+                seconds = self.number(v, full, 0)
+                if seconds <= 0:
+                    raise self.error(v, full, f"expected a number of seconds > 0, {self.got(v)}")
+                setattr(cfg, name, seconds)
+            else:
+                path = self.base / Path(self.string(v, full)).expanduser()
+                if name == "ca_file" and not path.is_file():
+                    raise self.error(v, full, f"no such file: {path}")
+                setattr(cfg, name, path)
+        return cfg
+
+    def size(self, node: yaml.Node, key: str, minimum: int) -> int:
+        v = self.value(node, key, "a size such as 100M")
+        try:
+            n = v if isinstance(v, int) and not isinstance(v, bool) else parse_size(str(v))
+        except ValueError:
+            raise self.error(node, key, f"expected a size such as 100M (bytes, K, M or G), {self.got(node)}") \
+                from None
+        if n < minimum:
+            raise self.error(node, key, f"expected a size >= {minimum}, {self.got(node)}")
+        return n
 
 
 # ---------------------------------------------------------------------- the command line over the file
@@ -359,8 +440,24 @@ def merge_cli(config: AgentConfig, args: Any) -> AgentConfig:
     self_events = getattr(args, "self_events", None)
     if self_events is not None:
         _check_output(source, "--self-events", self_events)
+        if self_events.startswith(("http:", "https:")):
+            raise ConfigError(source, None, "--self-events",
+                              "self-events go to stdout, stderr or a file (a backend takes CWS events)")
         changes["self_events"] = self_events
     return dataclasses.replace(config, **changes)
+
+
+def with_environment(config: AgentConfig, environ: Mapping[str, str] = os.environ) -> AgentConfig:
+    """`config` with the API key of the environment (OPENCWS_API_KEY wins over the file's `api_key`: a secret
+    injected at deployment needs no file edited); a `ConfigError` when an http(s) output has no key."""
+    key = environ.get(API_KEY_VARIABLE) or config.api_key
+    http = [spec for spec in config.outputs if spec.startswith(("http:", "https:"))]
+    if http and not key:
+        raise ConfigError("configuration", None, "api_key",
+                          f"output {http[0]} needs the backend's API key: set api_key in the configuration file or "
+                          f"the {API_KEY_VARIABLE} environment variable (an ingest key: opencws backend keys "
+                          "create --scope ingest --data-dir DIR)")
+    return dataclasses.replace(config, api_key=key)
 
 
 def _check_output(source: str, key: str, spec: str) -> None:

@@ -12,6 +12,11 @@ Every event read from the ring buffer is counted once as seen, and then as filte
   discarders, pushed to the ring buffer; `opencws_events_lost_total{type}`: the ring buffer was full;
 - `opencws_reporter_errors_total{reporter}`, `opencws_reporter_dropped_lines_total{reporter}` and the gauge
   `opencws_reporter_backlog_lines{reporter}`;
+- an http(s) output's: `opencws_reporter_sent_events_total` (stored by the backend),
+  `opencws_reporter_sent_batches_total`, `opencws_reporter_retries_total` (posts after a failure),
+  `opencws_reporter_spooled_events_total` (written to the spool), `opencws_reporter_rejected_events_total` (refused
+  by the backend), and the gauges `opencws_reporter_spool_batches`, `opencws_reporter_spool_bytes`, all by
+  `reporter`; its drops (a full spool) are `opencws_reporter_dropped_lines_total`;
 - `opencws_process_cache_size`, `opencws_process_cache_evictions_total`;
 - `opencws_discarders_total{kind}` (discarders added, kind `inode` or `pid`; `inode_removal`: dropped by a hard link),
   `opencws_discarder_invalidations_total`; `opencws_rules_loaded`, `opencws_policy_reloads_total{outcome}`.
@@ -156,7 +161,23 @@ class AgentMetrics:
         }
         self.reporter_dropped = CumulativeCounter("opencws_reporter_dropped_lines", "Lines an output refused "
                                                   "beyond its backlog", ["reporter"])
-        for collector in (*self.kernel.values(), self.reporter_dropped):
+        self.reporter_totals = {
+            "sent": CumulativeCounter("opencws_reporter_sent_events", "Events the backend stored", ["reporter"]),
+            "sent_batches": CumulativeCounter("opencws_reporter_sent_batches", "Batches the backend acknowledged",
+                                              ["reporter"]),
+            "retries": CumulativeCounter("opencws_reporter_retries", "Batches posted again after a failure",
+                                         ["reporter"]),
+            "spooled": CumulativeCounter("opencws_reporter_spooled_events", "Events written to the spool while the "
+                                         "backend did not acknowledge them", ["reporter"]),
+            "rejected": CumulativeCounter("opencws_reporter_rejected_events", "Events the backend refused (invalid, "
+                                          "or a body it refused whole)", ["reporter"]),
+        }
+        self.reporter_spool = {
+            "spool_batches": Gauge("opencws_reporter_spool_batches", "Batches waiting in the spool", ["reporter"],
+                                   registry=r),
+            "spool_bytes": Gauge("opencws_reporter_spool_bytes", "Bytes of the spool", ["reporter"], registry=r),
+        }
+        for collector in (*self.kernel.values(), self.reporter_dropped, *self.reporter_totals.values()):
             r.register(collector)
         self._seen = _children(self.events_seen)
         self._filtered = _children(self.events_filtered)
@@ -221,10 +242,16 @@ class AgentMetrics:
                 kernel[which].set((event_type,), total)
 
     def set_reporter_stats(self, stats: Mapping[str, Any]) -> None:
-        """A reporter's `stats()`: its backlog and the lines it dropped."""
+        """A reporter's `stats()`: its backlog and the lines it dropped; an http(s) output's counts too."""
         name = str(stats["name"])
         self.reporter_backlog.labels(name).set(stats.get("backlog_lines", 0) or 0)
         self.reporter_dropped.set((name,), stats.get("dropped", 0) or 0)
+        for key, counter in self.reporter_totals.items():
+            if key in stats:
+                counter.set((name,), stats[key] or 0)
+        for key, gauge in self.reporter_spool.items():
+            if key in stats:
+                gauge.labels(name).set(stats[key] or 0)
 
     # ------------------------------------------------------------------ the endpoint
 

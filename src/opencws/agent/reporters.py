@@ -1,8 +1,9 @@
 """Where CWS events go: JSON lines on stdout (the default), stderr or a rotated file, named by an output spec.
 
-Specs (`--output`, the config's `outputs`): `stdout`, `stderr`, `file:PATH` and
-`file:PATH?max_bytes=100M&keep=5&backlog=10000` (sizes take K, M, G binary suffixes). Every reporter keeps the
-lines its output refuses in a bounded backlog and raises `ReporterError` instead of crashing
+Specs (`--output`, the config's `outputs`): `stdout`, `stderr`, `file:PATH`,
+`file:PATH?max_bytes=100M&keep=5&backlog=10000` (sizes take K, M, G binary suffixes), and `http://HOST:PORT` or
+`https://HOST:PORT` (a backend: `opencws.agent.http_reporter`). Every reporter keeps what its output refuses (a
+bounded backlog in memory, the HTTP reporter's spool on disk) and raises `ReporterError` instead of crashing
 (`opencws.agent.line_writer`).
 """
 
@@ -14,8 +15,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
-from urllib.parse import parse_qsl
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 from opencws.agent.file_reporter import DEFAULT_KEEP, DEFAULT_MAX_BYTES, FileReporter
 from opencws.agent.line_writer import DEFAULT_BACKLOG, LineWriter, ReporterError
@@ -25,7 +26,7 @@ __all__ = [
     "open_reporter", "parse_reporter_spec",
 ]
 
-SPEC_SYNTAX = "stdout, stderr or file:PATH[?max_bytes=SIZE&keep=N&backlog=N]"
+SPEC_SYNTAX = "stdout, stderr, file:PATH[?max_bytes=SIZE&keep=N&backlog=N] or http(s)://HOST:PORT"
 
 
 class Reporter(Protocol):
@@ -89,9 +90,10 @@ def _is_tty(stream: BinaryIO) -> bool:
 
 @dataclass(frozen=True)
 class ReporterSpec:
-    kind: str  # "stdout", "stderr" or "file"
+    kind: str  # "stdout", "stderr", "file" or "http" (http and https)
     path: Path | None = None
     options: dict[str, int] = field(default_factory=dict)
+    url: str | None = None
 
 
 _SIZE = re.compile(r"(\d+)\s*([KMG]i?B?)?", re.IGNORECASE)
@@ -113,6 +115,8 @@ def parse_reporter_spec(spec: str) -> ReporterSpec:
         raise ValueError(f"output {spec!r}: expected a string: {SPEC_SYNTAX}")
     if spec in ("stdout", "stderr"):
         return ReporterSpec(spec)
+    if spec.startswith(("http://", "https://")):
+        return ReporterSpec("http", url=_check_url(spec))
     kind, colon, rest = spec.partition(":")
     if not colon or kind != "file":
         raise ValueError(f"output {spec!r}: unknown output: expected {SPEC_SYNTAX}")
@@ -145,10 +149,35 @@ def parse_reporter_spec(spec: str) -> ReporterSpec:
     return ReporterSpec("file", Path(path).expanduser(), options)
 
 
-def open_reporter(spec: str) -> Reporter:
+def _check_url(spec: str) -> str:
+    """A backend's base URL: scheme, host, optional port and path prefix; nothing else (the API key has its own
+    setting, never the URL: URLs end up in logs)."""
+    try:
+        u = urlsplit(spec)
+        u.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as e:
+        raise ValueError(f"output {spec!r}: not a valid URL: {e}") from None
+    if not u.hostname:
+        raise ValueError(f"output {spec!r}: no host: expected {u.scheme}://HOST:PORT")
+    if u.username is not None or u.password is not None:
+        raise ValueError(f"output {spec!r}: no credentials in the URL: the API key goes in api_key or "
+                         "OPENCWS_API_KEY")
+    if u.query or u.fragment:
+        raise ValueError(f"output {spec!r}: no query or fragment: HTTP settings go in the config's http section")
+    return spec
+
+
+def open_reporter(spec: str, *, api_key: str | None = None, http: dict[str, Any] | None = None) -> Reporter:
     """The reporter an output spec names. `ValueError` for a bad spec; `ReporterError` if the file cannot be
-    opened."""
+    opened, or the backend refuses the API key. `api_key` and `http` (the `HTTPReporter`'s keyword arguments)
+    are for http(s) outputs."""
     parsed = parse_reporter_spec(spec)
+    if parsed.kind == "http":
+        from opencws.agent.http_reporter import HTTPReporter
+
+        if not api_key:
+            raise ValueError(f"output {spec}: needs an API key (api_key in the config, or OPENCWS_API_KEY)")
+        return HTTPReporter(spec, api_key, **(http or {}))
     if parsed.kind == "stdout":
         return StdoutReporter()
     if parsed.kind == "stderr":

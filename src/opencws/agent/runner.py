@@ -51,7 +51,7 @@ class Agent:
         self._last_limited: dict[str, int] = {}
         self._published: dict[str, Any] = {}
         self._reporter_errors: dict[str, list[Any]] = {}
-        self.reporters = reporters if reporters is not None else [open_reporter(spec) for spec in config.outputs]
+        self.reporters = reporters if reporters is not None else open_outputs(config)
         if self_channel is None and config.self_events:
             self_channel = open_reporter(config.self_events)
         self.self_channel = self_channel
@@ -164,6 +164,7 @@ class Agent:
         self.resolvers.refresh()
         forget_files()
         self._say_reporter_errors()
+        self._say_reporter_notices()
         counters = self.probe.counters()
         lost = {t: c.lost for t, c in counters.items() if c.lost}
         delta = {t: n - self._last_lost.get(t, 0) for t, n in lost.items() if n > self._last_lost.get(t, 0)}
@@ -260,12 +261,23 @@ class Agent:
             else:
                 del self._reporter_errors[name]  # a quiet second: the next failure is said at once
 
+    def _say_reporter_notices(self) -> None:
+        """What reporters with a life of their own (the HTTP reporter's thread) have to say: failures, a spool
+        replayed or full, events the backend rejected."""
+        for rep in self.reporters:
+            take = getattr(rep, "take_notices", None)
+            if take is not None:
+                for kind, fields in take():
+                    self.say(kind, reporter=rep.name, **fields)
+
     def close(self) -> None:
         for rep in self.reporters:
             try:
                 rep.close()
             except Exception as exc:
                 self._report_error(rep, exc)
+        self._say_reporter_errors()
+        self._say_reporter_notices()
         if self.probe is not None:
             c = self.pipeline.counts if hasattr(self, "pipeline") else None
             if c is not None:
@@ -276,6 +288,22 @@ class Agent:
         if self._metrics_server is not None:
             self._metrics_server.close()
             self._metrics_server = None
+
+
+def open_outputs(config: AgentConfig) -> list[Any]:
+    """The reporters of `config.outputs`; those opened are closed again when a later one fails."""
+    http_outputs = sum(spec.startswith(("http:", "https:")) for spec in config.outputs)
+    opened: list[Any] = []
+    try:
+        for spec in config.outputs:
+            http = config.http.reporter_options(spec, http_outputs) if spec.startswith(("http:", "https:")) \
+                else None
+            opened.append(open_reporter(spec, api_key=config.api_key, http=http))
+    except BaseException:
+        for rep in opened:
+            rep.close()
+        raise
+    return opened
 
 
 def _default_probe(ring_buffer_mb: int) -> Any:

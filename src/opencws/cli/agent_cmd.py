@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "run the agent: eBPF probe, resolvers, SECL rules, CWS events to the outputs"
 
@@ -33,14 +34,17 @@ def config_help() -> str:
     return "configuration file (--config), every key optional:\n" + body
 
 
-def add_run_arguments(run: argparse.ArgumentParser) -> None:
+OUTPUT_SPECS = ("'file:PATH' (JSON lines, rotated by size: file:PATH?max_bytes=N&keep=K), 'stdout', or a backend, "
+                "'http(s)://HOST:PORT' (its API key: api_key in the config or OPENCWS_API_KEY)")
+
+
+def add_run_arguments(run: argparse.ArgumentParser, output_help: str | None = None) -> None:
     run.add_argument("--config", type=Path, metavar="FILE",
                      help="YAML configuration file (the options below override it)")
     run.add_argument("--policy", type=Path, action="append", metavar="PATH",
                      help="policy file or directory, repeatable (default: the default policy)")
     run.add_argument("--output", action="append", metavar="SPEC",
-                     help="where CWS events go, repeatable: 'stdout' (default) or 'file:PATH' "
-                          "(JSON lines, rotated by size: file:PATH?max_bytes=N&keep=K)")
+                     help=output_help or f"where CWS events go, repeatable (default stdout): {OUTPUT_SPECS}")
     run.add_argument("--metrics", metavar="HOST:PORT",
                      help="serve Prometheus metrics on this address (default: off)")
     run.add_argument("--self-events", metavar="SPEC",
@@ -58,16 +62,27 @@ def run(args: argparse.Namespace) -> int:
     return int(fn(args))
 
 
-def run_agent(args: argparse.Namespace) -> int:
-    from opencws.agent.config import AgentConfig, ConfigError, load_config, merge_cli
+def agent_config(args: argparse.Namespace) -> Any:
+    """The configuration file, the options over it, then the environment (the API key). `ConfigError`."""
+    from opencws.agent.config import AgentConfig, load_config, merge_cli, with_environment
+
+    config = load_config(args.config) if args.config else AgentConfig()
+    return with_environment(merge_cli(config, args))
+
+
+def run_agent(args: argparse.Namespace, config: Any = None, *, on_started: Any = None) -> int:
+    """Run the agent of `args` (or of `config`, already built) until stopped. `on_started(agent)`: called once
+    it reads events (`opencws run` watches the backend from there)."""
+    from opencws.agent.config import ConfigError
+    from opencws.agent.reporters import ReporterError
     from opencws.probe import ProbeError
 
-    try:
-        config = load_config(args.config) if args.config else AgentConfig()
-        config = merge_cli(config, args)
-    except ConfigError as exc:
-        print(f"opencws agent: {exc}", file=sys.stderr)
-        return 2
+    if config is None:
+        try:
+            config = agent_config(args)
+        except ConfigError as exc:
+            print(f"opencws agent: {exc}", file=sys.stderr)
+            return 2
     from opencws.agent.runner import Agent
 
     try:
@@ -75,10 +90,16 @@ def run_agent(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"opencws agent: {exc}", file=sys.stderr)
         return 2
+    except ReporterError as exc:
+        print(f"opencws agent: {exc}", file=sys.stderr)
+        return 1
     agent.install_signal_handlers()
     try:
         agent.start()
     except ProbeError as exc:
         print(f"opencws agent: {exc}", file=sys.stderr)
+        agent.close()
         return 1
+    if on_started is not None:
+        on_started(agent)
     return agent.run(args.duration or None)

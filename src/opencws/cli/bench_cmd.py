@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "agent": ("opencws.bench.agent_bench", "the whole agent: end-to-end events/s, sustained rate, overhead on the "
                                            "workload, memory with 20,000 processes"),
     "backend": ("opencws.bench.backend_bench", "backend intake throughput and search latency (chdb or ClickHouse)"),
+    "reporter": ("opencws.bench.reporter_bench", "the HTTP reporter: its cost on the pipeline's thread, gzip, and "
+                                                 "events/s to a real backend"),
 }
 
 

@@ -17,7 +17,7 @@ from opencws import __version__
 # Modules are imported lazily so that `opencws schema json` does not pay for the probe or the rule engine.
 COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("opencws.cli.agent_cmd", "run the agent (opencws agent run)"),
-    "run": ("opencws.cli.run_cmd", "run the main job: the agent with the default policy (alias of agent run)"),
+    "run": ("opencws.cli.run_cmd", "run the whole product: the backend and the agent reporting to it"),
     "schema": ("opencws.cli.schema_cmd", "print the CWS event JSON Schema or its documentation"),
     "validate": ("opencws.cli.validate_cmd", "validate CWS events against the schema"),
     "bench": ("opencws.cli.bench_cmd", "run benchmarks and print measured figures"),
