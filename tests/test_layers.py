@@ -9,6 +9,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "opencws"
 
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
+    "tracing": set(),  # imported by applications: nothing of the agent
     "schema": {"model"},
     "secl": {"model", "schema"},
     "probe": {"model"},
