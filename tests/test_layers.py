@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "resolvers": {"model", "probe"},
     "agent": {"model", "schema", "secl", "probe", "resolvers"},
     "backend": {"model", "schema", "secl"},
-    "bench": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "cli"},  # cli: argument types
+    "bench": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "cli", "tracing"},  # cli: argument types
     "cli": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "bench"},
 }
 """The packages each package may import (besides itself and the top-level `opencws` module)."""

@@ -31,7 +31,7 @@ def tracer():
 
 def record_now() -> tuple[int, int]:
     """The calling thread's record, read from its address (the bytes the probe reads)."""
-    rec = hook._REGISTRY.current()
+    rec = hook.current_record()
     raw = ctypes.string_at(rec.address, records.RECORD_SIZE)
     return int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
 
@@ -73,7 +73,7 @@ def test_each_thread_has_its_own_record(tracer):
     def work(name: str) -> None:
         with tracer.start_as_current_span(name) as span:
             both_in.wait()
-            seen[name] = (record_now(), ids(span), hook._REGISTRY.current().tid)
+            seen[name] = (record_now(), ids(span), hook.current_record().tid)
             both_in.wait()
 
     ts = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
@@ -90,7 +90,7 @@ def test_uninstall_restores_opentelemetrys_context_and_zeroes_every_record(trace
     opencws.tracing.install()  # twice: still one wrapper
     assert otel_context._RUNTIME_CONTEXT.inner is original
     with tracer.start_as_current_span("request"):
-        rec = hook._REGISTRY.current()
+        rec = hook.current_record()
         assert rec.ids[0] != 0
         opencws.tracing.uninstall()
         assert otel_context._RUNTIME_CONTEXT is original
@@ -101,11 +101,11 @@ def test_uninstall_restores_opentelemetrys_context_and_zeroes_every_record(trace
 
 def test_a_forked_child_registers_its_own_record(tracer):
     with tracer.start_as_current_span("request") as span:
-        parent_record = hook._REGISTRY.current()
+        parent_record = hook.current_record()
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            rec = hook._REGISTRY.current()
+            rec = hook.current_record()
             ok = rec is not parent_record and rec.tid == os.getpid() and hook.registered_threads() == [os.getpid()]
             os.write(w, b"1" if ok and record_now() == ids(span) else b"0")
             os._exit(0)

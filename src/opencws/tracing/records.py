@@ -55,12 +55,13 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[int, Record] = {}
-        self._local = threading.local()
+        self.local = threading.local()
+        """Per thread: `record` and its `ids` (set together by the thread's first `current()`)."""
 
     def current(self) -> Record:
         """The calling thread's record (made and registered on the thread's first call)."""
         try:
-            return self._local.record
+            return self.local.record
         except AttributeError:
             return self._register()
 
@@ -72,7 +73,8 @@ class Registry:
                 self._prune()
             self._records[tid] = record
         _prctl(DD_PRCTL_OPTION, record.address, DD_PRCTL_MAGIC, 0, 0)
-        self._local.record = record
+        self.local.record = record
+        self.local.ids = record.ids
         return record
 
     def _prune(self) -> None:
@@ -85,7 +87,7 @@ class Registry:
         accepts a tid of the same process); how many there were."""
         with self._lock:
             records, self._records = self._records, {}
-            self._local = threading.local()
+            self.local = threading.local()  # (a new install binds the new one: every thread registers again)
         for record in records.values():
             record.ids[0] = 0
             record.ids[1] = 0
@@ -97,7 +99,8 @@ class Registry:
         new tid and registers its own record on its next publication)."""
         self._lock = threading.Lock()
         self._records = {}
-        self._local = threading.local()
+        for name in ("record", "ids"):  # (the child's one thread: the local object stays, the hook holds it)
+            self.local.__dict__.pop(name, None)
 
     def registered_tids(self) -> list[int]:
         with self._lock:
