@@ -70,6 +70,16 @@ def test_both_ring_loops_read_the_ids_of_the_records_that_have_them(decode_ring)
     assert not errors and used == end
     assert [(e.span_id, e.trace_id) for e in events] == [(None, None), (SPAN, TRACE), (5, 6), (None, None)]
     assert events[1] == r.decode(recs[1], lazy=False)
+    assert events[1].file._b is buf  # a view made by the loop itself (not handed to decode: no copy)
+
+
+def test_a_trailer_the_flag_does_not_announce_sends_the_record_to_decode_which_refuses_it(decode_ring):
+    data = with_dd(RECORDS["open"])
+    h = list(r.HEADER.unpack_from(data))
+    h[8] &= ~r.HF_DD
+    buf, end = ring(r.HEADER.pack(*h) + data[r.HEADER.size:])
+    events, _, errors = decode_ring(buf, end)
+    assert events == [] and len(errors) == 1 and "record size" in errors[0]
 
 
 def test_the_file_block_key_of_an_event_leaves_its_ids_out():

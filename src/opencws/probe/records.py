@@ -738,6 +738,7 @@ _RING_FIELDS = {  # what the reader reads of every record: (offset from the reco
     "kind_type": (8, "I"),  # kind | type << 16
     "size": (8 + 4, "I"),
     "pid": (8 + 16, "I"),
+    "hflags": (8 + 36, "I"),
     "extra_len": (8 + HEADER.size + 28, "I"),
     "inode": (8 + _F0, "Q"),
     "file_flags": (8 + _F0 + _FI_FLAGS, "I"),
@@ -777,11 +778,12 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
     fe = _FILE_END
     at_file, at_path = 8 + _F0, 8 + _FILE_END  # from a record's ring header
     present, has_inode, discard = FI_PRESENT, FI_INODE, _DISCARD
+    has_dd, dd = HF_DD, DD_TRAILER.size  # (a record of a registered thread ends with the dd trailer)
     pos = 0
     if stop is None or stop > end:
         stop = end
     while pos < stop:
-        ln, kt, size, pid, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
+        ln, kt, size, pid, hflags, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
         if ln >= discard:  # BUSY (not committed yet: stop here) or DISCARD
             if ln & _BUSY:
                 break
@@ -791,7 +793,7 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
         # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
         # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
         whole = pos + 8 + ln <= end
-        if (view is not None and whole and size == ln == fe + l0 + l1 + extra_len
+        if (view is not None and whole and size == ln == fe + l0 + l1 + extra_len + (dd if hflags & has_dd else 0)
                 and ((l0 | l1) >> 4 | extra_len) < 256 and r0 <= l0 and r1 <= l1 and fl0 & present):
             # the event and its file (what nearly every consumer reads: made here, _file_view inlined)
             o = view()
@@ -823,6 +825,7 @@ RING_LAYOUT = {
     "limits": (PATH_MAX, EXTRA_MAX, FI_PRESENT, FI_INODE),
     "views": _RING_VIEWS, "file_view": _FILE_INFO_VIEW, "event_class": ev.KernelEvent,
     "file_event_class": ev.FileEvent, "decode": decode, "decode_error": DecodeError,
+    "trailer": (_AT["hflags"], HF_DD, DD_TRAILER.size),
 }
 """What the compiled loop is configured with: the layout (offsets from a record's ring header) and classes."""
 

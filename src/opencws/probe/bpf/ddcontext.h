@@ -72,6 +72,12 @@ static __always_inline void dd_forget(__u32 tid)
  * registered some and is in a span; the record's new size. Records sent for another thread than the current
  * one (an io_uring completion run by a worker) use the ids of the thread in the header, read in the current
  * process's memory only when it is the same process. */
+#ifdef OPENCWS_NO_DD /* the baseline of `opencws bench probe`: records without the lookup */
+static __always_inline __u32 dd_append(void *rec, __u32 size)
+{
+	return size;
+}
+#else
 static __always_inline __u32 dd_append(void *rec, __u32 size)
 {
 	struct rec_header *h = rec;
@@ -88,5 +94,6 @@ static __always_inline __u32 dd_append(void *rec, __u32 size)
 	h->flags |= HF_DD;
 	return size + sizeof(*d);
 }
+#endif
 
 #endif
