@@ -200,3 +200,30 @@ def test_the_probe_forgets_a_thread_that_execs(harness, tmp_path):
         proc.kill()
         proc.wait()
     assert "dd" not in events_by_path(harness, proc.pid)[str(target)]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_example_web_app_links_each_request_to_the_event_of_the_file_it_read(harness):
+    import urllib.request
+
+    harness.agent.config.policies = [EXAMPLES / "traced_web_app.policy"]
+    assert harness.agent.reload(), harness.self_events.lines[-1:]
+    secret = Path("/tmp/opencws-example/secret.txt")
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text("s")  # (made by the app when missing: an open outside any request)
+    harness.clear()
+    server = subprocess.Popen([sys.executable, str(EXAMPLES / "traced_web_app.py"), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().split()[-1]
+        answers = [json.loads(urllib.request.urlopen(url, timeout=10).read()) for _ in range(2)]
+        events = [line["event"] for line in harness.events("example_secret_read", server.pid)]
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    assert [e["dd"] for e in events] == [{"span_id": a["span_id"], "trace_id": a["trace_id"]} for a in answers]
+    assert answers[0]["trace_id"] != answers[1]["trace_id"] and answers[0]["span_id"] != answers[0]["request_span_id"]
+    assert all(e["file"]["path"] == "/tmp/opencws-example/secret.txt" for e in events)
