@@ -89,3 +89,24 @@ def test_only_the_marker_with_its_magic_registers_and_only_the_same_process_unre
         assert tid not in probe.dd_threads()
     finally:
         other.close()
+
+
+def test_a_restarted_probe_still_knows_the_threads_registered_before(probe, child, tmp_path: Path):
+    """The registrations outlive the probe that saw them (a pinned map): an agent restarted while an application
+    runs reads the ids of threads that registered once, long before."""
+    from opencws.probe.probe import Probe
+
+    target = tmp_path / "after-restart"
+    target.write_text("x")
+    tid, address = map(int, child("register"))
+    child("ids", 31, 32)
+    with Probe(event_types={"open"}) as restarted:
+        assert restarted.dd_threads()[tid] == (child.proc.pid, address)
+        restarted.poll(0)
+        child("open", target)
+        got = []
+        for _ in range(50):
+            got += [e for e in restarted.poll(100) if isinstance(e, OpenEvent) and e.file.path == str(target)]
+            if got:
+                break
+    assert [(e.span_id, e.trace_id) for e in got] == [(31, 32)]

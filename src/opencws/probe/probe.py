@@ -138,6 +138,19 @@ def chrooted_tasks(proc: Path = Path("/proc")) -> Iterator[tuple[int, str]]:
             yield int(task.name), root
 
 
+DD_THREADS_PIN = Path("/sys/fs/bpf/opencws/dd_threads_v1")
+"""Where the dd context registrations live (bpf/ddcontext.h): pinned, so that a restarted agent still knows the
+threads that registered before (an application registers each thread once). A stale entry is harmless: it is
+checked against its thread's start time. The suffix is the layout's version (a new layout, a new map)."""
+
+
+def _pin_dd_threads(lb: ctypes.CDLL, obj: int) -> None:
+    m = lb.bpf_object__find_map_by_name(obj, b"dd_threads")
+    if m:
+        DD_THREADS_PIN.parent.mkdir(exist_ok=True)
+        lb.bpf_map__set_pin_path(m, os.fsencode(DD_THREADS_PIN))
+
+
 class Probe:
     """The kernel capture layer. Not thread-safe: one thread polls."""
 
@@ -217,6 +230,7 @@ class Probe:
         if not self.io_uring:
             for name in URING_HOOKS:
                 lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
+        _pin_dd_threads(lb, obj)
         if self._ring_bytes:
             rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
             lb.bpf_map__set_max_entries(rb_map, self._ring_bytes)
