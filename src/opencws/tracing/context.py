@@ -2,8 +2,8 @@
 span's ids in the calling thread's record (`records.py`).
 
 Hot path (every span entered and left goes through it twice; `opencws bench tracing` measures it): `attach` and
-`detach` are closures over the context variable and the thread-local records, with the publication inlined (the
-span's ids read straight from its `SpanContext` tuple, two stores into the record).
+`detach` are closures over the context variable and `publish`, itself a closure over the thread-local records
+(the span's ids read straight from its `SpanContext` tuple, two stores into the record).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _TUPLE_IDS = SpanContext(trace_id=1, span_id=2, is_remote=False)[:2] == (1, 2)
 
 def _publisher(registry: Registry) -> Callable[[Any], None]:
     """`publish(span)`: write the span's ids (None or an invalid span: no span) in the calling thread's record."""
-    local, current = registry.local, registry.current
+    local, current, mask = registry.local, registry.current, TRACE_ID_MASK
 
     def publish(span: Any) -> None:
         try:
@@ -40,10 +40,10 @@ def _publisher(registry: Registry) -> Callable[[Any], None]:
             return
         sc = span.get_span_context()
         if _TUPLE_IDS:
-            ids[1] = sc[0] & TRACE_ID_MASK
+            ids[1] = sc[0] & mask
             ids[0] = sc[1]
         else:
-            ids[1] = sc.trace_id & TRACE_ID_MASK
+            ids[1] = sc.trace_id & mask
             ids[0] = sc.span_id  # (0 for an invalid span: no dd)
     return publish
 
@@ -61,36 +61,16 @@ class PublishingContext(_RuntimeContext):
             set_, reset, get = cv.set, cv.reset, cv.get
         else:
             set_, reset, get = inner.attach, inner.detach, inner.get_current  # type: ignore[assignment]
-        local, current, key, mask, by_index = registry.local, registry.current, _SPAN_KEY, TRACE_ID_MASK, _TUPLE_IDS
+        key = _SPAN_KEY
 
         def attach(context: Context) -> object:
             token = set_(context)
-            span = context.get(key)
-            if span is None or not by_index:
-                publish(span)
-                return token
-            try:
-                ids = local.ids
-            except AttributeError:
-                ids = current().ids
-            sc = span.get_span_context()
-            ids[1] = sc[0] & mask
-            ids[0] = sc[1]
+            publish(context.get(key))
             return token
 
         def detach(token: Any) -> None:
             reset(token)
-            span = get().get(key)
-            if span is None or not by_index:
-                publish(span)
-                return
-            try:
-                ids = local.ids
-            except AttributeError:
-                ids = current().ids
-            sc = span.get_span_context()
-            ids[1] = sc[0] & mask
-            ids[0] = sc[1]
+            publish(get().get(key))
 
         self.attach = attach  # type: ignore[method-assign]
         self.detach = detach  # type: ignore[method-assign]
