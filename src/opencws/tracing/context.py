@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context.context import Context, _RuntimeContext
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation import _SPAN_KEY
 
@@ -56,7 +57,7 @@ class PublishingContext(_RuntimeContext):
         self.registry = registry
         self.publish = publish = _publisher(registry)
         cv = getattr(inner, "_current_context", None)
-        if type(inner).__name__ == "ContextVarsRuntimeContext" and isinstance(cv, ContextVar):
+        if type(inner) is ContextVarsRuntimeContext and isinstance(cv, ContextVar):
             # OpenTelemetry's default runtime context: its context variable, without its methods' frames
             set_, reset, get = cv.set, cv.reset, cv.get
         else:
