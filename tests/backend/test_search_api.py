@@ -175,6 +175,7 @@ def test_events_are_found_by_their_trace_and_span_ids_and_show_them(backend: Bac
     events = event_mix(5, seed=7, base_ns=parse_timestamp("2026-11-30T11:00:00Z"))
     for e in events:
         e["process"]["comm"] = mark
+        e.pop("dd", None)
     long_id, prefix_id = 2**64 - 1, (2**64 - 1) // 10
     events[0]["dd"] = {"span_id": 11, "trace_id": long_id}
     events[1]["dd"] = {"span_id": 12, "trace_id": long_id}
