@@ -53,6 +53,7 @@ TESTS = {
     "agent": ["tests/agent", "tests/cli/test_run_cmd.py"],
     "bench": ["tests/bench"],
     "cli": ["tests/cli"],
+    "tracing": ["tests/tracing", "tests/agent/test_dd_context.py", "tests/probe/test_dd_registration.py"],
 }
 """The tests run against a package's mutants: its own and those of its direct users (`--tests` overrides)."""
 

@@ -9,13 +9,14 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "opencws"
 
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
+    "tracing": set(),  # imported by applications: nothing of the agent
     "schema": {"model"},
     "secl": {"model", "schema"},
     "probe": {"model"},
     "resolvers": {"model", "probe"},
     "agent": {"model", "schema", "secl", "probe", "resolvers"},
     "backend": {"model", "schema", "secl"},
-    "bench": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "cli"},  # cli: argument types
+    "bench": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "cli", "tracing"},  # cli: argument types
     "cli": {"model", "schema", "secl", "probe", "resolvers", "agent", "backend", "bench"},
 }
 """The packages each package may import (besides itself and the top-level `opencws` module)."""

@@ -1,6 +1,7 @@
 """Varied CWS events (as JSON dicts) for the backend's tests: the shapes a store must read alike to SECL.
 
-Missing parts, names absent or empty, credentials present or not, paths with newlines and LIKE's wildcards.
+Missing parts, names absent or empty, credentials present or not, paths with newlines and LIKE's wildcards, some
+events in an APM trace (`dd`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ PATHS = [
     "/var/log/syslog",
     "/root/.ssh/id",
 ]
+TRACE_IDS = [2**64 - 1, (2**64 - 1) // 10, 42]
+"""Trace ids of the events with a `dd` block: the largest, its first 19 digits, a small one."""
 EXES = ["/usr/bin/curl", "/bin/sh", "/usr/bin/bash", "/usr/sbin/sshd", "/tmp/evil\nname", "/usr/bin/wget"]
 
 
@@ -32,6 +35,7 @@ def _as_dict(event: Any) -> dict[str, Any]:
 
 def event_mix(n: int, seed: int = 7, base_ns: int = examples.BASE_NS) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
+    dd_rnd = random.Random(seed + 1)
     templates = [
         _as_dict(examples.open_event()),
         _as_dict(examples.exec_event()),
@@ -74,5 +78,7 @@ def event_mix(n: int, seed: int = 7, base_ns: int = examples.BASE_NS) -> list[di
             elif kind == 1:
                 e["evt"]["name"] = "unlink"
                 e["file"].pop("flags", None)
+        if dd_rnd.random() < 0.3:  # (a random stream of its own: the rest of the mix is as before)
+            e["dd"] = {"span_id": dd_rnd.randrange(1, 2**64), "trace_id": dd_rnd.choice(TRACE_IDS)}
         out.append(e)
     return out

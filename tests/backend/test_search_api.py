@@ -166,3 +166,30 @@ def test_envelope_filters_narrow_searches_facets_and_counts(data: dict) -> None:
     assert sum(v["count"] for v in facet["values"]) == 50
     body = c.post("/api/v1/events/search", json={"q": q, "host": host, "rule_id": "r1", "limit": 1000}).json()
     assert len(body["events"]) == 50
+
+
+def test_events_are_found_by_their_trace_and_span_ids_and_show_them(backend: Backend) -> None:
+    """`dd.trace_id` / `dd.span_id` (search fields: the ids' decimal text); one id's digits are a prefix of
+    another's, which the SQL prefilter lets through and the evaluator refuses."""
+    mark = "d" + uuid.uuid4().hex[:12]
+    events = event_mix(5, seed=7, base_ns=parse_timestamp("2026-11-30T11:00:00Z"))
+    for e in events:
+        e["process"]["comm"] = mark
+        e.pop("dd", None)
+    long_id, prefix_id = 2**64 - 1, (2**64 - 1) // 10
+    events[0]["dd"] = {"span_id": 11, "trace_id": long_id}
+    events[1]["dd"] = {"span_id": 12, "trace_id": long_id}
+    events[2]["dd"] = {"span_id": 13, "trace_id": prefix_id}
+    with backend.client(backend.key("ingest")) as c:
+        r = c.post("/api/v1/events", content=orjson.dumps([{"host": "h", "event": e} for e in events]))
+        assert r.json()["stored"] == 5
+    with backend.client(backend.key("read")) as c:
+        def search(q: str) -> list[dict]:
+            r = c.get("/api/v1/events", params={"q": f'process.comm == "{mark}" && {q}', "limit": 50})
+            assert r.status_code == 200, r.text
+            return [h["event"] for h in r.json()["events"]]
+
+        assert [e["dd"] for e in search(f'dd.trace_id == "{long_id}"')] == [events[1]["dd"], events[0]["dd"]]
+        assert [e["dd"]["span_id"] for e in search(f'dd.trace_id == "{prefix_id}"')] == [13]
+        assert [e["dd"]["trace_id"] for e in search('dd.span_id == "12"')] == [long_id]
+        assert len(search('dd.trace_id == ""')) == 2  # the events without dd

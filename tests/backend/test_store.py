@@ -35,6 +35,10 @@ SEARCHES = [
     "open.flags & O_CREAT == 0",
     'process.parent.file.path == "/usr/bin/bash"',
     'process.user == "root"',
+    'dd.trace_id == "18446744073709551615"',  # the prefilter's needle also finds the id with one more digit...
+    'dd.trace_id == "1844674407370955161"',  # ...which the evaluator refuses
+    'dd.trace_id == "42" && open.file.path == "/etc/shadow"',
+    'dd.trace_id == ""',
 ]
 
 

@@ -173,7 +173,12 @@ def _container_of(e: LazyEvent) -> Any:
 
 
 def _dd(e: LazyEvent) -> DDContext | None:
-    return None
+    """The span and trace the thread published (`opencws.tracing`), read by the probe at the event."""
+    k = e._k
+    span_id = getattr(k, "span_id", None)
+    if span_id is None:
+        return None
+    return DDContext(span_id=span_id, trace_id=k.trace_id)
 
 
 def _root(e: LazyEvent) -> str:

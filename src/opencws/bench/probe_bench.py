@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from opencws.bench.probe_dd_bench import run_dd
+
 BENCH_BPF = Path(__file__).resolve().parent / "bpf"
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "secl" / "policies" / "default.policy"
 BURST_PREFIX = "opencws-burst-"
@@ -161,9 +163,9 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
         yield probe
 
 
-def run_loop(loop: Path, mode: str, target: str, n: int, clock: str = "wall") -> float:
+def run_loop(loop: Path, mode: str, target: str, n: int, clock: str = "wall", env: dict | None = None) -> float:
     """ns per iteration of the loop, by the loop's own clock_gettime (wall or CPU time)."""
-    out = subprocess.run([str(loop), mode, target, str(n)], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(loop), mode, target, str(n)], check=True, capture_output=True, text=True, env=env)
     wall, cpu = (float(x) for x in out.stdout.split())
     return cpu if clock == "cpu" else wall
 
@@ -233,7 +235,7 @@ def _burst_probe(policy: Path, reader: str | None, ring_bytes: int | None) -> It
 
 
 def burst(loop: Path, policy: Path, work: Path, n: int, *, mode: str = "fields",
-          reader: str | None = None, after: bool = False, python_loop: bool = False) -> BurstResult:
+          reader: str | None = None, after: bool = False, python_loop: bool = False, dd: bool = False) -> BurstResult:
     """N opens of a watched file by another process while this one reads them (`after`: once it is done,
     from a ring buffer large enough for the whole burst: the reader alone, no generator on the other core).
 
@@ -241,7 +243,8 @@ def burst(loop: Path, policy: Path, work: Path, n: int, *, mode: str = "fields",
     each, as the agent's filters do), `header` (Probe.poll, the consumer reading type and pid only), `raw`
     (Probe.poll_raw and one header unpack per record: what reading costs), `unpack` (raw, plus every fixed
     field and the path unpacked, no objects built). python_loop: Probe.poll runs records.decode_ring_py, the
-    Python twin of the compiled loop."""
+    Python twin of the compiled loop. dd: the generator's thread registered a dd context in a span (its records
+    end with the ids)."""
     from opencws.probe.records import FILE_BODY, HEADER, decode_ring_py
 
     name = f"{BURST_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
@@ -265,7 +268,8 @@ def burst(loop: Path, policy: Path, work: Path, n: int, *, mode: str = "fields",
         received = records = 0
         cpu = 0.0
         start = time.perf_counter()
-        gen = subprocess.Popen([str(loop), "burst", str(target), str(n)], stdout=subprocess.DEVNULL)
+        gen = subprocess.Popen([str(loop), "burst", str(target), str(n)], stdout=subprocess.DEVNULL,
+                               env={**os.environ, "OPENCWS_BENCH_DD": "1"} if dd else None)
         open_type, pid = 4, gen.pid
         if after:
             gen.wait()
@@ -336,6 +340,7 @@ def _run(args: argparse.Namespace, work: Path, loop: Path, floor: BpfObject) -> 
 
     if not args.burst_only:
         _run_loops(args, loop, floor, unwatched, policy)
+        run_dd(args, work, loop)
     return _run_bursts(args, work, loop, policy)
 
 
@@ -393,6 +398,8 @@ def _run_bursts(args: argparse.Namespace, work: Path, loop: Path, policy: Path) 
         ("read + header unpack only, mmap ring reader (Probe.poll_raw)", {"mode": "raw"}),
         ("after the burst: typed events, type, pid, file.path, file.inode read", {"after": True}),
         ("after the burst: typed events, type and pid read", {"mode": "header", "after": True}),
+        ("reader: typed events with dd ids (a registered thread in a span), same fields", {"dd": True}),
+        ("after the burst: typed events with dd ids, same fields", {"dd": True, "after": True}),
     ]
     if args.alternatives:
         kinds.append(("read + header unpack only, libbpf ring_buffer__poll + ctypes callback",

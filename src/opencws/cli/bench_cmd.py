@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "secl": ("opencws.bench.secl_bench", "SECL evaluation of the default policy against a realistic event mix"),
     "agent": ("opencws.bench.agent_bench", "the whole agent: end-to-end events/s, sustained rate, overhead on the "
                                            "workload, memory with 20,000 processes"),
+    "tracing": ("opencws.bench.tracing_bench", "what opencws.tracing adds to an application's spans (vs the "
+                                               "OpenTelemetry SDK alone)"),
     "backend": ("opencws.bench.backend_bench", "backend intake throughput and search latency (chdb or ClickHouse)"),
     "reporter": ("opencws.bench.reporter_bench", "the HTTP reporter: its cost on the pipeline's thread, gzip, and "
                                                  "events/s to a real backend"),

@@ -30,6 +30,8 @@ typedef struct {
     Py_ssize_t at_file, at_path;                         /* the first file_info, the first path (from ring header) */
     Py_ssize_t pad;                                      /* bytes read from a record's start whatever its size */
     uint32_t path_max, extra_max, present, has_inode;
+    Py_ssize_t hflags, trailer_size;                     /* a record whose header flags have trailer_flag ends */
+    uint32_t trailer_flag;                               /* with trailer_size bytes (the dd ids): 0, none */
     PyTypeObject *view_of[MAX_KIND][MAX_TYPE];           /* kind, type -> view class */
     PyTypeObject *file_view;
     PyObject *d_pid, *d_file, *d_b, *d_o, *d_path, *d_inode; /* slot descriptors (member descriptors) */
@@ -101,7 +103,7 @@ static int check_offsets(const Config *c)
 {
     struct { Py_ssize_t off, width; } reads[] = {
         {0, 4}, {c->kt, 4}, {c->size, 4}, {c->pid, 4}, {c->extra, 4}, {c->ino, 8}, {c->flags, 4}, {c->l0, 4},
-        {c->l1, 4},
+        {c->l1, 4}, {c->hflags, 4},
     };
     for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
         if (reads[i].off < 0 || reads[i].off + reads[i].width > c->pad) {
@@ -119,7 +121,7 @@ static int check_offsets(const Config *c)
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"offsets", "limits", "views", "file_view", "event_class", "file_event_class",
-                             "decode", "decode_error", NULL};
+                             "decode", "decode_error", "trailer", NULL};
     PyObject *views, *fv, *event_cls, *file_event_cls, *dec, *err;
     Config n;
     memset(&n, 0, sizeof n);
@@ -127,12 +129,12 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "configure() called while decode_ring runs");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "(nnnnnnnnnnnn)(IIII)O!O!OOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "(nnnnnnnnnnnn)(IIII)O!O!OOOO|(nIn)", kwlist,
                                      &n.kt, &n.size, &n.pid, &n.extra, &n.ino, &n.flags, &n.l0, &n.l1,
                                      &n.file_end, &n.at_file, &n.at_path, &n.pad,
                                      &n.path_max, &n.extra_max, &n.present, &n.has_inode,
                                      &PyDict_Type, &views, &PyType_Type, &fv, &event_cls, &file_event_cls,
-                                     &dec, &err))
+                                     &dec, &err, &n.hflags, &n.trailer_flag, &n.trailer_size))
         return NULL;
     if (check_offsets(&n) < 0 || check_view_class(fv, (PyObject *)&PyBaseObject_Type) < 0)
         return NULL;
@@ -301,7 +303,8 @@ static PyObject *decode_ring(PyObject *self, PyObject *args, PyObject *kw)
             uint32_t extra = u32(b + pos + C.extra), fl0 = u32(b + pos + C.flags);
             uint32_t l0 = u16(b + pos + C.l0), r0 = u16(b + pos + C.l0 + 2);
             uint32_t l1 = u16(b + pos + C.l1), r1 = u16(b + pos + C.l1 + 2);
-            if (u32(b + pos + C.size) == ln && ln == C.file_end + l0 + l1 + extra && l0 <= C.path_max
+            Py_ssize_t tail = (u32(b + pos + C.hflags) & C.trailer_flag) ? C.trailer_size : 0;
+            if (u32(b + pos + C.size) == ln && ln == C.file_end + l0 + l1 + extra + tail && l0 <= C.path_max
                 && l1 <= C.path_max && extra <= C.extra_max && r0 <= l0 && r1 <= l1 && (fl0 & C.present)) {
                 PyObject *o = make_view(cls, owner, b, pos, l0, fl0);
                 if (o == NULL || PyList_Append(out, o) < 0) {

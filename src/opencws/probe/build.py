@@ -10,7 +10,7 @@ from opencws.probe.errors import ProbeError
 
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 OBJECT = BPF_DIR / "build" / "probe.bpf.o"
-SOURCES = (BPF_DIR / "probe.bpf.c", BPF_DIR / "probe.h")
+SOURCES = (BPF_DIR / "probe.bpf.c", BPF_DIR / "probe.h", BPF_DIR / "ddcontext.h")
 
 
 def _stale(obj: Path) -> bool:

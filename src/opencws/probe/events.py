@@ -91,6 +91,11 @@ class KernelEvent:
     comm: str
     in_chroot: bool = False
     """The task's root is not the top of its mount namespace (a chroot): its paths are from that root."""
+    span_id: int | None = None
+    """The APM span the thread was in (`opencws.tracing`: published by the application, read at event time); None
+    when the thread published none or was in no span."""
+    trace_id: int | None = None
+    """The low 64 bits of that span's 128-bit trace id (None with span_id)."""
 
 
 @dataclass(slots=True, kw_only=True)

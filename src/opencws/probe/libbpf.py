@@ -85,6 +85,7 @@ def lib() -> ctypes.CDLL:
         _sig(lb, "bpf_map__fd", c_int, c_void_p)
         _sig(lb, "bpf_map__set_max_entries", c_int, c_void_p, ctypes.c_uint32)
         _sig(lb, "bpf_map__max_entries", ctypes.c_uint32, c_void_p)
+        _sig(lb, "bpf_map__set_pin_path", c_int, c_void_p, c_char_p)
         _sig(lb, "bpf_program__attach", c_void_p, c_void_p)
         _sig(lb, "bpf_program__set_autoload", c_int, c_void_p, ctypes.c_bool)
         _sig(lb, "bpf_program__name", c_char_p, c_void_p)

@@ -42,6 +42,7 @@ _AT_EXIT = 2
 """`enabled` map values (probe.bpf.c ENABLED, AT_EXIT)."""
 _U64 = struct.Struct("<Q")
 _DISCARDER = struct.Struct("<II")
+_DD_THREAD = struct.Struct("<QQII")  # struct dd_thread (bpf/ddcontext.h): address, start time, pid
 GENERATION_ALWAYS = 0xFFFFFFFF
 """A discarder of this generation survives every invalidation (probe.h)."""
 _INODE_KEY = struct.Struct("<QII")
@@ -137,6 +138,19 @@ def chrooted_tasks(proc: Path = Path("/proc")) -> Iterator[tuple[int, str]]:
             yield int(task.name), root
 
 
+DD_THREADS_PIN = Path("/sys/fs/bpf/opencws/dd_threads_v1")
+"""Where the dd context registrations live (bpf/ddcontext.h): pinned, so that a restarted agent still knows the
+threads that registered before (an application registers each thread once). A stale entry is harmless: it is
+checked against its thread's start time. The suffix is the layout's version (a new layout, a new map)."""
+
+
+def _pin_dd_threads(lb: ctypes.CDLL, obj: int) -> None:
+    m = lb.bpf_object__find_map_by_name(obj, b"dd_threads")
+    if m:
+        DD_THREADS_PIN.parent.mkdir(exist_ok=True)
+        lb.bpf_map__set_pin_path(m, os.fsencode(DD_THREADS_PIN))
+
+
 class Probe:
     """The kernel capture layer. Not thread-safe: one thread polls."""
 
@@ -216,6 +230,7 @@ class Probe:
         if not self.io_uring:
             for name in URING_HOOKS:
                 lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
+        _pin_dd_threads(lb, obj)
         if self._ring_bytes:
             rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
             lb.bpf_map__set_max_entries(rb_map, self._ring_bytes)
@@ -233,7 +248,7 @@ class Probe:
         sizes = {"interested": 4, "enabled": 4, "counters": 8, "approver_active": 4, "flags_approvers": 4,
                  "basename_approvers": 4, "path_approvers": 4, "discarder_inodes": 8, "discarder_pids": 8,
                  "generation": 4, "selinuxfs_mounts": 4, "pid_discarders_any": 4, "selinuxfs_standins": 4,
-                 "chroot_seen": 4, "compat_canon": 4,
+                 "chroot_seen": 4, "compat_canon": 4, "dd_threads": _DD_THREAD.size,
                  "cred_cache": credcache.CREDS.size}
         for name, vsize in sizes.items():
             m = lb.bpf_object__find_map_by_name(obj, name.encode())
@@ -487,6 +502,22 @@ class Probe:
         new = (self.discarder_generation + 1) & 0xFFFFFFFF
         m.update(_U32.pack(0), _U32.pack(0 if new == GENERATION_ALWAYS else new))
         self._maps["pid_discarders_any"].update(_U32.pack(0), _U32.pack(1 if self._ignored_pids else 0))
+
+    # ------------------------------------------------------------------ dd context (bpf/ddcontext.h)
+
+    def dd_threads(self) -> dict[int, tuple[int, int]]:
+        """The threads that registered a dd context record (`opencws.tracing`): tid -> (pid, record address)."""
+        m = self._maps["dd_threads"]
+        out: dict[int, tuple[int, int]] = {}
+        key, nxt = None, ctypes.create_string_buffer(4)
+        while libbpf.lib().bpf_map_get_next_key(m.fd, key, nxt) == 0:
+            key = nxt.raw
+            nxt = ctypes.create_string_buffer(4)
+            raw = m.lookup(key)
+            if raw is not None:
+                addr, _start, pid, _ = _DD_THREAD.unpack(raw)
+                out[_U32.unpack(key)[0]] = (pid, addr)
+        return out
 
     # ------------------------------------------------------------------ selinuxfs
 

@@ -41,6 +41,9 @@ HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
 HF_I386 = 1 << 4
 HF_IO_URING = 1 << 5
+HF_DD = 1 << 16
+"""The record ends with a dd trailer (bpf/ddcontext.h): the thread's span id and the low 64 bits of its trace id."""
+DD_TRAILER = struct.Struct("<QQ")
 BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
@@ -128,13 +131,17 @@ _HEADER_FIELDS = {"pid": 4, "tid": 5, "ppid": 7, "ktime_ns": 3, "cgroup_id": 6, 
 """Event field -> index in the HEADER tuple (comm, which needs decoding, is passed apart)."""
 
 
+_DD_FIELDS = ("span_id", "trace_id")
+
+
 def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi")]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi", *_DD_FIELDS)]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
     lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
+    lines += [f"    o.{n} = None" for n in _DD_FIELDS]  # (`decode` sets them from the record's dd trailer)
     if "abi" in names:
         lines += [f"    o.abi = 'i386' if h[8] & {HF_I386} else 'x86_64'"]
     lines += [f"    o.{n} = {n}" for n in rest]
@@ -481,7 +488,23 @@ def _view_syscall(self: Any) -> str:
     hflags, nr = _HFLAGS_NR(f._b, f._o - _F0)
     return _syscall_name(nr, hflags)
 
+_HFLAGS_SIZE = _picker([(4, "I"), (36, "I")]).unpack_from
+
+
+def _dd_field(index: int) -> property:
+    """span_id (0) or trace_id (1) of a view: from the record's dd trailer, None without one."""
+    def get(self: Any) -> Any:
+        f = self.file
+        start = f._o - _F0
+        size, hflags = _HFLAGS_SIZE(f._b, start)
+        if not hflags & HF_DD:
+            return None
+        return DD_TRAILER.unpack_from(f._b, start + size - DD_TRAILER.size)[index]
+    return property(get)
+
+
 _COMMON = {
+    "span_id": _dd_field(0), "trace_id": _dd_field(1),
     "tid": _eget("I", 20), "ppid": _eget("I", 32), "ktime_ns": _eget("Q", 8), "cgroup_id": _eget("Q", 24),
     "uid": _eget("I", 40), "gid": _eget("I", 44), "comm": _eget("16s", 48, _cached_cstr),
     "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
@@ -541,16 +564,17 @@ _FILE_CHECK = _picker([
 ])
 
 
-def _file_view_of(etype: EventType, data: bytes) -> ev.KernelEvent:
-    """Check everything _decode_file would reject (it raises the reason), then make the view."""
-    size = len(data)
+def _file_view_of(etype: EventType, data: bytes, dd: int = 0) -> ev.KernelEvent:
+    """Check everything _decode_file would reject (it raises the reason), then make the view. dd: the size of
+    the record's dd trailer (0: none)."""
+    size = len(data) - dd
     view = FILE_VIEWS.get(etype)
     if view is None or size < _FILE_END:
-        return _decode_file(etype, HEADER.unpack_from(data), data)
+        return _decode_file(etype, HEADER.unpack_from(data), data[:size])
     pid, extra_len, fl0, l0, r0, l1, r1 = _FILE_CHECK.unpack_from(data)
     if not (_FILE_END + l0 + l1 + extra_len == size and r0 <= l0 <= PATH_MAX and r1 <= l1 <= PATH_MAX
             and extra_len <= EXTRA_MAX and fl0 & FI_PRESENT):
-        return _decode_file(etype, HEADER.unpack_from(data), data)  # raises the precise DecodeError
+        return _decode_file(etype, HEADER.unpack_from(data), data[:size])  # raises the precise DecodeError
     o = view()
     o.pid = pid
     o.file = _file_view(data, _F0, _FILE_END)
@@ -685,9 +709,26 @@ def decode(data: bytes, lazy: bool = True) -> ev.KernelEvent:
         raise DecodeError(f"unknown event type {type_}")
     if _KIND_OF_TYPE[etype] != kind:
         raise DecodeError(f"event type {etype.event_name} cannot have record kind {kind}")
+    if _U32(data, 36)[0] & HF_DD:
+        return _decode_with_dd(etype, kind, data, lazy)
     if lazy and kind == REC_FILE:
         return _file_view_of(etype, data)
     return decoder(etype, HEADER.unpack_from(data), data)
+
+
+def _decode_with_dd(etype: EventType, kind: int, data: bytes, lazy: bool) -> ev.KernelEvent:
+    """A record ending with a dd trailer (HF_DD): the event of the bytes before it, with its ids."""
+    body = len(data) - DD_TRAILER.size
+    if body < HEADER.size:
+        raise DecodeError(f"record of {len(data)} bytes is too short for its header and dd trailer")
+    if lazy and kind == REC_FILE:
+        o = _file_view_of(etype, data, DD_TRAILER.size)
+        if o.file.__class__ is _FILE_INFO_VIEW:  # (a view reads its ids from the trailer)
+            return o
+    else:
+        o = _DECODERS[kind](etype, HEADER.unpack_from(data), data[:body])
+    o.span_id, o.trace_id = DD_TRAILER.unpack_from(data, body)
+    return o
 
 
 # ---------------------------------------------------------------------------------------------- the reader
@@ -697,6 +738,7 @@ _RING_FIELDS = {  # what the reader reads of every record: (offset from the reco
     "kind_type": (8, "I"),  # kind | type << 16
     "size": (8 + 4, "I"),
     "pid": (8 + 16, "I"),
+    "hflags": (8 + 36, "I"),
     "extra_len": (8 + HEADER.size + 28, "I"),
     "inode": (8 + _F0, "Q"),
     "file_flags": (8 + _F0 + _FI_FLAGS, "I"),
@@ -736,11 +778,12 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
     fe = _FILE_END
     at_file, at_path = 8 + _F0, 8 + _FILE_END  # from a record's ring header
     present, has_inode, discard = FI_PRESENT, FI_INODE, _DISCARD
+    has_dd, dd = HF_DD, DD_TRAILER.size  # (a record of a registered thread ends with the dd trailer)
     pos = 0
     if stop is None or stop > end:
         stop = end
     while pos < stop:
-        ln, kt, size, pid, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
+        ln, kt, size, pid, hflags, extra_len, ino, fl0, l0, r0, l1, r1 = check(buf, pos)
         if ln >= discard:  # BUSY (not committed yet: stop here) or DISCARD
             if ln & _BUSY:
                 break
@@ -750,7 +793,7 @@ def decode_ring_py(buf: bytes, end: int, lazy: bool = True,
         # a file record of a type with a view: the checks of _decode_file (which gives the reason otherwise)
         # ((l0 | l1) >> 4 | extra_len) < 256: both paths <= PATH_MAX and extra_len <= EXTRA_MAX
         whole = pos + 8 + ln <= end
-        if (view is not None and whole and size == ln == fe + l0 + l1 + extra_len
+        if (view is not None and whole and size == ln == fe + l0 + l1 + extra_len + (dd if hflags & has_dd else 0)
                 and ((l0 | l1) >> 4 | extra_len) < 256 and r0 <= l0 and r1 <= l1 and fl0 & present):
             # the event and its file (what nearly every consumer reads: made here, _file_view inlined)
             o = view()
@@ -782,6 +825,7 @@ RING_LAYOUT = {
     "limits": (PATH_MAX, EXTRA_MAX, FI_PRESENT, FI_INODE),
     "views": _RING_VIEWS, "file_view": _FILE_INFO_VIEW, "event_class": ev.KernelEvent,
     "file_event_class": ev.FileEvent, "decode": decode, "decode_error": DecodeError,
+    "trailer": (_AT["hflags"], HF_DD, DD_TRAILER.size),
 }
 """What the compiled loop is configured with: the layout (offsets from a record's ring header) and classes."""
 
@@ -813,5 +857,7 @@ def file_record_key(event: Any) -> bytes | None:
     if b is None:
         return None
     start = f._o - _F0
-    size = _U32(b, start + 4)[0]
+    size, hflags = _HFLAGS_SIZE(b, start)
+    if hflags & HF_DD:
+        size -= DD_TRAILER.size
     return b[start + HEADER.size + 8:start + size]

@@ -87,6 +87,11 @@ per-thread credential cache (the "before" of setuid/setgid/capset events) curren
 INTERNAL_BIRTH = 31
 """`interested` value: a syscall that creates an inode without opening it (a stale inode discarder must go)."""
 
+INTERNAL_DD = 27
+"""`interested` value: prctl, the marker syscall by which a thread registers its dd context record
+(bpf/ddcontext.h, `opencws.tracing`)."""
+PRCTL = 157
+
 CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
@@ -162,6 +167,7 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
         for nr in BIRTH_ONLY.values():  # (as mknod events, they drop the discarder too)
             out.setdefault(nr, INTERNAL_BIRTH)
     out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
+    out[PRCTL] = INTERNAL_DD  # (whenever sys_exit runs)
     for nr in MOUNT_CHANGES.values():
         out.setdefault(nr, INTERNAL_MOUNTS)
     return out

@@ -9,17 +9,28 @@
  *                             paced in slices of a millisecond (0: as fast as possible)
  *   loop setuid N             N iterations of setresuid(-1, 65534, -1) + setresuid(-1, 0, -1) (run as root)
  *   loop forkstorm N WAVE     N short-lived processes, WAVE alive at once: each child waits on a pipe that
- *                             the parent closes once the wave is forked, then exits; the parent reaps them */
+ *                             the parent closes once the wave is forked, then exits; the parent reaps them
+ * With OPENCWS_BENCH_DD set, the loop's thread first registers a dd context record holding a span (as
+ * opencws.tracing does: opencws/probe/bpf/ddcontext.h), so that the probe reads its ids at every event. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static unsigned long long dd_record[2] = {0x1122334455667788ULL, 0x99aabbccddeeff00ULL}; /* span id, trace id */
+
+static void dd_register(void)
+{
+	if (getenv("OPENCWS_BENCH_DD"))
+		prctl(0x4f435753, (unsigned long)dd_record, 0x3130787464646464ULL, 0, 0);
+}
 
 static double now_ns(clockid_t clock)
 {
@@ -118,6 +129,7 @@ int main(int argc, char **argv)
 	long n = atol(files || setuid_loop || storm ? argv[2] : argv[3]);
 	if (n <= 0)
 		return 2;
+	dd_register();
 	double start = now_ns(CLOCK_MONOTONIC);
 	double cpu_start = now_ns(CLOCK_PROCESS_CPUTIME_ID) + children_cpu_ns();
 	if (files) {

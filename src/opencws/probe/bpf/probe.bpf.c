@@ -510,11 +510,14 @@ static __always_inline void fill_header(struct rec_header *h, __u16 kind, __u16 
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+#include "ddcontext.h"
+
 static __always_inline int output(void *rec, __u32 size, __u32 type)
 {
 	size &= REC_MASK;
 	if (size < sizeof(struct rec_header))
 		return -1;
+	size = dd_append(rec, size);
 	((struct rec_header *)rec)->size = size;
 	if (bpf_ringbuf_output(&events, rec, size, 0)) {
 		count(type, CNT_LOST);
@@ -2431,6 +2434,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
 	if (!tp || !*tp)
 		return 0;
+	if (*tp == INTERNAL_DD)
+		return dd_register(regs);
 	/* the busiest case on a machine, a native open of a discarded inode, decided first, from the registers (as
 	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
 	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
@@ -2838,6 +2843,8 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	if (!w || !r)
 		return 0;
 	count(EV_EXEC, CNT_SEEN);
+	dd_forget(BPF_CORE_READ(p, pid));
+	dd_forget(old_pid);
 	__u32 pid = BPF_CORE_READ(p, tgid);
 	bpf_map_delete_elem(&discarder_pids, &pid);
 	struct file *bf = BPF_CORE_READ(bprm, file);
@@ -2937,6 +2944,7 @@ int BPF_PROG(sched_exit, struct task_struct *p, bool group_dead)
 	__u32 tid = BPF_CORE_READ(p, pid);
 	bpf_map_delete_elem(&inflight, &tid);
 	bpf_map_delete_elem(&cred_cache, &tid);
+	dd_forget(tid);
 	if (!group_dead)
 		return 0;
 	struct rec_buf *r = bpf_map_lookup_elem(&rec_heap, &zero);

@@ -17,6 +17,9 @@ class ClickHouse(Generator):
     def regex(self, column: str, pattern: str) -> str:
         return f"match({column}, concat('(?-s)', {pattern}))"
 
+    def contains(self, column: str, text: str) -> str:
+        return f"position({column}, {text}) > 0"
+
     def has(self, column: str, value: str) -> str:
         return f"has({column}, {value})"
 

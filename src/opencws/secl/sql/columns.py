@@ -44,3 +44,11 @@ def _build() -> dict[str, Column]:
 
 # SECL field (canonical name) → column.
 FIELD_COLUMNS: dict[str, Column] = _build()
+
+
+JSON_COLUMN = "event"
+"""The column holding each event's JSON (compact: as `orjson.dumps` writes it)."""
+JSON_KEYS: dict[str, str] = {"dd.span_id": "span_id", "dd.trace_id": "trace_id"}
+"""Fields without a column of their own (search-only, rarely filtered on) whose value is an integer of the event's
+JSON, read by SECL as its decimal text: `field == "N"` selects the events whose JSON has `"key":N` (a superset:
+N's digits may go on, or the key belong to another block; the evaluator decides)."""

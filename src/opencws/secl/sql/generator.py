@@ -19,7 +19,7 @@ from typing import Any
 from opencws.secl import ast
 from opencws.secl.constants import CONSTANTS
 from opencws.secl.fields import INT, STRING, Registry
-from opencws.secl.sql.columns import FIELD_COLUMNS, Column
+from opencws.secl.sql.columns import FIELD_COLUMNS, JSON_COLUMN, JSON_KEYS, Column
 
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
@@ -109,6 +109,10 @@ class Generator:
     def regex(self, column: str, pattern: str) -> str:
         raise NotImplementedError
 
+    def contains(self, column: str, text: str) -> str:
+        """The column's text contains `text` (a placeholder)."""
+        raise NotImplementedError
+
     def has(self, column: str, value: str) -> str:
         raise NotImplementedError
 
@@ -156,8 +160,18 @@ class Generator:
             column, value = self.column_of(node.right), self.literal(node.left)
             op = {"=~": "=~", "!~": "!~"}.get(op) or _MIRROR.get(op, "")
         if column is None or value is None:
-            return None
+            return self.json_key_sql(node)
         return self.compare(column, op, value)
+
+    def json_key_sql(self, node: ast.Binary) -> Fragment | None:
+        """`field == "N"` for a field found in the event's JSON by its key (`columns.JSON_KEYS`): a prefilter."""
+        for ident, lit in ((node.left, node.right), (node.right, node.left)):
+            key = JSON_KEYS.get(ident.name) if isinstance(ident, ast.Ident) else None
+            value = self.literal(lit)
+            if key is not None and node.op == "==" and value is not None and value[0] == "string" \
+                    and value[1].isdecimal():
+                return Fragment(self.contains(JSON_COLUMN, self.param(f'"{key}":{int(value[1])}', STRING)), False)
+        return None
 
     def in_array_sql(self, node: ast.InArray) -> Fragment | None:
         column = self.column_of(node.operand)

@@ -1,7 +1,8 @@
 """A search expression: SECL compiled twice, to a SQL prefilter and to the exact evaluator.
 
 Search expressions may name no event type (they then apply to every event) and may use `evt.name` (the
-event's type, as in the event's JSON) on top of the rule fields. An expression naming fields of one event
+event's type, as in the event's JSON) and `dd.span_id` / `dd.trace_id` (the APM span and trace ids, as decimal text) on top of the
+rule fields. An expression naming fields of one event
 type applies to events of that type only, as a rule does; naming several event types is refused with the
 compiler's message.
 """
@@ -25,6 +26,11 @@ MAX_SEARCH_LENGTH = 16_384
 def _search_registry() -> Registry:
     r = build_registry()
     r.add("evt.name", STRING, ("evt",), "o.name", None)
+    # The APM span and trace of the event (`dd`): no SECL rule field in Datadog's agent, searchable here. Their
+    # decimal text (as Datadog's log correlation attributes of these names): the ids are unsigned 64-bit, SECL's
+    # integers signed.
+    for key in ("span_id", "trace_id"):
+        r.add(f"dd.{key}", STRING, ("dd",), f"'' if o.{key} is None else str(o.{key})", None)
     return r
 
 
