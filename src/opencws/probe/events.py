@@ -64,9 +64,11 @@ class FileInfo:
 
     @property
     def path_rewritten(self) -> bool:
-        """The file at `path` does not show the call's outcome (a successful chmod/chown whose file has another
-        mode or owner, a removed name still there): another thread rewrote the path string during the call, and
-        the kernel acted on a file this event cannot name (FI_REWRITTEN)."""
+        """Another thread rewrote the path string during the call (FI_REWRITTEN): the kernel acted on another file
+        than the string names now. Told by the kernel's own stamp of the inode it changed (chmod, chown, utimes,
+        xattrs, mkdir: `file` is then that file, `requested_file` the decoy; a rename resolved at sys_enter), or by
+        the outcome (a file without the new mode, owner or times, a removed name still there, a link between two
+        inodes): `file` is then the decoy, the real file cannot be named."""
         return bool(self.flags & 1 << 13)
 
     @property
@@ -125,6 +127,10 @@ class OpenEvent(FileEvent):
 class ChmodEvent(FileEvent):
     type: ClassVar[str] = "chmod"
     mode: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -133,6 +139,10 @@ class ChownEvent(FileEvent):
     new_uid: int = -1
     new_gid: int = -1
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -175,6 +185,10 @@ class RmdirEvent(FileEvent):
 class MkdirEvent(FileEvent):
     type: ClassVar[str] = "mkdir"
     mode: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -206,6 +220,10 @@ class UtimesEvent(FileEvent):
     access_time_omitted: bool = False
     modification_time_omitted: bool = False
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -214,6 +232,10 @@ class SetXattrEvent(FileEvent):
     name: str = ""
     namespace: str = ""
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -221,6 +243,10 @@ class RemoveXattrEvent(FileEvent):
     type: ClassVar[str] = "removexattr"
     name: str = ""
     namespace: str = ""
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)

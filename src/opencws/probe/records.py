@@ -211,6 +211,13 @@ _FILE_END = HEADER.size + FILE_BODY.size
 _SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
 
 
+def _requested(f0: tuple, f1: tuple, data: bytes, at: int, n: int) -> ev.FileInfo | None:
+    """The second slot of a one-file event whose path string was rewritten: the file the string named."""
+    if f0[10] & FI_REWRITTEN and f1[10] & FI_PRESENT:
+        return _file_info(f1, data[at:at + n])
+    return None
+
+
 def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | None = None) -> ev.KernelEvent:
     end = _FILE_END
     size = len(data)
@@ -240,13 +247,14 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.OPEN:
         return _OPEN(o, h, c, syscall, retval, file, flags_arg, mode_arg)
     if etype == T.CHMOD:
-        return _CHMOD(o, h, c, syscall, retval, file, mode_arg)
+        return _CHMOD(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.UNLINK:
         return _UNLINK(o, h, c, syscall, retval, file, flags_arg)
     other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
     extra = data[end + l0 + l1:]
     if etype == T.CHOWN:
-        return _CHOWN(o, h, c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
+        return _CHOWN(o, h, c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg,
+                      _requested(f0, f1, data, end + l0, l1))
     if etype == T.LINK:
         return _LINK(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
@@ -257,7 +265,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.RMDIR:
         return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
     if etype == T.MKDIR:
-        return _MKDIR(o, h, c, syscall, retval, file, mode_arg)
+        return _MKDIR(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MKNOD:
         return _MKNOD(o, h, c, syscall, retval, file, mode_arg, mknod_device(uid_arg))
     if etype == T.SYMLINK:
@@ -266,13 +274,15 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         return _UTIMES(o, h, c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
-                       atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
+                       atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg,
+                       _requested(f0, f1, data, end + l0, l1))
     if etype in (T.SETXATTR, T.REMOVEXATTR):
         name = extra.decode("utf-8", "surrogateescape")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
-            return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg)
-        return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace)
+            return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg,
+                             _requested(f0, f1, data, end + l0, l1))
+        return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MOUNT:
         return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode("utf-8", "surrogateescape"), flags_arg)
     if etype == T.UMOUNT:
@@ -435,6 +445,13 @@ def _other_file(self: Any) -> ev.FileInfo | None:
     return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
 
 
+def _requested_view(self: Any) -> ev.FileInfo | None:
+    """A one-file event's requested_file: the second slot, when the first says the string was rewritten."""
+    if not _U32(self.file._b, self.file._o + _FI_FLAGS)[0] & FI_REWRITTEN:
+        return None
+    return _other_file(self)
+
+
 def _target(self: Any) -> str:
     """A symlink's target: the second slot's string, as the process passed it."""
     other = _other_file(self)
@@ -492,10 +509,11 @@ _COMMON = {
 _FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)
 _OWN: dict[EventType, dict[str, property]] = {
     EventType.OPEN: {"flags": _FLAGS_ARG, "mode": _MODE_ARG},
-    EventType.CHMOD: {"mode": _MODE_ARG},
-    EventType.MKDIR: {"mode": _MODE_ARG},
+    EventType.CHMOD: {"mode": _MODE_ARG, "requested_file": property(_requested_view)},
+    EventType.MKDIR: {"mode": _MODE_ARG, "requested_file": property(_requested_view)},
     EventType.CHOWN: {"new_uid": _eget("I", _B0 + 20, lambda v: _signed32(v)),
-                      "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
+                      "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG,
+                      "requested_file": property(_requested_view)},
     EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
     EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG,
                        "overwritten_inode": _overwritten("Q", _B0 + 32), "overwritten_mode": _overwritten("I", _B0 + 16),
@@ -509,9 +527,11 @@ _OWN: dict[EventType, dict[str, property]] = {
         "modification_time_ns": _eget("Q", _B0 + 40, lambda t: None if t >= UTIME_OMIT else t),
         "access_time_omitted": _eget("Q", _B0 + 32, lambda t: t == UTIME_OMIT),
         "modification_time_omitted": _eget("Q", _B0 + 40, lambda t: t == UTIME_OMIT),
-        "flags": _FLAGS_ARG},
-    EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
-    EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
+        "flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
+    EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG,
+                         "requested_file": property(_requested_view)},
+    EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace),
+                            "requested_file": property(_requested_view)},
     EventType.MOUNT: {"root": property(_other_file), "fs_type": property(_extra), "flags": _FLAGS_ARG},
     EventType.MKNOD: {"mode": _MODE_ARG, "device": _eget("I", _B0 + 20, mknod_device)},
     EventType.SYMLINK: {"target": property(_target)},

@@ -341,6 +341,8 @@ struct work {
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 	__u32 rewritten;
+	__u32 acted_n;                 /* acted[]: the inodes the kernel stamped (ctime) during this syscall (take_acted) */
+	__u64 acted[6];
 	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
 				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
 	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
@@ -1505,6 +1507,189 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 	return 1;
 }
 
+/* ------------------------------------------------------------------ the inodes the kernel acted on */
+
+/* A path string is copied by the kernel once, at the start of the call; the probe reads the user's memory
+ * separately, so another thread can make the two differ. The kernel's own word on which file it acted on: every
+ * change of a file's ctime (chmod, chown, utimes, xattrs, a new name, a removed or moved one) goes through one of the
+ * `timestamp` tracepoints with the inode, in the calling thread, during the call. Kept per thread for the covered
+ * syscalls; sys_exit takes them (take_acted) and compares with the file the walk found. */
+#define ACTED_MAX 6
+#define PF_KTHREAD_BIT 0x00200000
+#define PF_IO_WORKER_BIT 0x00000010
+
+struct acted {
+	__u32 nr;                      /* the syscall (orig_ax) during which they were stamped */
+	__u32 n;
+	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct acted);
+} acted SEC(".maps");
+
+/* the types whose path string can be rewritten under the kernel's feet and whose outcome stamps the file */
+static __always_inline int racing_type(__u32 t)
+{
+	return t == EV_CHMOD || t == EV_CHOWN || t == EV_UTIMES || t == EV_SETXATTR || t == EV_REMOVEXATTR ||
+	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME;
+}
+
+static __always_inline int note_acted(struct inode *inode)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	__u32 nr = regs->orig_ax;
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !(racing_type(*tp & 0xff) || racing_type((*tp >> 8) & 0xff)))
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
+	if (!a || a->nr != nr) {
+		struct acted fresh = {.nr = nr, .n = 1, .inode = {(__u64)inode}};
+		bpf_map_update_elem(&acted, &tid, &fresh, BPF_ANY);
+		return 0;
+	}
+	__u32 n = a->n;
+	for (int i = 0; i < ACTED_MAX; i++)
+		if (i < n && a->inode[i] == (__u64)inode)
+			return 0;
+	if (n < ACTED_MAX) {
+		a->inode[n] = (__u64)inode;
+		a->n = n + 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/inode_set_ctime_to_ts")
+int BPF_PROG(acted_set, struct inode *inode, struct timespec64 *ts)
+{
+	return note_acted(inode);
+}
+
+SEC("tp_btf/ctime_ns_xchg")
+int BPF_PROG(acted_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+{
+	return note_acted(inode);
+}
+
+SEC("tp_btf/ctime_xchg_skip")
+int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
+{
+	return note_acted(inode);
+}
+
+/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->acted_n = 0) */
+static __noinline int take_acted(__u32 raw_nr)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->acted_n = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
+	if (!a)
+		return 0;
+	if (a->nr == raw_nr) {
+		w->acted_n = a->n;
+		__builtin_memcpy(w->acted, a->inode, sizeof(w->acted));
+	}
+	bpf_map_delete_elem(&acted, &tid);
+	return 0;
+}
+
+/* Whether the kernel stamped `ino` during the call: 1 yes, 0 no, -1 nothing was stamped (no word from the kernel) */
+static __always_inline int acted_on(struct work *w, __u64 ino)
+{
+	__u32 n = w->acted_n;
+	if (!n)
+		return -1;
+	for (int i = 0; i < ACTED_MAX; i++)
+		if (i < n && w->acted[i] == ino)
+			return 1;
+	return 0;
+}
+
+/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp: the string was rewritten
+ * between the kernel's copy and the probe's read (1). */
+__noinline int acted_elsewhere(void)
+{
+	struct work *w = get_work();
+	if (!w || w->sc.ret != 0 || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+		return 0;
+	return acted_on(w, (__u64)RO(struct dentry, w->d)->d_inode) == 0;
+}
+
+/* A successful rename resolved at sys_enter: the inode found then (slot 0) must be one the kernel stamped (the
+ * moved file); else the string was rewritten between the probe's read and the kernel's copy, and another file moved
+ * (slot 0 flagged: the moved file is not told apart from the two directories the kernel also stamped). */
+__noinline int check_moved(void)
+{
+	struct work *w = get_work();
+	if (!w || !w->acted_n || !(w->fi[0].flags & FI_INODE))
+		return 0;
+	__u32 n = w->acted_n;
+	for (int i = 0; i < ACTED_MAX; i++) {
+		if (i >= n)
+			break;
+		struct inode *ino = RO(struct inode, w->acted[i]);
+		if (ino->i_ino == w->fi[0].ino && RO(struct super_block, ino->i_sb)->s_dev == w->fi[0].dev)
+			return 0;
+	}
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
+/* The string of slot 0 named another file than the one the kernel acted on (acted_elsewhere): slot 1 takes what the
+ * string named, slot 0 the file the kernel stamped first (of the walk's filesystem when one is: an overlay's own
+ * inode rather than its upper layer's), named by its dentry, on the walk's mount when that mount is of its
+ * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. */
+__noinline int name_acted(void)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+	w->fi[1].flags |= FI_REWRITTEN;
+	w->fi[0].flags |= FI_REWRITTEN;
+	struct mount *m = RO(struct mount, w->res_m);
+	struct super_block *walk_sb = m->mnt.mnt_sb;
+	__u64 pick = w->acted[0];
+	__u32 n = w->acted_n;
+	for (int i = ACTED_MAX - 1; i >= 0; i--)
+		if (i < n && RO(struct inode, w->acted[i])->i_sb == walk_sb)
+			pick = w->acted[i];
+	struct inode *ino = RO(struct inode, pick);
+	struct hlist_node *first = ino->i_dentry.first;
+	if (!first)
+		return 0; /* (no name left: the string's file stays in slot 0, flagged) */
+	struct dentry *d = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	struct mount *dm = ino->i_sb == walk_sb ? (struct mount *)w->res_m : RO(struct super_block, ino->i_sb)->s_mounts;
+	if (!dm)
+		return 0;
+	start_slot(w, 0);
+	w->d = (__u64)d;
+	w->m = (__u64)dm;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(0);
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ sys_enter */
 
 /* A filtered unlink/rmdir: only its dentry is kept, for the check at sys_exit (a rewritten string shows there) */
@@ -2394,7 +2579,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on */
 	w->sc.ret = ret;
 	w->rewritten = 0; /* (early_decision sets it) */
-	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
+	/* the kernel stamped another file than the walk's: named from the kernel's inode below, never filtered */
+	int elsewhere = need == 1 && w->acted_n && acted_elsewhere();
+	int decision = elsewhere ? DECIDE_PASS : need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
 		if (new_name) /* (see below) */
 			bump_generation();
@@ -2405,7 +2592,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		finish_slot(0);
 	if (w->rewritten)
 		w->fi[0].flags |= FI_REWRITTEN;
-	if (s1_path)
+	if (elsewhere)
+		name_acted(); /* (slot 1: what the string named; these types have no second file) */
+	else if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (s1_raw)
 		raw_slot(1, s1_raw);
@@ -2447,6 +2636,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = w->sc.type;
 	nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
+	w->acted_n = 0;
+	if (racing_type(type))
+		take_acted(regs->orig_ax);
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
 	if (type == EV_MKNOD)
@@ -2508,6 +2700,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
+		if (t == EV_RENAME && ret == 0)
+			check_moved();
 		if (t == EV_RENAME) {
 			__u64 a1 = w->sc.a[1];
 			__u64 a2 = w->sc.a[2];
@@ -2814,6 +3008,7 @@ int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_urin
 	if (!w)
 		return 0;
 	__s64 res = BPF_CORE_READ(cqe, res);
+	w->acted_n = 0; /* (the strings are the kernel's own copies: nothing to compare) */
 	w->sc.type = u ? uring_captured(w, u, req) : uring_not_captured(w, req);
 	/* (one call site per handler: the verifier walks a subprogram once per call site; and the type read back from
 	 * the map, unknown to it: a known constant would have it walk the handlers once per event type) */
