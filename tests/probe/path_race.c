@@ -1,9 +1,9 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink|utimes|link|setxattr|mkdir|rename TARGET DECOY CALLS
+ * usage: path_race chmod|unlink|utimes|link|setxattr|mkdir|rename|rmdir TARGET DECOY CALLS
  * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s;
  * link to TARGET.link after removing it; setxattr user.race to a new value; mkdir after removing the TARGET directory; rename to
- * TARGET.moved after creating TARGET again) while another flips the buffer between TARGET and DECOY (the same
+ * TARGET.moved after creating TARGET again; rmdir after making the TARGET directory) while another flips the buffer between TARGET and DECOY (the same
  * length) as fast as it can. Prints the number of calls that succeeded.
  */
 #include <fcntl.h>
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 	struct timeval tv[2] = {{1000, 0}, {1000, 0}};
 	int link_mode = !strcmp(argv[1], "link");
 	int xattr_mode = !strcmp(argv[1], "setxattr"), mkdir_mode = !strcmp(argv[1], "mkdir");
-	int rename_mode = !strcmp(argv[1], "rename");
+	int rename_mode = !strcmp(argv[1], "rename"), rmdir_mode = !strcmp(argv[1], "rmdir");
 	char linkname[4200], moved[4200];
 	snprintf(linkname, sizeof(linkname), "%s.link", argv[2]);
 	snprintf(moved, sizeof(moved), "%s.moved", argv[2]);
@@ -63,6 +63,9 @@ int main(int argc, char **argv)
 		} else if (mkdir_mode) {
 			rmdir(target);
 			ok += mkdir(buf, 0700) == 0;
+		} else if (rmdir_mode) {
+			mkdir(target, 0700);
+			ok += rmdir(buf) == 0;
 		} else if (rename_mode) {
 			int fd = open(target, O_CREAT | O_WRONLY, 0600);
 			if (fd >= 0)

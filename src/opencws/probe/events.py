@@ -173,12 +173,20 @@ class RenameEvent(FileEvent):
 class UnlinkEvent(FileEvent):
     type: ClassVar[str] = "unlink"
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`) and the kernel said which
+    name it removed: the file the string named when the probe read it (a decoy), while `file` is the name the kernel
+    removed (its directory, resolved now, and the name it had; its inode as it was). None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
 class RmdirEvent(FileEvent):
     type: ClassVar[str] = "rmdir"
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`) and the kernel said which
+    name it removed: the file the string named when the probe read it (a decoy), while `file` is the name the kernel
+    removed (its directory, resolved now, and the name it had; its inode as it was). None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -249,7 +249,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.CHMOD:
         return _CHMOD(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.UNLINK:
-        return _UNLINK(o, h, c, syscall, retval, file, flags_arg)
+        return _UNLINK(o, h, c, syscall, retval, file, flags_arg, _requested(f0, f1, data, end + l0, l1))
     other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
     extra = data[end + l0 + l1:]
     if etype == T.CHOWN:
@@ -263,7 +263,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
                            mtime_arg)
         return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, None, None, None, None, None)
     if etype == T.RMDIR:
-        return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
+        return _RMDIR(o, h, c, syscall, retval, file, flags_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MKDIR:
         return _MKDIR(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MKNOD:
@@ -519,8 +519,8 @@ _OWN: dict[EventType, dict[str, property]] = {
                        "overwritten_inode": _overwritten("Q", _B0 + 32), "overwritten_mode": _overwritten("I", _B0 + 16),
                        "overwritten_uid": _overwritten("I", _B0 + 20), "overwritten_gid": _overwritten("I", _B0 + 24),
                        "overwritten_nlink": _overwritten("Q", _B0 + 40)},
-    EventType.UNLINK: {"flags": _FLAGS_ARG},
-    EventType.RMDIR: {"flags": _FLAGS_ARG},
+    EventType.UNLINK: {"flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
+    EventType.RMDIR: {"flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
     EventType.UMOUNT: {"flags": _FLAGS_ARG},
     EventType.UTIMES: {
         "access_time_ns": _eget("Q", _B0 + 32, lambda t: None if t >= UTIME_OMIT else t),

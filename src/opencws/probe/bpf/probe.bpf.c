@@ -307,6 +307,20 @@ struct sysc {
 	__u32 pad2;
 };
 
+/* The inodes the kernel stamped (ctime) during a covered syscall of a thread (see note_acted) */
+#define ACTED_MAX 6
+struct acted {
+	__u32 nr;                      /* the syscall (orig_ax) during which they were stamped */
+	__u32 n;
+	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
+	/* unlink/rmdir: the first two inodes as they were when stamped (the removed one is gone by sys_exit) */
+	__u64 parent[2];               /* the inode of its dentry's parent */
+	__u64 ino[2];
+	__u32 mode[2], uid[2], gid[2], nlink[2];
+	__u32 name_len[2];
+	char name[2][256];
+};
+
 #define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
 #define U_FIXED_SLOT 2                 /* io_uring: an open into a fixed file slot (the result is no fd) */
 #define U_NOT_CAPTURED 4               /* io_uring: completed without its submission seen (strings unknown) */
@@ -341,8 +355,7 @@ struct work {
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 	__u32 rewritten;
-	__u32 acted_n;                 /* acted[]: the inodes the kernel stamped (ctime) during this syscall (take_acted) */
-	__u64 acted[6];
+	struct acted act;              /* the inodes the kernel stamped during this syscall (take_acted; act.n = 0: none) */
 	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
 				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
 	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
@@ -1514,15 +1527,8 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
  * change of a file's ctime (chmod, chown, utimes, xattrs, a new name, a removed or moved one) goes through one of the
  * `timestamp` tracepoints with the inode, in the calling thread, during the call. Kept per thread for the covered
  * syscalls; sys_exit takes them (take_acted) and compares with the file the walk found. */
-#define ACTED_MAX 6
 #define PF_KTHREAD_BIT 0x00200000
 #define PF_IO_WORKER_BIT 0x00000010
-
-struct acted {
-	__u32 nr;                      /* the syscall (orig_ax) during which they were stamped */
-	__u32 n;
-	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -1530,6 +1536,34 @@ struct {
 	__type(key, __u32);
 	__type(value, struct acted);
 } acted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acted);
+} acted_heap SEC(".maps");
+
+/* unlink/rmdir: the i-th inode stamped, as it is now (its dentry still names it): kept for sys_exit */
+static __always_inline void note_removed(struct acted *a, __u32 i, struct inode *inode)
+{
+	i &= 1;
+	struct hlist_node *first = inode->i_dentry.first;
+	if (!first)
+		return;
+	struct dentry *d = RO(struct dentry, (char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	a->parent[i] = (__u64)RO(struct dentry, d->d_parent)->d_inode;
+	a->ino[i] = inode->i_ino;
+	a->mode[i] = inode->i_mode;
+	a->uid[i] = inode->i_uid.val;
+	a->gid[i] = inode->i_gid.val;
+	a->nlink[i] = inode->__i_nlink;
+	__u32 len = d->d_name.len;
+	if (len > 255)
+		len = 255;
+	a->name_len[i] = len;
+	bpf_probe_read_kernel(a->name[i], BOUND(len, 255), d->d_name.name);
+}
 
 /* the types whose path string can be rewritten under the kernel's feet and whose outcome stamps the file */
 static __always_inline int racing_type(__u32 t)
@@ -1555,18 +1589,28 @@ static __always_inline int note_acted(struct inode *inode)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
 	if (!a || a->nr != nr) {
-		struct acted fresh = {.nr = nr, .n = 1, .inode = {(__u64)inode}};
-		bpf_map_update_elem(&acted, &tid, &fresh, BPF_ANY);
-		return 0;
+		struct acted *fresh = bpf_map_lookup_elem(&acted_heap, &zero);
+		if (!fresh)
+			return 0;
+		fresh->nr = nr;
+		fresh->n = 0;
+		fresh->parent[0] = fresh->parent[1] = 0;
+		bpf_map_update_elem(&acted, &tid, fresh, BPF_ANY);
+		a = bpf_map_lookup_elem(&acted, &tid);
+		if (!a)
+			return 0;
 	}
 	__u32 n = a->n;
 	for (int i = 0; i < ACTED_MAX; i++)
 		if (i < n && a->inode[i] == (__u64)inode)
 			return 0;
-	if (n < ACTED_MAX) {
-		a->inode[n] = (__u64)inode;
-		a->n = n + 1;
-	}
+	if (n >= ACTED_MAX)
+		return 0;
+	a->inode[n] = (__u64)inode;
+	a->n = n + 1;
+	__u32 type = *tp & 0xff, type32 = (*tp >> 8) & 0xff;
+	if (n < 2 && (type == EV_UNLINK || type == EV_RMDIR || type32 == EV_UNLINK || type32 == EV_RMDIR))
+		note_removed(a, n, inode);
 	return 0;
 }
 
@@ -1588,21 +1632,19 @@ int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
 	return note_acted(inode);
 }
 
-/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->acted_n = 0) */
+/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->act.n = 0) */
 static __noinline int take_acted(__u32 raw_nr)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	w->acted_n = 0;
+	w->act.n = 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
 	if (!a)
 		return 0;
-	if (a->nr == raw_nr) {
-		w->acted_n = a->n;
-		__builtin_memcpy(w->acted, a->inode, sizeof(w->acted));
-	}
+	if (a->nr == raw_nr)
+		__builtin_memcpy(&w->act, a, sizeof(w->act));
 	bpf_map_delete_elem(&acted, &tid);
 	return 0;
 }
@@ -1610,11 +1652,11 @@ static __noinline int take_acted(__u32 raw_nr)
 /* Whether the kernel stamped `ino` during the call: 1 yes, 0 no, -1 nothing was stamped (no word from the kernel) */
 static __always_inline int acted_on(struct work *w, __u64 ino)
 {
-	__u32 n = w->acted_n;
+	__u32 n = w->act.n;
 	if (!n)
 		return -1;
 	for (int i = 0; i < ACTED_MAX; i++)
-		if (i < n && w->acted[i] == ino)
+		if (i < n && w->act.inode[i] == ino)
 			return 1;
 	return 0;
 }
@@ -1635,17 +1677,78 @@ __noinline int acted_elsewhere(void)
 __noinline int check_moved(void)
 {
 	struct work *w = get_work();
-	if (!w || !w->acted_n || !(w->fi[0].flags & FI_INODE))
+	if (!w || !w->act.n || !(w->fi[0].flags & FI_INODE))
 		return 0;
-	__u32 n = w->acted_n;
+	__u32 n = w->act.n;
 	for (int i = 0; i < ACTED_MAX; i++) {
 		if (i >= n)
 			break;
-		struct inode *ino = RO(struct inode, w->acted[i]);
+		struct inode *ino = RO(struct inode, w->act.inode[i]);
 		if (ino->i_ino == w->fi[0].ino && RO(struct super_block, ino->i_sb)->s_dev == w->fi[0].dev)
 			return 0;
 	}
 	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
+/* A successful unlink/rmdir whose string was rewritten (slot 0: what the string named, flagged): slot 1 takes that,
+ * slot 0 the name the kernel removed: of the two inodes it stamped first, the one whose dentry's parent is the other,
+ * named from that parent directory (on `mnt` when of its filesystem) and the name it had, with its inode as it was
+ * (FI_REMOVED: the name is gone). Nothing stamped (no word from the kernel): slot 0 stays. */
+__noinline int name_removed(__u64 mnt)
+{
+	struct work *w = get_work();
+	if (!w || w->act.n < 2)
+		return 0;
+	struct acted *a = &w->act;
+	__u32 v;
+	if (a->parent[0] && a->parent[0] == a->inode[1])
+		v = 0;
+	else if (a->parent[1] && a->parent[1] == a->inode[0])
+		v = 1;
+	else
+		return 0;
+	struct inode *pi = RO(struct inode, a->inode[v ^ 1]);
+	struct hlist_node *first = pi->i_dentry.first;
+	if (!first || !mnt)
+		return 0;
+	struct dentry *pd = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	struct mount *m = (struct mount *)mnt;
+	if (RO(struct mount, m)->mnt.mnt_sb != pi->i_sb)
+		m = RO(struct super_block, pi->i_sb)->s_mounts;
+	if (!m)
+		return 0;
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+	w->fi[1].flags |= FI_REWRITTEN;
+	start_slot(w, 0);
+	w->d = (__u64)pd;
+	w->m = (__u64)m;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(0);
+	struct file_info *f = &w->fi[0];
+	l = w->splen[0] & PMASK;
+	if (l == 1)
+		l = 0; /* ("/" + name: no double slash) */
+	__u32 nl = a->name_len[v & 1] & 255;
+	if (l + 1 + nl >= PATH_BUF)
+		return 0;
+	w->sp[0][l & PMASK] = '/';
+	bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
+	l += 1 + nl;
+	w->splen[0] = l & PMASK;
+	f->path_len = l & PMASK;
+	f->resolved_len = l & PMASK;
+	f->flags = (f->flags & ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_INODE | FI_REMOVED | FI_REWRITTEN;
+	f->ino = a->ino[v & 1];
+	f->mode = a->mode[v & 1];
+	f->uid = a->uid[v & 1];
+	f->gid = a->gid[v & 1];
+	f->nlink = a->nlink[v & 1];
 	return 0;
 }
 
@@ -1667,11 +1770,11 @@ __noinline int name_acted(void)
 	w->fi[0].flags |= FI_REWRITTEN;
 	struct mount *m = RO(struct mount, w->res_m);
 	struct super_block *walk_sb = m->mnt.mnt_sb;
-	__u64 pick = w->acted[0];
-	__u32 n = w->acted_n;
+	__u64 pick = w->act.inode[0];
+	__u32 n = w->act.n;
 	for (int i = ACTED_MAX - 1; i >= 0; i--)
-		if (i < n && RO(struct inode, w->acted[i])->i_sb == walk_sb)
-			pick = w->acted[i];
+		if (i < n && RO(struct inode, w->act.inode[i])->i_sb == walk_sb)
+			pick = w->act.inode[i];
 	struct inode *ino = RO(struct inode, pick);
 	struct hlist_node *first = ino->i_dentry.first;
 	if (!first)
@@ -2064,6 +2167,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		}
 	} else {
 		clear_slot(w, 1);
+		if (w->rewritten)
+			name_removed(w->res_m);
 	}
 	if (discarded) {
 		count(type, CNT_FILTERED);
@@ -2580,7 +2685,7 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	w->sc.ret = ret;
 	w->rewritten = 0; /* (early_decision sets it) */
 	/* the kernel stamped another file than the walk's: named from the kernel's inode below, never filtered */
-	int elsewhere = need == 1 && w->acted_n && acted_elsewhere();
+	int elsewhere = need == 1 && w->act.n && acted_elsewhere();
 	int decision = elsewhere ? DECIDE_PASS : need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
 		if (new_name) /* (see below) */
@@ -2636,7 +2741,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = w->sc.type;
 	nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
-	w->acted_n = 0;
+	w->act.n = 0;
 	if (racing_type(type))
 		take_acted(regs->orig_ax);
 	if (type == INTERNAL_BIRTH)
@@ -2692,6 +2797,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		} else if (t == EV_UNLINK || t == EV_RMDIR) {
 			check_removed(ret);
 		}
+		if (w->rewritten && (t == EV_UNLINK || t == EV_RMDIR))
+			name_removed(w->in_dmnt);
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
 		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
@@ -3008,7 +3115,7 @@ int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_urin
 	if (!w)
 		return 0;
 	__s64 res = BPF_CORE_READ(cqe, res);
-	w->acted_n = 0; /* (the strings are the kernel's own copies: nothing to compare) */
+	w->act.n = 0; /* (the strings are the kernel's own copies: nothing to compare) */
 	w->sc.type = u ? uring_captured(w, u, req) : uring_not_captured(w, req);
 	/* (one call site per handler: the verifier walks a subprogram once per call site; and the type read back from
 	 * the map, unknown to it: a known constant would have it walk the handlers once per event type) */
