@@ -356,6 +356,7 @@ struct work {
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 	__u32 rewritten;
 	struct acted act;              /* the inodes the kernel stamped during this syscall (take_acted; act.n = 0: none) */
+	__u64 arg_ptr;                 /* a pointer argument of a global subprogram (which takes scalars only) */
 	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
 				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
 	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
@@ -870,7 +871,7 @@ static __always_inline void set_task_root(struct work *w)
 
 /* Build the absolute path of (w->d, w->m) into w->sp[slot]; then append the unresolved rest of the
  * user string when the walk stopped early; then fill the slot's file_info. */
-static __noinline int finish_slot(int slot)
+__noinline int finish_slot(int slot)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -956,22 +957,32 @@ static __always_inline void fail_slot(struct work *w, int slot, __u32 flags)
 
 /* slot from an open file */
 /* Point the walk state at an open file; 1: finish_slot must follow, 0: the slot is final (bad fd). */
-static __noinline int target_file(int slot, struct file *f)
+__noinline int target_file_at(int slot)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
+	__u64 f = w->arg_ptr;
 	start_slot(w, slot);
 	if (!f) {
 		fail_slot(w, slot, FI_BAD_FD);
 		return 0;
 	}
-	struct file *tf = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+	struct file *tf = bpf_rdonly_cast((void *)f, bpf_core_type_id_kernel(struct file));
 	w->d = (__u64)tf->f_path.dentry;
 	w->m = (__u64)real_mount(tf->f_path.mnt);
 	w->len = 0;
 	w->pos = 0;
 	return 1;
+}
+
+/* (a global subprogram takes no kernel pointer: the address, as a number) */
+static __always_inline int target_file(int slot, struct file *f)
+{
+	struct work *w = get_work();
+	if (w)
+		w->arg_ptr = (__u64)f;
+	return target_file_at(slot);
 }
 
 static __noinline int resolve_file(int slot, struct file *f)
@@ -988,11 +999,12 @@ static __noinline int resolve_fd(int slot, int fd)
 
 /* Walk a user path string relative to dirfd (AT_FDCWD: the cwd) down the dentry cache.
  * 1: finish_slot must follow, 0: the slot is final (unreadable string, bad dirfd). */
-static __noinline int walk_any(int slot, int dirfd, const char *upath, int follow, int kernel_string)
+__noinline int walk_any_at(int slot, int dirfd, int follow, int kernel_string)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
+	const char *upath = (const char *)w->arg_ptr;
 	start_slot(w, slot);
 	long n = kernel_string ? bpf_probe_read_kernel_str(w->upath, PATH_BUF, upath)
 			       : bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
@@ -1030,11 +1042,22 @@ static __noinline int walk_any(int slot, int dirfd, const char *upath, int follo
 	return 1;
 }
 
-/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
-static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
+static __always_inline int walk_any(int slot, int dirfd, const char *upath, int follow, int kernel_string)
 {
 	struct work *w = get_work();
-	return walk_any(slot, dirfd, upath, follow, w && w->sc.kstr);
+	if (w)
+		w->arg_ptr = (__u64)upath;
+	return walk_any_at(slot, dirfd, follow, kernel_string);
+}
+
+/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
+static __always_inline int walk_user(int slot, int dirfd, const char *upath, int follow)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->arg_ptr = (__u64)upath;
+	return walk_any_at(slot, dirfd, follow, w->sc.kstr);
 }
 
 static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
@@ -1194,7 +1217,7 @@ static __always_inline int inode_discarded(__u32 type, struct file_info *fi)
 }
 
 /* approvers of slot 0: basename, exact path, flags */
-static __noinline int approved(__u32 type, __u32 flags_arg)
+__noinline int approved(__u32 type, __u32 flags_arg)
 {
 	__u32 t = type;
 	__u32 *active = bpf_map_lookup_elem(&approver_active, &t);
@@ -1281,7 +1304,7 @@ static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode,
 /* Decide from the target dentry alone, before the walk up to the root (the costly part) and before
  * building a record: inode discarders, flags approvers, basename approvers. DECIDE_LATER: only the
  * full path can tell (path approvers, or a walk that did not reach the target). */
-static __noinline int early_decision(__u32 type, __u32 flags_arg)
+__noinline int early_decision(__u32 type, __u32 flags_arg)
 {
 	struct work *w = get_work();
 	if (!w)
