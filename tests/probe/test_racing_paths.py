@@ -5,34 +5,17 @@ least says the path was rewritten."""
 
 from __future__ import annotations
 
-import array
-import fcntl
 import os
 import subprocess
-from contextlib import contextmanager
 
 import pytest
+from probe_sysc import immutable
 
 from opencws.probe import events as ev
 from opencws.probe.eventtypes import EventType
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
 
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
-
-
-@contextmanager
-def immutable(path):
-    """The decoy: a file no call can change (chmod and unlink fail on it, even for root)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        flags = array.array("i", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [flags[0] | FS_IMMUTABLE_FL]), True)
-        yield
-    finally:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
-        os.close(fd)
 
 
 def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
