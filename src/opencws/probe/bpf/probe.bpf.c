@@ -2241,6 +2241,28 @@ static __noinline int check_removed(__s64 ret)
 	return 0;
 }
 
+/* An umount whose target string was in a page not faulted in at sys_enter: read now (the kernel faulted it in). After a
+ * success the path names the mountpoint in the mount below (the unmounted one is gone: no inode, no mount fields,
+ * FI_REMOVED); after a failure it is resolved as at sys_enter. */
+__noinline int reread_umount(__s64 ret)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__u64 flags = w->sc.a[1]; /* (0 for oldumount: decode_sysc) */
+	resolve_user(0, AT_FDCWD, (const char *)w->sc.a[0], !(flags & UMOUNT_NOFOLLOW));
+	struct file_info *f = &w->fi[0];
+	if (ret == 0 && !(f->flags & FI_NO_USER_PATH)) {
+		f->flags = (f->flags & ~(FI_INODE | FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_REMOVED;
+		f->resolved_len = f->path_len;
+		f->mount_id = 0;
+		f->group_id = 0;
+		f->dev = 0;
+		f->fstype[0] = 0;
+	}
+	return 0;
+}
+
 /* events resolved at sys_enter: restore slot 0 from the in-flight entry */
 static __noinline int restore_inflight(__u32 nr)
 {
@@ -2828,6 +2850,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			w->sc.counted = 1; /* (at sys_enter) */
 			return removal_exit(w, nr, ret, t);
 		}
+		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t == EV_UMOUNT)
+			reread_umount(ret);
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
 		if (t == EV_RENAME && ret == 0)
