@@ -55,6 +55,7 @@ def test_an_umount_of_a_path_in_a_page_not_faulted_in_is_resolved(watch, tmp_pat
     try:
         maps, (pm,) = _untouched(tmp_path, os.fsencode(mnt))
         assert libc.umount2(ctypes.c_void_p(pm), 0) == 0
+        assert len(maps) == 1  # (the mapping lived through the call)
     finally:
         if os.path.ismount(mnt):
             subprocess.run(["umount", str(mnt)], check=True)

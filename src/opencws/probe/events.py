@@ -103,6 +103,11 @@ class SyscallEvent(KernelEvent):
     abi: str = "x86_64"
     """`i386` for a syscall made through the 32-bit entry (`int $0x80`, from a 32-bit or a 64-bit process): the
     same event as its x86_64 twin, told apart here."""
+    sqpoll: bool = False
+    """An io_uring operation submitted by the ring's SQPOLL kernel thread: any process sharing the ring's memory may
+    have written it, so the process fields are the ring's owner: its process (pid; tid and name of its main thread,
+    the kernel keeping no link to the thread that made the ring) and the credentials the ring runs with, not the
+    kernel thread that ran it (`iou-sqp-<pid>`)."""
 
     @property
     def outcome(self) -> str:

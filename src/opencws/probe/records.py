@@ -41,6 +41,7 @@ HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
 HF_I386 = 1 << 4
 HF_IO_URING = 1 << 5
+HF_SQPOLL = 1 << 6
 BPF_HELPERS_INCOMPLETE = 1 << 0
 
 PATH_MAX = 4095
@@ -132,11 +133,13 @@ def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi")]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi", "sqpoll")]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
     lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
     if "abi" in names:
         lines += [f"    o.abi = 'i386' if h[8] & {HF_I386} else 'x86_64'"]
+    if "sqpoll" in names:
+        lines += [f"    o.sqpoll = h[8] & {HF_SQPOLL} != 0"]
     lines += [f"    o.{n} = {n}" for n in rest]
     params = ", ".join(["o", "h", "comm", *rest])
     src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
@@ -504,6 +507,7 @@ _COMMON = {
     "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
     "syscall": property(_view_syscall),
     "abi": _eget("I", 36, lambda f: "i386" if f & HF_I386 else "x86_64"),
+    "sqpoll": _eget("I", 36, lambda f: f & HF_SQPOLL != 0),
     "retval": _eget("q", _B0),
 }
 _FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)

@@ -2981,6 +2981,28 @@ static __always_inline void uring_str(struct uring_op *u, int i, int slot, struc
 	u->strs |= 1u << i;
 }
 
+#define IORING_SETUP_SQPOLL_BIT (1u << 1)
+
+/* A ring with a SQPOLL thread: that kernel thread (`iou-sqp-<pid>`, a thread of the process that made the ring)
+ * submits whatever any process sharing the ring's memory wrote there, so the submitter cannot be known; the request
+ * is the ring owner's: its process (the main thread's tid and name: the kernel keeps no pointer to the thread that
+ * made the ring) and the credentials the ring runs with, HF_SQPOLL saying so. */
+static __always_inline void sqpoll_owner(struct rec_header *h, struct io_kiocb *req)
+{
+	struct io_ring_ctx *ctx = req->ctx;
+	if (!(ctx->flags & IORING_SETUP_SQPOLL_BIT))
+		return;
+	struct task_struct *leader = bpf_get_current_task_btf()->group_leader;
+	h->tid = leader->pid;
+	h->flags |= HF_SQPOLL;
+	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), leader->comm);
+	const struct cred *c = ctx->sq_creds;
+	if (c) {
+		h->uid = c->uid.val;
+		h->gid = c->gid.val;
+	}
+}
+
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(uring_submit, struct io_kiocb *req)
 {
@@ -2992,6 +3014,8 @@ int BPF_PROG(uring_submit, struct io_kiocb *req)
 	if (!u)
 		return 0;
 	fill_header(&u->h, REC_FILE, type);
+	if (bpf_get_current_task_btf()->flags & PF_IO_WORKER_BIT) /* (the SQPOLL thread: io-wq workers submit nothing) */
+		sqpoll_owner(&u->h, req);
 	u->opcode = op;
 	u->uflags = 0;
 	u->strs = 0;
