@@ -440,3 +440,28 @@ def test_a_file_name_that_is_not_utf8_is_reported_without_loss(harness, tmp_path
     mine = [line["event"] for line in lines if line["event"]["process"]["pid"] == pid]
     assert len(mine) == 1
     assert os.fsencode(mine[0]["file"]["path"]) == raw
+
+
+def test_a_rule_on_a_racing_path_fires_on_the_file_the_kernel_changed(harness, tmp_path):
+    """Another thread flips chmod's path string to a decoy: the rule on the real file fires, and a rule on the
+    flag and the decoy's path fires with it."""
+    prog = tmp_path / "path_race"
+    source = Path(__file__).parent.parent / "probe" / "path_race.c"
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(prog), str(source)], check=True, capture_output=True)
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+    harness.use_policy(tmp_path, f'chmod.file.path == "{target}" && chmod.file.path_rewritten',
+                       f'chmod.file.requested_path == "{decoy}"', f'chmod.file.path == "{decoy}" && chmod.retval == 0')
+    with sysc.immutable(decoy):
+        for _ in range(10):
+            subprocess.run([str(prog), "chmod", str(target), str(decoy), "20000"], check=True, capture_output=True,
+                           timeout=60)
+            if harness.events("r0"):
+                break
+    real, decoyed = harness.events("r0"), harness.events("r1")
+    assert real, "no chmod reported as rewritten in 10 races"
+    assert len(real) == len(decoyed)  # (the same events)
+    assert not harness.events("r2")  # the decoy cannot change: no success names it
+    assert all(e["event"]["file"]["path"] == str(target) for e in real)
+    assert "path_rewritten" not in valid(real[0]["event"])["file"]  # (rules only: the schema has no place for it)

@@ -1,8 +1,9 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink|utimes|link TARGET DECOY CALLS
+ * usage: path_race chmod|unlink|utimes|link|setxattr|mkdir|rename|rmdir TARGET DECOY CALLS
  * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s;
- * link to TARGET.link after removing it) while another flips the buffer between TARGET and DECOY (the same
+ * link to TARGET.link after removing it; setxattr user.race to a new value; mkdir after removing the TARGET directory; rename to
+ * TARGET.moved after creating TARGET again; rmdir after making the TARGET directory) while another flips the buffer between TARGET and DECOY (the same
  * length) as fast as it can. Prints the number of calls that succeeded.
  */
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char buf[4096];
@@ -37,8 +39,11 @@ int main(int argc, char **argv)
 	int unlink_mode = !strcmp(argv[1], "unlink"), utimes_mode = !strcmp(argv[1], "utimes");
 	struct timeval tv[2] = {{1000, 0}, {1000, 0}};
 	int link_mode = !strcmp(argv[1], "link");
-	char linkname[4200];
-	snprintf(linkname, sizeof(linkname), "%s.link", target);
+	int xattr_mode = !strcmp(argv[1], "setxattr"), mkdir_mode = !strcmp(argv[1], "mkdir");
+	int rename_mode = !strcmp(argv[1], "rename"), rmdir_mode = !strcmp(argv[1], "rmdir");
+	char linkname[4200], moved[4200];
+	snprintf(linkname, sizeof(linkname), "%s.link", argv[2]);
+	snprintf(moved, sizeof(moved), "%s.moved", argv[2]);
 	target = argv[2];
 	decoy = argv[3];
 	strcpy(buf, decoy);
@@ -51,6 +56,21 @@ int main(int argc, char **argv)
 			if (fd >= 0)
 				close(fd);
 			ok += unlink(buf) == 0;
+		} else if (xattr_mode) {
+			char v[24]; /* (a new value each time: setting the same one changes nothing, stamps nothing) */
+			int n = snprintf(v, sizeof(v), "%ld", i);
+			ok += setxattr(buf, "user.race", v, n, 0) == 0;
+		} else if (mkdir_mode) {
+			rmdir(target);
+			ok += mkdir(buf, 0700) == 0;
+		} else if (rmdir_mode) {
+			mkdir(target, 0700);
+			ok += rmdir(buf) == 0;
+		} else if (rename_mode) {
+			int fd = open(target, O_CREAT | O_WRONLY, 0600);
+			if (fd >= 0)
+				close(fd);
+			ok += rename(buf, moved) == 0;
 		} else if (link_mode) {
 			unlink(linkname);
 			ok += link(buf, linkname) == 0;

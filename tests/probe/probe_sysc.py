@@ -1,10 +1,13 @@
-"""Raw system calls the os module does not expose (x86_64 numbers), through ctypes."""
+"""Raw system calls the os module does not expose (x86_64 numbers), through ctypes; immutable decoys."""
 
 from __future__ import annotations
 
+import array
 import ctypes
+import fcntl
 import os
 import struct
+from contextlib import contextmanager
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -139,3 +142,20 @@ def name_to_handle_at(dirfd: int, path, flags: int = 0) -> tuple[bytes, int]:
 
 def open_by_handle_at(mount_fd: int, handle: bytes, flags: int) -> int:
     return _call(304, mount_fd, ctypes.create_string_buffer(handle, len(handle)), flags)
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+@contextmanager
+def immutable(path):
+    """A decoy no call can change (chmod, setxattr, unlink and rename fail on it, even for root)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [flags[0] | FS_IMMUTABLE_FL]), True)
+        yield
+    finally:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
+        os.close(fd)

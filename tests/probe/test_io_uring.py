@@ -119,3 +119,19 @@ def test_an_io_uring_exchange_is_two_moves(watch, tmp_path, uring_calls):
     moves = [e for e in watch.mine(ev.RenameEvent, paths_under(tmp_path)) if _ours(e)]
     assert [(e.syscall, e.file.path, e.file.inode, e.destination.path) for e in moves] == [
         ("io_uring:renameat", str(a), ino_a, str(b)), ("io_uring:renameat", str(b), ino_b, str(a))]
+
+
+def test_io_uring_operations_submitted_by_a_sqpoll_thread_are_the_ring_owners(watch, tmp_path, uring_calls):
+    """A ring with a SQPOLL thread: the kernel thread (`iou-sqp-<pid>`) submits; the event names the ring's owner."""
+    p = str(tmp_path)
+    proc = subprocess.Popen([str(uring_calls), "-p", "openat", str(AT_FDCWD), f"{p}/f", str(os.O_CREAT | os.O_WRONLY),
+                             "416", "--", "mkdirat", str(AT_FDCWD), f"{p}/d", "488", "--",
+                             "unlinkat", str(AT_FDCWD), f"{p}/d", str(AT_REMOVEDIR)], stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    assert [int(x) for x in out.split()][1:] == [0, 0]
+    got = watch.mine(ev.FileEvent, paths_under(tmp_path))
+    assert [(type(e).type, e.syscall, e.file.path) for e in got] == [
+        ("open", "io_uring:openat", f"{p}/f"), ("mkdir", "io_uring:mkdirat", f"{p}/d"),
+        ("rmdir", "io_uring:unlinkat", f"{p}/d")]
+    assert all((e.pid, e.tid, e.comm, e.sqpoll) == (proc.pid, proc.pid, "uring_calls", True) for e in got), got[0]
+    assert (got[0].uid, got[0].file.mode & 0o777) == (os.getuid(), 0o640)

@@ -1,37 +1,21 @@
 """A path string rewritten by another thread during the call: the kernel copied it once at the start, the probe
 reads it at the end. The event must not pass a decoy off as the file the kernel acted on (real racing threads,
-through the program built from path_race.c)."""
+through the program built from path_race.c): it names the file the kernel stamped, with the decoy beside it, or at
+least says the path was rewritten."""
 
 from __future__ import annotations
 
-import array
-import fcntl
 import os
 import subprocess
-from contextlib import contextmanager
 
 import pytest
+from probe_sysc import immutable
 
 from opencws.probe import events as ev
 from opencws.probe.eventtypes import EventType
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
 
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
-
-
-@contextmanager
-def immutable(path):
-    """The decoy: a file no call can change (chmod and unlink fail on it, even for root)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        flags = array.array("i", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [flags[0] | FS_IMMUTABLE_FL]), True)
-        yield
-    finally:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
-        os.close(fd)
 
 
 def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
@@ -48,37 +32,102 @@ def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tup
     pytest.fail(f"no call of {attempts} races acted on the target while its path read as the decoy")
 
 
-def test_a_chmod_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+def _race_named(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
+    """Run races of 20,000 calls until some successful call is reported as rewritten; (those, the others)."""
+    for _ in range(attempts):
+        watch.checkpoint()
+        subprocess.run([str(prog), call, str(target), str(decoy), "20000"], capture_output=True, check=True,
+                       timeout=60)
+        ok = watch.mine(cls, lambda e: e.comm == "path_race" and e.retval == 0)
+        rewritten = [e for e in ok if e.file.path_rewritten]
+        if rewritten:
+            return rewritten, [e for e in ok if not e.file.path_rewritten]
+    pytest.fail(f"no call of {attempts} races was reported as rewritten")
+
+
+def _named_with_decoy(rewritten: list, genuine: list, target, decoy, remade: bool = False) -> None:
+    """Every success (the decoy cannot change) names the target, the file the kernel acted on; a rewritten one
+    carries the decoy as the requested file, flagged too."""
+    assert not [e for e in rewritten + genuine if e.file.path != str(target)], "a success under the decoy's name"
+    assert all(e.requested_file is not None and e.requested_file.path == str(decoy)
+               and e.requested_file.path_rewritten for e in rewritten), rewritten[0]
+    if not remade:  # (a target made again before each call has another inode each time)
+        assert all(e.file.inode == os.stat(target).st_ino for e in rewritten), rewritten[0]
+    assert all(e.requested_file is None for e in genuine), genuine[0]
+
+
+def test_a_chmod_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
     target, decoy = tmp_path / "target", tmp_path / "decoyy"
     for f in (target, decoy):
         f.write_text("x")
         f.chmod(0o600)
     with immutable(decoy):
-        forged, genuine = _race(path_race, "chmod", target, decoy, watch, ev.ChmodEvent)
-    # the decoy cannot have been changed: every success reported under its name is the target's
-    assert all(e.file.path_rewritten for e in forged), forged[0]
-    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+        rewritten, genuine = _race_named(path_race, "chmod", target, decoy, watch, ev.ChmodEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy)
 
 
-@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
-def test_an_unlink_whose_path_was_rewritten_to_a_decoy_says_so(watch, probe, tmp_path, path_race, at_exit):
-    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
-    decoy.write_text("x")
-    with immutable(decoy):
-        forged, genuine = _race(path_race, "unlink", target, decoy, watch, ev.UnlinkEvent)
-    assert all(e.file.path_rewritten and e.file.inode == decoy.stat().st_ino for e in forged), forged[0]
-    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
-
-
-def test_a_utimes_whose_path_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+def test_a_setxattr_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
     target, decoy = tmp_path / "target", tmp_path / "decoyy"
     for f in (target, decoy):
         f.write_text("x")
     with immutable(decoy):
-        forged, genuine = _race(path_race, "utimes", target, decoy, watch, ev.UtimesEvent)
-    assert all(e.file.path_rewritten for e in forged), forged[0]
+        rewritten, genuine = _race_named(path_race, "setxattr", target, decoy, watch, ev.SetXattrEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy)
+    assert all(e.name == "user.race" for e in rewritten)
+
+
+def test_a_mkdir_whose_path_was_rewritten_names_the_directory_the_kernel_made(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    decoy.mkdir()  # (mkdir fails on it: every success made the target)
+    rewritten, genuine = _race_named(path_race, "mkdir", target, decoy, watch, ev.MkdirEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy, remade=True)
+    assert all(e.file.mode is not None and e.file.mode & 0o170000 == 0o040000 for e in rewritten)
+
+
+def test_a_rename_resolved_at_sys_enter_whose_path_was_rewritten_says_so(watch, probe, tmp_path, path_race):
+    probe.set_event_types(list(EventType), resolve_at_exit=())
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    decoy.write_text("x")
+    with immutable(decoy):  # (an immutable file cannot be renamed: every success moved the target)
+        forged, genuine = _race(path_race, "rename", target, decoy, watch, ev.RenameEvent)
+    assert all(e.file.path_rewritten and e.file.inode == decoy.stat().st_ino for e in forged), forged[0]
     assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+
+
+@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
+def test_an_unlink_whose_path_was_rewritten_names_the_file_the_kernel_removed(watch, probe, tmp_path, path_race,
+                                                                             at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    decoy.write_text("x")
+    with immutable(decoy):
+        rewritten, genuine = _race_named(path_race, "unlink", target, decoy, watch, ev.UnlinkEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy, remade=True)
+    # the removed file as it was
+    assert all(e.file.inode is not None and e.file.inode != decoy.stat().st_ino and e.file.mode & 0o170000 == 0o100000
+               for e in rewritten), rewritten[0]
+    assert all(e.requested_file.inode == decoy.stat().st_ino for e in rewritten)
+
+
+@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
+def test_an_rmdir_whose_path_was_rewritten_names_the_directory_the_kernel_removed(watch, probe, tmp_path, path_race,
+                                                                                 at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit={"rmdir"} if at_exit else ())
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    decoy.mkdir()
+    (decoy / "keep").write_text("x")  # (not empty: rmdir fails on it)
+    rewritten, genuine = _race_named(path_race, "rmdir", target, decoy, watch, ev.RmdirEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy, remade=True)
+    assert all(e.file.mode & 0o170000 == 0o040000 and e.file.inode != decoy.stat().st_ino for e in rewritten)
+
+
+def test_a_utimes_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    for f in (target, decoy):
+        f.write_text("x")
+    with immutable(decoy):
+        rewritten, genuine = _race_named(path_race, "utimes", target, decoy, watch, ev.UtimesEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy)
 
 
 def test_a_link_whose_source_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import subprocess
 
 import pytest
 
@@ -45,3 +46,20 @@ def test_unlink_rmdir_and_rename_of_paths_in_pages_not_faulted_in_are_resolved(w
         ("unlink", str(f), None), ("rmdir", str(d), None), ("rename", str(src), None)]
     assert got[2].destination.path == str(dst) and got[2].file.inode == dst.stat().st_ino
     assert len(maps) == 4  # (the mappings lived through the calls)
+
+
+def test_an_umount_of_a_path_in_a_page_not_faulted_in_is_resolved(watch, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
+    try:
+        maps, (pm,) = _untouched(tmp_path, os.fsencode(mnt))
+        assert libc.umount2(ctypes.c_void_p(pm), 0) == 0
+        assert len(maps) == 1  # (the mapping lived through the call)
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", str(mnt)], check=True)
+    got = watch.one(ev.UmountEvent, lambda e: e.pid == os.getpid())
+    # the mount is gone when the string can be read: its path, without the unmounted mount's fields
+    assert (got.file.path, got.file.path_resolution_error, got.retval) == (str(mnt), None, 0)
+    assert got.file.inode is None

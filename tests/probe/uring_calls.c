@@ -1,7 +1,8 @@
 /* File operations through io_uring, one at a time, for the probe's tests (raw io_uring_setup/enter: no liburing).
  *
- * usage: uring_calls [-a] [-s] OP ARG... [-- OP ARG...]...
+ * usage: uring_calls [-a] [-s] [-p] OP ARG... [-- OP ARG...]...
  *   -a: every request with IOSQE_ASYNC (run by an io-wq worker thread, not inline in the submitter)
+ *   -p: a ring with a SQPOLL thread (the kernel thread submits what the program writes in the ring)
  *   -s: write "submitted" on stderr once a request is submitted, before waiting for its completion
  *   openat DFD PATH FLAGS MODE | openat2 DFD PATH FLAGS MODE | openat_fixed DFD PATH FLAGS MODE (into a fixed
  *   file slot) | unlinkat DFD PATH FLAGS | mkdirat DFD PATH MODE | renameat OLDDFD OLD NEWDFD NEW FLAGS |
@@ -20,7 +21,8 @@
 #include <unistd.h>
 
 static int ring_fd;
-static unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+static unsigned *sq_tail, *sq_mask, *sq_array, *sq_flags, *cq_head, *cq_tail, *cq_mask;
+static int sqpoll;
 static struct io_uring_sqe *sqes;
 static struct io_uring_cqe *cqes;
 
@@ -34,6 +36,10 @@ static void setup(void)
 {
 	struct io_uring_params p;
 	memset(&p, 0, sizeof(p));
+	if (sqpoll) {
+		p.flags = IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = 1000; /* ms */
+	}
 	ring_fd = syscall(__NR_io_uring_setup, 8, &p);
 	if (ring_fd < 0)
 		die("io_uring_setup");
@@ -48,6 +54,7 @@ static void setup(void)
 	sq_tail = (unsigned *)(sq + p.sq_off.tail);
 	sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
 	sq_array = (unsigned *)(sq + p.sq_off.array);
+	sq_flags = (unsigned *)(sq + p.sq_off.flags);
 	cq_head = (unsigned *)(cq + p.cq_off.head);
 	cq_tail = (unsigned *)(cq + p.cq_off.tail);
 	cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
@@ -68,8 +75,14 @@ static int run(struct io_uring_sqe *tmpl, int announce)
 	sqes[idx] = *tmpl;
 	sq_array[idx] = idx;
 	__atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, ring_fd, 1, 0, 0, NULL, 0) != 1)
+	if (sqpoll) { /* (the SQPOLL thread submits it; wake it up when it sleeps) */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if ((__atomic_load_n(sq_flags, __ATOMIC_RELAXED) & IORING_SQ_NEED_WAKEUP) &&
+		    syscall(__NR_io_uring_enter, ring_fd, 0, 0, IORING_ENTER_SQ_WAKEUP, NULL, 0) < 0)
+			die("io_uring_enter (wakeup)");
+	} else if (syscall(__NR_io_uring_enter, ring_fd, 1, 0, 0, NULL, 0) != 1) {
 		die("io_uring_enter (submit)");
+	}
 	if (announce) {
 		fputs("submitted\n", stderr);
 		fflush(stderr);
@@ -93,6 +106,8 @@ int main(int argc, char **argv)
 			async = 1;
 		else if (!strcmp(argv[i], "-s"))
 			announce = 1;
+		else if (!strcmp(argv[i], "-p"))
+			sqpoll = 1;
 	}
 	setup();
 	while (i < argc) {

@@ -235,6 +235,12 @@ def _file(e: LazyEvent) -> FileEvent | None:
     return LazyFile(k, info, e._r.users, _root(e))
 
 
+def _requested_path(k: kev.KernelEvent) -> str | None:
+    """The path a rewritten string named (the decoy), beside the file the kernel acted on."""
+    requested = getattr(k, "requested_file", None)
+    return requested.path if requested is not None else None
+
+
 def _slot_f(name: str) -> Any:
     return FileEvent.__dict__[name]
 
@@ -259,6 +265,8 @@ class LazyFile(FileEvent):
     inode = property(lambda self: self._i.inode)
     mode = property(lambda self: self._i.mode)
     in_upper_layer = property(lambda self: True if self._i.in_upper_layer else None)
+    path_rewritten = property(lambda self: True if self._i.path_rewritten else None)
+    requested_path = property(lambda self: _requested_path(self._k))
     mount_id = property(lambda self: self._i.mount_id or None)
     filesystem = property(lambda self: self._i.fs_type or None)
     uid = property(lambda self: _known_id(self._i, self._i.uid))

@@ -50,6 +50,10 @@ class FileEvent(File):
     group_id: int | None = prop("Group ID")
     device: int | None = prop("Device associated with the file")
     fstype: str | None = prop("Filesystem type")
+    # Carried for rule evaluation, never serialized (the schema has no place for them): another thread rewrote the
+    # path string during the call (the probe's FI_REWRITTEN), and the path that string named then (a decoy)
+    path_rewritten: bool | None = prop(internal=True)
+    requested_path: str | None = prop(internal=True)
 
 
 @model

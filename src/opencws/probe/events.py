@@ -64,9 +64,11 @@ class FileInfo:
 
     @property
     def path_rewritten(self) -> bool:
-        """The file at `path` does not show the call's outcome (a successful chmod/chown whose file has another
-        mode or owner, a removed name still there): another thread rewrote the path string during the call, and
-        the kernel acted on a file this event cannot name (FI_REWRITTEN)."""
+        """Another thread rewrote the path string during the call (FI_REWRITTEN): the kernel acted on another file
+        than the string names now. Told by the kernel's own stamp of the inode it changed (chmod, chown, utimes,
+        xattrs, mkdir: `file` is then that file, `requested_file` the decoy; a rename resolved at sys_enter), or by
+        the outcome (a file without the new mode, owner or times, a removed name still there, a link between two
+        inodes): `file` is then the decoy, the real file cannot be named."""
         return bool(self.flags & 1 << 13)
 
     @property
@@ -106,6 +108,11 @@ class SyscallEvent(KernelEvent):
     abi: str = "x86_64"
     """`i386` for a syscall made through the 32-bit entry (`int $0x80`, from a 32-bit or a 64-bit process): the
     same event as its x86_64 twin, told apart here."""
+    sqpoll: bool = False
+    """An io_uring operation submitted by the ring's SQPOLL kernel thread: any process sharing the ring's memory may
+    have written it, so the process fields are the ring's owner: its process (pid; tid and name of its main thread,
+    the kernel keeping no link to the thread that made the ring) and the credentials the ring runs with, not the
+    kernel thread that ran it (`iou-sqp-<pid>`)."""
 
     @property
     def outcome(self) -> str:
@@ -130,6 +137,10 @@ class OpenEvent(FileEvent):
 class ChmodEvent(FileEvent):
     type: ClassVar[str] = "chmod"
     mode: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -138,6 +149,10 @@ class ChownEvent(FileEvent):
     new_uid: int = -1
     new_gid: int = -1
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -168,18 +183,30 @@ class RenameEvent(FileEvent):
 class UnlinkEvent(FileEvent):
     type: ClassVar[str] = "unlink"
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`) and the kernel said which
+    name it removed: the file the string named when the probe read it (a decoy), while `file` is the name the kernel
+    removed (its directory, resolved now, and the name it had; its inode as it was). None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
 class RmdirEvent(FileEvent):
     type: ClassVar[str] = "rmdir"
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`) and the kernel said which
+    name it removed: the file the string named when the probe read it (a decoy), while `file` is the name the kernel
+    removed (its directory, resolved now, and the name it had; its inode as it was). None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
 class MkdirEvent(FileEvent):
     type: ClassVar[str] = "mkdir"
     mode: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -211,6 +238,10 @@ class UtimesEvent(FileEvent):
     access_time_omitted: bool = False
     modification_time_omitted: bool = False
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -219,6 +250,10 @@ class SetXattrEvent(FileEvent):
     name: str = ""
     namespace: str = ""
     flags: int = 0
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -226,6 +261,10 @@ class RemoveXattrEvent(FileEvent):
     type: ClassVar[str] = "removexattr"
     name: str = ""
     namespace: str = ""
+    requested_file: FileInfo | None = None
+    """When another thread rewrote the path string during the call (`file.path_rewritten`): the file the string
+    named when the probe read it (a decoy), while `file` is the one the kernel acted on, named from the kernel's
+    inode. None otherwise."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -38,6 +38,11 @@ URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T
 """Types io_uring operations can produce (syscalls.IO_URING_OPS): captured at submission, sent at completion.
 These tracepoints are off the syscall path: they cost nothing to other syscalls."""
 
+RACING_TYPES = frozenset({T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR, T.MKDIR, T.UNLINK, T.RMDIR,
+                          T.RENAME})
+"""Types whose path string another thread can rewrite during the call and whose outcome changes a file's ctime: the
+`timestamp` tracepoints (off the syscall path) tell sys_exit which inode the kernel acted on."""
+
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
@@ -46,8 +51,16 @@ HOOKS: tuple[Hook, ...] = (
     Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
     Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
     Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
+    Hook("acted_set", "tp_btf", "inode_set_ctime_to_ts", RACING_TYPES),
+    Hook("acted_xchg", "tp_btf", "ctime_ns_xchg", RACING_TYPES),
+    Hook("acted_skip", "tp_btf", "ctime_xchg_skip", RACING_TYPES),
 )
 
+
+ACTED_HOOKS = frozenset({"acted_set", "acted_xchg", "acted_skip"})
+"""Programs on the `timestamp` tracepoints (Linux 6.13+): not loaded on a kernel without them (`Probe.acted`)."""
+
+ACTED_TRACEPOINT = "/sys/kernel/tracing/events/timestamp/ctime_xchg_skip"
 
 URING_HOOKS = frozenset({"uring_submit", "uring_complete"})
 """Programs that exist only on a kernel with io_uring's tracepoints (not loaded elsewhere: `Probe.io_uring`)."""

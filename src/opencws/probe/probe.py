@@ -28,7 +28,16 @@ from opencws.probe.capabilities import BTF_PATH, missing_capabilities
 from opencws.probe.errors import DecodeError, ProbeError
 from opencws.probe.events import KernelEvent
 from opencws.probe.eventtypes import ALWAYS_ON, COUNTER_NAMES, EV_MAX, EventType
-from opencws.probe.hooks import AT_EXIT_CAPABLE, HOOKS, URING_HOOKS, URING_TRACEPOINT, Hook, hooks_needed
+from opencws.probe.hooks import (
+    ACTED_HOOKS,
+    ACTED_TRACEPOINT,
+    AT_EXIT_CAPABLE,
+    HOOKS,
+    URING_HOOKS,
+    URING_TRACEPOINT,
+    Hook,
+    hooks_needed,
+)
 from opencws.probe.records import MAX_FILE_RECORD, RING_PAD, decode, decode_ring
 from opencws.probe.ringbuf import RingReader
 from opencws.probe.syscalls import CRED_TYPES, canonical_map, interested_map, interested_map_i386
@@ -179,6 +188,8 @@ class Probe:
         self._maps: dict[str, _Map] = {}
         self.io_uring = False
         """io_uring file operations are captured (the kernel has io_uring's tracepoints); set at start."""
+        self.acted = False
+        """The inode each covered call acted on is known from the kernel (its `timestamp` tracepoints); set at start."""
         self._pending: list[bytes] = []
         self._enabled: set[EventType] = set()
         self._at_exit: set[EventType] = set()
@@ -231,6 +242,12 @@ class Probe:
             for name in URING_HOOKS:
                 lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
         _pin_dd_threads(lb, obj)
+        # a kernel without the `timestamp` tracepoints (before 6.13): a rewritten path string is then told only by the
+        # outcome checks (FI_REWRITTEN), not named from the kernel's inode
+        self.acted = os.path.exists(ACTED_TRACEPOINT)
+        if not self.acted:
+            for name in ACTED_HOOKS:
+                lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
         if self._ring_bytes:
             rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
             lb.bpf_map__set_max_entries(rb_map, self._ring_bytes)
@@ -321,6 +338,8 @@ class Probe:
         needed = {h.program for h in hooks_needed(enabled, at_exit)}
         if not self.io_uring:
             needed -= URING_HOOKS
+        if not self.acted:
+            needed -= ACTED_HOOKS
         sys_exit_was_on = "sys_exit" in self._links
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:

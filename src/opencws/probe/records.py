@@ -41,6 +41,7 @@ HF_CREDS_BEFORE_UNKNOWN = 1 << 2
 HF_IN_CHROOT = 1 << 3
 HF_I386 = 1 << 4
 HF_IO_URING = 1 << 5
+HF_SQPOLL = 1 << 6
 HF_DD = 1 << 16
 """The record ends with a dd trailer (bpf/ddcontext.h): the thread's span id and the low 64 bits of its trace id."""
 DD_TRAILER = struct.Struct("<QQ")
@@ -138,12 +139,14 @@ def _B(cls: type) -> Callable[..., ev.KernelEvent]:
     """A builder taking (object to fill or None, header tuple, comm, the class's other fields in order):
     the common fields are copied from the header tuple without building an intermediate tuple."""
     names = [f.name for f in fields(cls) if not f.name.startswith("_")]
-    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi", *_DD_FIELDS)]
+    rest = [n for n in names if n not in _HEADER_FIELDS and n not in ("comm", "in_chroot", "abi", "sqpoll", *_DD_FIELDS)]
     lines = [f"    o.{n} = h[{i}]" for n, i in _HEADER_FIELDS.items()]
     lines += ["    o.comm = comm", f"    o.in_chroot = h[8] & {HF_IN_CHROOT} != 0"]
     lines += [f"    o.{n} = None" for n in _DD_FIELDS]  # (`decode` sets them from the record's dd trailer)
     if "abi" in names:
         lines += [f"    o.abi = 'i386' if h[8] & {HF_I386} else 'x86_64'"]
+    if "sqpoll" in names:
+        lines += [f"    o.sqpoll = h[8] & {HF_SQPOLL} != 0"]
     lines += [f"    o.{n} = {n}" for n in rest]
     params = ", ".join(["o", "h", "comm", *rest])
     src = f"def build({params}):\n    if o is None:\n        o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
@@ -218,6 +221,13 @@ _FILE_END = HEADER.size + FILE_BODY.size
 _SELINUX_KINDS = {1: "bool", 2: "commit", 3: "enforce"}
 
 
+def _requested(f0: tuple, f1: tuple, data: bytes, at: int, n: int) -> ev.FileInfo | None:
+    """The second slot of a one-file event whose path string was rewritten: the file the string named."""
+    if f0[10] & FI_REWRITTEN and f1[10] & FI_PRESENT:
+        return _file_info(f1, data[at:at + n])
+    return None
+
+
 def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | None = None) -> ev.KernelEvent:
     end = _FILE_END
     size = len(data)
@@ -247,13 +257,14 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
     if etype == T.OPEN:
         return _OPEN(o, h, c, syscall, retval, file, flags_arg, mode_arg)
     if etype == T.CHMOD:
-        return _CHMOD(o, h, c, syscall, retval, file, mode_arg)
+        return _CHMOD(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.UNLINK:
-        return _UNLINK(o, h, c, syscall, retval, file, flags_arg)
+        return _UNLINK(o, h, c, syscall, retval, file, flags_arg, _requested(f0, f1, data, end + l0, l1))
     other = _file_info(f1, data[end + l0:end + l0 + l1]) if f1[10] & FI_PRESENT else None
     extra = data[end + l0 + l1:]
     if etype == T.CHOWN:
-        return _CHOWN(o, h, c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg)
+        return _CHOWN(o, h, c, syscall, retval, file, _signed32(uid_arg), _signed32(gid_arg), flags_arg,
+                      _requested(f0, f1, data, end + l0, l1))
     if etype == T.LINK:
         return _LINK(o, h, c, syscall, retval, file, other, flags_arg)
     if etype == T.RENAME:
@@ -262,9 +273,9 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
                            mtime_arg)
         return _RENAME(o, h, c, syscall, retval, file, other, flags_arg, None, None, None, None, None)
     if etype == T.RMDIR:
-        return _RMDIR(o, h, c, syscall, retval, file, flags_arg)
+        return _RMDIR(o, h, c, syscall, retval, file, flags_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MKDIR:
-        return _MKDIR(o, h, c, syscall, retval, file, mode_arg)
+        return _MKDIR(o, h, c, syscall, retval, file, mode_arg, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MKNOD:
         return _MKNOD(o, h, c, syscall, retval, file, mode_arg, mknod_device(uid_arg))
     if etype == T.SYMLINK:
@@ -273,13 +284,15 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         return _UTIMES(o, h, c, syscall, retval, file,
                        None if atime_arg >= UTIME_OMIT else atime_arg,
                        None if mtime_arg >= UTIME_OMIT else mtime_arg,
-                       atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg)
+                       atime_arg == UTIME_OMIT, mtime_arg == UTIME_OMIT, flags_arg,
+                       _requested(f0, f1, data, end + l0, l1))
     if etype in (T.SETXATTR, T.REMOVEXATTR):
         name = extra.decode("utf-8", "surrogateescape")
         namespace = name.split(".", 1)[0] if "." in name else ""
         if etype == T.SETXATTR:
-            return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg)
-        return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace)
+            return _SETXATTR(o, h, c, syscall, retval, file, name, namespace, flags_arg,
+                             _requested(f0, f1, data, end + l0, l1))
+        return _REMOVEXATTR(o, h, c, syscall, retval, file, name, namespace, _requested(f0, f1, data, end + l0, l1))
     if etype == T.MOUNT:
         return _MOUNT(o, h, c, syscall, retval, file, other, extra.decode("utf-8", "surrogateescape"), flags_arg)
     if etype == T.UMOUNT:
@@ -442,6 +455,13 @@ def _other_file(self: Any) -> ev.FileInfo | None:
     return _file_view(b, o + _F1, o + _FILE_END + _U16(b, o + _F0 + _FI_PATH_LEN)[0])
 
 
+def _requested_view(self: Any) -> ev.FileInfo | None:
+    """A one-file event's requested_file: the second slot, when the first says the string was rewritten."""
+    if not _U32(self.file._b, self.file._o + _FI_FLAGS)[0] & FI_REWRITTEN:
+        return None
+    return _other_file(self)
+
+
 def _target(self: Any) -> str:
     """A symlink's target: the second slot's string, as the process passed it."""
     other = _other_file(self)
@@ -510,31 +530,35 @@ _COMMON = {
     "in_chroot": _eget("I", 36, lambda f: f & HF_IN_CHROOT != 0),
     "syscall": property(_view_syscall),
     "abi": _eget("I", 36, lambda f: "i386" if f & HF_I386 else "x86_64"),
+    "sqpoll": _eget("I", 36, lambda f: f & HF_SQPOLL != 0),
     "retval": _eget("q", _B0),
 }
 _FLAGS_ARG, _MODE_ARG = _eget("I", _B0 + 12), _eget("I", _B0 + 16)
 _OWN: dict[EventType, dict[str, property]] = {
     EventType.OPEN: {"flags": _FLAGS_ARG, "mode": _MODE_ARG},
-    EventType.CHMOD: {"mode": _MODE_ARG},
-    EventType.MKDIR: {"mode": _MODE_ARG},
+    EventType.CHMOD: {"mode": _MODE_ARG, "requested_file": property(_requested_view)},
+    EventType.MKDIR: {"mode": _MODE_ARG, "requested_file": property(_requested_view)},
     EventType.CHOWN: {"new_uid": _eget("I", _B0 + 20, lambda v: _signed32(v)),
-                      "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG},
+                      "new_gid": _eget("I", _B0 + 24, lambda v: _signed32(v)), "flags": _FLAGS_ARG,
+                      "requested_file": property(_requested_view)},
     EventType.LINK: {"destination": property(_other_file), "flags": _FLAGS_ARG},
     EventType.RENAME: {"destination": property(_other_file), "flags": _FLAGS_ARG,
                        "overwritten_inode": _overwritten("Q", _B0 + 32), "overwritten_mode": _overwritten("I", _B0 + 16),
                        "overwritten_uid": _overwritten("I", _B0 + 20), "overwritten_gid": _overwritten("I", _B0 + 24),
                        "overwritten_nlink": _overwritten("Q", _B0 + 40)},
-    EventType.UNLINK: {"flags": _FLAGS_ARG},
-    EventType.RMDIR: {"flags": _FLAGS_ARG},
+    EventType.UNLINK: {"flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
+    EventType.RMDIR: {"flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
     EventType.UMOUNT: {"flags": _FLAGS_ARG},
     EventType.UTIMES: {
         "access_time_ns": _eget("Q", _B0 + 32, lambda t: None if t >= UTIME_OMIT else t),
         "modification_time_ns": _eget("Q", _B0 + 40, lambda t: None if t >= UTIME_OMIT else t),
         "access_time_omitted": _eget("Q", _B0 + 32, lambda t: t == UTIME_OMIT),
         "modification_time_omitted": _eget("Q", _B0 + 40, lambda t: t == UTIME_OMIT),
-        "flags": _FLAGS_ARG},
-    EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG},
-    EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace)},
+        "flags": _FLAGS_ARG, "requested_file": property(_requested_view)},
+    EventType.SETXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace), "flags": _FLAGS_ARG,
+                         "requested_file": property(_requested_view)},
+    EventType.REMOVEXATTR: {"name": property(_extra), "namespace": property(_xattr_namespace),
+                            "requested_file": property(_requested_view)},
     EventType.MOUNT: {"root": property(_other_file), "fs_type": property(_extra), "flags": _FLAGS_ARG},
     EventType.MKNOD: {"mode": _MODE_ARG, "device": _eget("I", _B0 + 20, mknod_device)},
     EventType.SYMLINK: {"target": property(_target)},

@@ -550,6 +550,11 @@ def build_registry() -> Registry:
             r.alias(f"{t}.{old}.{legacy}", f"{t}.file.{target}")
             r.alias(f"{t}.{new}.{legacy}", f"{t}.file.destination.{target}")
     r.add("unlink.flags", INT, ("file",), "unlink_bits(o.flags)", "unlink")
+    # OpenCWS's additions: a path string rewritten by another thread during the call (the kernel acted on another file
+    # than the string named when the probe read it): the flag, and the path the string named (the decoy)
+    for t in FILE_EVENT_TYPES:
+        r.add(f"{t}.file.path_rewritten", BOOL, ("file",), "o.path_rewritten", t)
+        r.add(f"{t}.file.requested_path", STRING, ("file",), "o.requested_path", t, path=True)
     # OpenCWS's additions: mknod's device number (file.device), a symlink's target as given (file.destination.path),
     # the supplementary groups after setgroups (credentials.destination.groups)
     r.add("mknod.file.device", INT, ("file",), "o.device", "mknod")

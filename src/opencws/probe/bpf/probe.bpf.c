@@ -307,6 +307,20 @@ struct sysc {
 	__u32 pad2;
 };
 
+/* The inodes the kernel stamped (ctime) during a covered syscall of a thread (see note_acted) */
+#define ACTED_MAX 6
+struct acted {
+	__u32 nr;                      /* the syscall (orig_ax) during which they were stamped */
+	__u32 n;
+	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
+	/* unlink/rmdir: the first two inodes as they were when stamped (the removed one is gone by sys_exit) */
+	__u64 parent[2];               /* the inode of its dentry's parent */
+	__u64 ino[2];
+	__u32 mode[2], uid[2], gid[2], nlink[2];
+	__u32 name_len[2];
+	char name[2][256];
+};
+
 #define U_SAVED_HEADER 1               /* io_uring: emit the submitter's header (work.uring_h) */
 #define U_FIXED_SLOT 2                 /* io_uring: an open into a fixed file slot (the result is no fd) */
 #define U_NOT_CAPTURED 4               /* io_uring: completed without its submission seen (strings unknown) */
@@ -341,6 +355,8 @@ struct work {
 	__u32 disc_hit, pad2;
 	__u32 stop_last, stop_end;     /* the walk stopped on the last component, which ends at stop_end */
 	__u32 rewritten;
+	struct acted act;              /* the inodes the kernel stamped during this syscall (take_acted; act.n = 0: none) */
+	__u64 arg_ptr;                 /* a pointer argument of a global subprogram (which takes scalars only) */
 	__u32 exchange_back;           /* handle_removal_exit sent the first move of an exchange: its caller sends the
 				      second (emit_exchange_back: one call deeper would pass the verifier's 8 frames) */
 	__u64 over_ino;                /* rename: the overwritten inode (from the in-flight entry) */
@@ -858,7 +874,7 @@ static __always_inline void set_task_root(struct work *w)
 
 /* Build the absolute path of (w->d, w->m) into w->sp[slot]; then append the unresolved rest of the
  * user string when the walk stopped early; then fill the slot's file_info. */
-static __noinline int finish_slot(int slot)
+__noinline int finish_slot(int slot)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -944,22 +960,32 @@ static __always_inline void fail_slot(struct work *w, int slot, __u32 flags)
 
 /* slot from an open file */
 /* Point the walk state at an open file; 1: finish_slot must follow, 0: the slot is final (bad fd). */
-static __noinline int target_file(int slot, struct file *f)
+__noinline int target_file_at(int slot)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
+	__u64 f = w->arg_ptr;
 	start_slot(w, slot);
 	if (!f) {
 		fail_slot(w, slot, FI_BAD_FD);
 		return 0;
 	}
-	struct file *tf = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+	struct file *tf = bpf_rdonly_cast((void *)f, bpf_core_type_id_kernel(struct file));
 	w->d = (__u64)tf->f_path.dentry;
 	w->m = (__u64)real_mount(tf->f_path.mnt);
 	w->len = 0;
 	w->pos = 0;
 	return 1;
+}
+
+/* (a global subprogram takes no kernel pointer: the address, as a number) */
+static __always_inline int target_file(int slot, struct file *f)
+{
+	struct work *w = get_work();
+	if (w)
+		w->arg_ptr = (__u64)f;
+	return target_file_at(slot);
 }
 
 static __noinline int resolve_file(int slot, struct file *f)
@@ -976,11 +1002,12 @@ static __noinline int resolve_fd(int slot, int fd)
 
 /* Walk a user path string relative to dirfd (AT_FDCWD: the cwd) down the dentry cache.
  * 1: finish_slot must follow, 0: the slot is final (unreadable string, bad dirfd). */
-static __noinline int walk_any(int slot, int dirfd, const char *upath, int follow, int kernel_string)
+__noinline int walk_any_at(int slot, int dirfd, int follow, int kernel_string)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
+	const char *upath = (const char *)w->arg_ptr;
 	start_slot(w, slot);
 	long n = kernel_string ? bpf_probe_read_kernel_str(w->upath, PATH_BUF, upath)
 			       : bpf_probe_read_user_str(w->upath, PATH_BUF, upath);
@@ -1018,11 +1045,22 @@ static __noinline int walk_any(int slot, int dirfd, const char *upath, int follo
 	return 1;
 }
 
-/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
-static __noinline int walk_user(int slot, int dirfd, const char *upath, int follow)
+static __always_inline int walk_any(int slot, int dirfd, const char *upath, int follow, int kernel_string)
 {
 	struct work *w = get_work();
-	return walk_any(slot, dirfd, upath, follow, w && w->sc.kstr);
+	if (w)
+		w->arg_ptr = (__u64)upath;
+	return walk_any_at(slot, dirfd, follow, kernel_string);
+}
+
+/* the path string of the syscall in w->sc (a user string, or io_uring's kernel copy) */
+static __always_inline int walk_user(int slot, int dirfd, const char *upath, int follow)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->arg_ptr = (__u64)upath;
+	return walk_any_at(slot, dirfd, follow, w->sc.kstr);
 }
 
 static __noinline int resolve_user(int slot, int dirfd, const char *upath, int follow)
@@ -1182,7 +1220,7 @@ static __always_inline int inode_discarded(__u32 type, struct file_info *fi)
 }
 
 /* approvers of slot 0: basename, exact path, flags */
-static __noinline int approved(__u32 type, __u32 flags_arg)
+__noinline int approved(__u32 type, __u32 flags_arg)
 {
 	__u32 t = type;
 	__u32 *active = bpf_map_lookup_elem(&approver_active, &t);
@@ -1269,7 +1307,7 @@ static __always_inline int outcome_differs(struct work *w, __u32 nr, __u32 mode,
 /* Decide from the target dentry alone, before the walk up to the root (the costly part) and before
  * building a record: inode discarders, flags approvers, basename approvers. DECIDE_LATER: only the
  * full path can tell (path approvers, or a walk that did not reach the target). */
-static __noinline int early_decision(__u32 type, __u32 flags_arg)
+__noinline int early_decision(__u32 type, __u32 flags_arg)
 {
 	struct work *w = get_work();
 	if (!w)
@@ -1506,6 +1544,279 @@ static __always_inline int decode_sysc(struct pt_regs *regs, __u32 nr, __u32 v, 
 	if (s->variant & IV_NO_FLAGS)
 		s->a[1] = 0;
 	return 1;
+}
+
+/* ------------------------------------------------------------------ the inodes the kernel acted on */
+
+/* A path string is copied by the kernel once, at the start of the call; the probe reads the user's memory
+ * separately, so another thread can make the two differ. The kernel's own word on which file it acted on: every
+ * change of a file's ctime (chmod, chown, utimes, xattrs, a new name, a removed or moved one) goes through one of the
+ * `timestamp` tracepoints with the inode, in the calling thread, during the call. Kept per thread for the covered
+ * syscalls; sys_exit takes them (take_acted) and compares with the file the walk found. */
+#define PF_KTHREAD_BIT 0x00200000
+#define PF_IO_WORKER_BIT 0x00000010
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct acted);
+} acted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acted);
+} acted_heap SEC(".maps");
+
+/* unlink/rmdir: the i-th inode stamped, as it is now (its dentry still names it): kept for sys_exit */
+static __always_inline void note_removed(struct acted *a, __u32 i, struct inode *inode)
+{
+	i &= 1;
+	struct hlist_node *first = inode->i_dentry.first;
+	if (!first)
+		return;
+	struct dentry *d = RO(struct dentry, (char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	a->parent[i] = (__u64)RO(struct dentry, d->d_parent)->d_inode;
+	a->ino[i] = inode->i_ino;
+	a->mode[i] = inode->i_mode;
+	a->uid[i] = inode->i_uid.val;
+	a->gid[i] = inode->i_gid.val;
+	a->nlink[i] = inode->__i_nlink;
+	__u32 len = d->d_name.len;
+	if (len > 255)
+		len = 255;
+	a->name_len[i] = len;
+	bpf_probe_read_kernel(a->name[i], BOUND(len, 255), d->d_name.name);
+}
+
+/* the types whose path string can be rewritten under the kernel's feet and whose outcome stamps the file */
+static __always_inline int racing_type(__u32 t)
+{
+	return t == EV_CHMOD || t == EV_CHOWN || t == EV_UTIMES || t == EV_SETXATTR || t == EV_REMOVEXATTR ||
+	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME;
+}
+
+static __always_inline int note_acted(struct inode *inode)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	__u32 nr = regs->orig_ax;
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || !(racing_type(*tp & 0xff) || racing_type((*tp >> 8) & 0xff)))
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
+	if (!a || a->nr != nr) {
+		struct acted *fresh = bpf_map_lookup_elem(&acted_heap, &zero);
+		if (!fresh)
+			return 0;
+		fresh->nr = nr;
+		fresh->n = 0;
+		fresh->parent[0] = fresh->parent[1] = 0;
+		bpf_map_update_elem(&acted, &tid, fresh, BPF_ANY);
+		a = bpf_map_lookup_elem(&acted, &tid);
+		if (!a)
+			return 0;
+	}
+	__u32 n = a->n;
+	for (int i = 0; i < ACTED_MAX; i++)
+		if (i < n && a->inode[i] == (__u64)inode)
+			return 0;
+	if (n >= ACTED_MAX)
+		return 0;
+	a->inode[n] = (__u64)inode;
+	a->n = n + 1;
+	__u32 type = *tp & 0xff, type32 = (*tp >> 8) & 0xff;
+	if (n < 2 && (type == EV_UNLINK || type == EV_RMDIR || type32 == EV_UNLINK || type32 == EV_RMDIR))
+		note_removed(a, n, inode);
+	return 0;
+}
+
+SEC("tp_btf/inode_set_ctime_to_ts")
+int BPF_PROG(acted_set, struct inode *inode, struct timespec64 *ts)
+{
+	return note_acted(inode);
+}
+
+SEC("tp_btf/ctime_ns_xchg")
+int BPF_PROG(acted_xchg, struct inode *inode, __u32 old, __u32 new, __u32 cur)
+{
+	return note_acted(inode);
+}
+
+SEC("tp_btf/ctime_xchg_skip")
+int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
+{
+	return note_acted(inode);
+}
+
+/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->act.n = 0) */
+static __noinline int take_acted(__u32 raw_nr)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->act.n = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
+	if (!a)
+		return 0;
+	if (a->nr == raw_nr)
+		__builtin_memcpy(&w->act, a, sizeof(w->act));
+	bpf_map_delete_elem(&acted, &tid);
+	return 0;
+}
+
+/* Whether the kernel stamped `ino` during the call: 1 yes, 0 no, -1 nothing was stamped (no word from the kernel) */
+static __always_inline int acted_on(struct work *w, __u64 ino)
+{
+	__u32 n = w->act.n;
+	if (!n)
+		return -1;
+	for (int i = 0; i < ACTED_MAX; i++)
+		if (i < n && w->act.inode[i] == ino)
+			return 1;
+	return 0;
+}
+
+/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp: the string was rewritten
+ * between the kernel's copy and the probe's read (1). */
+__noinline int acted_elsewhere(void)
+{
+	struct work *w = get_work();
+	if (!w || w->sc.ret != 0 || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+		return 0;
+	return acted_on(w, (__u64)RO(struct dentry, w->d)->d_inode) == 0;
+}
+
+/* A successful rename resolved at sys_enter: the inode found then (slot 0) must be one the kernel stamped (the
+ * moved file); else the string was rewritten between the probe's read and the kernel's copy, and another file moved
+ * (slot 0 flagged: the moved file is not told apart from the two directories the kernel also stamped). */
+__noinline int check_moved(void)
+{
+	struct work *w = get_work();
+	if (!w || !w->act.n || !(w->fi[0].flags & FI_INODE))
+		return 0;
+	__u32 n = w->act.n;
+	for (int i = 0; i < ACTED_MAX; i++) {
+		if (i >= n)
+			break;
+		struct inode *ino = RO(struct inode, w->act.inode[i]);
+		if (ino->i_ino == w->fi[0].ino && RO(struct super_block, ino->i_sb)->s_dev == w->fi[0].dev)
+			return 0;
+	}
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
+/* A successful unlink/rmdir whose string was rewritten (slot 0: what the string named, flagged): slot 1 takes that,
+ * slot 0 the name the kernel removed: of the two inodes it stamped first, the one whose dentry's parent is the other,
+ * named from that parent directory (on `mnt` when of its filesystem) and the name it had, with its inode as it was
+ * (FI_REMOVED: the name is gone). Nothing stamped (no word from the kernel): slot 0 stays. */
+__noinline int name_removed(__u64 mnt)
+{
+	struct work *w = get_work();
+	if (!w || w->act.n < 2)
+		return 0;
+	struct acted *a = &w->act;
+	__u32 v;
+	if (a->parent[0] && a->parent[0] == a->inode[1])
+		v = 0;
+	else if (a->parent[1] && a->parent[1] == a->inode[0])
+		v = 1;
+	else
+		return 0;
+	struct inode *pi = RO(struct inode, a->inode[v ^ 1]);
+	struct hlist_node *first = pi->i_dentry.first;
+	if (!first || !mnt)
+		return 0;
+	struct dentry *pd = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	struct mount *m = (struct mount *)mnt;
+	if (RO(struct mount, m)->mnt.mnt_sb != pi->i_sb)
+		m = RO(struct super_block, pi->i_sb)->s_mounts;
+	if (!m)
+		return 0;
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+	w->fi[1].flags |= FI_REWRITTEN;
+	start_slot(w, 0);
+	w->d = (__u64)pd;
+	w->m = (__u64)m;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(0);
+	struct file_info *f = &w->fi[0];
+	l = w->splen[0] & PMASK;
+	if (l == 1)
+		l = 0; /* ("/" + name: no double slash) */
+	__u32 nl = a->name_len[v & 1] & 255;
+	if (l + 1 + nl >= PATH_BUF)
+		return 0;
+	w->sp[0][l & PMASK] = '/';
+	bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
+	l += 1 + nl;
+	w->splen[0] = l & PMASK;
+	f->path_len = l & PMASK;
+	f->resolved_len = l & PMASK;
+	f->flags = (f->flags & ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_INODE | FI_REMOVED | FI_REWRITTEN;
+	f->ino = a->ino[v & 1];
+	f->mode = a->mode[v & 1];
+	f->uid = a->uid[v & 1];
+	f->gid = a->gid[v & 1];
+	f->nlink = a->nlink[v & 1];
+	return 0;
+}
+
+/* The string of slot 0 named another file than the one the kernel acted on (acted_elsewhere): slot 1 takes what the
+ * string named, slot 0 the file the kernel stamped first (of the walk's filesystem when one is: an overlay's own
+ * inode rather than its upper layer's), named by its dentry, on the walk's mount when that mount is of its
+ * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. */
+__noinline int name_acted(void)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+	w->fi[1].flags |= FI_REWRITTEN;
+	w->fi[0].flags |= FI_REWRITTEN;
+	struct mount *m = RO(struct mount, w->res_m);
+	struct super_block *walk_sb = m->mnt.mnt_sb;
+	__u64 pick = w->act.inode[0];
+	__u32 n = w->act.n;
+	for (int i = ACTED_MAX - 1; i >= 0; i--)
+		if (i < n && RO(struct inode, w->act.inode[i])->i_sb == walk_sb)
+			pick = w->act.inode[i];
+	struct inode *ino = RO(struct inode, pick);
+	struct hlist_node *first = ino->i_dentry.first;
+	if (!first)
+		return 0; /* (no name left: the string's file stays in slot 0, flagged) */
+	struct dentry *d = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
+	struct mount *dm = ino->i_sb == walk_sb ? (struct mount *)w->res_m : RO(struct super_block, ino->i_sb)->s_mounts;
+	if (!dm)
+		return 0;
+	start_slot(w, 0);
+	w->d = (__u64)d;
+	w->m = (__u64)dm;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(0);
+	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ sys_enter */
@@ -1882,6 +2193,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		}
 	} else {
 		clear_slot(w, 1);
+		if (w->rewritten)
+			name_removed(w->res_m);
 	}
 	if (discarded) {
 		count(type, CNT_FILTERED);
@@ -1928,6 +2241,28 @@ static __noinline int check_removed(__s64 ret)
 		finish_slot(0);
 	}
 	w->fi[0].flags |= FI_REWRITTEN;
+	return 0;
+}
+
+/* An umount whose target string was in a page not faulted in at sys_enter: read now (the kernel faulted it in). After a
+ * success the path names the mountpoint in the mount below (the unmounted one is gone: no inode, no mount fields,
+ * FI_REMOVED); after a failure it is resolved as at sys_enter. */
+__noinline int reread_umount(__s64 ret)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	__u64 flags = w->sc.a[1]; /* (0 for oldumount: decode_sysc) */
+	resolve_user(0, AT_FDCWD, (const char *)w->sc.a[0], !(flags & UMOUNT_NOFOLLOW));
+	struct file_info *f = &w->fi[0];
+	if (ret == 0 && !(f->flags & FI_NO_USER_PATH)) {
+		f->flags = (f->flags & ~(FI_INODE | FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_REMOVED;
+		f->resolved_len = f->path_len;
+		f->mount_id = 0;
+		f->group_id = 0;
+		f->dev = 0;
+		f->fstype[0] = 0;
+	}
 	return 0;
 }
 
@@ -2397,7 +2732,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	/* a rewritten path is never filtered: the name it shows is not the one the kernel acted on */
 	w->sc.ret = ret;
 	w->rewritten = 0; /* (early_decision sets it) */
-	int decision = need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
+	/* the kernel stamped another file than the walk's: named from the kernel's inode below, never filtered */
+	int elsewhere = need == 1 && w->act.n && acted_elsewhere();
+	int decision = elsewhere ? DECIDE_PASS : need == 1 ? early_decision(type, b->flags_arg) : DECIDE_LATER;
 	if (decision == DECIDE_DROP || discarded) {
 		if (new_name) /* (see below) */
 			bump_generation();
@@ -2408,7 +2745,9 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		finish_slot(0);
 	if (w->rewritten)
 		w->fi[0].flags |= FI_REWRITTEN;
-	if (s1_path)
+	if (elsewhere)
+		name_acted(); /* (slot 1: what the string named; these types have no second file) */
+	else if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (s1_raw)
 		raw_slot(1, s1_raw);
@@ -2452,6 +2791,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 type = w->sc.type;
 	nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
+	w->act.n = 0;
+	if (racing_type(type))
+		take_acted(regs->orig_ax);
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
 	if (type == EV_MKNOD)
@@ -2505,14 +2847,20 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		} else if (t == EV_UNLINK || t == EV_RMDIR) {
 			check_removed(ret);
 		}
+		if (w->rewritten && (t == EV_UNLINK || t == EV_RMDIR))
+			name_removed(w->in_dmnt);
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
 		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
 			w->sc.counted = 1; /* (at sys_enter) */
 			return removal_exit(w, nr, ret, t);
 		}
+		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t == EV_UMOUNT)
+			reread_umount(ret);
 		struct file_body *b = begin_file(r0, ret, raw_nr);
 		b->flags_arg = saved_flags;
+		if (t == EV_RENAME && ret == 0)
+			check_moved();
 		if (t == EV_RENAME) {
 			__u64 a1 = w->sc.a[1];
 			__u64 a2 = w->sc.a[2];
@@ -2638,6 +2986,28 @@ static __always_inline void uring_str(struct uring_op *u, int i, int slot, struc
 	u->strs |= 1u << i;
 }
 
+#define IORING_SETUP_SQPOLL_BIT (1u << 1)
+
+/* A ring with a SQPOLL thread: that kernel thread (`iou-sqp-<pid>`, a thread of the process that made the ring)
+ * submits whatever any process sharing the ring's memory wrote there, so the submitter cannot be known; the request
+ * is the ring owner's: its process (the main thread's tid and name: the kernel keeps no pointer to the thread that
+ * made the ring) and the credentials the ring runs with, HF_SQPOLL saying so. */
+static __always_inline void sqpoll_owner(struct rec_header *h, struct io_kiocb *req)
+{
+	struct io_ring_ctx *ctx = req->ctx;
+	if (!(ctx->flags & IORING_SETUP_SQPOLL_BIT))
+		return;
+	struct task_struct *leader = bpf_get_current_task_btf()->group_leader;
+	h->tid = leader->pid;
+	h->flags |= HF_SQPOLL;
+	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), leader->comm);
+	const struct cred *c = ctx->sq_creds;
+	if (c) {
+		h->uid = c->uid.val;
+		h->gid = c->gid.val;
+	}
+}
+
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(uring_submit, struct io_kiocb *req)
 {
@@ -2649,6 +3019,8 @@ int BPF_PROG(uring_submit, struct io_kiocb *req)
 	if (!u)
 		return 0;
 	fill_header(&u->h, REC_FILE, type);
+	if (bpf_get_current_task_btf()->flags & PF_IO_WORKER_BIT) /* (the SQPOLL thread: io-wq workers submit nothing) */
+		sqpoll_owner(&u->h, req);
 	u->opcode = op;
 	u->uflags = 0;
 	u->strs = 0;
@@ -2819,6 +3191,7 @@ int BPF_PROG(uring_complete, struct io_ring_ctx *ring, void *req, struct io_urin
 	if (!w)
 		return 0;
 	__s64 res = BPF_CORE_READ(cqe, res);
+	w->act.n = 0; /* (the strings are the kernel's own copies: nothing to compare) */
 	w->sc.type = u ? uring_captured(w, u, req) : uring_not_captured(w, req);
 	/* (one call site per handler: the verifier walks a subprogram once per call site; and the type read back from
 	 * the map, unknown to it: a known constant would have it walk the handlers once per event type) */

@@ -79,6 +79,7 @@ enum record_kind {
 #define HF_IN_CHROOT (1u << 3) /* the task's root is not the top of its mount namespace: paths are from that root */
 #define HF_I386 (1u << 4) /* an i386 syscall (int $0x80, a compat entry): syscall_nr is from the i386 table */
 #define HF_IO_URING (1u << 5) /* an io_uring operation: syscall_nr is its opcode; the header is the submitter's */
+#define HF_SQPOLL (1u << 6) /* io_uring, submitted by the ring's SQPOLL thread: the header is the ring's owner's */
 
 /* selinux kinds, in file_event.flags_arg for EV_SELINUX */
 #define SELINUX_BOOL 1
