@@ -157,6 +157,10 @@ class ProcessCacheEntry:
     envp: str | None = prop(internal=True)
     """The full `NAME=value` pairs joined by NUL (one string: a list of strings costs 50 bytes more per
     variable, in a cache of thousands of processes), for SECL's `process.envp`; events carry the names only."""
+    argv0: str | None = prop(internal=True)
+    """argv[0] (events carry `args`, the arguments after it), for SECL's `process.argv0`."""
+    cgroup_id: int | None = prop(internal=True)
+    """The cgroup (v2 id) the process runs in, the key of SECL's cgroup-scoped rule variables."""
 
 
 @model(frozen=True)

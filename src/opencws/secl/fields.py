@@ -31,9 +31,36 @@ EVENT_TYPES = (
 # Event types of Datadog's agent that this engine's event model does not carry (a clearer error than
 # "unknown field" for policies written for newer agents).
 UNSUPPORTED_EVENT_TYPES = (
-    "accept", "bind", "chdir", "connect", "dns", "imds", "load_module", "mmap", "mprotect", "network",
-    "packet", "ptrace", "setrlimit", "signal", "splice", "sysctl", "unload_module",
+    "accept", "bind", "cgroup_write", "chdir", "connect", "dns", "imds", "load_module", "mmap", "mprotect",
+    "network", "network_flow_monitor", "packet", "prctl", "ptrace", "raw_packet", "setrlimit", "setsockopt",
+    "signal", "splice", "sysctl", "unload_module",
+    "fim",  # Datadog's file-integrity events (fim.write.file.path)
+    "create", "write", "set", "open_key", "create_key", "delete_key", "change_permission",  # Windows events
 )  # fmt: skip
+
+# Fields of Datadog's model whose value this agent cannot know (a rule using one is skipped with the reason,
+# rather than evaluated on a made-up value): (pattern of field names, why).
+_ENTRY = r"(process|exec|exit)(\.parent|\.ancestors)?"
+UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"container\.created_at$"),
+     "container creation times are not known to the agent (container ids come from cgroup paths, without the "
+     "runtime's metadata)"),
+    (re.compile(r"container\.tags$"), "container tags need the container runtime's metadata"),
+    (re.compile(_ENTRY + r"\.auid$"), "the login uid (audit session id) is not captured by the probe"),
+    (re.compile(_ENTRY + r"\.user_session\."), "user sessions (SSH, Kubernetes exec) are not tracked"),
+    (re.compile(r"(" + _ENTRY + r"\.)?cgroup\."), "cgroups (id, file) are not part of the event model"),
+    (re.compile(r"event\.service$"), "service names (DD_SERVICE, container tags) are not resolved"),
+    (re.compile(r"exit\.(cause|code)$"), "the exit cause and code are not part of the event model"),
+    (re.compile(r"mount\.(source|root)\.path$"), "a mount's source is not captured by the probe"),
+)  # fmt: skip
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why the agent cannot know field `name` (a Datadog field), or None."""
+    for pattern, why in UNAVAILABLE_FIELDS:
+        if pattern.match(name):
+            return why
+    return None
 FILE_EVENT_TYPES = (
     "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
     "removexattr", "mknod", "symlink",
@@ -178,6 +205,15 @@ def _basename(path: str | None) -> str | None:
     return posixpath.basename(path) if path else None
 
 
+def _extension(name: str | None) -> str:
+    """A file name's extension with its dot, from the last dot (`.gz` of `a.tar.gz`; a name without a dot has
+    none), as Datadog's `file.extension`."""
+    if not name:
+        return ""
+    i = name.rfind(".")
+    return name[i:] if i >= 0 else ""
+
+
 _ENV: dict[str, Any] = {
     "capability_mask": _safe_mask,
     "open_bits": open_bits,
@@ -191,6 +227,7 @@ _ENV: dict[str, Any] = {
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
+    "extension": _extension,
     "int_or_zero": _int_or_zero,
     "str_or_empty": _str_or_empty,
     "caps_or_none": _caps_or_none,
@@ -352,6 +389,7 @@ _FILE_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("name", STRING, (), "o.name or basename(o.path)", {}),
     ("path.length", INT, (), "len(o.path) if o.path else 0", {}),
     ("name.length", INT, (), "len(o.name or basename(o.path) or '')", {}),
+    ("extension", STRING, (), "extension(o.name or basename(o.path))", {}),
     ("filesystem", STRING, (), "o.filesystem", {}),
     ("inode", INT, (), "o.inode", {}),
     ("mode", INT, (), "o.mode", {}),
@@ -399,6 +437,9 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("cap_effective", INT, ("credentials",), "capability_mask(o.cap_effective)", {}),
     ("cap_permitted", INT, ("credentials",), "capability_mask(o.cap_permitted)", {}),
     ("comm", STRING, (), "o.comm", {}),
+    # argv[0] as the program was started with it (not serialized: the agent's entries carry it; a stored event
+    # has none, and reads "")
+    ("argv0", STRING, (), "o.argv0", {}),
     ("tty_name", STRING, (), "o.tty", {}),
     ("created_at", INT, (), "o.exec_time or o.fork_time", {"date": True}),
     ("container.id", STRING, ("container",), "o.id", {}),
@@ -524,6 +565,9 @@ def build_registry() -> Registry:
         "(e.process.container.id if e.process is not None and e.process.container is not None else None))",
         None,
     )
+    # Where the event comes from: this agent's events all come from its eBPF probe (Datadog's agent also has
+    # "ebpfless", ptrace-based, origins).
+    r.add("event.origin", STRING, (), "'ebpf'", None)
     # Process events: the fields of the new (exec) or exiting process.
     r.add_process("exec", ("process",), "exec")
     r.add_process("exit", ("process",), "exit")
