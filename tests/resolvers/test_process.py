@@ -225,3 +225,21 @@ def test_a_sweep_drops_the_processes_whose_exit_was_lost(tmp_path):
     assert c.sweep() == 2
     assert c.get(2, read_proc=False) is not None and c.get(3, read_proc=False) is None
     assert c.get(4, read_proc=False) is None and c.stats()["swept"] == 2
+
+
+def test_secl_reads_argv0_from_the_cache_while_events_carry_the_arguments_after_it():
+    """A busybox applet: the executable is busybox, argv[0] and comm name the applet; the event's `args` stay
+    what comes after argv[0], and `argv0` is not serialized (the schema has no place for it)."""
+    from opencws.model.codec import to_dict
+    from opencws.model.event import Event, EventContext
+    from opencws.secl import compile_expression
+
+    c = cache()
+    e = c.on_exec(exec_(710, 1, "/bin/busybox", ["wget", "-q", "http://x/"]))
+    ctx = c.context(e, 710)
+    event = Event(evt=EventContext(name="exec"), process=ctx)
+    assert compile_expression('exec.argv0 == "wget" && exec.file.name == "busybox"').evaluate(event)
+    assert ctx.args == ["-q", "http://x/"]
+    assert "argv0" not in to_dict(ctx) and "cgroup_id" not in to_dict(ctx)
+    c.on_fork(fork(710, 711, ppid=1, start=BOOT + 711))
+    assert c.model(c.get(711)).argv0 == "wget"  # a fork keeps its parent's argv[0] until it execs

@@ -154,6 +154,8 @@ class CompiledRule:
     # The event types the expression can match: its event type for a rule; for a search expression (see
     # `compile_search`) the types it names, or None when it names none (it applies to every event).
     event_types: frozenset[str] | None = None
+    # The policy set's rule variables the expression may read (for recompilations: partial evaluation).
+    variables: VariableTable | None = None
 
     def evaluate(self, event: Any) -> bool:
         """The condition on `event`; false on an event of a type the expression does not apply to."""
@@ -1182,6 +1184,7 @@ def compile_parsed(
     variables: VariableTable | None = None, search: bool = False,
 ) -> CompiledRule:
     rule = Compiler(text, macros, registry=registry, variables=variables, search=search).compile_rule(parsed)
+    rule.variables = variables
     _add_mixed_logic_warnings(rule, parsed, text)
     return rule
 
