@@ -89,12 +89,14 @@ rules:
     expression: dns.question.name == "pastebin.com"
   - id: young_container
     expression: exec.file.name != "" && container.created_at < 1s
+  - id: k8s_session
+    expression: exec.user_session.k8s_username != ""
   - id: login_uid
     expression: open.file.path == "/etc/x" && process.auid != 4294967295
 """
     ps = load_policies([write(tmp_path, text)], platform=LINUX_6_1)
     assert ps.errors == [], [e.format() for e in ps.errors]
-    assert [r.id for r in ps.rules] == ["on_linux", "same_id_for_linux"]
+    assert [r.id for r in ps.rules] == ["on_linux", "same_id_for_linux", "young_container"]
     skipped = {s.rule_id: (s.group, s.subject) for s in ps.skipped}
     assert skipped == {
         "on_windows": ("filter", 'os == "windows"'),
@@ -103,12 +105,12 @@ rules:
         "same_id_for_linux": ("filter", 'os == "windows"'),
         "network": ("event type not supported", "connect"),
         "dns": ("event type not supported", "dns"),
-        "young_container": ("field the agent cannot know", "container.created_at"),
+        "k8s_session": ("field the agent cannot know", "exec.user_session.k8s_username"),
         "login_uid": ("field the agent cannot know", "process.auid"),
     }
     by_id = {s.rule_id: s for s in ps.skipped}
     assert "excludes 7.73.0" in by_id["old_agents"].message
-    assert "container creation times are not known" in by_id["young_container"].message
+    assert "user sessions (SSH, Kubernetes exec) are not tracked" in by_id["k8s_session"].message
     on_5_10 = load_policies([write(tmp_path, text)], platform=LINUX_5_10)
     assert "old_kernels" in [r.id for r in on_5_10.rules]
 

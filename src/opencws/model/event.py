@@ -105,6 +105,8 @@ class UserContext:
 @model
 class ContainerContext:
     id: str | None = prop("Container ID")
+    created_at: Timestamp | None = prop(internal=True)
+    """When the container started (its first process), for SECL's `container.created_at` (not in the schema)."""
 
 
 @model

@@ -375,6 +375,7 @@ class ProcessCache:
         e.envp = self._shared_envp(ev.envp)
         e.argv0 = ev.argv[0] if ev.argv else ""
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
+        _note_container(e)
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         self._changed(e)
@@ -456,6 +457,7 @@ class ProcessCache:
         return got
 
     def _insert(self, e: ProcessEntry) -> None:
+        _note_container(e)
         self._live[e.pid] = e
         self._live.move_to_end(e.pid)
         while len(self._live) > self.max_size:
@@ -502,6 +504,16 @@ def _start_time_ns(proc: str, pid: int) -> int | None:
 
 def _container(cid: str | None) -> ContainerContext | None:
     return _CONTAINERS.setdefault(cid, ContainerContext(id=cid)) if cid else None
+
+
+def _note_container(e: ProcessEntry) -> None:
+    """A container's creation time is the start of the first process seen in it: the runtime creates the
+    container with its init process, which lives as long as the container (the `/proc` snapshot gives the
+    start of the init of containers already running)."""
+    ctx = _container(e.container_id)
+    start = e.fork_time or e.exec_time
+    if ctx is not None and start and (ctx.created_at is None or start < ctx.created_at):
+        ctx.created_at = start
 
 
 _CONTAINERS: dict[str, ContainerContext] = {}

@@ -42,9 +42,6 @@ UNSUPPORTED_EVENT_TYPES = (
 # rather than evaluated on a made-up value): (pattern of field names, why).
 _ENTRY = r"(process|exec|exit)(\.parent|\.ancestors)?"
 UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"container\.created_at$"),
-     "container creation times are not known to the agent (container ids come from cgroup paths, without the "
-     "runtime's metadata)"),
     (re.compile(r"container\.tags$"), "container tags need the container runtime's metadata"),
     (re.compile(_ENTRY + r"\.auid$"), "the login uid (audit session id) is not captured by the probe"),
     (re.compile(_ENTRY + r"\.user_session\."), "user sessions (SSH, Kubernetes exec) are not tracked"),
@@ -201,6 +198,15 @@ def _caps_or_none(v: Any) -> list[str] | None:
     return None
 
 
+def _container_created(e: Any) -> int:
+    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+    c = e.container
+    if c is None or not c.id:
+        p = e.process
+        c = p.container if p is not None else None
+    return (c.created_at or 0) if c is not None else 0
+
+
 def _basename(path: str | None) -> str | None:
     return posixpath.basename(path) if path else None
 
@@ -227,6 +233,7 @@ _ENV: dict[str, Any] = {
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
+    "container_created": _container_created,
     "extension": _extension,
     "int_or_zero": _int_or_zero,
     "str_or_empty": _str_or_empty,
@@ -568,6 +575,7 @@ def build_registry() -> Registry:
     # Where the event comes from: this agent's events all come from its eBPF probe (Datadog's agent also has
     # "ebpfless", ptrace-based, origins).
     r.add("event.origin", STRING, (), "'ebpf'", None)
+    r.add("container.created_at", INT, (), "container_created(o)", None, date=True)
     # Process events: the fields of the new (exec) or exiting process.
     r.add_process("exec", ("process",), "exec")
     r.add_process("exit", ("process",), "exit")
