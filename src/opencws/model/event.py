@@ -185,6 +185,8 @@ class Event:
     container: ContainerContext | None = prop()
     date: Timestamp | None = prop()
     retval: int | None = prop(internal=True)
+    exit_status: int | None = prop(internal=True)
+    """An exit's wait status (`code << 8 | core dump 0x80 | signal`), for SECL's `exit.cause`/`exit.code`."""
 
 
 MODEL_CLASSES: tuple[type, ...] = (

@@ -45,9 +45,9 @@ UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"container\.tags$"), "container tags need the container runtime's metadata"),
     (re.compile(_ENTRY + r"\.auid$"), "the login uid (audit session id) is not captured by the probe"),
     (re.compile(_ENTRY + r"\.user_session\."), "user sessions (SSH, Kubernetes exec) are not tracked"),
-    (re.compile(r"(" + _ENTRY + r"\.)?cgroup\."), "cgroups (id, file) are not part of the event model"),
+    (re.compile(r"(" + _ENTRY + r"\.)?cgroup\.(?!id$|file\.inode$)"),
+     "of a cgroup the agent knows its id only (cgroup.id, cgroup.file.inode)"),
     (re.compile(r"event\.service$"), "service names (DD_SERVICE, container tags) are not resolved"),
-    (re.compile(r"exit\.(cause|code)$"), "the exit cause and code are not part of the event model"),
     (re.compile(r"mount\.(source|root)\.path$"), "a mount's source is not captured by the probe"),
 )  # fmt: skip
 
@@ -198,6 +198,22 @@ def _caps_or_none(v: Any) -> list[str] | None:
     return None
 
 
+def _exit_cause(status: int | None) -> int | None:
+    """EXITED (0), COREDUMPED (1) or SIGNALED (2) from a wait status; None when unknown."""
+    if status is None:
+        return None
+    if status & 0x7F == 0:
+        return 0
+    return 1 if status & 0x80 else 2
+
+
+def _exit_code(status: int | None) -> int | None:
+    """The exit code, or the signal that ended the process."""
+    if status is None:
+        return None
+    return (status >> 8) & 0xFF if status & 0x7F == 0 else status & 0x7F
+
+
 def _container_created(e: Any) -> int:
     """The creation time of the event's container (the agent's: its first process's start), else 0."""
     c = e.container
@@ -234,6 +250,8 @@ _ENV: dict[str, Any] = {
     "args_options": args_options,
     "basename": _basename,
     "container_created": _container_created,
+    "exit_cause": _exit_cause,
+    "exit_code": _exit_code,
     "extension": _extension,
     "int_or_zero": _int_or_zero,
     "str_or_empty": _str_or_empty,
@@ -448,6 +466,10 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     # has none, and reads "")
     ("argv0", STRING, (), "o.argv0", {}),
     ("tty_name", STRING, (), "o.tty", {}),
+    # the cgroup (v2) the process runs in, as the agent's entries know it (not in the CWS event): its id is the
+    # cgroup directory's inode; `cgroup.id` is that number as text (Datadog's is the cgroup's name)
+    ("cgroup.id", STRING, (), "str(o.cgroup_id) if o.cgroup_id else ''", {}),
+    ("cgroup.file.inode", INT, (), "o.cgroup_id", {}),
     ("created_at", INT, (), "o.exec_time or o.fork_time", {"date": True}),
     ("container.id", STRING, ("container",), "o.id", {}),
     ("args", STRING, (), "' '.join(o.args) if o.args else ''", {"cost": 3}),
@@ -576,9 +598,14 @@ def build_registry() -> Registry:
     # "ebpfless", ptrace-based, origins).
     r.add("event.origin", STRING, (), "'ebpf'", None)
     r.add("container.created_at", INT, (), "container_created(o)", None, date=True)
+    r.alias("cgroup.id", "process.cgroup.id")
+    r.alias("cgroup.file.inode", "process.cgroup.file.inode")
     # Process events: the fields of the new (exec) or exiting process.
     r.add_process("exec", ("process",), "exec")
     r.add_process("exit", ("process",), "exit")
+    # how it ended, from the wait status the agent's exit events carry (a stored event has none: 0, EXITED)
+    r.add("exit.cause", INT, (), "exit_cause(o.exit_status)", "exit")
+    r.add("exit.code", INT, (), "exit_code(o.exit_status)", "exit")
     # File events.
     for t in FILE_EVENT_TYPES:
         r.add_file(f"{t}.file", ("file",), t)
