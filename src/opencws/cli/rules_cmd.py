@@ -58,13 +58,12 @@ def _check(args: argparse.Namespace) -> int:
     by reason, the actions accepted but not executed, and each error with its location and a caret under the
     offending token."""
     from opencws.secl import load_policies
+    from opencws.secl.policy import summarize
 
     ps = load_policies(args.paths)
     for pf in ps.policies:
         n, k, m = len(pf.rules), len(pf.skipped), len(pf.errors)
-        groups: dict[str, dict[str, list[str]]] = {}
-        for s in pf.skipped:
-            groups.setdefault(s.group, {}).setdefault(s.subject, []).append(s.rule_id)
+        groups = summarize(pf.skipped)
         why = " (" + "; ".join(f"{sum(map(len, g.values()))} {name}" for name, g in groups.items()) + ")" if k else ""
         print(f"{pf.path}: {n} rule{'s' if n != 1 else ''} loaded, {k} skipped{why}, {m} error{'s' if m != 1 else ''}")
         for name, subjects in groups.items():

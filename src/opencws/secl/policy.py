@@ -97,6 +97,25 @@ class PolicySet:
     skipped: list[Skip] = field(default_factory=list)
     variables: VariableTable = field(default_factory=VariableTable)
 
+    def skip_summary(self) -> dict[str, dict[str, list[str]]]:
+        """Skipped rule ids by reason: {group: {subject: [rule ids]}}."""
+        return summarize(self.skipped)
+
+    def not_executed(self) -> dict[str, list[str]]:
+        """Rule ids by kind of action accepted and not executed (`kill`, `hash`...)."""
+        out: dict[str, list[str]] = {}
+        for r in self.rules:
+            for a in r.not_executed:
+                out.setdefault(a.kind, []).append(r.id)
+        return out
+
+
+def summarize(skipped: list[Skip]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for s in skipped:
+        out.setdefault(s.group, {}).setdefault(s.subject, []).append(s.rule_id)
+    return out
+
 
 class _Loader(yaml.SafeLoader):
     """Keeps the line (0-based) and style of each mapping value, for error locations. Timestamps stay
