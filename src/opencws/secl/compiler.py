@@ -1151,7 +1151,8 @@ class Compiler:
                 "regex": "regex",
             }
             approvers = {left.field.canonical: frozenset(Approver(kinds[k], v) for k, v in arr.items)}
-        cost = left.cost + 1 + (3 if has_matcher else 0)
+        # a list of patterns costs with its length: a long exclusion list is tested after cheaper conditions
+        cost = left.cost + 1 + (3 + len(arr.patterns) + len(arr.regexes) if has_matcher else 0)
         out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)
         if self.codegen and not multi:
             lc = self.code(left)

@@ -194,7 +194,7 @@ class RuleSet:
         for r in self.rules:
             assert r.compiled is not None
             c = r.compiled
-            if r.actions or r.silent:
+            if getattr(r, "actions", None) or getattr(r, "silent", False):  # rule-like objects may lack both
                 c = dataclasses.replace(c, fn=_with_actions(c.fn, r))
             by_type.setdefault(c.event_type, []).append((r.id, c))
         self._buckets: dict[str | None, _Bucket] = {t: _Bucket(rs) for t, rs in by_type.items()}
