@@ -20,6 +20,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
+def ruleset(tmp_path: Path, text: str) -> RuleSet:
+    ps = load_policies([write(tmp_path, text)])
+    assert ps.errors == [], [e.format() for e in ps.errors]
+    return RuleSet(ps.rules)
+
+
 def at(e: Event, seconds: float) -> Event:
     return dataclasses.replace(e, date=NOW + int(seconds * SEC))
 
@@ -109,11 +115,11 @@ rules:
   - id: seen_before
     expression: exec.file.name == "probe" && "a" in ${seen}
 """
-    rs = RuleSet(load_policies([write(tmp_path, text)]).rules)
+    rs = ruleset(tmp_path, text)
     for name in ("a", "b", "c"):
         rs.match(exec_event(f"/bin/{name}"))
     assert rs.match(exec_event("/bin/probe")) == []  # "a" left when "c" came
-    rs2 = RuleSet(load_policies([write(tmp_path, text)]).rules)  # a new rule set starts empty
+    rs2 = ruleset(tmp_path, text)  # a new rule set starts empty
     rs2.match(exec_event("/bin/a"))
     assert rs2.match(exec_event("/bin/probe")) == ["seen_before"]
 
@@ -129,7 +135,7 @@ rules:
   - id: after_mark
     expression: exec.file.name == "sh" && ${container.marked}
 """
-    rs = RuleSet(load_policies([write(tmp_path, text)]).rules)
+    rs = ruleset(tmp_path, text)
     c = "c" * 64
     user = exec_event("/usr/bin/nsenter", container=c, uid=1000)
     assert rs.match(user) == ["mark"]  # the rule fires; its action's filter is false
@@ -153,7 +159,7 @@ rules:
   - id: tagged
     expression: exec.file.name == "x" && ${process.key} =~ "k_*-*-*-*-*"
 """
-    rs = RuleSet(load_policies([write(tmp_path, text)]).rules)
+    rs = ruleset(tmp_path, text)
     e = exec_event("/bin/x")
     assert rs.match(e) == ["tagged"]
 
@@ -217,7 +223,7 @@ rules:
     actions:
       - set: {name: flag, scope: process, value: true}
 """
-    rs = RuleSet(load_policies([write(tmp_path, text)]).rules)
+    rs = ruleset(tmp_path, text)
     assert rs.could_match("open", "open.file.path", "/etc/passwd")
     assert not rs.could_match("open", "open.file.path", "/etc/hosts")
 
@@ -233,7 +239,7 @@ rules:
   - id: get
     expression: exec.file.name == "b" && ${container.seen}
 """
-    rs = RuleSet(load_policies([write(tmp_path, text)]).rules)
+    rs = ruleset(tmp_path, text)
     c = "e" * 64
     a = exec_event("/bin/a", container=c)
     rs.match(dataclasses.replace(a, container=None))  # only the process says which container

@@ -221,7 +221,7 @@ def _kind(v: Variable) -> str:
     return f"{base} list" if v.multi else base
 
 
-def compile_set(spec: SetSpec, table: VariableTable, macros: Any, compile_expr: Callable[..., Any]) -> SetAction:
+def compile_set(spec: SetSpec, table: VariableTable, compile_expr: Callable[..., Any]) -> SetAction:
     """The runnable action; `compile_expr(text)` compiles a SECL expression for any event (the rule's
     compiler with the table). Raise SeclError for a bad expression or filter, ActionError for a type clash."""
     var = spec.var

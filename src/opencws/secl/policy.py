@@ -262,15 +262,15 @@ def load_policies(paths: Iterable[str | Path], *, platform: Platform | None = No
             pf.macros.remove(mid)
 
     seen: dict[str, str] = {}
-    selected: list[tuple[PolicyFile, dict[str, Any], list[SetSpec]]] = []
+    selected: list[tuple[PolicyFile, dict[str, Any], _Actions]] = []
     for pf, doc in docs:
         for item in _items(doc, "rules", pf):
-            sets = _select_rule(ps, pf, item, seen, plat)
-            if sets is not None:
-                selected.append((pf, item, sets))
-    _type_variables(ps, selected)
-    for pf, item, sets in selected:
-        _add_rule(ps, pf, item, sets)
+            actions = _select_rule(ps, pf, item, seen, plat)
+            if actions is not None:
+                selected.append((pf, item, actions))
+    _type_variables(ps, [a.sets for _, _, a in selected])
+    for pf, item, actions in selected:
+        _add_rule(ps, pf, item, actions)
 
     for pf in ps.policies:
         pf.errors.sort(key=lambda e: e.file_line or 0)  # in file order (rules are selected, then compiled)
@@ -321,21 +321,25 @@ def _selected(pf: PolicyFile, item: dict[str, Any], plat: Platform, kind: str) -
     return True
 
 
-def _skip(pf: PolicyFile, s: Skip) -> None:
-    pf.skipped.append(s)
+@dataclass
+class _Actions:
+    """A selected rule's actions as written: its `set`s (variables declared) and those not executed."""
+
+    sets: list[SetSpec] = field(default_factory=list)
+    not_executed: list[Skipped] = field(default_factory=list)
 
 
 def _select_rule(
     ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str], plat: Platform
-) -> list[SetSpec] | None:
-    """The rule's `set` actions when it is selected for loading (its variables declared), else None (skipped
-    or an error, reported)."""
+) -> _Actions | None:
+    """The rule's actions when it is selected for loading (its variables declared), else None (skipped or an
+    error, reported)."""
     rid = _checked_id(pf, item, _RULE_KEYS, "rule")
     if rid is None:
         return None
     sel = _selected(pf, item, plat, "rule")
     if isinstance(sel, Skip):
-        _skip(pf, sel)
+        pf.skipped.append(sel)
         return None
     if sel is None:
         return None
@@ -346,14 +350,13 @@ def _select_rule(
         return None
     seen[rid] = f"{pf.path}:{line + 1}" if line is not None else pf.path
     if item.get("disabled"):
-        return []
+        return _Actions()
     aline = item.get("__lines__", {}).get("actions", line)
     try:
         sets, not_executed, warnings = parse_actions(item.get("actions"), rid)
     except ActionError as e:
         pf.errors.append(_err(str(e), pf.path, aline, rule_id=rid, kind="rule"))
         return None
-    item["__not_executed__"] = not_executed
     for w in warnings:
         pf.warnings.append(_err(w, pf.path, aline, rule_id=rid, kind="rule"))
     for spec in sets:
@@ -362,12 +365,12 @@ def _select_rule(
         except ActionError as e:
             pf.errors.append(_err(str(e), pf.path, aline, rule_id=rid, kind="rule"))
             return None
-    return sets
+    return _Actions(sets, not_executed)
 
 
-def _type_variables(ps: PolicySet, selected: list[tuple[PolicyFile, dict[str, Any], list[SetSpec]]]) -> None:
+def _type_variables(ps: PolicySet, selected: list[list[SetSpec]]) -> None:
     """Variables set by an `expression` alone (no `default_value`) take its type, before rules read them."""
-    for _pf, _item, sets in selected:
+    for sets in selected:
         for spec in sets:
             if not spec.var.type and spec.source == "expression":
                 try:
@@ -516,7 +519,7 @@ def _unsupported_type_in(expr: str) -> str | None:
     return None
 
 
-def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], sets: list[SetSpec]) -> None:
+def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], acts: _Actions) -> None:
     rid = _text(item, "id") or ""
     line = item.get("__line__")
     tags_raw = item.get("tags") or {}
@@ -537,7 +540,7 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], sets: list[Se
         line=base + 1 if base is not None else None,
         macros=ps.macros,
         silent=bool(item.get("silent", False)),
-        not_executed=item.get("__not_executed__", []),
+        not_executed=acts.not_executed,
     )
     if not expr:
         pf.errors.append(_err("the rule has no `expression`", pf.path, line, rule_id=rid, kind="rule"))
@@ -562,7 +565,7 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], sets: list[Se
 
     try:
         compiled = compile_parsed(parsed, expr, ps.macros, variables=variables)
-        actions = [compile_set(spec, variables, ps.macros, compile_expr) for spec in sets]
+        actions = [compile_set(spec, variables, compile_expr) for spec in acts.sets]
     except Unsupported as e:
         _skip_unsupported(pf, rid, rule, e)
         return
