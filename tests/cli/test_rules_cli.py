@@ -70,7 +70,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_check_reports_rules_loaded_and_exits_0(tmp_path: Path, capsys):
     p = write(tmp_path, "good.policy", POLICY)
     assert main(["rules", "check", str(p)]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{p}: 2 rules loaded, 0 errors"]
+    assert capsys.readouterr().out.splitlines() == [f"{p}: 2 rules loaded, 0 skipped, 0 errors"]
 
 
 def test_check_prints_each_error_with_caret_and_exits_1(tmp_path: Path, capsys):
@@ -78,7 +78,7 @@ def test_check_prints_each_error_with_caret_and_exits_1(tmp_path: Path, capsys):
     assert main(["rules", "check", str(p)]) == 1
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"{p}: 1 rule loaded, 1 error"
+    assert lines[0] == f"{p}: 1 rule loaded, 0 skipped, 1 error"
     assert f"error: {p}:5, rule typo, line 1, column 36: unknown field 'open.file.nme'" in lines[1]
     assert lines[2].strip() == 'open.file.path == "/etc/shadow" && open.file.nme == "x"'
     assert lines[3].index("^") - lines[2].index("o") == 35
@@ -89,8 +89,8 @@ def test_check_counts_per_policy_in_a_directory(tmp_path: Path, capsys):
     write(tmp_path, "b.policy", BROKEN.replace("id: ok", "id: ok2"))
     assert main(["rules", "check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "a.policy: 2 rules loaded, 0 errors" in out
-    assert "b.policy: 1 rule loaded, 1 error" in out
+    assert "a.policy: 2 rules loaded, 0 skipped, 0 errors" in out
+    assert "b.policy: 1 rule loaded, 0 skipped, 1 error" in out
 
 
 def test_check_warns_about_mixed_logic(tmp_path: Path, capsys):
@@ -109,7 +109,7 @@ def test_check_compat_policy(compat_dir: Path, capsys):
     if not p.exists():
         pytest.skip(f"{p} is absent")
     assert main(["rules", "check", str(p)]) == 0
-    assert capsys.readouterr().out.startswith(f"{p}: 79 rules loaded, 0 errors")
+    assert capsys.readouterr().out.startswith(f"{p}: 79 rules loaded, 0 skipped, 0 errors")
 
 
 def test_eval_expression_prints_true_or_false(event_file: Path, capsys):

@@ -225,3 +225,37 @@ def test_a_sweep_drops_the_processes_whose_exit_was_lost(tmp_path):
     assert c.sweep() == 2
     assert c.get(2, read_proc=False) is not None and c.get(3, read_proc=False) is None
     assert c.get(4, read_proc=False) is None and c.stats()["swept"] == 2
+
+
+def test_secl_reads_argv0_from_the_cache_while_events_carry_the_arguments_after_it():
+    """A busybox applet: the executable is busybox, argv[0] and comm name the applet; the event's `args` stay
+    what comes after argv[0], and `argv0` is not serialized (the schema has no place for it)."""
+    from opencws.model.codec import to_dict
+    from opencws.model.event import Event, EventContext
+    from opencws.secl import compile_expression
+
+    c = cache()
+    e = c.on_exec(exec_(710, 1, "/bin/busybox", ["wget", "-q", "http://x/"]))
+    ctx = c.context(e, 710)
+    event = Event(evt=EventContext(name="exec"), process=ctx)
+    assert compile_expression('exec.argv0 == "wget" && exec.file.name == "busybox"').evaluate(event)
+    assert ctx.args == ["-q", "http://x/"]
+    assert "argv0" not in to_dict(ctx) and "cgroup_id" not in to_dict(ctx)
+    c.on_fork(fork(710, 711, ppid=1, start=BOOT + 711))
+    assert c.model(c.get(711)).argv0 == "wget"  # a fork keeps its parent's argv[0] until it execs
+
+
+def test_a_container_is_dated_by_its_first_process():
+    """`container.created_at` for rules (Datadog's container-age guard): the start of the first process the cache
+    saw in the container, its init; later processes do not move it. Not serialized (not in the schema)."""
+    from opencws.model.codec import to_dict
+
+    cid = "9" * 64
+    c = cache(container_of_event=lambda pid, cgid, name: cid if name else None)
+    first = c.on_exec(exec_(720, 1, "/pause", ["/pause"], start=BOOT + 10, cgroup="docker-x.scope"))
+    c.on_fork(fork(720, 721, ppid=1, start=BOOT + 500))
+    later = c.on_exec(exec_(721, 720, "/bin/sh", ["sh"], start=BOOT + 500, cgroup="docker-x.scope"))
+    created = c.model(first).container.created_at
+    assert created is not None and created == c.model(first).fork_time
+    assert c.model(later).container.created_at == created
+    assert "created_at" not in to_dict(c.model(later).container)

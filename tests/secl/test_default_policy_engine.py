@@ -190,3 +190,24 @@ def test_policy_load_errors_are_printed_and_exit_1(
     captured = capsys.readouterr()
     assert captured.out.strip() == "1 passed, 0 failed"
     assert "policy error" in captured.err and "bad" in captured.err and "open.file.pathh" in captured.err
+
+
+def test_the_container_age_guard_keeps_the_first_minute_of_a_container_quiet() -> None:
+    """Package managers and compilers in a container that started seconds ago (an entrypoint, a classic
+    `docker build` step) are expected; the same in a container running for ten minutes is reported. The
+    agent dates containers (`container.created_at`, not in the CWS event); a JSON event has no date."""
+    from opencws.model.event import ContainerContext
+
+    ruleset = RuleSet(load_policies([DEFAULT]).rules)
+    by_name = {c.name: c for c in load_suite(SUITE).cases}
+    case = next(c for c in by_name.values() if c.expect == ["c2_container_package_manager"])
+    ev = case.event
+    cid = ev.container.id
+
+    def aged(seconds: int) -> Any:
+        ctx = ContainerContext(id=cid, created_at=ev.date - seconds * 1_000_000_000)
+        return dataclasses.replace(ev, container=ctx, process=dataclasses.replace(ev.process, container=ctx))
+
+    assert ruleset.match(aged(5)) == []
+    assert ruleset.match(aged(600)) == ["c2_container_package_manager"]
+    assert ruleset.match(ev) == ["c2_container_package_manager"]  # undated: settled

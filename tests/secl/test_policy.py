@@ -204,12 +204,14 @@ rules:
   - id: with_filters
     expression: open.file.path == "/x"
     filters: ['os == "linux"']
+    every: 10s
 """
     ps = load_policies([write(tmp_path, "k.policy", text)])
     assert [e.rule_id for e in ps.errors] == ["typo"]  # no expression
     msgs = [w.format() for w in ps.warnings]
     assert any("unknown key 'expresion'" in m and ":3," in m for m in msgs), msgs
-    assert any("'filters' is not supported" in m for m in msgs), msgs
+    assert any("'every' is not supported" in m for m in msgs), msgs
+    assert not any("'filters'" in m for m in msgs), msgs  # supported
     assert [r.id for r in ps.rules] == ["with_filters"]
 
 

@@ -53,6 +53,9 @@ def test_expression_compiles_to_sql(expr: str, sql: str, params: dict, exact: bo
         # "Some ancestor is not X" is not "no ancestor is X".
         ('process.ancestors.file.path != "/bin/sh"', "1"),
         ('process.ancestors.file.path not in ["/bin/sh"]', "1"),
+        # Fields with no column (Datadog's, evaluated on the event): the file extension, argv[0], the origin.
+        ('open.file.extension == ".php" && process.comm == "sh"', "(evt_name = {p0:String}) AND ((process_comm = {p1:String}))"),
+        ('process.argv0 == "kworker" || event.origin != "ebpf"', "1"),
     ],
 )
 def test_untranslatable_parts_widen_the_prefilter(expr: str, sql: str) -> None:

@@ -89,16 +89,22 @@ class LazyEvent(Event):
     container = property(lambda self: self._resolve(_CONTAINER, _container_of))
     date = property(lambda self: self._resolve(_DATE, _date))
     retval = property(lambda self: self._resolve(_RETVAL, _retval))
+    exit_status = property(lambda self: self._resolve(_EXIT_STATUS, _exit_status))
 
 
-_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL = (
-    _slot(n) for n in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval")
+_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL, _EXIT_STATUS = (
+    _slot(n) for n in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval",
+                       "exit_status")
 )
-_EVENT_SLOTS = (_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL)
+_EVENT_SLOTS = (_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL, _EXIT_STATUS)
 
 
 def _retval(e: LazyEvent) -> int | None:
     return getattr(e._k, "retval", None)
+
+
+def _exit_status(e: LazyEvent) -> int | None:
+    return getattr(e._k, "status", None) if e._k.type == "exit" else None
 
 
 def _evt(e: LazyEvent) -> EventContext:

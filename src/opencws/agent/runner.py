@@ -92,7 +92,7 @@ class Agent:
 
         policies, rules = self.load_rules()
         self.say("ruleset_loaded", rules=len(rules.info), errors=[str(e) for e in policies.errors],
-                 policies=[str(p) for p in self.config.policies])
+                 policies=[str(p) for p in self.config.policies], **_load_report(policies))
         self.resolvers: Resolvers = build_resolvers(self.config)
         self.probe = self._probe_factory() if self._probe_factory else _default_probe(self.config.ring_buffer_mb)
         self.probe.start()
@@ -236,7 +236,8 @@ class Agent:
         if self.metrics is not None:
             self.metrics.set_rules_loaded(len(rules.info))
             self.metrics.add_policy_reload(True)
-        self.say("ruleset_loaded", rules=len(rules.info), errors=[], policies=[str(p) for p in self.config.policies])
+        self.say("ruleset_loaded", rules=len(rules.info), errors=[], policies=[str(p) for p in self.config.policies],
+                 **_load_report(policies))
         return True
 
     def _report_error(self, reporter: Any, exc: Exception) -> None:
@@ -310,3 +311,10 @@ def _default_probe(ring_buffer_mb: int) -> Any:
     from opencws.probe.probe import Probe
 
     return Probe(ring_buffer_bytes=ring_buffer_mb << 20)
+
+
+def _load_report(policies: PolicySet) -> dict[str, Any]:
+    """What a rule set load says besides errors: the rules skipped (counts by reason) and the actions not run."""
+    skipped = {group: {subject: len(ids) for subject, ids in g.items()}
+               for group, g in policies.skip_summary().items()}  # fmt: skip
+    return {"skipped": skipped, "actions_not_executed": policies.not_executed()}

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="load and type-check policies", description=_check.__doc__)
     check.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories of *.policy")
     check.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="list every skipped rule with its place and reason"
+    )
     check.set_defaults(rules_run=_check)
 
     ev = sub.add_parser(
@@ -50,20 +53,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Load policies (files or directories of *.policy) and report, per policy file, how many rules loaded
-    and each error with its location and a caret under the offending token."""
+    """Load policies (files or directories of *.policy) and report, per policy file, how many rules loaded,
+    how many were skipped (rules not meant for this platform, or needing what this agent does not see), grouped
+    by reason, the actions accepted but not executed, and each error with its location and a caret under the
+    offending token."""
     from opencws.secl import load_policies
+    from opencws.secl.policy import summarize
 
     ps = load_policies(args.paths)
     for pf in ps.policies:
-        n, m = len(pf.rules), len(pf.errors)
-        print(f"{pf.path}: {n} rule{'s' if n != 1 else ''} loaded, {m} error{'s' if m != 1 else ''}")
+        n, k, m = len(pf.rules), len(pf.skipped), len(pf.errors)
+        groups = summarize(pf.skipped)
+        why = " (" + "; ".join(f"{sum(map(len, g.values()))} {name}" for name, g in groups.items()) + ")" if k else ""
+        print(f"{pf.path}: {n} rule{'s' if n != 1 else ''} loaded, {k} skipped{why}, {m} error{'s' if m != 1 else ''}")
+        for name, subjects in groups.items():
+            print(f"  skipped, {name}:")
+            for subject, ids in sorted(subjects.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+                print(f"    {len(ids):4}  {subject}" + ("" if args.verbose else f": {_ids(ids)}"))
+                if args.verbose:
+                    for s in pf.skipped:
+                        if s.group == name and s.subject == subject:
+                            print(f"          {s.format()}")
+        for r in pf.rules:
+            for a in r.not_executed:
+                print(f"  action not executed: rule {r.id}: {a.kind} ({a.reason})")
         for e in pf.errors:
             print(_indent("error: " + e.format()))
         if not args.quiet:
             for w in pf.warnings:
                 print(_indent("warning: " + w.format()))
     return 1 if ps.errors else 0
+
+
+def _ids(ids: list[str], most: int = 4) -> str:
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def _indent(text: str) -> str:

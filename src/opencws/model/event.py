@@ -109,6 +109,8 @@ class UserContext:
 @model
 class ContainerContext:
     id: str | None = prop("Container ID")
+    created_at: Timestamp | None = prop(internal=True)
+    """When the container started (its first process), for SECL's `container.created_at` (not in the schema)."""
 
 
 @model
@@ -161,6 +163,10 @@ class ProcessCacheEntry:
     envp: str | None = prop(internal=True)
     """The full `NAME=value` pairs joined by NUL (one string: a list of strings costs 50 bytes more per
     variable, in a cache of thousands of processes), for SECL's `process.envp`; events carry the names only."""
+    argv0: str | None = prop(internal=True)
+    """argv[0] (events carry `args`, the arguments after it), for SECL's `process.argv0`."""
+    cgroup_id: int | None = prop(internal=True)
+    """The cgroup (v2 id) the process runs in, the key of SECL's cgroup-scoped rule variables."""
 
 
 @model(frozen=True)
@@ -183,6 +189,8 @@ class Event:
     container: ContainerContext | None = prop()
     date: Timestamp | None = prop()
     retval: int | None = prop(internal=True)
+    exit_status: int | None = prop(internal=True)
+    """An exit's wait status (`code << 8 | core dump 0x80 | signal`), for SECL's `exit.cause`/`exit.code`."""
 
 
 MODEL_CLASSES: tuple[type, ...] = (

@@ -113,6 +113,8 @@ class ProcessEntry:
     exit_time: int | None = None
     parent: ProcessEntry | None = None
     from_procfs: bool = False
+    argv0: str = ""
+    """argv[0] as the program was started (events carry `args`, after it), for SECL's `process.argv0`."""
     _model: ProcessCacheEntry | None = field(default=None, repr=False)
     _ancestors: list[ProcessCacheEntry] | None = field(default=None, repr=False)
     _anc_key: tuple[Any, Any] | None = field(default=None, repr=False)
@@ -208,7 +210,8 @@ class ProcessCache:
                 group=creds.group, comm=e.comm, tty=e.tty or None, fork_time=e.fork_time,
                 exec_time=e.exec_time, exit_time=e.exit_time, credentials=creds, executable=e.executable,
                 container=_container(e.container_id), args=e.args, args_truncated=e.args_truncated or None,
-                envs=e.envs, envs_truncated=e.envs_truncated or None, envp=e.envp,
+                envs=e.envs, envs_truncated=e.envs_truncated or None, envp=e.envp, argv0=e.argv0,
+                cgroup_id=e.cgroup_id or None,
             )  # fmt: skip
         return m
 
@@ -298,6 +301,7 @@ class ProcessCache:
             creds=s.credentials, executable=exe, args=args if s.argv else None, args_truncated=atrunc,
             envp=self._shared_envp(s.envp), envs=envs or None, envs_truncated=etrunc, container_id=container,
             cgroup_id=s.cgroup_id or 0, root=root, fork_time=start_wall, exec_time=start_wall if s.exe else None, from_procfs=True,
+            argv0=s.argv[0] if s.argv else "",
         )  # fmt: skip
         self._insert(e)
         if link:
@@ -332,7 +336,7 @@ class ProcessCache:
             envs_truncated=parent.envs_truncated if parent else False,
             container_id=container, cgroup_id=ev.child_cgroup_id, root=root,
             fork_time=self.clock.wall_from_boottime(ev.start_time_ns),
-            exec_time=parent.exec_time if parent else None, parent=parent,
+            exec_time=parent.exec_time if parent else None, parent=parent, argv0=parent.argv0 if parent else "",
         )  # fmt: skip
         self._insert(e)
         self._pin_names(e)
@@ -360,6 +364,7 @@ class ProcessCache:
                 envp=self._shared_envp(ev.envp),
                 envs=envs or None, envs_truncated=etrunc, container_id=container, cgroup_id=ev.cgroup_id,
                 root=root, fork_time=self.clock.wall_from_boottime(ev.start_time_ns), exec_time=exec_time,
+                argv0=ev.argv[0] if ev.argv else "",
             )  # fmt: skip
             self._insert(e)
             self._link(e)
@@ -368,7 +373,9 @@ class ProcessCache:
         e.comm, e.tty, e.creds, e.executable = ev.comm, ev.tty, ev.credentials, exe
         e.args, e.args_truncated, e.envs, e.envs_truncated = args, atrunc, envs or None, etrunc
         e.envp = self._shared_envp(ev.envp)
+        e.argv0 = ev.argv[0] if ev.argv else ""
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
+        _note_container(e)
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         self._changed(e)
@@ -450,6 +457,7 @@ class ProcessCache:
         return got
 
     def _insert(self, e: ProcessEntry) -> None:
+        _note_container(e)
         self._live[e.pid] = e
         self._live.move_to_end(e.pid)
         while len(self._live) > self.max_size:
@@ -496,6 +504,16 @@ def _start_time_ns(proc: str, pid: int) -> int | None:
 
 def _container(cid: str | None) -> ContainerContext | None:
     return _CONTAINERS.setdefault(cid, ContainerContext(id=cid)) if cid else None
+
+
+def _note_container(e: ProcessEntry) -> None:
+    """A container's creation time is the start of the first process seen in it: the runtime creates the
+    container with its init process, which lives as long as the container (the `/proc` snapshot gives the
+    start of the init of containers already running)."""
+    ctx = _container(e.container_id)
+    start = e.fork_time or e.exec_time
+    if ctx is not None and start and (ctx.created_at is None or start < ctx.created_at):
+        ctx.created_at = start
 
 
 _CONTAINERS: dict[str, ContainerContext] = {}

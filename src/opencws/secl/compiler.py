@@ -25,7 +25,7 @@ from opencws.model.names import bpf_helper_name
 from opencws.secl import ast, registers
 from opencws.secl.approvers import Approver, gate_score, leaf_gates
 from opencws.secl.constants import CONSTANTS, ERRNO_NAMES
-from opencws.secl.errors import SeclError
+from opencws.secl.errors import SeclError, Unsupported
 from opencws.secl.fields import (
     BOOL,
     GETTER_ENV,
@@ -36,13 +36,15 @@ from opencws.secl.fields import (
     Field,
     Registry,
     inline_expr,
+    unavailable_reason,
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
 from opencws.secl.parser import ParseResult, parse
 from opencws.secl.paths import path_value_error
+from opencws.secl.variables import VariableTable
 
 ARRAY = "array"
-_RULE_VARIABLES = " (variables are event fields; variables set by rule `actions` are not supported)"
+_RULE_VARIABLES = " (a variable is an event field, a built-in, or one that a rule's `set` action declares)"
 
 
 def _event_type_is(e: Any, event_type: str) -> bool:
@@ -152,6 +154,8 @@ class CompiledRule:
     # The event types the expression can match: its event type for a rule; for a search expression (see
     # `compile_search`) the types it names, or None when it names none (it applies to every event).
     event_types: frozenset[str] | None = None
+    # The policy set's rule variables the expression may read (for recompilations: partial evaluation).
+    variables: VariableTable | None = None
 
     def evaluate(self, event: Any) -> bool:
         """The condition on `event`; false on an event of a type the expression does not apply to."""
@@ -173,8 +177,10 @@ class Compiler:
         bound: dict[str, Any] | None = None,
         check_event_type: bool = True,
         search: bool = False,
+        variables: VariableTable | None = None,
     ) -> None:
         self.text = text
+        self.variables = variables
         self.macros = macros or {}
         self.reg = registry
         self.bound = bound
@@ -451,11 +457,7 @@ class Compiler:
             return self.register_field(node)
         if name in CONSTANTS:
             return _const(INT, CONSTANTS[name], node)
-        head = name.split(".", 1)[0]
-        if "." in name and head in UNSUPPORTED_EVENT_TYPES:
-            raise self.error(
-                f"unknown field '{name}': '{head}' events are not supported by this engine", node
-            )
+        self.check_supported(name, node)
         candidates = list(self.reg.fields) + list(self.macros) + list(CONSTANTS)
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
         hint = _helper_hint(name) or (f" (did you mean '{close[0]}'?)" if close else "")
@@ -464,6 +466,28 @@ class Compiler:
         if "." not in name:
             err.unknown_name = name
         raise err
+
+    def check_supported(self, name: str, node: ast.Node) -> None:
+        """Raise `Unsupported` for a field of an event type the probe does not produce, or one whose value the
+        agent cannot know: the rule is valid Datadog SECL, this engine just cannot run it."""
+        head = name.split(".", 1)[0]
+        if "." in name and head in UNSUPPORTED_EVENT_TYPES:
+            raise Unsupported(f"'{name}': '{head}' events are not supported by this engine", self.text,
+                              node.pos, node.end, group="event type not supported", subject=head)
+        why = unavailable_reason(name)
+        if why is not None:
+            raise Unsupported(f"'{name}': {why}", self.text, node.pos, node.end,
+                              group="field the agent cannot know", subject=name)
+
+    def user_variable(self, name: str, node: ast.Node) -> Val | None:
+        """A variable set by rule actions (or a built-in such as `builtins.uuid4`), or None."""
+        found = self.variables.reader(name) if self.variables is not None else None
+        if found is None:
+            return None
+        typ, multi, read = found
+        if self.bound is not None:
+            return _unknown(typ, node, multi)  # partial evaluation: a variable can hold anything
+        return Val(typ, read, multi=multi, cost=4, node=node)
 
     def field_val(self, f: Field, node: ast.Node) -> Val:
         if f.event_type is not None:
@@ -523,6 +547,10 @@ class Compiler:
     def variable(self, node: ast.Variable) -> Val:
         f = self.reg.get(node.name)
         if f is None:
+            v = self.user_variable(node.name, node)
+            if v is not None:
+                return v
+            self.check_supported(node.name, node)
             raise self.error(f"unknown variable '${{{node.name}}}'{_RULE_VARIABLES}", node)
         if f.multi:
             raise self.error(f"variable '${{{node.name}}}' has several values and cannot be used here", node)
@@ -572,8 +600,18 @@ class Compiler:
                 parts.append(text[i : m.start()])
             name = m.group(1).strip()
             f = self.reg.get(name)
+            if f is None:
+                var = self.user_variable(name, node)
+                if var is not None and not var.multi:
+                    if var.unknown:
+                        return _unknown(STRING, node)
+                    parts.append(var.fn)
+                    i = m.end()
+                    continue
             if f is None or f.multi:
                 off = node.pos + 1 + m.start()
+                if f is None:
+                    self.check_supported(name, node)
                 raise SeclError(
                     f"unknown variable '${{{name}}}' in string", self.text, off, off + len(m.group())
                 )
@@ -1003,6 +1041,17 @@ class Compiler:
             out.code = "(" + gen.format(L=self.code(left), R=self.code(right), **names) + ")"
         return out
 
+    def lists_meet(self, node: ast.InArray, left: Val, right: Val) -> Val:
+        """`process.ancestors.pid in ${cgroup.pids}`: some value of the left list is in the right one (`not in`:
+        none is)."""
+        if left.type != right.type:
+            raise self.error(f"type mismatch: {left.describe()} but {right.describe()}", right.node)
+        lf, rf = left.fn, right.fn
+        assert lf is not None and rf is not None
+        if node.negated:
+            return Val(BOOL, lambda e: set(lf(e)).isdisjoint(rf(e)), cost=left.cost + right.cost + 2, node=node)
+        return Val(BOOL, lambda e: not set(lf(e)).isdisjoint(rf(e)), cost=left.cost + right.cost + 2, node=node)
+
     def in_array(self, node: ast.InArray) -> Val:
         left = self.compile(node.operand)
         word = "not in" if node.negated else "in"
@@ -1019,8 +1068,15 @@ class Compiler:
                 return self.comparison(
                     node, "!=" if node.negated else "==", left, self.field_val(f, arr_node)
                 )
+        if isinstance(arr_node, ast.Variable) and arr_node.name not in self.reg:
+            var = self.user_variable(arr_node.name, arr_node)
+            if var is not None and var.multi:
+                if left.multi and not (left.unknown or var.unknown):
+                    return self.lists_meet(node, left, var)
+                return self.comparison(node, "!=" if node.negated else "==", left, var)
         if isinstance(arr_node, ast.Variable):
             if arr_node.name not in self.reg:
+                self.check_supported(arr_node.name, arr_node)
                 raise self.error(f"unknown variable '${{{arr_node.name}}}'{_RULE_VARIABLES}", arr_node)
             raise self.error(
                 f"a variable cannot be used as a list unless it names a multi-valued field: "
@@ -1029,6 +1085,8 @@ class Compiler:
             )
         if isinstance(arr_node, ast.Ident):
             if arr_node.name not in self.macros:
+                if "." in arr_node.name and arr_node.name not in self.reg:
+                    self.check_supported(arr_node.name, arr_node)
                 if arr_node.name in self.reg or arr_node.name in CONSTANTS:
                     raise self.error(
                         f"'{arr_node.name}' is not a list: '{word}' needs [...], a list macro or a "
@@ -1093,7 +1151,8 @@ class Compiler:
                 "regex": "regex",
             }
             approvers = {left.field.canonical: frozenset(Approver(kinds[k], v) for k, v in arr.items)}
-        cost = left.cost + 1 + (3 if has_matcher else 0)
+        # a list of patterns costs with its length: a long exclusion list is tested after cheaper conditions
+        cost = left.cost + 1 + (3 + len(arr.patterns) + len(arr.regexes) if has_matcher else 0)
         out = Val(BOOL, fn, cost=cost, approvers=approvers, gates=leaf_gates(approvers), node=node)
         if self.codegen and not multi:
             lc = self.code(left)
@@ -1122,9 +1181,11 @@ def _merge_gates(vals: list[Val], is_and: bool) -> tuple[frozenset[tuple[str, Ap
 
 
 def compile_parsed(
-    parsed: ParseResult, text: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY
+    parsed: ParseResult, text: str, macros: dict[str, Macro] | None = None, *, registry: Registry = REGISTRY,
+    variables: VariableTable | None = None, search: bool = False,
 ) -> CompiledRule:
-    rule = Compiler(text, macros, registry=registry).compile_rule(parsed)
+    rule = Compiler(text, macros, registry=registry, variables=variables, search=search).compile_rule(parsed)
+    rule.variables = variables
     _add_mixed_logic_warnings(rule, parsed, text)
     return rule
 
@@ -1195,3 +1256,24 @@ def check_macro(
     if warnings is not None:
         warnings.extend(c.warnings)
     return v
+
+
+@dataclass
+class CompiledValue:
+    """A SECL expression compiled for its value on any event (an action's `expression` or `filter`)."""
+
+    expression: str
+    fn: Callable[[Any], Any]
+    value_type: tuple[str, bool]  # (STRING, INT or BOOL; several values)
+
+
+def compile_value(
+    expr: str, macros: dict[str, Macro] | None = None, *, variables: VariableTable | None = None
+) -> CompiledValue:
+    """Compile an expression for its value (not only a condition); raise SeclError when it is invalid."""
+    parsed = parse(expr)
+    c = Compiler(expr, macros, variables=variables, search=True)
+    v = c.compile(parsed.node)
+    if v.type == ARRAY or v.fn is None:
+        raise c.error(f"an action needs a value, but {v.describe()}", parsed.node)
+    return CompiledValue(expr, v.fn, (v.type, v.multi))

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from opencws.model import names
 
+EXIT_CAUSES = {"EXITED": 0, "COREDUMPED": 1, "SIGNALED": 2}
+"""How a process ended (`exit.cause`), as Datadog numbers them."""
+
 
 def _build() -> dict[str, int]:
     out: dict[str, int] = {"O_RDONLY": 0}
@@ -22,6 +25,7 @@ def _build() -> dict[str, int]:
     out.update(names.BPF_ATTACH_TYPES)
     out.update(names.BPF_HELPERS)
     out.update({n: -v for n, v in names.ERRNO.items()})
+    out.update(EXIT_CAUSES)
     return out
 
 

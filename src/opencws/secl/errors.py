@@ -103,3 +103,16 @@ class SeclError(Exception):
         if kind is not None:
             self.kind = kind
         return self
+
+
+class Unsupported(SeclError):
+    """A valid rule that this engine cannot run: it needs an event type the probe does not produce, or a
+    field whose value the agent cannot know. The policy loader skips the rule with this reason (it is not
+    an error of the policy). `group` names the kind of reason (for `rules check`'s summary), `subject` what is
+    missing (`connect`, `container.created_at`)."""
+
+    def __init__(self, message: str, expression: str = "", pos: int | None = None, end: int | None = None,
+                 *, group: str, subject: str) -> None:
+        super().__init__(message, expression, pos, end)
+        self.group = group
+        self.subject = subject

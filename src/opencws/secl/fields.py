@@ -31,9 +31,33 @@ EVENT_TYPES = (
 # Event types of Datadog's agent that this engine's event model does not carry (a clearer error than
 # "unknown field" for policies written for newer agents).
 UNSUPPORTED_EVENT_TYPES = (
-    "accept", "bind", "chdir", "connect", "dns", "imds", "load_module", "mmap", "mprotect", "network",
-    "packet", "ptrace", "setrlimit", "signal", "splice", "sysctl", "unload_module",
+    "accept", "bind", "cgroup_write", "chdir", "connect", "dns", "imds", "load_module", "mmap", "mprotect",
+    "network", "network_flow_monitor", "packet", "prctl", "ptrace", "raw_packet", "setrlimit", "setsockopt",
+    "signal", "splice", "sysctl", "unload_module",
+    "fim",  # Datadog's file-integrity events (fim.write.file.path)
+    "create", "write", "set", "open_key", "create_key", "delete_key", "change_permission",  # Windows events
 )  # fmt: skip
+
+# Fields of Datadog's model whose value this agent cannot know (a rule using one is skipped with the reason,
+# rather than evaluated on a made-up value): (pattern of field names, why).
+_ENTRY = r"(process|exec|exit)(\.parent|\.ancestors)?"
+UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"container\.tags$"), "container tags need the container runtime's metadata"),
+    (re.compile(_ENTRY + r"\.auid$"), "the login uid (audit session id) is not captured by the probe"),
+    (re.compile(_ENTRY + r"\.user_session\."), "user sessions (SSH, Kubernetes exec) are not tracked"),
+    (re.compile(r"(" + _ENTRY + r"\.)?cgroup\.(?!id$|file\.inode$)"),
+     "of a cgroup the agent knows its id only (cgroup.id, cgroup.file.inode)"),
+    (re.compile(r"event\.service$"), "service names (DD_SERVICE, container tags) are not resolved"),
+    (re.compile(r"mount\.(source|root)\.path$"), "a mount's source is not captured by the probe"),
+)  # fmt: skip
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why the agent cannot know field `name` (a Datadog field), or None."""
+    for pattern, why in UNAVAILABLE_FIELDS:
+        if pattern.match(name):
+            return why
+    return None
 FILE_EVENT_TYPES = (
     "open", "chmod", "chown", "mkdir", "rmdir", "rename", "unlink", "utimes", "link", "setxattr",
     "removexattr", "mknod", "symlink",
@@ -174,8 +198,42 @@ def _caps_or_none(v: Any) -> list[str] | None:
     return None
 
 
+def _exit_cause(status: int | None) -> int | None:
+    """EXITED (0), COREDUMPED (1) or SIGNALED (2) from a wait status; None when unknown."""
+    if status is None:
+        return None
+    if status & 0x7F == 0:
+        return 0
+    return 1 if status & 0x80 else 2
+
+
+def _exit_code(status: int | None) -> int | None:
+    """The exit code, or the signal that ended the process."""
+    if status is None:
+        return None
+    return (status >> 8) & 0xFF if status & 0x7F == 0 else status & 0x7F
+
+
+def _container_created(e: Any) -> int:
+    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+    c = e.container
+    if c is None or not c.id:
+        p = e.process
+        c = p.container if p is not None else None
+    return (c.created_at or 0) if c is not None else 0
+
+
 def _basename(path: str | None) -> str | None:
     return posixpath.basename(path) if path else None
+
+
+def _extension(name: str | None) -> str:
+    """A file name's extension with its dot, from the last dot (`.gz` of `a.tar.gz`; a name without a dot has
+    none), as Datadog's `file.extension`."""
+    if not name:
+        return ""
+    i = name.rfind(".")
+    return name[i:] if i >= 0 else ""
 
 
 _ENV: dict[str, Any] = {
@@ -191,6 +249,10 @@ _ENV: dict[str, Any] = {
     "args_flags": args_flags,
     "args_options": args_options,
     "basename": _basename,
+    "container_created": _container_created,
+    "exit_cause": _exit_cause,
+    "exit_code": _exit_code,
+    "extension": _extension,
     "int_or_zero": _int_or_zero,
     "str_or_empty": _str_or_empty,
     "caps_or_none": _caps_or_none,
@@ -352,6 +414,7 @@ _FILE_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("name", STRING, (), "o.name or basename(o.path)", {}),
     ("path.length", INT, (), "len(o.path) if o.path else 0", {}),
     ("name.length", INT, (), "len(o.name or basename(o.path) or '')", {}),
+    ("extension", STRING, (), "extension(o.name or basename(o.path))", {}),
     ("filesystem", STRING, (), "o.filesystem", {}),
     ("inode", INT, (), "o.inode", {}),
     ("mode", INT, (), "o.mode", {}),
@@ -399,7 +462,14 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     ("cap_effective", INT, ("credentials",), "capability_mask(o.cap_effective)", {}),
     ("cap_permitted", INT, ("credentials",), "capability_mask(o.cap_permitted)", {}),
     ("comm", STRING, (), "o.comm", {}),
+    # argv[0] as the program was started with it (not serialized: the agent's entries carry it; a stored event
+    # has none, and reads "")
+    ("argv0", STRING, (), "o.argv0", {}),
     ("tty_name", STRING, (), "o.tty", {}),
+    # the cgroup (v2) the process runs in, as the agent's entries know it (not in the CWS event): its id is the
+    # cgroup directory's inode; `cgroup.id` is that number as text (Datadog's is the cgroup's name)
+    ("cgroup.id", STRING, (), "str(o.cgroup_id) if o.cgroup_id else ''", {}),
+    ("cgroup.file.inode", INT, (), "o.cgroup_id", {}),
     ("created_at", INT, (), "o.exec_time or o.fork_time", {"date": True}),
     ("container.id", STRING, ("container",), "o.id", {}),
     ("args", STRING, (), "' '.join(o.args) if o.args else ''", {"cost": 3}),
@@ -524,9 +594,18 @@ def build_registry() -> Registry:
         "(e.process.container.id if e.process is not None and e.process.container is not None else None))",
         None,
     )
+    # Where the event comes from: this agent's events all come from its eBPF probe (Datadog's agent also has
+    # "ebpfless", ptrace-based, origins).
+    r.add("event.origin", STRING, (), "'ebpf'", None)
+    r.add("container.created_at", INT, (), "container_created(o)", None, date=True)
+    r.alias("cgroup.id", "process.cgroup.id")
+    r.alias("cgroup.file.inode", "process.cgroup.file.inode")
     # Process events: the fields of the new (exec) or exiting process.
     r.add_process("exec", ("process",), "exec")
     r.add_process("exit", ("process",), "exit")
+    # how it ended, from the wait status the agent's exit events carry (a stored event has none: 0, EXITED)
+    r.add("exit.cause", INT, (), "exit_cause(o.exit_status)", "exit")
+    r.add("exit.code", INT, (), "exit_code(o.exit_status)", "exit")
     # File events.
     for t in FILE_EVENT_TYPES:
         r.add_file(f"{t}.file", ("file",), t)

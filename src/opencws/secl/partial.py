@@ -57,7 +57,7 @@ def _partial_fn(rule: CompiledRule, names_: frozenset[str], macros: dict[str, Ma
     hit = _PARTIAL_CACHE.get(key)
     if hit is not None and hit[0] is rule:
         return hit[1]
-    c = Compiler(rule.expression, macros, bound=dict.fromkeys(names_))
+    c = Compiler(rule.expression, macros, bound=dict.fromkeys(names_), variables=rule.variables)
     v = c.compile(rule.parsed.node)
     if v.unknown:
         out: Any = True

@@ -3,6 +3,11 @@
 A directory loads its `*.policy` files in name order, all macros first. A bad rule or macro is reported
 (with file, id, line and column) and skipped; the others keep working. Duplicate ids are errors, except a
 macro redefined with `combine: merge` (values added) or `combine: override` (replaced) by a later file.
+
+Rules not meant for this platform are *skipped* with the reason, not errors (as Datadog's agent selects
+them): a false `filters` expression or an `agent_version` that excludes the version this engine implements
+(`opencws.secl.platform`), an event type the probe does not produce, a field the agent cannot know. Rule
+`actions` declare variables (`set`, run by the rule set on a match) or are listed as not executed.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ from typing import Any
 import yaml
 
 from opencws.secl import ast
-from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed
-from opencws.secl.errors import SeclError
+from opencws.secl.actions import ActionError, SetAction, SetSpec, Skipped, compile_set, declare, parse_actions
+from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed, compile_value
+from opencws.secl.errors import SeclError, Unsupported
+from opencws.secl.fields import UNSUPPORTED_EVENT_TYPES
 from opencws.secl.parser import parse
+from opencws.secl.platform import Platform, check_filters, version_satisfies
+from opencws.secl.variables import VariableTable
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
 _MACRO_KEYS = {"id", "expression", "values", "description", "agent_version", "filters", "combine"}
@@ -26,8 +35,7 @@ _RULE_KEYS = {
     "id", "version", "expression", "description", "tags", "disabled", "agent_version", "filters", "combine",
     "actions", "every", "silent", "group_id", "priority", "policy", "product_tags",
 }  # fmt: skip
-_IGNORED = {"agent_version", "filters", "combine", "actions", "every", "silent", "group_id", "priority",
-            "policy", "product_tags"}  # fmt: skip
+_IGNORED = {"combine", "every", "group_id", "priority", "policy", "product_tags"}  # fmt: skip
 
 
 @dataclass
@@ -43,9 +51,28 @@ class Rule:
     line: int | None = None  # line of the expression in the source file
     compiled: CompiledRule | None = None
     macros: dict[str, Macro] | None = None
+    silent: bool = False  # runs its actions, raises no alert
+    actions: list[SetAction] = field(default_factory=list)  # run by the rule set when the rule matches
+    not_executed: list[Skipped] = field(default_factory=list)  # actions accepted and not executed
 
     def evaluate(self, event: Any) -> bool:
         return self.compiled is not None and self.compiled.evaluate(event)
+
+
+@dataclass
+class Skip:
+    """A rule left out on purpose: `group` is the kind of reason, `subject` what it is about."""
+
+    rule_id: str
+    group: str  # "filter", "agent version", "event type not supported", "field the agent cannot know"
+    subject: str  # the filter, the constraint, the event type, the field
+    message: str
+    file: str
+    line: int | None = None  # 1-based
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}, rule {self.rule_id}: {self.message}"
 
 
 @dataclass
@@ -56,6 +83,7 @@ class PolicyFile:
     macros: list[str] = field(default_factory=list)
     errors: list[SeclError] = field(default_factory=list)
     warnings: list[SeclError] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +94,27 @@ class PolicySet:
     warnings: list[SeclError] = field(default_factory=list)
     policies: list[PolicyFile] = field(default_factory=list)
     invalid_macros: set[str] = field(default_factory=set)  # ids of macros skipped for an error
+    skipped: list[Skip] = field(default_factory=list)
+    variables: VariableTable = field(default_factory=VariableTable)
+
+    def skip_summary(self) -> dict[str, dict[str, list[str]]]:
+        """Skipped rule ids by reason: {group: {subject: [rule ids]}}."""
+        return summarize(self.skipped)
+
+    def not_executed(self) -> dict[str, list[str]]:
+        """Rule ids by kind of action accepted and not executed (`kill`, `hash`...)."""
+        out: dict[str, list[str]] = {}
+        for r in self.rules:
+            for a in r.not_executed:
+                out.setdefault(a.kind, []).append(r.id)
+        return out
+
+
+def summarize(skipped: list[Skip]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for s in skipped:
+        out.setdefault(s.group, {}).setdefault(s.subject, []).append(s.rule_id)
+    return out
 
 
 class _Loader(yaml.SafeLoader):
@@ -170,9 +219,11 @@ def _text(item: dict[str, Any], key: str) -> str | None:
     return v if isinstance(v, str) else str(v)
 
 
-def load_policies(paths: Iterable[str | Path]) -> PolicySet:
-    """Load policy files and directories; problems are collected in `errors`, never raised."""
+def load_policies(paths: Iterable[str | Path], *, platform: Platform | None = None) -> PolicySet:
+    """Load policy files and directories; problems are collected in `errors`, never raised. `platform`: the
+    facts `filters` and `agent_version` are checked against (this machine by default)."""
     ps = PolicySet()
+    plat = platform or _current_platform()
     docs: list[tuple[PolicyFile, dict[str, Any]]] = []
     for path in expand_paths(paths):
         pf = PolicyFile(str(path))
@@ -193,13 +244,16 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     macro_lines: dict[str, tuple[PolicyFile, int | None, str]] = {}
     for pf, doc in docs:
         for item in _items(doc, "macros", pf):
-            _add_macro(ps, pf, item, macro_lines)
+            if _selected(pf, item, plat, "macro") is True:
+                _add_macro(ps, pf, item, macro_lines)
     for mid, macro in list(ps.macros.items()):
         pf, base, _ = macro_lines[mid]
         warnings: list[SeclError] = []
         try:
             check_macro(macro, ps.macros, warnings=warnings)
             pf.warnings.extend(_locate(w, pf.path, mid, "macro", base) for w in warnings)
+        except Unsupported:
+            pass  # valid, but about what this agent does not see: the rules using it are skipped
         except SeclError as e:
             _blame_invalid_macro(e, ps.invalid_macros)
             pf.errors.append(_locate(e, pf.path, mid, "macro", base))
@@ -208,14 +262,122 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
             pf.macros.remove(mid)
 
     seen: dict[str, str] = {}
+    selected: list[tuple[PolicyFile, dict[str, Any], _Actions]] = []
     for pf, doc in docs:
         for item in _items(doc, "rules", pf):
-            _add_rule(ps, pf, item, seen)
+            actions = _select_rule(ps, pf, item, seen, plat)
+            if actions is not None:
+                selected.append((pf, item, actions))
+    _type_variables(ps, [a.sets for _, _, a in selected])
+    for pf, item, actions in selected:
+        _add_rule(ps, pf, item, actions)
 
     for pf in ps.policies:
+        pf.errors.sort(key=lambda e: e.file_line or 0)  # in file order (rules are selected, then compiled)
         ps.errors.extend(pf.errors)
         ps.warnings.extend(pf.warnings)
+        ps.skipped.extend(pf.skipped)
     return ps
+
+
+_PLATFORM: Platform | None = None
+
+
+def _current_platform() -> Platform:
+    global _PLATFORM
+    if _PLATFORM is None:
+        _PLATFORM = Platform.current()
+    return _PLATFORM
+
+
+def _selected(pf: PolicyFile, item: dict[str, Any], plat: Platform, kind: str) -> bool | Skip | None:
+    """True when the item's `filters` and `agent_version` select it on `plat`, a Skip when they do not, None
+    when they are malformed (the error reported)."""
+    item_id = _text(item, "id") or "?"
+    line = item.get("__line__")
+    lines = item.get("__lines__", {})
+    try:
+        failed = check_filters(item.get("filters"), plat)
+    except SeclError as e:
+        pf.errors.append(_locate(e, pf.path, item_id, kind, lines.get("filters", line)))
+        return None
+    except ValueError as e:
+        pf.errors.append(_err(str(e), pf.path, lines.get("filters", line), rule_id=item_id, kind=kind))
+        return None
+    if failed is not None:
+        return Skip(item_id, "filter", failed, f"filter {failed!r} is false on this platform",
+                    pf.path, line + 1 if line is not None else None)  # fmt: skip
+    constraint = _text(item, "agent_version")
+    if constraint is not None:
+        try:
+            ok = version_satisfies(plat.agent_version, constraint)
+        except ValueError as e:
+            pf.errors.append(_err(str(e), pf.path, lines.get("agent_version", line), rule_id=item_id, kind=kind))
+            return None
+        if not ok:
+            msg = (f"agent_version {constraint!r} excludes {plat.agent_version}, the Datadog agent version "
+                   "this engine implements")
+            return Skip(item_id, "agent version", constraint, msg, pf.path, line + 1 if line is not None else None)
+    return True
+
+
+@dataclass
+class _Actions:
+    """A selected rule's actions as written: its `set`s (variables declared) and those not executed."""
+
+    sets: list[SetSpec] = field(default_factory=list)
+    not_executed: list[Skipped] = field(default_factory=list)
+
+
+def _select_rule(
+    ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str], plat: Platform
+) -> _Actions | None:
+    """The rule's actions when it is selected for loading (its variables declared), else None (skipped or an
+    error, reported)."""
+    rid = _checked_id(pf, item, _RULE_KEYS, "rule")
+    if rid is None:
+        return None
+    sel = _selected(pf, item, plat, "rule")
+    if isinstance(sel, Skip):
+        pf.skipped.append(sel)
+        return None
+    if sel is None:
+        return None
+    line = item.get("__line__")
+    if rid in seen:
+        msg = f"duplicate rule id '{rid}' (first defined in {seen[rid]})"
+        pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
+        return None
+    seen[rid] = f"{pf.path}:{line + 1}" if line is not None else pf.path
+    if item.get("disabled"):
+        return _Actions()
+    aline = item.get("__lines__", {}).get("actions", line)
+    try:
+        sets, not_executed, warnings = parse_actions(item.get("actions"), rid)
+    except ActionError as e:
+        pf.errors.append(_err(str(e), pf.path, aline, rule_id=rid, kind="rule"))
+        return None
+    for w in warnings:
+        pf.warnings.append(_err(w, pf.path, aline, rule_id=rid, kind="rule"))
+    for spec in sets:
+        try:
+            declare(ps.variables, spec)
+        except ActionError as e:
+            pf.errors.append(_err(str(e), pf.path, aline, rule_id=rid, kind="rule"))
+            return None
+    return _Actions(sets, not_executed)
+
+
+def _type_variables(ps: PolicySet, selected: list[list[SetSpec]]) -> None:
+    """Variables set by an `expression` alone (no `default_value`) take its type, before rules read them."""
+    for sets in selected:
+        for spec in sets:
+            if not spec.var.type and spec.source == "expression":
+                try:
+                    c = compile_value(spec.value, ps.macros, variables=ps.variables)
+                except SeclError:
+                    continue  # reported when the rule compiles
+                spec.var.type, spec.var.multi = c.value_type[0], spec.var.multi or c.value_type[1]
 
 
 def _check_keys(
@@ -344,16 +506,22 @@ def _literal(v: Any) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str]) -> None:
-    rid = _checked_id(pf, item, _RULE_KEYS, "rule")
-    if rid is None:
-        return
+_HEAD = re.compile(r"(?<![\w.$])([a-z_]+)\.[a-z_]")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _unsupported_type_in(expr: str) -> str | None:
+    """An event type the probe does not produce that the expression's fields name (outside strings): a rule
+    that does not parse here (Datadog syntax this engine lacks, such as CIDR literals) is still skipped for it."""
+    for m in _HEAD.finditer(_STRINGS.sub('""', expr)):
+        if m.group(1) in UNSUPPORTED_EVENT_TYPES:
+            return m.group(1)
+    return None
+
+
+def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], acts: _Actions) -> None:
+    rid = _text(item, "id") or ""
     line = item.get("__line__")
-    if rid in seen:
-        msg = f"duplicate rule id '{rid}' (first defined in {seen[rid]})"
-        pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
-        return
-    seen[rid] = f"{pf.path}:{line + 1}" if line is not None else pf.path
     tags_raw = item.get("tags") or {}
     if not isinstance(tags_raw, dict):
         pf.errors.append(_err("`tags` must be a mapping", pf.path, line, rule_id=rid, kind="rule"))
@@ -371,6 +539,8 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         disabled=bool(item.get("disabled", False)),
         line=base + 1 if base is not None else None,
         macros=ps.macros,
+        silent=bool(item.get("silent", False)),
+        not_executed=acts.not_executed,
     )
     if not expr:
         pf.errors.append(_err("the rule has no `expression`", pf.path, line, rule_id=rid, kind="rule"))
@@ -379,14 +549,42 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[st
         return
     try:
         parsed = parse(expr)
-        compiled = compile_parsed(parsed, expr, ps.macros)
+    except SeclError as e:
+        head = _unsupported_type_in(expr)
+        if head is not None:
+            _skip_unsupported(pf, rid, rule, Unsupported(
+                f"'{head}' events are not supported by this engine", group="event type not supported",
+                subject=head))  # fmt: skip
+            return
+        pf.errors.append(_locate(e, pf.path, rid, "rule", base))
+        return
+    variables = ps.variables
+
+    def compile_expr(text: str) -> Any:
+        return compile_value(text, ps.macros, variables=variables)
+
+    try:
+        compiled = compile_parsed(parsed, expr, ps.macros, variables=variables)
+        actions = [compile_set(spec, variables, compile_expr) for spec in acts.sets]
+    except Unsupported as e:
+        _skip_unsupported(pf, rid, rule, e)
+        return
     except SeclError as e:
         _blame_invalid_macro(e, ps.invalid_macros)
         pf.errors.append(_locate(e, pf.path, rid, "rule", base))
         return
+    except ActionError as e:
+        pf.errors.append(_err(str(e), pf.path, item.get("__lines__", {}).get("actions", line),
+                              rule_id=rid, kind="rule"))  # fmt: skip
+        return
     rule.compiled = compiled
     rule.event_type = compiled.event_type
+    rule.actions = actions
     for w in compiled.warnings:
         pf.warnings.append(_locate(w, pf.path, rid, "rule", base))
     pf.rules.append(rule)
     ps.rules.append(rule)
+
+
+def _skip_unsupported(pf: PolicyFile, rid: str, rule: Rule, e: Unsupported) -> None:
+    pf.skipped.append(Skip(rid, e.group, e.subject, e.message, pf.path, rule.line))

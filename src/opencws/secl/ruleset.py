@@ -6,10 +6,14 @@ from a glob, or a flag mask. Per event, each gate field is read once, a dict loo
 `startswith` over all prefixes select the candidate rules, and only those (plus the rules without a gate)
 run their compiled closures. A gate is only a necessary condition, so the result is exactly that of
 evaluating every rule.
+
+A rule with `set` actions runs them as soon as it matches (rules later in the order see the new values, as
+in Datadog's agent); a `silent` rule runs its actions and is not in the result (it raises no alert).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +167,21 @@ class _Bucket:
         return env["match"]  # type: ignore[no-any-return]
 
 
+def _with_actions(fn: Callable[[Any], Any], rule: Rule) -> Callable[[Any], bool]:
+    """The rule's condition, then its actions when it holds; false for a silent rule (no alert)."""
+    runs = tuple(a.run for a in rule.actions)
+    alert = not rule.silent
+
+    def matched(e: Any) -> bool:
+        if not fn(e):
+            return False
+        for run in runs:
+            run(e)
+        return alert
+
+    return matched
+
+
 class RuleSet:
     """`match(event)` returns the ids of the rules the event satisfies, in rule order.
 
@@ -174,7 +193,10 @@ class RuleSet:
         by_type: dict[str, list[tuple[str, CompiledRule]]] = {}
         for r in self.rules:
             assert r.compiled is not None
-            by_type.setdefault(r.compiled.event_type, []).append((r.id, r.compiled))
+            c = r.compiled
+            if getattr(r, "actions", None) or getattr(r, "silent", False):  # rule-like objects may lack both
+                c = dataclasses.replace(c, fn=_with_actions(c.fn, r))
+            by_type.setdefault(c.event_type, []).append((r.id, c))
         self._buckets: dict[str | None, _Bucket] = {t: _Bucket(rs) for t, rs in by_type.items()}
         self._partial_pairs: dict[str, list[Any]] = {}
         self._matchers: dict[str | None, Callable[[Any], list[str]]] = {

@@ -1,0 +1,38 @@
+"""Datadog's current default policy (third-party test data, shared/compat/) run by the real agent: its rules
+that keep state in variables behave as in Datadog's agent."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from agent_harness import started_agent
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def harness(require_kernel, compat_dir: Path):
+    from opencws.agent.config import AgentConfig, RateLimit
+
+    policy = compat_dir / "datadog-default-1.69.3.policy"
+    if not policy.exists():
+        pytest.skip(f"{policy} is absent")
+    config = AgentConfig(policies=[policy])
+    config.rate_limit.default = RateLimit(1_000_000.0, 1_000_000)
+    with started_agent(config) as h:
+        yield h
+
+
+def test_a_base64_decode_alerts_once_per_command_line_in_a_cgroup(harness, tmp_path):
+    """`base64_decode_v2` remembers, per cgroup and for an hour, the command lines and parents it reported (set
+    actions appending to cgroup variables): the same decode again is quiet, another one is reported."""
+    payload = tmp_path / "p.b64"
+    payload.write_text("aGVsbG8K\n")
+    harness.clear()
+    for args in (["-d", str(payload)], ["-d", str(payload)], ["-di", str(payload)]):
+        subprocess.run(["base64", *args], check=True, capture_output=True)
+    lines = harness.events("base64_decode_v2")
+    assert [line["event"]["process"]["args"] for line in lines] == [["-d", str(payload)], ["-di", str(payload)]]
+    assert lines[0]["policy"] == "datadog-default-1.69.3.policy"

@@ -1,0 +1,86 @@
+"""Datadog's current default policy (1.69.3, third-party test data in shared/compat/) loads as Datadog's agent
+would on a Linux 6.1 host: the rules for other platforms, older agents, event types the probe does not produce
+and fields the agent cannot know are skipped, each with its reason; every other rule loads and runs."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from pathlib import Path
+
+import pytest
+from secl_events import NOW, open_event, process
+
+from opencws.model.event import Event, EventContext
+from opencws.secl import RuleSet, load_policies
+from opencws.secl.platform import Platform
+
+LINUX_6_1 = Platform(os="linux", kernel_major=6, kernel_minor=1, kernel_patch=0, os_id="debian")
+
+
+@pytest.fixture(scope="module")
+def current(compat_dir: Path):
+    p = compat_dir / "datadog-default-1.69.3.policy"
+    if not p.exists():
+        pytest.skip(f"{p} is absent")
+    return load_policies([p], platform=LINUX_6_1)
+
+
+def test_it_loads_without_errors_and_every_skip_has_a_reason(current):
+    assert [e.format() for e in current.errors] == []
+    assert len(current.rules) == 208
+    assert len(current.skipped) == 111  # 319 rules in all
+    groups = collections.Counter(s.group for s in current.skipped)
+    assert groups == {
+        "filter": 39,  # 37 Windows rules, 2 for kernels 5.8-5.16 (dirty pipe)
+        "agent version": 25,  # superseded by their _v2 (24) or retired (mining_pool_domain)
+        "event type not supported": 41,
+        "field the agent cannot know": 6,
+    }
+    types = collections.Counter(s.subject for s in current.skipped if s.group == "event type not supported")
+    assert set(types) == {"accept", "cgroup_write", "chdir", "connect", "dns", "fim", "imds", "load_module",
+                          "mmap", "packet", "prctl", "ptrace", "setsockopt", "signal"}  # fmt: skip
+    fields = {s.subject for s in current.skipped if s.group == "field the agent cannot know"}
+    assert fields == {"container.tags", "exec.auid", "exec.user_session.k8s_username", "mount.source.path",
+                      "process.auid"}  # fmt: skip
+    assert all(s.message for s in current.skipped)
+
+
+def test_its_variables_are_typed_and_its_hash_actions_listed_as_not_executed(current):
+    v = current.variables.vars
+    assert (v["cgroup.cred_category_count"].type, v["cgroup.cred_category_count"].multi) == ("int", False)
+    assert (v["cgroup.cred_categories_accessed"].type, v["cgroup.cred_categories_accessed"].multi) == ("string", True)
+    assert v["process.correlation_key"].inherited
+    hashed = sorted(r.id for r in current.rules for a in r.not_executed if a.kind == "hash")
+    assert hashed == ["compile_after_delivery", "cryptominer_args", "redis_save_module"]
+
+
+def _exec(path: str, args: list[str], container: str, pid: int = 4242, at: int = 0) -> Event:
+    name = path.rsplit("/", 1)[-1]
+    proc = dataclasses.replace(process(path, pid=pid, args=args, container=container), comm=name)
+    return Event(evt=EventContext(name="exec", category="Process Activity", outcome="Success"), process=proc,
+                 date=NOW + at * 1_000_000_000)  # fmt: skip
+
+
+def test_its_per_cgroup_rate_limit_lets_the_first_base64_decode_of_a_command_alert(current):
+    rs = RuleSet(current.rules)
+    c = "f" * 64
+    first = rs.match(_exec("/usr/bin/base64", ["-d", "payload"], c))
+    assert "base64_decode_v2" in first
+    assert "base64_decode_v2" not in rs.match(_exec("/usr/bin/base64", ["-d", "payload"], c, pid=4300, at=5))
+    assert "base64_decode_v2" in rs.match(_exec("/usr/bin/base64", ["-d", "other"], c, pid=4301, at=6))
+    assert "base64_decode_v2" in rs.match(_exec("/usr/bin/base64", ["-d", "payload"], "e" * 64, at=7))
+
+
+def test_its_container_age_guards_load(current):
+    loaded = {r.id for r in current.rules}
+    assert {"credential_modified_open_v2", "deploy_priv_container", "ssh_authorized_keys_open_v2"} <= loaded
+    assert {"exec_new_file", "execution_context_cgroup", "coredump_triggered"} <= loaded  # cgroup ids, exit causes
+
+
+def test_its_static_pod_rule_reads_the_file_extension(current):
+    rs = RuleSet(current.rules)
+    pod = open_event("/etc/kubernetes/manifests/evil.yaml", ["O_CREAT", "O_WRONLY"])
+    assert "static_pod_manifest_created" in rs.match(pod)
+    backup = open_event("/etc/kubernetes/manifests/evil.yaml.bak", ["O_CREAT", "O_WRONLY"])
+    assert "static_pod_manifest_created" not in rs.match(backup)
