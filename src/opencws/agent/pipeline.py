@@ -25,7 +25,7 @@ import orjson
 
 from opencws import __version__
 from opencws.agent.event import LazyEvent, Resolvers
-from opencws.agent.serializer import envelope, serialize_event
+from opencws.agent.serializer import envelope_prefix, event_parts
 from opencws.probe import events as kev
 from opencws.secl import PolicySet, Rule, RuleSet
 
@@ -97,9 +97,11 @@ class Pipeline:
         self.on_report_error = on_report_error
         self.observe = observe
         self.counts = Counts()
+        self._prefixes: dict[str, bytes] = {}
 
     def set_rules(self, rules: LoadedRules) -> None:
         self.rules = rules
+        self._prefixes = {}
 
     def handle(self, batch: Iterable[kev.KernelEvent]) -> None:
         procs = self.r.processes
@@ -146,7 +148,7 @@ class Pipeline:
         if not matched:
             _inc(counts.filtered, t)
             return False
-        body: bytes | None = None
+        body: list[bytes] | None = None
         wrote = False
         for rid in matched:
             _inc(counts.matches, rid)
@@ -154,8 +156,14 @@ class Pipeline:
                 _inc(counts.limited_rules, rid)
                 continue
             if body is None:
-                body = serialize_event(event)
-            self._write(envelope(self.rules.info[rid], self.host, self.agent_version, body))
+                body = event_parts(event)
+            prefix = self._prefixes.get(rid)
+            if prefix is None:
+                prefix = self._prefixes[rid] = envelope_prefix(self.rules.info[rid], self.host, self.agent_version)
+            body.insert(0, prefix)  # the envelope's head, the event, the envelope's brace: one copy of the line
+            body.append(b"}")
+            self._write(b"".join(body))
+            del body[0], body[-1]
             wrote = True
         _inc(counts.sent if wrote else counts.rate_limited, t)
         return True
