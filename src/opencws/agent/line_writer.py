@@ -89,6 +89,17 @@ class LineWriter:
         if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
             self._drain()
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Queue several documents, as `write` each of them would, with one drain at the end."""
+        if len(self._lines) + len(lines) > self.backlog:
+            for line in lines:  # the backlog may fill: line by line, each refused one counted
+                self.write(line)
+            return
+        self._lines.extend(lines)
+        self._queued_bytes += sum(map(len, lines)) + len(lines)
+        if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
+            self._drain()
+
     def flush(self) -> None:
         """Write out everything queued. Raises `ReporterError` (lines kept in the backlog) on failure."""
         self._drain()

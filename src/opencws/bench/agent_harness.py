@@ -73,16 +73,18 @@ def output_dir(work: Path) -> Path:
 
 def new_agent(policies: list[Path], output: Path, *, ring_bytes: int | None = None) -> Any:
     """An `Agent` on these policies writing to `output` (a FileReporter rotating at OUTPUT_MAX_BYTES, one file
-    kept), started; rate limits out of the way (the limiter still runs)."""
+    kept, written by its own thread as the agent does with the outputs of its config), started; rate limits out
+    of the way (the limiter still runs)."""
     from opencws.agent.config import AgentConfig, RateLimit, RateLimitConfig
     from opencws.agent.file_reporter import FileReporter
+    from opencws.agent.output_thread import ThreadedReporter
     from opencws.agent.runner import Agent
     from opencws.probe.probe import Probe
 
     config = AgentConfig(policies=policies, outputs=[f"file:{output}"], host="bench",
                          rate_limit=RateLimitConfig(default=RateLimit(10_000_000.0, 10_000_000)))
     factory = (lambda: Probe(ring_buffer_bytes=ring_bytes)) if ring_bytes else None
-    agent = Agent(config, probe_factory=factory, reporters=[FileReporter(output, max_bytes=OUTPUT_MAX_BYTES, keep=1)], self_channel=MemoryChannel())
+    agent = Agent(config, probe_factory=factory, reporters=[ThreadedReporter(FileReporter(output, max_bytes=OUTPUT_MAX_BYTES, keep=1))], self_channel=MemoryChannel())
     agent.start()
     return agent
 
