@@ -59,8 +59,9 @@ class Agent:
         self.longest_stall_s = 0.0
         """The longest time the reading thread spent away from the ring buffer between two reads (the batch's
         pipeline and flush, a tick, a reload): what the ring must absorb."""
-        self.longest = {"batch": 0.0, "tick": 0.0}
-        """The longest batch (pipeline and flush) and the longest tick, in seconds."""
+        self.longest = {"batch": 0.0, "batch_cpu": 0.0, "tick": 0.0}
+        """The longest batch (pipeline and flush; and the CPU time it took: the rest is waiting for a CPU or for
+        the interpreter's lock) and the longest tick, in seconds."""
         self._polled: float | None = None
         if self_channel is None and config.self_events:
             self_channel = open_reporter(config.self_events)
@@ -159,11 +160,13 @@ class Agent:
         batch = self.probe.poll(timeout_ms)
         self._polled = polled = time.perf_counter()
         if batch:
+            cpu = time.thread_time()
             self.pipeline.handle(batch)
             self.pipeline.flush()
             took = time.perf_counter() - polled
             if took > self.longest["batch"]:
                 self.longest["batch"] = took
+                self.longest["batch_cpu"] = time.thread_time() - cpu
         return len(batch)
 
     def drain(self) -> None:
