@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wave", type=int, help="fork storm: processes alive at once (default 1000; quick 100)")
     parser.add_argument("--only", metavar="SECTION[,SECTION]",
                         help=f"run these sections only: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--ring-mb", type=int, default=None, metavar="MIB",
+                        help="the ring buffer of the agent where it runs its own loop (sustained, overheads, fork "
+                             "storm), in MiB (default: the agent's, ring_buffer_mb)")
     parser.add_argument("--agent-nice", type=int, default=None, metavar="N",
                         help="run the agent's thread at this nice value where it runs its own loop (sustained, "
                              "overheads, fork storm): on a machine shared with other jobs, what the agent does "
@@ -243,10 +246,19 @@ def _run_bursts(s: dict[str, Any], loop: Path, files: BurstFiles, work: Path, ta
 # ---------------------------------------------------------------------------------------------- sustained
 
 
+def ring_mb() -> int:
+    """The sustained run's ring buffer in MiB."""
+    if agent_harness.RING_MB:
+        return agent_harness.RING_MB
+    from opencws.agent.config import AgentConfig
+
+    return AgentConfig().ring_buffer_mb
+
+
 def _run_sustained(s: dict[str, Any], rate: int, loop: Path, files: BurstFiles, work: Path, table: list) -> bool:
     n = int(rate * s["seconds"])
     print(f"sustained: {n:,} opens paced at {rate:,}/s (slices of 1 ms) over the same files, every one matched;"
-          f" the agent runs its own loop (Agent.run, default ring) in a thread:")
+          f" the agent runs its own loop (Agent.run, a ring of {ring_mb()} MiB) in a thread:")
     with running_agent([files.matched_policy], files.output / "sustained.json") as agent:
         probe, counts = agent.probe, agent.pipeline.counts
         time.sleep(0.2)
@@ -452,6 +464,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     s = _settings(args)
     agent_harness.AGENT_NICE = args.agent_nice
+    agent_harness.RING_MB = args.ring_mb
     with tempfile.TemporaryDirectory(prefix="opencws-agent-bench-") as tmp:
         work = Path(tmp)
         loop = build_loop(work)

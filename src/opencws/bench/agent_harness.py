@@ -29,6 +29,8 @@ run's events only, even with other probes and workloads on the machine."""
 BENCH_RULE = "bench_watched_open"
 AGENT_NICE: int | None = None
 """`--agent-nice`: the nice value of the agent's thread where it runs its own loop (None: unchanged)."""
+RING_MB: int | None = None
+"""`--ring-mb`: the ring buffer of the agent running its own loop (None: the agent's default)."""
 
 
 def run_loop(loop: Path, *argv: str) -> tuple[float, float]:
@@ -94,7 +96,7 @@ def running_agent(policies: list[Path], output: Path, *, learn: tuple[Path, Path
     """The agent running its own loop (`Agent.run`) in a thread of this process; `learn`: (the loop, a file)
     opened by another process until the agent has learned its inode discarder (as it would from real traffic;
     the agent ignores its own process)."""
-    agent = new_agent(policies, output)
+    agent = new_agent(policies, output, ring_bytes=RING_MB << 20 if RING_MB else None)
     learned = threading.Event()
     if learn is not None:
         observe = agent.pipeline.observe
