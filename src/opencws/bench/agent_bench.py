@@ -413,6 +413,8 @@ def _run_memory(s: dict[str, Any], loop: Path, work: Path, table: list) -> None:
     print(f"  + {n:,} processes in the cache (cache size {m['cache_size']:,}): {mb(m['rss_fed']):.1f} MB; each"
           f" resolved once: {mb(m['rss_resolved']):.1f} MB (+{mb(m['rss_resolved'] - m['rss_started']):.1f} MB,"
           f" {1024 * (m['rss_resolved'] - m['rss_started']) / n:,.0f} bytes per process)")
+    print(f"  the ring buffer ({m['ring_mb']} MiB) is mapped twice in a row and counts twice in VmRSS: proportional"
+          f" set size {mb(m['pss_started']):.1f} MB started, {mb(m['pss_resolved']):.1f} MB with the processes")
     print(f"  per process: {m['argv_bytes']:,} bytes of argv ({m['argc']:.1f} args) and {m['env_bytes']:,} bytes of"
           f" environment ({m['envc']:.1f} variables) on average; this machine's processes: {m['host_argv_bytes']:,}"
           f" and {m['host_env_bytes']:,} bytes")
