@@ -33,6 +33,15 @@ def test_lines_come_out_whole_and_in_order_and_close_writes_what_is_queued(tmp_p
     assert out.lines_written == 3000 and out.dropped == 0  # the wrapped reporter's counters
 
 
+def test_a_line_given_as_pieces_is_written_joined_in_its_place(tmp_path):
+    out = ThreadedReporter(FileReporter(tmp_path / "events.json"))
+    out.write(b'{"a":1}')
+    out.write_parts((b'{"b":', b"2", b"}"))
+    out.write(b'{"c":3}')
+    out.close()
+    assert (tmp_path / "events.json").read_bytes() == b'{"a":1}\n{"b":2}\n{"c":3}\n'
+
+
 def test_flush_hands_over_without_waiting_and_wait_written_waits(tmp_path):
     out = ThreadedReporter(FileReporter(tmp_path / "events.json"))
     out.write(b'{"a":1}')

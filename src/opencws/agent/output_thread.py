@@ -37,9 +37,9 @@ class ThreadedReporter:
         self.waits = 0
         """Times the reading thread waited for the writer thread to make room."""
         self.waited_s = 0.0
-        self._local: list[bytes] = []
+        self._local: list[bytes | tuple[bytes, ...]] = []
         self._local_bytes = 0
-        self._queue: list[list[bytes]] = []
+        self._queue: list[list[bytes | tuple[bytes, ...]]] = []
         self._queued_bytes = 0
         """Bytes handed over and not written yet (those being written included)."""
         self._flush = False
@@ -66,6 +66,15 @@ class ThreadedReporter:
         """Keep the line (always: an error raised here is an earlier one of the output, the line is queued)."""
         self._local.append(line)
         self._local_bytes += len(line) + 1
+        if self._local_bytes >= HANDOFF_BYTES:
+            self._hand_over(False)
+        if self._error is not None:
+            self._raise_error()
+
+    def write_parts(self, parts: tuple[bytes, ...]) -> None:
+        """A line given as pieces (joined on the writer thread: the reading thread copies nothing)."""
+        self._local.append(parts)  # type: ignore[arg-type]
+        self._local_bytes += sum(map(len, parts)) + 1
         if self._local_bytes >= HANDOFF_BYTES:
             self._hand_over(False)
         if self._error is not None:
@@ -160,6 +169,7 @@ class ThreadedReporter:
             written = 0
             with self._io:
                 for lines in batches:
+                    lines = [x if type(x) is bytes else b"".join(x) for x in lines]
                     written += sum(map(len, lines)) + len(lines)
                     try:
                         if many is not None:

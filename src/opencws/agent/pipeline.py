@@ -163,19 +163,25 @@ class Pipeline:
             prefix = self._prefixes.get(rid)
             if prefix is None:
                 prefix = self._prefixes[rid] = envelope_prefix(self.rules.info[rid], self.host, self.agent_version)
-            body.insert(0, prefix)  # the envelope's head, the event, the envelope's brace: one copy of the line
-            body.append(b"}")
-            self._write(b"".join(body))
-            del body[0], body[-1]
+            self._write((prefix, *body, b"}"))  # the envelope's head, the event, the envelope's brace
             wrote = True
         _inc(counts.sent if wrote else counts.rate_limited, t)
         return True
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, parts: tuple[bytes, ...]) -> None:
+        """One line, given as pieces: a reporter that takes pieces (`write_parts`) joins them where it writes
+        (an output thread), the others get the line joined once."""
         self.counts.lines += 1
+        line = None
         for rep in self.reporters:
             try:
-                rep.write(line)
+                write_parts = getattr(rep, "write_parts", None)
+                if write_parts is not None:
+                    write_parts(parts)
+                else:
+                    if line is None:
+                        line = b"".join(parts)
+                    rep.write(line)
             except Exception as exc:  # a reporter's failure is reported, never fatal
                 if self.on_report_error is not None:
                     self.on_report_error(rep, exc)

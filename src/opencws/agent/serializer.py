@@ -67,7 +67,7 @@ def event_parts(e: LazyEvent) -> list[bytes]:
             key = (raw, f._root, id(e.evt), id(ctx), id(e.container))
             hit = _heads.get(key)
             if hit is not None and hit[0] is ctx:
-                return [hit[1], b'"' + format_timestamp(e.date).encode() + b'"}']
+                return [hit[1], _date_tail(e.date)]
             parts = _all_parts(e)
             if parts[-3] == _NEXT["date"]:
                 if len(_heads) >= HEADS_MAX:
@@ -75,6 +75,20 @@ def event_parts(e: LazyEvent) -> list[bytes]:
                 _heads[key] = (ctx, b"".join(parts[:-2]))
             return parts
     return _all_parts(e)
+
+
+def _date_tail(ns: int) -> bytes:
+    """`"2026-11-21T17:55:02.123456789Z"}`: the date (as `format_timestamp` writes it) and the event's brace."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    head = _seconds.get(sec)
+    if head is None:
+        if len(_seconds) >= 64:
+            _seconds.clear()
+        head = _seconds[sec] = b'"' + format_timestamp(sec * 1_000_000_000)[:-10].encode()
+    return b'%b%09dZ"}' % (head, frac)
+
+
+_seconds: dict[int, bytes] = {}
 
 
 _OWN_BLOCKS = (kev.SelinuxEvent, kev.BpfEvent)
