@@ -4,6 +4,17 @@ for what the agent builds from decoded events."""
 from __future__ import annotations
 
 from opencws.probe import records as r
+from opencws.probe.eventtypes import EventType
+
+FILE_EVENT_KINDS = [
+    (EventType.OPEN, b"", b"", 257), (EventType.CHMOD, b"", b"", 90), (EventType.CHOWN, b"", b"", 92),
+    (EventType.LINK, b"/d/\xff\xfe", b"", 86), (EventType.RENAME, b"/b", b"", 316),
+    (EventType.UNLINK, b"", b"", 263), (EventType.RMDIR, b"", b"", 84), (EventType.MKDIR, b"", b"", 83),
+    (EventType.UTIMES, b"", b"", 280), (EventType.SETXATTR, b"", b"user.x", 188),
+    (EventType.REMOVEXATTR, b"", b"noname", 197), (EventType.MOUNT, b"/", b"tmpfs", 165),
+    (EventType.UMOUNT, b"", b"", 166), (EventType.SELINUX, b"", b"1", 1),
+]
+"""Each file event type with a record that exercises it: (type, second path, extra bytes, syscall number)."""
 
 
 def header(kind: int, etype: int, size: int, flags: int = 0) -> bytes:

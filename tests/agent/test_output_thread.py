@@ -19,13 +19,18 @@ def lines(n: int, size: int = 100) -> list[bytes]:
     return [b'{"n":%d,"pad":"%s"}' % (i, b"x" * size) for i in range(n)]
 
 
+def write_all(out: ThreadedReporter, sent: list[bytes], *, flush_every: int) -> None:
+    """As the agent writes: lines, and a flush after each batch."""
+    for i, line in enumerate(sent):
+        out.write(line)
+        if i % flush_every == 0:
+            out.flush()
+
+
 def test_lines_come_out_whole_and_in_order_and_close_writes_what_is_queued(tmp_path):
     out = ThreadedReporter(FileReporter(tmp_path / "events.json", max_bytes=50_000, keep=100))
     sent = lines(3000)
-    for i, line in enumerate(sent):
-        out.write(line)
-        if i % 500 == 0:
-            out.flush()
+    write_all(out, sent, flush_every=500)
     out.close()
     files = sorted(tmp_path.glob("events.json*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
     got = b"".join(p.read_bytes() for p in files).splitlines()
@@ -82,10 +87,7 @@ def test_a_slow_output_makes_the_reading_thread_wait_for_room_and_loses_nothing(
     reader = threading.Thread(target=slow)
     reader.start()
     sent = lines(5000)
-    for i, line in enumerate(sent):
-        out.write(line)
-        if i % 100 == 0:
-            out.flush()
+    write_all(out, sent, flush_every=100)
     out.close()
     os.close(w)
     reader.join(30)

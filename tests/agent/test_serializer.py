@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from kernel_records import file_info, file_record
+from kernel_records import FILE_EVENT_KINDS, file_info, file_record
 from opencws.agent.config import AgentConfig
 from opencws.agent.event import LazyEvent, LazyFile
 from opencws.agent.serializer import (
@@ -30,14 +30,6 @@ from opencws.resolvers import build_resolvers
 from opencws.resolvers.files import file_values
 from opencws.schema.validation import event_validator
 
-FILE_TYPES = [
-    (EventType.OPEN, b"", b"", 257), (EventType.CHMOD, b"", b"", 90), (EventType.CHOWN, b"", b"", 92),
-    (EventType.LINK, b"/d/\xff\xfe", b"", 86), (EventType.RENAME, b"/b", b"", 316),
-    (EventType.UNLINK, b"", b"", 263), (EventType.RMDIR, b"", b"", 84), (EventType.MKDIR, b"", b"", 83),
-    (EventType.UTIMES, b"", b"", 280), (EventType.SETXATTR, b"", b"user.x", 188),
-    (EventType.REMOVEXATTR, b"", b"noname", 197), (EventType.MOUNT, b"/", b"tmpfs", 165),
-    (EventType.UMOUNT, b"", b"", 166), (EventType.SELINUX, b"", b"1", 1),
-]
 UNRESOLVED = r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED | r.FI_UPPER_LAYER | r.FI_NEGATIVE
 
 
@@ -77,7 +69,7 @@ def test_the_serializer_writes_every_field_of_the_model_in_its_order():
     assert tuple(f.name for f in public_fields(Event)) == SERIALIZED_FIELDS
 
 
-@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_TYPES)
+@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_EVENT_KINDS)
 @pytest.mark.parametrize("inode", [True, False])
 def test_the_event_json_is_the_models_serialization_for_every_file_event_type(resolvers, etype, p1, extra, nr,
                                                                               inode):
@@ -127,7 +119,7 @@ def test_a_line_is_the_envelope_around_the_event_json(resolvers):
     assert event_json == serialize(model_copy(lazy(record(EventType.CHMOD, b"", b"", 90), resolvers)))
 
 
-@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_TYPES)
+@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_EVENT_KINDS)
 @pytest.mark.parametrize("inode", [True, False])
 def test_the_lazy_file_block_holds_what_the_files_resolver_gives_for_the_same_kernel_file(resolvers, etype, p1,
                                                                                         extra, nr, inode):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kernel_records import file_info, file_record, header
+from kernel_records import FILE_EVENT_KINDS, file_info, file_record, header
 from opencws.probe import events as ev
 from opencws.probe import records as r
 from opencws.probe.errors import DecodeError
@@ -120,17 +120,7 @@ NO_INODE_KEPT = ("mount_id", "group_id", "device", "generation")
 UNRESOLVED = r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED | r.FI_UPPER_LAYER | r.FI_NEGATIVE
 
 
-@pytest.mark.parametrize(
-    ("etype", "p1", "extra", "nr"),
-    [
-        (EventType.OPEN, b"", b"", 257), (EventType.CHMOD, b"", b"", 90), (EventType.CHOWN, b"", b"", 92),
-        (EventType.LINK, b"/d/\xff\xfe", b"", 86), (EventType.RENAME, b"/b", b"", 316),
-        (EventType.UNLINK, b"", b"", 263), (EventType.RMDIR, b"", b"", 84), (EventType.MKDIR, b"", b"", 83),
-        (EventType.UTIMES, b"", b"", 280), (EventType.SETXATTR, b"", b"user.x", 188),
-        (EventType.REMOVEXATTR, b"", b"noname", 197), (EventType.MOUNT, b"/", b"tmpfs", 165),
-        (EventType.UMOUNT, b"", b"", 166), (EventType.SELINUX, b"", b"1", 1),
-    ],
-)
+@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_EVENT_KINDS)
 @pytest.mark.parametrize("inode", [True, False])
 def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, inode):
     import dataclasses
