@@ -114,3 +114,22 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks)
+
+
+def test_reopen_follows_a_file_moved_away_and_is_nothing_for_a_stream(tmp_path):
+    out = ThreadedReporter(FileReporter(tmp_path / "events.json"))
+    out.write(b'{"a":1}')
+    (tmp_path / "events.json").rename(tmp_path / "events.json.old")  # the line may not be written yet
+    out.reopen()
+    out.write(b'{"a":2}')
+    out.close()
+    assert (tmp_path / "events.json.old").read_bytes() + (tmp_path / "events.json").read_bytes() == \
+        b'{"a":1}\n{"a":2}\n'
+    assert (tmp_path / "events.json").read_bytes() == b'{"a":2}\n'
+    r, w = os.pipe()
+    stream = ThreadedReporter(StreamReporter(os.fdopen(w, "wb"), "pipe"))
+    stream.reopen()
+    stream.write(b'{"b":1}')
+    stream.close()
+    os.close(w)
+    assert _read_all(r) == b'{"b":1}\n'

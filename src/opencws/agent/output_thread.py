@@ -99,9 +99,14 @@ class ThreadedReporter:
         return True
 
     def reopen(self) -> None:
+        """The wrapped reporter's `reopen` (a file moved away by logrotate), once what was handed over is
+        written; nothing for an output that has none (a stream)."""
+        reopen = getattr(self.inner, "reopen", None)
+        if reopen is None:
+            return
         self.wait_written()
         with self._io:
-            self.inner.reopen()
+            reopen()
 
     def close(self) -> None:
         """Write everything queued, close the wrapped reporter, stop the thread."""
