@@ -44,7 +44,7 @@ def test_defaults_are_what_a_first_run_needs():
     assert cfg.host == socket.gethostname()
     assert {"password", "token", "secret", "api_key"} <= set(cfg.scrub_args)
     assert cfg.rate_limit == RateLimitConfig(RateLimit(1000.0, 10_000), {})
-    assert (cfg.max_args, cfg.max_arg_bytes, cfg.max_envs, cfg.process_cache_size) == (128, 4096, 256, 65536)
+    assert (cfg.max_args, cfg.max_arg_bytes, cfg.max_envs, cfg.process_cache_size) == (128, 4096, 256, 24576)
 
 
 def test_an_empty_file_gives_the_defaults(tmp_path):

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from kernel_records import FILE_EVENT_KINDS, file_info, file_record, header
 from opencws.probe import events as ev
 from opencws.probe import records as r
 from opencws.probe.errors import DecodeError
@@ -14,20 +15,7 @@ from opencws.probe.eventtypes import EventType
 CREDS = (0, 0, 0, 0, 0, 0, 0, 0, 1 << 21, 1 << 21, 0)
 
 
-def header(kind: int, etype: int, size: int, flags: int = 0) -> bytes:
-    # every field of a width its own value (pid, tid, ppid, uid, gid...): a decoder swapping two shows
-    return r.HEADER.pack(kind, etype, size, 123, 10, 11, 77, 12, flags, 1013, 1014, b"proc\0")
-
-
 HEADER_VALUES = {"ktime_ns": 123, "pid": 10, "tid": 11, "cgroup_id": 77, "ppid": 12, "uid": 1013, "gid": 1014}
-
-
-def file_info(path: bytes, flags: int = r.FI_PRESENT | r.FI_INODE, resolved: int | None = None,
-              seed: int = 0) -> tuple:
-    """A file_info record, each number its own (`seed` moves them all: the other file of a record)."""
-    return (42 + seed, 31 + seed, 32 + seed, 33 + seed, 0o100644 + seed, 1001 + seed, 1002 + seed, 27 + seed,
-            (254 << 20) | (1 + seed), 3 + seed, flags, 5 + seed, len(path),
-            len(path) if resolved is None else resolved, 9 + seed, b"ext4\0")
 
 
 def file_values(seed: int = 0) -> dict:
@@ -36,15 +24,6 @@ def file_values(seed: int = 0) -> dict:
             "change_time_ns": 33 + seed, "mode": 0o100644 + seed, "uid": 1001 + seed, "gid": 1002 + seed,
             "mount_id": 27 + seed, "device": os.makedev(254, 1 + seed), "nlink": 3 + seed, "group_id": 5 + seed,
             "generation": 9 + seed}
-
-
-def file_record(etype: int, p0: bytes, p1: bytes = b"", extra: bytes = b"", *, nr: int = 257,
-                flags_arg: int = 0, f0: tuple | None = None, size: int | None = None) -> bytes:
-    f1 = file_info(p1, seed=100) if p1 else (0,) * 12 + (0, 0, 0, b"")
-    body = r.FILE_BODY.pack(0, nr, flags_arg, 0o600, 0, 0, len(extra), 0, 0, *(f0 or file_info(p0)), *f1)
-    tail = p0 + p1 + extra
-    total = r.HEADER.size + len(body) + len(tail)
-    return header(r.REC_FILE, etype, size if size is not None else total) + body + tail
 
 
 def test_a_well_formed_open_record_decodes_to_an_open_event():
@@ -141,17 +120,7 @@ NO_INODE_KEPT = ("mount_id", "group_id", "device", "generation")
 UNRESOLVED = r.FI_PRESENT | r.FI_INCOMPLETE | r.FI_NOT_CACHED | r.FI_UPPER_LAYER | r.FI_NEGATIVE
 
 
-@pytest.mark.parametrize(
-    ("etype", "p1", "extra", "nr"),
-    [
-        (EventType.OPEN, b"", b"", 257), (EventType.CHMOD, b"", b"", 90), (EventType.CHOWN, b"", b"", 92),
-        (EventType.LINK, b"/d/\xff\xfe", b"", 86), (EventType.RENAME, b"/b", b"", 316),
-        (EventType.UNLINK, b"", b"", 263), (EventType.RMDIR, b"", b"", 84), (EventType.MKDIR, b"", b"", 83),
-        (EventType.UTIMES, b"", b"", 280), (EventType.SETXATTR, b"", b"user.x", 188),
-        (EventType.REMOVEXATTR, b"", b"noname", 197), (EventType.MOUNT, b"/", b"tmpfs", 165),
-        (EventType.UMOUNT, b"", b"", 166), (EventType.SELINUX, b"", b"1", 1),
-    ],
-)
+@pytest.mark.parametrize(("etype", "p1", "extra", "nr"), FILE_EVENT_KINDS)
 @pytest.mark.parametrize("inode", [True, False])
 def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, inode):
     import dataclasses

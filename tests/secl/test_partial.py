@@ -144,3 +144,26 @@ def test_partial_evaluation_is_compiled_once_per_field_set(tmp_path: Path):
         rs.could_match("open", "open.file.path", f"/tmp/file{i}")
     # one compiled function per open rule (path and the name derived from it bound)
     assert len(partial._PARTIAL_CACHE) == len(rs.rules_for("open"))
+
+
+def test_a_field_no_rule_of_the_type_looks_at_never_rules_the_type_out(tmp_path: Path):
+    from opencws.secl.partial import could_match, matches_whatever
+
+    def pairs(text: str) -> list:
+        p = tmp_path / "w.policy"
+        p.write_text(text)
+        return [(r.compiled, r.macros) for r in load_policies([p]).rules]
+
+    path_only = pairs('rules:\n  - id: a\n    expression: open.file.path == "/x"\n')
+    assert matches_whatever(path_only, "open", ["process.file.path"])
+    assert all(could_match(path_only, "open", {"process.file.path": exe}) for exe in ("/bin/sh", "/opt/tool"))
+    assert not matches_whatever(path_only, "open", ["open.file.path"])
+    assert not matches_whatever(path_only, "chmod", ["process.file.path"])  # no rule of that type
+
+    both = pairs('rules:\n  - id: a\n    expression: open.file.path == "/x" && process.file.path == "/bin/sh"\n')
+    assert not matches_whatever(both, "open", ["process.file.path"])
+    assert not could_match(both, "open", {"process.file.path": "/opt/tool"})
+
+    mixed = pairs('rules:\n  - id: a\n    expression: open.file.path == "/x" && process.file.name == "sh"\n'
+                  '  - id: b\n    expression: open.file.path == "/y"\n')
+    assert matches_whatever(mixed, "open", ["process.file.path"])  # rule b ignores the executable

@@ -42,7 +42,6 @@ CATEGORIES = {
     "selinux": "Kernel Activity",
     "bpf": "Kernel Activity",
 }
-_UNSET: Any = object()
 _CONTEXTS: dict[tuple[str, str], EventContext] = {}
 
 
@@ -56,47 +55,27 @@ def event_context(event_type: str, outcome: str) -> EventContext:
     return c
 
 
-def _slot(name: str) -> Any:
-    return Event.__dict__[name]
-
-
 class LazyEvent(Event):
+    """A block's slot stays unset until something reads it: the read misses, `__getattr__` resolves the block
+    and fills the slot, and every later read is a plain slot read. Nothing is done at construction (most
+    events are read a field or two by the rules and dropped)."""
+
     __slots__ = ("_entry", "_k", "_r")
 
     def __init__(self, k: kev.KernelEvent, r: Resolvers, entry: ProcessEntry | None):
         self._k, self._r, self._entry = k, r, entry
-        for s in _EVENT_SLOTS:
-            s.__set__(self, _UNSET)
 
     @property
     def kernel(self) -> kev.KernelEvent:
         return self._k
 
-    def _resolve(self, slot: Any, fn: Any) -> Any:
-        v = slot.__get__(self, Event)
-        if v is _UNSET:
-            v = fn(self)
-            slot.__set__(self, v)
+    def __getattr__(self, name: str) -> Any:
+        fn = _RESOLVERS.get(name)
+        if fn is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        v = fn(self)
+        setattr(self, name, v)
         return v
-
-    evt = property(lambda self: self._resolve(_EVT, _evt))
-    file = property(lambda self: self._resolve(_FILE, _file))
-    selinux = property(lambda self: self._resolve(_SELINUX, _selinux))
-    bpf = property(lambda self: self._resolve(_BPF, _bpf))
-    usr = property(lambda self: self._resolve(_USR, _usr))
-    process = property(lambda self: self._resolve(_PROCESS, _process))
-    dd = property(lambda self: self._resolve(_DD, _dd))
-    container = property(lambda self: self._resolve(_CONTAINER, _container_of))
-    date = property(lambda self: self._resolve(_DATE, _date))
-    retval = property(lambda self: self._resolve(_RETVAL, _retval))
-    exit_status = property(lambda self: self._resolve(_EXIT_STATUS, _exit_status))
-
-
-_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL, _EXIT_STATUS = (
-    _slot(n) for n in ("evt", "file", "selinux", "bpf", "usr", "process", "dd", "container", "date", "retval",
-                       "exit_status")
-)
-_EVENT_SLOTS = (_EVT, _FILE, _SELINUX, _BPF, _USR, _PROCESS, _DD, _CONTAINER, _DATE, _RETVAL, _EXIT_STATUS)
 
 
 def _retval(e: LazyEvent) -> int | None:
@@ -247,8 +226,11 @@ def _requested_path(k: kev.KernelEvent) -> str | None:
     return requested.path if requested is not None else None
 
 
-def _slot_f(name: str) -> Any:
-    return FileEvent.__dict__[name]
+_RESOLVERS: dict[str, Any] = {
+    "evt": _evt, "file": _file, "selinux": _selinux, "bpf": _bpf, "usr": _usr, "process": _process, "dd": _dd,
+    "container": _container_of, "date": _date, "retval": _retval, "exit_status": _exit_status,
+}
+"""How each block of `Event` is resolved (every public field, and `retval`)."""
 
 
 class LazyFile(FileEvent):
@@ -256,14 +238,16 @@ class LazyFile(FileEvent):
 
     __slots__ = ("_i", "_k", "_names", "_root", "_u")
 
+    __setattr__ = object.__setattr__
+    """Its own slots are set as plain attributes (the public fields are read-only properties: still frozen)."""
+
     def __init__(self, k: kev.KernelEvent, info: kev.FileInfo, users: NameResolver, root: str):
-        st = object.__setattr__  # the frozen parent's __setattr__ refuses every write
-        st(self, "_k", k)
-        st(self, "_i", info)
-        st(self, "_u", users)
-        st(self, "_root", root)
-        st(self, "_names", None)
-        _JSON.__set__(self, None)
+        self._k = k
+        self._i = info
+        self._u = users
+        self._root = root
+        self._names = None
+        self._json = None
 
     path = property(lambda self: self._i.path)
     name = property(lambda self: self._i.basename or None)
@@ -300,11 +284,8 @@ class LazyFile(FileEvent):
             uid, gid = self.uid, self.gid
             n = (self._u.user(uid, self._root) if uid >= 0 else None,
                  self._u.group(gid, self._root) if gid >= 0 else None)
-            object.__setattr__(self, "_names", n)
+            self._names = n
         return n
-
-
-_JSON = File.__dict__["_json"]
 
 
 def _known_id(info: kev.FileInfo, value: int | None) -> int:

@@ -118,11 +118,14 @@ class FileReporter(LineWriter):
         self._size = os.fstat(fd).st_size
 
     def _write_out(self, data: memoryview) -> int:
+        return self._write_parts([data])
+
+    def _write_parts(self, parts: list[bytes | memoryview]) -> int:
         if self._closed and self._fd is None:
             raise OSError(9, "the reporter is closed")  # EBADF
         if self._fd is None:
             self._open()
-        return os.write(self._fd, data)
+        return os.writev(self._fd, parts)  # type: ignore[arg-type]
 
     def _room(self) -> int | None:
         return self.max_bytes - self._size

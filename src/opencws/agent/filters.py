@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from opencws.secl import REGISTRY, PolicySet
 from opencws.secl.compiler import Approver, CompiledRule, Macro
-from opencws.secl.partial import could_match
+from opencws.secl.partial import could_match, matches_whatever
 
 ALWAYS_ON = frozenset({"exec", "fork", "exit"})
 """The process tree needs these whatever the rules (the probe enables them itself as well)."""
@@ -331,6 +331,10 @@ class Discarders:
         self._rules = [(r, m) for _, r, m in active_rules(policies)]
         self._by_path = _Memo()
         self._by_exe = _Memo()
+        self._by_pid = frozenset(t for t in DISCARDABLE_BY_PID
+                                 if not matches_whatever(self._rules, t, ["process.file.path"]))
+        """Types a process could be discarded for: for the others, some rule could match whatever the executable
+        (a rule that does not look at it), and no attempt is made."""
         if invalidate:
             self.invalidate()
 
@@ -391,7 +395,7 @@ class Discarders:
             return None
         if etype in DISCARDABLE_BY_INODE and self._try_inode(etype, event):
             return "inode"
-        if etype in DISCARDABLE_BY_PID and self._try_pid(etype, event):
+        if etype in self._by_pid and self._try_pid(etype, event):
             return "pid"
         return None
 

@@ -6,6 +6,9 @@ until `buffer_bytes` of them are waiting) and written with as few system calls a
 `write` or `flush` tries again: once space is back, everything queued goes out in order. The queue holds at
 most `backlog` lines; a line that finds it full is counted in `dropped` and reported, never silently lost.
 
+Lines are queued as given and written with their newlines by `writev` (no copy of a line in user space) where
+the output has a file descriptor.
+
 Only whole lines reach the output: the bytes of a line cut short by a full disk are truncated away (or, where
 truncation is refused, completed by the next attempt). Not thread-safe: one pipeline thread writes.
 """
@@ -24,6 +27,9 @@ DEFAULT_BUFFER_BYTES = 64 * 1024
 
 _CHUNK = 1 << 20
 """At most this many bytes per write system call."""
+_IOV_MAX = 1024
+"""At most this many buffers per `writev` (the kernel's IOV_MAX)."""
+_NL = b"\n"
 
 
 class ReporterError(Exception):
@@ -78,9 +84,19 @@ class LineWriter:
                 self.dropped += 1
                 raise ReporterError(self.name, e.errno, f"{e.message}; backlog full ({self.backlog} lines): line "
                                                         f"dropped ({self.dropped} dropped so far)") from None
-        data = line + b"\n"
-        self._lines.append(data)
-        self._queued_bytes += len(data)
+        self._lines.append(line)
+        self._queued_bytes += len(line) + 1
+        if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
+            self._drain()
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Queue several documents, as `write` each of them would, with one drain at the end."""
+        if len(self._lines) + len(lines) > self.backlog:
+            for line in lines:  # the backlog may fill: line by line, each refused one counted
+                self.write(line)
+            return
+        self._lines.extend(lines)
+        self._queued_bytes += sum(map(len, lines)) + len(lines)
         if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
             self._drain()
 
@@ -104,6 +120,11 @@ class LineWriter:
     def _write_out(self, data: memoryview) -> int:
         """One write system call; returns the bytes written."""
         raise NotImplementedError
+
+    def _write_parts(self, parts: list[bytes | memoryview]) -> int:
+        """One write system call of these buffers in order (`os.writev` where there is a file descriptor);
+        returns the bytes written. By default, joined and given to `_write_out`."""
+        return self._write_out(memoryview(b"".join(parts)))
 
     def _room(self) -> int | None:
         """Bytes the output takes before it must be rotated (at least 1 when it is empty); None: no limit."""
@@ -135,22 +156,30 @@ class LineWriter:
         return ReporterError(self.name, e.errno, f"{describe_os_error(e)} {action}; {len(self._lines)} lines "
                                                  f"kept in the backlog, retried on the next write or flush")
 
-    def _next_chunk(self) -> bytes | None:
-        """Queued lines that fit in the room left (a line started, or the first one if the output is empty, goes
-        whatever its size); None when the first line needs a rotation first."""
+    def _next_chunk(self) -> list[bytes | memoryview] | None:
+        """Queued lines (with their newlines) that fit in the room left (a line started, or the first one if
+        the output is empty, goes whatever its size); None when the first line needs a rotation first."""
         room = self._room()
         lines = self._lines
-        first = len(lines[0]) - self._head_done
-        if room is not None and self._head_done == 0 and first > room and not self._output_empty():
+        head = lines[0]
+        done = self._head_done
+        first = len(head) + 1 - done
+        if room is not None and done == 0 and first > room and not self._output_empty():
             return None
-        parts = [lines[0]]
+        if not done:
+            parts: list[bytes | memoryview] = [head, _NL]
+        elif done < len(head):
+            parts = [memoryview(head)[done:], _NL]
+        else:
+            parts = [_NL]
         size = first
         for line in islice(lines, 1, None):  # (indexing a deque far from its ends walks it)
-            if size + len(line) > _CHUNK or (room is not None and size + len(line) > room):
+            n = len(line) + 1
+            if size + n > _CHUNK or len(parts) >= _IOV_MAX - 1 or (room is not None and size + n > room):
                 break
-            parts.append(line)
-            size += len(line)
-        return b"".join(parts)[self._head_done:] if self._head_done else b"".join(parts)
+            parts += (line, _NL)
+            size += n
+        return parts
 
     def _drain(self) -> None:
         while self._lines:
@@ -162,7 +191,7 @@ class LineWriter:
                     raise self._error(e, "rotating") from None
                 continue
             try:
-                n = self._write_out(memoryview(chunk))
+                n = self._write_parts(chunk)
                 if n <= 0:
                     raise OSError(errno_codes.EIO, "the output took no bytes")
             except OSError as e:
@@ -177,9 +206,10 @@ class LineWriter:
         self._after_write(n)
         lines = self._lines
         n += self._head_done
-        while lines and n >= len(lines[0]):
-            n -= len(lines[0])
-            self._queued_bytes -= len(lines[0])
+        while lines and n > len(lines[0]):
+            size = len(lines[0]) + 1
+            n -= size
+            self._queued_bytes -= size
             lines.popleft()
             self.lines_written += 1
         self._head_done = n

@@ -62,6 +62,11 @@ class StreamReporter(LineWriter):
         except (OSError, ValueError, io.UnsupportedOperation):
             self._fd = None
 
+    def _write_parts(self, parts: list[bytes | memoryview]) -> int:
+        if self._fd is not None:
+            return os.writev(self._fd, parts)
+        return self._write_out(memoryview(b"".join(parts)))
+
     def _write_out(self, data: memoryview) -> int:
         if self._fd is not None:
             return os.write(self._fd, data)

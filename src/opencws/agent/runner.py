@@ -27,6 +27,7 @@ from typing import Any
 
 from opencws.agent.config import AgentConfig
 from opencws.agent.event import Resolvers
+from opencws.agent.output_thread import ThreadedReporter
 from opencws.agent.pipeline import LoadedRules, Pipeline, self_event
 from opencws.agent.ratelimit import RuleRateLimiter
 from opencws.agent.reporters import open_reporter
@@ -51,7 +52,16 @@ class Agent:
         self._last_limited: dict[str, int] = {}
         self._published: dict[str, Any] = {}
         self._reporter_errors: dict[str, list[Any]] = {}
-        self.reporters = reporters if reporters is not None else open_outputs(config)
+        self.reporters = reporters if reporters is not None else [ThreadedReporter(r) for r in open_outputs(config)]
+        """Outputs named by the config are written by threads of their own (`output_thread`): a blocking write
+        never keeps the reading thread from the ring buffer. Reporters handed in are used as they are."""
+        self.longest_stall_s = 0.0
+        """The longest time the reading thread spent away from the ring buffer between two reads (the batch's
+        pipeline and flush, a tick, a reload): what the ring must absorb."""
+        self.longest = {"batch": 0.0, "batch_cpu": 0.0, "tick": 0.0}
+        """The longest batch (pipeline and flush; and the CPU time it took: the rest is waiting for a CPU or for
+        the interpreter's lock) and the longest tick, in seconds."""
+        self._polled: float | None = None
         if self_channel is None and config.self_events:
             self_channel = open_reporter(config.self_events)
         self.self_channel = self_channel
@@ -143,10 +153,19 @@ class Agent:
         return 0
 
     def step(self, timeout_ms: int) -> int:
+        start = time.perf_counter()
+        if self._polled is not None and start - self._polled > self.longest_stall_s:
+            self.longest_stall_s = start - self._polled
         batch = self.probe.poll(timeout_ms)
+        self._polled = polled = time.perf_counter()
         if batch:
+            cpu = time.thread_time()
             self.pipeline.handle(batch)
             self.pipeline.flush()
+            took = time.perf_counter() - polled
+            if took > self.longest["batch"]:
+                self.longest["batch"] = took
+                self.longest["batch_cpu"] = time.thread_time() - cpu
         return len(batch)
 
     def drain(self) -> None:
@@ -161,6 +180,13 @@ class Agent:
                 break
 
     def tick(self) -> None:
+        start = time.perf_counter()
+        self._tick()
+        took = time.perf_counter() - start
+        if took > self.longest["tick"]:
+            self.longest["tick"] = took
+
+    def _tick(self) -> None:
         self.resolvers.refresh()
         forget_files()
         self._say_reporter_errors()
@@ -283,7 +309,8 @@ class Agent:
             c = self.pipeline.counts if hasattr(self, "pipeline") else None
             if c is not None:
                 self.say("stopped", seen=c.seen, sent=c.sent, filtered=c.filtered, rate_limited=c.rate_limited,
-                         lost={t: k.lost for t, k in self.probe.counters().items() if k.lost})
+                         lost={t: k.lost for t, k in self.probe.counters().items() if k.lost},
+                         longest_stall_ms=round(self.longest_stall_s * 1000, 3))
             self.probe.close()
             self.probe = None
         if self._metrics_server is not None:

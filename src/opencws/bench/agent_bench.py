@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wave", type=int, help="fork storm: processes alive at once (default 1000; quick 100)")
     parser.add_argument("--only", metavar="SECTION[,SECTION]",
                         help=f"run these sections only: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--ring-mb", type=int, default=None, metavar="MIB",
+                        help="the ring buffer of the agent where it runs its own loop (sustained, overheads, fork "
+                             "storm), in MiB (default: the agent's, ring_buffer_mb)")
     parser.add_argument("--agent-nice", type=int, default=None, metavar="N",
                         help="run the agent's thread at this nice value where it runs its own loop (sustained, "
                              "overheads, fork storm): on a machine shared with other jobs, what the agent does "
@@ -110,11 +113,18 @@ class BurstResult:
     seconds: float
     bytes: int = 0
     """Bytes the FileReporter wrote."""
+    output_cpu: float = 0.0
+    """CPU time of the output's writer thread during the burst (until what it was handed was written)."""
 
     @property
     def rate(self) -> float:
         """Burst events per second of the reading thread's CPU time (one core)."""
         return self.read / self.cpu if self.cpu else 0.0
+
+    @property
+    def total_rate(self) -> float:
+        """Burst events per second of the CPU time of the reading and the output threads together."""
+        return self.read / (self.cpu + self.output_cpu) if self.cpu else 0.0
 
     @property
     def exact(self) -> bool:
@@ -146,6 +156,8 @@ def burst(loop: Path, files: BurstFiles, work: Path, n: int, *, mode: str) -> Bu
         all0, lines0 = sum(pipeline.counts.seen.values()), pipeline.counts.lines
         read = got = idle = 0
         cpu = 0.0
+        reporter = agent.reporters[0]
+        output0 = thread_cpu(reporter)
         start = time.perf_counter()
         gen = files.generator(loop, n, 0)
         while True:
@@ -166,6 +178,8 @@ def burst(loop: Path, files: BurstFiles, work: Path, n: int, *, mode: str) -> Bu
                 if read >= probe.counters()["open"].sent - before.sent or idle >= 50:
                     break
         seconds = time.perf_counter() - start
+        reporter.wait_written()
+        output_cpu = thread_cpu(reporter) - output0
         gen.close()
         if gen.returncode != 0:
             raise RuntimeError(f"the burst generator failed ({gen.returncode})")
@@ -174,8 +188,7 @@ def burst(loop: Path, files: BurstFiles, work: Path, n: int, *, mode: str) -> Bu
         others = (sum(c.seen.values()) - all0 - read) if mode != "reader" else 0
         result = BurstResult(generated=n, read=read, sent=after.sent - before.sent, lost=after.lost - before.lost,
                              matched=c.sent.get("open", 0) - sent0, others=others, lines=c.lines - lines0,
-                             cpu=cpu, seconds=seconds)
-        reporter = agent.reporters[0]
+                             cpu=cpu, seconds=seconds, output_cpu=output_cpu)
         agent.close()
         result.bytes = reporter.bytes_written
         if reporter.lines_written != result.lines or reporter.dropped:
@@ -213,11 +226,16 @@ def _run_bursts(s: dict[str, Any], loop: Path, files: BurstFiles, work: Path, ta
             print(f"    generated {b.generated:,} = sent {b.sent:,} + lost {b.lost:,}: {'yes' if b.exact else 'NO'};"
                   f" read {b.read:,}; matched and written {b.matched:,} ({b.lines:,} lines,"
                   f" {b.bytes / max(b.lines, 1):,.0f} bytes each); other events handled"
-                  f" {b.others:,}; CPU {b.cpu:.2f} s; {b.seconds:.2f} s")
+                  f" {b.others:,}; CPU {b.cpu:.2f} s (output thread {b.output_cpu:.2f} s); {b.seconds:.2f} s")
+    total = max(b.total_rate for b in results["matched"])
+    print(f"  matched, CPU of the reading and the output threads together: {total:,.0f} events/s"
+          f" ({1e6 / total if total else 0:.1f} µs an event)")
     exact = all(b.exact for rs in results.values() for b in rs)
     table.append(("end to end, matched events written to a file", f"{best['matched']:,.0f} events/s",
                   ">= 100,000 events/s", best["matched"] >= 100_000,
-                  f"{best['matched'] / best['reader']:.2f}x the reader alone"))
+                  f"reading thread's CPU; {best['matched'] / best['reader']:.2f}x the reader alone"))
+    table.append(("  the same, CPU of the reading and output threads", f"{total:,.0f} events/s",
+                  ">= 100,000 events/s", total >= 100_000, "the line written by the output's own thread"))
     table.append(("events reaching user space, no rule matched", f"{best['unmatched']:,.0f} events/s",
                   ">= 300,000 events/s", best["unmatched"] >= 300_000,
                   f"{best['unmatched'] / best['reader']:.2f}x the reader alone"))
@@ -228,17 +246,28 @@ def _run_bursts(s: dict[str, Any], loop: Path, files: BurstFiles, work: Path, ta
 # ---------------------------------------------------------------------------------------------- sustained
 
 
+def ring_mb() -> int:
+    """The sustained run's ring buffer in MiB."""
+    if agent_harness.RING_MB:
+        return agent_harness.RING_MB
+    from opencws.agent.config import AgentConfig
+
+    return AgentConfig().ring_buffer_mb
+
+
 def _run_sustained(s: dict[str, Any], rate: int, loop: Path, files: BurstFiles, work: Path, table: list) -> bool:
     n = int(rate * s["seconds"])
     print(f"sustained: {n:,} opens paced at {rate:,}/s (slices of 1 ms) over the same files, every one matched;"
-          f" the agent runs its own loop (Agent.run, default ring) in a thread:")
+          f" the agent runs its own loop (Agent.run, a ring of {ring_mb()} MiB) in a thread:")
     with running_agent([files.matched_policy], files.output / "sustained.json") as agent:
         probe, counts = agent.probe, agent.pipeline.counts
         time.sleep(0.2)
         before = probe.counters()["open"]
         seen0, sent0 = counts.seen.get("open", 0), counts.sent.get("open", 0)
         handled0 = sum(counts.seen.values())
+        agent.longest_stall_s, agent.longest = 0.0, {"batch": 0.0, "batch_cpu": 0.0, "tick": 0.0}  # the run's, not the start's
         cpu0, wait0, t0 = thread_cpu(agent.thread), run_queue_wait(agent.thread), time.perf_counter()
+        output_cpu0 = thread_cpu(agent.reporters[0])
         gen = files.generator(loop, n, rate)
         if gen.wait() != 0:
             raise RuntimeError(f"the paced generator failed ({gen.returncode}): {gen.output()}")
@@ -252,6 +281,9 @@ def _run_sustained(s: dict[str, Any], rate: int, loop: Path, files: BurstFiles, 
             time.sleep(0.05)
         cpu, seconds = thread_cpu(agent.thread) - cpu0, time.perf_counter() - t0
         waited = run_queue_wait(agent.thread) - wait0
+        output = agent.reporters[0]
+        output.wait_written()
+        output_cpu = thread_cpu(output) - output_cpu0
         after = probe.counters()["open"]
         sent, lost = after.sent - before.sent, after.lost - before.lost
     # the agent has stopped: what it read is all handled
@@ -264,8 +296,14 @@ def _run_sustained(s: dict[str, Any], rate: int, loop: Path, files: BurstFiles, 
     print(f"  agent thread CPU {cpu:.2f} s over {seconds:.2f} s ({100 * cpu / seconds:.0f}% of one core;"
           f" {1e6 * cpu / max(handled, 1):.1f} µs per event handled, the machine's other events included); it"
           f" waited {waited:.2f} s for a CPU while runnable (other jobs); load average {os.getloadavg()[0]:.2f}")
+    print(f"  the reading thread's longest time away from the ring {1000 * agent.longest_stall_s:.1f} ms (longest"
+          f" batch {1000 * agent.longest['batch']:.1f} ms of which {1000 * agent.longest['batch_cpu']:.1f} ms on a CPU,"
+          f" longest tick {1000 * agent.longest['tick']:.1f} ms);"
+          f" output thread CPU {output_cpu:.2f} s; the reader waited for the output {output.waits} time(s),"
+          f" {output.waited_s:.2f} s")
     table.append((f"sustained {rate:,} matched events/s, {s['seconds']:g} s", f"{lost:,} lost of {n:,}",
-                  "none lost", lost == 0 and exact, f"achieved {achieved:,.0f}/s; agent {100 * cpu / seconds:.0f}% of a core"))
+                  "none lost", lost == 0 and exact, f"achieved {achieved:,.0f}/s; agent {100 * cpu / seconds:.0f}% of a core;"
+                  f" longest stall {1000 * agent.longest_stall_s:.0f} ms"))
     return exact
 
 
@@ -375,6 +413,8 @@ def _run_memory(s: dict[str, Any], loop: Path, work: Path, table: list) -> None:
     print(f"  + {n:,} processes in the cache (cache size {m['cache_size']:,}): {mb(m['rss_fed']):.1f} MB; each"
           f" resolved once: {mb(m['rss_resolved']):.1f} MB (+{mb(m['rss_resolved'] - m['rss_started']):.1f} MB,"
           f" {1024 * (m['rss_resolved'] - m['rss_started']) / n:,.0f} bytes per process)")
+    print(f"  the ring buffer ({m['ring_mb']} MiB) is mapped twice in a row and counts twice in VmRSS: proportional"
+          f" set size {mb(m['pss_started']):.1f} MB started, {mb(m['pss_resolved']):.1f} MB with the processes")
     print(f"  per process: {m['argv_bytes']:,} bytes of argv ({m['argc']:.1f} args) and {m['env_bytes']:,} bytes of"
           f" environment ({m['envc']:.1f} variables) on average; this machine's processes: {m['host_argv_bytes']:,}"
           f" and {m['host_env_bytes']:,} bytes")
@@ -426,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     s = _settings(args)
     agent_harness.AGENT_NICE = args.agent_nice
+    agent_harness.RING_MB = args.ring_mb
     with tempfile.TemporaryDirectory(prefix="opencws-agent-bench-") as tmp:
         work = Path(tmp)
         loop = build_loop(work)

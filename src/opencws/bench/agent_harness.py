@@ -29,6 +29,8 @@ run's events only, even with other probes and workloads on the machine."""
 BENCH_RULE = "bench_watched_open"
 AGENT_NICE: int | None = None
 """`--agent-nice`: the nice value of the agent's thread where it runs its own loop (None: unchanged)."""
+RING_MB: int | None = None
+"""`--ring-mb`: the ring buffer of the agent running its own loop (None: the agent's default)."""
 
 
 def run_loop(loop: Path, *argv: str) -> tuple[float, float]:
@@ -73,16 +75,18 @@ def output_dir(work: Path) -> Path:
 
 def new_agent(policies: list[Path], output: Path, *, ring_bytes: int | None = None) -> Any:
     """An `Agent` on these policies writing to `output` (a FileReporter rotating at OUTPUT_MAX_BYTES, one file
-    kept), started; rate limits out of the way (the limiter still runs)."""
+    kept, written by its own thread as the agent does with the outputs of its config), started; rate limits out
+    of the way (the limiter still runs)."""
     from opencws.agent.config import AgentConfig, RateLimit, RateLimitConfig
     from opencws.agent.file_reporter import FileReporter
+    from opencws.agent.output_thread import ThreadedReporter
     from opencws.agent.runner import Agent
     from opencws.probe.probe import Probe
 
     config = AgentConfig(policies=policies, outputs=[f"file:{output}"], host="bench",
                          rate_limit=RateLimitConfig(default=RateLimit(10_000_000.0, 10_000_000)))
     factory = (lambda: Probe(ring_buffer_bytes=ring_bytes)) if ring_bytes else None
-    agent = Agent(config, probe_factory=factory, reporters=[FileReporter(output, max_bytes=OUTPUT_MAX_BYTES, keep=1)], self_channel=MemoryChannel())
+    agent = Agent(config, probe_factory=factory, reporters=[ThreadedReporter(FileReporter(output, max_bytes=OUTPUT_MAX_BYTES, keep=1))], self_channel=MemoryChannel())
     agent.start()
     return agent
 
@@ -92,7 +96,7 @@ def running_agent(policies: list[Path], output: Path, *, learn: tuple[Path, Path
     """The agent running its own loop (`Agent.run`) in a thread of this process; `learn`: (the loop, a file)
     opened by another process until the agent has learned its inode discarder (as it would from real traffic;
     the agent ignores its own process)."""
-    agent = new_agent(policies, output)
+    agent = new_agent(policies, output, ring_bytes=RING_MB << 20 if RING_MB else None)
     learned = threading.Event()
     if learn is not None:
         observe = agent.pipeline.observe

@@ -139,6 +139,19 @@ def rss_kb() -> int:
     return 0
 
 
+def pss_kb() -> int:
+    """The proportional set size: the memory the process really holds (the ring buffer, mapped twice in a row,
+    counts twice in VmRSS and once here)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def measure(n: int) -> dict[str, Any]:
     from opencws.bench.agent_harness import new_agent
     from opencws.bench.probe_bench import DEFAULT_POLICY
@@ -153,7 +166,7 @@ def measure(n: int) -> dict[str, Any]:
             snapshot = len(procs)
             host = [(len(e.envp), sum(map(len, e.args or []))) for e in list(procs._live.values())
                     if e.envp]
-            rss_started = rss_kb()
+            rss_started, pss_started = rss_kb(), pss_kb()
             argv_bytes = env_bytes = argc = envc = 0.0
             boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             for lo in range(0, n, 1000):  # a read of the ring at a time: the agent holds one batch, not all
@@ -171,10 +184,11 @@ def measure(n: int) -> dict[str, Any]:
                 e = procs.get(pid, read_proc=False)
                 if e is not None:
                     procs.context(e, pid)
-            rss_resolved = rss_kb()
+            rss_resolved, pss_resolved = rss_kb(), pss_kb()
             return {
                 "rss_imports": rss_imports, "rss_started": rss_started, "rss_fed": rss_fed,
-                "rss_resolved": rss_resolved, "snapshot": snapshot, "cache_size": len(procs),
+                "rss_resolved": rss_resolved, "pss_started": pss_started, "pss_resolved": pss_resolved,
+                "ring_mb": agent.config.ring_buffer_mb, "snapshot": snapshot, "cache_size": len(procs),
                 "stats": procs.stats(), "argv_bytes": round(argv_bytes), "env_bytes": round(env_bytes),
                 "argc": argc, "envc": envc,
                 "host_env_bytes": round(sum(h[0] for h in host) / max(len(host), 1)),

@@ -64,14 +64,15 @@ def encoder(cls: type, fragments: bool = False) -> Any:
     """Return a function mapping an instance of `cls` to a JSON-ready dict.
 
     With `fragments`, frozen values come out as `orjson.Fragment`s of their JSON, computed once per
-    value and kept in its private slot: what `serialize` embeds. Without, everything is plain dicts.
+    value and kept (as bytes, `frozen_json`) in its private slot: what `serialize` embeds. Without,
+    everything is plain dicts.
     """
     cached = fragments and _is_frozen(cls)
     if cached and not any(f.meta.required for f in public_fields(cls)):
         raise TypeError(f"{cls.__name__}: a frozen model class needs a required field (never empty)")
     lines = ["def encode(o):"]
     if cached:
-        lines += [f"    c = o.{JSON_CACHE}", "    if c is not None:", "        return c"]
+        lines += [f"    c = o.{JSON_CACHE}", "    if c is not None:", "        return Fragment(c)"]
     lines.append("    d = {}")
     env: dict[str, Any] = {"fmt_ts": format_timestamp, "Fragment": orjson.Fragment, "dumps": jsontext.dumps}
     for f in public_fields(cls):
@@ -99,14 +100,23 @@ def encoder(cls: type, fragments: bool = False) -> Any:
             lines.append(f"    if v is not None: d[{n!r}] = {value}")
     if cached:
         lines += [
-            "    c = Fragment(dumps(d))",
+            "    c = dumps(d)",
             f"    object.__setattr__(o, {JSON_CACHE!r}, c)",
-            "    return c",
+            "    return Fragment(c)",
         ]
     else:
         lines.append("    return d")
     exec("\n".join(lines), env)
     return env["encode"]
+
+
+def frozen_json(obj: Any) -> bytes:
+    """The JSON of a frozen model value (a file, credentials, a process entry), computed once and kept."""
+    c = getattr(obj, JSON_CACHE)
+    if c is None:
+        encoder(type(obj), True)(obj)
+        c = getattr(obj, JSON_CACHE)
+    return c  # type: ignore[no-any-return]
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -87,6 +87,16 @@ def could_match(
     return False
 
 
+def matches_whatever(
+    rules: Iterable[tuple[CompiledRule, dict[str, Macro] | None]], event_type: str, fields: Iterable[str]
+) -> bool:
+    """Whether some rule of `event_type` could match whatever values these fields have: `could_match` with
+    values of these fields only is then True for every value (no discarder can be learned from them)."""
+    names_ = frozenset(bind({f: "/" for f in fields}))
+    return any(rule.event_type == event_type and _partial_fn(rule, names_, macros) is True
+               for rule, macros in rules)
+
+
 def approvers(rules: Iterable[CompiledRule], event_type: str, field: str) -> list[Approver] | None:
     """The union of the values each rule of `event_type` requires for `field`, or None if a rule has none.
 
