@@ -57,10 +57,10 @@ def ingest(b: Backend, n: int, *, seed: int = 5) -> list[dict[str, Any]]:
 
 def prefill(data_dir: Path, n: int, t_from: int, t_to: int) -> None:
     """`n` events dated evenly in [t_from, t_to) (ns) written straight into the embedded store before the
-    backend opens it: the rows intake makes (`event_row`), without HTTP and validation, so that the views
+    backend opens it: the rows intake makes (`row_of_dict`), without HTTP and validation, so that the views
     can be timed over 1,000,000 stored events (OPENCWS_UI_EVENTS) in minutes."""
     from opencws.backend.store import open_store
-    from opencws.backend.store.rows import Envelope, event_row
+    from opencws.backend.store.rows import Envelope, row_of_dict
 
     pool = event_mix(2000, seed=11)
     envelopes = [Envelope(host=h, rule_id="other_rule") for h in ("web-1", "db-1", "web-2", "db-2")]
@@ -72,7 +72,7 @@ def prefill(data_dir: Path, n: int, t_from: int, t_to: int) -> None:
             for i in range(start, min(n, start + 20_000)):
                 e = dict(pool[i % len(pool)])
                 e["date"] = format_timestamp(t_from + i * step)
-                rows.append(event_row(e, envelopes[i % 4], time.time_ns()))
+                rows.append(row_of_dict(e, envelopes[i % 4], time.time_ns()))
             assert store.insert(rows) == len(rows)
     finally:
         store.close()

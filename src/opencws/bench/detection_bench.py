@@ -17,7 +17,7 @@ import orjson
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
 from opencws.backend.detection.rules import DetectionRule, load_rules
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.bench.timing import line
 from opencws.model.codec import event_from_json, format_timestamp
 from opencws.secl import RuleSet, load_policies
@@ -58,7 +58,7 @@ def batches(
             env = envs[i % HOSTS]
             if rule_ids[k]:
                 env = Envelope(host=env.host, rule_id=rule_ids[k])
-            rows.append(event_row(e, env, START_NS))
+            rows.append(row_of_dict(e, env, START_NS))
             events.append(e)
         out.append((rows, events))
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from opencws.backend.detection.rules import DetectionRule, load_file
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.model.codec import format_timestamp
 
 T0 = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
@@ -39,7 +39,7 @@ def exec_event(path: str = "/usr/bin/nmap", seconds: float = 0, *, container: st
 
 
 def rows(events: list[dict[str, Any]], host: str = "web-1", rule_id: str = "") -> list[tuple[Any, ...]]:
-    return [event_row(e, Envelope(host=host, rule_id=rule_id), T0) for e in events]
+    return [row_of_dict(e, Envelope(host=host, rule_id=rule_id), T0) for e in events]
 
 
 def rule_file(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
 from opencws.backend.detection.rules import DetectionRule, load_file, parse_duration, strip_lines
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.model.codec import format_timestamp
 from opencws.schema.validation import event_validator
 from opencws.secl.rulesuite import deep_merge
@@ -64,7 +64,7 @@ def _events(rule: DetectionRule, case: dict[str, Any], templates: dict[str, Any]
             issues = event_validator().issues(event)
             if issues:
                 raise ValueError(f"{where}: not a valid CWS event: {'; '.join(map(str, issues[:3]))}")
-            rows.append((event_row(event, env, START), event))
+            rows.append((row_of_dict(event, env, START), event))
     return rows
 
 
