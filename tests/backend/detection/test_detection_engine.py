@@ -80,6 +80,27 @@ def test_events_no_rule_can_match_do_not_stop_the_batch(tmp_path: Path) -> None:
     assert s.count == 3 and s.event_ids == [batch[i][2] for i in (1, 3, 5)]
 
 
+def test_a_condition_on_one_event_type_never_reads_another_type(tmp_path: Path) -> None:
+    d = detector(tmp_path, """\
+        title: t
+        message: m
+        severity: low
+        condition: unlink.file.path != ""
+        threshold: {count: 1, window: 1m}
+    """)  # fmt: skip
+    opened = {"evt": {"name": "open", "category": "File Activity", "outcome": "Success"},
+              "file": {"path": "/srv/a", "uid": 0, "gid": 0}, "date": "2026-01-01T00:00:00Z"}  # fmt: skip
+    assert d.observe(rows([opened])) == []  # its file.path is set, but it is not an unlink
+    unlinked = {**opened, "evt": {**opened["evt"], "name": "unlink"}}
+    assert len(d.observe(rows([unlinked]))) == 1
+
+
+def test_without_learning_the_first_value_raises(tmp_path: Path) -> None:
+    d = detector(tmp_path, NEW_VALUE.replace("learning: 1h", "learning: 0"))
+    (s,) = d.observe(rows([exec_event("/usr/bin/git", 0), exec_event("/usr/bin/git", 1)]))
+    assert s.count == 2 and s.group["exec.file.path"] == "/usr/bin/git"
+
+
 def test_groups_count_apart(tmp_path: Path) -> None:
     d = detector(tmp_path, THRESHOLD)
     both = rows([exec_event(seconds=0), exec_event(seconds=1)], host="a") + rows(

@@ -57,6 +57,7 @@ def test_a_condition_on_a_later_line_of_a_block_points_at_that_line(tmp_path: Pa
         (("    severity: medium\n", "    severity: medium\n    sevrity: low\n"), "rule scans `sevrity`: unknown key"),
         (('condition: exec.file.name == "nmap"', "condition: {rule_ids: [x]}"), "`condition`: unknown key `rule_ids`"),
         (("rules:", "rules: ["), "rules.yaml:2: invalid YAML"),
+        (('condition: exec.file.name == "nmap"', "condition: {}"), "`condition`: give `expression` (SECL) and/or `rule_id`"),
         (('condition: exec.file.name == "nmap"', "condition: [a, b]"), "`condition`: expected a SECL expression or a mapping"),
     ],
 )  # fmt: skip
@@ -136,3 +137,8 @@ def test_the_shipped_rules_load(tmp_path: Path) -> None:
     assert len(rules) >= 8
     assert {r.kind for r in rules} == {"threshold", "new_value"}
     assert all(r.tests for r in rules), [r.id for r in rules if not r.tests]
+    by_id = {r.id: r for r in rules}
+    assert by_id["new_executable_in_container"].description.startswith(
+        "Containers run what their image holds"
+    )
+    assert by_id["agent_credential_access"].tags == {"tactic": "TA0006"}
