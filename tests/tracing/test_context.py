@@ -120,3 +120,33 @@ def test_the_librarys_constants_are_the_probes():
     defined = dict(re.findall(r"#define (DD_PRCTL_\w+) (0x[0-9a-f]+)", header))
     assert int(defined["DD_PRCTL_OPTION"], 16) == records.DD_PRCTL_OPTION
     assert int(defined["DD_PRCTL_MAGIC"], 16) == records.DD_PRCTL_MAGIC
+
+
+def test_the_ids_read_from_the_span_context_tuple_are_those_of_its_properties(tracer, monkeypatch):
+    """The hook reads a SpanContext by index (a tuple: cheaper); the properties give the same ids."""
+    assert hook._TUPLE_IDS
+    with tracer.start_as_current_span("request") as span:
+        by_index = record_now()
+        monkeypatch.setattr(hook, "_TUPLE_IDS", False)
+        hook.PublishingContext(otel_context._RUNTIME_CONTEXT.inner, hook._REGISTRY).publish(span)
+        assert record_now() == by_index == ids(span)
+
+
+def test_records_of_threads_gone_are_dropped_when_new_threads_register(monkeypatch):
+    registry = records.Registry()
+    monkeypatch.setattr(registry, "PRUNE_ABOVE", 2)
+    gone = []
+    for _ in range(4):
+        t = threading.Thread(target=lambda: gone.append(registry.current().tid))
+        t.start()
+        t.join()
+    alive = registry.current().tid  # (the fourth thread pruned the first three, all gone)
+    assert registry.registered_tids() == sorted({gone[-1], alive})
+    assert registry.unregister_all() == 2 and registry.registered_tids() == []
+
+
+def test_the_span_processor_flushes_nothing_and_says_so():
+    processor = OpenCWSSpanProcessor()
+    assert processor.force_flush() is True and opencws.tracing.installed()
+    processor.shutdown()
+    assert not opencws.tracing.installed()
