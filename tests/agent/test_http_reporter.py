@@ -45,7 +45,7 @@ def stored_pids(b: Backend, host: str) -> Counter:
     return Counter(h["event"]["process"]["pid"] for h in b.events(b.reader, host=host))
 
 
-def wait_until(condition, timeout: float = 60.0, what: str = "") -> None:
+def wait_until(condition, timeout: float = 180.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
@@ -98,11 +98,11 @@ def test_a_backend_killed_and_restarted_mid_stream_stores_every_event_exactly_on
             r.write(line)
             time.sleep(0.001)
         assert r.stats()["spooled"] > 0  # the spool took what the dead backend could not
-        b.start()
+        b.start(timeout=180)
         for line in todo[2000:]:
             r.write(line)
             time.sleep(0.001)
-        wait_until(lambda: settled(r), 120, "the spool to be replayed")
+        wait_until(lambda: settled(r), 240, "the spool to be replayed")
     finally:
         r.close()
     b.reader = reader

@@ -45,7 +45,7 @@ class Scenario:
 
     def agent(self, *args: str) -> AgentProcess:
         agent = AgentProcess("--config", str(self.config), *args)
-        agent.wait_for("started", timeout=60)
+        agent.wait_for("started", timeout=180)
         return agent
 
     def open_markers(self, n: int, per_second: float = 200.0) -> None:
@@ -59,7 +59,7 @@ class Scenario:
         hits = b.events(b.reader, q=f'open.file.path =~ "{self.dir}/m-*"')
         return Counter(h["event"]["file"]["path"] for h in hits)
 
-    def wait_stored(self, b: Backend, agent: AgentProcess, timeout: float = 120.0) -> Counter:
+    def wait_stored(self, b: Backend, agent: AgentProcess, timeout: float = 240.0) -> Counter:
         """Every marker opened so far, stored (or what was stored when the time ran out)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -107,7 +107,7 @@ def test_a_backend_killed_and_restarted_while_the_agent_runs_loses_and_repeats_n
         s.open_markers(300)
         b.stop(signal.SIGKILL)
         s.open_markers(300)
-        restart = threading.Thread(target=b.start)
+        restart = threading.Thread(target=b.start, kwargs={"timeout": 180})
         restart.start()  # markers go on while the backend starts again
         s.open_markers(300)
         restart.join()
@@ -134,7 +134,7 @@ def test_an_agent_restarted_with_batches_in_its_spool_replays_them_once(require_
     s = Scenario(tmp_path, b.url, ingest)
     first = s.agent()  # the backend is not there yet
     s.open_markers(50)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while sum(int(p.name.split("-")[1]) for p in s.spool.glob("*.batch")) < 50:
         assert time.monotonic() < deadline, first.self_events
         time.sleep(0.1)

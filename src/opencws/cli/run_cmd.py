@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -67,17 +68,26 @@ def ingest_key(data_dir: Path) -> str:
     return text
 
 
+def command_name() -> str:
+    """How to call `opencws` from another terminal: its name if the shell finds this one, else its path (the
+    checkout's `.venv/bin/opencws` after `./dev run`)."""
+    beside = Path(sys.executable).parent / "opencws"
+    if not beside.exists() or shutil.which("opencws") == str(beside):
+        return "opencws"
+    return str(beside)
+
+
 def banner(url: str, data_dir: Path, outputs: list[str]) -> str:
-    d = str(data_dir)
+    d, opencws = str(data_dir), command_name()
     return f"""
 OpenCWS is running.
   web UI and API  {url}/
   agent           the default policy unless --policy, CWS events to {', '.join(outputs)}
   data            {d} (backend log: {d}/backend.log, the agent's key: {d}/{KEY_FILE})
 Sign in to the web UI: create a user first (in another terminal):
-  opencws backend users add NAME --role admin --data-dir {d}
+  {opencws} backend users add NAME --role admin --data-dir {d}
 Search from a shell: a read key, then the API:
-  KEY=$(opencws backend keys create --scope read --data-dir {d} | tail -n 1)
+  KEY=$({opencws} backend keys create --scope read --data-dir {d} | tail -n 1)
   curl -H "Authorization: Bearer $KEY" '{url}/api/v1/events?q=open.file.path=="/etc/shadow"&limit=10'
 Ctrl-C stops the agent, then the backend.
 """
