@@ -315,6 +315,7 @@ struct acted {
 	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
 	/* unlink/rmdir: the first two inodes as they were when stamped (the removed one is gone by sys_exit) */
 	__u64 parent[2];               /* the inode of its dentry's parent */
+	__u64 dentry[2];               /* its dentry (0: several: a file with another cached name, which one goes is unknown) */
 	__u64 ino[2];
 	__u32 mode[2], uid[2], gid[2], nlink[2];
 	__u32 name_len[2];
@@ -1576,6 +1577,7 @@ static __always_inline void note_removed(struct acted *a, __u32 i, struct inode 
 		return;
 	struct dentry *d = RO(struct dentry, (char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	a->parent[i] = (__u64)RO(struct dentry, d->d_parent)->d_inode;
+	a->dentry[i] = RO(struct hlist_node, first)->next ? 0 : (__u64)d;
 	a->ino[i] = inode->i_ino;
 	a->mode[i] = inode->i_mode;
 	a->uid[i] = inode->i_uid.val;
@@ -1684,12 +1686,17 @@ static __always_inline int acted_on(struct work *w, __u64 ino)
 	return 0;
 }
 
-/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp: the string was rewritten
- * between the kernel's copy and the probe's read (1). */
+/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp, or on no file at all (a
+ * string read while being rewritten can name nothing): the string was rewritten between the kernel's copy and the
+ * probe's read (1). */
 __noinline int acted_elsewhere(void)
 {
 	struct work *w = get_work();
-	if (!w || w->sc.ret != 0 || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+	if (!w || w->sc.ret != 0 || !w->act.n)
+		return 0;
+	if (w->status & FI_NEGATIVE)
+		return 1;
+	if (w->status & FI_INCOMPLETE)
 		return 0;
 	return acted_on(w, (__u64)RO(struct dentry, w->d)->d_inode) == 0;
 }
@@ -1714,11 +1721,26 @@ __noinline int check_moved(void)
 	return 0;
 }
 
-/* A successful unlink/rmdir whose string was rewritten (slot 0: what the string named, flagged): slot 1 takes that,
- * slot 0 the name the kernel removed: of the two inodes it stamped first, the one whose dentry's parent is the other,
- * named from that parent directory (on `mnt` when of its filesystem) and the name it had, with its inode as it was
- * (FI_REMOVED: the name is gone). Nothing stamped (no word from the kernel): slot 0 stays. */
-__noinline int name_removed(__u64 mnt)
+static long path_cmp_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w || i >= w->splen[0])
+		return 1;
+	if (w->sp[0][i & PMASK] != w->sp[1][i & PMASK]) {
+		w->cmp_diff = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* A successful unlink/rmdir: the name the kernel removed, from its stamps (of the two inodes it stamped first, the
+ * one whose dentry's parent is the other: that directory, resolved now on `mnt` when of its filesystem, and the name
+ * it had), against what the probe resolved from the string: at sys_enter (`at_enter`) the dentry it found
+ * (w->in_dentry), at sys_exit the path in slot 0. The same: slot 0 stays. Another (the string was rewritten during the
+ * call, or named nothing: a removal of nothing cannot succeed): slot 1 takes the string's file (filtered at sys_enter:
+ * resolved again from its dentry, or the string as it reads now when it named nothing), slot 0 the kernel's with the
+ * inode as it was (FI_REMOVED: the name is gone), both flagged, w->rewritten set. Nothing stamped: slot 0 stays. */
+__noinline int name_removed(__u64 mnt, int at_enter)
 {
 	struct work *w = get_work();
 	if (!w || w->act.n < 2)
@@ -1731,10 +1753,24 @@ __noinline int name_removed(__u64 mnt)
 		v = 1;
 	else
 		return 0;
+	if (!a->dentry[v & 1] || (at_enter && w->in_dentry == a->dentry[v & 1]))
+		return 0; /* (several names: which one went cannot be told this way) */
 	struct inode *pi = RO(struct inode, a->inode[v ^ 1]);
 	struct hlist_node *first = pi->i_dentry.first;
 	if (!first || !mnt)
 		return 0;
+	if (at_enter && w->in_dropped) { /* (slot 0 holds nothing of it: resolved again, or the string as it is now) */
+		if (w->in_dentry) {
+			start_slot(w, 0);
+			w->d = w->in_dentry;
+			w->m = w->in_dmnt;
+			w->len = 0;
+			w->pos = 0;
+			finish_slot(0);
+		} else {
+			raw_slot(0, (const char *)(w->sc.nr == NR_unlinkat ? w->sc.a[1] : w->sc.a[0]));
+		}
+	}
 	struct dentry *pd = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	struct mount *m = (struct mount *)mnt;
 	if (RO(struct mount, m)->mnt.mnt_sb != pi->i_sb)
@@ -1746,7 +1782,6 @@ __noinline int name_removed(__u64 mnt)
 	w->splen[1] = l;
 	if (l)
 		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
-	w->fi[1].flags |= FI_REWRITTEN;
 	start_slot(w, 0);
 	w->d = (__u64)pd;
 	w->m = (__u64)m;
@@ -1758,12 +1793,23 @@ __noinline int name_removed(__u64 mnt)
 	if (l == 1)
 		l = 0; /* ("/" + name: no double slash) */
 	__u32 nl = a->name_len[v & 1] & 255;
-	if (l + 1 + nl >= PATH_BUF)
-		return 0;
-	w->sp[0][l & PMASK] = '/';
-	bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
-	l += 1 + nl;
+	if (l + 1 + nl < PATH_BUF) {
+		w->sp[0][l & PMASK] = '/';
+		bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
+		l += 1 + nl;
+	}
 	w->splen[0] = l & PMASK;
+	w->cmp_diff = at_enter || l != w->splen[1]; /* (at sys_enter: the dentries differ) */
+	if (!w->cmp_diff)
+		bpf_loop(PATH_BUF, path_cmp_step, NULL, 0);
+	if (!w->cmp_diff) { /* (the probe's own: back into slot 0) */
+		__builtin_memcpy(&w->fi[0], &w->fi[1], sizeof(struct file_info));
+		__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
+		w->splen[1] = 0;
+		return 0;
+	}
+	w->rewritten = 1;
+	w->fi[1].flags |= FI_REWRITTEN;
 	f->path_len = l & PMASK;
 	f->resolved_len = l & PMASK;
 	f->flags = (f->flags & ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_INODE | FI_REMOVED | FI_REWRITTEN;
@@ -1821,7 +1867,7 @@ __noinline int name_acted(void)
 /* A filtered unlink/rmdir: only its dentry is kept, for the check at sys_exit (a rewritten string shows there) */
 static __noinline int keep_for_check(struct inflight *in)
 {
-	if (!in->dentry)
+	if (in->type != EV_UNLINK && in->type != EV_RMDIR)
 		return 0;
 	in->dropped = 1;
 	in->plen = 0;
@@ -2190,8 +2236,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		}
 	} else {
 		clear_slot(w, 1);
-		if (w->rewritten)
-			name_removed(w->res_m);
+		if (ret == 0)
+			name_removed(w->res_m, 0);
 	}
 	if (discarded) {
 		count(type, CNT_FILTERED);
@@ -2837,13 +2883,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		if (w->in_dropped) { /* (filtered at sys_enter: only a rewritten string makes it an event) */
 			check_removed(ret);
+			if (ret == 0)
+				name_removed(w->in_dmnt, 1);
 			if (!w->rewritten)
 				return 0;
 		} else if (t == EV_UNLINK || t == EV_RMDIR) {
 			check_removed(ret);
+			if (ret == 0)
+				name_removed(w->in_dmnt, 1);
 		}
-		if (w->rewritten && (t == EV_UNLINK || t == EV_RMDIR))
-			name_removed(w->in_dmnt);
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
 		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
