@@ -1753,8 +1753,8 @@ __noinline int name_removed(__u64 mnt, int at_enter)
 		v = 1;
 	else
 		return 0;
-	if (!a->dentry[v & 1] || (at_enter && w->in_dentry == a->dentry[v & 1]))
-		return 0; /* (several names: which one went cannot be told this way) */
+	if (!a->dentry[v & 1] || a->dentry[v & 1] == (at_enter ? w->in_dentry : w->res_d))
+		return 0; /* (the dentry the probe found: the same; several names: which one went cannot be told) */
 	struct inode *pi = RO(struct inode, a->inode[v ^ 1]);
 	struct hlist_node *first = pi->i_dentry.first;
 	if (!first || !mnt)
