@@ -950,6 +950,27 @@ static __always_inline void start_slot(struct work *w, int slot)
 	w->status = 0;
 }
 
+/* slot from a dentry and its mount (no user string) */
+static __always_inline void resolve_dentry(struct work *w, int slot, __u64 d, __u64 m)
+{
+	start_slot(w, slot);
+	w->d = d;
+	w->m = m;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(slot);
+}
+
+/* slot 1 takes slot 0 (its file and path) */
+static __always_inline void slot0_to_slot1(struct work *w)
+{
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+}
+
 static __always_inline void fail_slot(struct work *w, int slot, __u32 flags)
 {
 	clear_slot(w, slot);
@@ -1761,12 +1782,7 @@ __noinline int name_removed(__u64 mnt, int at_enter)
 		return 0;
 	if (at_enter && w->in_dropped) { /* (slot 0 holds nothing of it: resolved again, or the string as it is now) */
 		if (w->in_dentry) {
-			start_slot(w, 0);
-			w->d = w->in_dentry;
-			w->m = w->in_dmnt;
-			w->len = 0;
-			w->pos = 0;
-			finish_slot(0);
+			resolve_dentry(w, 0, w->in_dentry, w->in_dmnt);
 		} else {
 			raw_slot(0, (const char *)(w->sc.nr == NR_unlinkat ? w->sc.a[1] : w->sc.a[0]));
 		}
@@ -1777,19 +1793,10 @@ __noinline int name_removed(__u64 mnt, int at_enter)
 		m = RO(struct super_block, pi->i_sb)->s_mounts;
 	if (!m)
 		return 0;
-	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
-	__u32 l = w->splen[0] & PMASK;
-	w->splen[1] = l;
-	if (l)
-		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
-	start_slot(w, 0);
-	w->d = (__u64)pd;
-	w->m = (__u64)m;
-	w->len = 0;
-	w->pos = 0;
-	finish_slot(0);
+	slot0_to_slot1(w);
+	resolve_dentry(w, 0, (__u64)pd, (__u64)m);
 	struct file_info *f = &w->fi[0];
-	l = w->splen[0] & PMASK;
+	__u32 l = w->splen[0] & PMASK;
 	if (l == 1)
 		l = 0; /* ("/" + name: no double slash) */
 	__u32 nl = a->name_len[v & 1] & 255;
@@ -1830,11 +1837,7 @@ __noinline int name_acted(void)
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
-	__u32 l = w->splen[0] & PMASK;
-	w->splen[1] = l;
-	if (l)
-		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+	slot0_to_slot1(w);
 	w->fi[1].flags |= FI_REWRITTEN;
 	w->fi[0].flags |= FI_REWRITTEN;
 	struct mount *m = RO(struct mount, w->res_m);
@@ -1852,12 +1855,7 @@ __noinline int name_acted(void)
 	struct mount *dm = ino->i_sb == walk_sb ? (struct mount *)w->res_m : RO(struct super_block, ino->i_sb)->s_mounts;
 	if (!dm)
 		return 0;
-	start_slot(w, 0);
-	w->d = (__u64)d;
-	w->m = (__u64)dm;
-	w->len = 0;
-	w->pos = 0;
-	finish_slot(0);
+	resolve_dentry(w, 0, (__u64)d, (__u64)dm);
 	w->fi[0].flags |= FI_REWRITTEN;
 	return 0;
 }
@@ -2276,12 +2274,7 @@ static __noinline int check_removed(__s64 ret)
 		return 0;
 	w->rewritten = 1;
 	if (w->in_dropped) {
-		start_slot(w, 0);
-		w->d = w->in_dentry;
-		w->m = w->in_dmnt;
-		w->len = 0;
-		w->pos = 0;
-		finish_slot(0);
+		resolve_dentry(w, 0, w->in_dentry, w->in_dmnt);
 	}
 	w->fi[0].flags |= FI_REWRITTEN;
 	return 0;
