@@ -46,6 +46,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* x86_64 syscall numbers (the probe supports x86_64 only) */
 #define NR_write 1
 #define NR_open 2
+#define NR_truncate 76
+#define NR_ftruncate 77
 #define NR_rename 82
 #define NR_mkdir 83
 #define NR_rmdir 84
@@ -2550,7 +2552,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	 * from a discarded process */
 	int new_name = type == EV_LINK && ret == 0;
 	int discarded = pid_discarded(type);
-	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT); /* ret is an fd */
+	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT) && nr != NR_truncate &&
+			nr != NR_ftruncate; /* ret is an fd */
 	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
 		if (fd_result)
 			forget_born_inode(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0);
@@ -2616,6 +2619,15 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
+	case NR_truncate:
+	case NR_ftruncate:
+		/* an open event, as Datadog reports a truncate: the file written over (O_WRONLY | O_TRUNC) */
+		b->flags_arg = O_WRONLY | O_TRUNC;
+		if (nr == NR_truncate)
+			need = walk_user(0, AT_FDCWD, (const char *)di, 1);
+		else
+			need = target_file(0, w->sc.file ? (struct file *)w->sc.file : fd_file(di));
+		break;
 	case NR_chmod:
 		b->mode_arg = si;
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
@@ -2811,7 +2823,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	/* the busiest case on a machine, a native open of a discarded inode, decided first, from the registers (as
 	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
-	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
+	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 && nr != NR_truncate && nr != NR_ftruncate &&
 	    !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) &&
 	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? regs->dx
 				   : nr == NR_open ? regs->si : 0)) {
@@ -2955,6 +2967,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 #define IORING_OP_SYMLINKAT 38
 #define IORING_OP_LINKAT 39
 #define IORING_OP_FSETXATTR 41
+#define IORING_OP_FTRUNCATE 55
 #define IORING_OP_SETXATTR 42
 #define URING_OPS 1024 /* in-flight io_uring file operations kept (about 8.5 KiB each, preallocated: 8.7 MiB) */
 
@@ -2989,6 +3002,7 @@ static __always_inline __u32 uring_type(__u32 op)
 	switch (op) {
 	case IORING_OP_OPENAT:
 	case IORING_OP_OPENAT2:
+	case IORING_OP_FTRUNCATE:
 		return EV_OPEN;
 	case IORING_OP_RENAMEAT:
 		return EV_RENAME;
@@ -3113,6 +3127,10 @@ int BPF_PROG(uring_submit, struct io_kiocb *req)
 		uring_str(u, 2, 1, o->newpath);
 		break;
 	}
+	case IORING_OP_FTRUNCATE:
+		u->nr = NR_ftruncate; /* (the file: the request's, at completion) */
+		u->a[0] = (__u64)(__s64)req->cqe.fd;
+		break;
 	case IORING_OP_SETXATTR:
 	case IORING_OP_FSETXATTR: {
 		struct io_xattr *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_xattr));
@@ -3189,6 +3207,10 @@ static __always_inline __u32 uring_not_captured(struct work *w, void *req)
 		w->sc.nr = NR_fsetxattr;
 		w->sc.file = (__u64)rq->file;
 		break;
+	case IORING_OP_FTRUNCATE:
+		w->sc.nr = NR_ftruncate;
+		w->sc.file = (__u64)rq->file;
+		break;
 	default:
 		w->sc.nr = NR_setxattr;
 	}
@@ -3206,7 +3228,8 @@ static __always_inline __u32 uring_captured(struct work *w, struct uring_op *u, 
 	w->sc.kstr = 1;
 	w->sc.uflags = u->uflags | U_SAVED_HEADER;
 	w->sc.counted = 0;
-	w->sc.file = u->opcode == IORING_OP_FSETXATTR ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
+	w->sc.file = u->opcode == IORING_OP_FSETXATTR || u->opcode == IORING_OP_FTRUNCATE
+			     ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
 	for (int i = 0; i < 6; i++) {
 		__u64 v = u->a[i];
 		if (u->strs & (1u << i))
