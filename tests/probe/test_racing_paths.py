@@ -153,11 +153,13 @@ def test_a_utimes_whose_path_was_rewritten_names_the_file_the_kernel_changed(wat
     _named_with_decoy(rewritten, genuine, target, decoy)
 
 
-def test_a_link_whose_source_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
+def test_a_link_whose_source_was_rewritten_names_the_file_the_kernel_linked(watch, tmp_path, path_race):
     target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
     with immutable(decoy):  # (a link to an immutable file is refused)
-        forged, genuine = _race(path_race, "link", target, decoy, watch, ev.LinkEvent)
-    assert all(e.file.path_rewritten for e in forged), forged[0]
-    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+        rewritten, genuine = _race_named(path_race, "link", target, decoy, watch, ev.LinkEvent)
+    # every success linked the target: named so, the new name the same inode
+    assert not [e for e in rewritten + genuine if e.file.path != str(target)], "a success under another name"
+    assert all(e.file.inode == e.destination.inode == target.stat().st_ino for e in rewritten), rewritten[0]
+    assert all(e.destination.path == f"{target}.link" for e in rewritten)

@@ -1617,7 +1617,7 @@ static __always_inline void note_removed(struct acted *a, __u32 i, struct inode 
 static __always_inline int racing_type(__u32 t)
 {
 	return t == EV_CHMOD || t == EV_CHOWN || t == EV_UTIMES || t == EV_SETXATTR || t == EV_REMOVEXATTR ||
-	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME;
+	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME || t == EV_LINK;
 }
 
 static __always_inline int note_acted(struct inode *inode)
@@ -1833,14 +1833,17 @@ __noinline int name_removed(__u64 mnt, int at_enter)
 /* The string of slot 0 named another file than the one the kernel acted on (acted_elsewhere): slot 1 takes what the
  * string named, slot 0 the file the kernel stamped first (of the walk's filesystem when one is: an overlay's own
  * inode rather than its upper layer's), named by its dentry, on the walk's mount when that mount is of its
- * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. */
-__noinline int name_acted(void)
+ * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. A link (`keep_second`) keeps
+ * slot 1 for its new name: slot 0 only changes (the decoy is not kept). */
+__noinline int name_acted(int keep_second)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	slot0_to_slot1(w);
-	w->fi[1].flags |= FI_REWRITTEN;
+	if (!keep_second) {
+		slot0_to_slot1(w);
+		w->fi[1].flags |= FI_REWRITTEN;
+	}
 	w->fi[0].flags |= FI_REWRITTEN;
 	struct mount *m = RO(struct mount, w->res_m);
 	struct super_block *walk_sb = m->mnt.mnt_sb;
@@ -1853,6 +1856,13 @@ __noinline int name_acted(void)
 	struct hlist_node *first = ino->i_dentry.first;
 	if (!first)
 		return 0; /* (no name left: the string's file stays in slot 0, flagged) */
+	/* its oldest cached name (new names go first: a link's new name is not its source) */
+	for (int i = 0; i < 8; i++) {
+		struct hlist_node *next = RO(struct hlist_node, first)->next;
+		if (!next)
+			break;
+		first = next;
+	}
 	struct dentry *d = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	struct mount *dm = ino->i_sb == walk_sb ? (struct mount *)w->res_m : RO(struct super_block, ino->i_sb)->s_mounts;
 	if (!dm)
@@ -2793,13 +2803,13 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		finish_slot(0);
 	if (w->rewritten)
 		w->fi[0].flags |= FI_REWRITTEN;
-	if (elsewhere)
-		name_acted(); /* (slot 1: what the string named; these types have no second file) */
-	else if (s1_path)
+	if (elsewhere) /* (slot 1: what the string named, for the types without a second file) */
+		name_acted(type == EV_LINK);
+	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (s1_raw)
 		raw_slot(1, s1_raw);
-	else if (nr != NR_mount && nr != NR_move_mount)
+	else if (!elsewhere && nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
 	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
 		bump_generation();
