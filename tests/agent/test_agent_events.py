@@ -448,7 +448,7 @@ def test_a_rule_on_a_racing_path_fires_on_the_file_the_kernel_changed(harness, t
     prog = tmp_path / "path_race"
     source = Path(__file__).parent.parent / "probe" / "path_race.c"
     subprocess.run(["gcc", "-O1", "-pthread", "-o", str(prog), str(source)], check=True, capture_output=True)
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
     harness.use_policy(tmp_path, f'chmod.file.path == "{target}" && chmod.file.path_rewritten',

@@ -135,3 +135,13 @@ def test_io_uring_operations_submitted_by_a_sqpoll_thread_are_the_ring_owners(wa
         ("rmdir", "io_uring:unlinkat", f"{p}/d")]
     assert all((e.pid, e.tid, e.comm, e.sqpoll) == (proc.pid, proc.pid, "uring_calls", True) for e in got), got[0]
     assert (got[0].uid, got[0].file.mode & 0o777) == (os.getuid(), 0o640)
+
+
+def test_an_io_uring_ftruncate_is_an_open_that_truncates(watch, tmp_path, uring_calls):
+    target = tmp_path / "t"
+    target.write_text("xxxx")
+    assert _run(uring_calls, ("openat", AT_FDCWD, str(target), os.O_RDWR, 0), ("ftruncate", 4, 1)) == [4, 0]
+    e = watch.one(ev.OpenEvent, lambda e: _ours(e) and e.syscall == "io_uring:ftruncate")
+    assert (e.retval, e.file.path, e.file.inode, e.flags) == (0, str(target), target.stat().st_ino,
+                                                              os.O_WRONLY | os.O_TRUNC)
+    assert target.stat().st_size == 1

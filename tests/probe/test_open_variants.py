@@ -41,3 +41,26 @@ def test_an_i386_open_by_handle_at_is_an_open_too(watch, tmp_path, abi_calls):
     assert rets == [3, 4]
     e = watch.one(ev.OpenEvent, lambda e: e.syscall == "open_by_handle_at")
     assert (e.abi, e.retval, e.file.path, e.file.inode) == ("i386", 4, str(target), target.stat().st_ino)
+
+
+def test_truncate_and_ftruncate_are_opens_that_truncate(watch, tmp_path):
+    target = tmp_path / "truncated"
+    target.write_text("xxxx")
+    os.truncate(target, 1)
+    fd = os.open(target, os.O_RDWR)
+    try:
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+    got = watch.mine(ev.OpenEvent, lambda e: e.pid == os.getpid() and e.syscall in ("truncate", "ftruncate"))
+    assert [(e.syscall, e.retval, e.file.path, e.file.inode) for e in got] == [
+        ("truncate", 0, str(target), target.stat().st_ino), ("ftruncate", 0, str(target), target.stat().st_ino)]
+    assert all(e.flags == os.O_WRONLY | os.O_TRUNC for e in got)
+
+
+def test_an_i386_truncate_is_an_open_that_truncates(watch, tmp_path, abi_calls):
+    target = tmp_path / "truncated32"
+    target.write_text("xxxx")
+    assert abi_calls.run32((92, f"s:{target}", 1)) == [0]
+    e = watch.one(ev.OpenEvent, lambda e: e.syscall == "truncate")
+    assert (e.abi, e.file.path, e.flags) == ("i386", str(target), os.O_WRONLY | os.O_TRUNC)

@@ -18,6 +18,10 @@ pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
 
 
 
+# The target and the decoy differ in their last byte only: the other thread's rewrite is then one byte store, and
+# every string read (by the kernel or the probe) is one of the two names, never a mix that names a third file.
+
+
 def _race(prog, call: str, target, decoy, watch, cls, attempts: int = 10) -> tuple[list, list]:
     """Run races of 20,000 calls until some successful call is reported under the decoy's name; (those, the
     others). (Bounded: the machine's whole activity shares the ring with these events.)"""
@@ -48,7 +52,8 @@ def _race_named(prog, call: str, target, decoy, watch, cls, attempts: int = 10) 
 def _named_with_decoy(rewritten: list, genuine: list, target, decoy, remade: bool = False) -> None:
     """Every success (the decoy cannot change) names the target, the file the kernel acted on; a rewritten one
     carries the decoy as the requested file, flagged too."""
-    assert not [e for e in rewritten + genuine if e.file.path != str(target)], "a success under the decoy's name"
+    elsewhere = [e for e in rewritten + genuine if e.file.path != str(target)]
+    assert not elsewhere, f"a success under another name: {elsewhere[0]}"
     assert all(e.requested_file is not None and e.requested_file.path == str(decoy)
                and e.requested_file.path_rewritten for e in rewritten), rewritten[0]
     if not remade:  # (a target made again before each call has another inode each time)
@@ -57,7 +62,7 @@ def _named_with_decoy(rewritten: list, genuine: list, target, decoy, remade: boo
 
 
 def test_a_chmod_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
         f.chmod(0o600)
@@ -66,8 +71,26 @@ def test_a_chmod_whose_path_was_rewritten_names_the_file_the_kernel_changed(watc
     _named_with_decoy(rewritten, genuine, target, decoy)
 
 
+def test_a_chmod_whose_path_was_rewritten_to_a_name_of_nothing_names_the_file_the_kernel_changed(watch, tmp_path,
+                                                                                                  path_race):
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"  # (no such file: the walk ends on nothing)
+    target.write_text("x")
+    rewritten, genuine = _race_named(path_race, "chmod", target, decoy, watch, ev.ChmodEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy)
+    assert all(e.requested_file.negative for e in rewritten)
+
+
+@pytest.mark.parametrize("at_exit", [True, False], ids=["resolved at sys_exit", "resolved at sys_enter"])
+def test_an_unlink_whose_path_was_rewritten_to_a_name_of_nothing_names_the_file_the_kernel_removed(
+        watch, probe, tmp_path, path_race, at_exit):
+    probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"  # (before, a removal of nothing was reported)
+    rewritten, genuine = _race_named(path_race, "unlink", target, decoy, watch, ev.UnlinkEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy, remade=True)
+
+
 def test_a_setxattr_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
     with immutable(decoy):
@@ -77,7 +100,7 @@ def test_a_setxattr_whose_path_was_rewritten_names_the_file_the_kernel_changed(w
 
 
 def test_a_mkdir_whose_path_was_rewritten_names_the_directory_the_kernel_made(watch, tmp_path, path_race):
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     decoy.mkdir()  # (mkdir fails on it: every success made the target)
     rewritten, genuine = _race_named(path_race, "mkdir", target, decoy, watch, ev.MkdirEvent)
     _named_with_decoy(rewritten, genuine, target, decoy, remade=True)
@@ -86,7 +109,7 @@ def test_a_mkdir_whose_path_was_rewritten_names_the_directory_the_kernel_made(wa
 
 def test_a_rename_resolved_at_sys_enter_whose_path_was_rewritten_says_so(watch, probe, tmp_path, path_race):
     probe.set_event_types(list(EventType), resolve_at_exit=())
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     decoy.write_text("x")
     with immutable(decoy):  # (an immutable file cannot be renamed: every success moved the target)
         forged, genuine = _race(path_race, "rename", target, decoy, watch, ev.RenameEvent)
@@ -98,7 +121,7 @@ def test_a_rename_resolved_at_sys_enter_whose_path_was_rewritten_says_so(watch, 
 def test_an_unlink_whose_path_was_rewritten_names_the_file_the_kernel_removed(watch, probe, tmp_path, path_race,
                                                                              at_exit):
     probe.set_event_types(list(EventType), resolve_at_exit={"unlink"} if at_exit else ())
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     decoy.write_text("x")
     with immutable(decoy):
         rewritten, genuine = _race_named(path_race, "unlink", target, decoy, watch, ev.UnlinkEvent)
@@ -113,7 +136,7 @@ def test_an_unlink_whose_path_was_rewritten_names_the_file_the_kernel_removed(wa
 def test_an_rmdir_whose_path_was_rewritten_names_the_directory_the_kernel_removed(watch, probe, tmp_path, path_race,
                                                                                  at_exit):
     probe.set_event_types(list(EventType), resolve_at_exit={"rmdir"} if at_exit else ())
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     decoy.mkdir()
     (decoy / "keep").write_text("x")  # (not empty: rmdir fails on it)
     rewritten, genuine = _race_named(path_race, "rmdir", target, decoy, watch, ev.RmdirEvent)
@@ -122,7 +145,7 @@ def test_an_rmdir_whose_path_was_rewritten_names_the_directory_the_kernel_remove
 
 
 def test_a_utimes_whose_path_was_rewritten_names_the_file_the_kernel_changed(watch, tmp_path, path_race):
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
     with immutable(decoy):
@@ -130,11 +153,13 @@ def test_a_utimes_whose_path_was_rewritten_names_the_file_the_kernel_changed(wat
     _named_with_decoy(rewritten, genuine, target, decoy)
 
 
-def test_a_link_whose_source_was_rewritten_to_a_decoy_says_so(watch, tmp_path, path_race):
-    target, decoy = tmp_path / "target", tmp_path / "decoyy"
+def test_a_link_whose_source_was_rewritten_names_the_file_the_kernel_linked(watch, tmp_path, path_race):
+    target, decoy = tmp_path / "racer0", tmp_path / "racer1"
     for f in (target, decoy):
         f.write_text("x")
     with immutable(decoy):  # (a link to an immutable file is refused)
-        forged, genuine = _race(path_race, "link", target, decoy, watch, ev.LinkEvent)
-    assert all(e.file.path_rewritten for e in forged), forged[0]
-    assert not any(e.file.path_rewritten for e in genuine if e.file.path == str(target))
+        rewritten, genuine = _race_named(path_race, "link", target, decoy, watch, ev.LinkEvent)
+    # every success linked the target: named so, the new name the same inode
+    assert not [e for e in rewritten + genuine if e.file.path != str(target)], "a success under another name"
+    assert all(e.file.inode == e.destination.inode == target.stat().st_ino for e in rewritten), rewritten[0]
+    assert all(e.destination.path == f"{target}.link" for e in rewritten)

@@ -7,7 +7,7 @@
  *   openat DFD PATH FLAGS MODE | openat2 DFD PATH FLAGS MODE | openat_fixed DFD PATH FLAGS MODE (into a fixed
  *   file slot) | unlinkat DFD PATH FLAGS | mkdirat DFD PATH MODE | renameat OLDDFD OLD NEWDFD NEW FLAGS |
  *   linkat OLDDFD OLD NEWDFD NEW FLAGS | symlinkat TARGET NEWDFD LINK | setxattr PATH NAME VALUE FLAGS |
- *   fsetxattr FD NAME VALUE FLAGS
+ *   fsetxattr FD NAME VALUE FLAGS | ftruncate FD LENGTH
  * Prints each operation's result (the CQE's res) on a line.
  */
 #include <linux/io_uring.h>
@@ -19,6 +19,10 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef IORING_OP_FTRUNCATE
+#define IORING_OP_FTRUNCATE 55 /* (Linux 6.9; Debian 12's headers are 6.1's) */
+#endif
 
 static int ring_fd;
 static unsigned *sq_tail, *sq_mask, *sq_array, *sq_flags, *cq_head, *cq_tail, *cq_mask;
@@ -157,6 +161,10 @@ int main(int argc, char **argv)
 			s.addr = (uintptr_t)a[1];
 			s.fd = atoi(a[2]);
 			s.addr2 = (uintptr_t)a[3];
+		} else if (!strcmp(op, "ftruncate")) {
+			s.opcode = IORING_OP_FTRUNCATE;
+			s.fd = atoi(a[1]);
+			s.off = strtoll(a[2], 0, 0);
 		} else if (!strcmp(op, "setxattr") || !strcmp(op, "fsetxattr")) {
 			s.opcode = op[0] == 's' ? IORING_OP_SETXATTR : IORING_OP_FSETXATTR;
 			if (op[0] == 's')

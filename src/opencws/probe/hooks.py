@@ -39,7 +39,7 @@ URING_TYPES = frozenset({T.OPEN, T.UNLINK, T.RMDIR, T.RENAME, T.MKDIR, T.LINK, T
 These tracepoints are off the syscall path: they cost nothing to other syscalls."""
 
 RACING_TYPES = frozenset({T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR, T.MKDIR, T.UNLINK, T.RMDIR,
-                          T.RENAME})
+                          T.RENAME, T.LINK})
 """Types whose path string another thread can rewrite during the call and whose outcome changes a file's ctime: the
 `timestamp` tracepoints (off the syscall path) tell sys_exit which inode the kernel acted on."""
 

@@ -17,6 +17,8 @@ SYSCALLS: dict[str, tuple[int, T]] = {
     "openat": (257, T.OPEN),
     "openat2": (437, T.OPEN),
     "open_by_handle_at": (304, T.OPEN),  # (any file of a mount, by handle: the file comes from the fd returned)
+    "truncate": (76, T.OPEN),  # (an open for writing that truncates, as Datadog reports it: O_WRONLY | O_TRUNC)
+    "ftruncate": (77, T.OPEN),
     "chmod": (90, T.CHMOD),
     "fchmod": (91, T.CHMOD),
     "fchmodat": (268, T.CHMOD),
@@ -139,10 +141,11 @@ _i386("write 4; open 5; creat 8; openat 295; openat2 437; open_by_handle_at 342;
       "setregid32 204 setregid; setresuid32 208 setresuid; setresgid32 210 setresgid; setfsuid32 215 setfsuid;"
       "setfsgid32 216 setfsgid; capset 185;"
       "symlink 83; symlinkat 304; setgroups 81; setgroups32 206 setgroups;"
-      "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432")
+      "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432;"
+      "truncate 92; ftruncate 93; truncate64 193 truncate; ftruncate64 194 ftruncate")
 
 IO_URING_OPS: dict[int, str] = {18: "openat", 28: "openat2", 35: "renameat", 36: "unlinkat", 37: "mkdirat",
-                                 38: "symlinkat", 39: "linkat", 41: "fsetxattr", 42: "setxattr"}
+                                 38: "symlinkat", 39: "linkat", 41: "fsetxattr", 42: "setxattr", 55: "ftruncate"}
 """io_uring opcodes the probe reports (as their syscall twins; `syscall` is then `io_uring:<op>`)."""
 
 I386_NAME_BY_NR: dict[int, str] = {nr: name for name, (nr, _, _) in I386.items()}

@@ -46,6 +46,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* x86_64 syscall numbers (the probe supports x86_64 only) */
 #define NR_write 1
 #define NR_open 2
+#define NR_truncate 76
+#define NR_ftruncate 77
 #define NR_rename 82
 #define NR_mkdir 83
 #define NR_rmdir 84
@@ -315,6 +317,7 @@ struct acted {
 	__u64 inode[ACTED_MAX];        /* struct inode *, in stamping order, without repeats */
 	/* unlink/rmdir: the first two inodes as they were when stamped (the removed one is gone by sys_exit) */
 	__u64 parent[2];               /* the inode of its dentry's parent */
+	__u64 dentry[2];               /* its dentry (0: several: a file with another cached name, which one goes is unknown) */
 	__u64 ino[2];
 	__u32 mode[2], uid[2], gid[2], nlink[2];
 	__u32 name_len[2];
@@ -952,6 +955,27 @@ static __always_inline void start_slot(struct work *w, int slot)
 	w->status = 0;
 }
 
+/* slot from a dentry and its mount (no user string) */
+static __always_inline void resolve_dentry(struct work *w, int slot, __u64 d, __u64 m)
+{
+	start_slot(w, slot);
+	w->d = d;
+	w->m = m;
+	w->len = 0;
+	w->pos = 0;
+	finish_slot(slot);
+}
+
+/* slot 1 takes slot 0 (its file and path) */
+static __always_inline void slot0_to_slot1(struct work *w)
+{
+	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
+	__u32 l = w->splen[0] & PMASK;
+	w->splen[1] = l;
+	if (l)
+		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
+}
+
 static __always_inline void fail_slot(struct work *w, int slot, __u32 flags)
 {
 	clear_slot(w, slot);
@@ -1579,6 +1603,7 @@ static __always_inline void note_removed(struct acted *a, __u32 i, struct inode 
 		return;
 	struct dentry *d = RO(struct dentry, (char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	a->parent[i] = (__u64)RO(struct dentry, d->d_parent)->d_inode;
+	a->dentry[i] = RO(struct hlist_node, first)->next ? 0 : (__u64)d;
 	a->ino[i] = inode->i_ino;
 	a->mode[i] = inode->i_mode;
 	a->uid[i] = inode->i_uid.val;
@@ -1595,7 +1620,7 @@ static __always_inline void note_removed(struct acted *a, __u32 i, struct inode 
 static __always_inline int racing_type(__u32 t)
 {
 	return t == EV_CHMOD || t == EV_CHOWN || t == EV_UTIMES || t == EV_SETXATTR || t == EV_REMOVEXATTR ||
-	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME;
+	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME || t == EV_LINK;
 }
 
 static __always_inline int note_acted(struct inode *inode)
@@ -1687,12 +1712,17 @@ static __always_inline int acted_on(struct work *w, __u64 ino)
 	return 0;
 }
 
-/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp: the string was rewritten
- * between the kernel's copy and the probe's read (1). */
+/* A successful call on a path whose walk (w->d) ended on a file the kernel did not stamp, or on no file at all (a
+ * string read while being rewritten can name nothing): the string was rewritten between the kernel's copy and the
+ * probe's read (1). */
 __noinline int acted_elsewhere(void)
 {
 	struct work *w = get_work();
-	if (!w || w->sc.ret != 0 || (w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+	if (!w || w->sc.ret != 0 || !w->act.n)
+		return 0;
+	if (w->status & FI_NEGATIVE)
+		return 1;
+	if (w->status & FI_INCOMPLETE)
 		return 0;
 	return acted_on(w, (__u64)RO(struct dentry, w->d)->d_inode) == 0;
 }
@@ -1717,11 +1747,26 @@ __noinline int check_moved(void)
 	return 0;
 }
 
-/* A successful unlink/rmdir whose string was rewritten (slot 0: what the string named, flagged): slot 1 takes that,
- * slot 0 the name the kernel removed: of the two inodes it stamped first, the one whose dentry's parent is the other,
- * named from that parent directory (on `mnt` when of its filesystem) and the name it had, with its inode as it was
- * (FI_REMOVED: the name is gone). Nothing stamped (no word from the kernel): slot 0 stays. */
-__noinline int name_removed(__u64 mnt)
+static long path_cmp_step(__u32 i, void *ctx)
+{
+	struct work *w = get_work();
+	if (!w || i >= w->splen[0])
+		return 1;
+	if (w->sp[0][i & PMASK] != w->sp[1][i & PMASK]) {
+		w->cmp_diff = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* A successful unlink/rmdir: the name the kernel removed, from its stamps (of the two inodes it stamped first, the
+ * one whose dentry's parent is the other: that directory, resolved now on `mnt` when of its filesystem, and the name
+ * it had), against what the probe resolved from the string: at sys_enter (`at_enter`) the dentry it found
+ * (w->in_dentry), at sys_exit the path in slot 0. The same: slot 0 stays. Another (the string was rewritten during the
+ * call, or named nothing: a removal of nothing cannot succeed): slot 1 takes the string's file (filtered at sys_enter:
+ * resolved again from its dentry, or the string as it reads now when it named nothing), slot 0 the kernel's with the
+ * inode as it was (FI_REMOVED: the name is gone), both flagged, w->rewritten set. Nothing stamped: slot 0 stays. */
+__noinline int name_removed(__u64 mnt, int at_enter)
 {
 	struct work *w = get_work();
 	if (!w || w->act.n < 2)
@@ -1734,39 +1779,49 @@ __noinline int name_removed(__u64 mnt)
 		v = 1;
 	else
 		return 0;
+	if (!a->dentry[v & 1] || a->dentry[v & 1] == (at_enter ? w->in_dentry : w->res_d))
+		return 0; /* (the dentry the probe found: the same; several names: which one went cannot be told) */
 	struct inode *pi = RO(struct inode, a->inode[v ^ 1]);
 	struct hlist_node *first = pi->i_dentry.first;
 	if (!first || !mnt)
 		return 0;
+	if (at_enter && w->in_dropped) { /* (slot 0 holds nothing of it: resolved again, or the string as it is now) */
+		if (w->in_dentry) {
+			resolve_dentry(w, 0, w->in_dentry, w->in_dmnt);
+		} else {
+			raw_slot(0, (const char *)(w->sc.nr == NR_unlinkat ? w->sc.a[1] : w->sc.a[0]));
+		}
+	}
 	struct dentry *pd = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	struct mount *m = (struct mount *)mnt;
 	if (RO(struct mount, m)->mnt.mnt_sb != pi->i_sb)
 		m = RO(struct super_block, pi->i_sb)->s_mounts;
 	if (!m)
 		return 0;
-	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
-	__u32 l = w->splen[0] & PMASK;
-	w->splen[1] = l;
-	if (l)
-		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
-	w->fi[1].flags |= FI_REWRITTEN;
-	start_slot(w, 0);
-	w->d = (__u64)pd;
-	w->m = (__u64)m;
-	w->len = 0;
-	w->pos = 0;
-	finish_slot(0);
+	slot0_to_slot1(w);
+	resolve_dentry(w, 0, (__u64)pd, (__u64)m);
 	struct file_info *f = &w->fi[0];
-	l = w->splen[0] & PMASK;
+	__u32 l = w->splen[0] & PMASK;
 	if (l == 1)
 		l = 0; /* ("/" + name: no double slash) */
 	__u32 nl = a->name_len[v & 1] & 255;
-	if (l + 1 + nl >= PATH_BUF)
-		return 0;
-	w->sp[0][l & PMASK] = '/';
-	bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
-	l += 1 + nl;
+	if (l + 1 + nl < PATH_BUF) {
+		w->sp[0][l & PMASK] = '/';
+		bpf_probe_read_kernel(&w->sp[0][BOUND(l + 1, 4095)], nl, a->name[v & 1]);
+		l += 1 + nl;
+	}
 	w->splen[0] = l & PMASK;
+	w->cmp_diff = at_enter || l != w->splen[1]; /* (at sys_enter: the dentries differ) */
+	if (!w->cmp_diff)
+		bpf_loop(PATH_BUF, path_cmp_step, NULL, 0);
+	if (!w->cmp_diff) { /* (the probe's own: back into slot 0) */
+		__builtin_memcpy(&w->fi[0], &w->fi[1], sizeof(struct file_info));
+		__builtin_memset(&w->fi[1], 0, sizeof(struct file_info));
+		w->splen[1] = 0;
+		return 0;
+	}
+	w->rewritten = 1;
+	w->fi[1].flags |= FI_REWRITTEN;
 	f->path_len = l & PMASK;
 	f->resolved_len = l & PMASK;
 	f->flags = (f->flags & ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_INODE | FI_REMOVED | FI_REWRITTEN;
@@ -1781,18 +1836,17 @@ __noinline int name_removed(__u64 mnt)
 /* The string of slot 0 named another file than the one the kernel acted on (acted_elsewhere): slot 1 takes what the
  * string named, slot 0 the file the kernel stamped first (of the walk's filesystem when one is: an overlay's own
  * inode rather than its upper layer's), named by its dentry, on the walk's mount when that mount is of its
- * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. */
-__noinline int name_acted(void)
+ * filesystem, else on the first mount of that filesystem. Both flagged FI_REWRITTEN. A link (`keep_second`) keeps
+ * slot 1 for its new name: slot 0 only changes (the decoy is not kept). */
+__noinline int name_acted(int keep_second)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	__builtin_memcpy(&w->fi[1], &w->fi[0], sizeof(struct file_info));
-	__u32 l = w->splen[0] & PMASK;
-	w->splen[1] = l;
-	if (l)
-		bpf_probe_read_kernel(w->sp[1], BOUND(l, 4095), w->sp[0]);
-	w->fi[1].flags |= FI_REWRITTEN;
+	if (!keep_second) {
+		slot0_to_slot1(w);
+		w->fi[1].flags |= FI_REWRITTEN;
+	}
 	w->fi[0].flags |= FI_REWRITTEN;
 	struct mount *m = RO(struct mount, w->res_m);
 	struct super_block *walk_sb = m->mnt.mnt_sb;
@@ -1805,16 +1859,18 @@ __noinline int name_acted(void)
 	struct hlist_node *first = ino->i_dentry.first;
 	if (!first)
 		return 0; /* (no name left: the string's file stays in slot 0, flagged) */
+	/* its oldest cached name (new names go first: a link's new name is not its source) */
+	for (int i = 0; i < 8; i++) {
+		struct hlist_node *next = RO(struct hlist_node, first)->next;
+		if (!next)
+			break;
+		first = next;
+	}
 	struct dentry *d = (struct dentry *)((char *)first - bpf_core_field_offset(struct dentry, d_u.d_alias));
 	struct mount *dm = ino->i_sb == walk_sb ? (struct mount *)w->res_m : RO(struct super_block, ino->i_sb)->s_mounts;
 	if (!dm)
 		return 0;
-	start_slot(w, 0);
-	w->d = (__u64)d;
-	w->m = (__u64)dm;
-	w->len = 0;
-	w->pos = 0;
-	finish_slot(0);
+	resolve_dentry(w, 0, (__u64)d, (__u64)dm);
 	w->fi[0].flags |= FI_REWRITTEN;
 	return 0;
 }
@@ -1824,7 +1880,7 @@ __noinline int name_acted(void)
 /* A filtered unlink/rmdir: only its dentry is kept, for the check at sys_exit (a rewritten string shows there) */
 static __noinline int keep_for_check(struct inflight *in)
 {
-	if (!in->dentry)
+	if (in->type != EV_UNLINK && in->type != EV_RMDIR)
 		return 0;
 	in->dropped = 1;
 	in->plen = 0;
@@ -2193,8 +2249,8 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 		}
 	} else {
 		clear_slot(w, 1);
-		if (w->rewritten)
-			name_removed(w->res_m);
+		if (ret == 0)
+			name_removed(w->res_m, 0);
 	}
 	if (discarded) {
 		count(type, CNT_FILTERED);
@@ -2233,12 +2289,7 @@ static __noinline int check_removed(__s64 ret)
 		return 0;
 	w->rewritten = 1;
 	if (w->in_dropped) {
-		start_slot(w, 0);
-		w->d = w->in_dentry;
-		w->m = w->in_dmnt;
-		w->len = 0;
-		w->pos = 0;
-		finish_slot(0);
+		resolve_dentry(w, 0, w->in_dentry, w->in_dmnt);
 	}
 	w->fi[0].flags |= FI_REWRITTEN;
 	return 0;
@@ -2514,7 +2565,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	 * from a discarded process */
 	int new_name = type == EV_LINK && ret == 0;
 	int discarded = pid_discarded(type);
-	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT); /* ret is an fd */
+	int fd_result = type == EV_OPEN && ret >= 0 && !(w->sc.uflags & U_FIXED_SLOT) && nr != NR_truncate &&
+			nr != NR_ftruncate; /* ret is an fd */
 	if (discarded && !new_name && !(type == EV_MOUNT && ret == 0)) {
 		if (fd_result)
 			forget_born_inode(ret, nr == NR_openat || nr == NR_open_by_handle_at ? dx : nr == NR_open ? si : 0);
@@ -2580,6 +2632,15 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 			need = walk_user(0, dirfd, p, !(flags & O_NOFOLLOW));
 		break;
 	}
+	case NR_truncate:
+	case NR_ftruncate:
+		/* an open event, as Datadog reports a truncate: the file written over (O_WRONLY | O_TRUNC) */
+		b->flags_arg = O_WRONLY | O_TRUNC;
+		if (nr == NR_truncate)
+			need = walk_user(0, AT_FDCWD, (const char *)di, 1);
+		else
+			need = target_file(0, w->sc.file ? (struct file *)w->sc.file : fd_file(di));
+		break;
 	case NR_chmod:
 		b->mode_arg = si;
 		need = walk_user(0, AT_FDCWD, (const char *)di, 1);
@@ -2745,13 +2806,13 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 		finish_slot(0);
 	if (w->rewritten)
 		w->fi[0].flags |= FI_REWRITTEN;
-	if (elsewhere)
-		name_acted(); /* (slot 1: what the string named; these types have no second file) */
-	else if (s1_path)
+	if (elsewhere) /* (slot 1: what the string named, for the types without a second file) */
+		name_acted(type == EV_LINK);
+	if (s1_path)
 		resolve_user(1, s1_dirfd, s1_path, 0);
 	else if (s1_raw)
 		raw_slot(1, s1_raw);
-	else if (nr != NR_mount && nr != NR_move_mount)
+	else if (!elsewhere && nr != NR_mount && nr != NR_move_mount)
 		clear_slot(w, 1);
 	if (new_name) /* the inode may also be reached through a bind mount (another discarder key): every one */
 		bump_generation();
@@ -2777,7 +2838,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return dd_register(regs);
 	/* the busiest case on a machine, a native open of a discarded inode, decided first, from the registers (as
 	 * handle_file_exit would: a new inode is never discarded, a discarded process changes nothing) */
-	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 &&
+	if ((*tp & 0xff) == EV_OPEN && ret >= 0 && nr != NR_openat2 && nr != NR_truncate && nr != NR_ftruncate &&
 	    !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) &&
 	    open_fd_discarded(ret, nr == NR_openat || nr == NR_open_by_handle_at ? regs->dx
 				   : nr == NR_open ? regs->si : 0)) {
@@ -2842,13 +2903,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		}
 		if (w->in_dropped) { /* (filtered at sys_enter: only a rewritten string makes it an event) */
 			check_removed(ret);
+			if (ret == 0)
+				name_removed(w->in_dmnt, 1);
 			if (!w->rewritten)
 				return 0;
 		} else if (t == EV_UNLINK || t == EV_RMDIR) {
 			check_removed(ret);
+			if (ret == 0)
+				name_removed(w->in_dmnt, 1);
 		}
-		if (w->rewritten && (t == EV_UNLINK || t == EV_RMDIR))
-			name_removed(w->in_dmnt);
 		/* the string was in a page not faulted in at sys_enter (an untouched file mapping, a page a fork has not
 		 * copied yet): the kernel has read it since, so it can be read now, resolved as at sys_exit */
 		if (!w->in_dropped && (w0->fi[0].flags & FI_NO_USER_PATH) && t != EV_UMOUNT) {
@@ -2919,6 +2982,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 #define IORING_OP_SYMLINKAT 38
 #define IORING_OP_LINKAT 39
 #define IORING_OP_FSETXATTR 41
+#define IORING_OP_FTRUNCATE 55
 #define IORING_OP_SETXATTR 42
 #define URING_OPS 1024 /* in-flight io_uring file operations kept (about 8.5 KiB each, preallocated: 8.7 MiB) */
 
@@ -2953,6 +3017,7 @@ static __always_inline __u32 uring_type(__u32 op)
 	switch (op) {
 	case IORING_OP_OPENAT:
 	case IORING_OP_OPENAT2:
+	case IORING_OP_FTRUNCATE:
 		return EV_OPEN;
 	case IORING_OP_RENAMEAT:
 		return EV_RENAME;
@@ -3077,6 +3142,10 @@ int BPF_PROG(uring_submit, struct io_kiocb *req)
 		uring_str(u, 2, 1, o->newpath);
 		break;
 	}
+	case IORING_OP_FTRUNCATE:
+		u->nr = NR_ftruncate; /* (the file: the request's, at completion) */
+		u->a[0] = (__u64)(__s64)req->cqe.fd;
+		break;
 	case IORING_OP_SETXATTR:
 	case IORING_OP_FSETXATTR: {
 		struct io_xattr *o = bpf_rdonly_cast(cmd, bpf_core_type_id_kernel(struct io_xattr));
@@ -3153,6 +3222,10 @@ static __always_inline __u32 uring_not_captured(struct work *w, void *req)
 		w->sc.nr = NR_fsetxattr;
 		w->sc.file = (__u64)rq->file;
 		break;
+	case IORING_OP_FTRUNCATE:
+		w->sc.nr = NR_ftruncate;
+		w->sc.file = (__u64)rq->file;
+		break;
 	default:
 		w->sc.nr = NR_setxattr;
 	}
@@ -3170,7 +3243,8 @@ static __always_inline __u32 uring_captured(struct work *w, struct uring_op *u, 
 	w->sc.kstr = 1;
 	w->sc.uflags = u->uflags | U_SAVED_HEADER;
 	w->sc.counted = 0;
-	w->sc.file = u->opcode == IORING_OP_FSETXATTR ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
+	w->sc.file = u->opcode == IORING_OP_FSETXATTR || u->opcode == IORING_OP_FTRUNCATE
+			     ? (__u64)BPF_CORE_READ((struct io_kiocb *)req, file) : 0;
 	for (int i = 0; i < 6; i++) {
 		__u64 v = u->a[i];
 		if (u->strs & (1u << i))
