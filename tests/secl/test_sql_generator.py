@@ -106,3 +106,10 @@ def test_conditions_on_arrays_are_set_apart_from_those_on_plain_columns() -> Non
     for expr in ['process.ancestors.file.name == "bash"', "process.uid == 0",
                  'process.uid == 0 || process.ancestors.file.name == "bash"']:  # fmt: skip
         assert (compile_search(expr).where.plain, compile_search(expr).where.arrays) == ("", "")
+
+
+def test_a_search_decodes_only_the_parts_of_an_event_its_fields_read() -> None:
+    assert compile_search('process.file.path == "/bin/sh"').reads == (frozenset({"process", "evt"}), False, False)
+    assert compile_search('process.ancestors.file.name == "sh"').reads == (frozenset({"process", "evt"}), True, False)
+    top, ancestors, parent = compile_search('open.file.path == "/x" && process.parent.comm == "sh"').reads
+    assert top == {"file", "process", "evt"} and ancestors and parent

@@ -16,6 +16,7 @@ from typing import Any
 from opencws.backend.store import tables
 from opencws.backend.store.engine import Engine, StoreError
 from opencws.backend.store.rows import day_of
+from opencws.model import jsontext
 from opencws.model.codec import DecodeError, event_from_json
 from opencws.secl.sql import SEARCH_REGISTRY, Search
 from opencws.secl.sql.columns import FIELD_COLUMNS
@@ -323,8 +324,8 @@ def _matches(search: Search, hit: Hit) -> bool:
     if search.matches_every_event:
         return True
     try:
-        return search.matches(event_from_json(hit.event))
-    except DecodeError:
+        return search.matches_json(jsontext.loads(hit.event))
+    except (DecodeError, ValueError):
         return False
 
 

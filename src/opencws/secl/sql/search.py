@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opencws.model.codec import event_from_json
 from opencws.secl.compiler import Compiler, Macro
 from opencws.secl.errors import SeclError
 from opencws.secl.fields import BOOL, STRING, Registry, build_registry
@@ -37,6 +38,9 @@ class Search:
     event_type: str | None
     where: Where
     _fn: Callable[[Any], Any] | None
+    # The parts of an event's JSON the expression reads: top-level keys, and whether a process's ancestors
+    # and parent entry are read (None: all of it). The bulk of an event is its ancestors.
+    reads: tuple[frozenset[str], bool, bool] | None = None
 
     @property
     def matches_every_event(self) -> bool:
@@ -50,6 +54,38 @@ class Search:
             if evt is None or evt.name != self.event_type:
                 return False
         return True if self._fn is None else bool(self._fn(event))
+
+    def matches_json(self, event: dict[str, Any]) -> bool:
+        """SECL's answer on an event's JSON value (hot path of searches: only the parts the expression
+        reads are decoded into the model)."""
+        if self.matches_every_event:
+            return True
+        if self.reads is not None:
+            top, ancestors, parent = self.reads
+            event = {k: v for k, v in event.items() if k in top}
+            p = event.get("process")
+            if isinstance(p, dict) and not (ancestors and parent):
+                event["process"] = {
+                    k: v for k, v in p.items() if (ancestors or k != "ancestors") and (parent or k != "parent")
+                }
+        return self.matches(event_from_json(event))
+
+
+def _reads(fields: set[str]) -> tuple[frozenset[str], bool, bool] | None:
+    chains = []
+    for name in fields:
+        f = SEARCH_REGISTRY.get(name)
+        if f is None:
+            return None
+        if f.iterator:
+            chains.append(("process", "ancestors"))
+        elif f.source is None or not f.source[0]:
+            return None
+        else:
+            chains.append(f.source[0])
+    parent = any("@parent" in c or "parent" in c for c in chains)
+    ancestors = parent or any(c[:2] == ("process", "ancestors") for c in chains)
+    return frozenset({c[0] for c in chains} | {"evt"}), ancestors, parent
 
 
 def compile_search(
@@ -69,4 +105,4 @@ def compile_search(
     fn = compiler.function(v)
     event_type = compiler.event_type
     where = dialect(SEARCH_REGISTRY, macros=macros).where(parsed.node, event_type)
-    return Search(text, event_type, where, fn)
+    return Search(text, event_type, where, fn, _reads(compiler.fields_used))
