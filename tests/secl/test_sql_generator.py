@@ -109,7 +109,13 @@ def test_conditions_on_arrays_are_set_apart_from_those_on_plain_columns() -> Non
 
 
 def test_a_search_decodes_only_the_parts_of_an_event_its_fields_read() -> None:
-    assert compile_search('process.file.path == "/bin/sh"').reads == (frozenset({"process", "evt"}), False, False)
-    assert compile_search('process.ancestors.file.name == "sh"').reads == (frozenset({"process", "evt"}), True, False)
-    top, ancestors, parent = compile_search('open.file.path == "/x" && process.parent.comm == "sh"').reads
-    assert top == {"file", "process", "evt"} and ancestors and parent
+    from opencws.secl.sql.search import ALL
+
+    assert compile_search('process.file.path == "/bin/sh"').reads == {"evt": ALL, "process": {"executable": ALL}}
+    assert compile_search('process.ancestors.file.name == "sh"').reads == {
+        "evt": ALL, "process": {"ancestors": {"executable": ALL}}
+    }
+    reads = compile_search('open.file.path == "/x" && process.parent.comm == "sh" && process.uid == 0').reads
+    assert reads == {"evt": ALL, "file": ALL, "process": ALL}
+    reads = compile_search('process.parent.file.path == "/x"').reads
+    assert reads == {"evt": ALL, "process": {"parent": {"executable": ALL}, "ancestors": {"executable": ALL}}}

@@ -38,9 +38,9 @@ class Search:
     event_type: str | None
     where: Where
     _fn: Callable[[Any], Any] | None
-    # The parts of an event's JSON the expression reads: top-level keys, and whether a process's ancestors
-    # and parent entry are read (None: all of it). The bulk of an event is its ancestors.
-    reads: tuple[frozenset[str], bool, bool] | None = None
+    # The parts of an event's JSON the expression reads, as a tree of keys (`ALL`: the whole value there;
+    # None: all of the event). The bulk of an event is its process's ancestors, mostly not read.
+    reads: dict[str, Any] | None = None
 
     @property
     def matches_every_event(self) -> bool:
@@ -61,31 +61,51 @@ class Search:
         if self.matches_every_event:
             return True
         if self.reads is not None:
-            top, ancestors, parent = self.reads
-            event = {k: v for k, v in event.items() if k in top}
-            p = event.get("process")
-            if isinstance(p, dict) and not (ancestors and parent):
-                event["process"] = {
-                    k: v for k, v in p.items() if (ancestors or k != "ancestors") and (parent or k != "parent")
-                }
+            event = _pruned(event, self.reads)
         return self.matches(event_from_json(event))
 
 
-def _reads(fields: set[str]) -> tuple[frozenset[str], bool, bool] | None:
-    chains = []
+ALL: dict[str, Any] = {}  # (by identity) the whole value
+
+
+def _pruned(value: Any, tree: dict[str, Any]) -> Any:
+    if tree is ALL:
+        return value
+    if isinstance(value, list):
+        return [_pruned(v, tree) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: _pruned(v, tree[k]) for k, v in value.items() if k in tree}
+
+
+def _reads(fields: set[str]) -> dict[str, Any] | None:
+    """The keys an expression reading `fields` needs (each field's object whole; `@parent`: the parent
+    entry, else the first ancestor)."""
+    paths: list[tuple[str, ...]] = [("evt",)]
     for name in fields:
         f = SEARCH_REGISTRY.get(name)
         if f is None:
             return None
         if f.iterator:
-            chains.append(("process", "ancestors"))
+            paths.append(("process", "ancestors", *SEARCH_REGISTRY.entry_chain(name)))
         elif f.source is None or not f.source[0]:
             return None
+        elif "@parent" in f.source[0]:
+            i = f.source[0].index("@parent")
+            head, tail = f.source[0][:i], f.source[0][i + 1 :]
+            paths += [(*head, "parent", *tail), (*head, "ancestors", *tail)]
         else:
-            chains.append(f.source[0])
-    parent = any("@parent" in c or "parent" in c for c in chains)
-    ancestors = parent or any(c[:2] == ("process", "ancestors") for c in chains)
-    return frozenset({c[0] for c in chains} | {"evt"}), ancestors, parent
+            paths.append(f.source[0])
+    root: dict[str, Any] = {}
+    for path in sorted(paths, key=len):
+        node = root
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+            if node is ALL:
+                break
+        else:
+            node[path[-1]] = ALL
+    return root
 
 
 def compile_search(
