@@ -116,6 +116,8 @@ def test_a_search_decodes_only_the_parts_of_an_event_its_fields_read() -> None:
         "evt": ALL, "process": {"ancestors": {"executable": ALL}}
     }
     reads = compile_search('open.file.path == "/x" && process.parent.comm == "sh" && process.uid == 0').reads
-    assert reads == {"evt": ALL, "file": ALL, "process": ALL}
+    assert reads == {"evt": ALL, "file": ALL, "process": {"*": ALL, "parent": ALL, "ancestors": ALL}}
+    reads = compile_search('process.uid == 0 && process.ancestors.file.name == "sh"').reads
+    assert reads == {"evt": ALL, "process": {"*": ALL, "ancestors": {"executable": ALL}}}
     reads = compile_search('process.parent.file.path == "/x"').reads
     assert reads == {"evt": ALL, "process": {"parent": {"executable": ALL}, "ancestors": {"executable": ALL}}}

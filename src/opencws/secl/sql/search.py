@@ -66,6 +66,9 @@ class Search:
 
 
 ALL: dict[str, Any] = {}  # (by identity) the whole value
+# A process's links to other processes: read through their own attribute chains only, never by a field of
+# the process itself. `{"*": ALL, ...}` is a process read whole but for the links not named beside it.
+_LINKS = frozenset(("ancestors", "parent"))
 
 
 def _pruned(value: Any, tree: dict[str, Any]) -> Any:
@@ -75,6 +78,10 @@ def _pruned(value: Any, tree: dict[str, Any]) -> Any:
         return [_pruned(v, tree) for v in value]
     if not isinstance(value, dict):
         return value
+    if "*" in tree:
+        return {
+            k: _pruned(v, tree[k]) if k in _LINKS else v for k, v in value.items() if k in tree or k not in _LINKS
+        }
     return {k: _pruned(v, tree[k]) for k, v in value.items() if k in tree}
 
 
@@ -104,7 +111,10 @@ def _reads(fields: set[str]) -> dict[str, Any] | None:
             if node is ALL:
                 break
         else:
-            node[path[-1]] = ALL
+            if path == ("process",):
+                root.setdefault("process", {})["*"] = ALL
+            else:
+                node[path[-1]] = ALL
     return root
 
 
