@@ -136,7 +136,7 @@ class Store:
         `state["exhausted"]` tells afterwards whether the range's end was reached.
 
         Two steps: the positions first, on the small columns, through time windows growing backwards (an
-        hour, then 4 and 16 times wider...) so that a page of recent matches is found without sorting the
+        hour, then 4 times wider each time, or as wide as the matches seen so far say the page needs) so that a page of recent matches is found without sorting the
         whole range (windows are disjoint and descending, each ordered within); then the events of those
         positions only, in one query (a sort over the `event` column would read it for every row kept)."""
         exact = search.where.exact
@@ -163,7 +163,11 @@ class Store:
                 if lo <= t_from:
                     hi = None
                 else:
-                    hi, span = lo, span * 4
+                    # Wider: 4 times, or as wide as this window's matches say the rest needs (and half more).
+                    wider = span * 4
+                    if got:
+                        wider = max(wider, span * (want - len(keys)) * 3 // (2 * len(got)))
+                    hi, span = lo, wider
             for row in self._fetch(keys):
                 hit = Hit(*row)
                 # SECL's evaluator decides on every event the SQL returns, even when the SQL is exact (its
