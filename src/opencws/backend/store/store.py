@@ -16,6 +16,7 @@ from typing import Any
 from opencws.backend.store import tables
 from opencws.backend.store.engine import Engine, StoreError
 from opencws.backend.store.rows import day_of
+from opencws.model import jsontext
 from opencws.model.codec import DecodeError, event_from_json
 from opencws.secl.sql import SEARCH_REGISTRY, Search
 from opencws.secl.sql.columns import FIELD_COLUMNS
@@ -135,7 +136,7 @@ class Store:
         `state["exhausted"]` tells afterwards whether the range's end was reached.
 
         Two steps: the positions first, on the small columns, through time windows growing backwards (an
-        hour, then 4 and 16 times wider...) so that a page of recent matches is found without sorting the
+        hour, then 4 times wider each time, or as wide as the matches seen so far say the page needs) so that a page of recent matches is found without sorting the
         whole range (windows are disjoint and descending, each ordered within); then the events of those
         positions only, in one query (a sort over the `event` column would read it for every row kept)."""
         exact = search.where.exact
@@ -162,7 +163,11 @@ class Store:
                 if lo <= t_from:
                     hi = None
                 else:
-                    hi, span = lo, span * 4
+                    # Wider: 4 times, or as wide as this window's matches say the rest needs (and half more).
+                    wider = span * 4
+                    if got:
+                        wider = max(wider, span * (want - len(keys)) * 3 // (2 * len(got)))
+                    hi, span = lo, wider
             for row in self._fetch(keys):
                 hit = Hit(*row)
                 # SECL's evaluator decides on every event the SQL returns, even when the SQL is exact (its
@@ -327,8 +332,8 @@ def _matches(search: Search, hit: Hit) -> bool:
     if search.matches_every_event:
         return True
     try:
-        return search.matches(event_from_json(hit.event))
-    except DecodeError:
+        return search.matches_json(jsontext.loads(hit.event))
+    except (DecodeError, ValueError):
         return False
 
 
