@@ -85,10 +85,10 @@ class Harness:
     def sync(self, timeout: float = 15.0) -> None:
         agent = self.agent
 
-        def handle(batch: list, marker: int) -> bool:
+        def handle(batch: list, markers: set[int]) -> bool:
             agent.pipeline.handle(batch)
             agent.pipeline.flush()
-            return any(e.type == "exit" and e.pid == marker for e in batch)
+            return any(e.type == "exit" and e.pid in markers for e in batch)
 
         read_until_marker(lambda: agent.probe.poll(50), handle, timeout)
 

@@ -30,9 +30,9 @@ class Reader:
     def sync(self, timeout: float = 10.0) -> None:
         """Read until the exit of a marker child arrives; a marker lost to a full ring buffer is replaced."""
 
-        def handle(batch: list[KernelEvent], marker: int) -> bool:
+        def handle(batch: list[KernelEvent], markers: set[int]) -> bool:
             for e in batch:
-                if isinstance(e, ExitEvent) and e.pid == marker:
+                if isinstance(e, ExitEvent) and e.pid in markers:
                     return True
                 if isinstance(e, ExitEvent) and e.ppid == os.getpid():
                     continue  # an earlier marker, late
@@ -63,19 +63,23 @@ class Reader:
         return [e for e in self.seen if e.pid == os.getpid() and isinstance(e, cls) and (where is None or where(e))]
 
 
-def read_until_marker(poll: Callable[[], list[KernelEvent]], handle: Callable[[list[KernelEvent], int], bool],
+def read_until_marker(poll: Callable[[], list[KernelEvent]], handle: Callable[[list[KernelEvent], set[int]], bool],
                       timeout: float) -> None:
-    """Fork a marker child that exits at once, then pass each batch `poll` reads to `handle(batch, marker)`
-    until it says the marker's exit was in it; a marker lost to a full ring buffer is replaced after 1 s."""
+    """Fork a marker child that exits at once, then pass each batch `poll` reads to `handle(batch, markers)`
+    until it says a marker's exit was in it; a marker lost to a full ring buffer is joined by another after 1 s
+    (the exit of any of them, all forked after the call began, ends it: one stuck behind a long backlog still
+    counts once it arrives)."""
     deadline = time.monotonic() + timeout
+    markers: set[int] = set()
     while time.monotonic() < deadline:
         marker = os.fork()
         if marker == 0:
             os._exit(0)
         os.waitpid(marker, 0)
+        markers.add(marker)
         retry = time.monotonic() + 1.0
         while time.monotonic() < min(retry, deadline):
-            if handle(poll(), marker):
+            if handle(poll(), markers):
                 return
     raise AssertionError("no marker child's exit arrived")
 

@@ -133,3 +133,26 @@ def test_reopen_follows_a_file_moved_away_and_is_nothing_for_a_stream(tmp_path):
     stream.close()
     os.close(w)
     assert _read_all(r) == b'{"b":1}\n'
+
+
+def test_an_output_still_blocked_at_close_is_left_behind_saying_what_was_not_written():
+    r, w = os.pipe()
+    stream = os.fdopen(w, "wb")
+    out = ThreadedReporter(StreamReporter(stream, "pipe", buffer_bytes=0))
+    sent = lines(2000)  # 200 KB: more than the pipe holds, and nobody reads it
+    for line in sent:
+        out.write(line)
+    t0 = time.monotonic()
+    with pytest.raises(ReporterError, match="blocked"):
+        out.close(timeout=0.5)
+    assert time.monotonic() - t0 < 5 and out.writing
+    got = bytearray()
+    reader = threading.Thread(target=lambda: got.extend(_read_all(r)), daemon=True)
+    reader.start()  # once the pipe is read, the writer left behind finishes
+    deadline = time.monotonic() + 10
+    while out.writing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not out.writing
+    stream.close()
+    reader.join(10)
+    assert got.splitlines() == sent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +32,11 @@ def test_the_agent_reports_reloads_on_sighup_keeps_its_rules_on_a_bad_policy_and
     pol = policy(tmp_path / "p.policy", f'open.file.path == "{first}"')
     out = tmp_path / "events.jsonl"
     port = free_port()
-    agent = AgentProcess("--policy", str(pol), "--output", f"file:{out}", "--metrics", f"127.0.0.1:{port}")
+    agent = AgentProcess("--policy", str(pol), "--output", f"file:{out}", "--output", "stdout",
+                         "--metrics", f"127.0.0.1:{port}")
+    printed: list[bytes] = []
+    reader = threading.Thread(target=lambda: printed.extend(agent.proc.stdout.read().splitlines()), daemon=True)
+    reader.start()
     try:
         agent.wait_for("started")
         subprocess.run(["cat", str(first)], check=True, stdout=subprocess.DEVNULL)
@@ -52,6 +57,10 @@ def test_the_agent_reports_reloads_on_sighup_keeps_its_rules_on_a_bad_policy_and
     assert code == 0
     stopped = agent.wait_for("stopped")
     assert stopped["sent"]["open"] == 3
+    assert stopped["longest_stall_ms"] > 0
+    assert not [e for e in agent.self_events if e["agent_event"] == "reporter_error"]  # (stdout: nothing to reopen)
+    reader.join(10)
+    assert len(printed) == 3
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [e["event"]["file"]["path"] for e in lines] == [str(first), str(second), str(second)]
     for e in lines:

@@ -20,8 +20,13 @@ import threading
 import time
 from typing import Any
 
+from opencws.agent.line_writer import ReporterError
+
 DEFAULT_MAX_BYTES = 32 << 20
 """Lines handed over and not written yet, at most (about 0.1 s of 50,000 events/s of 7.5 KB lines)."""
+
+CLOSE_TIMEOUT_S = 30.0
+"""How long `close` waits for a blocked output before leaving it behind."""
 
 HANDOFF_BYTES = 256 << 10
 """Lines kept by the reading thread before they are handed over without waiting for `flush`."""
@@ -59,6 +64,11 @@ class ThreadedReporter:
     @property
     def ident(self) -> int | None:
         return self._thread.ident
+
+    @property
+    def writing(self) -> bool:
+        """The writer thread runs (until `close`, or after a `close` that left a blocked output behind)."""
+        return self._thread.is_alive()
 
     # ------------------------------------------------------------------ the reading thread
 
@@ -108,15 +118,20 @@ class ThreadedReporter:
         with self._io:
             reopen()
 
-    def close(self) -> None:
-        """Write everything queued, close the wrapped reporter, stop the thread."""
+    def close(self, timeout: float | None = CLOSE_TIMEOUT_S) -> None:
+        """Write everything queued, close the wrapped reporter, stop the thread. An output still blocked after
+        `timeout` seconds (a pipe nobody reads) is left behind: `ReporterError` says how much was not written,
+        and the agent can exit."""
         if self._closing:
             return
         self._hand_over(True)
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ReporterError(self.name, None, f"the output is blocked: {self._queued_bytes:,} bytes of lines "
+                                                 f"not written after {timeout:g} s at close")
         with self._io:
             self.inner.close()
         if self._error is not None:
