@@ -163,6 +163,8 @@ class ProcessCacheEntry:
     """argv[0] (events carry `args`, the arguments after it), for SECL's `process.argv0`."""
     cgroup_id: int | None = prop(internal=True)
     """The cgroup (v2 id) the process runs in, the key of SECL's cgroup-scoped rule variables."""
+    auid: int | None = prop(internal=True)
+    """The login uid (not in the CWS event's schema), for SECL's `process.auid`; None when unknown."""
 
 
 @model(frozen=True)
