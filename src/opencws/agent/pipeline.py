@@ -97,9 +97,16 @@ class Pipeline:
         self.on_report_error = on_report_error
         self.observe = observe
         self.counts = Counts()
+        self.set_rules(rules)
 
     def set_rules(self, rules: LoadedRules) -> None:
         self.rules = rules
+        # a `set` action's `scope_field` may name a process the event does not carry: the cache knows it
+        rules.policies.variables.store.process_lookup = self._process_of
+
+    def _process_of(self, pid: int) -> Any:
+        e = self.r.processes.get(pid, read_proc=False)
+        return self.r.processes.model(e) if e is not None else None
 
     def handle(self, batch: Iterable[kev.KernelEvent]) -> None:
         procs = self.r.processes
