@@ -140,3 +140,19 @@ def test_the_service_execution_context_reads_dd_service_from_the_environment(cur
 def test_the_host_mount_rule_loads_with_a_warning_that_the_source_is_not_captured(current):
     assert _ids(current, "mount_host_fs")
     assert any("mount_host_fs" in w.format() and "mount.source.path" in w.format() for w in current.warnings)
+
+
+def test_container_tags_and_the_login_uid_are_rule_fields_an_event_from_json_lacks():
+    from opencws.model.event import ContainerContext
+    from opencws.secl import compile_expression
+
+    tagged = ContainerContext(id="c" * 64, tags=["image_name:nginx", "short_image:nginx", "image_tag:1.25"])
+    proc = dataclasses.replace(process("/usr/sbin/nginx"), container=tagged, auid=1000)
+    ev = Event(evt=EventContext(name="exec", category="Process Activity", outcome="Success"), process=proc,
+               date=NOW)  # fmt: skip
+    rule = compile_expression('exec.file.name == "nginx" && "short_image:nginx" in container.tags && '
+                              "process.auid == 1000")  # fmt: skip
+    assert rule.evaluate(ev)
+    bare = Event(evt=EventContext(name="exec", category="Process Activity", outcome="Success"),
+                 process=process("/usr/sbin/nginx", container="c" * 64), date=NOW)  # fmt: skip
+    assert not rule.evaluate(bare)

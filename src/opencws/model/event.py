@@ -107,6 +107,8 @@ class ContainerContext:
     id: str | None = prop("Container ID")
     created_at: Timestamp | None = prop(internal=True)
     """When the container started (its first process), for SECL's `container.created_at` (not in the schema)."""
+    tags: list[str] | None = prop(internal=True)
+    """The container's tags (`image_name:nginx`, ...) from the runtime's files, for SECL's `container.tags`."""
 
 
 @model

@@ -38,6 +38,7 @@ from opencws.model.event import (
 )
 from opencws.probe import events as kev
 from opencws.probe.procfs import AUDIT_AUID_UNSET, CLK_TCK, ProcessSnapshot, read_loginuid, read_process
+from opencws.resolvers.container_tags import ContainerTags
 from opencws.resolvers.files import ExecutableFiles, NameResolver
 from opencws.resolvers.mounts import MountTable
 
@@ -142,9 +143,11 @@ class ProcessCache:
                  container_of_event: Callable[[int, int, str], str | None] = lambda pid, cgid, name: None,
                  container_of_proc: Callable[[ProcessSnapshot], str | None] = lambda snap: None,
                  args_policy: ArgsPolicy | None = None, max_size: int = 65536, proc: str = "/proc",
-                 mounts: MountTable | None = None):
+                 mounts: MountTable | None = None, container_tags: Callable[[str], list[str]] | None = None):
+        """`container_tags(id)`: a container's tags, asked once per container (`ContainerTags.tags`)."""
         self.users = users
         self.mounts = mounts or MountTable(proc)
+        self.container_tags = container_tags or ContainerTags().tags
         self.clock = clock
         self.container_of_event = container_of_event
         self.container_of_proc = container_of_proc
@@ -383,7 +386,7 @@ class ProcessCache:
         e.argv0 = ev.argv[0] if ev.argv else ""
         e.auid = self._loginuid(e)
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
-        _note_container(e)
+        _note_container(e, self.container_tags)
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         self._changed(e)
@@ -475,7 +478,7 @@ class ProcessCache:
         return got
 
     def _insert(self, e: ProcessEntry) -> None:
-        _note_container(e)
+        _note_container(e, self.container_tags)
         self._live[e.pid] = e
         self._live.move_to_end(e.pid)
         while len(self._live) > self.max_size:
@@ -524,11 +527,16 @@ def _container(cid: str | None) -> ContainerContext | None:
     return _CONTAINERS.setdefault(cid, ContainerContext(id=cid)) if cid else None
 
 
-def _note_container(e: ProcessEntry) -> None:
+def _note_container(e: ProcessEntry, container_tags: Callable[[str], list[str]]) -> None:
     """A container's creation time is the start of the first process seen in it: the runtime creates the
     container with its init process, which lives as long as the container (the `/proc` snapshot gives the
-    start of the init of containers already running)."""
+    start of the init of containers already running). Its tags are read then, once."""
     ctx = _container(e.container_id)
+    if ctx is not None and ctx.tags is None:
+        try:
+            ctx.tags = container_tags(ctx.id or "")
+        except Exception:  # a runtime's odd files never stop the cache
+            ctx.tags = []
     start = e.fork_time or e.exec_time
     if ctx is not None and start and (ctx.created_at is None or start < ctx.created_at):
         ctx.created_at = start

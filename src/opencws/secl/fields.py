@@ -54,8 +54,6 @@ UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
 NOTED_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_ENTRY + r"\.user_session\."),
      "user sessions (Kubernetes exec sessions) are not tracked: it reads as no session (empty)"),
-    (re.compile(r"container\.tags$"),
-     "container tags (orchestrator and image tags) are not resolved: it reads as no tags"),
     (re.compile(r"mount\.source\.path$"),
      "a bind mount's source is not captured by the probe: it reads as empty"),
 )  # fmt: skip
@@ -256,6 +254,14 @@ def _service(e: Any) -> str:
     return envp[i + 11: j if j >= 0 else len(envp)]
 
 
+def _container_tags(e: Any) -> list[str]:
+    c = e.container
+    if c is None or not c.id:
+        p = e.process
+        c = p.container if p is not None else None
+    return (c.tags or []) if c is not None else []
+
+
 def _basename(path: str | None) -> str | None:
     return posixpath.basename(path) if path else None
 
@@ -291,6 +297,7 @@ _ENV: dict[str, Any] = {
     "caps_or_none": _caps_or_none,
     "retval_of": retval_of,
     "service": _service,
+    "container_tags": _container_tags,
 }
 
 _ZERO = {STRING: "''", INT: "0", BOOL: "False"}
@@ -643,7 +650,8 @@ def build_registry() -> Registry:
     r.add("container.created_at", INT, (), "container_created(o)", None, date=True)
     # the service (DD_SERVICE of the process; Datadog also reads a container's service tag, not resolved here)
     r.add("event.service", STRING, (), "service(o)", None, cost=3)
-    r.add("container.tags", STRING, (), "()", None, multi=True)  # not resolved (NOTED_FIELDS)
+    # the agent's: read from the container runtime's files (image, names, pod); a stored event has none
+    r.add("container.tags", STRING, (), "container_tags(o)", None, multi=True, cost=2)
     r.alias("cgroup.id", "process.cgroup.id")
     r.alias("cgroup.file.inode", "process.cgroup.file.inode")
     # Process events: the fields of the new (exec) or exiting process.
