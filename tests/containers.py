@@ -91,18 +91,18 @@ class Container:
             timeout=timeout,
         )
 
-    def spawn(self, args: list[str], *, timeout: float = 30) -> int:
+    def spawn(self, args: list[str], *, timeout: float = 30, caps: tuple[str, ...] = ()) -> int:
         """Start one more process in the container without waiting for it; its host pid. Its output is
         discarded; it ends with the container.
 
         A `runc exec` stays in the background as its parent (runc makes itself a child subreaper), so the
         process is reaped when it ends. With `runc exec --detach` it would be reparented to the host's pid 1,
         and a pid 1 that reaps late keeps the container's init from dying (it waits for its namespace to
-        empty) and `runc delete` waiting."""
+        empty) and `runc delete` waiting. `caps`: capabilities added to the process (`CAP_SYS_ADMIN`)."""
         pid_file = self.bundle / f"spawn-{os.urandom(4).hex()}.pid"
         errors = open(self.bundle / "spawn-errors.txt", "ab")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(
-            ["runc", "exec", "--pid-file", str(pid_file), self.name, *args],
+            ["runc", "exec", "--pid-file", str(pid_file), *(f"--cap={c}" for c in caps), self.name, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
         )
         errors.close()

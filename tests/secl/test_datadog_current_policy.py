@@ -137,9 +137,21 @@ def test_the_service_execution_context_reads_dd_service_from_the_environment(cur
     assert not rule.evaluate(plain)
 
 
-def test_the_host_mount_rule_loads_with_a_warning_that_the_source_is_not_captured(current):
-    assert _ids(current, "mount_host_fs")
-    assert any("mount_host_fs" in w.format() and "mount.source.path" in w.format() for w in current.warnings)
+def test_the_host_mount_rule_sees_a_bind_of_the_root_file_system_in_a_container(current):
+    from opencws.model.event import FileEvent
+
+    rule = _ids(current, "mount_host_fs")[0]
+
+    def mount(source: str | None, fstype: str = "ext4", container: str | None = "c" * 64) -> Event:
+        f = FileEvent(path="/mnt/host", name="host", fstype=fstype, source_path=source)
+        return Event(evt=EventContext(name="mount", category="File Activity", outcome="Success"), file=f,
+                     process=process("/bin/mount", container=container), date=NOW)  # fmt: skip
+
+    assert rule.evaluate(mount("/"))
+    assert not rule.evaluate(mount("/var/lib/app"))  # a bind of a directory
+    assert not rule.evaluate(mount("/", fstype="overlay"))  # the container's own root
+    assert not rule.evaluate(mount("/", container=None))  # on the host
+    assert not rule.evaluate(mount(None))  # a new file system, or an event from JSON
 
 
 def test_container_tags_and_the_login_uid_are_rule_fields_an_event_from_json_lacks():

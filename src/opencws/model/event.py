@@ -50,6 +50,8 @@ class FileEvent(File):
     group_id: int | None = prop("Group ID")
     device: int | None = prop("Device associated with the file")
     fstype: str | None = prop("Filesystem type")
+    source_path: str | None = prop(internal=True)
+    """Of a bind mount, the directory it shows (not in the schema), for SECL's `mount.source.path`."""
 
 
 @model

@@ -54,8 +54,6 @@ UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
 NOTED_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_ENTRY + r"\.user_session\."),
      "user sessions (Kubernetes exec sessions) are not tracked: it reads as no session (empty)"),
-    (re.compile(r"mount\.source\.path$"),
-     "a bind mount's source is not captured by the probe: it reads as empty"),
 )  # fmt: skip
 
 
@@ -725,7 +723,8 @@ def build_registry() -> Registry:
     # Mounts.
     r.add("mount.mountpoint.path", STRING, ("file",), "o.path", "mount", path=True)
     r.add("mount.fs_type", STRING, ("file",), "o.fstype", "mount")
-    r.add("mount.source.path", STRING, (), "''", "mount")  # not captured (NOTED_FIELDS)
+    # of a bind mount, the directory it shows (the agent's, from mountinfo; a stored event has none)
+    r.add("mount.source.path", STRING, ("file",), "o.source_path", "mount", path=True)
     r.add("mount.retval", INT, (), "retval_of(e)", "mount")
     r.add("umount.retval", INT, (), "retval_of(e)", "umount")
     return r
