@@ -98,3 +98,24 @@ rules:
     assert "cannot override silent" in msgs[2]
     rules = RuleSet(ps.rules)
     assert list(rules.match(_exec("/usr/bin/id"))) == ["recon"]
+
+
+def test_the_documented_local_policy_changes_shipped_rules(tmp_path: Path) -> None:
+    """docs/policy.md's example over the shipped default policy."""
+    from opencws.secl.policies import DEFAULT_POLICY
+
+    local = tmp_path / "local.policy"
+    local.write_text("""\
+rules:
+  - id: discovery_network_scanner
+    disabled: true
+  - id: exec_shell_from_web_server
+    combine: override
+    override_options: {fields: [every]}
+    every: 1m
+""")
+    ps = load_policies([DEFAULT_POLICY, local])
+    assert ps.errors == [], [e.format() for e in ps.errors]
+    by_id = {r.id: r for r in ps.rules}
+    assert "discovery_network_scanner" not in by_id
+    assert by_id["exec_shell_from_web_server"].every == 60 * 10**9
