@@ -227,12 +227,18 @@ def _exit_code(status: int | None) -> int | None:
     return (status >> 8) & 0xFF if status & 0x7F == 0 else status & 0x7F
 
 
-def _container_created(e: Any) -> int:
-    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+def _event_container(e: Any) -> Any:
+    """The event's container, else its process's."""
     c = e.container
     if c is None or not c.id:
         p = e.process
         c = p.container if p is not None else None
+    return c
+
+
+def _container_created(e: Any) -> int:
+    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+    c = _event_container(e)
     return (c.created_at or 0) if c is not None else 0
 
 
@@ -253,10 +259,7 @@ def _service(e: Any) -> str:
 
 
 def _container_tags(e: Any) -> list[str]:
-    c = e.container
-    if c is None or not c.id:
-        p = e.process
-        c = p.container if p is not None else None
+    c = _event_container(e)
     return (c.tags or []) if c is not None else []
 
 
