@@ -91,18 +91,18 @@ class Container:
             timeout=timeout,
         )
 
-    def spawn(self, args: list[str], *, timeout: float = 30) -> int:
+    def spawn(self, args: list[str], *, timeout: float = 30, caps: tuple[str, ...] = ()) -> int:
         """Start one more process in the container without waiting for it; its host pid. Its output is
         discarded; it ends with the container.
 
         A `runc exec` stays in the background as its parent (runc makes itself a child subreaper), so the
         process is reaped when it ends. With `runc exec --detach` it would be reparented to the host's pid 1,
         and a pid 1 that reaps late keeps the container's init from dying (it waits for its namespace to
-        empty) and `runc delete` waiting."""
+        empty) and `runc delete` waiting. `caps`: capabilities added to the process (`CAP_SYS_ADMIN`)."""
         pid_file = self.bundle / f"spawn-{os.urandom(4).hex()}.pid"
         errors = open(self.bundle / "spawn-errors.txt", "ab")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(
-            ["runc", "exec", "--pid-file", str(pid_file), self.name, *args],
+            ["runc", "exec", "--pid-file", str(pid_file), *(f"--cap={c}" for c in caps), self.name, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
         )
         errors.close()
@@ -154,7 +154,7 @@ def build_rootfs(rootfs: Path, *, passwd: str, group: str) -> None:
 
 
 def _config(bundle: Path, *, command: list[str], cgroups_path: str, bind: dict[str, str],
-            user: tuple[int, int] | None) -> None:
+            user: tuple[int, int] | None, annotations: dict[str, str] | None = None) -> None:
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
     path = bundle / "config.json"
     config = json.loads(path.read_text())
@@ -166,6 +166,8 @@ def _config(bundle: Path, *, command: list[str], cgroups_path: str, bind: dict[s
     config["root"]["readonly"] = False
     config["hostname"] = "opencws-test"
     config["linux"]["cgroupsPath"] = cgroups_path
+    if annotations:
+        config["annotations"] = dict(annotations)
     for host, inside in bind.items():
         config["mounts"].append(
             {"destination": inside, "type": "bind", "source": str(host), "options": ["rbind", "rw"]}
@@ -196,13 +198,15 @@ def run_container(
     bind: dict[str, str] | None = None,
     user: tuple[int, int] | None = None,
     container_id: str | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> Iterator[Container]:
     """Run `command` (resolved in the container's PATH, e.g. `["sh", "-c", "..."]`) as the init of a fresh
     container, detached; yield it while it runs; kill and delete it on exit.
 
     `cgroups_path` defaults to docker's systemd layout, `/system.slice/docker-<id>.scope`, with a random id
     (or `container_id`); `bind` maps host directories to paths inside; `user` is the (uid, gid) the command
-    runs as (root by default). The init's stdout and stderr are in `bundle/output.txt` (`Container.output()`).
+    runs as (root by default); `annotations` go to the bundle's config.json (as a Kubernetes runtime writes
+    them). The init's stdout and stderr are in `bundle/output.txt` (`Container.output()`).
     """
     require_runc()
     cid = container_id or os.urandom(32).hex()
@@ -211,7 +215,8 @@ def run_container(
     bundle = tmp_path / f"bundle-{cid[:12]}"
     build_rootfs(bundle / "rootfs", passwd=DEFAULT_PASSWD if passwd is None else passwd,
                  group=DEFAULT_GROUP if group is None else group)
-    _config(bundle, command=command, cgroups_path=cgroups_path, bind=bind or {}, user=user)
+    _config(bundle, command=command, cgroups_path=cgroups_path, bind=bind or {}, user=user,
+            annotations=annotations)
     created = _missing_cgroup_parents(cgroups_path)
     container = None
     try:

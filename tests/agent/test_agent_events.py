@@ -100,6 +100,33 @@ def test_an_exec_carries_the_new_program_its_args_and_only_the_names_of_its_envi
     assert p["ancestors"][0]["executable"]["path"] == os.path.realpath(sys.executable)
 
 
+def test_a_login_sessions_programs_carry_its_login_uid_to_rules(harness, tmp_path):
+    """A session's process writes its login uid (as pam_loginuid does) and then runs its shell, which runs a
+    short-lived program: rules see `process.auid` on both (the shell's read at its exec while it lives, the
+    program's inherited at fork, as it is gone when its exec is handled); the CWS event has no field for
+    it."""
+    harness.use_policy(tmp_path, 'exec.file.path == "/usr/bin/true" && process.auid == 4321 && '
+                                 "process.parent.auid == 4321")
+
+    def session() -> None:
+        with open("/proc/self/loginuid", "w") as f:
+            f.write("4321")
+        os.execv("/bin/sh", ["sh", "-c", "/usr/bin/true; exec sleep 30"])
+
+    pid = harness.child(session, wait=False)
+    try:
+        events: list[dict] = []
+        for _ in range(50):
+            events = [line["event"] for line in harness.events("r0")]
+            if events:
+                break
+        assert events and events[0]["process"]["ppid"] == pid
+        assert "auid" not in events[0]["process"]
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
 def test_an_exec_with_too_many_or_too_long_arguments_says_they_were_truncated(harness, tmp_path):
     harness.use_policy(tmp_path, 'exec.file.path == "/usr/bin/true"')
     many = harness.child(lambda: os.execv("/usr/bin/true", ["true", *(f"arg{i}" for i in range(200))]), wait=False)

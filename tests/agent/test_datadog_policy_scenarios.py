@@ -36,3 +36,23 @@ def test_a_base64_decode_alerts_once_per_command_line_in_a_cgroup(harness, tmp_p
     lines = harness.events("base64_decode_v2")
     assert [line["event"]["process"]["args"] for line in lines] == [["-d", str(payload)], ["-di", str(payload)]]
     assert lines[0]["policy"] == "datadog-default-1.69.3.policy"
+
+
+def test_binding_a_containers_root_file_system_is_reported_with_its_source(harness, tmp_path):
+    """`mount_host_fs` (mount.source.path == "/", not an overlay, in a container): a process given
+    CAP_SYS_ADMIN binds the container's root (a host directory, not an overlay) elsewhere; the agent finds the
+    bind's source in the container's mount namespace while the process's shell lives."""
+    from containers import run_container
+
+    with run_container(tmp_path, command=["sleep", "60"]) as c:
+        harness.clear()
+        c.spawn(["sh", "-c", "mkdir -p /mnt/view && mount -o bind / /mnt/view && sleep 30"], caps=("CAP_SYS_ADMIN",))
+        lines = []
+        for _ in range(50):
+            lines = harness.events("mount_host_fs")
+            if lines:
+                break
+        assert lines, "no mount_host_fs alert"
+        event = lines[0]["event"]
+        assert event["container"]["id"] == c.id and event["file"]["path"] == "/mnt/view"
+        assert "source_path" not in event["file"]  # not in the schema

@@ -100,3 +100,20 @@ def test_bad_limiter_settings_name_the_rule():
         RuleRateLimiter(1, 1, {"r1": (1.0, 0)})
     with pytest.raises(ValueError, match="rate must be"):
         RuleRateLimiter(-5, 1)
+
+
+def test_a_rules_every_lets_one_event_through_per_interval_below_the_configuration():
+    """Datadog's `every: 10s`: one alert per ten seconds, no burst; a per-rule setting of the configuration
+    wins over it; other rules keep the default."""
+    clock = Clock()
+    limiter = RuleRateLimiter(100, 50, {"configured": (2.0, 2)}, clock=clock)
+    limiter.set_intervals({"quiet": 10 * 10**9, "configured": 10 * 10**9})
+    assert [limiter.allow("quiet") for _ in range(3)] == [True, False, False]
+    clock.t += 9.5
+    assert not limiter.allow("quiet")
+    clock.t += 0.5
+    assert limiter.allow("quiet") and not limiter.allow("quiet")
+    assert [limiter.allow("configured") for _ in range(3)] == [True, True, False]
+    assert sum(limiter.allow("other") for _ in range(60)) == 50
+    limiter.set_intervals({})  # reloaded without it: back to the default
+    assert sum(limiter.allow("quiet") for _ in range(60)) == 50

@@ -259,3 +259,68 @@ def test_a_container_is_dated_by_its_first_process():
     assert created is not None and created == c.model(first).fork_time
     assert c.model(later).container.created_at == created
     assert "created_at" not in to_dict(c.model(later).container)
+
+
+def test_the_login_uid_is_read_at_exec_and_inherited_at_fork(tmp_path):
+    """pam_loginuid sets the login uid between a session's fork and its shell's exec: the exec reads it from
+    /proc (here a /proc of this test's making); a fork inherits it; a process gone before the agent read it
+    keeps the one it inherited. Not serialized (the schema has no place for it)."""
+    from opencws.model.codec import to_dict
+
+    unset = 4294967295
+    for pid, value in ((100, "4294967295"), (200, "1000")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "loginuid").write_text(value)
+    c = ProcessCache(Names(), Clock(), proc=str(tmp_path))
+    c.snapshot([])
+    sshd = c.on_exec(exec_(100, 1, "/usr/sbin/sshd", ["sshd"], start=BOOT + 100))
+    assert sshd.auid == unset
+    c.on_fork(fork(100, 200, ppid=1, start=BOOT + 200))
+    assert c.get(200, read_proc=False).auid == unset  # forked before the session set it
+    bash = c.on_exec(exec_(200, 100, "/usr/bin/bash", ["-bash"], start=BOOT + 200))
+    assert bash.auid == 1000 and c.model(bash).auid == 1000
+    c.on_fork(fork(200, 300, ppid=100, start=BOOT + 300))
+    ls = c.on_exec(exec_(300, 200, "/usr/bin/ls", ["ls"], start=BOOT + 300))  # gone: no /proc/300
+    assert ls.auid == 1000
+    assert "auid" not in to_dict(c.context(ls, 300))
+
+
+def test_the_login_uid_of_a_real_process_reaches_the_cache(tmp_path):
+    """A real child writes its login uid (allowed once, to root, while unset); the /proc snapshot and an exec
+    of it read that value, and a fork of it inherits it."""
+    import os
+
+    import pytest
+
+    from opencws.probe.procfs import read_process
+
+    rd, wr = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(wr)
+        try:
+            with open("/proc/self/loginuid", "w") as f:
+                f.write("4321")
+            os.write(ready_w, b"1")
+        except OSError:
+            os.write(ready_w, b"0")
+        os.read(rd, 1)
+        os._exit(0)
+    os.close(rd)
+    try:
+        ok = os.read(ready_r, 1) == b"1"
+        if not ok:
+            pytest.skip("this process may not set a login uid (not root, or loginuid already set and immutable)")
+        snap = read_process(pid)
+        assert snap is not None and snap.loginuid == 4321
+        c = cache()
+        c.snapshot([snap])
+        assert c.get(pid, read_proc=False).auid == 4321
+        c.on_exec(exec_(pid, os.getpid(), "/usr/bin/sleep", ["sleep"], start=snap.start_time_ns))
+        assert c.get(pid, read_proc=False).auid == 4321
+        c.on_fork(fork(pid, 4_000_000, ppid=os.getpid(), start=snap.start_time_ns + 1))
+        assert c.get(4_000_000, read_proc=False).auid == 4321
+    finally:
+        os.close(wr)
+        os.waitpid(pid, 0)

@@ -205,14 +205,16 @@ rules:
     expression: open.file.path == "/x"
     filters: ['os == "linux"']
     every: 10s
+    group_id: g
 """
     ps = load_policies([write(tmp_path, "k.policy", text)])
     assert [e.rule_id for e in ps.errors] == ["typo"]  # no expression
     msgs = [w.format() for w in ps.warnings]
     assert any("unknown key 'expresion'" in m and ":3," in m for m in msgs), msgs
-    assert any("'every' is not supported" in m for m in msgs), msgs
-    assert not any("'filters'" in m for m in msgs), msgs  # supported
+    assert any("'group_id' is not supported" in m for m in msgs), msgs
+    assert not any("'filters'" in m or "'every'" in m for m in msgs), msgs  # supported
     assert [r.id for r in ps.rules] == ["with_filters"]
+    assert ps.rules[0].every == 10 * 10**9
 
 
 def _check(tmp_path, text: bytes | str, name: str = "p.policy"):

@@ -246,3 +246,70 @@ rules:
     b = exec_event("/bin/b")
     b = dataclasses.replace(b, container=ContainerContext(id=c))
     assert rs.match(b) == ["get"]
+
+
+SCOPE_FIELD = """\
+rules:
+  - id: su_marks_its_shell
+    silent: true
+    expression: exec.file.name == "su"
+    actions:
+      - set: {name: elevated, scope: process, value: true, scope_field: process.parent.pid}
+  - id: recon_after_su
+    expression: exec.file.name == "id" && ${process.elevated}
+"""
+
+
+def test_scope_field_sets_the_variable_of_the_process_it_names(tmp_path: Path):
+    """`scope_field: process.parent.pid`: `su` marks the shell that ran it, not itself; the shell's later
+    exec of `id` reads it; another shell does not."""
+    rs = ruleset(tmp_path, SCOPE_FIELD)
+    shell = exec_event("/usr/bin/bash")
+    shell = dataclasses.replace(shell, process=dataclasses.replace(shell.process, pid=700, fork_time=NOW - SEC))
+    su = child_of(shell, "/usr/bin/su", 701, forked=1)
+    assert rs.match(su) == []
+    assert rs.match(child_of(su, "/usr/bin/id", 702, forked=2)) == []  # su's own child: su is not marked
+    same_shell = dataclasses.replace(shell, process=dataclasses.replace(
+        shell.process, executable=dataclasses.replace(shell.process.executable, path="/usr/bin/id", name="id")))
+    assert rs.match(same_shell) == ["recon_after_su"]
+    other = exec_event("/usr/bin/id")
+    other = dataclasses.replace(other, process=dataclasses.replace(other.process, pid=800, fork_time=NOW - SEC))
+    assert rs.match(other) == []
+
+
+def test_scope_field_naming_a_process_outside_the_event_asks_the_process_lookup(tmp_path: Path):
+    ps = load_policies([write(tmp_path, SCOPE_FIELD)])
+    rs = RuleSet(ps.rules)
+    shell = entry("/usr/bin/bash", 900, fork_time=NOW - SEC)
+    # the event names its parent's pid (900) but carries no ancestors with its fork time
+    su = dataclasses.replace(exec_event("/usr/bin/su"), process=dataclasses.replace(
+        process("/usr/bin/su", pid=901), ppid=900, parent=entry("/usr/bin/bash", 900), ancestors=[]))
+    probe = dataclasses.replace(exec_event("/usr/bin/id"), process=dataclasses.replace(
+        process("/usr/bin/id", pid=900), fork_time=NOW - SEC))  # fmt: skip
+    rs.match(su)  # no lookup: the owner cannot be found, nothing is set
+    assert rs.match(probe) == []
+    ps.variables.store.process_lookup = {900: shell}.get  # the agent's process cache
+    rs.match(su)
+    assert rs.match(probe) == ["recon_after_su"]
+
+
+def test_a_bad_scope_field_is_a_rule_error_and_one_of_a_missing_event_type_a_skip(tmp_path: Path):
+    ps = load_policies([write(tmp_path, """\
+rules:
+  - id: not_a_pid
+    expression: exec.file.name == "su"
+    actions:
+      - set: {name: a, scope: process, value: true, scope_field: process.file.path}
+  - id: unknown
+    expression: exec.file.name == "su"
+    actions:
+      - set: {name: b, scope: process, value: true, scope_field: process.nope}
+  - id: cgroup_write_owner
+    expression: exec.file.name == "su"
+    actions:
+      - set: {name: c, scope: process, value: true, scope_field: cgroup_write.pid}
+""")])
+    assert sorted(e.rule_id for e in ps.errors) == ["not_a_pid", "unknown"]
+    assert any("must be a pid" in e.message for e in ps.errors)
+    assert [(s.rule_id, s.group, s.subject) for s in ps.skipped] == [
+        ("cgroup_write_owner", "event type not supported", "cgroup_write")]

@@ -93,10 +93,13 @@ rules:
     expression: exec.user_session.k8s_username != ""
   - id: login_uid
     expression: open.file.path == "/etc/x" && process.auid != 4294967295
+  - id: mount_root
+    expression: mount.root.path == "/"
 """
     ps = load_policies([write(tmp_path, text)], platform=LINUX_6_1)
     assert ps.errors == [], [e.format() for e in ps.errors]
-    assert [r.id for r in ps.rules] == ["on_linux", "same_id_for_linux", "young_container"]
+    assert [r.id for r in ps.rules] == ["on_linux", "same_id_for_linux", "young_container", "k8s_session",
+                                        "login_uid"]  # fmt: skip
     skipped = {s.rule_id: (s.group, s.subject) for s in ps.skipped}
     assert skipped == {
         "on_windows": ("filter", 'os == "windows"'),
@@ -105,12 +108,13 @@ rules:
         "same_id_for_linux": ("filter", 'os == "windows"'),
         "network": ("event type not supported", "connect"),
         "dns": ("event type not supported", "dns"),
-        "k8s_session": ("field the agent cannot know", "exec.user_session.k8s_username"),
-        "login_uid": ("field the agent cannot know", "process.auid"),
+        "mount_root": ("field the agent cannot know", "mount.root.path"),
     }
+    # fields the agent does not track load, saying what they read as
+    assert any("k8s_session" in w.format() and "reads as no session" in w.format() for w in ps.warnings)
     by_id = {s.rule_id: s for s in ps.skipped}
     assert "excludes 7.73.0" in by_id["old_agents"].message
-    assert "user sessions (SSH, Kubernetes exec) are not tracked" in by_id["k8s_session"].message
+    assert "a mount's root is not captured by the probe" in by_id["mount_root"].message
     on_5_10 = load_policies([write(tmp_path, text)], platform=LINUX_5_10)
     assert "old_kernels" in [r.id for r in on_5_10.rules]
 

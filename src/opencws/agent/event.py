@@ -35,6 +35,7 @@ from opencws.model.event import (
 from opencws.probe import events as kev
 from opencws.resolvers import Resolvers
 from opencws.resolvers.files import UNKNOWN_ID, NameResolver, to_file
+from opencws.resolvers.mounts import MS_BIND, bind_source
 from opencws.resolvers.process import ProcessEntry, _container
 
 CATEGORIES = {
@@ -277,6 +278,7 @@ class LazyFile(FileEvent):
     device = property(lambda self: self._k.device if isinstance(self._k, kev.MountEvent | kev.MknodEvent) else None)
     fstype = property(lambda self: (self._k.fs_type or (self._k.root.fs_type if self._k.root else None)) or None
                       if isinstance(self._k, kev.MountEvent) else None)
+    source_path = property(lambda self: _bind_source(self._k) if isinstance(self._k, kev.MountEvent) else None)
 
     def _owner(self) -> tuple[str | None, str | None]:
         n = self._names
@@ -286,6 +288,13 @@ class LazyFile(FileEvent):
                  self._u.group(gid, self._root) if gid >= 0 else None)
             self._names = n
         return n
+
+
+def _bind_source(k: kev.MountEvent) -> str | None:
+    """A bind mount's source directory, from the mountinfo of the mounting process or its parent."""
+    if k.syscall != "mount" or not k.flags & MS_BIND:
+        return None
+    return bind_source("/proc", (k.pid, k.ppid), k.new_mount_id or 0) or None
 
 
 def _known_id(info: kev.FileInfo, value: int | None) -> int:

@@ -98,10 +98,17 @@ class Pipeline:
         self.observe = observe
         self.counts = Counts()
         self._prefixes: dict[str, bytes] = {}
+        self.set_rules(rules)
 
     def set_rules(self, rules: LoadedRules) -> None:
         self.rules = rules
         self._prefixes = {}
+        # a `set` action's `scope_field` may name a process the event does not carry: the cache knows it
+        rules.policies.variables.store.process_lookup = self._process_of
+
+    def _process_of(self, pid: int) -> Any:
+        e = self.r.processes.get(pid, read_proc=False)
+        return self.r.processes.model(e) if e is not None else None
 
     def handle(self, batch: Iterable[kev.KernelEvent]) -> None:
         procs = self.r.processes

@@ -45,7 +45,8 @@ class TokenBucket:
 class RuleRateLimiter:
     """One token bucket per rule id, made the first time the rule matches.
 
-    `per_rule` overrides the default (rate, burst) for the rules it names. `limited` counts, per rule id, the
+    `per_rule` overrides the default (rate, burst) for the rules it names; below it, a rule's own `every`
+    (`set_intervals`). `limited` counts, per rule id, the
     events refused since the limiter was made (the agent reports them; nothing is dropped silently).
     """
 
@@ -65,11 +66,21 @@ class RuleRateLimiter:
         self._clock = clock
         self._buckets: dict[str, TokenBucket] = {}
         self.limited: dict[str, int] = {}
+        self.intervals: dict[str, tuple[float, int]] = {}
+
+    def set_intervals(self, every_ns: Mapping[str, int]) -> None:
+        """Rules' own limits (a rule's `every`: at most one event per interval, no burst), below the
+        configuration's `per_rule`, which wins. Buckets of rules whose limit changed start again."""
+        new = {rid: (1e9 / ns, 1) for rid, ns in every_ns.items() if ns > 0}
+        for rid in set(new) ^ set(self.intervals) | {r for r in new if new[r] != self.intervals.get(r)}:
+            self._buckets.pop(rid, None)
+        self.intervals = new
 
     def allow(self, rule_id: str, now: float | None = None) -> bool:
         bucket = self._buckets.get(rule_id)
         if bucket is None:
-            rate, burst = self.per_rule.get(rule_id, (self.default_rate, self.default_burst))
+            rate, burst = self.per_rule.get(rule_id) or self.intervals.get(rule_id) \
+                or (self.default_rate, self.default_burst)
             bucket = self._buckets[rule_id] = TokenBucket(rate, burst, self._clock)
         if bucket.allow(now):
             return True

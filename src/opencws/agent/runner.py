@@ -111,6 +111,7 @@ class Agent:
             self.filters = KernelFilters(self.probe, policies, ignored_pids=[os.getpid()],
                                          processes=self.resolvers.processes)
             self.limiter = RuleRateLimiter(*self.config.rate_limit.default, self.config.rate_limit.rules)
+            self.limiter.set_intervals(_rule_intervals(policies))
             self.pipeline = Pipeline(self.resolvers, rules, self.reporters, allow=self.limiter.allow,
                                      host=self.config.host, on_report_error=self._report_error,
                                      observe=self.filters.observe)
@@ -253,6 +254,7 @@ class Agent:
         self._process_queued()  # what happened before the reload is judged by the rules of that time
         self.filters.reload(policies)
         self.pipeline.set_rules(rules)
+        self.limiter.set_intervals(_rule_intervals(policies))
         for rep in self.reporters:  # a file moved away by logrotate is opened again
             if hasattr(rep, "reopen"):
                 try:
@@ -338,6 +340,11 @@ def _default_probe(ring_buffer_mb: int) -> Any:
     from opencws.probe.probe import Probe
 
     return Probe(ring_buffer_bytes=ring_buffer_mb << 20)
+
+
+def _rule_intervals(policies: PolicySet) -> dict[str, int]:
+    """Rules' `every` (ns): at most one event per interval, as Datadog's agent limits such a rule."""
+    return {r.id: r.every for r in policies.rules if r.every}
 
 
 def _load_report(policies: PolicySet) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class FileEvent(File):
     # path string during the call (the probe's FI_REWRITTEN), and the path that string named then (a decoy)
     path_rewritten: bool | None = prop(internal=True)
     requested_path: str | None = prop(internal=True)
+    source_path: str | None = prop(internal=True)
+    """Of a bind mount, the directory it shows (not in the schema), for SECL's `mount.source.path`."""
 
 
 @model
@@ -111,6 +113,8 @@ class ContainerContext:
     id: str | None = prop("Container ID")
     created_at: Timestamp | None = prop(internal=True)
     """When the container started (its first process), for SECL's `container.created_at` (not in the schema)."""
+    tags: list[str] | None = prop(internal=True)
+    """The container's tags (`image_name:nginx`, ...) from the runtime's files, for SECL's `container.tags`."""
 
 
 @model
@@ -167,6 +171,8 @@ class ProcessCacheEntry:
     """argv[0] (events carry `args`, the arguments after it), for SECL's `process.argv0`."""
     cgroup_id: int | None = prop(internal=True)
     """The cgroup (v2 id) the process runs in, the key of SECL's cgroup-scoped rule variables."""
+    auid: int | None = prop(internal=True)
+    """The login uid (not in the CWS event's schema), for SECL's `process.auid`; None when unknown."""
 
 
 @model(frozen=True)

@@ -43,6 +43,8 @@ class ProcessSnapshot:
     """The cgroup v2 path (the `0::` line)."""
     cgroup_id: int | None
     """The cgroup v2 id, as events carry it (inode of the cgroup directory)."""
+    loginuid: int | None = None
+    """The login uid (/proc/<pid>/loginuid, AUDIT_AUID_UNSET when never set); None when unreadable."""
 
 
 def _status(text: str) -> dict[str, str]:
@@ -79,6 +81,18 @@ def _cgroup_id(path: str | None) -> int | None:
         except OSError:
             continue
     return None
+
+
+AUDIT_AUID_UNSET = 4294967295
+"""The login uid of a process no login set (pam_loginuid sets it once per session, children inherit it)."""
+
+
+def read_loginuid(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """The login uid of process `pid` (kernels with audit support), or None when gone or unreadable."""
+    try:
+        return int((proc / str(pid) / "loginuid").read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None:
@@ -124,7 +138,7 @@ def read_process(pid: int, proc: Path = Path("/proc")) -> ProcessSnapshot | None
         argv=[os.fsdecode(a) for a in cmdline.split(b"\0")[:-1]] if cmdline else [],
         envp=[os.fsdecode(a) for a in environ.split(b"\0")[:-1]] if environ else [],
         credentials=creds, start_time_ns=start_ticks * 1_000_000_000 // CLK_TCK, tty=tty_name(tty_nr),
-        cgroups=cgroups, cgroup_path=v2, cgroup_id=_cgroup_id(v2),
+        cgroups=cgroups, cgroup_path=v2, cgroup_id=_cgroup_id(v2), loginuid=read_loginuid(pid, proc),
     )
 
 

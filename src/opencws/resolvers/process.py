@@ -37,7 +37,8 @@ from opencws.model.event import (
     ProcessCredentials,
 )
 from opencws.probe import events as kev
-from opencws.probe.procfs import CLK_TCK, ProcessSnapshot, read_process
+from opencws.probe.procfs import AUDIT_AUID_UNSET, CLK_TCK, ProcessSnapshot, read_loginuid, read_process
+from opencws.resolvers.container_tags import ContainerTags
 from opencws.resolvers.files import ExecutableFiles, NameResolver
 from opencws.resolvers.mounts import MountTable
 
@@ -115,6 +116,10 @@ class ProcessEntry:
     from_procfs: bool = False
     argv0: str = ""
     """argv[0] as the program was started (events carry `args`, after it), for SECL's `process.argv0`."""
+    auid: int = AUDIT_AUID_UNSET
+    """The login uid (SECL's `process.auid`): read from /proc at the snapshot and at exec while the process
+    lives, else inherited from the parent (a process that set it and exited before the agent read it shows
+    its parent's)."""
     _model: ProcessCacheEntry | None = field(default=None, repr=False)
     _ancestors: list[ProcessCacheEntry] | None = field(default=None, repr=False)
     _anc_key: tuple[Any, Any] | None = field(default=None, repr=False)
@@ -138,9 +143,11 @@ class ProcessCache:
                  container_of_event: Callable[[int, int, str], str | None] = lambda pid, cgid, name: None,
                  container_of_proc: Callable[[ProcessSnapshot], str | None] = lambda snap: None,
                  args_policy: ArgsPolicy | None = None, max_size: int = 65536, proc: str = "/proc",
-                 mounts: MountTable | None = None):
+                 mounts: MountTable | None = None, container_tags: Callable[[str], list[str]] | None = None):
+        """`container_tags(id)`: a container's tags, asked once per container (`ContainerTags.tags`)."""
         self.users = users
         self.mounts = mounts or MountTable(proc)
+        self.container_tags = container_tags or ContainerTags().tags
         self.clock = clock
         self.container_of_event = container_of_event
         self.container_of_proc = container_of_proc
@@ -211,7 +218,7 @@ class ProcessCache:
                 exec_time=e.exec_time, exit_time=e.exit_time, credentials=creds, executable=e.executable,
                 container=_container(e.container_id), args=e.args, args_truncated=e.args_truncated or None,
                 envs=e.envs, envs_truncated=e.envs_truncated or None, envp=e.envp, argv0=e.argv0,
-                cgroup_id=e.cgroup_id or None,
+                cgroup_id=e.cgroup_id or None, auid=e.auid,
             )  # fmt: skip
         return m
 
@@ -302,6 +309,7 @@ class ProcessCache:
             envp=self._shared_envp(s.envp), envs=envs or None, envs_truncated=etrunc, container_id=container,
             cgroup_id=s.cgroup_id or 0, root=root, fork_time=start_wall, exec_time=start_wall if s.exe else None, from_procfs=True,
             argv0=s.argv[0] if s.argv else "",
+            auid=s.loginuid if s.loginuid is not None else AUDIT_AUID_UNSET,
         )  # fmt: skip
         self._insert(e)
         if link:
@@ -337,6 +345,7 @@ class ProcessCache:
             container_id=container, cgroup_id=ev.child_cgroup_id, root=root,
             fork_time=self.clock.wall_from_boottime(ev.start_time_ns),
             exec_time=parent.exec_time if parent else None, parent=parent, argv0=parent.argv0 if parent else "",
+            auid=parent.auid if parent else AUDIT_AUID_UNSET,
         )  # fmt: skip
         self._insert(e)
         self._pin_names(e)
@@ -368,20 +377,32 @@ class ProcessCache:
             )  # fmt: skip
             self._insert(e)
             self._link(e)
+            e.auid = self._loginuid(e)
             self._pin_names(e)
             return e
         e.comm, e.tty, e.creds, e.executable = ev.comm, ev.tty, ev.credentials, exe
         e.args, e.args_truncated, e.envs, e.envs_truncated = args, atrunc, envs or None, etrunc
         e.envp = self._shared_envp(ev.envp)
         e.argv0 = ev.argv[0] if ev.argv else ""
+        e.auid = self._loginuid(e)
         e.container_id, e.cgroup_id, e.root, e.exec_time = container, ev.cgroup_id, root, exec_time
-        _note_container(e)
+        _note_container(e, self.container_tags)
         if e.ppid != ev.ppid and ev.ppid:
             self._reparent(e, ev.ppid)
         self._changed(e)
         self._live.move_to_end(e.pid)
         self._pin_names(e)
         return e
+
+    def _loginuid(self, e: ProcessEntry) -> int:
+        """At exec: the login uid the process has now (set since its fork, e.g. by pam_loginuid before it
+        ran the session's shell), else its entry's (inherited at fork), else its parent's."""
+        uid = read_loginuid(e.pid, Path(self.proc))
+        if uid is not None:
+            return uid
+        if e.auid == AUDIT_AUID_UNSET and e.parent is not None:
+            return e.parent.auid
+        return e.auid
 
     def _changed(self, e: ProcessEntry) -> None:
         """The entry's values are no longer those of its model; every ancestors list is checked again."""
@@ -457,7 +478,7 @@ class ProcessCache:
         return got
 
     def _insert(self, e: ProcessEntry) -> None:
-        _note_container(e)
+        _note_container(e, self.container_tags)
         self._live[e.pid] = e
         self._live.move_to_end(e.pid)
         while len(self._live) > self.max_size:
@@ -506,11 +527,16 @@ def _container(cid: str | None) -> ContainerContext | None:
     return _CONTAINERS.setdefault(cid, ContainerContext(id=cid)) if cid else None
 
 
-def _note_container(e: ProcessEntry) -> None:
+def _note_container(e: ProcessEntry, container_tags: Callable[[str], list[str]]) -> None:
     """A container's creation time is the start of the first process seen in it: the runtime creates the
     container with its init process, which lives as long as the container (the `/proc` snapshot gives the
-    start of the init of containers already running)."""
+    start of the init of containers already running). Its tags are read then, once."""
     ctx = _container(e.container_id)
+    if ctx is not None and ctx.tags is None:
+        try:
+            ctx.tags = container_tags(ctx.id or "")
+        except Exception:  # a runtime's odd files never stop the cache
+            ctx.tags = []
     start = e.fork_time or e.exec_time
     if ctx is not None and start and (ctx.created_at is None or start < ctx.created_at):
         ctx.created_at = start

@@ -4,6 +4,8 @@
   value of a field) or `expression` (a SECL expression on the event: `"cgroup_${builtins.uuid4}"`,
   `${cgroup.count} + 1`), with `scope`, `append`, `ttl`, `size`, `default_value`, `inherited`; an action's
   `filter` (a SECL expression) decides, per event, whether it runs. `set` actions run in the rule engine.
+  `scope_field` names the owner by a field of the event instead of the event's own: a pid for the process
+  scope (the process of `cgroup_write.pid`), a container id, a cgroup id.
 - `kill`, `hash`, `coredump`, `network_filter`, `log` are accepted and not executed: OpenCWS observes and
   does not act on processes, files or the network. `opencws rules check` lists each one with the reason.
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opencws.secl.errors import SeclError, Unsupported
-from opencws.secl.fields import BOOL, INT, REGISTRY, STRING, unavailable_reason
+from opencws.secl.fields import BOOL, INT, REGISTRY, STRING, UNSUPPORTED_EVENT_TYPES, unavailable_reason
 from opencws.secl.variables import SCOPES, Variable, VariableTable
 
 NOT_EXECUTED = {
@@ -60,6 +62,7 @@ class SetAction:
     get: Callable[[Any], Any]
     when: Callable[[Any], Any] | None
     table: VariableTable
+    owner: Callable[[Any], Any] | None = None  # `scope_field`: the owner's pid, container id or cgroup id
 
     failures: int = 0  # events on which the action could not run (counted, never raised to the engine)
 
@@ -70,7 +73,13 @@ class SetAction:
             value = self.get(e)
             if isinstance(value, tuple):
                 value = list(value)
-            self.table.store.write(self.spec.var, e, value, self.spec.append)
+            store = self.table.store
+            if self.owner is None:
+                store.write(self.spec.var, e, value, self.spec.append)
+            else:
+                key = store.owner_key(self.spec.var.scope, self.owner(e), e)
+                if key is not None:
+                    store.write(self.spec.var, e, value, self.spec.append, key=key)
         except Exception:
             self.failures += 1
 
@@ -83,7 +92,8 @@ class Skipped:
     reason: str
 
 
-def _duration(v: Any, what: str) -> int | None:
+def parse_duration(v: Any, what: str) -> int | None:
+    """Nanoseconds from an integer (ns) or a text such as `10s`, `30m`; None when absent."""
     if v is None:
         return None
     if type(v) is int and v >= 0:
@@ -185,7 +195,7 @@ def _set_spec(body: Any, i: int, filt: str | None, rule_id: str, warnings: list[
         typ = typ or dtyp
     var = Variable(
         scope, name, typ[0] if typ else "", multi=append or (typ[1] if typ else False), default=default,
-        ttl=_duration(body.get("ttl"), "ttl"), size=body.get("size"), inherited=bool(body.get("inherited")),
+        ttl=parse_duration(body.get("ttl"), "ttl"), size=body.get("size"), inherited=bool(body.get("inherited")),
         setters=[rule_id],
     )  # fmt: skip
     if var.size is not None and (type(var.size) is not int or var.size <= 0):
@@ -225,10 +235,7 @@ def compile_set(spec: SetSpec, table: VariableTable, compile_expr: Callable[...,
     """The runnable action; `compile_expr(text)` compiles a SECL expression for any event (the rule's
     compiler with the table). Raise SeclError for a bad expression or filter, ActionError for a type clash."""
     var = spec.var
-    if spec.scope_field is not None:
-        raise Unsupported(
-            f"action {spec.index} (set): `scope_field` ({spec.scope_field}) is not supported: the owner of a value "
-            "is the event's own process, container or cgroup", group="action not supported", subject="scope_field")
+    owner = None if spec.scope_field is None else _owner_getter(spec)
     if spec.source == "value":
         const = spec.value
         get: Callable[[Any], Any] = lambda e: const  # noqa: E731
@@ -252,4 +259,26 @@ def compile_set(spec: SetSpec, table: VariableTable, compile_expr: Callable[...,
         if w.value_type != (BOOL, False):
             raise SeclError(f"action {spec.index}: `filter` must be a boolean condition", spec.filter)
         when = w.fn
-    return SetAction(spec, get, when, table)
+    return SetAction(spec, get, when, table, owner)
+
+
+def _owner_getter(spec: SetSpec) -> Callable[[Any], Any]:
+    """The getter of a `scope_field`: a known field of the right kind for the scope (a pid is an integer)."""
+    name = spec.scope_field
+    where = f"action {spec.index} (set)"
+    if not isinstance(name, str):
+        raise ActionError(f"{where}: `scope_field` must be a field name")
+    f = REGISTRY.get(name)
+    if f is None:
+        head = name.split(".", 1)[0]
+        if head in UNSUPPORTED_EVENT_TYPES:
+            raise Unsupported(f"'{name}': '{head}' events are not supported by this engine",
+                              group="event type not supported", subject=head)
+        raise ActionError(f"{where}: `scope_field`: unknown field '{name}'")
+    scope = spec.var.scope
+    if scope == "global":
+        raise ActionError(f"{where}: a global variable has no `scope_field`")
+    if f.multi or (scope == "process" and f.type != INT):
+        what = "a pid (an integer field)" if scope == "process" else "one id"
+        raise ActionError(f"{where}: `scope_field` of a {scope} variable must be {what}, not '{name}'")
+    return f.getter  # type: ignore[return-value]

@@ -36,6 +36,7 @@ from opencws.secl.fields import (
     Field,
     Registry,
     inline_expr,
+    noted_reason,
     unavailable_reason,
 )
 from opencws.secl.matchers import RegexError, build_matcher, compile_regex
@@ -494,6 +495,9 @@ class Compiler:
             self.note_event_type(f.event_type, f.name, node)
         canonical = f.canonical
         self.fields_used.add(canonical)
+        note = noted_reason(canonical)
+        if note is not None:
+            self.warn(f"'{f.name}': {note}", node.pos, node.end)
         if self.bound is not None:
             if canonical in self.bound:
                 # A parameter: the "event" given to the compiled function is the mapping of bound values.

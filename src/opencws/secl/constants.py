@@ -11,6 +11,8 @@ from opencws.model import names
 
 EXIT_CAUSES = {"EXITED": 0, "COREDUMPED": 1, "SIGNALED": 2}
 """How a process ended (`exit.cause`), as Datadog numbers them."""
+AUDIT_AUID_UNSET = 4294967295
+"""`process.auid` of a process no login session set (the kernel's (uid_t)-1)."""
 
 
 def _build() -> dict[str, int]:
@@ -26,6 +28,7 @@ def _build() -> dict[str, int]:
     out.update(names.BPF_HELPERS)
     out.update({n: -v for n, v in names.ERRNO.items()})
     out.update(EXIT_CAUSES)
+    out["AUDIT_AUID_UNSET"] = AUDIT_AUID_UNSET
     return out
 
 

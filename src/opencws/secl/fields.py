@@ -42,14 +42,27 @@ UNSUPPORTED_EVENT_TYPES = (
 # rather than evaluated on a made-up value): (pattern of field names, why).
 _ENTRY = r"(process|exec|exit)(\.parent|\.ancestors)?"
 UNAVAILABLE_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"container\.tags$"), "container tags need the container runtime's metadata"),
-    (re.compile(_ENTRY + r"\.auid$"), "the login uid (audit session id) is not captured by the probe"),
-    (re.compile(_ENTRY + r"\.user_session\."), "user sessions (SSH, Kubernetes exec) are not tracked"),
+    (re.compile(_ENTRY + r"\.user_session\.ssh_"), "SSH user sessions are not tracked"),
     (re.compile(r"(" + _ENTRY + r"\.)?cgroup\.(?!id$|file\.inode$)"),
      "of a cgroup the agent knows its id only (cgroup.id, cgroup.file.inode)"),
-    (re.compile(r"event\.service$"), "service names (DD_SERVICE, container tags) are not resolved"),
-    (re.compile(r"mount\.(source|root)\.path$"), "a mount's source is not captured by the probe"),
+    (re.compile(r"mount\.root\.path$"), "a mount's root is not captured by the probe"),
 )  # fmt: skip
+
+# Fields of Datadog's model that this agent does not track and that always read as "none" here: a rule using
+# one loads (its condition evaluated on that value) with a warning saying so. On a host without Datadog's
+# Kubernetes admission controller, no process has a Kubernetes user session: "" is the true value.
+NOTED_FIELDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(_ENTRY + r"\.user_session\."),
+     "user sessions (Kubernetes exec sessions) are not tracked: it reads as no session (empty)"),
+)  # fmt: skip
+
+
+def noted_reason(name: str) -> str | None:
+    """Why field `name` always reads as its zero value on this agent (see NOTED_FIELDS), or None."""
+    for pattern, why in NOTED_FIELDS:
+        if pattern.match(name):
+            return why
+    return None
 
 
 def unavailable_reason(name: str) -> str | None:
@@ -214,13 +227,40 @@ def _exit_code(status: int | None) -> int | None:
     return (status >> 8) & 0xFF if status & 0x7F == 0 else status & 0x7F
 
 
-def _container_created(e: Any) -> int:
-    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+def _event_container(e: Any) -> Any:
+    """The event's container, else its process's."""
     c = e.container
     if c is None or not c.id:
         p = e.process
         c = p.container if p is not None else None
+    return c
+
+
+def _container_created(e: Any) -> int:
+    """The creation time of the event's container (the agent's: its first process's start), else 0."""
+    c = _event_container(e)
     return (c.created_at or 0) if c is not None else 0
+
+
+def _service(e: Any) -> str:
+    """The service of the event's process: its `DD_SERVICE` environment variable (the agent's entries keep the
+    full environment; a stored event has the names only, and reads "")."""
+    p = e.process
+    envp = p.envp if p is not None else None
+    if not envp:
+        return ""
+    i = envp.find("DD_SERVICE=")
+    while i > 0 and envp[i - 1] != "\0":
+        i = envp.find("DD_SERVICE=", i + 1)
+    if i < 0:
+        return ""
+    j = envp.find("\0", i)
+    return envp[i + 11: j if j >= 0 else len(envp)]
+
+
+def _container_tags(e: Any) -> list[str]:
+    c = _event_container(e)
+    return (c.tags or []) if c is not None else []
 
 
 def _basename(path: str | None) -> str | None:
@@ -257,6 +297,8 @@ _ENV: dict[str, Any] = {
     "str_or_empty": _str_or_empty,
     "caps_or_none": _caps_or_none,
     "retval_of": retval_of,
+    "service": _service,
+    "container_tags": _container_tags,
 }
 
 _ZERO = {STRING: "''", INT: "0", BOOL: "False"}
@@ -470,8 +512,17 @@ _PROCESS_FIELDS: list[tuple[str, str, tuple[str, ...], str, dict[str, Any]]] = [
     # cgroup directory's inode; `cgroup.id` is that number as text (Datadog's is the cgroup's name)
     ("cgroup.id", STRING, (), "str(o.cgroup_id) if o.cgroup_id else ''", {}),
     ("cgroup.file.inode", INT, (), "o.cgroup_id", {}),
+    # the login uid (not in the CWS event: a stored event has none, and reads as unset, 4294967295)
+    ("auid", INT, (), "4294967295 if o.auid is None else o.auid", {}),
     ("created_at", INT, (), "o.exec_time or o.fork_time", {"date": True}),
     ("container.id", STRING, ("container",), "o.id", {}),
+    # Kubernetes user sessions: not tracked (NOTED_FIELDS), no session
+    ("user_session.id", STRING, (), "''", {}),
+    ("user_session.identity", STRING, (), "''", {}),
+    ("user_session.session_type", INT, (), "0", {}),
+    ("user_session.k8s_username", STRING, (), "''", {}),
+    ("user_session.k8s_uid", STRING, (), "''", {}),
+    ("user_session.k8s_groups", STRING, (), "()", {"multi": True}),
     ("args", STRING, (), "' '.join(o.args) if o.args else ''", {"cost": 3}),
     ("argv", STRING, (), "o.args", {"multi": True}),
     ("args_flags", STRING, (), "args_flags(o.args)", {"multi": True, "cost": 6}),
@@ -602,6 +653,10 @@ def build_registry() -> Registry:
     # "ebpfless", ptrace-based, origins).
     r.add("event.origin", STRING, (), "'ebpf'", None)
     r.add("container.created_at", INT, (), "container_created(o)", None, date=True)
+    # the service (DD_SERVICE of the process; Datadog also reads a container's service tag, not resolved here)
+    r.add("event.service", STRING, (), "service(o)", None, cost=3)
+    # the agent's: read from the container runtime's files (image, names, pod); a stored event has none
+    r.add("container.tags", STRING, (), "container_tags(o)", None, multi=True, cost=2)
     r.alias("cgroup.id", "process.cgroup.id")
     r.alias("cgroup.file.inode", "process.cgroup.file.inode")
     # Process events: the fields of the new (exec) or exiting process.
@@ -680,6 +735,8 @@ def build_registry() -> Registry:
     # Mounts.
     r.add("mount.mountpoint.path", STRING, ("file",), "o.path", "mount", path=True)
     r.add("mount.fs_type", STRING, ("file",), "o.fstype", "mount")
+    # of a bind mount, the directory it shows (the agent's, from mountinfo; a stored event has none)
+    r.add("mount.source.path", STRING, ("file",), "o.source_path", "mount", path=True)
     r.add("mount.retval", INT, (), "retval_of(e)", "mount")
     r.add("umount.retval", INT, (), "retval_of(e)", "umount")
     return r

@@ -2,7 +2,10 @@
 
 A directory loads its `*.policy` files in name order, all macros first. A bad rule or macro is reported
 (with file, id, line and column) and skipped; the others keep working. Duplicate ids are errors, except a
-macro redefined with `combine: merge` (values added) or `combine: override` (replaced) by a later file.
+macro redefined with `combine: merge` (values added) or `combine: override` (replaced) by a later file, and a
+rule redefined later with `combine: override` (the keys its `override_options.fields` name replace the
+first definition's: the expression when it names none) or with `disabled: true` (the rule is turned off), as
+Datadog's agent merges a custom policy over its default one.
 
 Rules not meant for this platform are *skipped* with the reason, not errors (as Datadog's agent selects
 them): a false `filters` expression or an `agent_version` that excludes the version this engine implements
@@ -21,7 +24,16 @@ from typing import Any
 import yaml
 
 from opencws.secl import ast
-from opencws.secl.actions import ActionError, SetAction, SetSpec, Skipped, compile_set, declare, parse_actions
+from opencws.secl.actions import (
+    ActionError,
+    SetAction,
+    SetSpec,
+    Skipped,
+    compile_set,
+    declare,
+    parse_actions,
+    parse_duration,
+)
 from opencws.secl.compiler import CompiledRule, Macro, check_macro, compile_parsed, compile_value
 from opencws.secl.errors import SeclError, Unsupported
 from opencws.secl.fields import UNSUPPORTED_EVENT_TYPES
@@ -33,9 +45,11 @@ _ID = re.compile(r"^[A-Za-z0-9_]+$")
 _MACRO_KEYS = {"id", "expression", "values", "description", "agent_version", "filters", "combine"}
 _RULE_KEYS = {
     "id", "version", "expression", "description", "tags", "disabled", "agent_version", "filters", "combine",
-    "actions", "every", "silent", "group_id", "priority", "policy", "product_tags",
+    "actions", "every", "silent", "group_id", "priority", "policy", "product_tags", "override_options",
 }  # fmt: skip
-_IGNORED = {"combine", "every", "group_id", "priority", "policy", "product_tags"}  # fmt: skip
+_IGNORED = {"group_id", "priority", "policy", "product_tags"}  # fmt: skip
+# What a `combine: override` may replace (`override_options.fields`), as Datadog names them.
+_OVERRIDABLE = {"expression", "actions", "every", "tags", "product_tags"}
 
 
 @dataclass
@@ -54,6 +68,7 @@ class Rule:
     silent: bool = False  # runs its actions, raises no alert
     actions: list[SetAction] = field(default_factory=list)  # run by the rule set when the rule matches
     not_executed: list[Skipped] = field(default_factory=list)  # actions accepted and not executed
+    every: int | None = None  # ns: at most one alert per this interval (the agent's rate limit), None: default
 
     def evaluate(self, event: Any) -> bool:
         return self.compiled is not None and self.compiled.evaluate(event)
@@ -261,13 +276,11 @@ def load_policies(paths: Iterable[str | Path], *, platform: Platform | None = No
             del ps.macros[mid]
             pf.macros.remove(mid)
 
-    seen: dict[str, str] = {}
     selected: list[tuple[PolicyFile, dict[str, Any], _Actions]] = []
-    for pf, doc in docs:
-        for item in _items(doc, "rules", pf):
-            actions = _select_rule(ps, pf, item, seen, plat)
-            if actions is not None:
-                selected.append((pf, item, actions))
+    for pf, item in _combined_rules(docs, plat):
+        actions = _rule_actions(ps, pf, item)
+        if actions is not None:
+            selected.append((pf, item, actions))
     _type_variables(ps, [a.sets for _, _, a in selected])
     for pf, item, actions in selected:
         _add_rule(ps, pf, item, actions)
@@ -329,26 +342,82 @@ class _Actions:
     not_executed: list[Skipped] = field(default_factory=list)
 
 
-def _select_rule(
-    ps: PolicySet, pf: PolicyFile, item: dict[str, Any], seen: dict[str, str], plat: Platform
-) -> _Actions | None:
-    """The rule's actions when it is selected for loading (its variables declared), else None (skipped or an
-    error, reported)."""
-    rid = _checked_id(pf, item, _RULE_KEYS, "rule")
-    if rid is None:
-        return None
-    sel = _selected(pf, item, plat, "rule")
-    if isinstance(sel, Skip):
-        pf.skipped.append(sel)
-        return None
-    if sel is None:
-        return None
+def _combined_rules(
+    docs: list[tuple[PolicyFile, dict[str, Any]]], plat: Platform
+) -> list[tuple[PolicyFile, dict[str, Any]]]:
+    """The rules selected for `plat`, in order, each one definition: a later definition of the same id is
+    combined into the first (`combine: override`, `disabled: true`) or is a duplicate (an error)."""
+    out: list[list[Any]] = []  # [file of the expression, merged item, where first defined]
+    by_id: dict[str, list[Any]] = {}
+    for pf, doc in docs:
+        for item in _items(doc, "rules", pf):
+            rid = _checked_id(pf, item, _RULE_KEYS, "rule")
+            if rid is None:
+                continue
+            sel = _selected(pf, item, plat, "rule")
+            if isinstance(sel, Skip):
+                pf.skipped.append(sel)
+                continue
+            if sel is None:
+                continue
+            line = item.get("__line__")
+            first = by_id.get(rid)
+            if first is None:
+                where = f"{pf.path}:{line + 1}" if line is not None else pf.path
+                by_id[rid] = [pf, item, where]
+                out.append(by_id[rid])
+                continue
+            combine = _text(item, "combine")
+            if combine == "override":
+                try:
+                    fields = _override_fields(item)
+                except ValueError as e:
+                    pf.errors.append(_err(str(e), pf.path, line, rule_id=rid, kind="rule"))
+                    continue
+                merged = dict(first[1])
+                lines = dict(merged.get("__lines__", {}))
+                for key in fields:
+                    if key in item:
+                        merged[key] = item[key]
+                        lines[key] = item.get("__lines__", {}).get(key, line)
+                    elif key != "expression":
+                        merged.pop(key, None)
+                merged["__lines__"] = lines
+                merged["disabled"] = item.get("disabled", False)
+                if "expression" in fields and "expression" in item:
+                    first[0] = pf  # errors in the expression are located in the file that wrote it
+                first[1] = merged
+            elif combine is None and item.get("disabled"):
+                first[1] = {**first[1], "disabled": True}
+            else:
+                msg = (f"duplicate rule id '{rid}' (redefine it with `combine: override`, or turn it off with "
+                       f"`disabled: true`; first defined in {first[2]})")
+                if combine not in (None, "override"):
+                    msg = f"`combine` of a rule must be 'override', not {combine!r}"
+                pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
+    return [(pf, item) for pf, item, _ in out]
+
+
+def _override_fields(item: dict[str, Any]) -> set[str]:
+    """The keys a `combine: override` replaces: its `override_options.fields` (`all`: every one), the
+    expression when it names none."""
+    opts = item.get("override_options") or {}
+    fields = opts.get("fields") if isinstance(opts, dict) else None
+    if not fields:
+        return {"expression"}
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ValueError("`override_options.fields` must be a list of names")
+    unknown = sorted(set(fields) - _OVERRIDABLE - {"all"})
+    if unknown:
+        raise ValueError(f"`override_options.fields`: cannot override {', '.join(unknown)} (only "
+                         f"{', '.join(sorted(_OVERRIDABLE))} or all)")
+    return set(_OVERRIDABLE) if "all" in fields else set(fields)
+
+
+def _rule_actions(ps: PolicySet, pf: PolicyFile, item: dict[str, Any]) -> _Actions | None:
+    """The selected rule's actions (its variables declared), else None (an error, reported)."""
+    rid = _text(item, "id") or ""
     line = item.get("__line__")
-    if rid in seen:
-        msg = f"duplicate rule id '{rid}' (first defined in {seen[rid]})"
-        pf.errors.append(_err(msg, pf.path, line, rule_id=rid, kind="rule"))
-        return None
-    seen[rid] = f"{pf.path}:{line + 1}" if line is not None else pf.path
     if item.get("disabled"):
         return _Actions()
     aline = item.get("__lines__", {}).get("actions", line)
@@ -391,7 +460,7 @@ def _check_keys(
             continue
         if key not in known:
             msg = f"unknown key '{key}' (ignored)"
-        elif key in _IGNORED and not (what == "macro" and key == "combine"):
+        elif key in _IGNORED:
             msg = f"'{key}' is not supported by this engine (ignored)"
         else:
             continue
@@ -529,6 +598,12 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], acts: _Action
     tags = {str(k): str(v) for k, v in tags_raw.items() if not str(k).startswith("__line")}
     expr = _text(item, "expression")
     base = item.get("__lines__", {}).get("expression")
+    try:
+        every = parse_duration(item.get("every"), "every") or None
+    except ActionError as e:
+        pf.errors.append(_err(str(e), pf.path, item.get("__lines__", {}).get("every", line), rule_id=rid,
+                              kind="rule"))  # fmt: skip
+        return
     rule = Rule(
         rid,
         expr or "",
@@ -541,6 +616,7 @@ def _add_rule(ps: PolicySet, pf: PolicyFile, item: dict[str, Any], acts: _Action
         macros=ps.macros,
         silent=bool(item.get("silent", False)),
         not_executed=acts.not_executed,
+        every=every,
     )
     if not expr:
         pf.errors.append(_err("the rule has no `expression`", pf.path, line, rule_id=rid, kind="rule"))

@@ -112,6 +112,25 @@ class VariableStore:
 
     def __init__(self) -> None:
         self.scopes: dict[str, OrderedDict[Any, dict[str, _Slot]]] = {s: OrderedDict() for s in SCOPES}
+        # pid → the process (pid, fork_time), for a `scope_field` naming a process the event does not carry
+        # (the agent plugs its process cache in); None: only the event's process and ancestors are known
+        self.process_lookup: Callable[[int], Any] | None = None
+
+    def owner_key(self, scope: str, value: Any, e: Any) -> Any:
+        """The owner named by a `scope_field` value (a pid, a container id, a cgroup id), or None when there is
+        none to find (the action does nothing)."""
+        if not value:
+            return None
+        if scope == "container":
+            return str(value)
+        if scope == "cgroup":
+            return int(value) if isinstance(value, int) or str(value).isdigit() else ("container", str(value))
+        p = e.process
+        for candidate in (p, *(p.ancestors or ())) if p is not None else ():
+            if candidate.pid == value:
+                return _process_key(candidate)
+        found = self.process_lookup(value) if self.process_lookup is not None else None
+        return _process_key(found)
 
     def clear(self) -> None:
         for owners in self.scopes.values():
@@ -166,9 +185,12 @@ class VariableStore:
             child_start = a.fork_time
         return var.zero()
 
-    def write(self, var: Variable, e: Any, value: Any, append: bool) -> bool:
-        """Set (or append to) `var` for the event's owner; False when the event has no owner in that scope."""
-        key = _KEYS[var.scope](e)
+    def write(self, var: Variable, e: Any, value: Any, append: bool, *, key: Any = None) -> bool:
+        """Set (or append to) `var` for the event's owner (`key`: another owner, from a `scope_field`); False
+        when the event has no owner in that scope."""
+        own = key is None
+        if own:
+            key = _KEYS[var.scope](e)
         if key is None:
             return False
         owners = self.scopes[var.scope]
@@ -187,7 +209,7 @@ class VariableStore:
         expires = now + var.ttl if var.ttl else None
         if var.multi:
             if slot.items is None or not append:
-                if slot.items is None and append and var.scope == "process" and var.inherited:
+                if slot.items is None and append and var.scope == "process" and var.inherited and own:
                     # appending to an inherited list starts from what the process inherited
                     inherited = self._read_process(var, e, owners, now)
                     slot.items = OrderedDict((v, expires) for v in inherited)
