@@ -36,6 +36,7 @@ def test_exactly_n_events_within_the_window_raise_a_signal(tmp_path: Path) -> No
     s = new[0]
     assert (s.count, s.group, s.rule_id, s.title) == (3, {"host": "web-1"}, "r", "scans on web-1")
     assert s.last_seen - s.first_seen == 59 * S and len(s.event_ids) == 3
+    assert s.webhook is None  # no webhook configured: nothing to deliver
 
 
 def test_an_event_a_full_window_later_no_longer_counts(tmp_path: Path) -> None:
@@ -57,6 +58,47 @@ def test_events_after_the_signal_join_it_within_its_window_then_count_afresh(tmp
     assert d.observe(rows([exec_event(seconds=62), exec_event(seconds=63)])) == []
     (s2,) = d.observe(rows([exec_event(seconds=64)]))
     assert s2.id != s.id and s2.count == 3 and store.count() == 2
+
+
+def test_events_no_rule_can_match_do_not_stop_the_batch(tmp_path: Path) -> None:
+    d = detector(tmp_path, THRESHOLD)
+    other = {
+        "evt": {"name": "open", "category": "File Activity", "outcome": "Success"},
+        "date": "2026-01-01T00:00:00Z",
+    }
+    batch = rows(
+        [
+            other,
+            exec_event(seconds=0),
+            other,
+            exec_event(seconds=1),
+            exec_event("/usr/bin/ls"),
+            exec_event(seconds=2),
+        ]
+    )
+    (s,) = d.observe(batch)
+    assert s.count == 3 and s.event_ids == [batch[i][2] for i in (1, 3, 5)]
+
+
+def test_a_condition_on_one_event_type_never_reads_another_type(tmp_path: Path) -> None:
+    d = detector(tmp_path, """\
+        title: t
+        message: m
+        severity: low
+        condition: unlink.file.path != ""
+        threshold: {count: 1, window: 1m}
+    """)  # fmt: skip
+    opened = {"evt": {"name": "open", "category": "File Activity", "outcome": "Success"},
+              "file": {"path": "/srv/a", "uid": 0, "gid": 0}, "date": "2026-01-01T00:00:00Z"}  # fmt: skip
+    assert d.observe(rows([opened])) == []  # its file.path is set, but it is not an unlink
+    unlinked = {**opened, "evt": {**opened["evt"], "name": "unlink"}}
+    assert len(d.observe(rows([unlinked]))) == 1
+
+
+def test_without_learning_the_first_value_raises(tmp_path: Path) -> None:
+    d = detector(tmp_path, NEW_VALUE.replace("learning: 1h", "learning: 0"))
+    (s,) = d.observe(rows([exec_event("/usr/bin/git", 0), exec_event("/usr/bin/git", 1)]))
+    assert s.count == 2 and s.group["exec.file.path"] == "/usr/bin/git"
 
 
 def test_groups_count_apart(tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ def test_a_condition_on_a_later_line_of_a_block_points_at_that_line(tmp_path: Pa
         (("group_by: [host]", "group_by: [proces.pid]"), "rules.yaml:7: rule scans `group_by`: unknown field 'proces.pid'"),
         (("group_by: [host]", "group_by: [process.ancestors.file.path]"), "has several values per event"),
         (("{count: 3, window: 1m}", "{count: 0, window: 1m}"), "rules.yaml:8: rule scans `threshold`: count: expected an integer"),
+        (("{count: 3, window: 1m}", "{count: 10001, window: 1m}"), "count: expected an integer from 1 to 10000, got 10001"),
+        (("{count: 3, window: 1m}", "{count: true, window: 1m}"), "count: expected an integer from 1 to 10000, got True"),
         (("{count: 3, window: 1m}", "{count: 3, window: 1 minute}"), "window: expected a duration such as 30s"),
         (("{count: 3, window: 1m}", "{count: 3, windw: 1m}"), "`threshold`: unknown key `windw`"),
         (("threshold: {count: 3, window: 1m}", "new_value: {learning: 1d}"), "`new_value`: field: expected a field name"),
@@ -55,6 +57,8 @@ def test_a_condition_on_a_later_line_of_a_block_points_at_that_line(tmp_path: Pa
         (("    severity: medium\n", "    severity: medium\n    sevrity: low\n"), "rule scans `sevrity`: unknown key"),
         (('condition: exec.file.name == "nmap"', "condition: {rule_ids: [x]}"), "`condition`: unknown key `rule_ids`"),
         (("rules:", "rules: ["), "rules.yaml:2: invalid YAML"),
+        (('condition: exec.file.name == "nmap"', "condition: {}"), "`condition`: give `expression` (SECL) and/or `rule_id`"),
+        (('condition: exec.file.name == "nmap"', "condition: [a, b]"), "`condition`: expected a SECL expression or a mapping"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_reported_with_its_place(
@@ -62,6 +66,17 @@ def test_each_mistake_is_reported_with_its_place(
 ) -> None:
     assert change[0] in GOOD
     assert expected in errors(tmp_path, GOOD.replace(*change, 1))
+
+
+def test_the_largest_threshold_loads(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    rule_file(tmp_path / "d", GOOD.replace("count: 3", "count: 10000"))
+    (r,) = load_rules([tmp_path / "d"], with_defaults=False)
+    assert r.count == 10000 and r.window_ns == 60 * 10**9
+    assert r.describe()["threshold"] == {"count": 10000, "window": "1m"}
+    for text, shown in (("90s", "90s"), ("120s", "2m"), ("48h", "2d"), ("25h", "25h"), ("60m", "1h")):
+        rule_file(tmp_path / "d", GOOD.replace("window: 1m", f"window: {text}"))
+        assert load_rules([tmp_path / "d"], with_defaults=False)[0].describe()["window"] == shown
 
 
 def test_every_error_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
@@ -122,3 +137,8 @@ def test_the_shipped_rules_load(tmp_path: Path) -> None:
     assert len(rules) >= 8
     assert {r.kind for r in rules} == {"threshold", "new_value"}
     assert all(r.tests for r in rules), [r.id for r in rules if not r.tests]
+    by_id = {r.id: r for r in rules}
+    assert by_id["new_executable_in_container"].description.startswith(
+        "Containers run what their image holds"
+    )
+    assert by_id["agent_credential_access"].tags == {"tactic": "TA0006"}

@@ -109,7 +109,6 @@ class DetectionRule:
     description: str = ""
     tags: dict[str, str] = dc_field(default_factory=dict)
     tests: list[dict[str, Any]] = dc_field(default_factory=list)
-    test_line: int = 0
 
     def matches_rule_id(self, rule_id: str) -> bool:
         return not self.rule_ids or any(fnmatch.fnmatchcase(rule_id, p) for p in self.rule_ids)
@@ -384,7 +383,7 @@ def _rule(item: dict[str, Any], where: str, problems: _Problems) -> DetectionRul
     if not isinstance(tests, list):
         bad("tests", "expected a list of cases")
     else:
-        rule.tests, rule.test_line = tests, lines.get("tests", line)
+        rule.tests = tests
     return rule if len(problems.items) == before else None
 
 

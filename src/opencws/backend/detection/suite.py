@@ -24,7 +24,6 @@ from typing import Any
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
 from opencws.backend.detection.rules import DetectionRule, load_file, parse_duration, strip_lines
-from opencws.backend.detection.signals import SignalStore
 from opencws.backend.store.rows import Envelope, event_row
 from opencws.model.codec import format_timestamp
 from opencws.schema.validation import event_validator
@@ -82,10 +81,8 @@ def run_case(rule: DetectionRule, case: dict[str, Any], templates: dict[str, Any
     db = Database(None)
     try:
         detector = Detector([rule], db)
-        new = detector.observe([p[0] for p in pairs], [p[1] for p in pairs])
-        # Later events may have joined signals raised earlier: read them back as the API would.
-        store = SignalStore(db)
-        signals = [store.get(s.id) or s for s in new]
+        # One batch: the signals returned are updated in place by the later events that join them.
+        signals = detector.observe([p[0] for p in pairs], [p[1] for p in pairs])
     finally:
         db.close()
     want = case.get("signals", 0)
