@@ -38,7 +38,8 @@ export async function signalsView({ main }) {
     delete list.dataset.filters;  // set to the filters shown once loaded (tests wait for it)
     const rowsOf = (signals) => signals.map((s) => h("tr", { dataset: { id: s.id } },
       h("td", {}, badge(s.severity, "sev")),
-      h("td", {}, h("a", { href: `#/signals/${encodeURIComponent(s.id)}` }, s.title)),
+      h("td", {}, h("a", { href: `#/signals/${encodeURIComponent(s.id)}` }, s.title),
+        h("div", { class: "group code" }, Object.entries(s.group || {}).map(([k, v]) => `${k}=${v}`).join("  "))),
       h("td", { class: "code" }, s.rule_id), h("td", {}, badge(statusLabel(s.status), "status")),
       h("td", { class: "num" }, s.count), h("td", { class: "time" }, when(s.first_seen)), h("td", { class: "time" }, when(s.last_seen)),
       h("td", {}, webhook(s.webhook))));
