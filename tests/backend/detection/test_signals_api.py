@@ -264,6 +264,47 @@ def test_a_restart_keeps_the_windows(backend: Backend, keys: dict[str, str]) -> 
     assert s["count"] == 3
 
 
+def set_enabled(backend: Backend, key: str, rule_id: str, body: Any) -> Any:
+    with backend.client(key) as c:
+        return c.patch(f"/api/v1/detection-rules/{rule_id}", json=body)
+
+
+def test_a_disabled_rule_raises_nothing_even_after_a_restart_until_enabled_again(
+    backend: Backend, keys: dict[str, str]
+) -> None:
+    r = set_enabled(backend, keys["read"], "test_agent_rule", {"enabled": False})
+    assert r.status_code == 403, r.text
+    assert set_enabled(backend, keys["admin"], "no_such_rule", {"enabled": False}).status_code == 404
+    assert set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": "maybe"}).status_code == 422
+    r = set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": False})
+    assert r.status_code == 200, r.text
+    off = r.json()
+    assert off["enabled"] is False and off["disabled"]["by"].endswith("(alice)"), off
+    host = f"d-{uuid.uuid4().hex[:8]}"
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=0)], host, rule_id="test_rule")
+    assert of_host(backend, keys["read"], host) == []
+    backend.stop()
+    backend.start()
+    with backend.client(keys["read"]) as c:
+        listed = {x["id"]: x for x in c.get("/api/v1/detection-rules").json()["rules"]}
+        assert c.get("/api/v1/detection-rules/test_agent_rule").json()["enabled"] is False
+    assert listed["test_agent_rule"]["enabled"] is False and listed["test_scan_burst"]["enabled"] is True
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=1)], host, rule_id="test_rule")
+    assert of_host(backend, keys["read"], host) == []
+    r = set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": True})
+    assert r.json()["enabled"] is True and r.json()["disabled"] is None
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=2)], host, rule_id="test_rule")
+    (s,) = of_host(backend, keys["read"], host)
+    assert (s["rule_id"], s["count"]) == ("test_agent_rule", 1)
+    with backend.client(keys["admin"]) as c:
+        entries = c.get("/api/v1/audit", params={"action": "rule.", "target": "test_agent_rule"}).json()
+    assert [(e["action"], e["target"]) for e in entries["entries"]] == [
+        ("rule.enable", "test_agent_rule"),
+        ("rule.disable", "test_agent_rule"),
+    ]
+    assert all(e["actor"].endswith("(alice)") for e in entries["entries"])
+
+
 def test_a_bad_rule_file_stops_the_start_with_its_place(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()

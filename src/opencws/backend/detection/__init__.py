@@ -7,6 +7,7 @@
     db.py       detection.sqlite (WAL) in the data directory
     webhooks.py the persistent, retried webhook queue
     suite.py    the rules' own test cases
+    toggles.py  rules an admin disabled (kept across restarts)
 
 The intake calls `observe(app, outcome)` once a request's events are stored.
 """
@@ -23,6 +24,7 @@ from opencws.backend.detection.engine import Detector
 from opencws.backend.detection.metrics import DetectionMetrics
 from opencws.backend.detection.rules import DetectionRule, RulesError, load_rules
 from opencws.backend.detection.signals import Signal, SignalStore
+from opencws.backend.detection.toggles import RuleToggles
 from opencws.backend.detection.webhooks import WebhookSender
 from opencws.backend.settings import Settings
 
@@ -47,8 +49,16 @@ class Detection:
                 backoff=settings.webhook_backoff,
             )  # fmt: skip
         self.detector = Detector(self.rules, self.db, webhook=self.sender is not None, metrics=self.metrics)
+        self.toggles = RuleToggles(self.db)
+        self.detector.set_disabled(frozenset(self.toggles.disabled()))
         if self.sender is not None:
             self.detector.on_new_signals = lambda _new: self.sender.wake.set()  # type: ignore[union-attr]
+
+    def set_enabled(self, rule_id: str, enabled: bool, by: str) -> bool:
+        """Turn a loaded rule on or off (persisted, applied from the next batch); whether it changed."""
+        changed = self.toggles.set(rule_id, enabled, by)
+        self.detector.set_disabled(frozenset(self.toggles.disabled()))
+        return changed
 
     def start(self) -> None:
         if self.sender is not None:

@@ -89,6 +89,7 @@ class Detector:
         self.metrics = metrics
         self.lock = threading.Lock()
         self._dispatch: dict[tuple[str, str], tuple[DetectionRule, ...]] = {}
+        self.disabled: frozenset[str] = frozenset()  # rule ids an admin turned off (`set_disabled`)
         self.windows: dict[tuple[str, str], Window] = {}
         self.learning: dict[tuple[str, str], int] = {}
         self.learned: dict[tuple[str, str], set[str]] = {}
@@ -157,12 +158,19 @@ class Detector:
         if found is None:
             found = tuple(
                 r for r in self.rules
-                if (r.compiled is None or r.compiled.event_types is None or event_type in r.compiled.event_types)
+                if r.id not in self.disabled
+                and (r.compiled is None or r.compiled.event_types is None or event_type in r.compiled.event_types)
                 and (not r.rule_ids or (rule_id and r.matches_rule_id(rule_id)))
             )  # fmt: skip
             if len(self._dispatch) < 100_000:
                 self._dispatch[key] = found
         return found
+
+    def set_disabled(self, rule_ids: frozenset[str]) -> None:
+        """Rules that meet no event from the next batch on (their windows and learned values are kept)."""
+        with self.lock:
+            self.disabled = rule_ids
+            self._dispatch.clear()
 
     def observe(
         self, rows: Sequence[Sequence[Any]], events: Sequence[dict[str, Any]] | None = None
