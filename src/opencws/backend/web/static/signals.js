@@ -3,6 +3,7 @@
 
 import { api } from "/ui/api.js";
 import { badge, h, hashParams, message, setHashParams, table, when } from "/ui/dom.js";
+import { webhookSummary } from "/ui/webhooks.js";
 
 const STATUSES = [["open", "Open"], ["under_review", "Under review"], ["archived", "Archived"]];
 const SEVERITIES = ["critical", "high", "medium", "low", "info"];
@@ -27,7 +28,7 @@ export async function signalsView({ main }) {
   const rule = select("f-rule", "Rule", rules.map((r) => [r.id, `${r.id}: ${r.title}`]), p.rule_id || "");
   const filters = h("form", { id: "signal-filters", class: "filters" }, status, severity, rule);
   const list = h("section", { id: "signals" });
-  main.append(h("h2", {}, "Signals"), filters, list);
+  main.append(h("h2", {}, "Signals"), await webhookSummary(), filters, list);
   filters.addEventListener("change", () => load());
 
   async function load() {
@@ -104,7 +105,9 @@ export async function signalView({ main, session }, id) {
       h("dt", {}, "First seen"), h("dd", {}, when(s.first_seen)),
       h("dt", {}, "Last seen"), h("dd", {}, when(s.last_seen)),
       h("dt", {}, "Webhook"), h("dd", { id: "signal-webhook" }, webhook(s.webhook),
-        s.webhook && s.webhook.last_error ? h("div", { class: "error-text" }, s.webhook.last_error) : null)),
+        s.webhook && s.webhook.last_error ? h("div", { class: "error-text" },
+          s.webhook.state === "failed" ? "Given up: " : s.webhook.state === "pending" ? "Retrying after: " : "Earlier attempt: ",
+          s.webhook.last_error) : null)),
     form,
     h("h3", {}, "History"),
     table(["When (UTC)", "Status", "By", "Comment"], (s.history || []).map((x) => h("tr", {},
