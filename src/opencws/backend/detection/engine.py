@@ -172,6 +172,19 @@ class Detector:
             self.disabled = rule_ids
             self._dispatch.clear()
 
+    def replace_rules(self, rules: Sequence[DetectionRule], reset: str) -> None:
+        """A new rule set from the next batch on; the rule `reset` (replaced or deleted) starts afresh: its
+        windows, learning starts and learned values are dropped, here and on disk."""
+        with self.lock:
+            self.rules = list(rules)
+            self._dispatch.clear()
+            for state in (self.windows, self.learning, self.learned):
+                for k in [k for k in state if k[0] == reset]:
+                    del state[k]  # type: ignore[attr-defined]
+            with self.db.transaction() as conn:
+                for table in ("windows", "learning", "learned"):
+                    conn.execute(f"DELETE FROM {table} WHERE rule_id = ?", (reset,))
+
     def observe(
         self, rows: Sequence[Sequence[Any]], events: Sequence[dict[str, Any]] | None = None
     ) -> list[Signal]:

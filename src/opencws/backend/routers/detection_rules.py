@@ -1,6 +1,7 @@
-"""Detection rules: `GET /api/v1/detection-rules` (the loaded rules, each with whether it is enabled) and
-`PATCH /api/v1/detection-rules/{id}` (admin: enable or disable one; persisted, applied to the next batch,
-audited)."""
+"""Detection rules: `GET /api/v1/detection-rules` (the loaded rules, each with whether it is enabled),
+`PATCH /api/v1/detection-rules/{id}` (admin: enable or disable one), `PUT` (admin: create or replace a rule
+from its YAML text) and `DELETE` (admin: a rule written with PUT). Each change is persisted, applied from
+the next batch of events, and audited."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from opencws.backend.auth.principal import label
 from opencws.backend.dependencies import AdminKey, ReadKey
-from opencws.backend.detection import Detection, DetectionRule, audit
+from opencws.backend.detection import Detection, DetectionRule, RulesError, audit
+from opencws.backend.detection.managed import MAX_BYTES
 from opencws.model.codec import format_timestamp
 
 router = APIRouter(prefix="/api/v1", tags=["detection rules"])
@@ -70,3 +72,52 @@ async def change_rule(rule_id: str, change: RuleChange, request: Request, who: A
     if changed:
         audit(request.app, who, "rule.enable" if change.enabled else "rule.disable", rule_id, {})
     return _json(_rule(_find(d, rule_id), d.toggles.disabled()))
+
+
+@router.put(
+    "/detection-rules/{rule_id}",
+    summary="Create or replace a rule from a rule file's YAML text holding it alone (admin)",
+    responses={400: {}, 403: {}, 409: {}, 413: {}},
+    openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+)
+async def put_rule(rule_id: str, request: Request, who: AdminKey) -> Response:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise HTTPException(413, f"a rule file is at most {MAX_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HTTPException(400, f"not UTF-8 text (byte at offset {e.start})") from None
+    d = _detection(request)
+    try:
+        rule, replaced = await run_in_threadpool(d.put_rule, rule_id, text)
+    except RulesError as e:
+        raise HTTPException(400, str(e)) from None
+    except PermissionError as e:
+        raise HTTPException(409, str(e)) from None
+    action = "rule.replace" if replaced else "rule.create"
+    audit(request.app, who, action, rule_id, {"yaml": text})
+    return Response(
+        orjson.dumps(_rule(rule, d.toggles.disabled())),
+        status_code=200 if replaced else 201,
+        media_type="application/json",
+    )
+
+
+@router.delete(
+    "/detection-rules/{rule_id}",
+    summary="Delete a rule written with PUT (admin)",
+    status_code=204,
+    responses={403: {}, 404: {}, 409: {}},
+)
+async def delete_rule(rule_id: str, request: Request, who: AdminKey) -> Response:
+    try:
+        found = await run_in_threadpool(_detection(request).delete_rule, rule_id)
+    except PermissionError as e:
+        raise HTTPException(409, str(e)) from None
+    if not found:
+        raise HTTPException(404, f"no detection rule {rule_id!r} is loaded")
+    audit(request.app, who, "rule.delete", rule_id, {})
+    return Response(status_code=204)
