@@ -319,6 +319,51 @@ def test_an_admin_disables_then_enables_a_rule_and_the_audit_log_shows_both(
     assert mine[:2] == [["alice", "rule.enable", rule], ["alice", "rule.disable", rule]]
 
 
+UI_RULE = """\
+rules:
+  - id: ui_netcat
+    title: netcat on {host}
+    message: "{process.file.path} ran"
+    severity: high
+    condition: exec.file.name == "nc"
+    group_by: [host]
+    threshold: {count: 1, window: 1h}
+"""
+
+
+def test_an_admin_writes_a_rule_sees_its_error_at_its_place_then_saves_and_deletes_it(
+    ui: UI, ui_backend: Backend
+) -> None:
+    signed_in(ui, "alice", "rules")
+    ui.ready("rules")
+    ui.page.fill("#rule-id", "ui_netcat")
+    ui.page.fill("#rule-yaml", UI_RULE.replace('"nc"', "nc =="))
+    ui.page.click("#rule-save")
+    ui.page.wait_for_selector("#rule-errors:not([hidden])")
+    errors = ui.page.inner_text("#rule-errors")
+    assert "detection-rules/ui_netcat.yaml:6: rule ui_netcat `condition`:" in errors and "^" in errors
+    ui.shot("rule-error")
+    ui.page.fill("#rule-yaml", UI_RULE)
+    ui.page.click("#rule-save")
+    row = 'table.rules tbody tr[data-id="ui_netcat"]'
+    ui.page.wait_for_selector(row)
+    ui.ready("rules")
+    assert "exec.file.name" in ui.page.inner_text(f"{row} td.condition")
+    ui.page.click(f"{row} button.rule-edit")
+    ui.page.wait_for_function("document.querySelector('#rule-yaml').value.includes('ui_netcat')")
+    assert ui.page.input_value("#rule-yaml") == UI_RULE
+    ui.shot("rule-written")
+    ui.page.click(f"{row} button.rule-delete")
+    ui.page.wait_for_selector(row, state="detached")
+    ui.ready("rules")
+    with ui_backend.client(ui_backend.key("admin")) as c:
+        entries = c.get("/api/v1/audit", params={"target": "ui_netcat"}).json()["entries"]
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("alice", "rule.delete"),
+        ("alice", "rule.create"),
+    ]
+
+
 def test_a_read_user_sees_the_rule_controls_disabled_with_the_reason(ui: UI) -> None:
     signed_in(ui, "rita", "rules")
     ui.ready("rules")

@@ -5,6 +5,7 @@ the next batch of events, and audited."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from opencws.backend.auth.principal import label
 from opencws.backend.dependencies import AdminKey, ReadKey
-from opencws.backend.detection import Detection, DetectionRule, RulesError, audit
+from opencws.backend.detection import Detection, DetectionRule, RulesError, audit, managed
 from opencws.backend.detection.managed import MAX_BYTES
 from opencws.model.codec import format_timestamp
 
@@ -25,10 +26,13 @@ def _detection(request: Request) -> Detection:
     return request.app.state.detection  # type: ignore[no-any-return]
 
 
-def _rule(r: DetectionRule, disabled: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    off = disabled.get(r.id)
+def _rule(
+    r: DetectionRule, d: Detection, disabled: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    off = (d.toggles.disabled() if disabled is None else disabled).get(r.id)
     state = None if off is None else {"by": off["by"], "at": format_timestamp(off["at"])}
-    return {**r.describe(), "enabled": off is None, "disabled": state}
+    editable = managed.is_managed(r, d.data_dir)  # written from the API: replaced or deleted from it
+    return {**r.describe(), "enabled": off is None, "disabled": state, "managed": editable}
 
 
 def _json(content: Any) -> Response:
@@ -39,7 +43,7 @@ def _json(content: Any) -> Response:
 def list_rules(request: Request, _: ReadKey) -> Response:
     d = _detection(request)
     disabled = d.toggles.disabled()
-    return _json({"rules": [_rule(r, disabled) for r in d.rules]})
+    return _json({"rules": [_rule(r, d, disabled) for r in d.rules]})
 
 
 def _find(d: Detection, rule_id: str) -> DetectionRule:
@@ -52,7 +56,11 @@ def _find(d: Detection, rule_id: str) -> DetectionRule:
 @router.get("/detection-rules/{rule_id}", summary="One detection rule", responses={404: {}})
 def get_rule(rule_id: str, request: Request, _: ReadKey) -> Response:
     d = _detection(request)
-    return _json(_rule(_find(d, rule_id), d.toggles.disabled()))
+    r = _find(d, rule_id)
+    out = _rule(r, d)
+    if out["managed"]:
+        out["yaml"] = Path(r.source).read_text(encoding="utf-8")
+    return _json(out)
 
 
 class RuleChange(BaseModel):
@@ -71,7 +79,7 @@ async def change_rule(rule_id: str, change: RuleChange, request: Request, who: A
     changed = await run_in_threadpool(d.set_enabled, rule_id, change.enabled, label(who))
     if changed:
         audit(request.app, who, "rule.enable" if change.enabled else "rule.disable", rule_id, {})
-    return _json(_rule(_find(d, rule_id), d.toggles.disabled()))
+    return _json(_rule(_find(d, rule_id), d))
 
 
 @router.put(
@@ -100,7 +108,7 @@ async def put_rule(rule_id: str, request: Request, who: AdminKey) -> Response:
     action = "rule.replace" if replaced else "rule.create"
     audit(request.app, who, action, rule_id, {"yaml": text})
     return Response(
-        orjson.dumps(_rule(rule, d.toggles.disabled())),
+        orjson.dumps(_rule(rule, d)),
         status_code=200 if replaced else 201,
         media_type="application/json",
     )
