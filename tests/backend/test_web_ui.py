@@ -257,6 +257,31 @@ def test_signals_list_filters_then_a_signal_is_triaged_and_its_history_and_the_a
     }
 
 
+def test_signals_list_filters_by_time_as_the_api_does_and_shows_a_bad_time_precisely(
+    ui: UI, ui_backend: Backend
+) -> None:
+    every = api_signals(ui_backend, limit=1000)
+    firsts = sorted(s["first_seen"] for s in every)
+    t_from, t_to = firsts[len(firsts) // 3], firsts[2 * len(firsts) // 3]
+    expected = [s["id"] for s in api_signals(ui_backend, **{"from": t_from, "to": t_to})]
+    assert expected and len(expected) < len(every)
+    signed_in(ui, "rita", "signals")
+    ui.ready("signals")
+    ui.page.fill("#f-from", t_from)
+    ui.page.fill("#f-to", t_to)
+    ui.page.press("#f-to", "Enter")
+    ui.page.wait_for_selector(f'#signals[data-filters="|||{t_from}|{t_to}"]')
+    assert [tr.get_attribute("data-id") for tr in ui.page.locator("table.signals tbody tr").all()] == expected
+    assert "from=" in ui.page.url and "to=" in ui.page.url
+    ui.shot("signals-time-range")
+    ui.page.fill("#f-from", "yesterday")
+    ui.page.press("#f-from", "Enter")
+    alert = ui.page.wait_for_selector("#signals [role=alert]")
+    with ui_backend.client(ui_backend.key("read")) as c:
+        detail = c.get("/api/v1/signals", params={"from": "yesterday"}).json()["detail"]
+    assert alert.inner_text() == detail and "from" in detail
+
+
 def test_a_read_user_sees_the_triage_controls_disabled_and_the_api_refuses_it(
     ui: UI, ui_backend: Backend
 ) -> None:

@@ -1,4 +1,4 @@
-// Security signals: the list (filtered by status, severity and rule; a page at a time) and one signal with
+// Security signals: the list (filtered by status, severity, rule and time; a page at a time) and one signal with
 // its sample events, its history and, for admins, the status change with a comment.
 
 import { api } from "/ui/api.js";
@@ -26,14 +26,20 @@ export async function signalsView({ main }) {
   const status = select("f-status", "Status", STATUSES, p.status || "");
   const severity = select("f-severity", "Severity", SEVERITIES.map((s) => [s, s]), p.severity || "");
   const rule = select("f-rule", "Rule", rules.map((r) => [r.id, `${r.id}: ${r.title}`]), p.rule_id || "");
-  const filters = h("form", { id: "signal-filters", class: "filters" }, status, severity, rule);
+  const time = (id, label, value, hint) => h("label", {}, label,
+    h("input", { id, class: "code", size: 24, value: value || "", placeholder: "2026-12-01T10:00:00Z", title: hint }));
+  const from = time("f-from", "From", p.from, "RFC 3339, UTC: signals last seen at or after");
+  const to = time("f-to", "To", p.to, "RFC 3339, UTC: signals first seen before");
+  const filters = h("form", { id: "signal-filters", class: "filters" }, status, severity, rule, from, to);
   const list = h("section", { id: "signals" });
   main.append(h("h2", {}, "Signals"), await webhookSummary(), filters, list);
   filters.addEventListener("change", () => load());
+  filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
 
   async function load() {
     const params = { status: status.querySelector("select").value, severity: severity.querySelector("select").value,
-      rule_id: rule.querySelector("select").value };
+      rule_id: rule.querySelector("select").value, from: from.querySelector("input").value.trim(),
+      to: to.querySelector("input").value.trim() };
     setHashParams("signals", params);
     list.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     delete list.dataset.filters;  // set to the filters shown once loaded (tests wait for it)
@@ -59,7 +65,7 @@ export async function signalsView({ main }) {
       more.hidden = !next;
     });
     list.replaceChildren(page.signals.length ? t : h("p", { class: "muted", id: "no-signals" }, "No signal."), more);
-    list.dataset.filters = `${params.status}|${params.severity}|${params.rule_id}`;
+    list.dataset.filters = `${params.status}|${params.severity}|${params.rule_id}${params.from || params.to ? `|${params.from}|${params.to}` : ""}`;
   }
   await load();
 }
