@@ -375,7 +375,10 @@ def test_an_admin_writes_a_rule_sees_its_error_at_its_place_then_saves_and_delet
     ui.ready("rules")
     assert "exec.file.name" in ui.page.inner_text(f"{row} td.condition")
     ui.page.click(f"{row} button.rule-edit")
-    ui.page.wait_for_function("document.querySelector('#rule-yaml').value.includes('ui_netcat')")
+    for _ in range(100):  # the rule's text is fetched, then filled in (wait_for_function: refused by the CSP)
+        if ui.page.input_value("#rule-yaml"):
+            break
+        ui.page.wait_for_timeout(100)
     assert ui.page.input_value("#rule-yaml") == UI_RULE
     ui.shot("rule-written")
     ui.page.click(f"{row} button.rule-delete")
