@@ -154,6 +154,37 @@ def test_a_user_removed_from_the_cli_is_signed_out_at_once(ui_backend: Backend) 
     assert again.returncode == 1 and again.stderr == "opencws backend users: no user 'carol'\n"
 
 
+def test_a_password_changed_from_the_cli_ends_the_sessions_and_the_old_password(ui_backend: Backend) -> None:
+    cli = [sys.executable, "-m", "opencws.cli.main", "backend", "users"]
+    data = ["--data-dir", str(ui_backend.data_dir)]
+    old, new = (
+        {"user": "fred", "password": "fred's first password"},
+        {"user": "fred", "password": "fred's second one"},
+    )
+    run = subprocess.run(
+        [*cli, "add", "fred", "--password-stdin", *data],
+        input=old["password"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    with signed_in(ui_backend, old) as (c, _):
+        run = subprocess.run(
+            [*cli, "passwd", "fred", *data], input=new["password"] + "\n", capture_output=True, text=True
+        )
+        assert (
+            run.returncode == 0 and run.stdout == "changed the password of fred; their sessions are ended\n"
+        )
+        assert c.get("/api/v1/session").status_code == 401
+        assert c.post("/api/v1/session", json=old).status_code == 401
+        assert c.post("/api/v1/session", json=new).status_code == 200
+    with ui_backend.client(ui_backend.key("admin")) as c:
+        (entry,) = c.get("/api/v1/audit", params={"action": "user.password", "target": "fred"}).json()[
+            "entries"
+        ]
+        assert entry["actor"].startswith("cli:")
+
+
 def test_the_cli_refuses_a_short_password_and_an_unknown_role(ui_backend: Backend) -> None:
     cli = [sys.executable, "-m", "opencws.cli.main", "backend", "users", "add", "dave"]
     data = ["--data-dir", str(ui_backend.data_dir)]

@@ -24,7 +24,18 @@ from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
 from opencws.backend.metrics import Metrics
 from opencws.backend.ratelimit import RateLimiter
-from opencws.backend.routers import audit, health, intake, keys, search, session, signals, spec, users
+from opencws.backend.routers import (
+    audit,
+    detection_rules,
+    health,
+    intake,
+    keys,
+    search,
+    session,
+    signals,
+    spec,
+    users,
+)
 from opencws.backend.settings import Settings
 from opencws.backend.store import Store, StoreError, open_store
 
@@ -120,6 +131,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(spec.router)
     app.include_router(signals.router)
+    app.include_router(detection_rules.router)
     app.include_router(session.router)
     app.include_router(users.router)
     app.include_router(audit.router)

@@ -14,6 +14,7 @@ import time
 import uvicorn
 
 from opencws.backend.detection import load_rules
+from opencws.backend.detection.managed import rule_dirs
 from opencws.backend.main import create_app
 from opencws.backend.settings import Settings, SettingsError
 from opencws.backend.store import open_store, parse_store_url
@@ -94,7 +95,7 @@ def serve(settings: Settings) -> None:
     configure_logging()
     if settings.store is not None:
         parse_store_url(settings.store)  # a bad URL is a usage error, before anything is bound or opened
-    load_rules(settings.detection_rules)  # a bad rule file stops the start with its errors, before binding
+    load_rules(rule_dirs(settings.detection_rules, settings.data_dir))  # a bad rule file stops the start with its errors, before binding
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"

@@ -61,7 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a.add_argument("name")
     a.add_argument("--role", choices=("read", "admin"), default="read", help="read (default) or admin")
-    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input's first line")
+    a.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input's first line"
+    )
+    pw = usub.add_parser("passwd", help="set a user's password (their sessions end)")
+    pw.add_argument("name")
+    pw.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input's first line"
+    )
     usub.add_parser("list", help="list users and their roles")
     r = usub.add_parser("remove", help="remove a user (their sessions end at once)")
     r.add_argument("name")
@@ -107,7 +114,9 @@ def _keys(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             key, text = keys.create(args.name, parse_scopes(args.scope))
-            _audit(data_dir, _cli_actor(), "key.create", key.id, {"name": key.name, "scopes": list(key.scopes)})
+            _audit(
+                data_dir, _cli_actor(), "key.create", key.id, {"name": key.name, "scopes": list(key.scopes)}
+            )
             print(f"created key {key.id} (scopes: {','.join(key.scopes)}); it is shown only now:")
             print(text)
         elif args.keys_command == "list":
@@ -158,6 +167,10 @@ def _users(args: argparse.Namespace) -> int:
             user = users.add(args.name, args.role, _password(args))
             _audit(data_dir, actor, "user.add", user.name, {"role": user.role})
             print(f"added user {user.name} (role: {user.role})")
+        elif args.users_command == "passwd":
+            user = users.set_password(args.name, _password(args))
+            _audit(data_dir, actor, "user.password", user.name, {})
+            print(f"changed the password of {user.name}; their sessions are ended")
         elif args.users_command == "list":
             for u in users.list():
                 print(f"{u.name:<24} {u.role:<6} created {_when(u.created)}")

@@ -264,6 +264,122 @@ def test_a_restart_keeps_the_windows(backend: Backend, keys: dict[str, str]) -> 
     assert s["count"] == 3
 
 
+def set_enabled(backend: Backend, key: str, rule_id: str, body: Any) -> Any:
+    with backend.client(key) as c:
+        return c.patch(f"/api/v1/detection-rules/{rule_id}", json=body)
+
+
+def test_a_disabled_rule_raises_nothing_even_after_a_restart_until_enabled_again(
+    backend: Backend, keys: dict[str, str]
+) -> None:
+    r = set_enabled(backend, keys["read"], "test_agent_rule", {"enabled": False})
+    assert r.status_code == 403, r.text
+    assert set_enabled(backend, keys["admin"], "no_such_rule", {"enabled": False}).status_code == 404
+    assert set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": "maybe"}).status_code == 422
+    r = set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": False})
+    assert r.status_code == 200, r.text
+    off = r.json()
+    assert off["enabled"] is False and off["disabled"]["by"].endswith("(alice)"), off
+    host = f"d-{uuid.uuid4().hex[:8]}"
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=0)], host, rule_id="test_rule")
+    assert of_host(backend, keys["read"], host) == []
+    backend.stop()
+    backend.start()
+    with backend.client(keys["read"]) as c:
+        listed = {x["id"]: x for x in c.get("/api/v1/detection-rules").json()["rules"]}
+        assert c.get("/api/v1/detection-rules/test_agent_rule").json()["enabled"] is False
+    assert listed["test_agent_rule"]["enabled"] is False and listed["test_scan_burst"]["enabled"] is True
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=1)], host, rule_id="test_rule")
+    assert of_host(backend, keys["read"], host) == []
+    r = set_enabled(backend, keys["admin"], "test_agent_rule", {"enabled": True})
+    assert r.json()["enabled"] is True and r.json()["disabled"] is None
+    send(backend, keys["ingest"], [exec_event("/usr/bin/id", seconds=2)], host, rule_id="test_rule")
+    (s,) = of_host(backend, keys["read"], host)
+    assert (s["rule_id"], s["count"]) == ("test_agent_rule", 1)
+    with backend.client(keys["admin"]) as c:
+        entries = c.get("/api/v1/audit", params={"action": "rule.", "target": "test_agent_rule"}).json()
+    assert [(e["action"], e["target"]) for e in entries["entries"]] == [
+        ("rule.enable", "test_agent_rule"),
+        ("rule.disable", "test_agent_rule"),
+    ]
+    assert all(e["actor"].endswith("(alice)") for e in entries["entries"])
+
+
+API_RULE = """\
+rules:
+  - id: api_whoami
+    title: whoami on {host}
+    message: "{process.file.path} ran"
+    severity: low
+    condition: exec.file.name == "whoami"
+    group_by: [host]
+    threshold: {count: 1, window: 1h}
+"""
+
+
+def put_rule(backend: Backend, key: str, rule_id: str, text: str) -> Any:
+    with backend.client(key) as c:
+        return c.put(
+            f"/api/v1/detection-rules/{rule_id}", content=text, headers={"Content-Type": "application/yaml"}
+        )
+
+
+def whoami_signals(backend: Backend, key: str, host: str) -> list[dict[str, Any]]:
+    return [s for s in of_host(backend, key, host) if s["rule_id"] == "api_whoami"]
+
+
+def test_an_admin_creates_replaces_and_deletes_a_rule_from_yaml_applied_at_once(
+    backend: Backend, keys: dict[str, str]
+) -> None:
+    assert put_rule(backend, keys["read"], "api_whoami", API_RULE).status_code == 403
+    bad = put_rule(backend, keys["admin"], "api_whoami", API_RULE.replace('== "whoami"', "== 3"))
+    assert bad.status_code == 400
+    assert "detection-rules/api_whoami.yaml:6: rule api_whoami `condition`:" in bad.json()["detail"]
+    assert "^" in bad.json()["detail"]
+    other = put_rule(backend, keys["admin"], "another_id", API_RULE)
+    assert (
+        other.status_code == 400 and "exactly one rule, with id another_id (found: api_whoami)" in other.text
+    )
+    taken = put_rule(
+        backend, keys["admin"], "test_scan_burst", API_RULE.replace("api_whoami", "test_scan_burst")
+    )
+    assert (
+        taken.status_code == 409 and "test.yaml: it cannot be replaced from the API" in taken.json()["detail"]
+    )
+    with backend.client(keys["admin"]) as c:
+        assert c.delete("/api/v1/detection-rules/test_scan_burst").status_code == 409
+
+    r = put_rule(backend, keys["admin"], "api_whoami", API_RULE)
+    assert r.status_code == 201, r.text
+    assert r.json()["condition"] == 'exec.file.name == "whoami"' and r.json()["enabled"] is True
+    host = f"m-{uuid.uuid4().hex[:8]}"
+    send(backend, keys["ingest"], [exec_event("/usr/bin/whoami", seconds=0)], host)
+    assert [s["title"] for s in whoami_signals(backend, keys["read"], host)] == [f"whoami on {host}"]
+
+    r = put_rule(backend, keys["admin"], "api_whoami", API_RULE.replace("count: 1", "count: 2"))
+    assert r.status_code == 200 and r.json()["threshold"]["count"] == 2
+    backend.stop()
+    backend.start()  # the rule file in the data directory is loaded again
+    host = f"m-{uuid.uuid4().hex[:8]}"
+    send(backend, keys["ingest"], [exec_event("/usr/bin/whoami", seconds=0)], host)
+    assert whoami_signals(backend, keys["read"], host) == []
+    send(backend, keys["ingest"], [exec_event("/usr/bin/whoami", seconds=1)], host)
+    assert len(whoami_signals(backend, keys["read"], host)) == 1
+
+    with backend.client(keys["admin"]) as c:
+        assert c.delete("/api/v1/detection-rules/api_whoami").status_code == 204
+        assert c.delete("/api/v1/detection-rules/api_whoami").status_code == 404
+    with backend.client(keys["read"]) as c:
+        assert c.get("/api/v1/detection-rules/api_whoami").status_code == 404
+    host = f"m-{uuid.uuid4().hex[:8]}"
+    send(backend, keys["ingest"], [exec_event("/usr/bin/whoami", seconds=i) for i in range(3)], host)
+    assert whoami_signals(backend, keys["read"], host) == []
+    with backend.client(keys["admin"]) as c:
+        entries = c.get("/api/v1/audit", params={"target": "api_whoami"}).json()["entries"]
+    assert [e["action"] for e in entries] == ["rule.delete", "rule.replace", "rule.create"]
+    assert "count: 2" in entries[1]["detail"]["yaml"]
+
+
 def test_a_bad_rule_file_stops_the_start_with_its_place(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()

@@ -103,6 +103,19 @@ class UserStore:
             self._db.execute("COMMIT")
         return user
 
+    def set_password(self, name: str, password: str) -> User:
+        """A new password; the user's sessions end (whoever knew the old one is signed out)."""
+        check_password(password)
+        user = self.get(name)
+        if user is None:
+            raise UsersError(f"no user {name!r}")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE users SET hash = ? WHERE name = ?", (_hasher.hash(password), name))
+            self._db.execute("DELETE FROM sessions WHERE user = ?", (name,))
+            self._db.execute("COMMIT")
+        return user
+
     def verify(self, name: str, password: str) -> User | None:
         """The user, if `password` is theirs; None otherwise (unknown user included, in the same time)."""
         with self._lock:

@@ -1,5 +1,6 @@
 """Detection's SQLite file (`detection.sqlite` in the data directory, WAL): signals, their webhook
-deliveries, and the evaluation state (threshold windows, learned values) that must survive a restart.
+deliveries, the evaluation state (threshold windows, learned values) that must survive a restart, and the
+rules an admin disabled.
 
 One connection shared by the intake's threads, the API and the webhook sender, under one lock; each batch of
 events is written in one transaction. With WAL and `synchronous=NORMAL`, a commit survives a crash of the
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS learning (rule_id TEXT NOT NULL, grp TEXT NOT NULL, s
                                      PRIMARY KEY (rule_id, grp));
 CREATE TABLE IF NOT EXISTS learned (rule_id TEXT NOT NULL, grp TEXT NOT NULL, value TEXT NOT NULL,
                                     PRIMARY KEY (rule_id, grp, value));
+CREATE TABLE IF NOT EXISTS disabled_rules (rule_id TEXT PRIMARY KEY, by TEXT NOT NULL, at INTEGER NOT NULL);
 """
 
 

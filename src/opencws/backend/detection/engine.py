@@ -96,6 +96,7 @@ class Detector:
         self.metrics = metrics
         self.lock = threading.Lock()
         self._dispatch: dict[tuple[str, str], tuple[DetectionRule, ...]] = {}
+        self.disabled: frozenset[str] = frozenset()  # rule ids an admin turned off (`set_disabled`)
         self.windows: dict[tuple[str, str], Window] = {}
         self.learning: dict[tuple[str, str], int] = {}
         self.learned: dict[tuple[str, str], set[str]] = {}
@@ -164,12 +165,32 @@ class Detector:
         if found is None:
             found = tuple(
                 r for r in self.rules
-                if (r.compiled is None or r.compiled.event_types is None or event_type in r.compiled.event_types)
+                if r.id not in self.disabled
+                and (r.compiled is None or r.compiled.event_types is None or event_type in r.compiled.event_types)
                 and (not r.rule_ids or (rule_id and r.matches_rule_id(rule_id)))
             )  # fmt: skip
             if len(self._dispatch) < 100_000:
                 self._dispatch[key] = found
         return found
+
+    def set_disabled(self, rule_ids: frozenset[str]) -> None:
+        """Rules that meet no event from the next batch on (their windows and learned values are kept)."""
+        with self.lock:
+            self.disabled = rule_ids
+            self._dispatch.clear()
+
+    def replace_rules(self, rules: Sequence[DetectionRule], reset: str) -> None:
+        """A new rule set from the next batch on; the rule `reset` (replaced or deleted) starts afresh: its
+        windows, learning starts and learned values are dropped, here and on disk."""
+        with self.lock:
+            self.rules = list(rules)
+            self._dispatch.clear()
+            for state in (self.windows, self.learning, self.learned):
+                for k in [k for k in state if k[0] == reset]:
+                    del state[k]  # type: ignore[attr-defined]
+            with self.db.transaction() as conn:
+                for table in ("windows", "learning", "learned"):
+                    conn.execute(f"DELETE FROM {table} WHERE rule_id = ?", (reset,))
 
     def observe(
         self, rows: Sequence[Sequence[Any]], events: Sequence[dict[str, Any]] | None = None

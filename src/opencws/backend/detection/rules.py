@@ -194,6 +194,11 @@ class _Problems:
         ctx = "".join((f" rule {rule}" if rule else "", f" `{key}`" if key else ""))
         self.items.append(f"{loc}:{ctx}: {msg}" if ctx else f"{loc}: {msg}")
 
+    def raise_any(self) -> None:
+        if self.items:
+            n = len(self.items)
+            raise RulesError(f"{n} error{'s' * (n > 1)} in the detection rules:\n" + "\n".join(self.items))
+
 
 def parse_duration(text: Any) -> int:
     """`30s`, `10m`, `1h`, `7d` → nanoseconds; ValueError otherwise."""
@@ -272,9 +277,7 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), with_defaults: bool = True
                 continue
             seen[r.id] = f"{r.source}:{r.line}"
             rules.append(r)
-    if problems.items:
-        n = len(problems.items)
-        raise RulesError(f"{n} error{'s' * (n > 1)} in the detection rules:\n" + "\n".join(problems.items))
+    problems.raise_any()
     return rules
 
 
@@ -293,7 +296,7 @@ def _load_file(
 ) -> list[DetectionRule]:
     where = str(path)
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         problems.add(where, None, f"cannot read: {e.strerror or e}")
         return []
@@ -302,6 +305,22 @@ def _load_file(
             where, e.object.count(b"\n", 0, e.start) + 1, f"not UTF-8 text (byte at offset {e.start})"
         )
         return []
+    return _load_text(text, where, problems, templates)
+
+
+def load_text(text: str, where: str) -> list[DetectionRule]:
+    """The rules of a file's text (`where` names it in errors); RulesError listing every problem."""
+    problems = _Problems()
+    rules = _load_text(text, where, problems)
+    problems.raise_any()
+    return rules
+
+
+def _load_text(
+    text: str, where: str, problems: _Problems, templates: dict[str, Any] | None = None
+) -> list[DetectionRule]:
+    try:
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problems.add(

@@ -1,5 +1,5 @@
-"""Signals and detection rules: `/api/v1/signals` (list, one with its events, status changes) and
-`/api/v1/detection-rules`."""
+"""Signals: `/api/v1/signals` (list, one with its events, status changes) and `/api/v1/webhooks` (the
+deliveries). The rules themselves: `detection_rules.py`."""
 
 from __future__ import annotations
 
@@ -111,11 +111,6 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         {"status": change.status, "comment": change.comment},
     )
     return _json(s.to_api())
-
-
-@router.get("/detection-rules", summary="The loaded detection rules")
-def list_rules(request: Request, _: ReadKey) -> Response:
-    return _json({"rules": [r.describe() for r in _detection(request).rules]})
 
 
 @router.get("/webhooks", summary="The webhook's deliveries: counts by state and the last error")

@@ -15,7 +15,8 @@ export class ApiError extends Error {
 export function setSession(session) { csrf = session ? session.csrf : ""; }
 export function whenSignedOut(fn) { onSignedOut = fn; }
 
-export async function api(path, { method = "GET", params = null, body = undefined, quiet401 = false } = {}) {
+// `body`: sent as JSON; `text` with `type`: sent as is (a YAML rule file).
+export async function api(path, { method = "GET", params = null, body = undefined, text = undefined, type = "text/plain", quiet401 = false } = {}) {
   let url = path;
   if (params) {
     const qs = new URLSearchParams();
@@ -24,10 +25,11 @@ export async function api(path, { method = "GET", params = null, body = undefine
   }
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (text !== undefined) headers["Content-Type"] = type;
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
   const r = await fetch(url, {
     method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: text !== undefined ? text : body === undefined ? undefined : JSON.stringify(body),
   });
   if (r.status === 204) return null;
   let data = null;

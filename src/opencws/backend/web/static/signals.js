@@ -1,8 +1,9 @@
-// Security signals: the list (filtered by status, severity and rule; a page at a time) and one signal with
+// Security signals: the list (filtered by status, severity, rule and time; a page at a time) and one signal with
 // its sample events, its history and, for admins, the status change with a comment.
 
 import { api } from "/ui/api.js";
 import { badge, h, hashParams, message, setHashParams, table, when } from "/ui/dom.js";
+import { webhookSummary } from "/ui/webhooks.js";
 
 const STATUSES = [["open", "Open"], ["under_review", "Under review"], ["archived", "Archived"]];
 const SEVERITIES = ["critical", "high", "medium", "low", "info"];
@@ -25,20 +26,27 @@ export async function signalsView({ main }) {
   const status = select("f-status", "Status", STATUSES, p.status || "");
   const severity = select("f-severity", "Severity", SEVERITIES.map((s) => [s, s]), p.severity || "");
   const rule = select("f-rule", "Rule", rules.map((r) => [r.id, `${r.id}: ${r.title}`]), p.rule_id || "");
-  const filters = h("form", { id: "signal-filters", class: "filters" }, status, severity, rule);
+  const time = (id, label, value, hint) => h("label", {}, label,
+    h("input", { id, class: "code", size: 24, value: value || "", placeholder: "2026-12-01T10:00:00Z", title: hint }));
+  const from = time("f-from", "From", p.from, "RFC 3339, UTC: signals last seen at or after");
+  const to = time("f-to", "To", p.to, "RFC 3339, UTC: signals first seen before");
+  const filters = h("form", { id: "signal-filters", class: "filters" }, status, severity, rule, from, to);
   const list = h("section", { id: "signals" });
-  main.append(h("h2", {}, "Signals"), filters, list);
+  main.append(h("h2", {}, "Signals"), await webhookSummary(), filters, list);
   filters.addEventListener("change", () => load());
+  filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
 
   async function load() {
     const params = { status: status.querySelector("select").value, severity: severity.querySelector("select").value,
-      rule_id: rule.querySelector("select").value };
+      rule_id: rule.querySelector("select").value, from: from.querySelector("input").value.trim(),
+      to: to.querySelector("input").value.trim() };
     setHashParams("signals", params);
     list.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     delete list.dataset.filters;  // set to the filters shown once loaded (tests wait for it)
     const rowsOf = (signals) => signals.map((s) => h("tr", { dataset: { id: s.id } },
       h("td", {}, badge(s.severity, "sev")),
-      h("td", {}, h("a", { href: `#/signals/${encodeURIComponent(s.id)}` }, s.title)),
+      h("td", {}, h("a", { href: `#/signals/${encodeURIComponent(s.id)}` }, s.title),
+        h("div", { class: "group code" }, Object.entries(s.group || {}).map(([k, v]) => `${k}=${v}`).join("  "))),
       h("td", { class: "code" }, s.rule_id), h("td", {}, badge(statusLabel(s.status), "status")),
       h("td", { class: "num" }, s.count), h("td", { class: "time" }, when(s.first_seen)), h("td", { class: "time" }, when(s.last_seen)),
       h("td", {}, webhook(s.webhook))));
@@ -57,7 +65,7 @@ export async function signalsView({ main }) {
       more.hidden = !next;
     });
     list.replaceChildren(page.signals.length ? t : h("p", { class: "muted", id: "no-signals" }, "No signal."), more);
-    list.dataset.filters = `${params.status}|${params.severity}|${params.rule_id}`;
+    list.dataset.filters = `${params.status}|${params.severity}|${params.rule_id}${params.from || params.to ? `|${params.from}|${params.to}` : ""}`;
   }
   await load();
 }
@@ -103,7 +111,9 @@ export async function signalView({ main, session }, id) {
       h("dt", {}, "First seen"), h("dd", {}, when(s.first_seen)),
       h("dt", {}, "Last seen"), h("dd", {}, when(s.last_seen)),
       h("dt", {}, "Webhook"), h("dd", { id: "signal-webhook" }, webhook(s.webhook),
-        s.webhook && s.webhook.last_error ? h("div", { class: "error-text" }, s.webhook.last_error) : null)),
+        s.webhook && s.webhook.last_error ? h("div", { class: "error-text" },
+          s.webhook.state === "failed" ? "Given up: " : s.webhook.state === "pending" ? "Retrying after: " : "Earlier attempt: ",
+          s.webhook.last_error) : null)),
     form,
     h("h3", {}, "History"),
     table(["When (UTC)", "Status", "By", "Comment"], (s.history || []).map((x) => h("tr", {},
