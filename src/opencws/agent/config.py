@@ -24,7 +24,7 @@ max_args: 128                            # arguments kept after argv[0]
 max_arg_bytes: 4096                      # their total size
 max_envs: 256                            # environment variable names kept
 process_cache_size: 24576               # processes kept (LRU beyond): about 4 KB each
-ring_buffer_mb: 32                       # the kernel's ring buffer (a power of two): room for bursts
+ring_buffer_mb: 64                       # the kernel's ring buffer (a power of two): room for bursts
 host: web-1                              # default: this machine's host name
 self_events: stderr                      # the agent's own events (an output spec); null: none
 ```
@@ -125,12 +125,13 @@ class AgentConfig:
     max_envs: int = 256
     process_cache_size: int = 24576
     """Processes kept (the least recently used are evicted beyond, and read from /proc again if they show up):
-    at about 4 KB a process, a full cache keeps the agent under 200 MB of RSS with the default ring buffer."""
-    ring_buffer_mb: int = 32
-    """The probe's ring buffer: at 350-500 bytes a file event record, 32 MiB hold about 80,000 events, over
-    1.5 s at 50,000/s, so that a pause of the reader (a reload, a collection, a CPU taken by other work) loses
-    nothing. Its pages count twice in the agent's RSS (the ring is mapped twice in a row: 64 MB), once in
-    memory."""
+    at about 4 KB a process, a full cache takes about 100 MB."""
+    ring_buffer_mb: int = 64
+    """The probe's ring buffer: at 350-500 bytes a file event record, 64 MiB hold about 160,000 events, over
+    3 s at 50,000/s, so that a pause of the reader (a reload, a collection, a CPU taken by other work for
+    seconds) loses nothing: at load 5, 32 MiB lost 101 and 68,108 of 500,000 where 64 MiB lost none
+    (docs/benchmarks.md, "Agent"). Its pages count twice in the agent's RSS (the ring is mapped twice in a row:
+    128 MB), once in memory; 32 trades that loss for 64 MB of RSS."""
     host: str = field(default_factory=socket.gethostname)
     self_events: str | None = "stderr"
     api_key: str | None = field(default=None, repr=False)
