@@ -1,8 +1,12 @@
-"""The one compiled module (everything else is in pyproject.toml): the ring reader's hot loop.
+"""The compiled modules (everything else is in pyproject.toml): the ring reader's hot loop, and the tracing
+context hook's attach/detach.
 
-opencws.probe.records falls back to its Python twin, slower, when this is not built."""
+opencws.probe.records and opencws.tracing.context fall back to their Python twins, slower, when these are not
+built."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("opencws.probe._ringdecoder", ["src/opencws/probe/_ringdecoder.c"],
-                             extra_compile_args=["-O2", "-Wall"])])
+setup(ext_modules=[
+    Extension("opencws.probe._ringdecoder", ["src/opencws/probe/_ringdecoder.c"], extra_compile_args=["-O2", "-Wall"]),
+    Extension("opencws.tracing._hook", ["src/opencws/tracing/_hook.c"], extra_compile_args=["-O2", "-Wall"]),
+])

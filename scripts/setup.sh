@@ -32,11 +32,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.opencws-installed
-# reinstalled when the project's metadata or its C extension changed (or the extension is missing)
-ext_src=src/opencws/probe/_ringdecoder.c
-ext_built=$(ls src/opencws/probe/_ringdecoder.*.so 2>/dev/null | head -n1 || true)
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
-   || [ -z "$ext_built" ] || [ "$ext_src" -nt "$ext_built" ]; then
+# reinstalled when the project's metadata or a C extension changed (or an extension is missing)
+stale=
+for ext_src in src/opencws/probe/_ringdecoder.c src/opencws/tracing/_hook.c; do
+  ext_built=$(ls "${ext_src%.c}".*.so 2>/dev/null | head -n1 || true)
+  if [ -z "$ext_built" ] || [ "$ext_src" -nt "$ext_built" ]; then stale=1; fi
+done
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || [ -n "$stale" ]; then
   echo "setup: installing Python dependencies" >&2
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'

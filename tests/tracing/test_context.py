@@ -20,8 +20,11 @@ from opencws.tracing import records
 from opencws.tracing.sdk import OpenCWSSpanProcessor
 
 
-@pytest.fixture
-def tracer():
+@pytest.fixture(params=["compiled", "python"])
+def tracer(request, monkeypatch):
+    """A tracer whose spans go through the hook: its C attach/detach (`_hook.c`), or their Python twins."""
+    if request.param == "python":
+        monkeypatch.setattr(hook, "_hook", None)
     provider = TracerProvider()
     provider.add_span_processor(OpenCWSSpanProcessor())
     yield provider.get_tracer("test")
@@ -49,6 +52,12 @@ def test_entering_a_span_publishes_it_and_leaving_it_gives_the_parents_ids_back(
             assert record_now() == ids(inner) and ids(inner) != ids(outer)
         assert record_now() == ids(outer)
     assert record_now()[0] == 0
+
+
+def test_install_uses_the_compiled_hook_set_up_builds_or_else_its_python_twin(tracer, request):
+    compiled = request.node.callspec.params["tracer"] == "compiled"
+    with tracer.start_as_current_span("request"):
+        assert otel_context._RUNTIME_CONTEXT.compiled is compiled
 
 
 def test_the_trace_id_is_the_low_64_bits_of_the_128_bit_id(tracer):

@@ -2,8 +2,9 @@
 span's ids in the calling thread's record (`records.py`).
 
 Hot path (every span entered and left goes through it twice; `opencws bench tracing` measures it): `attach` and
-`detach` are closures over the context variable and `publish`, itself a closure over the thread-local records
-(the span's ids read straight from its `SpanContext` tuple, two stores into the record).
+`detach` come from a small C extension (`_hook.c`) when it is built; their Python twins are closures over the
+context variable and `publish`, itself a closure over the thread-local records (the span's ids read straight
+from its `SpanContext` tuple, two stores into the record).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from opencws.tracing.records import TRACE_ID_MASK, Registry
+
+try:
+    from opencws.tracing import _hook
+except ImportError:  # not built (a checkout without set-up): the Python closures do the same, slower
+    _hook = None  # type: ignore[assignment]
 
 _TUPLE_IDS = SpanContext(trace_id=1, span_id=2, is_remote=False)[:2] == (1, 2)
 """A SpanContext is a tuple starting (trace_id, span_id) (read by index: cheaper than its properties)."""
@@ -52,7 +58,9 @@ def _publisher(registry: Registry) -> Callable[[Any], None]:
 class PublishingContext(_RuntimeContext):
     """A runtime context that publishes the current span after each change (delegating the rest to `inner`)."""
 
-    def __init__(self, inner: _RuntimeContext, registry: Registry):
+    def __init__(self, inner: _RuntimeContext, registry: Registry, compiled: bool = True):
+        """`compiled`: attach and detach from the C extension when it is built (`_hook.c`), else the Python
+        closures below (its twin, and the fallback)."""
         self.inner = inner
         self.registry = registry
         self.publish = publish = _publisher(registry)
@@ -73,6 +81,10 @@ class PublishingContext(_RuntimeContext):
             reset(token)
             publish(get().get(key))
 
+        self.compiled = compiled and _hook is not None
+        if self.compiled:  # the same two in C (`_hook.c`)
+            hook = _hook.Hook(set_, reset, get, key, registry.local, registry.current)
+            attach, detach = hook.attach, hook.detach  # type: ignore[assignment]
         self.attach = attach  # type: ignore[method-assign]
         self.detach = detach  # type: ignore[method-assign]
         self.get_current = get  # type: ignore[method-assign]
