@@ -376,11 +376,12 @@ class Probe:
         self._pending.append(ctypes.string_at(data, size))
         return 0
 
-    def poll_raw(self, timeout_ms: int = 100) -> list[bytes]:
-        """Wait up to timeout_ms for records; return the raw records (the benchmark's fast path)."""
+    def poll_raw(self, timeout_ms: int = 100, limit: int = 0) -> list[bytes]:
+        """Wait up to timeout_ms for records; return the raw records (the benchmark's fast path), at most
+        `limit` when given (mmap reader only)."""
         if self._ring:
             self._ring.wait(timeout_ms)
-            return self._ring.read()
+            return self._ring.read(limit)
         if not self._rb:
             raise ProbeError("the probe is not started")
         rc = libbpf.lib().ring_buffer__poll(self._rb, timeout_ms)
@@ -388,6 +389,13 @@ class Probe:
             raise ProbeError(f"ring_buffer__poll: {os.strerror(-rc)}")
         out, self._pending = self._pending, []
         return out
+
+    def ring_positions(self) -> tuple[int, int]:
+        """The mmap reader's (consumer, producer) positions: bytes read and written since the ring was made;
+        their difference is what waits to be read."""
+        if not self._ring:
+            raise ProbeError("ring positions need the started mmap reader")
+        return self._ring.consumed(), self._ring.produced()
 
     def decode_all(self, records: Iterable[bytes]) -> list[KernelEvent]:
         out: list[KernelEvent] = []

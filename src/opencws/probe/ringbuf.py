@@ -6,6 +6,13 @@ Layout (kernel/bpf/ringbuf.c): page 0 is the consumer position (written by us), 
 position, then the data pages mapped twice in a row so that a record never wraps. Each record starts with
 an 8-byte header: u32 length with BUSY (bit 31: not committed yet) and DISCARD (bit 30) flags, u32 page
 offset; records are 8-byte aligned.
+
+The two positions are shared with the kernel while it runs, so each is read and written as one aligned 8-byte
+access (a native `Q` item of a memoryview: one memcpy of 8 bytes, a single load or store on x86-64 and arm64).
+`struct.pack_into` must not be used for them: it zero-fills the field before writing the value, and a BPF
+program reserving in between reads consumer position 0, finds the ring "full" once the producer is past its
+size, and drops the record (counted lost). `struct.unpack_from` reads byte by byte, so a producer position
+read while the kernel moves it could mix old and new bytes and point past what was written.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ BUSY = 1 << 31
 DISCARD = 1 << 30
 _SIZE_MASK = DISCARD - 1
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
 class RingReader:
     """Consumer of one BPF_MAP_TYPE_RINGBUF map (by fd and size in bytes)."""
@@ -33,16 +39,29 @@ class RingReader:
         # populated now: the first pass over the ring takes no page fault per page
         self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                                    mmap.PROT_READ, offset=page)
+        # the positions as one native u64 each: every access a single 8-byte load or store (see above)
+        self._cons_pos = memoryview(self._consumer).cast("Q")
+        self._prod_pos = memoryview(self._producer)[:8].cast("Q")
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
     def close(self) -> None:
+        self._cons_pos.release()
+        self._prod_pos.release()
         self._producer.close()
         self._consumer.close()
         self._epoll.close()
 
     def available(self) -> int:
-        return _U64.unpack_from(self._producer, 0)[0] - _U64.unpack_from(self._consumer, 0)[0]
+        return self._prod_pos[0] - self._cons_pos[0]
+
+    def consumed(self) -> int:
+        """The consumer position: bytes released so far."""
+        return self._cons_pos[0]
+
+    def produced(self) -> int:
+        """The producer position: bytes the kernel has written since the ring was made."""
+        return self._prod_pos[0]
 
     def wait(self, timeout_ms: int) -> None:
         if self.available() == 0 and timeout_ms != 0:
@@ -55,8 +74,8 @@ class RingReader:
         The data pages are mapped twice in a row, so the region is one slice even when it wraps around the
         ring; `pad` more bytes follow it (whatever the ring holds there, zeros past the mapping), for readers
         that read a fixed-size prefix of every record. Release what was read with `release`."""
-        cons = _U64.unpack_from(self._consumer, 0)[0]
-        avail = _U64.unpack_from(self._producer, 0)[0] - cons
+        cons = self._cons_pos[0]
+        avail = self._prod_pos[0] - cons
         n = min(avail, limit) if limit else avail
         start = mmap.PAGESIZE + (cons & self.mask)
         buf = self._producer[start:start + n + pad]
@@ -65,15 +84,15 @@ class RingReader:
         return cons, buf, n, n == avail
 
     def release(self, position: int) -> None:
-        """Hand the space before this consumer position back to the producer."""
-        _U64.pack_into(self._consumer, 0, position)
+        """Hand the space before this consumer position back to the producer (one 8-byte store)."""
+        self._cons_pos[0] = position
 
     def read(self, limit: int = 0) -> list[bytes]:
         """Copy out every committed record (at most `limit` when given), then release their space."""
         mm = self._producer
         base = mmap.PAGESIZE
-        cons = _U64.unpack_from(self._consumer, 0)[0]
-        prod = _U64.unpack_from(mm, 0)[0]
+        cons = self._cons_pos[0]
+        prod = self._prod_pos[0]
         mask = self.mask
         unpack_len = _U32.unpack_from
         out: list[bytes] = []
@@ -89,5 +108,5 @@ class RingReader:
             cons += (size + 15) & ~7
             if limit and len(out) >= limit:
                 break
-        _U64.pack_into(self._consumer, 0, cons)
+        self._cons_pos[0] = cons
         return out
