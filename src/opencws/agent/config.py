@@ -130,8 +130,7 @@ class AgentConfig:
     """The probe's ring buffer: at 350-500 bytes a file event record, 64 MiB hold about 160,000 events, over
     3 s at 50,000/s, so that a pause of the reader (a reload, a collection, a CPU taken by other work for
     seconds) loses nothing: at load 5, 32 MiB lost 101 and 68,108 of 500,000 where 64 MiB lost none
-    (docs/benchmarks.md, "Agent"). Its pages count twice in the agent's RSS (the ring is mapped twice in a row:
-    128 MB), once in memory; 32 trades that loss for 64 MB of RSS."""
+    (docs/benchmarks.md, "Agent"). It counts once in the agent's RSS (the reader maps it once)."""
     host: str = field(default_factory=socket.gethostname)
     self_events: str | None = "stderr"
     api_key: str | None = field(default=None, repr=False)

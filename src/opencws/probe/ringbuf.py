@@ -3,7 +3,8 @@
 libbpf's ring_buffer__poll calls a ctypes callback for every record, which costs more than decoding the
 record; here a batch of records is framed with one struct call each, straight from the mapped pages.
 Layout (kernel/bpf/ringbuf.c): page 0 is the consumer position (written by us), page 1 the producer
-position, then the data pages mapped twice in a row so that a record never wraps. Each record starts with
+position, then the data pages (offered twice in a row so that a record never wraps; mapped once here, so
+that the ring counts once in RSS, and a record that wraps is copied in two slices). Each record starts with
 an 8-byte header: u32 length with BUSY (bit 31: not committed yet) and DISCARD (bit 30) flags, u32 page
 offset; records are 8-byte aligned.
 
@@ -36,8 +37,10 @@ class RingReader:
         self.size = size
         self.mask = size - 1
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        # populated now: the first pass over the ring takes no page fault per page
-        self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+        # The data pages mapped once (the kernel offers them twice in a row, so that a record never wraps; a
+        # second mapping would count the ring twice in the agent's RSS): what wraps is copied in two slices.
+        # Populated now: the first pass over the ring takes no page fault per page.
+        self._producer = mmap.mmap(map_fd, page + size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                                    mmap.PROT_READ, offset=page)
         # the positions as one native u64 each: every access a single 8-byte load or store (see above)
         self._cons_pos = memoryview(self._consumer).cast("Q")
@@ -71,17 +74,26 @@ class RingReader:
         """One copy of what was produced and not consumed yet (at most `limit` bytes when given): (consumer
         position, the bytes, how many were copied, whether that is all there is).
 
-        The data pages are mapped twice in a row, so the region is one slice even when it wraps around the
-        ring; `pad` more bytes follow it (whatever the ring holds there, zeros past the mapping), for readers
-        that read a fixed-size prefix of every record. Release what was read with `release`."""
+        The region is one buffer even when it wraps around the ring; `pad` more bytes follow it (whatever the
+        ring holds there), for readers that read a fixed-size prefix of every record. Release what was read
+        with `release`."""
         cons = self._cons_pos[0]
         avail = self._prod_pos[0] - cons
         n = min(avail, limit) if limit else avail
-        start = mmap.PAGESIZE + (cons & self.mask)
-        buf = self._producer[start:start + n + pad]
+        buf = self._copy(cons & self.mask, n + pad)
         if len(buf) < n + pad:
             buf += bytes(n + pad - len(buf))
         return cons, buf, n, n == avail
+
+    def _copy(self, offset: int, n: int) -> bytes:
+        """`n` bytes of the ring from `offset` (of the data area), continued at its start past its end (at most
+        the ring's size)."""
+        start = mmap.PAGESIZE + offset
+        end = start + n
+        limit = mmap.PAGESIZE + self.size
+        if end <= limit:
+            return self._producer[start:end]
+        return self._producer[start:limit] + self._producer[mmap.PAGESIZE:mmap.PAGESIZE + min(end - limit, offset)]
 
     def release(self, position: int) -> None:
         """Hand the space before this consumer position back to the producer (one 8-byte store)."""
@@ -104,7 +116,9 @@ class RingReader:
                 break
             size = length & _SIZE_MASK
             if not length & DISCARD:
-                append(mm[off + 8:off + 8 + size])  # slicing the mmap copies in one call
+                body = off + 8 - base
+                # slicing the mmap copies in one call; a record that wraps around the ring in two
+                append(mm[off + 8:off + 8 + size] if body + size <= self.size else self._copy(body & mask, size))
             cons += (size + 15) & ~7
             if limit and len(out) >= limit:
                 break
