@@ -40,7 +40,9 @@ SEARCHES = [
     ("event-type set", 'evt.name in ["unlink", "rename", "chmod"]', "search"),
     ("one-hour counts by type", "", "facet"),
     ("an ancestor's executable is X", 'process.ancestors.file.path == "/usr/sbin/sshd"', "search"),
-    ("combined filter, newest 100", 'open.file.path =~ "/usr/*" && process.uid == 0 && process.ancestors.file.name == "bash"', "search"),
+    # rare on purpose (3 of the mix's 5,000 events, about 600 of 1,000,000): a page must look far back. (Its
+    # first form, on /usr/*, matched 2 of 5,000 until the mix, drawn from the policy's test cases, grew; then none.)
+    ("combined filter, newest 100", 'open.file.path =~ "/etc/*" && process.uid == 0 && process.ancestors.file.name == "bash"', "search"),
 ]  # fmt: skip
 
 
