@@ -2114,6 +2114,19 @@ static __always_inline void drop_discarder_of_target(struct work *w)
 	bpf_map_delete_elem(&discarder_inodes, &k);
 }
 
+/* `to` takes `from`'s inode and its metadata (the flags are the caller's) */
+static __always_inline void copy_inode(struct file_info *to, const struct file_info *from)
+{
+	to->ino = from->ino;
+	to->atime_ns = from->atime_ns;
+	to->mtime_ns = from->mtime_ns;
+	to->ctime_ns = from->ctime_ns;
+	to->mode = from->mode;
+	to->uid = from->uid;
+	to->gid = from->gid;
+	to->nlink = from->nlink;
+}
+
 /* mknod/mknodat created an inode (opening it later is no birth: FMODE_CREATED is not set) */
 static __noinline int handle_birth_exit(__u32 nr, __s64 ret)
 {
@@ -2148,14 +2161,7 @@ __noinline int emit_exchange_back(__u32 type)
 	struct file_info *f0 = &w->fi[0], *f1 = &w->fi[1];
 	f0->flags &= ~FI_INODE;
 	if (f1->flags & FI_INODE) {
-		f0->ino = f1->ino;
-		f0->atime_ns = f1->atime_ns;
-		f0->mtime_ns = f1->mtime_ns;
-		f0->ctime_ns = f1->ctime_ns;
-		f0->mode = f1->mode;
-		f0->uid = f1->uid;
-		f0->gid = f1->gid;
-		f0->nlink = f1->nlink;
+		copy_inode(f0, f1);
 		f0->flags |= FI_INODE;
 	}
 	return emit_file(r, type);
@@ -2236,14 +2242,7 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
 			bpf_map_delete_elem(&discarder_inodes, &k);
 			if (gone || (b->flags_arg & RENAME_EXCHANGE)) { /* (an exchange: the source's file is now there) */
-				f0->ino = f1->ino;
-				f0->atime_ns = f1->atime_ns;
-				f0->mtime_ns = f1->mtime_ns;
-				f0->ctime_ns = f1->ctime_ns;
-				f0->mode = f1->mode;
-				f0->uid = f1->uid;
-				f0->gid = f1->gid;
-				f0->nlink = f1->nlink;
+				copy_inode(f0, f1);
 				f0->flags = (f0->flags & ~FI_REMOVED) | FI_INODE | (f1->flags & FI_UPPER_LAYER);
 			}
 		}
