@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import random
+import types
 from typing import Any
 
 import orjson
@@ -13,26 +14,55 @@ from backend_corpus import event_mix
 
 from opencws.backend import bodies
 from opencws.backend.intake import Outcome, _accept_plain, accept, accept_body
+from opencws.backend.lineages import Lineages
 from opencws.backend.store import tables
+from opencws.backend.store.rowbinary import Cut
 from opencws.model import jsontext
 
 EVENTS = event_mix(200, seed=3)
 EVENT = tables.COLUMN_NAMES.index("event")
 ID = tables.COLUMN_NAMES.index("id")
+CONTEXT = tables.COLUMN_NAMES.index("context")
+CONTEXT_AT = tables.COLUMN_NAMES.index("context_at")
 NOW = 1_800_000_000_000_000_000
+STORE = types.SimpleNamespace(serial=-1)  # what the rows are for (nothing is stored here)
+
+
+def whole(v: Any) -> bytes:
+    """The event's JSON a row carries (what detection reads), cut or not."""
+    return bytes(v.text) if isinstance(v, Cut) else bytes(v)
+
+
+def checked_cuts(out: Outcome) -> None:
+    """Each cut row: its ancestors' text is where `context_at` says, stored with this batch or before, and the
+    column keeps the rest: the two put together again are the event's text."""
+    new = {key: (day, text) for day, key, text in out.contexts}
+    for row in out.rows:
+        v = row[EVENT]
+        if not row[CONTEXT]:
+            assert not isinstance(v, Cut) and row[CONTEXT_AT] == 0
+            continue
+        text = whole(v)
+        piece = text[v.at : v.at + v.size]
+        assert row[CONTEXT_AT] == v.at and piece == jsontext.dumps(jsontext.loads(text)["process"]["ancestors"])
+        assert v.stored()[: v.at] + piece + v.stored()[v.at :] == text
+        if row[CONTEXT] in new:
+            assert new[row[CONTEXT]] == (row[tables.COLUMN_NAMES.index("day")], piece)
 
 
 def comparable(out: Outcome) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Rows without their random id, the event column as the value its JSON stands for."""
+    """Rows without their random id and where their ancestors went, the event column as the value its JSON
+    stands for."""
+    checked_cuts(out)
     rows = [
-        [jsontext.loads(bytes(v)) if i == EVENT else v for i, v in enumerate(row) if i != ID]
+        [jsontext.loads(whole(v)) if i == EVENT else v for i, v in enumerate(row) if i not in (ID, CONTEXT, CONTEXT_AT)]
         for row in out.rows
     ]
     return rows, out.rejected
 
 
 def both(body: bytes, content_type: str = "application/json") -> Outcome:
-    fast = accept_body(body, content_type, 5000, 32, NOW)
+    fast = accept_body(body, content_type, 5000, 32, NOW, store=STORE)
     slow = accept(bodies.documents(body, content_type, 5000), 32, NOW)
     assert comparable(fast) == comparable(slow)
     return fast
@@ -52,11 +82,12 @@ def test_plain_bodies_take_the_hot_path_and_store_the_text_as_received(shape: st
     else:
         body, content_type = orjson.dumps(docs), "application/json"
     raws = bodies.raw_documents(body, content_type, 5000)
-    assert raws is not None and _accept_plain(raws, 32, NOW) is not None
+    assert raws is not None and _accept_plain(raws, 32, NOW, -1) is not None
     out = both(body, content_type)
     assert len(out.rows) == len(raws) and not out.rejected
     stored = out.rows[0][EVENT]
-    assert bytes(stored) == orjson.dumps(docs[0]["event"] if shape == "envelopes" else docs[0])
+    assert whole(stored) == orjson.dumps(docs[0]["event"] if shape == "envelopes" else docs[0])
+    assert isinstance(stored, Cut) and out.contexts  # the ancestors go apart
 
 
 def _mutated(doc: Any, rng: random.Random) -> Any:
@@ -115,5 +146,82 @@ def test_non_utf8_names_are_stored_as_their_escapes() -> None:
     out = both(body)
     assert not out.rejected and len(out.rows) == 2
     row = dict(zip(tables.COLUMN_NAMES, out.rows[0], strict=True))
-    assert jsontext.loads(bytes(row["event"])) == e
+    assert jsontext.loads(whole(row["event"])) == e
     assert row["process_file_path"] == "/tmp/caf\udce9" and row["process_comm"] == "\udcff\udcfe"
+
+
+def test_mutated_ancestors_get_the_same_answer_on_both_paths_after_the_plain_ones_were_seen() -> None:
+    """The checked ancestors texts are kept: a text differing by one value is checked afresh."""
+    rng = random.Random(8)
+    plain = [e for e in EVENTS if e.get("process", {}).get("ancestors")][:30]
+    both(orjson.dumps(plain))
+    rejected = stored = 0
+    for _ in range(300):
+        batch = []
+        for e in rng.sample(plain, 4):
+            e = copy.deepcopy(e)
+            ancestors = e["process"]["ancestors"]
+            i = rng.randrange(len(ancestors))
+            if rng.random() < 0.3:
+                ancestors[i] = _mutated(ancestors[i], rng) if rng.random() < 0.9 else None
+            batch.append(e)
+        try:
+            body = jsontext.dumps(batch)
+        except (TypeError, orjson.JSONEncodeError):
+            continue
+        out = both(body)
+        rejected += len(out.rejected)
+        stored += len(out.rows)
+    assert rejected > 100 and stored > 300
+
+
+def test_ancestors_checked_against_a_looser_depth_limit_are_checked_again() -> None:
+    e = copy.deepcopy(next(e for e in EVENTS if e.get("process", {}).get("ancestors")))
+    e["process"]["ancestors"][-1].setdefault("credentials", {})["destination"] = {"a": {"b": {"c": {"d": [1]}}}}
+    body = orjson.dumps([e])
+    assert not accept_body(body, "application/json", 5000, 32, NOW, STORE).rejected
+    fast = accept_body(body, "application/json", 5000, 3, NOW, STORE)
+    slow = accept(bodies.documents(body, "application/json", 5000), 3, NOW)
+    assert fast.rejected == slow.rejected and "nested deeper than 3 levels" in str(fast.rejected)
+
+
+def test_an_ancestors_text_is_stored_once_a_day_and_named_by_later_batches_once_stored() -> None:
+    lineages = Lineages()
+    e = next(e for e in EVENTS if e.get("process", {}).get("ancestors"))
+    later = dict(e, date="2027-01-02T03:04:05Z")
+    raws = bodies.raw_documents(orjson.dumps([e, e, later]), "application/json", 10)
+    first = _accept_plain(raws, 32, NOW, -1, lineages)
+    assert first is not None and len(first.contexts) == 2  # one per day
+    assert first.rows[0][CONTEXT] == first.rows[1][CONTEXT] != first.rows[2][CONTEXT]
+    again = _accept_plain(raws, 32, NOW, -1, lineages)
+    assert again is not None and len(again.contexts) == 2  # not named before the first batch is stored
+    first.stored()
+    last = _accept_plain(raws, 32, NOW, -1, lineages)
+    assert last is not None and not last.contexts
+    assert [r[CONTEXT] for r in last.rows] == [r[CONTEXT] for r in first.rows]
+    other = _accept_plain(raws, 32, NOW, -2, lineages)  # another store has no copy yet
+    assert other is not None and len(other.contexts) == 2
+    whole_rows = _accept_plain(raws, 32, NOW, 0, lineages)  # no store: nothing cut
+    assert whole_rows is not None and not whole_rows.contexts and not any(r[CONTEXT] for r in whole_rows.rows)
+
+
+def test_the_checked_ancestors_kept_are_bounded_by_their_bytes() -> None:
+    texts = {jsontext.dumps(e["process"]["ancestors"]) for e in EVENTS if e.get("process", {}).get("ancestors")}
+    limit = sum(map(len, texts)) // 2
+    lineages = Lineages(max_bytes=limit)
+    for t in texts:
+        assert lineages.find(t, 32) is not None
+    assert 0 < len(lineages) < len(texts) and lineages._bytes <= limit
+
+
+def test_envelopes_whose_event_is_not_last_or_named_twice_are_read_right() -> None:
+    e = next(e for e in EVENTS if e.get("process", {}).get("ancestors"))
+    ev = orjson.dumps(e)
+    lines = [
+        b'{"event":' + ev + b',"rule_id":"r","tags":["event"]}',
+        b'{"rule_id":"r","event" : ' + ev + b'  }',
+        b'{"rule_id":"r","event":{"evt":{"name":"open"}},"event":' + ev + b"}",
+        b'{"host":"h","event":' + ev + b' }\r',
+    ]
+    out = both(b"\n".join(lines), "application/x-ndjson")
+    assert not out.rejected and [whole(r[EVENT]) for r in out.rows] == [ev] * 4

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
+from typing import Any
 
+import orjson
 import pytest
 from backend_corpus import event_mix
 
+from opencws.backend.intake import accept_body
 from opencws.backend.store import Store, StoreError, tables
 from opencws.backend.store.rows import Envelope, row_of_dict
+from opencws.model import jsontext
 from opencws.model.codec import event_from_json, format_timestamp, parse_timestamp
 from opencws.secl.sql import SEARCH_REGISTRY, compile_search
 
@@ -46,9 +50,18 @@ def newest_first(events: list[dict]) -> list[dict]:
     return sorted(events, key=lambda e: parse_timestamp(e["date"]), reverse=True)
 
 
+def ingest(store: Store, events: list[dict], host: Any = lambda i: f"h{i % 3}", cut: bool = True) -> None:
+    """As the intake stores them: each event's ancestors apart, once (`Store.insert(rows, contexts)`)."""
+    body = b"\n".join(jsontext.dumps({"host": host(i), "event": e}) for i, e in enumerate(events))
+    out = accept_body(body, "application/x-ndjson", len(events), 32, store=store)
+    assert not out.rejected and bool(out.contexts) == cut
+    assert store.insert(out.rows, out.contexts) == len(events)
+    out.stored()
+
+
 @pytest.fixture
 def filled(store: Store) -> Store:
-    store.insert([row_of_dict(e, Envelope(host=f"h{i % 3}"), 0) for i, e in enumerate(EVENTS)])
+    ingest(store, EVENTS)
     return store
 
 
@@ -130,10 +143,14 @@ def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     day = 86_400 * 1_000_000_000
     base = parse_timestamp("2026-11-20T12:00:00Z")
     old, new = event_mix(5, base_ns=base - 3 * day), event_mix(5, seed=8, base_ns=base)
-    # Spread over several hosts, hence over both shards of the cluster.
-    store.insert([row_of_dict(e, Envelope(host=f"h{i}"), 0) for i, e in enumerate(old + new)])
+    # Spread over several hosts, hence over both shards of the cluster; each day's ancestors stored with it.
+    ingest(store, old + new, host=lambda i: f"h{i}")
+    days = f"SELECT DISTINCT day FROM {store.contexts_table} ORDER BY day"
+    assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-17", "2026-11-20"]
     assert store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
     assert store.count() == 5
+    assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-20"]
+    assert len(store.search(compile_search(""), *ALL, None, 10).hits) == 5
     assert store.drop_before(datetime.date(2026, 11, 19)) == []
 
 
@@ -151,7 +168,6 @@ def test_get_many_returns_events_by_position_in_the_order_asked(filled: Store) -
 
 
 def _json(e: dict) -> str:
-    import orjson
 
     return orjson.dumps(e).decode()
 
@@ -255,3 +271,45 @@ def test_names_that_are_not_utf8_are_searched_and_counted_as_secl_reads_them(sto
     (hit,) = store.search(compile_search('process.comm == "caf\udce9"'), *ALL, None, 10).hits
     assert event_from_json(hit.event).process.comm == "caf\udce9"
     assert ("caf\udce9", 1) in store.facet(compile_search(""), "process.comm", *ALL, 5)[0]
+
+
+def test_events_stored_without_their_ancestors_come_back_as_sent(store: Store) -> None:
+    """Byte for byte, whatever precedes the ancestors in the event: UTF-8 beyond ASCII, escapes of bytes
+    that are not UTF-8, another `"ancestors":` key; and events of a later batch name the stored copy."""
+    from opencws.bench.secl_bench import realistic_mix
+    from opencws.model.codec import serialize
+
+    mix = [orjson.loads(serialize(e)) for e in realistic_mix(50)]
+    base = [e for e in mix if e.get("file") and e["process"].get("credentials")][:3]
+    odd = [dict(e) for e in base]
+    odd[0]["file"] = dict(odd[0]["file"], path="/srv/caf\u00e9/\u65e5\u672c.txt")
+    p = odd[1]["process"]
+    creds = dict(p["credentials"], destination={"ancestors": [1]})  # before the process's own
+    odd[1]["process"] = {"credentials": creds, **{k: v for k, v in p.items() if k != "credentials"}}
+    odd[2]["file"] = dict(odd[2]["file"], path="/tmp/caf\udce9")
+    ingest(store, base[:2])
+    ingest(store, base + odd[:2])
+    ingest(store, odd[2:], cut=False)  # escapes of lone surrogates: the slow path, which cuts nothing
+    count = "SELECT count() FROM {} WHERE {}"
+    assert store.engine.execute(count.format(store.read_table, "context != ''"))[0][0] == 7
+    assert store.engine.execute(count.format(store.contexts_table, "1"))[0][0] < 7
+    hits = store.search(compile_search(""), *ALL, None, 100).hits
+    sent = [jsontext.dumps(e).decode() for e in base[:2] + base + odd]
+    assert sorted(h.event for h in hits) == sorted(sent)
+    for h in hits:
+        assert store.get(h.id) == h
+    assert store.get_many([(h.date, h.id) for h in hits]) == hits
+
+
+def test_a_store_made_before_the_contexts_gains_their_columns(chdb_store: Store) -> None:
+    db, table = chdb_store.database, f"{chdb_store.database}.{tables.LOCAL_TABLE}"
+    chdb_store.engine.execute(f"DROP TABLE {table}")
+    chdb_store.engine.execute(
+        tables.create_local_table(db).replace("  context String,\n  context_at Int64,\n", "")
+    )
+    date = parse_timestamp("2025-01-01T00:00:00Z")
+    chdb_store.engine.execute(f"INSERT INTO {table} (day, date, id, event) VALUES ('2025-01-01', {date}, 'a', '{{}}')")
+    chdb_store.create()
+    ingest(chdb_store, EVENTS[:20])
+    hits = chdb_store.search(compile_search(""), *ALL, None, 100).hits
+    assert [h.event for h in hits][-1] == "{}" and len(hits) == 21

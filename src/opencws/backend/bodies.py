@@ -86,12 +86,13 @@ def _checked_media(content_type: str | None) -> str:
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def raw_documents(body: bytes, content_type: str | None, max_documents: int) -> list[bytes] | None:
-    """Hot path of `documents`: the JSON text of each document, without parsing it into objects; None when
-    the body is not plainly a JSON array, one object or JSON lines (`documents` then says what it is)."""
+def raw_documents(body: bytes, content_type: str | None, max_documents: int) -> list[Any] | None:
+    """Hot path of `documents`: the JSON text of each document (a buffer: bytes, `msgspec.Raw` or
+    memoryview), without parsing it into objects; None when the body is not plainly a JSON array, one object
+    or JSON lines (`documents` then says what it is)."""
     media = _checked_media(content_type)
     if media in JSONL_TYPES:
-        out = [line for line in body.split(b"\n") if line.strip()]
+        out = _line_views(body)
     else:
         start = body.lstrip()[:1]
         if start == b"[":
@@ -104,6 +105,24 @@ def raw_documents(body: bytes, content_type: str | None, max_documents: int) -> 
         else:
             return None
     return out if len(out) <= max_documents else None
+
+
+_BLANK = frozenset(b" \t\r\n\f\v")
+
+
+def _line_views(body: bytes) -> list[memoryview]:
+    """The lines of a body that are not blank, as views of it (`bytes.split` would copy each line)."""
+    out = []
+    view, find = memoryview(body), body.find
+    start, n = 0, len(body)
+    while start < n:
+        end = find(b"\n", start)
+        if end < 0:
+            end = n
+        if end > start and (body[start] not in _BLANK or body[start:end].strip()):
+            out.append(view[start:end])
+        start = end + 1
+    return out
 
 
 def documents(body: bytes, content_type: str | None, max_documents: int) -> list[Document]:

@@ -4,8 +4,10 @@ and every reason.
 
 Two ways, one answer. `accept_body` is the hot path: the body is split into each document's JSON text, and
 each is parsed and checked in one pass by the Structs of `opencws.schema.structs`, which accept a subset of
-what the schema accepts; the stored event is the text as received. When any document of a body is not
-plainly valid that way, the whole body takes the slow twin, `accept(bodies.documents(...))`: orjson (or
+what the schema accepts; the stored event is the text as received. Its `process.ancestors` stay text in
+that pass: each distinct ancestors text is checked once (`opencws.backend.lineages`) and stored once a day
+apart from the events (`opencws.backend.store.contexts`). When any document of a body is not plainly valid
+that way, the whole body takes the slow twin, `accept(bodies.documents(...))`: orjson (or
 `opencws.model.jsontext` for `\\udcXX` escapes), the exact validator, and every reason for each rejection.
 `tests/backend/test_intake_paths.py` holds the two together.
 """
@@ -24,9 +26,12 @@ import msgspec
 
 from opencws.backend import bodies
 from opencws.backend.bodies import Document, depth_exceeds
-from opencws.backend.store.rows import Envelope, event_row
+from opencws.backend.lineages import LINEAGES, Lineage, Lineages
+from opencws.backend.store.contexts import new_key
+from opencws.backend.store.rowbinary import Cut
+from opencws.backend.store.rows import Envelope, day_of, event_row, plain_date
 from opencws.model import jsontext
-from opencws.schema.structs import dates_checker, event_decoder, lenient
+from opencws.schema.structs import cut_dates_checker, cut_event, cut_event_decoder, lenient
 from opencws.schema.validation import event_validator
 
 # The agent's envelope: {"rule_id", "rule_version", "tags", "policy", "host", "agent_version", "event"}.
@@ -39,6 +44,14 @@ MAX_FIELD_CHARS = 1024
 class Outcome:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Rows of the contexts table the rows need (`Store.insert(rows, contexts)` stores them first).
+    contexts: list[tuple[Any, ...]] = field(default_factory=list)
+    _new: list[tuple[Lineage, tuple[int, Any], str]] = field(default_factory=list)
+
+    def stored(self) -> None:
+        """To call once `rows` and `contexts` are stored: later events name these contexts."""
+        for entry, where, key in self._new:
+            Lineages.stored(entry, where, key)
 
 
 def _envelope(doc: dict[str, Any]) -> tuple[Envelope, list[str]]:
@@ -85,7 +98,9 @@ def _free_form_too_deep(event: Any, limit: int, prefix: str) -> list[str]:
     entries = [("/process", p)]
     if p.parent:
         entries.append(("/process/parent", p.parent))
-    entries += [(f"/process/ancestors/{i}", a) for i, a in enumerate(p.ancestors or ())]
+    ancestors = p.ancestors
+    if type(ancestors) is list:  # else its text, checked by `lineages`
+        entries += [(f"/process/ancestors/{i}", a) for i, a in enumerate(ancestors)]
     errors = []
     for where, entry in entries:
         dest = entry.credentials.destination if entry.credentials else None
@@ -144,49 +159,140 @@ class _FastEnvelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _ENVELOPE = msgspec.json.Decoder(_FastEnvelope)
+# The envelope and its event decoded in one pass (the event's text is then found by `_event_span`).
+_CutEnvelope = msgspec.defstruct(
+    "_CutEnvelope",
+    [(f.name, cut_event()) if f.name == "event" else (f.name, f.type, None) for f in msgspec.structs.fields(_FastEnvelope)],
+    forbid_unknown_fields=True,
+    gc=False,
+)
+_CUT_ENVELOPE = msgspec.json.Decoder(_CutEnvelope)
+_SPACE = b" \t\r\n"
+_ANCESTORS_KEY = b'"ancestors":'
+_MIN_CUT = 64  # shorter ancestors texts stay in the event
 _BARE = Envelope()
 # Deeper bodies are orjson's to refuse (its limit is 1024 levels): the slow twin answers them.
 _FAST_DEPTH = 1000
 
 
 def accept_body(
-    body: bytes, content_type: str | None, max_documents: int, max_depth: int, received_ns: int | None = None
-) -> Outcome:
-    """A decompressed body → its rows and rejections (hot path; see the module's docstring). Raises
+    body: bytes, content_type: str | None, max_documents: int, max_depth: int, received_ns: int | None = None,
+    store: Any = None,
+) -> Outcome:  # fmt: skip
+    """A decompressed body → its rows and rejections (hot path; see the module's docstring), for `store`
+    (its `serial`: the rows name the ancestors texts stored in it; without a store, nothing is cut). Raises
     `bodies.BodyError` for a body that is refused whole."""
     now = received_ns or time.time_ns()
     raws = bodies.raw_documents(body, content_type, max_documents)
     if raws is not None:
         with gc_paused():
-            rows = _accept_plain(raws, min(max_depth, _FAST_DEPTH), now)
-        if rows is not None:
-            return Outcome(rows)
+            out = _accept_plain(raws, min(max_depth, _FAST_DEPTH), now, store.serial if store else 0)
+        if out is not None:
+            return out
     return accept(bodies.documents(body, content_type, max_documents), max_depth, now)
 
 
-def _accept_plain(raws: list[Any], max_depth: int, now: int) -> list[tuple[Any, ...]] | None:
-    """The rows of documents that are all plainly valid, or None."""
-    decode, dates_valid = event_decoder().decode, dates_checker()
-    rows = []
+def _accept_plain(
+    raws: list[Any], max_depth: int, now: int, serial: int = 0, lineages: Lineages = LINEAGES
+) -> Outcome | None:
+    """The rows of documents that are all plainly valid, or None. `serial`: the store's (0: cut nothing)."""
+    decode, dates_valid = cut_event_decoder().decode, cut_dates_checker()
+    out = Outcome()
+    rows, contexts = out.rows, out.contexts
+    pending: dict[tuple[int, Any], str] = {}  # (id of a lineage, day) → key of its copy stored with this batch
     for raw in raws:
         try:
             try:
-                event, env, text = decode(raw), _BARE, raw
+                event, env, doc, span = decode(raw), _BARE, raw, None
             except msgspec.ValidationError:
-                e = _ENVELOPE.decode(raw)
-                env, text = _plain_envelope(e), e.event
+                event, env, doc, span = _enveloped(raw)
                 if env is None:
                     return None
-                event = decode(text)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
         if not dates_valid(event) or _free_form_too_deep(event, max_depth, ""):
             return None
         try:
-            rows.append(event_row(event, env, now, text))
+            date = plain_date(event, now)
+            ancestors = event.process.ancestors if event.process else msgspec.UNSET
+            lineage = None
+            if ancestors is not msgspec.UNSET:
+                piece = bytes(ancestors)
+                lineage = lineages.find(piece, max_depth)
+                if lineage is None:
+                    return None
+            if lineage is None or len(piece) < _MIN_CUT or not serial:
+                text = doc if span is None else memoryview(doc)[span[0] : span[1]]
+                rows.append(event_row(event, env, now, text, lineage and lineage.facts, date=date))
+                continue
+            where = (serial, day_of(date))
+            key = lineage.keys.get(where)
+            if key is None:
+                key = pending.get((id(lineage), where[1]))
+                if key is None:
+                    key = pending[(id(lineage), where[1])] = new_key()
+                    contexts.append((where[1], key, piece))
+                    out._new.append((lineage, where, key))
+            if type(doc) is not bytes:
+                doc = bytes(doc)
+            start, end = span or (0, len(doc))
+            cut = Cut(memoryview(doc)[start:end], _offset(doc, piece, start) - start, len(piece))
+            rows.append(event_row(event, env, now, cut, lineage.facts, key, date))
         except (ValueError, OverflowError):
             return None
-    return rows
+    return out
+
+
+def _enveloped(raw: Any) -> tuple[Any, Envelope | None, Any, tuple[int, int] | None]:
+    """An envelope's event (cut family), the envelope (None when `_envelope` would have something to say
+    about it), the document and where the event's JSON text is in it (None: all of it). Raises msgspec's
+    errors."""
+    if type(raw) is not bytes:
+        raw = bytes(raw)
+    e = _CUT_ENVELOPE.decode(raw)
+    span = _event_span(raw)
+    if span is not None:
+        return e.event, _plain_envelope(e), raw, span
+    e = _ENVELOPE.decode(raw)  # the event's text by a second pass
+    return cut_event_decoder().decode(e.event), _plain_envelope(e), e.event, None
+
+
+def _event_span(doc: bytes) -> tuple[int, int] | None:
+    """Where the event's JSON is in a document `_CUT_ENVELOPE` accepted, when that is plain to see: `"event"`
+    appears once in the document (so it is the envelope's one `event` key: the envelope's other values are
+    strings, arrays of them, integers and nulls, and a quote inside a string is escaped) and its value comes
+    last (then the text before the envelope's closing brace ends with the event's; had another member come
+    after, it would end with that member's value, never an object). Else None."""
+    i = doc.find(b'"event"')
+    if i < 0 or doc.find(b'"event"', i + 7) >= 0:
+        return None
+    start = i + 7
+    while doc[start] in _SPACE:
+        start += 1
+    if doc[start] != 0x3A:  # ':'
+        return None
+    start += 1
+    while doc[start] in _SPACE:
+        start += 1
+    end = len(doc) - 1
+    while doc[end] in _SPACE:
+        end -= 1
+    end -= 1  # the envelope's closing brace
+    while doc[end] in _SPACE:
+        end -= 1
+    if doc[end] != 0x7D or end < start:  # '}'
+        return None
+    return start, end + 1
+
+
+def _offset(doc: bytes, piece: bytes, start: int) -> int:
+    """Where `piece` (the text of `process.ancestors`) is in the event's text, which begins at `start` of
+    `doc`: after the first `"ancestors":` when it is there, else its first occurrence (any occurrence puts
+    the same bytes back)."""
+    i = doc.find(_ANCESTORS_KEY, start) + len(_ANCESTORS_KEY)
+    if i >= len(_ANCESTORS_KEY) and doc.startswith(piece, i):
+        return i
+    return doc.find(piece, start)
 
 
 def _plain_envelope(e: _FastEnvelope) -> Envelope | None:

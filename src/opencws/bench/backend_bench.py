@@ -2,7 +2,7 @@
 of typical searches over what was stored, with in-run baselines.
 
 The events are the realistic mix of `opencws bench secl` (opens, execs and the rest, with their ancestors),
-spread over 24 hours. The embedded store (chdb) by default; `--store clickhouse://...` or
+spread over 24 hours, sent as the agent sends them: JSON lines, each event in its rule's envelope. The embedded store (chdb) by default; `--store clickhouse://...` or
 `--clickhouse-local` (two local 18.16 shards under a Distributed table) for ClickHouse servers.
 """
 
@@ -15,13 +15,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
+from opencws import __version__
+from opencws.agent.serializer import envelope_prefix
 from opencws.backend.intake import accept_body
 from opencws.backend.server import tune_gc
-from opencws.backend.store import Store, open_store
+from opencws.backend.store import Store, open_store, tables
 from opencws.bench import detection_bench
 from opencws.bench.secl_bench import realistic_mix
 from opencws.bench.timing import line
@@ -79,26 +82,58 @@ def _bodies(n: int, batch: int, pool: list[bytes]) -> Iterator[tuple[int, bytes]
         yield end - start, b"[" + b",".join(parts) + b"]"
 
 
+# The rules the envelopes name (as the agent's serializer writes them, `envelope_prefix`).
+_RULES = [
+    SimpleNamespace(id=f"rule_{i}", version="1.0.0", tags=["ruleset:default", f"technique:T{1000 + i}"],
+                    policy="default.policy")
+    for i in range(8)
+]  # fmt: skip
+
+
+def _agent_bodies(n: int, batch: int, pool: list[bytes]) -> Iterator[tuple[int, bytes]]:
+    """The agent's bodies (before gzip): JSON lines of envelopes around the events of `_bodies`."""
+    step = DAY_NS // n
+    heads = [
+        envelope_prefix(_RULES[i % len(_RULES)], f"host-{i % 20}", __version__) + p[: p.rindex(b'"date":"') + 8]
+        for i, p in enumerate(pool)
+    ]
+    for start in range(0, n, batch):
+        end = min(start + batch, n)
+        lines = [
+            heads[i % len(heads)] + format_timestamp(START_NS + i * step).encode() + b'"}}'
+            for i in range(start, end)
+        ]
+        yield end - start, b"\n".join(lines)
+
+
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _intake(store: Store, n: int, batch: int, pool: list[bytes]) -> dict[str, float]:
-    t = {"accept": 0.0, "insert": 0.0, "accept_cpu": 0.0}
+    """Times of the intake; the bodies' making (the client's work) is left out of the process's CPU time."""
+    t = {"accept": 0.0, "insert": 0.0, "accept_cpu": 0.0, "making": 0.0}
     wall = time.perf_counter()
     cpu = time.process_time()
     stored = 0
-    for count, body in _bodies(n, batch, pool):
+    bodies = _agent_bodies(n, batch, pool)
+    while True:
+        m = time.thread_time()
+        count, body = next(bodies, (0, b""))
+        t["making"] += time.thread_time() - m
+        if not count:
+            break
         a, a_cpu = time.perf_counter(), time.thread_time()
-        out = accept_body(body, "application/json", batch, 32)
+        out = accept_body(body, "application/x-ndjson", batch, 32, store=store)
         b, b_cpu = time.perf_counter(), time.thread_time()
-        stored += store.insert(out.rows)
+        stored += store.insert(out.rows, out.contexts)
+        out.stored()
         t["insert"] += time.perf_counter() - b
         t["accept"] += b - a
         t["accept_cpu"] += b_cpu - a_cpu
         assert not out.rejected and count == len(out.rows), out.rejected[:1]
     t["wall"] = time.perf_counter() - wall
-    t["cpu"] = time.process_time() - cpu
+    t["cpu"] = time.process_time() - cpu - t["making"]
     assert stored == n
     return t
 
@@ -167,6 +202,12 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
     print(f"  time split: parse, validation and rows {t['accept']:.1f} s, insert (RowBinary and the engine) {t['insert']:.1f} s; "
           f"process CPU {t['cpu']:.1f} s for {t['wall']:.1f} s wall ({t['cpu'] / t['wall']:.2f} cores)")  # fmt: skip
     print(f"  peak RSS of this process: {_rss_mib():,.0f} MiB ({rss_before:,.0f} MiB before the intake)")
+    sizes = store.sizes()
+    _, ev_disk, ev_raw = sizes.get(tables.LOCAL_TABLE, (0, 0, 0))
+    cx_rows, cx_disk, cx_raw = sizes.get(tables.CONTEXTS_LOCAL_TABLE, (0, 0, 0))
+    print(f"  stored: {(ev_disk + cx_disk) / n:,.0f} bytes per event on disk, {(ev_raw + cx_raw) / n:,.0f} uncompressed "
+          f"(the events' JSON as sent: {avg:,.0f}); {(ev_disk + cx_disk) / 2**20:,.1f} MiB in all, of which "
+          f"{cx_rows:,} process ancestors texts stored apart ({cx_disk / 2**20:,.1f} MiB)")  # fmt: skip
     print(
         f"Searches over {store.count():,} stored events: median (p90) of {args.rounds} runs, each answering the HTTP API's question"
     )

@@ -8,6 +8,10 @@ schema checks, without building a dict per object first. Two families come from 
   then asks the exact validator (`opencws.schema.validator`), which also gives the reasons.
 - lenient (`lenient_event`): the same fields, any values; a dict the exact validator accepted converts to it,
   so that one row builder reads both.
+- cut (`cut_event_decoder`): the strict family with `process.ancestors` left as its JSON text
+  (`msgspec.Raw`), which `ancestors_decoder` decodes and `ancestors_dates_checker` checks, strictly: the
+  two together accept exactly what `event_decoder` accepts. The intake checks each distinct ancestors text
+  once (they repeat in every event of every process of a lineage).
 
 `tests/schema/test_structs.py` holds the strict family to the exact validator.
 """
@@ -41,7 +45,13 @@ _WALK: dict[type, tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]] = {}
 _KNOWN_DATES: set[str] = set()
 
 
-def _build(schema: dict[str, Any], strict: bool) -> type[msgspec.Struct]:
+# Fields left as their JSON text in the cut family: (definition, property).
+CUT_FIELDS = frozenset({("ProcessContext", "ancestors")})
+
+
+def _build(
+    schema: dict[str, Any], strict: bool, raw: frozenset[tuple[str, str]] = frozenset(), family: str = ""
+) -> type[msgspec.Struct]:
     definitions = schema.get("definitions", {})
     made: dict[str, Any] = {}
     walk: dict[str, tuple[list[str], list[tuple[str, str, bool]]]] = {}
@@ -51,6 +61,11 @@ def _build(schema: dict[str, Any], strict: bool) -> type[msgspec.Struct]:
         fields: list[Any] = []
         dates, subs = walk.setdefault(name, ([], []))
         for key, prop in spec["properties"].items():
+            if (name, key) in raw:
+                fields.append(
+                    (key, msgspec.Raw) if key in required else (key, msgspec.Raw | msgspec.UnsetType, UNSET)
+                )
+                continue
             t = value_type(key, prop)
             target = prop.get("items", prop).get("$ref", "").rsplit("/", 1)[-1]
             if target:
@@ -62,7 +77,7 @@ def _build(schema: dict[str, Any], strict: bool) -> type[msgspec.Struct]:
             )
         fields.sort(key=len)  # required fields first
         return msgspec.defstruct(
-            name if strict else f"Lenient{name}", fields, forbid_unknown_fields=strict, gc=False
+            f"{family}{name}" if strict else f"Lenient{name}", fields, forbid_unknown_fields=strict, gc=False
         )
 
     def ref(name: str) -> Any:
@@ -103,7 +118,8 @@ def _build(schema: dict[str, Any], strict: bool) -> type[msgspec.Struct]:
         scope: dict[str, Any] = {"UNSET": UNSET, "known": _KNOWN_DATES, "remember": _remember}
         exec(source, scope)
         scope["check_Event"].source = source
-        _DATES_CHECKER.append(scope["check_Event"])
+        _CHECKERS[family] = scope
+        _CLASSES[family] = classes
     return event
 
 
@@ -135,7 +151,9 @@ def _remember(text: str) -> bool:
     return True
 
 
-_DATES_CHECKER: list[Callable[[msgspec.Struct], bool]] = []
+# Per family ("" strict, "Cut"): the generated date checkers by Struct name, and the Struct classes by name.
+_CHECKERS: dict[str, dict[str, Any]] = {}
+_CLASSES: dict[str, dict[str, Any]] = {}
 
 
 def dates_checker() -> Callable[[msgspec.Struct], bool]:
@@ -143,7 +161,7 @@ def dates_checker() -> Callable[[msgspec.Struct], bool]:
     module takes (hot path: generated from the schema, its `.source` kept; each distinct text is matched
     once). `dates_valid_py` is its readable twin."""
     strict_event()
-    return _DATES_CHECKER[0]
+    return _CHECKERS[""]["check_Event"]
 
 
 def dates_valid_py(event: msgspec.Struct) -> bool:
@@ -168,6 +186,37 @@ def dates_valid_py(event: msgspec.Struct) -> bool:
 @cache
 def strict_event() -> type[msgspec.Struct]:
     return _build(event_schema(), strict=True)
+
+
+@cache
+def cut_event() -> type[msgspec.Struct]:
+    return _build(event_schema(), strict=True, raw=CUT_FIELDS, family="Cut")
+
+
+@cache
+def cut_event_decoder() -> msgspec.json.Decoder:
+    """JSON bytes → a strict event Struct whose `process.ancestors` is its JSON text (`msgspec.Raw`)."""
+    return msgspec.json.Decoder(cut_event())
+
+
+def cut_dates_checker() -> Callable[[msgspec.Struct], bool]:
+    """`dates_checker` for the cut family (the ancestors' dates are `ancestors_dates_checker`'s)."""
+    cut_event()
+    return _CHECKERS["Cut"]["check_Event"]
+
+
+@cache
+def ancestors_decoder() -> msgspec.json.Decoder:
+    """The JSON text of `process.ancestors` → its list of strict entries (what `event_decoder` makes of it)."""
+    strict_event()
+    entry = _CLASSES[""]["ProcessCacheEntry"]
+    return msgspec.json.Decoder(list[entry])  # type: ignore[valid-type]
+
+
+def ancestors_dates_checker() -> Callable[[msgspec.Struct], bool]:
+    """`dates_checker` for one entry of `ancestors_decoder`'s list."""
+    strict_event()
+    return _CHECKERS[""]["check_ProcessCacheEntry"]
 
 
 @cache

@@ -32,6 +32,7 @@ from opencws.backend.detection.rules import MAX_THRESHOLD, DetectionRule
 from opencws.backend.detection.signals import MAX_SAMPLES, Signal, SignalStore, new_signal_id
 from opencws.backend.detection.view import event_view
 from opencws.backend.store import tables
+from opencws.backend.store.rowbinary import Cut
 from opencws.model.event import Event
 
 log = logging.getLogger("opencws.backend.detection")
@@ -43,7 +44,10 @@ I_DATE, I_ID, I_EVT, I_HOST, I_RULE, I_EVENT = (
 
 
 def _parsed(text: Any) -> dict[str, Any]:
-    """A row's event JSON: str or bytes, or the intake's `msgspec.Raw` (read through its buffer, not copied)."""
+    """A row's event JSON: str or bytes, or the intake's `msgspec.Raw` or `rowbinary.Cut` (whose `text` is the
+    whole event), read through their buffer, not copied."""
+    if type(text) is Cut:
+        return orjson.loads(text.text)
     return orjson.loads(text if isinstance(text, str | bytes) else memoryview(text))
 
 

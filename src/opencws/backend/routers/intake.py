@@ -109,15 +109,17 @@ async def _intake(
                 raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes
             )
             outcome = accept_body(
-                body, request.headers.get("content-type"), settings.max_events_per_request, settings.max_depth
-            )
+                body, request.headers.get("content-type"), settings.max_events_per_request, settings.max_depth,
+                store=store,
+            )  # fmt: skip
         except bodies.BodyError as e:
             raise HTTPException(e.status, e.message) from None
         start = time.perf_counter()
         try:
-            stored = store.insert(outcome.rows)
+            stored = store.insert(outcome.rows, outcome.contexts)
         except StoreError as e:
             raise HTTPException(503, f"the events could not be stored (none is acknowledged): {e}") from None
+        outcome.stored()
         metrics.insert_seconds.observe(time.perf_counter() - start)
         metrics.events.labels("stored").inc(stored)
         metrics.events.labels("rejected").inc(len(outcome.rejected))

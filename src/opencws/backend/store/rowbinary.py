@@ -3,7 +3,8 @@
 Each value in order, no separators: `Date` as the UInt16 days since 1970-01-01, `Int64` in 8 bytes little
 endian, `String` as its byte length (unsigned LEB128) then its bytes, `Array(T)` as its length then each
 element. Strings are written as UTF-8; a lone surrogate (a byte of a non-UTF-8 name, see
-`opencws.model.jsontext`) goes back to that byte (`text_bytes`). Bytes (and msgspec.Raw) are written as they are.
+`opencws.model.jsontext`) goes back to that byte (`text_bytes`). Bytes (and msgspec.Raw) are written as they are;
+a `Cut` without its cut part.
 """
 
 from __future__ import annotations
@@ -16,6 +17,24 @@ _INT64 = struct.Struct("<q").pack
 _UINT16 = struct.Struct("<H").pack
 _EPOCH_ORDINAL = 719_163  # datetime.date(1970, 1, 1).toordinal()
 _SMALL = [bytes((n,)) for n in range(128)]
+
+
+class Cut:
+    """A string value stored without one part of it (kept elsewhere): the event's JSON without its
+    `process.ancestors` text, which the store keeps once (`opencws.backend.store.contexts`). `text` is
+    the whole value, what every reader of the row sees; `text[at:at + size]` is left out of the column."""
+
+    __slots__ = ("at", "size", "text")
+
+    def __init__(self, text: Any, at: int, size: int) -> None:
+        self.text = memoryview(text)
+        self.at = at
+        self.size = size
+
+    def stored(self) -> bytes:
+        """The bytes the column holds."""
+        t = self.text
+        return bytes(t[: self.at]) + bytes(t[self.at + self.size :])
 
 
 def _length(n: int) -> bytes:
@@ -39,7 +58,7 @@ def text_bytes(v: str) -> bytes:
 
 
 def _string(v: Any) -> bytes:
-    b = text_bytes(v) if type(v) is str else v
+    b = text_bytes(v) if type(v) is str else v.stored() if type(v) is Cut else bytes(v)
     return _length(len(b)) + b
 
 
@@ -81,11 +100,19 @@ _FIXED = {"Date": ("H", "{v}.toordinal() - _EPOCH_ORDINAL"), "Int64": ("q", "{v}
 
 
 def _string_source(v: str, indent: str) -> list[str]:
+    i = indent
     return [
-        f"{indent}b = {v}.encode() if {v}.__class__ is str else {v}",
-        f"{indent}n = len(b)",
-        f"{indent}out += _SMALL[n] if n < 128 else _length(n)",
-        f"{indent}out += b",
+        f"{i}if {v}.__class__ is _Cut:",
+        f"{i}    t, a = {v}.text, {v}.at",
+        f"{i}    n = len(t) - {v}.size",
+        f"{i}    out += _SMALL[n] if n < 128 else _length(n)",
+        f"{i}    out += t[:a]",
+        f"{i}    out += t[a + {v}.size:]",
+        f"{i}else:",
+        f"{i}    b = {v}.encode() if {v}.__class__ is str else {v}",
+        f"{i}    n = len(b)",
+        f"{i}    out += _SMALL[n] if n < 128 else _length(n)",
+        f"{i}    out += b",
     ]
 
 
@@ -136,7 +163,10 @@ def row_binary(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> bytes | b
     key = tuple(types)
     encode = _ENCODERS.get(key)
     if encode is None:
-        scope = {"_pack": struct.pack, "_SMALL": _SMALL, "_length": _length, "_EPOCH_ORDINAL": _EPOCH_ORDINAL}
+        scope = {
+            "_pack": struct.pack, "_SMALL": _SMALL, "_length": _length, "_EPOCH_ORDINAL": _EPOCH_ORDINAL,
+            "_Cut": Cut,
+        }  # fmt: skip
         exec(encoder_source(key), scope)  # source: `encoder_source(types)`
         encode = _ENCODERS[key] = scope["encode"]
     try:

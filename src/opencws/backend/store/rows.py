@@ -62,25 +62,65 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
-def event_row(event: Any, env: Envelope, received_ns: int, raw: bytes) -> tuple[Any, ...]:
+Lineage = tuple[str, list[str], list[str]]
+"""What the rows need of a process's ancestors: the first one's executable path, and every one's executable
+path and name (`lineage_of`)."""
+
+
+def lineage_of(ancestors: Any) -> Lineage:
+    """The typed columns' part of `process.ancestors` (a list of Structs, strict or lenient)."""
+    exes = [a.executable or _NONE for a in ancestors]
+    return (exes[0].path or "" if exes else ""), [x.path or "" for x in exes], [_name(x) for x in exes]
+
+
+def event_date(event: Any, received_ns: int) -> int:
+    """The event's date in nanoseconds (when it was received if it has none)."""
+    return parse_timestamp(event.date) if event.date else received_ns
+
+
+_HOURS: dict[str, int] = {}
+
+
+def plain_date(event: Any, received_ns: int) -> int:
+    """`event_date` for a strict event, whose dates `opencws.schema.structs` checked (`YYYY-MM-DDTHH:MM:SS`,
+    up to 9 fraction digits, `Z` or an offset; no leap second): in UTC, each hour's start computed once."""
+    text = event.date
+    if not text:
+        return received_ns
+    if text[-1] != "Z":
+        return parse_timestamp(text)
+    hour = _HOURS.get(text[:13])
+    if hour is None:
+        if len(_HOURS) >= 10_000:
+            _HOURS.clear()
+        hour = _HOURS[text[:13]] = parse_timestamp(text[:13] + ":00:00Z") // 1_000_000_000
+    frac = text[20:-1]
+    ns = int(frac.ljust(9, "0")) if frac else 0
+    return (hour + int(text[14:16]) * 60 + int(text[17:19])) * 1_000_000_000 + ns
+
+
+def event_row(
+    event: Any, env: Envelope, received_ns: int, raw: Any, lineage: Lineage | None = None,
+    context: str = "", date: int | None = None,
+) -> tuple[Any, ...]:  # fmt: skip
     """The row, in `tables.COLUMNS` order, of an event valid against the schema: `event` is its Struct
-    (`opencws.schema.structs`, strict or lenient; absent values are UNSET, which is false), `raw` its JSON."""
-    date_text = event.date
-    date = parse_timestamp(date_text) if date_text else received_ns
+    (`opencws.schema.structs`, strict or lenient; absent values are UNSET, which is false), `raw` its JSON
+    (a `rowbinary.Cut` when its ancestors are stored apart, under the key `context`). `lineage` stands for
+    `process.ancestors` when the Struct holds them as text (the cut family); `date` is `event_date`'s."""
+    if date is None:
+        date = event_date(event, received_ns)
     evt = event.evt or _NONE
     p = event.process or _NONE
     creds = p.credentials
     uid = (creds.uid if creds else p.uid) or 0
     user = (creds or _NONE).user or p.user or ""
-    ancestors = p.ancestors or ()
+    first_path, anc_paths, anc_names = lineage or lineage_of(p.ancestors or ())
     parent = p.parent
-    if not parent and ancestors:
-        parent = ancestors[0]
+    parent_path = ((parent.executable or _NONE).path or "") if parent else first_path
     container_id = (event.container or _NONE).id or (p.container or _NONE).id or ""
     exe = p.executable or _NONE
     f = event.file or _NONE
     dest = f.destination or _NONE
-    anc_exes = [a.executable or _NONE for a in ancestors]
     return (
         day_of(date),
         date,
@@ -100,13 +140,15 @@ def event_row(event: Any, env: Envelope, received_ns: int, raw: bytes) -> tuple[
         p.comm or "",
         exe.path or "",
         _name(exe),
-        ((parent or _NONE).executable or _NONE).path or "",
-        [x.path or "" for x in anc_exes],
-        [_name(x) for x in anc_exes],
+        parent_path,
+        anc_paths,
+        anc_names,
         container_id,
         f.path or "",
         _name(f),
         dest.path or "",
+        context,
+        raw.at if context else 0,
         raw,
     )
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opencws.backend.store.engine import Engine, StoreError
-from opencws.backend.store.rowbinary import text_bytes
+from opencws.backend.store.rowbinary import Cut, text_bytes
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
 
 def _bytes(v: Any) -> bytes:
-    return text_bytes(v) if type(v) is str else bytes(v)
+    return text_bytes(v) if type(v) is str else v.stored() if type(v) is Cut else bytes(v)
 
 
 _STRING_VALUES = {"String": _bytes, "Array(String)": lambda vs: [_bytes(v) for v in vs]}

@@ -8,12 +8,14 @@ returned, so results are exactly SECL's answer whatever the SQL could express. P
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opencws.backend.store import tables
+from opencws.backend.store.contexts import splice
 from opencws.backend.store.engine import Engine, StoreError
 from opencws.backend.store.rows import day_of
 from opencws.model import jsontext
@@ -47,13 +49,18 @@ class Page:
     next: tuple[int, str] | None  # (date, id) of the last event looked at, when there may be more
 
 
+_serials = itertools.count(1)
+
+
 class Store:
     def __init__(self, engine: Engine, database: str = "opencws", cluster: str | None = None) -> None:
+        self.serial = next(_serials)  # tells this store from any other of the process (contexts stored in it)
         self.engine = engine
         self.database = database
         self.cluster = cluster
         self.write_table = f"{database}.{tables.DISTRIBUTED_TABLE if cluster else tables.LOCAL_TABLE}"
         self.read_table = self.write_table
+        self.contexts_table = f"{database}.{tables.CONTEXTS_TABLE if cluster else tables.CONTEXTS_LOCAL_TABLE}"
 
     def nodes(self) -> list[Engine]:
         return self.engine.shards(self.cluster) if self.cluster else [self.engine]
@@ -65,26 +72,52 @@ class Store:
         for node in self.nodes():
             node.execute(tables.create_database(self.database))
             node.execute(tables.create_local_table(self.database))
+            self._add_missing_columns(node, tables.LOCAL_TABLE)
+            node.execute(tables.create_contexts_table(self.database))
             flag = int(fsync)
-            try:
-                node.execute(
-                    f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} "
-                    f"MODIFY SETTING fsync_after_insert = {flag}, fsync_part_directory = {flag}"
-                )
-            except StoreError as e:
-                if fsync:
-                    raise StoreError(
-                        f"this ClickHouse cannot flush inserts to disk (fsync_after_insert): {e}"
-                    ) from None
+            for table in (tables.CONTEXTS_LOCAL_TABLE, tables.LOCAL_TABLE):
+                try:
+                    node.execute(
+                        f"ALTER TABLE {self.database}.{table} "
+                        f"MODIFY SETTING fsync_after_insert = {flag}, fsync_part_directory = {flag}"
+                    )
+                except StoreError as e:
+                    if fsync:
+                        raise StoreError(
+                            f"this ClickHouse cannot flush inserts to disk (fsync_after_insert): {e}"
+                        ) from None
         if self.cluster:
             self.engine.execute(tables.create_distributed_table(self.database, self.cluster))
+            self._add_missing_columns(self.engine, tables.DISTRIBUTED_TABLE)
+            self.engine.execute(tables.create_distributed_contexts_table(self.database, self.cluster))
+
+    def _add_missing_columns(self, node: Engine, table: str) -> None:
+        """A store made by an older version lacks the newer columns: added (their defaults, "" and 0, say
+        that nothing was cut out of its events)."""
+        have = {
+            str(name)
+            for (name,) in node.execute(
+                "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                {"db": self.database, "t": table},
+            )
+        }
+        previous = None
+        for name, typ in tables.COLUMNS:
+            if name not in have:  # names and types of ours, never request text
+                after = f" AFTER {previous}" if previous else ""
+                node.execute(f"ALTER TABLE {self.database}.{table} ADD COLUMN {name} {typ}{after}")
+            previous = name
 
     def close(self) -> None:
         self.engine.close()
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def insert(self, rows: Sequence[Sequence[Any]]) -> int:
+    def insert(self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = ()) -> int:
+        """Store events (`tables.COLUMNS` rows) and the new contexts they name (`tables.CONTEXT_COLUMNS`
+        rows): the contexts first, so that an event is never stored before the text it needs."""
+        if contexts:
+            self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
         return self.engine.insert(self.write_table, tables.COLUMNS, rows)
 
     # --- reading ------------------------------------------------------------------------------------
@@ -125,8 +158,32 @@ class Store:
             "AND date <= {hi:Int64} AND has({ids:Array(String)}, id) WHERE day >= {d_lo:Date} AND day <= {d_hi:Date}",
             fetch,
         )
-        by_key = {(r[1], r[0]): r for r in rows}
+        by_key = {(r[1], r[0]): r for r in self._whole(rows)}
         return [by_key[k] for k in keys if k in by_key]
+
+    def _whole(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows of `tables.RESULT_COLUMNS` → the `Hit` fields, each event's text whole again (one query for
+        the contexts cut out of them)."""
+        cut = [r for r in rows if r[9]]
+        texts: dict[str, str] = {}
+        if cut:
+            days = [_day(int(r[1])) for r in cut]
+            found = self.engine.execute(
+                f"SELECT key, text FROM {self.contexts_table} PREWHERE has({{keys:Array(String)}}, key) "
+                "WHERE day >= {d_lo:Date} AND day <= {d_hi:Date}",
+                {"keys": sorted({str(r[9]) for r in cut}), "d_lo": min(days), "d_hi": max(days)},
+            )
+            texts = {str(k): str(t) for k, t in found}
+        out = []
+        for r in rows:
+            event = r[8]
+            if r[9]:
+                text = texts.get(str(r[9]))
+                if text is None:
+                    raise StoreError(f"the store lacks the process context {r[9]} of event {r[0]}")
+                event = splice(event, int(r[10]), text)
+            out.append((*r[:8], event))
+        return out
 
     def scan(
         self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None = None,
@@ -222,11 +279,24 @@ class Store:
             f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} WHERE id = {{id:String}} LIMIT 1",
             {"id": event_id},
         )
-        return Hit(*rows[0]) if rows else None
+        return Hit(*self._whole(rows)[0]) if rows else None
 
     def get_many(self, keys: Sequence[tuple[int, str]]) -> list[Hit]:
         """The events at these (date, id) positions, in that order, in one query (missing ones left out)."""
         return [Hit(*r) for r in self._fetch(list(keys))]
+
+    def sizes(self) -> dict[str, tuple[int, int, int]]:
+        """Per local table, summed over the nodes: (rows, bytes on disk, bytes uncompressed) of its active parts."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for node in self.nodes():
+            for table, rows, disk, raw in node.execute(
+                "SELECT table, sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts "
+                "WHERE database = {db:String} AND active GROUP BY table",
+                {"db": self.database},
+            ):
+                r, d, u = out.get(str(table), (0, 0, 0))
+                out[str(table)] = (r + int(rows), d + int(disk), u + int(raw))
+        return out
 
     def count(self) -> int:
         return int(self.engine.execute(f"SELECT count() FROM {self.read_table}")[0][0])
@@ -290,22 +360,25 @@ class Store:
         """Drop every partition (day) older than `day`, on every node; return the days dropped."""
         dropped: set[str] = set()
         for node in self.nodes():
-            rows = node.execute(
-                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
-                "AND table = {t:String} AND active",
-                {"db": self.database, "t": tables.LOCAL_TABLE},
-            )
-            for (pid,) in rows:
-                pid = str(pid)
-                if len(pid) != 8 or not pid.isdigit():
-                    continue
-                d = datetime.date(int(pid[:4]), int(pid[4:6]), int(pid[6:]))
-                if d < day:
-                    # A date we parsed ourselves, never request text.
-                    node.execute(
-                        f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} DROP PARTITION '{d.isoformat()}'"
-                    )
-                    dropped.add(d.isoformat())
+            # The events first: an event is never kept without its context.
+            for table in (tables.LOCAL_TABLE, tables.CONTEXTS_LOCAL_TABLE):
+                rows = node.execute(
+                    "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
+                    "AND table = {t:String} AND active",
+                    {"db": self.database, "t": table},
+                )
+                for (pid,) in rows:
+                    pid = str(pid)
+                    if len(pid) != 8 or not pid.isdigit():
+                        continue
+                    d = datetime.date(int(pid[:4]), int(pid[4:6]), int(pid[6:]))
+                    if d < day:
+                        # A date we parsed ourselves, never request text.
+                        node.execute(
+                            f"ALTER TABLE {self.database}.{table} DROP PARTITION '{d.isoformat()}'"
+                        )
+                        if table == tables.LOCAL_TABLE:
+                            dropped.add(d.isoformat())
         return sorted(dropped)
 
 

@@ -4,13 +4,17 @@ Kept to what ClickHouse 18.16 (the Debian server) and current ClickHouse both ac
 DateTime64, CODECs or TTL. Times are Int64 nanoseconds; `day` (UTC) is the partition key, so retention drops
 whole partitions. The sort key serves the common filters: event type, then time (every search has a range),
 then host. Typed columns hold the fields people filter on (see `opencws.secl.sql.columns`); `event` keeps the whole event JSON (compressed by
-MergeTree, LZ4 by default, ZSTD when the server's `<compression>` says so).
+MergeTree, LZ4 by default, ZSTD when the server's `<compression>` says so), except its `process.ancestors`
+text, kept once a day in the contexts table (`context` names it, `context_at` is where it goes back: see
+`opencws.backend.store.contexts`).
 """
 
 from __future__ import annotations
 
 LOCAL_TABLE = "events_local"
 DISTRIBUTED_TABLE = "events"
+CONTEXTS_LOCAL_TABLE = "contexts_local"
+CONTEXTS_TABLE = "contexts"
 
 # (name, ClickHouse type), in insert order.
 COLUMNS: list[tuple[str, str]] = [
@@ -39,13 +43,21 @@ COLUMNS: list[tuple[str, str]] = [
     ("file_path", "String"),
     ("file_name", "String"),
     ("destination_path", "String"),
+    ("context", "String"),
+    ("context_at", "Int64"),
     ("event", "String"),
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = dict(COLUMNS)
 
-# Returned by searches: the envelope and the event.
-RESULT_COLUMNS = ["id", "date", "host", "rule_id", "rule_version", "policy", "agent_version", "tags", "event"]
+# Returned by searches: the envelope and the event (put together again from the last three).
+RESULT_COLUMNS = [
+    "id", "date", "host", "rule_id", "rule_version", "policy", "agent_version", "tags", "event", "context",
+    "context_at",
+]  # fmt: skip
+
+# The contexts table: each distinct text cut out of events (a process's ancestors), once a day under a random key.
+CONTEXT_COLUMNS: list[tuple[str, str]] = [("day", "Date"), ("key", "String"), ("text", "String")]
 
 
 def create_database(database: str) -> str:
@@ -61,6 +73,23 @@ def create_local_table(database: str) -> str:
         # rows make a granule of ~70 MB to decompress per event (18.16 has no adaptive granularity). 64 rows
         # (~580 KB): a page of 100 scattered events read in 36 ms instead of 60 with 256 (1,000,000 events).
         "SETTINGS index_granularity = 64"
+    )
+
+
+def create_contexts_table(database: str) -> str:
+    """Partitioned by day like the events: retention drops a day's contexts with the day's events (an event
+    names only a context of its own day)."""
+    columns = ",\n  ".join(f"{name} {typ}" for name, typ in CONTEXT_COLUMNS)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.{CONTEXTS_LOCAL_TABLE} (\n  {columns}\n) ENGINE = MergeTree\n"
+        "PARTITION BY day\nORDER BY key\nSETTINGS index_granularity = 256"
+    )
+
+
+def create_distributed_contexts_table(database: str, cluster: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.{CONTEXTS_TABLE} AS {database}.{CONTEXTS_LOCAL_TABLE}\n"
+        f"ENGINE = Distributed({cluster}, {database}, {CONTEXTS_LOCAL_TABLE}, cityHash64(key))"
     )
 
 

@@ -1,0 +1,91 @@
+"""Each distinct `process.ancestors` text the intake receives, checked once: the same text comes in every
+event of every process of a lineage (three quarters of a typical event's bytes).
+
+The hot path decodes an event with its ancestors left as text (`opencws.schema.structs.cut_event_decoder`)
+and looks that text up here, byte for byte (a dict keyed by the bytes compares them whole). A text not seen
+yet is decoded and checked as strictly as the whole event would have been (`ancestors_decoder`, the dates,
+the free-form nesting), and what the rows need of it is kept (`rows.lineage_of`). A text that fails is not
+kept: its event takes the slow path, which says why.
+
+Each entry also remembers the key of its stored copy per store and day (`opencws.backend.store.contexts`),
+set only once that copy is stored (`Outcome.stored`), so that no event names a copy that might not be there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from dataclasses import dataclass, field
+
+import msgspec
+
+from opencws.backend.bodies import depth_exceeds
+from opencws.backend.store.rows import Lineage as Facts
+from opencws.backend.store.rows import lineage_of
+from opencws.schema.structs import ancestors_dates_checker, ancestors_decoder
+
+MAX_BYTES = 64 << 20
+MAX_DAYS = 8
+
+
+@dataclass(slots=True, eq=False)
+class Lineage:
+    facts: Facts
+    depth: int  # its free-form parts nest at most this deep (the limit it was checked against)
+    keys: dict[tuple[int, datetime.date], str] = field(default_factory=dict)  # (store serial, day) → key
+
+
+class Lineages:
+    """The cache, bounded by the bytes of the texts it keeps (the oldest go first)."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: dict[bytes, Lineage] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(self, text: bytes, max_depth: int) -> Lineage | None:
+        """The entry of `process.ancestors`' JSON text, or None when that text is not plainly valid."""
+        entry = self._entries.get(text)
+        if entry is not None and entry.depth <= max_depth:
+            return entry
+        return self._learn(text, max_depth)
+
+    def _learn(self, text: bytes, max_depth: int) -> Lineage | None:
+        try:
+            ancestors = ancestors_decoder().decode(text)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return None
+        dates_valid = ancestors_dates_checker()
+        for a in ancestors:
+            if not dates_valid(a):
+                return None
+            dest = a.credentials.destination if a.credentials else None
+            if isinstance(dest, dict | list) and depth_exceeds(dest, max_depth):
+                return None
+        entry = Lineage(lineage_of(ancestors), max_depth)
+        with self._lock:
+            old = self._entries.pop(text, None)
+            if old is not None:
+                entry.keys = old.keys
+                self._bytes -= len(text)
+            self._entries[text] = entry
+            self._bytes += len(text)
+            while self._bytes > self.max_bytes:
+                oldest = next(iter(self._entries))
+                del self._entries[oldest]
+                self._bytes -= len(oldest)
+        return entry
+
+    @staticmethod
+    def stored(entry: Lineage, where: tuple[int, datetime.date], key: str) -> None:
+        """The copy of `entry`'s text for (store serial, day) is stored under `key`: later events name it."""
+        if len(entry.keys) >= MAX_DAYS and where not in entry.keys:
+            entry.keys.clear()
+        entry.keys[where] = key
+
+
+LINEAGES = Lineages()
