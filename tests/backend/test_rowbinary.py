@@ -7,7 +7,7 @@ import datetime
 from backend_corpus import event_mix
 
 from opencws.backend.store import Store, tables
-from opencws.backend.store.rowbinary import encoder_source, row_binary, row_binary_py
+from opencws.backend.store.rowbinary import Cut, encoded, encoder_source, row_binary, row_binary_py
 from opencws.backend.store.rows import Envelope, row_of_dict
 
 TYPES = [t for _, t in tables.COLUMNS]
@@ -19,6 +19,21 @@ def test_the_unrolled_encoder_writes_what_its_twin_writes() -> None:
     ]
     assert bytes(row_binary(rows, TYPES)) == row_binary_py(rows, TYPES)
     assert "def encode(rows):" in encoder_source(TYPES) and "_pack('<Hq'" in encoder_source(TYPES)
+
+
+def test_a_cut_value_is_written_without_its_part_and_a_shared_list_as_its_encoding() -> None:
+    names = tables.COLUMN_NAMES
+    plain = [list(row_of_dict(e, Envelope(), i)) for i, e in enumerate(event_mix(20))]
+    shaped = [list(r) for r in plain]
+    for r in shaped:
+        text = bytes(r[names.index("event")])
+        at = len(text) // 3
+        r[names.index("event")] = Cut(b"x" * 7 + text[:at] + b"\xc3\xa9" * 300 + text[at:], at + 7, 600)
+        r[names.index("ancestors_file_path")] = encoded(r[names.index("ancestors_file_path")] + ["caf\udce9"])
+    for r in plain:
+        r[names.index("event")] = b"x" * 7 + bytes(r[names.index("event")])
+        r[names.index("ancestors_file_path")] = r[names.index("ancestors_file_path")] + ["caf\udce9"]
+    assert row_binary(shaped, TYPES) == row_binary_py(shaped, TYPES) == row_binary_py(plain, TYPES)
 
 
 def test_values_only_the_twin_writes_round_trip_through_chdb(chdb_store: Store) -> None:

@@ -200,14 +200,23 @@ def _accept_plain(
     out = Outcome()
     rows, contexts = out.rows, out.contexts
     pending: dict[tuple[int, Any], str] = {}  # (id of a lineage, day) → key of its copy stored with this batch
+    enveloped = False  # whether the last document was an envelope: this one is tried as one first
     for raw in raws:
         try:
-            try:
-                event, env, doc, span = decode(raw), _BARE, raw, None
-            except msgspec.ValidationError:
-                event, env, doc, span = _enveloped(raw)
-                if env is None:
-                    return None
+            if enveloped:
+                try:
+                    event, env, doc, span = _enveloped(raw)
+                except msgspec.ValidationError:
+                    event, env, doc, span = decode(raw), _BARE, raw, None
+                    enveloped = False
+            else:
+                try:
+                    event, env, doc, span = decode(raw), _BARE, raw, None
+                except msgspec.ValidationError:
+                    event, env, doc, span = _enveloped(raw)
+                    enveloped = True
+            if env is None:
+                return None
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
         if not dates_valid(event) or _free_form_too_deep(event, max_depth, ""):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from opencws.backend.bodies import depth_exceeds
+from opencws.backend.store.rowbinary import encoded
 from opencws.backend.store.rows import Lineage as Facts
 from opencws.backend.store.rows import lineage_of
 from opencws.schema.structs import ancestors_dates_checker, ancestors_decoder
@@ -66,7 +67,8 @@ class Lineages:
             dest = a.credentials.destination if a.credentials else None
             if isinstance(dest, dict | list) and depth_exceeds(dest, max_depth):
                 return None
-        entry = Lineage(lineage_of(ancestors), max_depth)
+        first, paths, names = lineage_of(ancestors)
+        entry = Lineage((first, encoded(paths), encoded(names)), max_depth)
         with self._lock:
             old = self._entries.pop(text, None)
             if old is not None:

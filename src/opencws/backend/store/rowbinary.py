@@ -37,6 +37,19 @@ class Cut:
         return bytes(t[: self.at]) + bytes(t[self.at + self.size :])
 
 
+class Encoded(list):  # type: ignore[type-arg]
+    """A list of strings carrying its `Array(String)` encoding, made once for a value many rows share (the
+    ancestors' paths and names of a lineage)."""
+
+    __slots__ = ("rowbinary",)
+
+
+def encoded(strings: list[str]) -> Encoded:
+    out = Encoded(strings)
+    out.rowbinary = _strings(strings)
+    return out
+
+
 def _length(n: int) -> bytes:
     if n < 128:
         return _SMALL[n]
@@ -138,10 +151,13 @@ def encoder_source(types: Sequence[str]) -> str:
         if t == "String":
             body += _string_source(name, "        ")
         elif t == "Array(String)":
-            body.append(f"        n = len({name})")
-            body.append("        out += _SMALL[n] if n < 128 else _length(n)")
-            body.append(f"        for s in {name}:")
-            body += _string_source("s", "            ")
+            body.append(f"        if {name}.__class__ is _Encoded:")
+            body.append(f"            out += {name}.rowbinary")
+            body.append("        else:")
+            body.append(f"            n = len({name})")
+            body.append("            out += _SMALL[n] if n < 128 else _length(n)")
+            body.append(f"            for s in {name}:")
+            body += _string_source("s", "                ")
         else:
             raise ValueError(f"no RowBinary encoding for {t}")
     flush()
@@ -165,7 +181,7 @@ def row_binary(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> bytes | b
     if encode is None:
         scope = {
             "_pack": struct.pack, "_SMALL": _SMALL, "_length": _length, "_EPOCH_ORDINAL": _EPOCH_ORDINAL,
-            "_Cut": Cut,
+            "_Cut": Cut, "_Encoded": Encoded,
         }  # fmt: skip
         exec(encoder_source(key), scope)  # source: `encoder_source(types)`
         encode = _ENCODERS[key] = scope["encode"]
