@@ -110,9 +110,16 @@ def raw_documents(body: bytes, content_type: str | None, max_documents: int) -> 
 _BLANK = frozenset(b" \t\r\n\f\v")
 
 
-def _line_views(body: bytes) -> list[memoryview]:
+class Lines(list):  # type: ignore[type-arg]
+    """The lines of a body as views of it, with the body and where each line starts in it."""
+
+    __slots__ = ("body", "starts")
+
+
+def _line_views(body: bytes) -> Lines:
     """The lines of a body that are not blank, as views of it (`bytes.split` would copy each line)."""
-    out = []
+    out = Lines()
+    out.body, out.starts = body, []
     view, find = memoryview(body), body.find
     start, n = 0, len(body)
     while start < n:
@@ -121,6 +128,7 @@ def _line_views(body: bytes) -> list[memoryview]:
             end = n
         if end > start and (body[start] not in _BLANK or body[start:end].strip()):
             out.append(view[start:end])
+            out.starts.append(start)
         start = end + 1
     return out
 

@@ -201,19 +201,26 @@ def _accept_plain(
     rows, contexts = out.rows, out.contexts
     pending: dict[tuple[int, Any], str] = {}  # (id of a lineage, day) → key of its copy stored with this batch
     enveloped = False  # whether the last document was an envelope: this one is tried as one first
-    for raw in raws:
+    # JSON lines are views of the body: texts are found in the body itself, between the line's bounds.
+    body, starts = getattr(raws, "body", None), getattr(raws, "starts", None)
+    for i, raw in enumerate(raws):
+        lo = 0
+        bare: tuple[Any, tuple[int, int] | None] = (raw, None)  # a bare event's text: where it is
+        if starts is not None:
+            lo = starts[i]
+            bare = (body, (lo, lo + len(raw)))
         try:
             if enveloped:
                 try:
-                    event, env, doc, span = _enveloped(raw)
+                    event, env, doc, span = _enveloped(raw, body, lo)
                 except msgspec.ValidationError:
-                    event, env, doc, span = decode(raw), _BARE, raw, None
+                    event, env, (doc, span) = decode(raw), _BARE, bare
                     enveloped = False
             else:
                 try:
-                    event, env, doc, span = decode(raw), _BARE, raw, None
+                    event, env, (doc, span) = decode(raw), _BARE, bare
                 except msgspec.ValidationError:
-                    event, env, doc, span = _enveloped(raw)
+                    event, env, doc, span = _enveloped(raw, body, lo)
                     enveloped = True
             if env is None:
                 return None
@@ -252,28 +259,30 @@ def _accept_plain(
     return out
 
 
-def _enveloped(raw: Any) -> tuple[Any, Envelope | None, Any, tuple[int, int] | None]:
+def _enveloped(
+    raw: Any, body: bytes | None, lo: int
+) -> tuple[Any, Envelope | None, Any, tuple[int, int] | None]:
     """An envelope's event (cut family), the envelope (None when `_envelope` would have something to say
-    about it), the document and where the event's JSON text is in it (None: all of it). Raises msgspec's
-    errors."""
-    if type(raw) is not bytes:
-        raw = bytes(raw)
+    about it), the bytes holding the event's JSON text and where it is in them (None: all of them). `raw`
+    is `body[lo:...]` when `body` is given. Raises msgspec's errors."""
+    if body is None:
+        body, lo = (raw if type(raw) is bytes else bytes(raw)), 0
     e = _CUT_ENVELOPE.decode(raw)
-    span = _event_span(raw)
+    span = _event_span(body, lo, lo + len(raw))
     if span is not None:
-        return e.event, _plain_envelope(e), raw, span
+        return e.event, _plain_envelope(e), body, span
     e = _ENVELOPE.decode(raw)  # the event's text by a second pass
     return cut_event_decoder().decode(e.event), _plain_envelope(e), e.event, None
 
 
-def _event_span(doc: bytes) -> tuple[int, int] | None:
+def _event_span(doc: bytes, lo: int, hi: int) -> tuple[int, int] | None:
     """Where the event's JSON is in a document `_CUT_ENVELOPE` accepted, when that is plain to see: `"event"`
     appears once in the document (so it is the envelope's one `event` key: the envelope's other values are
     strings, arrays of them, integers and nulls, and a quote inside a string is escaped) and its value comes
     last (then the text before the envelope's closing brace ends with the event's; had another member come
-    after, it would end with that member's value, never an object). Else None."""
-    i = doc.find(b'"event"')
-    if i < 0 or doc.find(b'"event"', i + 7) >= 0:
+    after, it would end with that member's value, never an object). The document is `doc[lo:hi]`. Else None."""
+    i = doc.find(b'"event"', lo, hi)
+    if i < 0 or doc.find(b'"event"', i + 7, hi) >= 0:
         return None
     start = i + 7
     while doc[start] in _SPACE:
@@ -283,7 +292,7 @@ def _event_span(doc: bytes) -> tuple[int, int] | None:
     start += 1
     while doc[start] in _SPACE:
         start += 1
-    end = len(doc) - 1
+    end = hi - 1
     while doc[end] in _SPACE:
         end -= 1
     end -= 1  # the envelope's closing brace
@@ -304,23 +313,20 @@ def _offset(doc: bytes, piece: bytes, start: int) -> int:
     return doc.find(piece, start)
 
 
-def _plain_envelope(e: _FastEnvelope) -> Envelope | None:
+def _plain_envelope(e: Any) -> Envelope | None:
     """The envelope when `_envelope` finds nothing to say about it, else None."""
-    env = Envelope()
-    for k in ENVELOPE_STRINGS:
-        v = getattr(e, k)
-        if v is None:
-            continue
-        if type(v) is int:
-            v = str(v)
-        if len(v) > MAX_FIELD_CHARS:
+    rule_id, version, policy, host, agent = e.rule_id, e.rule_version, e.policy, e.host, e.agent_version
+    if type(version) is int:
+        version = str(version)
+    for v in (rule_id, version, policy, host, agent):
+        if v is not None and len(v) > MAX_FIELD_CHARS:
             return None
-        setattr(env, k, v)
-    if e.tags is not None:
-        if len(e.tags) > 256 or any(len(t) > MAX_FIELD_CHARS for t in e.tags):
-            return None
-        env.tags = e.tags
-    return env
+    tags = e.tags
+    if tags is not None and (len(tags) > 256 or any(len(t) > MAX_FIELD_CHARS for t in tags)):
+        return None
+    return Envelope(
+        rule_id or "", version or "", policy or "", host or "", agent or "", [] if tags is None else tags
+    )
 
 
 _gc_lock = threading.Lock()

@@ -57,9 +57,18 @@ def day_of(ns: int) -> datetime.date:
     return _EPOCH + datetime.timedelta(days=ns // _NS_PER_DAY)
 
 
+_ids: list[str] = []
+
+
 def new_id() -> str:
-    """A random event id (96 bits, hex): the tie-breaker of the newest-first order."""
-    return secrets.token_hex(12)
+    """A random event id (96 bits, hex): the tie-breaker of the newest-first order. Drawn from the system's
+    random source 4,096 at a time (one call each instead of one per event)."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        block = secrets.token_hex(12 * 4096)
+        _ids.extend(block[i : i + 24] for i in range(0, len(block), 24))
+        return _ids.pop()
 
 
 Lineage = tuple[str, list[str], list[str]]
