@@ -29,7 +29,8 @@ MAX_SCAN = 200_000
 _MIN_BATCH = 1_000
 _MAX_BATCH = 20_000
 _FIRST_WINDOW = 3_600 * 1_000_000_000
-COMPACT_PART_BYTES = 64 << 20
+COMPACT_PART_BYTES = 16 << 20
+_MAX_TEXTS_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -63,6 +64,9 @@ class Store:
         self.write_table = f"{database}.{tables.DISTRIBUTED_TABLE if cluster else tables.LOCAL_TABLE}"
         self.read_table = self.write_table
         self.contexts_table = f"{database}.{tables.CONTEXTS_TABLE if cluster else tables.CONTEXTS_LOCAL_TABLE}"
+        # Contexts read before, by key (a key always names the same text): most pages need no query for them.
+        self._texts: dict[str, str] = {}
+        self._texts_size = 0
 
     def nodes(self) -> list[Engine]:
         return self.engine.shards(self.cluster) if self.cluster else [self.engine]
@@ -90,7 +94,8 @@ class Store:
                         ) from None
             with contextlib.suppress(StoreError):
                 # A batch's part in one file rather than two per column (ClickHouse 20.3 and later; 18.16 has
-                # none): a third of the insert's CPU time with chdb; merged parts (beyond 64 MiB) are wide.
+                # none): a third of the insert's CPU time with chdb. Merged parts (beyond 16 MiB) are wide:
+                # compact parts compress less and scan slower.
                 node.execute(
                     f"ALTER TABLE {self.database}.{tables.LOCAL_TABLE} "
                     f"MODIFY SETTING min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
@@ -171,18 +176,23 @@ class Store:
         return [by_key[k] for k in keys if k in by_key]
 
     def _whole(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Rows of `tables.RESULT_COLUMNS` → the `Hit` fields, each event's text whole again (one query for
-        the contexts cut out of them)."""
-        cut = [r for r in rows if r[9]]
-        texts: dict[str, str] = {}
-        if cut:
-            days = [_day(int(r[1])) for r in cut]
+        """Rows of `tables.RESULT_COLUMNS` → the `Hit` fields, each event's text whole again (the contexts
+        cut out of them: from the texts read before, else in one query)."""
+        texts = self._texts
+        missing = [r for r in rows if r[9] and r[9] not in texts]
+        if missing:
+            days = [_day(int(r[1])) for r in missing]
             found = self.engine.execute(
                 f"SELECT key, text FROM {self.contexts_table} PREWHERE has({{keys:Array(String)}}, key) "
                 "WHERE day >= {d_lo:Date} AND day <= {d_hi:Date}",
-                {"keys": sorted({str(r[9]) for r in cut}), "d_lo": min(days), "d_hi": max(days)},
+                {"keys": sorted({str(r[9]) for r in missing}), "d_lo": min(days), "d_hi": max(days)},
             )
-            texts = {str(k): str(t) for k, t in found}
+            for k, t in found:
+                if self._texts_size > _MAX_TEXTS_BYTES:
+                    texts.clear()
+                    self._texts_size = 0
+                texts[str(k)] = str(t)
+                self._texts_size += len(t)
         out = []
         for r in rows:
             event = r[8]
