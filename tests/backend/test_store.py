@@ -313,3 +313,13 @@ def test_a_store_made_before_the_contexts_gains_their_columns(chdb_store: Store)
     ingest(chdb_store, EVENTS[:20])
     hits = chdb_store.search(compile_search(""), *ALL, None, 100).hits
     assert [h.event for h in hits][-1] == "{}" and len(hits) == 21
+
+
+def test_an_event_whose_context_is_gone_is_an_error_not_a_broken_event(chdb_store: Store) -> None:
+    ingest(chdb_store, EVENTS[:10])
+    hit = chdb_store.search(compile_search(""), *ALL, None, 1).hits[0]
+    other = Store(chdb_store.engine, chdb_store.database)  # texts not read yet
+    chdb_store.engine.execute(f"TRUNCATE TABLE {chdb_store.contexts_table}")
+    assert chdb_store.get(hit.id) == hit  # read before: kept by key
+    with pytest.raises(StoreError, match="lacks the process context"):
+        other.get(hit.id)

@@ -178,8 +178,16 @@ class Store:
     def _whole(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows of `tables.RESULT_COLUMNS` → the `Hit` fields, each event's text whole again (the contexts
         cut out of them: from the texts read before, else in one query)."""
-        texts = self._texts
-        missing = [r for r in rows if r[9] and r[9] not in texts]
+        texts: dict[str, str] = {}
+        missing = []
+        for r in rows:
+            if r[9]:
+                key = str(r[9])
+                text = self._texts.get(key)
+                if text is None:
+                    missing.append(r)
+                else:
+                    texts[key] = text
         if missing:
             days = [_day(int(r[1])) for r in missing]
             found = self.engine.execute(
@@ -188,10 +196,11 @@ class Store:
                 {"keys": sorted({str(r[9]) for r in missing}), "d_lo": min(days), "d_hi": max(days)},
             )
             for k, t in found:
-                if self._texts_size > _MAX_TEXTS_BYTES:
-                    texts.clear()
-                    self._texts_size = 0
                 texts[str(k)] = str(t)
+                if self._texts_size > _MAX_TEXTS_BYTES:
+                    self._texts.clear()
+                    self._texts_size = 0
+                self._texts[str(k)] = str(t)
                 self._texts_size += len(t)
         out = []
         for r in rows:
