@@ -15,6 +15,10 @@ from opencws.model.codec import to_dict
 from opencws.model.examples import exec_event, open_event
 from opencws.schema.structs import (
     _DATE_TIME,
+    ancestors_dates_checker,
+    ancestors_decoder,
+    cut_dates_checker,
+    cut_event_decoder,
     dates_checker,
     dates_valid_py,
     event_decoder,
@@ -25,13 +29,30 @@ from opencws.schema.validation import event_validator
 
 
 def strict_accepts(doc: object) -> bool:
+    text = orjson.dumps(doc)
     try:
-        event = event_decoder().decode(orjson.dumps(doc))
+        event = event_decoder().decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError):
+        assert not cut_accepts(text)
         return False
     verdict = dates_checker()(event)
     assert verdict == dates_valid_py(event)  # the generated checker and its twin
+    assert verdict == cut_accepts(text)  # the cut family and the ancestors' decoder, together
     return verdict
+
+
+def cut_accepts(text: bytes) -> bool:
+    """The intake's way: the event with its ancestors as text, then that text on its own."""
+    try:
+        event = cut_event_decoder().decode(text)
+        if not cut_dates_checker()(event):
+            return False
+        ancestors = event.process.ancestors if event.process else msgspec.UNSET
+        if ancestors is msgspec.UNSET:
+            return True
+        return all(ancestors_dates_checker()(a) for a in ancestors_decoder().decode(ancestors))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return False
 
 
 SEEDS = [
