@@ -197,7 +197,8 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
     t = _intake(store, n, args.batch, pool)
     rate = n / t["wall"]
     print(line("intake: parse, validate, rows, insert (wall clock)", rate, base))
-    print(line("intake per CPU-second of this process (chdb's threads included)", n / t["cpu"], base))
+    engine = "chdb's threads included" if kind.startswith("embedded") else "the servers' CPU not counted"
+    print(line(f"intake per CPU-second of this process ({engine})", n / t["cpu"], base))
     print(line("  parse, validate, rows alone (CPU time of this thread)", n / max(t["accept_cpu"], 1e-9), base))
     print(f"  time split: parse, validation and rows {t['accept']:.1f} s, insert (RowBinary and the engine) {t['insert']:.1f} s; "
           f"process CPU {t['cpu']:.1f} s for {t['wall']:.1f} s wall ({t['cpu'] / t['wall']:.2f} cores)")  # fmt: skip
