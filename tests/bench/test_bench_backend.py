@@ -3,6 +3,7 @@ own: chdb opens one store per process."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,9 @@ def check(out: str) -> None:
     assert "baseline: orjson parse + schema validation only" in out
     assert "intake: parse, validate, rows, insert" in out and "x baseline)" in out
     assert "peak RSS" in out
+    stored = re.search(r"stored: ([\d,]+) bytes per event on disk, ([\d,]+) uncompressed .* ([\d,]+) process", out)
+    assert stored and int(stored[3].replace(",", "")) > 0  # the ancestors texts went apart
+    assert 0 < int(stored[2].replace(",", "")) < 9_141 / 2  # the stored event without them
     for label in ["executable path equality", "file path prefix", "event-type set", "one-hour counts by type",
                   "an ancestor's executable is X", "combined filter, newest 100"]:  # fmt: skip
         assert label in out
