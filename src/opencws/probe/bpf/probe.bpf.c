@@ -454,7 +454,7 @@ static __always_inline struct mount *real_mount(struct vfsmount *v)
 
 /* An inode's identity beside its number (the third part of its discarders' key, file_info.i_generation):
  * i_generation, which ext2/3/4, tmpfs, xfs and btrfs draw anew for every inode they make, so that an inode born on
- * a freed number is told from the dead one. 0: the filesystem gives none (procfs, ramfs, devpts...): the agent
+ * a freed number is told from the dead one. 0: the filesystem gives none (procfs, ramfs, devpts, bpffs): the agent
  * learns no inode discarder for such a file. An overlay inode has none of its own and shows its real inode's number
  * (the upper layer's, else the lower one's): its identity is that inode's (read only when i_generation is 0). */
 static __always_inline __u32 inode_identity(struct inode *ino)
