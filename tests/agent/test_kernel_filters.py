@@ -310,6 +310,18 @@ def ramfs(tmp_path) -> Iterator[Path]:
         yield fs
 
 
+def _first_discarded(reader, probe, fs: Path, n: str, how: str, identity: Callable[[Path], int]) -> tuple[int, int]:
+    """A birth test's files on `fs`: what `how` needs, then `first`, whose open discarder is put in place by hand
+    (with `identity(first)`) before it is opened once (dropped while the discarder holds). Its number and identity."""
+    _Born.prepare(fs, f"born-{n}", how)
+    first = _file(fs, f"first-{n}")
+    ino, igen = os.stat(first).st_ino, identity(first)
+    reader.checkpoint()
+    probe.add_discarder_inode(ino, mount_id(fs), ["open"], inode_generation=igen)
+    _open(first)
+    return ino, igen
+
+
 @pytest.mark.parametrize("how", BIRTHS)
 def test_a_stale_discarder_of_a_tmpfs_number_never_hides_the_file_born_on_it(reader, probe, tmp_path, tmpfs, how):
     """tmpfs reuses a number only once its count wraps: the stale discarder is put in place directly, after the
@@ -320,14 +332,9 @@ def test_a_stale_discarder_of_a_tmpfs_number_never_hides_the_file_born_on_it(rea
     names = iter(range(1000))
 
     def attempt() -> None:
-        n = f"{how}-{next(names)}"
-        _Born.prepare(tmpfs, f"born-{n}", how)
-        first = _file(tmpfs, f"first-{n}")
-        ino, dead = os.stat(first).st_ino, inode_generation(first)
-        reader.checkpoint()
         generation = probe.discarder_generation
-        probe.add_discarder_inode(ino, mnt, ["open"], inode_generation=dead)
-        _open(first)  # dropped: the discarder put in place holds
+        n = f"{how}-{next(names)}"
+        ino, dead = _first_discarded(reader, probe, tmpfs, n, how, inode_generation)
         born = _Born(tmpfs, f"born-{n}", how)
         try:
             assert os.stat(born.path).st_ino == ino + 1
@@ -355,13 +362,8 @@ def test_on_a_filesystem_without_identity_a_birth_drops_the_discarder_of_its_num
 
     def attempt() -> None:
         n = f"{how}-{next(names)}"
-        _Born.prepare(ramfs, f"born-{n}", how)
-        first = _file(ramfs, f"first-{n}")
-        ino = os.stat(first).st_ino
-        reader.checkpoint()
-        probe.add_discarder_inode(ino, mnt, ["open"], inode_generation=0)
+        ino, _ = _first_discarded(reader, probe, ramfs, n, how, lambda _: 0)
         probe.add_discarder_inode(ino + 1, mnt, ["open"], inode_generation=0)
-        _open(first)  # dropped: the discarder put in place holds
         born = _Born(ramfs, f"born-{n}", how)
         try:
             if os.stat(born.path).st_ino != ino + 1:
