@@ -2897,13 +2897,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		count(EV_OPEN, CNT_FILTERED);
 		return 0;
 	}
+	/* a native ioctl (frequent: terminals, KVM_RUN...): its command checked from the registers, nothing else */
+	if ((*tp & 0xff) == INTERNAL_IDENTITY && !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT))
+		return handle_identity_exit(regs->si, ret);
 	struct work *w = get_work();
 	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
 		return 0;
 	__u32 type = w->sc.type;
 	nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
-	if (type == INTERNAL_IDENTITY)
+	if (type == INTERNAL_IDENTITY) /* (an i386 ioctl) */
 		return handle_identity_exit(w->sc.a[1], ret);
 	w->act.n = 0;
 	if (racing_type(type))
