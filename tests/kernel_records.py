@@ -27,12 +27,16 @@ def file_info(path: bytes, flags: int = r.FI_PRESENT | r.FI_INODE, resolved: int
     """A file_info record, each number its own (`seed` moves them all: the other file of a record)."""
     return (42 + seed, 31 + seed, 32 + seed, 33 + seed, 0o100644 + seed, 1001 + seed, 1002 + seed, 27 + seed,
             (254 << 20) | (1 + seed), 3 + seed, flags, 5 + seed, len(path),
-            len(path) if resolved is None else resolved, 9 + seed, b"ext4\0")
+            len(path) if resolved is None else resolved, 9 + seed, b"ext4\0", 7000 + seed, 0)
+
+
+NO_FILE = (0,) * 12 + (0, 0, 0, b"", 0, 0)
+"""An unused file_info slot."""
 
 
 def file_record(etype: int, p0: bytes, p1: bytes = b"", extra: bytes = b"", *, nr: int = 257,
                 flags_arg: int = 0, f0: tuple | None = None, size: int | None = None, retval: int = 0) -> bytes:
-    f1 = file_info(p1, seed=100) if p1 else (0,) * 12 + (0, 0, 0, b"")
+    f1 = file_info(p1, seed=100) if p1 else NO_FILE
     body = r.FILE_BODY.pack(retval, nr, flags_arg, 0o600, 0, 0, len(extra), 0, 0, *(f0 or file_info(p0)), *f1)
     tail = p0 + p1 + extra
     total = r.HEADER.size + len(body) + len(tail)

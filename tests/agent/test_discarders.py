@@ -15,18 +15,19 @@ from opencws.probe import events as ev
 
 class FakeProbe:
     def __init__(self):
-        self.inodes: dict[tuple[int, int], list[str]] = {}
+        self.inodes: dict[tuple[int, int, int], list[str]] = {}
+        """(inode, mount id, inode generation) -> types"""
         self.pids: dict[int, list[str]] = {}
         self.ignored: set[int] = set()
-        self.generations: dict[tuple[int, int], int | None] = {}
+        self.generations: dict[tuple[int, int, int], int | None] = {}
         self.invalidations = 0
 
-    def add_discarder_inode(self, inode, mount_id, event_types=None, generation=None):
-        self.inodes[(inode, mount_id)] = list(event_types or [])
-        self.generations[(inode, mount_id)] = generation
+    def add_discarder_inode(self, inode, mount_id, event_types=None, generation=None, *, inode_generation):
+        self.inodes[(inode, mount_id, inode_generation)] = list(event_types or [])
+        self.generations[(inode, mount_id, inode_generation)] = generation
 
-    def remove_discarder_inode(self, inode, mount_id):
-        self.inodes.pop((inode, mount_id), None)
+    def remove_discarder_inode(self, inode, mount_id, *, inode_generation):
+        self.inodes.pop((inode, mount_id, inode_generation), None)
 
     def add_discarder_pid(self, pid, event_types=None):
         self.pids[pid] = list(event_types or [])
@@ -40,11 +41,12 @@ class FakeProbe:
         self.pids.clear()
 
 
-def info(path: str, *, ino: int = 10, nlink: int = 1, mode: int = stat.S_IFREG | 0o644, error: str | None = None):
+def info(path: str, *, ino: int = 10, nlink: int = 1, mode: int = stat.S_IFREG | 0o644, error: str | None = None,
+         igen: int = 7):
     return make(ev.FileInfo, path=path, resolved_len=len(path), path_resolution_error=error, inode=ino, mode=mode,
                        uid=0, gid=0, nlink=nlink, access_time_ns=0, modification_time_ns=0, change_time_ns=0,
                        mount_id=5, group_id=0, device=0, fs_type="ext4", in_upper_layer=False, negative=False,
-                       flags=0)
+                       flags=0, inode_generation=igen)
 
 
 COMMON = dict(tid=100, ppid=1, ktime_ns=1, cgroup_id=1, uid=0, gid=0, comm="x")
@@ -86,8 +88,15 @@ def learner(tmp_path: Path):
 
 def test_a_path_no_rule_could_match_discards_its_inode_for_that_type(learner):
     assert learner.observe(open_event("/tmp/x")) == "inode"
-    assert learner.probe.inodes == {(10, 5): ["open"]}
+    assert learner.probe.inodes == {(10, 5, 7): ["open"]}  # that inode only: its number, mount and identity
     assert learner.observe(open_event("/etc/cron.d/job", ino=11)) is None
+
+
+def test_no_inode_discarder_for_a_file_whose_filesystem_gives_no_identity(learner):
+    """procfs, ramfs...: inode generation 0, a discarder could outlive its inode onto the next one of its number."""
+    assert learner.observe(open_event("/proc/1/status", igen=0)) is None
+    assert learner.probe.inodes == {}
+    assert learner.counters()["inodes_without_identity"] == 1
 
 
 def test_an_event_a_rule_matched_teaches_no_discarder_but_still_invalidates(learner):
@@ -189,7 +198,8 @@ def test_ignored_processes_are_handed_to_the_probe_which_keeps_them_across_inval
 
 
 def test_every_discarder_added_dropped_or_invalidated_is_counted(learner, tmp_path):
-    assert learner.counters() == {"inodes": 0, "pids": 0, "inode_removals": 0, "invalidations": 0}
+    assert learner.counters() == {"inodes": 0, "pids": 0, "inode_removals": 0, "inodes_without_identity": 0,
+                                  "invalidations": 0}
     learner.observe(open_event("/tmp/x"))
     learner.observe(open_event("/tmp/y", ino=11))
     learner.observe(open_event("/etc/cron.d/job", ino=12))  # could match: nothing learned
@@ -200,7 +210,8 @@ def test_every_discarder_added_dropped_or_invalidated_is_counted(learner, tmp_pa
     learner.observe(make(ev.RenameEvent, pid=100, **COMMON, syscall="rename", retval=0,
                          file=info("/tmp/d", ino=3, mode=stat.S_IFDIR | 0o755), destination=info("/tmp/e")))
     learner.reload(write_policy(tmp_path, 'open.file.path == "/tmp/x"'))
-    assert learner.counters() == {"inodes": 2, "pids": 1, "inode_removals": 1, "invalidations": 2}
+    assert learner.counters() == {"inodes": 2, "pids": 1, "inode_removals": 1, "inodes_without_identity": 0,
+                                  "invalidations": 2}
     assert learner.probe.invalidations == 2
 
 

@@ -9,6 +9,7 @@ import probe_sysc as sysc
 import pytest
 from probe_watch import paths_under
 
+from inodes import inode_generation
 from opencws.probe import events as ev
 from opencws.probe.eventtypes import EventType
 from opencws.probe.statx import mount_id
@@ -99,7 +100,7 @@ def test_clearing_approvers_lets_the_type_pass_again(watch, probe, tmp_path):
 def test_a_discarded_inode_is_not_sent_until_discarders_are_invalidated(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
     watch.checkpoint()
-    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"], inode_generation=inode_generation(f))
     os.chmod(f, 0o600)
     os.close(os.open(f, os.O_RDONLY))  # another type: not discarded
     assert not watch.mine(ev.ChmodEvent, paths_under(tmp_path))
@@ -111,7 +112,7 @@ def test_a_discarded_inode_is_not_sent_until_discarders_are_invalidated(watch, p
 
 def test_a_rename_drops_the_discarder_of_the_renamed_inode(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
-    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"], inode_generation=inode_generation(f))
     os.rename(f, tmp_path / "g")
     os.chmod(tmp_path / "g", 0o600)
     assert [e.file.path for e in watch.mine(ev.ChmodEvent, paths_under(tmp_path))] == [str(tmp_path / "g")]
@@ -119,7 +120,7 @@ def test_a_rename_drops_the_discarder_of_the_renamed_inode(watch, probe, tmp_pat
 
 def test_a_mount_invalidates_discarders(watch, probe, tmp_path):
     f = _file(tmp_path, "f")
-    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"], inode_generation=inode_generation(f))
     generation = probe.discarder_generation
     mnt = tmp_path / "m"
     mnt.mkdir()
@@ -160,7 +161,7 @@ def test_an_ignored_process_stays_ignored_across_the_kernels_own_invalidations(w
 
 
 def _open_discarded(probe, f: Path) -> None:
-    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["open"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["open"], inode_generation=inode_generation(f))
 
 
 def _opened(watch, path: Path) -> list:
@@ -286,8 +287,26 @@ def test_a_discarder_learned_from_an_event_older_than_an_invalidation_is_void(wa
     assert sysc.mount("none", mnt, "tmpfs", 0, b"size=1m") == 0  # meanwhile: a mount (a mount id reused, say)
     sysc.umount2(mnt, 2)
     assert probe.discarder_generation > seen.file.generation
-    probe.add_discarder_inode(seen.file.inode, seen.file.mount_id, ["open"], generation=seen.file.generation)
+    probe.add_discarder_inode(seen.file.inode, seen.file.mount_id, ["open"], generation=seen.file.generation,
+                              inode_generation=seen.file.inode_generation)
     assert len(_opened(watch, f)) == 1  # learned from before the mount: it does not hold
+
+
+def test_setting_a_files_inode_generation_bumps_the_discarder_generation(watch, probe, tmp_path):
+    """ext4's FS_IOC_SETVERSION gives a file another identity (the one of a dead inode whose discarder the agent has
+    yet to learn, say): every discarder learned from an event seen before is void."""
+    import fcntl
+    import struct
+
+    f = _file(tmp_path, "f")
+    generation = probe.discarder_generation
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, 0x40087602, struct.pack("<Q", 12345))  # FS_IOC_SETVERSION
+    finally:
+        os.close(fd)
+    assert inode_generation(f) == 12345
+    assert probe.discarder_generation > generation
 
 
 def test_a_mount_by_an_ignored_process_still_bumps_the_generation(probe, tmp_path):
@@ -339,7 +358,7 @@ def test_an_unlink_filtered_by_approvers_still_drops_the_discarder_of_its_inode(
     f = _file(tmp_path, "f")
     os.link(f, tmp_path / "g")  # the inode outlives the unlink
     probe.set_approvers("unlink", basenames=["never-matches"])
-    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"])
+    probe.add_discarder_inode(os.stat(f).st_ino, mount_id(f), ["chmod"], inode_generation=inode_generation(f))
     os.unlink(f)
     os.chmod(tmp_path / "g", 0o600)
     assert not watch.mine(ev.UnlinkEvent, paths_under(tmp_path))

@@ -10,6 +10,7 @@ import struct
 import pytest
 from probe_watch import paths_under
 
+from inodes import inode_generation
 from opencws.probe import events as ev
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
@@ -134,3 +135,14 @@ def test_i386_16_bit_and_32_bit_credential_calls_are_setuid_and_setgid_events(wa
     assert (gid32.syscall, gid32.abi, gid32.before.gid, gid32.after.gid) == ("setgid32", "i386", 0, 2000)
     assert (gid16.syscall, gid16.retval) == ("setgid", rets[1])
     assert (uid32.syscall, uid32.before.uid, uid32.after.uid) == ("setuid32", 0, 3000)
+
+
+def test_an_i386_setversion_bumps_the_discarder_generation_too(watch, probe, tmp_path, abi_calls):
+    # FS_IOC32_SETVERSION (an int) through the compat ioctl: the file's new identity voids earlier discarders
+    f = tmp_path / "f"
+    f.write_text("x")
+    generation = probe.discarder_generation
+    rets = abi_calls.run32((5, f"s:{f}", 0), (54, 3, 0x40047602, "x:39300000"))  # open, ioctl(3, ..., &12345)
+    assert rets == [3, 0]
+    assert inode_generation(f) == 12345
+    assert probe.discarder_generation > generation

@@ -11,6 +11,7 @@ import probe_sysc as sysc
 import pytest
 from probe_watch import paths_under
 
+from inodes import inode_generation
 from opencws.probe import events as ev
 from opencws.probe.statx import mount_id
 
@@ -105,6 +106,35 @@ def test_an_overlayfs_file_is_flagged_when_it_is_in_the_upper_layer(watch, tmp_p
         sysc.umount2(merged, 2)
 
 
+def test_a_file_carries_its_inodes_identity_an_overlay_file_its_real_inodes(watch, tmp_path):
+    """The identity inode discarders are keyed by (i_generation): drawn by ext4 and tmpfs for each inode; an
+    overlay inode has none of its own and takes the one of its real inode (upper layer, else lower); procfs
+    gives none (0)."""
+    lower, upper, work, merged, tmpfs = (tmp_path / n for n in ("lower", "upper", "work", "merged", "tmpfs"))
+    for d in (lower, upper, work, merged, tmpfs):
+        d.mkdir()
+    (lower / "from_lower").write_text("l")
+    (tmp_path / "plain").write_text("x")
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
+    assert sysc.mount("none", tmpfs, "tmpfs", 0, b"size=1m") == 0
+    try:
+        (tmpfs / "t").write_text("x")
+        (merged / "new_upper").write_text("u")
+        watch.checkpoint()
+        for f in (tmp_path / "plain", tmpfs / "t", merged / "from_lower", merged / "new_upper", "/proc/self/stat"):
+            os.close(os.open(f, os.O_RDONLY))
+        got = {e.file.path: e.file.inode_generation for e in watch.mine(ev.OpenEvent)}
+        assert got[str(tmp_path / "plain")] == inode_generation(tmp_path / "plain") != 0
+        assert got[str(tmpfs / "t")] == inode_generation(tmpfs / "t") != 0
+        assert got[str(merged / "from_lower")] == inode_generation(lower / "from_lower")
+        assert got[str(merged / "new_upper")] == inode_generation(upper / "new_upper")
+        assert got[f"/proc/{os.getpid()}/stat"] == 0
+    finally:
+        sysc.umount2(merged, 2)
+        sysc.umount2(tmpfs, 2)
+
+
 def test_a_chrooted_process_reports_paths_from_its_root(watch, tmp_path):
     jail = tmp_path / "jail"
     (jail / "etc").mkdir(parents=True)
@@ -132,7 +162,8 @@ def test_an_inode_discarder_learned_outside_a_chroot_does_not_hide_the_file_insi
     shadow.write_text("x")
     watch.checkpoint()
     # as the agent would after a host process opened it: no rule matches <tmp>/jail/etc/shadow
-    probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"])
+    probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"],
+                              inode_generation=inode_generation(shadow))
     fd = os.open(shadow, os.O_RDONLY)
     os.close(fd)
     pid = os.fork()
@@ -212,7 +243,8 @@ def test_a_chroot_is_noticed_whether_it_predates_the_probe_or_not(require_kernel
         else:  # as on a machine where /proc shows no chroot at start (here pid 1's root is unreadable)
             monkeypatch.setattr(probe_module, "chrooted_tasks", lambda: iter(()))
         with Probe(event_types=["open"]) as probe:
-            probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"])
+            probe.add_discarder_inode(os.stat(shadow).st_ino, mount_id(shadow), ["open"],
+                              inode_generation=inode_generation(shadow))
             if pid is None:
                 pid = _chrooted_child(jail, go_r)
             os.write(go_w, b"x")
@@ -254,7 +286,7 @@ def test_a_pivot_root_invalidates_the_discarders_learned_before_it(require_kerne
                 assert libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
                 assert libc.mount(os.fsencode(root), os.fsencode(root), None, MS_BIND, None) == 0
                 shadow = root / "etc" / "shadow"
-                os.write(w1, f"{os.stat(shadow).st_ino} {mount_id(shadow)}".encode())
+                os.write(w1, f"{os.stat(shadow).st_ino} {mount_id(shadow)} {inode_generation(shadow)}".encode())
                 os.read(r2, 1)  # its discarder is learned, as from <root>/etc/shadow
                 os.chdir(root)
                 assert libc.syscall(155, b".", b"old") == 0  # pivot_root(".", "old")
@@ -267,8 +299,8 @@ def test_a_pivot_root_invalidates_the_discarders_learned_before_it(require_kerne
         os.close(w1)
         got_ids = os.read(r1, 100)
         assert got_ids and got_ids != b"!", "the child failed to set up its namespace"
-        ino, mnt = map(int, got_ids.split())
-        probe.add_discarder_inode(ino, mnt, ["open"])
+        ino, mnt, igen = map(int, got_ids.split())
+        probe.add_discarder_inode(ino, mnt, ["open"], inode_generation=igen)
         os.write(w2, b"x")
         assert os.waitpid(pid, 0)[1] == 0
         got, deadline = [], time.monotonic() + 5
@@ -324,7 +356,8 @@ def test_a_container_process_is_not_in_a_chroot_and_inode_discarders_apply_to_it
         inside = watch.wait_for(ev.OpenEvent, lambda e: e.file.path == "/marker", timeout=30)
         assert [e.in_chroot for e in inside] == [False] and inside[0].file.inode == os.stat(marker).st_ino
         # as the agent would: no rule matches /marker (the container's own mount of its root)
-        probe.add_discarder_inode(inside[0].file.inode, inside[0].file.mount_id, ["open"])
+        probe.add_discarder_inode(inside[0].file.inode, inside[0].file.mount_id, ["open"],
+                                  inode_generation=inside[0].file.inode_generation)
         watch.checkpoint()
         ctr.communicate(b"go\n", timeout=60)
     finally:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kernel_records import FILE_EVENT_KINDS, file_info, file_record, header
+from kernel_records import FILE_EVENT_KINDS, NO_FILE, file_info, file_record, header
 from opencws.probe import events as ev
 from opencws.probe import records as r
 from opencws.probe.errors import DecodeError
@@ -23,7 +23,7 @@ def file_values(seed: int = 0) -> dict:
     return {"inode": 42 + seed, "access_time_ns": 31 + seed, "modification_time_ns": 32 + seed,
             "change_time_ns": 33 + seed, "mode": 0o100644 + seed, "uid": 1001 + seed, "gid": 1002 + seed,
             "mount_id": 27 + seed, "device": os.makedev(254, 1 + seed), "nlink": 3 + seed, "group_id": 5 + seed,
-            "generation": 9 + seed}
+            "generation": 9 + seed, "inode_generation": 7000 + seed}
 
 
 def test_a_well_formed_open_record_decodes_to_an_open_event():
@@ -64,7 +64,7 @@ def test_a_bpf_record_lists_the_helpers():
 def test_an_exec_record_splits_argv_and_envp():
     argv, envp = b"ls\0-l\0", b"A=1\0B=2\0"
     body = r.EXEC_BODY.pack(*file_info(b"/bin/ls"), *CREDS, len(argv), len(envp), len(argv), len(envp), 9,
-                            b"docker-ab.scope\0", b"pts/3\0", *((0,) * 12 + (0, 0, 0, b"")))
+                            b"docker-ab.scope\0", b"pts/3\0", *NO_FILE)
     data = header(r.REC_EXEC, EventType.EXEC, 64 + len(body) + 7 + len(argv) + len(envp), r.HF_ENVP_TRUNCATED)
     e = r.decode(data + body + b"/bin/ls" + argv + envp)
     assert isinstance(e, ev.ExecEvent)
@@ -82,10 +82,10 @@ def test_an_exec_record_splits_argv_and_envp():
         (header(99, EventType.EXIT, 72) + b"\0" * 8, "unknown record kind 99"),
         (header(r.REC_EXIT, 200, 72) + b"\0" * 8, "unknown event type 200"),
         (header(r.REC_FILE, EventType.EXIT, 72) + b"\0" * 8, "cannot have record kind"),
-        (header(r.REC_FILE, EventType.OPEN, 100) + b"\0" * 36, "body needs 288"),
+        (header(r.REC_FILE, EventType.OPEN, 100) + b"\0" * 36, "body needs 304"),
         (file_record(EventType.OPEN, b"/etc/passwd")[:-3], "header says"),
-        (file_record(EventType.OPEN, b"/etc/passwd", size=301) + b"zz", "record size 301"),
-        (file_record(EventType.OPEN, b"/x", f0=(*file_info(b"/x")[:12], 5000, 0, 0, b"")), "exceeds 4095"),
+        (file_record(EventType.OPEN, b"/etc/passwd", size=317) + b"zz", "record size 317"),
+        (file_record(EventType.OPEN, b"/x", f0=(*file_info(b"/x")[:12], 5000, 0, 0, b"", 0, 0)), "exceeds 4095"),
         (file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", resolved=9)), "resolved length 9"),
         (file_record(EventType.OPEN, b"/x", f0=file_info(b"/x", flags=0)), "without a file"),
         (file_record(EventType.SELINUX, b"/x", flags_arg=9, nr=1), "unknown selinux kind 9"),
@@ -129,7 +129,7 @@ def test_every_field_of_a_view_equals_the_eager_decoding(etype, p1, extra, nr, i
     f0 = file_info(b"/tmp/x/f\xe9", flags, resolved=6)
     body = r.FILE_BODY.pack(-13, nr, 1 if etype == EventType.SELINUX else 0o1101, 0o4755, 0xFFFFFFFF, 1000,
                             len(extra), r.UTIME_OMIT, 12345, *f0,
-                            *(file_info(p1, seed=100) if p1 else (0,) * 12 + (0, 0, 0, b"")))
+                            *(file_info(p1, seed=100) if p1 else NO_FILE))
     tail = b"/tmp/x/f\xe9" + p1 + extra
     rec = header(r.REC_FILE, etype, r.HEADER.size + len(body) + len(tail)) + body + tail
     lazy, eager = r.decode(rec), r.decode(rec, lazy=False)
@@ -203,7 +203,7 @@ def test_the_ring_reader_counts_a_malformed_record_and_reads_on(lazy, decode_rin
     buf, end = ring(file_record(EventType.OPEN, b"/a"), bad, short, exit_record(3), file_record(EventType.OPEN, b"/b"))
     events, used, errors = decode_ring(buf, end, lazy)
     assert [getattr(e, "file", None) and e.file.path for e in events] == ["/a", None, "/b"] and used == end
-    assert len(errors) == 2 and "resolved length 9" in errors[0] and "body needs 288" in errors[1]
+    assert len(errors) == 2 and "resolved length 9" in errors[0] and "body needs 304" in errors[1]
 
 
 def test_a_ring_read_stops_before_stop_and_at_a_record_the_copy_cut(decode_ring):

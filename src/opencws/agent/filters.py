@@ -9,11 +9,14 @@ Three layers, cheapest first, keep activity that no rule cares about inside the 
   Exact paths are pushed as their basenames: the kernel decides on a basename from the target dentry alone,
   while a path approver would make it walk up to the root for every event the basenames do not approve;
 - **discarders** (`Discarders`): when an event arrives that no rule of its type could match given its file
-  path (or its process executable), the inode (or the process) is discarded for that type. The kernel drops
-  an inode's discarder on rename of that name and when a new inode is born (an open that created the file,
-  O_TMPFILE, mknod: a freed inode number can only come back through a birth), and bumps the generation on
-  mount changes; the agent invalidates everything on rule reload and on a directory rename (paths under it
-  changed), and drops the discarder of an inode that gains a hard link.
+  path (or its process executable), the inode (or the process) is discarded for that type. An inode discarder
+  is keyed by the inode's number, mount and identity (`FileInfo.inode_generation`): learned late, from an event
+  that waited in the ring buffer while its inode died and another was born on its number, it still never hides
+  the new inode; on a filesystem that gives no identity (generation 0: procfs, ramfs...) none is learned. The
+  kernel drops an inode's discarder on rename of that name and when a new inode is born (an open that created
+  the file, O_TMPFILE, mknod), and bumps the generation on mount changes and on FS_IOC_SETVERSION; the agent
+  invalidates everything on rule reload and on a directory rename (paths under it changed), and drops the
+  discarder of an inode that gains a hard link.
 
 Hook sites: every syscall hook site slows every syscall of the machine, so the plan asks for unlink, rmdir
 and rename to be resolved at sys_exit (`FilterPlan.resolve_at_exit`) whenever no rule needs what only
@@ -89,8 +92,8 @@ class ProbeFilters(Protocol):
                       flags_mask: int = 0) -> None: ...
     def clear_approvers(self, event_type: str) -> None: ...
     def add_discarder_inode(self, inode: int, mount_id: int, event_types: Iterable[str] | None = None,
-                            generation: int | None = None) -> None: ...
-    def remove_discarder_inode(self, inode: int, mount_id: int) -> None: ...
+                            generation: int | None = None, *, inode_generation: int) -> None: ...
+    def remove_discarder_inode(self, inode: int, mount_id: int, *, inode_generation: int) -> None: ...
     def add_discarder_pid(self, pid: int, event_types: Iterable[str] | None = None) -> None: ...
     def ignore_pid(self, pid: int) -> None: ...
     def invalidate_discarders(self) -> None: ...
@@ -296,6 +299,9 @@ class DiscarderStats:
     """process discarders added"""
     inode_removals: int = 0
     """inode discarders dropped because the inode gained a name (a hard link)"""
+    inodes_without_identity: int = 0
+    """inode discarders not learned: the file's filesystem gives its inodes no identity beside their number
+    (`FileInfo.inode_generation` 0), so a discarder could outlive its inode onto the next one of that number"""
     invalidations: int = 0
     """every discarder invalidated at once (rule reload, a directory renamed, a link to an unknown inode)"""
 
@@ -385,8 +391,8 @@ class Discarders:
             return None
         if etype == "link":
             f = getattr(event, "file", None)
-            if f is not None and f.inode:
-                self.probe.remove_discarder_inode(f.inode, f.mount_id)  # a new name for a discarded inode
+            if f is not None and f.inode:  # a new name for a discarded inode
+                self.probe.remove_discarder_inode(f.inode, f.mount_id, inode_generation=f.inode_generation or 0)
                 self.stats.inode_removals += 1
             elif event.retval == 0:
                 self.invalidate()  # which inode got a new name is not known
@@ -419,7 +425,11 @@ class Discarders:
             return False
         if self._could_match_path(etype, f.path):
             return False
-        self.probe.add_discarder_inode(f.inode, f.mount_id, [etype], generation=f.generation)
+        if not f.inode_generation:  # (no identity: the discarder could hide the next inode born on the number)
+            self.stats.inodes_without_identity += 1
+            return False
+        self.probe.add_discarder_inode(f.inode, f.mount_id, [etype], generation=f.generation,
+                                       inode_generation=f.inode_generation)
         self.stats.inodes += 1
         return True
 

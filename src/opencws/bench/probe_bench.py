@@ -163,6 +163,15 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
         yield probe
 
 
+@contextmanager
+def _counting_sent(setup, out: list[tuple[int, int]]) -> Iterator:
+    """`setup` (a probe's context), noting in `out` the opens it sent and the discarder generation bumps while in it."""
+    with setup as probe:
+        sent, generation = probe.counters()["open"].sent, probe.discarder_generation
+        yield probe
+        out.append((probe.counters()["open"].sent - sent, probe.discarder_generation - generation))
+
+
 def run_loop(loop: Path, mode: str, target: str, n: int, clock: str = "wall", env: dict | None = None) -> float:
     """ns per iteration of the loop, by the loop's own clock_gettime (wall or CPU time)."""
     out = subprocess.run([str(loop), mode, target, str(n)], check=True, capture_output=True, text=True, env=env)
@@ -348,12 +357,13 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
     clock = "CPU time of the loop (children included)" if args.clock == "cpu" else "wall clock"
     print(f"Kernel probe: {args.rounds} interleaved rounds, best of each, {clock}; policy {policy}")
     print(f"open/close loop on a file no rule watches ({args.iterations:,} iterations per round):")
+    voided: list[tuple[int, int]] = []
     configs = [
         Config("bare (no BPF)", nothing),
         Config("floor: empty raw sys_enter + sys_exit", lambda: floor.attached(FLOOR)),
         Config("one-site floor: empty raw sys_exit only (the probe's sites)", lambda: floor.attached(ONE_SITE)),
         Config("probe, default policy filters + learned discarder",
-               lambda: probe_with_policy(policy, discard=unwatched)),
+               lambda: _counting_sent(probe_with_policy(policy, discard=unwatched), voided)),
     ]
     if args.alternatives:
         configs += [Config(label, lambda p=progs: floor.attached(p)) for label, progs in ALTERNATIVES.items()]
@@ -370,6 +380,9 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
         print(fmt(c.label, best[c.label], ("bare", bare), ("floor", fl)))
     print(f"  probe/floor = {pr / fl:.3f}  (target <= 1.05)   probe/one-site floor = {pr / one:.3f}"
           f"  (same hook sites)   probe/bare = {pr / bare:.3f}  (stretch <= 1.10)")
+    print("  opens the kernel sent during each round of the learned discarder (the whole machine's; discarder"
+          " generation bumps, by mounts or directory renames anywhere, in brackets: a bump voids the discarder for"
+          " the rest of the round): " + ", ".join(f"{sent:,} ({bumps})" for sent, bumps in voided))
 
     print(f"fork+exec loop of /bin/true ({args.forks:,} iterations per round):")
     warm = lambda: run_loop(loop, "forkexec", "/bin/true", 20)  # noqa: E731

@@ -57,6 +57,10 @@ class FileInfo:
     generation: int = 0
     """The discarder generation when the kernel saw the file: a discarder learned from this event takes it, so
     that a mount or rename since then (which bumped the generation) has already invalidated it."""
+    inode_generation: int | None = None
+    """The inode's identity beside its number (its i_generation; an overlay file's, its real inode's), drawn anew
+    for every inode ext2/3/4, tmpfs, xfs and btrfs make: an inode discarder holds for that identity only, never for
+    another inode born on the same number. 0: the filesystem gives none (procfs, ramfs...); None without inode."""
 
     @property
     def resolved(self) -> bool:

@@ -8,7 +8,7 @@
 Filtering in the kernel (the policy decides what to push here):
 - `set_event_types`: types no rule uses return at once in the kernel (and a hook no type needs is detached);
 - `set_approvers(type, basenames=, paths=, flags_mask=)`: once a type has approvers, only approved events pass;
-- `add_discarder_inode` / `add_discarder_pid`: never send these (inode+mount, or process) for these types,
+- `add_discarder_inode` / `add_discarder_pid`: never send these (inode+mount+identity, or process) for these types,
   until `invalidate_discarders()` (or a mount change, which the kernel does itself; unlink and rename drop
   the discarder of the inode they touch).
 """
@@ -492,18 +492,21 @@ class Probe:
 
     def add_discarder_inode(self, inode: int, mount_id: int,
                             event_types: Iterable[str | int | EventType] | None = None,
-                            generation: int | None = None) -> None:
+                            generation: int | None = None, *, inode_generation: int) -> None:
         """Events of these types (default: all) on this inode are dropped in the kernel.
 
+        inode_generation: the inode's identity beside its number (`FileInfo.inode_generation`): the discarder
+        holds for that inode only, never for another one born on the same number (0: the filesystem gives no
+        identity: it then holds for any inode of that number until one is seen born; the agent adds none).
         generation: that of the event it was learned from (`FileInfo.generation`): a discarder is only as good
         as what the agent saw, and whatever invalidated discarders since (a mount, a rename) invalidates it too.
         Default: the current one."""
         gen = self.discarder_generation if generation is None else generation
         value = _DISCARDER.pack(gen, _bitmask(event_types))
-        self._maps["discarder_inodes"].update(_INODE_KEY.pack(inode, mount_id, 0), value)
+        self._maps["discarder_inodes"].update(_INODE_KEY.pack(inode, mount_id, inode_generation), value)
 
-    def remove_discarder_inode(self, inode: int, mount_id: int) -> None:
-        self._maps["discarder_inodes"].delete(_INODE_KEY.pack(inode, mount_id, 0))
+    def remove_discarder_inode(self, inode: int, mount_id: int, *, inode_generation: int) -> None:
+        self._maps["discarder_inodes"].delete(_INODE_KEY.pack(inode, mount_id, inode_generation))
 
     def add_discarder_pid(self, pid: int, event_types: Iterable[str | int | EventType] | None = None) -> None:
         """Events of these types (default: all but exec/fork/exit) from this process are dropped."""

@@ -53,7 +53,7 @@ UTIME_NOW = (1 << 64) - 1
 UTIME_OMIT = (1 << 64) - 2
 
 _HEADER_FMT = "HHIQIIQIIII16s"
-_FILE_INFO_FMT = "QQQQIIIIIIIIHHI16s"
+_FILE_INFO_FMT = "QQQQIIIIIIIIHHI16sII"
 _CREDS_FMT = "8I3Q"
 HEADER = struct.Struct("<" + _HEADER_FMT)
 FILE_INFO = struct.Struct("<" + _FILE_INFO_FMT)
@@ -67,8 +67,10 @@ BPF_BODY = struct.Struct("<qIIIIII4Q16s")
 GROUPS_MAX = 64
 GROUPS_BODY = struct.Struct(f"<qII{GROUPS_MAX}I")
 
-assert HEADER.size == 64 and FILE_INFO.size == 88 and CREDS.size == 56
-assert FILE_BODY.size == 224 and EXEC_BODY.size == 448 and FORK_BODY.size == 272
+_FI_N = 18
+"""Fields of a file_info in an unpacked tuple."""
+assert HEADER.size == 64 and FILE_INFO.size == 96 and CREDS.size == 56 and len(FILE_INFO.unpack(bytes(96))) == _FI_N
+assert FILE_BODY.size == 240 and EXEC_BODY.size == 464 and FORK_BODY.size == 272
 assert EXIT_BODY.size == 8 and CRED_BODY.size == 128 and BPF_BODY.size == 80 and GROUPS_BODY.size == 272
 
 BPF_CMDS = (
@@ -181,16 +183,16 @@ def _device(dev: int) -> int:
 
 def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
     # f: ino, atime, mtime, ctime, mode, uid, gid, mount_id, dev, nlink, flags, group_id, path_len,
-    #    resolved_len, generation, fstype
+    #    resolved_len, generation, fstype, i_generation, pad
     flags = f[10]
     error = resolution_error(flags) if flags & _UNRESOLVED else None
     if flags & FI_INODE:
         return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6],
                           f[9], f[1], f[2], f[3], f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
-                          flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14])
+                          flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14], f[16])
     return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
                       None, None, None, f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
-                      flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14])
+                      flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14], None)
 
 
 _UNRESOLVED = FI_NO_USER_PATH | FI_BAD_FD | FI_SYMLINK | FI_NOT_CACHED | FI_TRUNCATED | FI_INCOMPLETE
@@ -235,7 +237,7 @@ def _decode_file(etype: EventType, h: tuple, data: bytes, o: ev.KernelEvent | No
         raise DecodeError(f"file record of {size} bytes, body needs {end}")
     b = FILE_BODY.unpack_from(data, HEADER.size)
     retval, nr, flags_arg, mode_arg, uid_arg, gid_arg, extra_len, atime_arg, mtime_arg = b[:9]
-    f0, f1 = b[9:25], b[25:41]
+    f0, f1 = b[9:9 + _FI_N], b[9 + _FI_N:9 + 2 * _FI_N]
     l0, l1 = f0[12], f1[12]
     if l0 > PATH_MAX or l1 > PATH_MAX:
         _check_path_len(l0, "path")
@@ -324,6 +326,7 @@ def _picker(fields: list[tuple[int, str]]) -> struct.Struct:
 _F0 = _FILE_END - 2 * FILE_INFO.size
 _F1 = _F0 + FILE_INFO.size
 _FI_FLAGS, _FI_PATH_LEN = struct.calcsize("<QQQQIIIIII"), struct.calcsize("<QQQQIIIIIIII")
+_FI_I_GENERATION = struct.calcsize("<QQQQIIIIIIIIHHI16s")
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
@@ -359,7 +362,13 @@ def _eget(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> pr
 
 def _get_if_inode(fmt: str, off: int) -> property:
     """A FileInfo field the kernel fills only with FI_INODE (None otherwise)."""
-    assert off < _FI_FLAGS
+    if off > _FI_FLAGS:
+        unpack_after = _picker([(_FI_FLAGS, "I"), (off, fmt)]).unpack_from
+
+        def get_after(self: Any) -> Any:
+            flags, value = unpack_after(self._b, self._o)
+            return value if flags & FI_INODE else None
+        return property(get_after)
     unpack = _picker([(off, fmt), (_FI_FLAGS, "I")]).unpack_from
 
     def get(self: Any) -> Any:
@@ -414,6 +423,7 @@ _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
     "group_id": _get("I", 60),
     "fs_type": _get("16s", 72, _cached_cstr),
     "generation": _get("I", _FI_PATH_LEN + 4),
+    "inode_generation": _get_if_inode("I", _FI_I_GENERATION),
     "in_upper_layer": _flag(FI_UPPER_LAYER),
     "negative": _flag(FI_NEGATIVE),
 }, ("_b", "_o"))
@@ -626,9 +636,10 @@ def _decode_exec(etype: EventType, h: tuple, data: bytes) -> ev.KernelEvent:
     if len(data) < end:
         raise DecodeError(f"exec record of {len(data)} bytes, body needs {end}")
     b = EXEC_BODY.unpack_from(data, HEADER.size)
-    fi, cr = b[:16], b[16:27]
-    argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup, tty = b[27:34]
-    interp = b[34:50]
+    n = _FI_N
+    fi, cr = b[:n], b[n:n + 11]
+    argv_len, envp_len, _argv_total, _envp_total, start_time, cgroup, tty = b[n + 11:n + 18]
+    interp = b[n + 18:2 * n + 18]
     plen, ilen = fi[12], interp[12]
     _check_path_len(plen, "path")
     _check_path_len(ilen, "interpreter path")

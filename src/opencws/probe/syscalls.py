@@ -89,6 +89,10 @@ per-thread credential cache (the "before" of setuid/setgid/capset events) curren
 INTERNAL_BIRTH = 31
 """`interested` value: a syscall that creates an inode without opening it (a stale inode discarder must go)."""
 
+INTERNAL_IDENTITY = 26
+"""`interested` value: ioctl, whose FS_IOC_SETVERSION sets an inode's i_generation, the identity inode discarders
+are keyed by (a success bumps the discarder generation)."""
+
 INTERNAL_DD = 27
 """`interested` value: prctl, the marker syscall by which a thread registers its dd context record
 (bpf/ddcontext.h, `opencws.tracing`)."""
@@ -98,6 +102,8 @@ CRED_ONLY: dict[str, int] = {"unshare": 272, "setns": 308}
 """Syscalls that change credentials (a new user namespace) without an event type of their own."""
 BIRTH_ONLY: dict[str, int] = {"mknod": 133, "mknodat": 259}
 """Syscalls that create an inode, watched while a file type is on even when mknod events are off."""
+IDENTITY_ONLY: dict[str, int] = {"ioctl": 16}
+"""Syscalls that may give an inode another identity, watched while a file type is on."""
 CHROOT = 161
 MOUNT_CHANGES: dict[str, int] = {"mount": 165, "umount2": 166, "move_mount": 429, "pivot_root": 155,
                                  "open_tree": 428, "fsmount": 432, "unshare": 272}
@@ -142,7 +148,7 @@ _i386("write 4; open 5; creat 8; openat 295; openat2 437; open_by_handle_at 342;
       "setfsgid32 216 setfsgid; capset 185;"
       "symlink 83; symlinkat 304; setgroups 81; setgroups32 206 setgroups;"
       "unshare 310; setns 346; mknod 14; mknodat 297; chroot 61; pivot_root 217; open_tree 428; fsmount 432;"
-      "truncate 92; ftruncate 93; truncate64 193 truncate; ftruncate64 194 ftruncate")
+      "truncate 92; ftruncate 93; truncate64 193 truncate; ftruncate64 194 ftruncate; ioctl 54")
 
 IO_URING_OPS: dict[int, str] = {18: "openat", 28: "openat2", 35: "renameat", 36: "unlinkat", 37: "mkdirat",
                                  38: "symlinkat", 39: "linkat", 41: "fsetxattr", 42: "setxattr", 55: "ftruncate"}
@@ -169,6 +175,8 @@ def interested_map(enabled: set[T]) -> dict[int, int]:
     if FILE_TYPES & enabled:
         for nr in BIRTH_ONLY.values():  # (as mknod events, they drop the discarder too)
             out.setdefault(nr, INTERNAL_BIRTH)
+        for nr in IDENTITY_ONLY.values():
+            out.setdefault(nr, INTERNAL_IDENTITY)
     out[CHROOT] = INTERNAL_CHROOT  # (whenever sys_exit runs; the loader looks at /proc when it attaches it)
     out[PRCTL] = INTERNAL_DD  # (whenever sys_exit runs)
     for nr in MOUNT_CHANGES.values():
@@ -180,6 +188,7 @@ def _x86_64_numbers() -> dict[str, int]:
     out = {name: nr for name, (nr, _) in SYSCALLS.items()}
     out.update(CRED_ONLY)
     out.update(BIRTH_ONLY)
+    out.update(IDENTITY_ONLY)
     out.update(MOUNT_CHANGES)
     out["chroot"] = CHROOT
     return out

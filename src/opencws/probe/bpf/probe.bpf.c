@@ -110,6 +110,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_mknodat 259
 #define NR_unshare 272
 #define NR_setns 308
+#define NR_ioctl 16
 #define AT_EMPTY_PATH 0x1000
 #define O_TMPFILE_BIT 0x400000     /* __O_TMPFILE */
 #define FMODE_CREATED_BIT 0x100000 /* file->f_mode: this open created the file */
@@ -120,6 +121,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define INTERNAL_CHROOT 29         /* chroot: from now on a task may be in a chroot (chroot_seen) */
 #define INTERNAL_CRED 30           /* unshare, setns: may change the credentials (user namespaces) */
 #define INTERNAL_BIRTH 31          /* mknod, mknodat: a new inode (a stale inode discarder must go) */
+#define INTERNAL_IDENTITY 26       /* ioctl: FS_IOC_SETVERSION gives an inode another identity (inode_identity) */
 
 /* i386 syscalls (int $0x80 from a 32-bit or a 64-bit task: the entry code sets TS_COMPAT in thread_info.status
  * until the return to user mode, so both tracepoints see it) */
@@ -320,6 +322,7 @@ struct acted {
 	__u64 dentry[2];               /* its dentry (0: several: a file with another cached name, which one goes is unknown) */
 	__u64 ino[2];
 	__u32 mode[2], uid[2], gid[2], nlink[2];
+	__u32 i_generation[2];
 	__u32 name_len[2];
 	char name[2][256];
 };
@@ -447,6 +450,33 @@ static __always_inline void bump_generation(void)
 static __always_inline struct mount *real_mount(struct vfsmount *v)
 {
 	return (struct mount *)((char *)v - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* An inode's identity beside its number (the third part of its discarders' key, file_info.i_generation):
+ * i_generation, which ext2/3/4, tmpfs, xfs and btrfs draw anew for every inode they make, so that an inode born on
+ * a freed number is told from the dead one. 0: the filesystem gives none (procfs, ramfs, devpts, bpffs): the agent
+ * learns no inode discarder for such a file. An overlay inode has none of its own and shows its real inode's number
+ * (the upper layer's, else the lower one's): its identity is that inode's (read only when i_generation is 0). */
+static __always_inline __u32 inode_identity(struct inode *ino)
+{
+	struct inode *ti = RO(struct inode, ino);
+	__u32 g = ti->i_generation;
+	if (g || RO(struct super_block, ti->i_sb)->s_magic != OVERLAYFS_SUPER_MAGIC)
+		return g;
+	/* (the fields of struct ovl_inode after its vfs_inode, read at their distance from the inode) */
+	__u64 base = bpf_core_field_offset(struct ovl_inode, vfs_inode);
+	struct dentry *real = NULL;
+	bpf_probe_read_kernel(&real, sizeof(real),
+			      (char *)ino + (bpf_core_field_offset(struct ovl_inode, __upperdentry) - base));
+	if (!real) {
+		struct ovl_entry *oe = NULL;
+		bpf_probe_read_kernel(&oe, sizeof(oe), (char *)ino + (bpf_core_field_offset(struct ovl_inode, oe) - base));
+		if (!oe || !BPF_CORE_READ(oe, __numlower))
+			return 0;
+		real = BPF_CORE_READ(oe, __lowerstack[0].dentry);
+	}
+	struct inode *ri = BPF_CORE_READ(real, d_inode);
+	return ri ? BPF_CORE_READ(ri, i_generation) : 0;
 }
 
 static __always_inline void read_creds(struct task_struct *t, struct ocws_creds *c)
@@ -851,6 +881,7 @@ static __always_inline void fill_inode(struct file_info *fi, struct dentry *d, s
 		return;
 	fi->flags |= FI_INODE;
 	fi->ino = ino->i_ino;
+	fi->i_generation = inode_identity(ino);
 	fi->mode = ino->i_mode;
 	fi->uid = ino->i_uid.val;
 	fi->gid = ino->i_gid.val;
@@ -1238,7 +1269,7 @@ static __always_inline int inode_discarded(__u32 type, struct file_info *fi)
 {
 	if (!(fi->flags & FI_INODE))
 		return 0;
-	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
+	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id, .i_generation = fi->i_generation};
 	struct discarder *d = bpf_map_lookup_elem(&discarder_inodes, &k);
 	return d && d->generation == current_generation() && (d->type_mask & (1u << type)) && !task_in_chroot();
 }
@@ -1284,7 +1315,7 @@ static __always_inline int filtered_out(__u32 type, __u32 flags_arg, struct work
 
 static __always_inline void drop_inode_discarder(struct file_info *fi)
 {
-	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id};
+	struct inode_key k = {.ino = fi->ino, .mount_id = fi->mount_id, .i_generation = fi->i_generation};
 	bpf_map_delete_elem(&discarder_inodes, &k);
 }
 
@@ -1355,7 +1386,7 @@ __noinline int early_decision(__u32 type, __u32 flags_arg)
 	struct mount *m = bpf_rdonly_cast((void *)w->m, bpf_core_type_id_kernel(struct mount));
 	struct inode *ino = d->d_inode;
 	if (ino) {
-		struct inode_key k = {.ino = ino->i_ino, .mount_id = m->mnt_id};
+		struct inode_key k = {.ino = ino->i_ino, .mount_id = m->mnt_id, .i_generation = inode_identity(ino)};
 		w->disc_key = k;
 		w->disc_hit = 1; /* disc_key names the target inode */
 		struct discarder *disc = bpf_map_lookup_elem(&discarder_inodes, &k);
@@ -1399,7 +1430,8 @@ static __always_inline int open_fd_discarded(int fd, __u32 flags)
 	if (!ino)
 		return 0;
 	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino,
-			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id};
+			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id,
+			      .i_generation = inode_identity(ino)};
 	struct discarder *d = bpf_map_lookup_elem(&discarder_inodes, &k);
 	return d && d->generation == current_generation() && (d->type_mask & (1u << EV_OPEN)) && !task_in_chroot();
 }
@@ -1418,7 +1450,8 @@ static __always_inline void forget_born_inode(int fd, __u32 flags)
 	if (!ino)
 		return;
 	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino,
-			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id};
+			      .mount_id = RO(struct mount, real_mount(tf->f_path.mnt))->mnt_id,
+			      .i_generation = inode_identity(ino)};
 	bpf_map_delete_elem(&discarder_inodes, &k);
 }
 
@@ -1605,6 +1638,7 @@ static __always_inline void note_removed(struct acted *a, __u32 i, struct inode 
 	a->parent[i] = (__u64)RO(struct dentry, d->d_parent)->d_inode;
 	a->dentry[i] = RO(struct hlist_node, first)->next ? 0 : (__u64)d;
 	a->ino[i] = inode->i_ino;
+	a->i_generation[i] = inode_identity(inode);
 	a->mode[i] = inode->i_mode;
 	a->uid[i] = inode->i_uid.val;
 	a->gid[i] = inode->i_gid.val;
@@ -1826,6 +1860,7 @@ __noinline int name_removed(__u64 mnt, int at_enter)
 	f->resolved_len = l & PMASK;
 	f->flags = (f->flags & ~(FI_INCOMPLETE | FI_NOT_CACHED | FI_NEGATIVE)) | FI_INODE | FI_REMOVED | FI_REWRITTEN;
 	f->ino = a->ino[v & 1];
+	f->i_generation = a->i_generation[v & 1];
 	f->mode = a->mode[v & 1];
 	f->uid = a->uid[v & 1];
 	f->gid = a->gid[v & 1];
@@ -2110,7 +2145,8 @@ static __always_inline void drop_discarder_of_target(struct work *w)
 	struct inode *ino = d->d_inode;
 	if (!ino)
 		return;
-	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino, .mount_id = RO(struct mount, w->m)->mnt_id};
+	struct inode_key k = {.ino = RO(struct inode, ino)->i_ino, .mount_id = RO(struct mount, w->m)->mnt_id,
+			      .i_generation = inode_identity(ino)};
 	bpf_map_delete_elem(&discarder_inodes, &k);
 }
 
@@ -2118,6 +2154,7 @@ static __always_inline void drop_discarder_of_target(struct work *w)
 static __always_inline void copy_inode(struct file_info *to, const struct file_info *from)
 {
 	to->ino = from->ino;
+	to->i_generation = from->i_generation;
 	to->atime_ns = from->atime_ns;
 	to->mtime_ns = from->mtime_ns;
 	to->ctime_ns = from->ctime_ns;
@@ -2125,6 +2162,21 @@ static __always_inline void copy_inode(struct file_info *to, const struct file_i
 	to->uid = from->uid;
 	to->gid = from->gid;
 	to->nlink = from->nlink;
+}
+
+/* ioctl (INTERNAL_IDENTITY): FS_IOC_SETVERSION, and ext4's own EXT4_IOC_SETVERSION, let a file's owner set its
+ * i_generation (ext2/3/4), the identity inode discarders are keyed by: a file born on a freed number could take the
+ * identity of the dead inode, whose discarder the agent may learn later still (its event waiting in the ring). A
+ * success bumps the discarder generation, which voids every discarder learned from an event seen before it
+ * (file_info.generation), as a hard link does. Never done in normal operation: the cost is nil. */
+#define IOC_SETVERSION_V 0x40007602 /* _IOW('v', 2, ...) without the size (long, or int from an i386 task) */
+#define IOC_SETVERSION_F 0x40006604 /* _IOW('f', 4, ...) */
+static __always_inline int handle_identity_exit(__u64 cmd, __s64 ret)
+{
+	__u32 c = (__u32)cmd & 0xc000ffff;
+	if (ret == 0 && (c == IOC_SETVERSION_V || c == IOC_SETVERSION_F))
+		bump_generation();
+	return 0;
 }
 
 /* mknod/mknodat created an inode (opening it later is no birth: FMODE_CREATED is not set) */
@@ -2239,7 +2291,7 @@ __noinline int handle_removal_exit(__u32 nr, __s64 ret, __u32 type)
 			bump_generation();
 		if (ret == 0 && (f1->flags & FI_INODE)) {
 			/* the discarder of the renamed inode no longer holds (its path changed) */
-			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id};
+			struct inode_key k = {.ino = f1->ino, .mount_id = f1->mount_id, .i_generation = f1->i_generation};
 			bpf_map_delete_elem(&discarder_inodes, &k);
 			if (gone || (b->flags_arg & RENAME_EXCHANGE)) { /* (an exchange: the source's file is now there) */
 				copy_inode(f0, f1);
@@ -2845,12 +2897,17 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		count(EV_OPEN, CNT_FILTERED);
 		return 0;
 	}
+	/* a native ioctl (frequent: terminals, KVM_RUN...): its command checked from the registers, nothing else */
+	if ((*tp & 0xff) == INTERNAL_IDENTITY && !(bpf_get_current_task_btf()->thread_info.status & TS_COMPAT))
+		return handle_identity_exit(regs->si, ret);
 	struct work *w = get_work();
 	if (!w || !decode_sysc(regs, nr, *tp, &w->sc))
 		return 0;
 	__u32 type = w->sc.type;
 	nr = w->sc.nr;
 	__u32 raw_nr = w->sc.raw_nr;
+	if (type == INTERNAL_IDENTITY) /* (an i386 ioctl) */
+		return handle_identity_exit(w->sc.a[1], ret);
 	w->act.n = 0;
 	if (racing_type(type))
 		take_acted(regs->orig_ax);

@@ -4,7 +4,7 @@
 #ifndef OPENCWS_PROBE_H
 #define OPENCWS_PROBE_H
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
 
 enum event_type {
 	EV_NONE = 0,
@@ -106,7 +106,7 @@ struct rec_header {            /* 64 bytes */
 	char comm[16];
 };
 
-struct file_info {             /* 88 bytes */
+struct file_info {             /* 96 bytes */
 	__u64 ino;
 	__u64 atime_ns;
 	__u64 mtime_ns;
@@ -124,9 +124,12 @@ struct file_info {             /* 88 bytes */
 	__u32 generation;          /* the discarder generation when the file was seen (a discarder learned from it
 				      takes this one: what changed since then already invalidated it) */
 	char fstype[16];
+	__u32 i_generation;        /* the inode's identity beside its number (inode_identity in probe.bpf.c): drawn
+				      anew for each inode born by ext4, tmpfs, xfs, btrfs; 0: none (procfs, ramfs...) */
+	__u32 pad;
 };
 
-struct file_body {             /* 48 + 2 * 88 = 224 bytes; then path0, path1, extra */
+struct file_body {             /* 48 + 2 * 96 = 240 bytes; then path0, path1, extra */
 	__s64 retval;
 	__u32 syscall_nr;
 	__u32 flags_arg;           /* open flags, AT_* flags, rename flags, mount flags, selinux kind */
@@ -150,7 +153,7 @@ struct ocws_creds {                 /* 56 bytes */
 
 #define TTY_NAME 64
 
-struct exec_body {             /* 88 + 56 + 24 + 128 + 64 + 88 = 448; then path, interpreter path, argv, envp */
+struct exec_body {             /* 96 + 56 + 24 + 128 + 64 + 96 = 464; then path, interpreter path, argv, envp */
 	struct file_info file;
 	struct ocws_creds creds;
 	__u32 argv_len;
@@ -210,10 +213,11 @@ struct bpf_body {              /* 80 */
 };
 
 /* maps shared with Python */
-struct inode_key {
+struct inode_key {             /* an inode discarder holds for this inode only: its number on this mount, and its
+				  identity (i_generation): never for another inode born on the number */
 	__u64 ino;
 	__u32 mount_id;
-	__u32 pad;
+	__u32 i_generation;
 };
 
 /* a discarder of this generation survives every invalidation (the agent's own process) */
