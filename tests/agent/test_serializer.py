@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from types import SimpleNamespace
 
 import orjson
@@ -102,8 +103,9 @@ def test_the_date_is_the_events_own_when_the_head_is_cached(resolvers):
     rec = record(EventType.OPEN, b"", b"", 257)
     first = lazy(rec, resolvers)
     serialize_event(first)
-    later = lazy(rec, resolvers)
-    later.date = first.date + 1_500_000_001
+    ktime = r.HEADER.unpack_from(rec)[3]  # the same record 1.5 s later (the kernel's clock is in its header)
+    later = lazy(rec[:8] + struct.pack("<Q", ktime + 1_500_000_001) + rec[16:], resolvers)
+    assert later.date == first.date + 1_500_000_001
     assert jsontext.loads(serialize_event(later))["date"] == jsontext.loads(serialize(model_copy(later)))["date"]
     assert serialize_event(later) != serialize_event(first)
 

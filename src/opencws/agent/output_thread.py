@@ -43,8 +43,11 @@ class ThreadedReporter:
         """Times the reading thread waited for the writer thread to make room."""
         self.waited_s = 0.0
         self._local: list[bytes | tuple[bytes, ...]] = []
+        self._local_sizes: list[int] = []
+        """Each kept line's length with its newline."""
         self._local_bytes = 0
-        self._queue: list[list[bytes | tuple[bytes, ...]]] = []
+        self._queue: list[tuple[list[bytes | tuple[bytes, ...]], list[int], int]] = []
+        """Handoffs not written yet: (lines, their sizes, their bytes)."""
         self._queued_bytes = 0
         """Bytes handed over and not written yet (those being written included)."""
         self._flush = False
@@ -75,16 +78,18 @@ class ThreadedReporter:
     def write(self, line: bytes) -> None:
         """Keep the line (always: an error raised here is an earlier one of the output, the line is queued)."""
         self._local.append(line)
-        self._local_bytes += len(line) + 1
+        self._local_sizes.append(n := len(line) + 1)
+        self._local_bytes += n
         if self._local_bytes >= HANDOFF_BYTES:
             self._hand_over(False)
         if self._error is not None:
             self._raise_error()
 
     def write_parts(self, parts: tuple[bytes, ...]) -> None:
-        """A line given as pieces (joined on the writer thread: the reading thread copies nothing)."""
-        self._local.append(parts)  # type: ignore[arg-type]
-        self._local_bytes += sum(map(len, parts)) + 1
+        """A line given as pieces (written as pieces by the writer thread: nobody copies them in user space)."""
+        self._local.append(parts)
+        self._local_sizes.append(n := sum(map(len, parts)) + 1)
+        self._local_bytes += n
         if self._local_bytes >= HANDOFF_BYTES:
             self._hand_over(False)
         if self._error is not None:
@@ -149,10 +154,10 @@ class ThreadedReporter:
         return getattr(self.inner, name)
 
     def _hand_over(self, flush: bool) -> None:
-        lines, n = self._local, self._local_bytes
+        lines, sizes, n = self._local, self._local_sizes, self._local_bytes
         if not lines and not flush:
             return
-        self._local, self._local_bytes = [], 0
+        self._local, self._local_sizes, self._local_bytes = [], [], 0
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"{self.name}: written to after close")
@@ -163,7 +168,7 @@ class ThreadedReporter:
                     self._cond.wait(0.1)
                 self.waited_s += time.monotonic() - t0
             if lines:
-                self._queue.append(lines)
+                self._queue.append((lines, sizes, n))
                 self._queued_bytes += n
             self._flush = self._flush or flush
             self._cond.notify_all()
@@ -179,7 +184,8 @@ class ThreadedReporter:
     def _run(self) -> None:
         inner = self.inner
         many = getattr(inner, "write_lines", None)
-        """A `LineWriter` takes a whole handoff at once (the lines it cannot write stay in its backlog)."""
+        """A `LineWriter` takes a whole handoff at once, lines given as pieces included (the lines it cannot
+        write stay in its backlog); another reporter gets each line joined."""
         while True:
             with self._cond:
                 while not self._queue and not self._flush and not self._closing:
@@ -188,16 +194,15 @@ class ThreadedReporter:
                 flush, closing = self._flush, self._closing
             written = 0
             with self._io:
-                for lines in batches:
-                    lines = [x if type(x) is bytes else b"".join(x) for x in lines]
-                    written += sum(map(len, lines)) + len(lines)
+                for lines, sizes, n in batches:
+                    written += n
                     try:
                         if many is not None:
-                            many(lines)
+                            many(lines, sizes)
                         else:
                             for line in lines:
                                 try:
-                                    inner.write(line)
+                                    inner.write(line if type(line) is bytes else b"".join(line))
                                 except Exception as exc:
                                     self._error = exc
                     except Exception as exc:  # kept in the reporter's backlog or counted as dropped by it
