@@ -90,7 +90,9 @@ def _exit_status(e: LazyEvent) -> int | None:
 
 def _evt(e: LazyEvent) -> EventContext:
     k = e._k
-    return event_context(k.type, k.outcome if isinstance(k, kev.SyscallEvent) else "Success")
+    key = (k.type, k.outcome if isinstance(k, kev.SyscallEvent) else "Success")
+    c = _CONTEXTS.get(key)
+    return c if c is not None else event_context(*key)
 
 
 def _date(e: LazyEvent) -> int:

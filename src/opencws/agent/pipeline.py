@@ -160,9 +160,10 @@ class Pipeline:
             return False
         body: list[bytes] | None = None
         wrote = False
+        matches, allow = counts.matches, self.allow
         for rid in matched:
-            _inc(counts.matches, rid)
-            if self.allow is not None and not self.allow(rid):
+            matches[rid] = matches.get(rid, 0) + 1
+            if allow is not None and not allow(rid):
                 _inc(counts.limited_rules, rid)
                 continue
             if body is None:
@@ -172,7 +173,8 @@ class Pipeline:
                 prefix = self._prefixes[rid] = envelope_prefix(self.rules.info[rid], self.host, self.agent_version)
             self._write((prefix, *body, b"}"))  # the envelope's head, the event, the envelope's brace
             wrote = True
-        _inc(counts.sent if wrote else counts.rate_limited, t)
+        done = counts.sent if wrote else counts.rate_limited
+        done[t] = done.get(t, 0) + 1
         return True
 
     def _write(self, parts: tuple[bytes, ...]) -> None:
