@@ -81,6 +81,10 @@ def _inc(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key] = d.get(key, 0) + n
 
 
+def _no_match(event: Any) -> list[str]:
+    return []
+
+
 class Pipeline:
     def __init__(self, resolvers: Resolvers, rules: LoadedRules, reporters: list[Any], *,
                  allow: Callable[[str], bool] | None = None, host: str | None = None,
@@ -103,6 +107,7 @@ class Pipeline:
     def set_rules(self, rules: LoadedRules) -> None:
         self.rules = rules
         self._prefixes = {}
+        self._matchers: dict[str, Callable[[Any], list[str]]] = {}
         # a `set` action's `scope_field` may name a process the event does not carry: the cache knows it
         rules.policies.variables.store.process_lookup = self._process_of
 
@@ -153,7 +158,10 @@ class Pipeline:
         if event is None:
             _inc(counts.filtered, t)
             return False
-        matched = self.rules.ruleset.match(event, t)
+        m = self._matchers.get(t)
+        if m is None:
+            m = self._matchers[t] = self.rules.ruleset.matcher(t) or _no_match
+        matched = m(event)
         if not matched:
             filtered = counts.filtered
             filtered[t] = filtered.get(t, 0) + 1

@@ -114,7 +114,7 @@ class Agent:
             self.limiter.set_intervals(_rule_intervals(policies))
             self.pipeline = Pipeline(self.resolvers, rules, self.reporters, allow=self.limiter.allow,
                                      host=self.config.host, on_report_error=self._report_error,
-                                     observe=self.filters.observe)
+                                     observe=self.filters.discarders.observe)
             if self.config.metrics:
                 self._start_metrics()
         except Exception:
