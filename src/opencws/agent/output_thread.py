@@ -3,7 +3,7 @@
 Writing can block: an fsync when a file rotates (tens to hundreds of milliseconds on a busy disk), a pipe whose
 reader is slow, a disk being written back. Done on the reading thread, every such stall leaves the kernel's ring
 buffer filling, and past its size events are lost. `ThreadedReporter` wraps a reporter (`reporters.Reporter`):
-`write` keeps the line in a local list; `flush` (once per batch read) or 256 KiB of lines hand the list over to
+`write` keeps the line in a local list; `flush` (once per batch read) or 1 MiB of lines hand the list over to
 the writer thread, which writes the lines to the wrapped reporter and flushes it. The handoff is bounded
 (`max_bytes` of lines not written yet): when the output is that far behind, the reading thread waits for room
 (`waits`, `waited_s`) rather than holding an unbounded amount of memory; nothing is dropped here.
@@ -28,8 +28,9 @@ DEFAULT_MAX_BYTES = 32 << 20
 CLOSE_TIMEOUT_S = 30.0
 """How long `close` waits for a blocked output before leaving it behind."""
 
-HANDOFF_BYTES = 256 << 10
-"""Lines kept by the reading thread before they are handed over without waiting for `flush`."""
+HANDOFF_BYTES = 1 << 20
+"""Lines kept by the reading thread before they are handed over without waiting for `flush` (each handoff wakes
+the writer thread: about 140 lines of 7.5 KB, one `writev` of at most 1 MiB)."""
 
 
 class ThreadedReporter:
