@@ -49,10 +49,11 @@ def serialize_event(event: Any) -> bytes:
 HEADS_MAX = 1024
 _heads: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
 """The JSON of file events up to their `date` (about 7 KB each: bounded), by what the blocks before the date are
-made of: the record's bytes and the root of the file's owner names (the `file` block), the `evt` block, the
-process block (one object per process generation, and the `usr` block follows from it), and the container id
-(one shared container block per id); `evt` and process blocks are shared objects: by identity, the value keeps
-the process block alive so that its id is not reused. `dd` is never set by the agent. Forgotten with the file blocks."""
+made of: the record's bytes, the dd trailer's span and trace ids included (the `dd` block), the root of the
+file's owner names (the `file` block), the `evt` block, the process block (one object per process generation,
+and the `usr` block follows from it), and the container id (one shared container block per id); `evt` and
+process blocks are shared objects: by identity, the value keeps the process block alive so that its id is not
+reused. Forgotten with the file blocks."""
 
 
 def event_parts(e: LazyEvent) -> list[bytes]:
@@ -62,7 +63,7 @@ def event_parts(e: LazyEvent) -> list[bytes]:
     The head's key is made with the event's own resolvers called directly (`event.file_event_key`: what its
     `evt`, `process` and `container` blocks are, without the cost of filling them): a hit reads no block."""
     k = e._k
-    raw = file_record_key(k)
+    raw = file_record_key(k, ids=True)  # the `dd` block is in the head: its ids are in the key
     if raw is not None and not isinstance(k, _OWN_BLOCKS):
         f = e.file
         if isinstance(f, LazyFile):
