@@ -221,7 +221,8 @@ def _file(e: LazyEvent) -> FileEvent | None:
     info = getattr(k, "file", None)
     if info is None or k.type == "exec":
         return None
-    return LazyFile(k, info, e._r.users, _root(e))
+    entry = e._entry
+    return LazyFile(k, info, e._r.users, "/" if entry is None or entry.root == "/" else _root(e))
 
 
 def file_event_key(e: LazyEvent) -> tuple[ProcessContext | None, EventContext, str | None]:
