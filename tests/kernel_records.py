@@ -41,3 +41,11 @@ def file_record(etype: int, p0: bytes, p1: bytes = b"", extra: bytes = b"", *, n
     tail = p0 + p1 + extra
     total = r.HEADER.size + len(body) + len(tail)
     return header(r.REC_FILE, etype, size if size is not None else total) + body + tail
+
+
+def with_dd(data: bytes, span: int, trace: int) -> bytes:
+    """The record with a dd trailer (a thread in a span): HF_DD set, the size grown by the trailer."""
+    h = list(r.HEADER.unpack_from(data))
+    h[2] += r.DD_TRAILER.size
+    h[8] |= r.HF_DD
+    return r.HEADER.pack(*h) + data[r.HEADER.size:] + r.DD_TRAILER.pack(span, trace)

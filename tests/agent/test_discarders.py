@@ -108,6 +108,18 @@ def test_an_event_a_rule_matched_teaches_no_discarder_but_still_invalidates(lear
     assert learner.probe.invalidations == 1
 
 
+def test_the_types_it_learns_from_when_matched_are_those_whose_matched_events_change_something(learner):
+    """The pipeline hands a matched event over only for LEARNS_FROM_MATCHED: of any other type it teaches nothing."""
+    assert learner.observe(open_event("/tmp/x"), matched=True) is None
+    assert learner.probe.inodes == {} and learner.probe.pids == {} and learner.probe.invalidations == 0
+    assert "open" not in Discarders.LEARNS_FROM_MATCHED
+    link = make(ev.LinkEvent, pid=100, **COMMON, syscall="linkat", retval=0, file=info("/tmp/x", ino=0),
+                destination=info("/tmp/y"), flags=0)
+    learner.observe(link, matched=True)  # a new name for an unknown inode: everything invalidated
+    assert learner.probe.invalidations == 1
+    assert {"exec", "fork", "exit", "rename", "link"} == Discarders.LEARNS_FROM_MATCHED
+
+
 @pytest.mark.parametrize("kw", [{"nlink": 2}, {"error": "path truncated"}, {"mode": stat.S_IFDIR | 0o755}])
 def test_no_discarder_for_a_file_with_other_names_an_unresolved_path_or_a_directory(learner, kw):
     assert learner.observe(open_event("/tmp/x", **kw)) is None

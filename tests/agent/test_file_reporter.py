@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -185,17 +185,26 @@ def fill(path: Path) -> None:
                 assert e.errno == errno.ENOSPC
 
 
-def test_a_full_disk_is_reported_the_agent_goes_on_and_nothing_is_lost_once_space_is_back(small_tmpfs):
+def writer(rep: FileReporter, form: str) -> Callable[[bytes], None]:
+    """`rep.write`, or the same line given as pieces (as the agent hands a line over: cached head, date...)."""
+    if form == "bytes":
+        return rep.write
+    return lambda data: rep.write_parts((data[:5], data[5:40], data[40:41], data[41:]))
+
+
+@pytest.mark.parametrize("form", ["bytes", "pieces"])
+def test_a_full_disk_is_reported_the_agent_goes_on_and_nothing_is_lost_once_space_is_back(small_tmpfs, form):
     path = small_tmpfs / "events.json"
     rep = FileReporter(path, buffer_bytes=0)
+    write = writer(rep, form)
     for i in range(20):
-        rep.write(line(i))
+        write(line(i))
     filler = small_tmpfs / "filler"
     fill(filler)
     errors = []
     for i in range(20, 300):  # the file's last page takes a few more lines, then the disk refuses
         try:
-            rep.write(line(i))
+            write(line(i))
         except ReporterError as e:
             errors.append(e)
     assert errors and all(e.errno == errno.ENOSPC for e in errors)
@@ -210,7 +219,7 @@ def test_a_full_disk_is_reported_the_agent_goes_on_and_nothing_is_lost_once_spac
     rep.flush()
     assert numbers(path) == list(range(300))
     assert rep.stats()["backlog_lines"] == 0 and rep.stats()["last_error"] is None
-    rep.write(line(300))
+    write(line(300))
     rep.close()
     assert numbers(path) == list(range(301))
 
@@ -233,16 +242,18 @@ def test_on_a_full_disk_lines_beyond_the_backlog_are_counted_as_dropped(small_tm
     assert rep.stats()["dropped"] == 7
 
 
-def test_a_rotation_on_a_full_disk_loses_nothing(small_tmpfs):
+@pytest.mark.parametrize("form", ["bytes", "pieces"])
+def test_a_rotation_on_a_full_disk_loses_nothing(small_tmpfs, form):
     path = small_tmpfs / "events.json"
     rep = FileReporter(path, max_bytes=4000, keep=100, buffer_bytes=0)  # a file: 40 lines on one page
+    write = writer(rep, form)
     filler = small_tmpfs / "filler"
     failures = 0
     for i in range(400):
         if i == 100:  # the disk fills up; the file in use has room for 20 lines, then it must rotate
             fill(filler)
         try:
-            rep.write(line(i))
+            write(line(i))
         except ReporterError:
             failures += 1
     assert failures == 400 - 120

@@ -38,13 +38,37 @@ def test_lines_come_out_whole_and_in_order_and_close_writes_what_is_queued(tmp_p
     assert out.lines_written == 3000 and out.dropped == 0  # the wrapped reporter's counters
 
 
-def test_a_line_given_as_pieces_is_written_joined_in_its_place(tmp_path):
+def test_a_line_given_as_pieces_is_written_whole_in_its_place(tmp_path):
     out = ThreadedReporter(FileReporter(tmp_path / "events.json"))
     out.write(b'{"a":1}')
     out.write_parts((b'{"b":', b"2", b"}"))
     out.write(b'{"c":3}')
     out.close()
     assert (tmp_path / "events.json").read_bytes() == b'{"a":1}\n{"b":2}\n{"c":3}\n'
+    assert out.lines_written == 3 and out.bytes_written == 24
+
+
+def test_a_reporter_that_takes_whole_lines_only_gets_pieces_joined():
+    class Lines:
+        name = "lines"
+
+        def __init__(self) -> None:
+            self.got: list[bytes] = []
+
+        def write(self, line: bytes) -> None:
+            assert type(line) is bytes
+            self.got.append(line)
+
+        def flush(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    inner = Lines()
+    out = ThreadedReporter(inner)
+    out.write(b'{"a":1}')
+    out.write_parts((b'{"b":', b"2", b"}"))
+    out.close()
+    assert inner.got == [b'{"a":1}', b'{"b":2}']
 
 
 def test_flush_hands_over_without_waiting_and_wait_written_waits(tmp_path):

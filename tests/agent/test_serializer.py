@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from types import SimpleNamespace
 
 import orjson
 import pytest
 
-from kernel_records import FILE_EVENT_KINDS, file_info, file_record
+from kernel_records import FILE_EVENT_KINDS, file_info, file_record, with_dd
 from opencws.agent.config import AgentConfig
 from opencws.agent.event import LazyEvent, LazyFile
 from opencws.agent.serializer import (
@@ -97,13 +98,26 @@ def test_a_cached_head_serves_only_the_same_file_outcome_and_process(resolvers):
         assert [serialize_event(lazy(rec, resolvers, pid)) for rec, pid in variants] == expected
 
 
+def test_a_cached_head_serves_only_events_of_the_same_span(resolvers):
+    """The `dd` block (the span and trace the thread was in) comes before the date: in the head's key."""
+    forget_files()
+    rec = record(EventType.OPEN, b"", b"", 257)
+    variants = [with_dd(rec, 111, 1), with_dd(rec, 222, 1), with_dd(rec, 111, 2), rec]
+    expected = [serialize(model_copy(lazy(v, resolvers))) for v in variants]
+    assert len(set(expected)) == len(variants)
+    for _ in range(2):
+        assert [serialize_event(lazy(v, resolvers)) for v in variants] == expected
+    assert jsontext.loads(expected[1])["dd"] == {"span_id": 222, "trace_id": 1}
+
+
 def test_the_date_is_the_events_own_when_the_head_is_cached(resolvers):
     forget_files()
     rec = record(EventType.OPEN, b"", b"", 257)
     first = lazy(rec, resolvers)
     serialize_event(first)
-    later = lazy(rec, resolvers)
-    later.date = first.date + 1_500_000_001
+    ktime = r.HEADER.unpack_from(rec)[3]  # the same record 1.5 s later (the kernel's clock is in its header)
+    later = lazy(rec[:8] + struct.pack("<Q", ktime + 1_500_000_001) + rec[16:], resolvers)
+    assert later.date == first.date + 1_500_000_001
     assert jsontext.loads(serialize_event(later))["date"] == jsontext.loads(serialize(model_copy(later)))["date"]
     assert serialize_event(later) != serialize_event(first)
 

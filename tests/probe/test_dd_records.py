@@ -8,6 +8,7 @@ from dataclasses import asdict
 import pytest
 from test_records import exit_record, file_record, ring
 
+import kernel_records
 from opencws.probe import records as r
 from opencws.probe.errors import DecodeError
 from opencws.probe.eventtypes import EventType
@@ -16,11 +17,7 @@ SPAN, TRACE = 0x1122334455667788, 0xF0E0D0C0B0A09080  # (the trace id's high bit
 
 
 def with_dd(data: bytes, span: int = SPAN, trace: int = TRACE) -> bytes:
-    """The record with a dd trailer: HF_DD set, the size grown by the trailer."""
-    h = list(r.HEADER.unpack_from(data))
-    h[2] += r.DD_TRAILER.size
-    h[8] |= r.HF_DD
-    return r.HEADER.pack(*h) + data[r.HEADER.size:] + r.DD_TRAILER.pack(span, trace)
+    return kernel_records.with_dd(data, span, trace)
 
 
 RECORDS = {

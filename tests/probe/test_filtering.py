@@ -368,7 +368,7 @@ def test_an_unlink_filtered_by_approvers_still_drops_the_discarder_of_its_inode(
 def test_a_full_ring_buffer_counts_every_lost_event_exactly(require_kernel, tmp_path):
     from opencws.probe.probe import Probe
 
-    f = _file(tmp_path, "ring-overflow-target")
+    f = _file(tmp_path, f"ring-overflow-target-{os.getpid()}")  # approved by basename: not another run's file
     n = 500
     with Probe(ring_buffer_bytes=16 << 10, event_types=["chmod"]) as p:
         p.set_approvers("chmod", basenames=[f.name])

@@ -82,6 +82,13 @@ def test_matching_with_the_type_given_equals_matching_by_the_events_evt(tmp_path
         assert rs.match(e, e.evt.name) == rs.match(e), (e.evt.name, e.file and e.file.path)
 
 
+def test_the_matcher_of_a_type_matches_as_match_does_and_a_type_without_rules_has_none(tmp_path: Path):
+    rs = ruleset(tmp_path)
+    for e in events():
+        assert rs.matcher(e.evt.name)(e) == rs.match(e), (e.evt.name, e.file and e.file.path)
+    assert rs.matcher("chmod") is None and rs.match(events()[0], "chmod") == []
+
+
 def test_matches_come_in_rule_order(tmp_path: Path):
     rs = ruleset(tmp_path)
     e = open_event("/tmp/a", ["O_WRONLY"], proc=None)

@@ -59,7 +59,8 @@ def event_context(event_type: str, outcome: str) -> EventContext:
 class LazyEvent(Event):
     """A block's slot stays unset until something reads it: the read misses, `__getattr__` resolves the block
     and fills the slot, and every later read is a plain slot read. Nothing is done at construction (most
-    events are read a field or two by the rules and dropped)."""
+    events are read a field or two by the rules and dropped). A block is what its resolver gives, never
+    assigned otherwise: the serializer's cache calls the resolvers directly (`file_event_key`, `event_date`)."""
 
     __slots__ = ("_entry", "_k", "_r")
 
@@ -89,7 +90,9 @@ def _exit_status(e: LazyEvent) -> int | None:
 
 def _evt(e: LazyEvent) -> EventContext:
     k = e._k
-    return event_context(k.type, k.outcome if isinstance(k, kev.SyscallEvent) else "Success")
+    key = (k.type, k.outcome if isinstance(k, kev.SyscallEvent) else "Success")
+    c = _CONTEXTS.get(key)
+    return c if c is not None else event_context(*key)
 
 
 def _date(e: LazyEvent) -> int:
@@ -218,7 +221,20 @@ def _file(e: LazyEvent) -> FileEvent | None:
     info = getattr(k, "file", None)
     if info is None or k.type == "exec":
         return None
-    return LazyFile(k, info, e._r.users, _root(e))
+    entry = e._entry
+    return LazyFile(k, info, e._r.users, "/" if entry is None or entry.root == "/" else _root(e))
+
+
+def file_event_key(e: LazyEvent) -> tuple[ProcessContext | None, EventContext, str | None]:
+    """What a file event's `process` and `evt` blocks are, and its container's id (its `container` block is the
+    one shared block of that id), by the resolvers themselves: the same objects the blocks hold or will hold,
+    without filling them (a hit of the serializer's cache of event heads reads no other block)."""
+    entry = e._entry
+    return _process(e), _evt(e), entry.container_id if entry is not None else None
+
+
+event_date = _date
+"""The event's `date` as `e.date` resolves it (without filling the block)."""
 
 
 def _requested_path(k: kev.KernelEvent) -> str | None:

@@ -74,10 +74,8 @@ class FileReporter(LineWriter):
         try:
             self._drain()
         except ReporterError as e:
-            lost = len(self._lines)
+            lost = self.drop_backlog()
             self.dropped += lost
-            self._lines.clear()
-            self._queued_bytes = self._head_done = 0
             error = ReporterError(self.name, e.errno, f"{e.message.split(';')[0]} on close: {lost} lines lost")
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -375,9 +375,14 @@ class Discarders:
 
             self.processes.snapshot(snapshot(Path(proc)))
 
+    LEARNS_FROM_MATCHED = frozenset({"exec", "fork", "exit", "rename", "link"})
+    """The types `observe` learns from when a rule matched the event (the invalidations below); a matched event
+    of any other type teaches it nothing, and the pipeline does not hand it over."""
+
     def observe(self, event: Any, matched: bool = False) -> str | None:
         """Learn from one decoded event; returns "inode" or "pid" when a discarder was added. `matched`: a rule
-        matched the event, so no discarder can hold for its file or process (only invalidations are learned)."""
+        matched the event, so no discarder can hold for its file or process (only invalidations are learned:
+        of the types in LEARNS_FROM_MATCHED)."""
         etype = getattr(event, "type", "")
         if etype in ("exec", "fork", "exit"):
             if etype != "fork" and self._pid_discarded:

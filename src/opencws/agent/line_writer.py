@@ -6,8 +6,9 @@ until `buffer_bytes` of them are waiting) and written with as few system calls a
 `write` or `flush` tries again: once space is back, everything queued goes out in order. The queue holds at
 most `backlog` lines; a line that finds it full is counted in `dropped` and reported, never silently lost.
 
-Lines are queued as given and written with their newlines by `writev` (no copy of a line in user space) where
-the output has a file descriptor.
+Lines are queued as given, a line either bytes or a tuple of pieces (a cached event head, its date...), and
+written with their newlines by `writev` where the output has a file descriptor: the pieces are never joined in
+user space, the kernel copies each one once into the output.
 
 Only whole lines reach the output: the bytes of a line cut short by a full disk are truncated away (or, where
 truncation is refused, completed by the next attempt). Not thread-safe: one pipeline thread writes.
@@ -64,7 +65,9 @@ class LineWriter:
         self.name = name
         self.backlog = backlog
         self.buffer_bytes = buffer_bytes
-        self._lines: deque[bytes] = deque()
+        self._lines: deque[bytes | tuple[bytes, ...]] = deque()
+        self._sizes: deque[int] = deque()
+        """Each queued line's bytes, its newline included."""
         self._queued_bytes = 0
         self._head_done = 0  # bytes of the first queued line already written (a write cut short)
         self._failing: OSError | None = None
@@ -75,8 +78,11 @@ class LineWriter:
 
     # ------------------------------------------------------------------ the Reporter interface
 
-    def write(self, line: bytes) -> None:
-        """Queue one JSON document (without its newline). Raises `ReporterError` if the output refuses it."""
+    def write(self, line: bytes | tuple[bytes, ...], size: int | None = None) -> None:
+        """Queue one JSON document (without its newline), bytes or a tuple of pieces (`size`: their length when
+        known). Raises `ReporterError` if the output refuses it."""
+        if size is None:
+            size = len(line) if type(line) is bytes else sum(map(len, line))
         if len(self._lines) >= self.backlog:
             try:
                 self._drain()
@@ -85,18 +91,27 @@ class LineWriter:
                 raise ReporterError(self.name, e.errno, f"{e.message}; backlog full ({self.backlog} lines): line "
                                                         f"dropped ({self.dropped} dropped so far)") from None
         self._lines.append(line)
-        self._queued_bytes += len(line) + 1
+        self._sizes.append(size + 1)
+        self._queued_bytes += size + 1
         if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
             self._drain()
 
-    def write_lines(self, lines: list[bytes]) -> None:
-        """Queue several documents, as `write` each of them would, with one drain at the end."""
+    def write_parts(self, parts: tuple[bytes, ...]) -> None:
+        """Queue one document given as pieces (written as they are, never joined here)."""
+        self.write(parts)
+
+    def write_lines(self, lines: list[bytes | tuple[bytes, ...]], sizes: list[int] | None = None) -> None:
+        """Queue several documents, as `write` each of them would, with one drain at the end; `sizes`: each
+        line's length with its newline, when the caller knows them."""
+        if sizes is None:
+            sizes = [(len(x) if type(x) is bytes else sum(map(len, x))) + 1 for x in lines]
         if len(self._lines) + len(lines) > self.backlog:
-            for line in lines:  # the backlog may fill: line by line, each refused one counted
-                self.write(line)
+            for line, size in zip(lines, sizes, strict=True):  # the backlog may fill: each refused line counted
+                self.write(line, size - 1)
             return
         self._lines.extend(lines)
-        self._queued_bytes += sum(map(len, lines)) + len(lines)
+        self._sizes.extend(sizes)
+        self._queued_bytes += sum(sizes)
         if self._failing is not None or self._queued_bytes >= self.buffer_bytes:
             self._drain()
 
@@ -156,29 +171,47 @@ class LineWriter:
         return ReporterError(self.name, e.errno, f"{describe_os_error(e)} {action}; {len(self._lines)} lines "
                                                  f"kept in the backlog, retried on the next write or flush")
 
+    def drop_backlog(self) -> int:
+        """Forget every queued line (the output is gone for good); how many there were."""
+        n = len(self._lines)
+        self._lines.clear()
+        self._sizes.clear()
+        self._queued_bytes = self._head_done = 0
+        return n
+
     def _next_chunk(self) -> list[bytes | memoryview] | None:
-        """Queued lines (with their newlines) that fit in the room left (a line started, or the first one if
-        the output is empty, goes whatever its size); None when the first line needs a rotation first."""
+        """Queued lines (with their newlines, as pieces) that fit in the room left (a line started, or the
+        first one if the output is empty, goes whatever its size); None when the first line needs a rotation
+        first."""
         room = self._room()
         lines = self._lines
-        head = lines[0]
         done = self._head_done
-        first = len(head) + 1 - done
+        first = self._sizes[0] - done
         if room is not None and done == 0 and first > room and not self._output_empty():
             return None
+        head = lines[0]
         if not done:
-            parts: list[bytes | memoryview] = [head, _NL]
-        elif done < len(head):
-            parts = [memoryview(head)[done:], _NL]
-        else:
-            parts = [_NL]
+            parts: list[bytes | memoryview] = [head, _NL] if type(head) is bytes else [*head, _NL]
+        else:  # a line cut short by the last write: the rest of it
+            if type(head) is not bytes:
+                head = lines[0] = b"".join(head)
+            parts = [memoryview(head)[done:], _NL] if done < len(head) else [_NL]
         size = first
-        for line in islice(lines, 1, None):  # (indexing a deque far from its ends walks it)
-            n = len(line) + 1
-            if size + n > _CHUNK or len(parts) >= _IOV_MAX - 1 or (room is not None and size + n > room):
-                break
-            parts += (line, _NL)
+        limit = _CHUNK if room is None else min(_CHUNK, room)
+        # (a deque is walked, not indexed far from its ends)
+        for line, n in zip(islice(lines, 1, None), islice(self._sizes, 1, None), strict=True):
             size += n
+            if size > limit:
+                break
+            if type(line) is bytes:
+                if len(parts) >= _IOV_MAX - 1:
+                    break
+                parts += (line, _NL)
+            else:
+                if len(parts) + len(line) >= _IOV_MAX:
+                    break
+                parts += line
+                parts.append(_NL)
         return parts
 
     def _drain(self) -> None:
@@ -204,12 +237,15 @@ class LineWriter:
         up): the next write continues it, and if that fails, `_error` cuts the line back out."""
         self.bytes_written += n
         self._after_write(n)
-        lines = self._lines
+        lines, sizes = self._lines, self._sizes
         n += self._head_done
-        while lines and n > len(lines[0]):
-            size = len(lines[0]) + 1
+        queued = len(lines)
+        freed = 0
+        while sizes and n >= sizes[0]:
+            size = sizes.popleft()
             n -= size
-            self._queued_bytes -= size
+            freed += size
             lines.popleft()
-            self.lines_written += 1
+        self._queued_bytes -= freed
+        self.lines_written += queued - len(lines)
         self._head_done = n

@@ -96,7 +96,7 @@ class Agent:
         return policies, LoadedRules.build(policies)
 
     def start(self) -> None:
-        from opencws.agent.filters import KernelFilters
+        from opencws.agent.filters import Discarders, KernelFilters
         from opencws.probe.procfs import snapshot
         from opencws.resolvers import build_resolvers
 
@@ -114,7 +114,8 @@ class Agent:
             self.limiter.set_intervals(_rule_intervals(policies))
             self.pipeline = Pipeline(self.resolvers, rules, self.reporters, allow=self.limiter.allow,
                                      host=self.config.host, on_report_error=self._report_error,
-                                     observe=self.filters.observe)
+                                     observe=self.filters.discarders.observe,
+                                     observe_matched=Discarders.LEARNS_FROM_MATCHED)
             if self.config.metrics:
                 self._start_metrics()
         except Exception:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencws.agent.event import LazyEvent, LazyFile
+from opencws.agent.event import LazyEvent, LazyFile, event_date, file_event_key
 from opencws.model import jsontext
 from opencws.model.codec import encoder, format_timestamp, frozen_json, serialize
 from opencws.probe import events as kev
@@ -49,25 +49,29 @@ def serialize_event(event: Any) -> bytes:
 HEADS_MAX = 1024
 _heads: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
 """The JSON of file events up to their `date` (about 7 KB each: bounded), by what the blocks before the date are
-made of: the record's bytes and the root of the file's owner names (the `file` block), the `evt` block, the
-process block (one object per process generation, and the `usr` block follows from it), and the container
-block (`evt`, process and container blocks are shared objects: by identity, the value keeps the process block
-alive so that its id is not reused). `dd` is never set by the agent. Forgotten with the file blocks."""
+made of: the record's bytes, the dd trailer's span and trace ids included (the `dd` block), the root of the
+file's owner names (the `file` block), the `evt` block, the process block (one object per process generation,
+and the `usr` block follows from it), and the container id (one shared container block per id); `evt` and
+process blocks are shared objects: by identity, the value keeps the process block alive so that its id is not
+reused. Forgotten with the file blocks."""
 
 
 def event_parts(e: LazyEvent) -> list[bytes]:
     """The CWS event's JSON as pieces to join (cached blocks are not copied): for a file event seen before with
-    the same file, process and outcome, its cached head, the date and the closing brace."""
+    the same file, process and outcome, its cached head, the date and the closing brace.
+
+    The head's key is made with the event's own resolvers called directly (`event.file_event_key`: what its
+    `evt`, `process` and `container` blocks are, without the cost of filling them): a hit reads no block."""
     k = e._k
-    raw = file_record_key(k)
+    raw = file_record_key(k, ids=True)  # the `dd` block is in the head: its ids are in the key
     if raw is not None and not isinstance(k, _OWN_BLOCKS):
         f = e.file
         if isinstance(f, LazyFile):
-            ctx = e.process
-            key = (raw, f._root, id(e.evt), id(ctx), id(e.container))
+            ctx, evt, container = file_event_key(e)
+            key = (raw, f._root, id(evt), id(ctx), container)
             hit = _heads.get(key)
             if hit is not None and hit[0] is ctx:
-                return [hit[1], _date_tail(e.date)]
+                return [hit[1], _date_tail(event_date(e))]
             parts = _all_parts(e)
             if parts[-3] == _NEXT["date"]:
                 if len(_heads) >= HEADS_MAX:

@@ -1,6 +1,7 @@
 """The agent inside a benchmark, and the workload processes it watches (`opencws bench agent`).
 
-- `new_agent`: an `Agent` on given policies writing to a FileReporter, started, stepped by the caller (bursts);
+- `new_agent`: an `Agent` on given policies writing to a file output it opens from its config, started, stepped by
+  the caller (bursts);
   `running_agent`: the same running its own loop in a thread (sustained rate, overheads, fork storm);
 - `make_files` and `Generator`: the files a burst opens and the process that opens them (`loop files`), run
   as a daemon so that the events do not depend on what started the benchmark;
@@ -74,19 +75,17 @@ def output_dir(work: Path) -> Path:
 
 
 def new_agent(policies: list[Path], output: Path, *, ring_bytes: int | None = None) -> Any:
-    """An `Agent` on these policies writing to `output` (a FileReporter rotating at OUTPUT_MAX_BYTES, one file
-    kept, written by its own thread as the agent does with the outputs of its config), started; rate limits out
-    of the way (the limiter still runs)."""
+    """An `Agent` on these policies writing to `output`, started: its output opened by the agent from its config
+    (`file:PATH?max_bytes=...&keep=1`: a file rotating at OUTPUT_MAX_BYTES, one file kept, written by its own
+    thread) as `opencws agent run` opens it; rate limits out of the way (the limiter still runs)."""
     from opencws.agent.config import AgentConfig, RateLimit, RateLimitConfig
-    from opencws.agent.file_reporter import FileReporter
-    from opencws.agent.output_thread import ThreadedReporter
     from opencws.agent.runner import Agent
     from opencws.probe.probe import Probe
 
-    config = AgentConfig(policies=policies, outputs=[f"file:{output}"], host="bench",
-                         rate_limit=RateLimitConfig(default=RateLimit(10_000_000.0, 10_000_000)))
+    config = AgentConfig(policies=policies, outputs=[f"file:{output}?max_bytes={OUTPUT_MAX_BYTES}&keep=1"],
+                         host="bench", rate_limit=RateLimitConfig(default=RateLimit(10_000_000.0, 10_000_000)))
     factory = (lambda: Probe(ring_buffer_bytes=ring_bytes)) if ring_bytes else None
-    agent = Agent(config, probe_factory=factory, reporters=[ThreadedReporter(FileReporter(output, max_bytes=OUTPUT_MAX_BYTES, keep=1))], self_channel=MemoryChannel())
+    agent = Agent(config, probe_factory=factory, self_channel=MemoryChannel())
     agent.start()
     return agent
 

@@ -1,4 +1,5 @@
-/* The reader's hot loop in C: records.decode_ring without a Python bytecode per field.
+/* The reader's hot loop in C: records.decode_ring without a Python bytecode per field; and the ring's positions
+ * read and written atomically (load_position, store_position: ringbuf.py).
  *
  * Same contract as the Python loop in records.py (which stays as the reference and the fallback): walk the
  * records of a copy of the ring's data, turn every well-formed file record of a type with a view into a view
@@ -331,7 +332,60 @@ done:
     return result;
 }
 
+/* The ring's positions (consumer page, producer page) are u64s the kernel reads and writes while BPF programs
+ * run: each access here is one atomic 8-byte access, an acquire load and a release store (what libbpf's reader
+ * does with smp_load_acquire/smp_store_release): the kernel never sees a torn or zeroed consumer position, and the
+ * records before a producer position read are seen whole, on any architecture. */
+static const unsigned char *position_at(Py_buffer *b, Py_ssize_t offset)
+{
+    if (offset < 0 || offset > b->len - 8) {
+        PyErr_Format(PyExc_ValueError, "offset %zd: 8 bytes do not fit in the %zd bytes of the buffer", offset, b->len);
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)b->buf + offset;
+    if ((uintptr_t)p % 8) {
+        PyErr_Format(PyExc_ValueError, "offset %zd: not 8-byte aligned (no atomic access there)", offset);
+        return NULL;
+    }
+    return p;
+}
+
+static PyObject *load_position(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "y*n:load_position", &b, &offset))
+        return NULL;
+    const unsigned char *p = position_at(&b, offset);
+    PyObject *r = p ? PyLong_FromUnsignedLongLong(__atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE)) : NULL;
+    PyBuffer_Release(&b);
+    return r;
+}
+
+static PyObject *store_position(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    Py_ssize_t offset;
+    PyObject *value;
+    if (!PyArg_ParseTuple(args, "w*nO!:store_position", &b, &offset, &PyLong_Type, &value))
+        return NULL;
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    const unsigned char *p = (v == (unsigned long long)-1 && PyErr_Occurred()) ? NULL : position_at(&b, offset);
+    if (p != NULL)
+        __atomic_store_n((uint64_t *)p, (uint64_t)v, __ATOMIC_RELEASE);
+    PyBuffer_Release(&b);
+    if (p == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"load_position", load_position, METH_VARARGS,
+     "load_position(buffer, offset) -> int\n\nThe u64 at `offset` (8-byte aligned), read with one atomic load "
+     "(acquire)."},
+    {"store_position", store_position, METH_VARARGS,
+     "store_position(buffer, offset, value)\n\nWrite the u64 at `offset` (8-byte aligned, writable buffer) with one "
+     "atomic store (release)."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(offsets, limits, views, file_view, event_class, file_event_class, decode, decode_error)\n\n"
      "The record layout and the classes to build, from opencws.probe.records."},

@@ -883,16 +883,17 @@ decode_ring_c, DECODER = _compiled_decode_ring()
 decode_ring = decode_ring_c or decode_ring_py
 
 
-def file_record_key(event: Any) -> bytes | None:
+def file_record_key(event: Any, ids: bool = False) -> bytes | None:
     """What a file event's record says after its header and return value: its syscall, arguments, files and
     paths. Two events with the same key describe the same files the same way (the agent serializes such a
-    file block once). None for an event that is not a reader's view (eagerly decoded events keep no bytes)."""
+    file block once). `ids`: the dd trailer's span and trace ids too (two events of different spans then have
+    different keys). None for an event that is not a reader's view (eagerly decoded events keep no bytes)."""
     f = getattr(event, "file", None)
     b = getattr(f, "_b", None)
     if b is None:
         return None
     start = f._o - _F0
     size, hflags = _HFLAGS_SIZE(b, start)
-    if hflags & HF_DD:
+    if hflags & HF_DD and not ids:
         size -= DD_TRAILER.size
     return b[start + HEADER.size + 8:start + size]

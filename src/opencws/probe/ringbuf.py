@@ -8,12 +8,14 @@ that the ring counts once in RSS, and a record that wraps is copied in two slice
 an 8-byte header: u32 length with BUSY (bit 31: not committed yet) and DISCARD (bit 30) flags, u32 page
 offset; records are 8-byte aligned.
 
-The two positions are shared with the kernel while it runs, so each is read and written as one aligned 8-byte
-access (a native `Q` item of a memoryview: one memcpy of 8 bytes, a single load or store on x86-64 and arm64).
-`struct.pack_into` must not be used for them: it zero-fills the field before writing the value, and a BPF
-program reserving in between reads consumer position 0, finds the ring "full" once the producer is past its
-size, and drops the record (counted lost). `struct.unpack_from` reads byte by byte, so a producer position
-read while the kernel moves it could mix old and new bytes and point past what was written.
+The two positions are shared with the kernel while it runs, so each is read and written as one atomic 8-byte
+access: an acquire load and a release store in C (`_ringdecoder.load_position`/`store_position`, as libbpf's
+reader does), else, when the extension is not built, a native `Q` item of a memoryview (one memcpy of 8 bytes:
+a single load or store on x86-64 and arm64, though CPython does not promise it). `struct.pack_into` must never
+be used for them: it zero-fills the field before writing the value, and a BPF program reserving in between
+reads consumer position 0, finds the ring "full" once the producer is past its size, and drops the record
+(counted lost). `struct.unpack_from` reads byte by byte, so a producer position read while the kernel moves it
+could mix old and new bytes and point past what was written.
 """
 
 from __future__ import annotations
@@ -21,16 +23,55 @@ from __future__ import annotations
 import mmap
 import select
 import struct
+from functools import partial
+from typing import Any
+
+try:
+    from opencws.probe._ringdecoder import load_position, store_position
+except ImportError:  # not built (or built before it had them): the memoryview twin
+    load_position = store_position = None  # type: ignore[assignment]
+
+POSITIONS = "atomic" if store_position is not None else "memoryview"
+"""How the ring's positions are accessed: "atomic" (C, acquire/release) or "memoryview" (the Python twin)."""
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
 _SIZE_MASK = DISCARD - 1
 _U32 = struct.Struct("<I")
 
+class _Position:
+    """One u64 at the start of a mapping, shared with the kernel: `get()` one 8-byte load, `set(value)` one 8-byte
+    store (atomic, acquire/release, with the C extension)."""
+
+    def __init__(self, mm: mmap.mmap, *, atomic: bool):
+        self._view: memoryview | None = None
+        self.get: Any
+        self.set: Any
+        if atomic:
+            self.get = partial(load_position, mm, 0)
+            self.set = partial(store_position, mm, 0)
+        else:
+            self._view = view = memoryview(mm)[:8].cast("Q")
+            self.get = partial(view.__getitem__, 0)
+            self.set = partial(view.__setitem__, 0)
+
+    def close(self) -> None:
+        """Release the view (before the mapping closes)."""
+        if self._view is not None:
+            self._view.release()
+        self.get = self.set = None
+
+
 class RingReader:
     """Consumer of one BPF_MAP_TYPE_RINGBUF map (by fd and size in bytes)."""
 
-    def __init__(self, map_fd: int, size: int):
+    def __init__(self, map_fd: int, size: int, *, atomic: bool | None = None):
+        """`atomic`: the positions through the C extension's atomic accesses, or the memoryview twin (False);
+        None: as `POSITIONS` says."""
+        if atomic is None:
+            atomic = POSITIONS == "atomic"
+        if atomic and store_position is None:
+            raise ValueError("atomic ring positions need the C extension (run scripts/setup.sh)")
         if size & (size - 1):
             raise ValueError(f"ring buffer size {size} is not a power of two")
         page = mmap.PAGESIZE
@@ -42,29 +83,29 @@ class RingReader:
         # Populated now: the first pass over the ring takes no page fault per page.
         self._producer = mmap.mmap(map_fd, page + size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                                    mmap.PROT_READ, offset=page)
-        # the positions as one native u64 each: every access a single 8-byte load or store (see above)
-        self._cons_pos = memoryview(self._consumer).cast("Q")
-        self._prod_pos = memoryview(self._producer)[:8].cast("Q")
+        # the positions: every access a single 8-byte load or store (see above)
+        self._cons = _Position(self._consumer, atomic=atomic)
+        self._prod = _Position(self._producer, atomic=atomic)
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
     def close(self) -> None:
-        self._cons_pos.release()
-        self._prod_pos.release()
+        self._cons.close()
+        self._prod.close()
         self._producer.close()
         self._consumer.close()
         self._epoll.close()
 
     def available(self) -> int:
-        return self._prod_pos[0] - self._cons_pos[0]
+        return self._prod.get() - self._cons.get()
 
     def consumed(self) -> int:
         """The consumer position: bytes released so far."""
-        return self._cons_pos[0]
+        return self._cons.get()
 
     def produced(self) -> int:
         """The producer position: bytes the kernel has written since the ring was made."""
-        return self._prod_pos[0]
+        return self._prod.get()
 
     def wait(self, timeout_ms: int) -> None:
         if self.available() == 0 and timeout_ms != 0:
@@ -77,8 +118,8 @@ class RingReader:
         The region is one buffer even when it wraps around the ring; `pad` more bytes follow it (whatever the
         ring holds there), for readers that read a fixed-size prefix of every record. Release what was read
         with `release`."""
-        cons = self._cons_pos[0]
-        avail = self._prod_pos[0] - cons
+        cons = self._cons.get()
+        avail = self._prod.get() - cons
         n = min(avail, limit) if limit else avail
         buf = self._copy(cons & self.mask, n + pad)
         if len(buf) < n + pad:
@@ -97,14 +138,14 @@ class RingReader:
 
     def release(self, position: int) -> None:
         """Hand the space before this consumer position back to the producer (one 8-byte store)."""
-        self._cons_pos[0] = position
+        self._cons.set(position)
 
     def read(self, limit: int = 0) -> list[bytes]:
         """Copy out every committed record (at most `limit` when given), then release their space."""
         mm = self._producer
         base = mmap.PAGESIZE
-        cons = self._cons_pos[0]
-        prod = self._prod_pos[0]
+        cons = self._cons.get()
+        prod = self._prod.get()
         mask = self.mask
         unpack_len = _U32.unpack_from
         out: list[bytes] = []
@@ -122,5 +163,5 @@ class RingReader:
             cons += (size + 15) & ~7
             if limit and len(out) >= limit:
                 break
-        self._cons_pos[0] = cons
+        self._cons.set(cons)
         return out

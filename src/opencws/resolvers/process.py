@@ -199,7 +199,9 @@ class ProcessCache:
 
     def for_event(self, event: kev.KernelEvent) -> ProcessEntry | None:
         """The entry of an event's process, following a reparenting the event's header shows."""
-        e = self.get(event.pid)
+        e = self._live.get(event.pid)
+        if e is None:
+            e = self.get(event.pid)
         if e is not None and e.ppid != event.ppid and e.exit_time is None and event.ppid:
             self._reparent(e, event.ppid)
         return e

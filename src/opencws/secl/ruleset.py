@@ -219,6 +219,10 @@ class RuleSet:
         m = self._matchers.get(event_type)
         return m(event) if m is not None else []
 
+    def matcher(self, event_type: str | None) -> Callable[[Any], list[str]] | None:
+        """`match` for events of this type, as one callable (None: no rule of the type)."""
+        return self._matchers.get(event_type)
+
     def match_all(self, event: Any) -> list[str]:
         """`match` without the gates: every rule of the event's type is evaluated (for tests and checks)."""
         evt = event.evt
