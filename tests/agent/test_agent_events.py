@@ -217,9 +217,71 @@ def test_each_file_event_type_carries_what_changed(harness, tmp_path, kind):
             file.get("attribute_name") in ("user.opencws", "opencws")
     if "inode" not in file:  # the kernel did not read the inode (gone): the owner is not claimed
         assert file["uid"] == -1 and file["gid"] == -1 and "user" not in file
+    elif kind == "chown":  # the owner before the call (root's: the test made it)
+        assert (file["uid"], file["user"], file["gid"], file["group"]) == (0, "root", 0, "root")
     else:  # the file as it is after the call
         after = (dest if kind == "rename" else watched).stat()
         assert (file["uid"], file["gid"]) == (after.st_uid, after.st_gid)
+
+
+def test_a_chown_reports_the_owner_before_and_a_datadog_style_rule_fires_on_a_real_change(harness, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")  # (root's)
+    # Datadog's rules compare the two: the owner asked for against the owner the file had
+    harness.use_policy(tmp_path, f'chown.file.path == "{f}" && chown.file.destination.uid != chown.file.uid')
+    given = harness.child(lambda: os.chown(f, 1234, 1234))
+    again = harness.child(lambda: os.chown(f, 1234, 1234))  # (the owner it has: no change, no alert)
+    e = valid(harness.one("r0", given))
+    file = e["file"]
+    assert (file["path"], file["uid"], file["user"], file["gid"], file["group"]) == (str(f), 0, "root", 0, "root")
+    assert (file["destination"]["uid"], file["destination"]["gid"]) == (1234, 1234)
+    assert "user" not in file["destination"]  # (no such user on the host)
+    assert harness.events("r0", again) == []
+    assert (f.stat().st_uid, f.stat().st_gid) == (1234, 1234)
+
+
+def test_a_refused_chown_reports_the_unchanged_owner(harness, tmp_path, open_dir):
+    target = open_dir / "root-owned"
+    target.write_text("s")
+    harness.use_policy(tmp_path, f'chown.file.path == "{target}"')
+
+    def attempt():
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            os.chown(target, 65534, 65534)
+        except PermissionError:
+            return
+        raise AssertionError("the chown was not refused")
+
+    pid = harness.child(attempt)
+    e = valid(harness.one("r0", pid))
+    assert e["evt"]["outcome"] == "Refused"
+    file = e["file"]
+    assert (file["uid"], file["user"], file["gid"], file["group"]) == (0, "root", 0, "root")
+    assert (file["destination"]["uid"], file["destination"]["user"]) == (65534, "nobody")
+
+
+def test_a_chown_whose_owner_before_could_not_be_read_does_not_claim_one(harness, tmp_path):
+    import mmap
+
+    f = tmp_path / "f"
+    f.write_text("x")
+    # the path in a page no access has mapped yet: the probe cannot read it at the call's start (the kernel can)
+    string = tmp_path / "string.bin"
+    string.write_bytes(os.fsencode(f) + b"\0")
+    harness.use_policy(tmp_path, f'chown.file.path == "{f}" && chown.file.destination.uid != chown.file.uid')
+
+    def chown_from_an_untouched_page():
+        with open(string, "r+b") as s:
+            m = mmap.mmap(s.fileno(), 0, flags=mmap.MAP_PRIVATE)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        assert ctypes.CDLL(None, use_errno=True).chown(ctypes.c_void_p(address), 1234, 1234) == 0
+
+    pid = harness.child(chown_from_an_untouched_page)
+    file = valid(harness.one("r0", pid))["file"]
+    assert (file["path"], file["inode"], file["uid"], file["gid"]) == (str(f), f.stat().st_ino, -1, -1)
+    assert "user" not in file and "group" not in file  # (not root's, which it was)
 
 
 def test_mknod_symlink_and_setgroups_carry_what_was_asked(harness, tmp_path):

@@ -63,3 +63,15 @@ def test_an_umount_of_a_path_in_a_page_not_faulted_in_is_resolved(watch, tmp_pat
     # the mount is gone when the string can be read: its path, without the unmounted mount's fields
     assert (got.file.path, got.file.path_resolution_error, got.retval) == (str(mnt), None, 0)
     assert got.file.inode is None
+
+
+def test_a_chown_of_a_path_in_a_page_not_faulted_in_says_the_owner_before_is_unknown(watch, tmp_path):
+    # (the probe cannot read the string at sys_enter, where the owner before is read; at sys_exit it names the file)
+    f = tmp_path / "f"
+    f.write_text("x")
+    maps, (pf,) = _untouched(tmp_path, os.fsencode(f))
+    assert libc.chown(ctypes.c_void_p(pf), 1234, 1235) == 0
+    e = watch.one(ev.ChownEvent, lambda e: e.pid == os.getpid() and e.file.path == str(f))
+    assert (e.file.inode, e.file.path_resolution_error, e.new_uid, e.new_gid) == (f.stat().st_ino, None, 1234, 1235)
+    assert (e.file.uid, e.file.gid) == (None, None)  # not root's (0, 0), which it was
+    assert len(maps) == 1

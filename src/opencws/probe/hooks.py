@@ -43,12 +43,21 @@ RACING_TYPES = frozenset({T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR,
 """Types whose path string another thread can rewrite during the call and whose outcome changes a file's ctime: the
 `timestamp` tracepoints (off the syscall path) tell sys_exit which inode the kernel acted on."""
 
+OWNER_BEFORE_TYPES = frozenset({T.CHOWN})
+"""Types that read the file's owner before the call (a chown's): on the per-syscall tracepoints of the chown family
+alone, not on the raw sys_enter (a second hook site for every syscall). Their cost to other syscalls: the kernel's
+syscall tracepoint code tests one bitmap per syscall (`docs/benchmarks.md`, "Kernel probe")."""
+
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
     Hook("sched_exit", "tp_btf", "sched_process_exit", None),
     Hook("sys_enter", "tp_btf", "sys_enter", ENTER_TYPES),
     Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
+    Hook("chown_enter", "tracepoint", "syscalls/sys_enter_chown", OWNER_BEFORE_TYPES),
+    Hook("fchown_enter", "tracepoint", "syscalls/sys_enter_fchown", OWNER_BEFORE_TYPES),
+    Hook("lchown_enter", "tracepoint", "syscalls/sys_enter_lchown", OWNER_BEFORE_TYPES),
+    Hook("fchownat_enter", "tracepoint", "syscalls/sys_enter_fchownat", OWNER_BEFORE_TYPES),
     Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
     Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
     Hook("acted_set", "tp_btf", "inode_set_ctime_to_ts", RACING_TYPES),

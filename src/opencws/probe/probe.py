@@ -352,6 +352,12 @@ class Probe:
             # the cache missed the changes made while no credential type was on (or before the start)
             credcache.resync(self._maps["cred_cache"].fd)
 
+    def detach(self, program: str) -> None:
+        """Detach one attached hook until the next `set_event_types` (benchmarks: what that hook costs)."""
+        link = self._links.pop(program, None)
+        if link:
+            libbpf.lib().bpf_link__destroy(link)
+
     def _note_chroots(self) -> None:
         """Tell the kernel when some process already runs in a chroot (its root is not "/"): inode discarders
         then check each task's root (see task_in_chroot in probe.bpf.c)."""

@@ -288,6 +288,39 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
+/* chown: the file's owner when the call began, read at sys_enter (see owner_at_enter) */
+struct owner_before {
+	__u64 inode;                   /* struct inode * the walk (or the fd) found; 0: none */
+	__u64 seq;                     /* owner_seq[inode] then */
+	__u64 ino;
+	__u32 dev, nr;                 /* its device; the syscall (orig_ax) */
+	__u32 uid, gid;
+	__u32 stamped, clean;          /* the kernel stamped `inode` in this call; no other chown stamped it since */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct owner_before);
+} owner_before SEC(".maps");
+
+/* inode (struct inode *) -> a value that changes at every stamp of a chown on it: a chown by another thread
+ * between a call's sys_enter and its own stamp shows as a changed value */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} owner_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} owner_seq_next SEC(".maps");
+
 struct rec_buf {
 	__u8 b[REC_SIZE];
 };
@@ -367,6 +400,7 @@ struct work {
 	__u64 in_dentry, in_dmnt;      /* unlink/rmdir: the in-flight entry's dentry and mount */
 	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
+	struct owner_before ob;        /* chown: the owner at sys_enter (take_owner_before; ob.inode = 0: none) */
 };
 
 struct {
@@ -1623,6 +1657,29 @@ static __always_inline int racing_type(__u32 t)
 	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME || t == EV_LINK;
 }
 
+static __always_inline __u64 next_owner_seq(void)
+{
+	__u64 *next = bpf_map_lookup_elem(&owner_seq_next, &zero);
+	return next ? __sync_fetch_and_add(next, 1) + 1 : 0;
+}
+
+/* A chown stamped `inode` (the owner is already changed: setattr copies it before the ctime). The first stamp of
+ * the inode the calling thread read at sys_enter tells whether another chown stamped it in between (its owner at
+ * sys_enter may then be stale); every stamp gives the inode a new owner_seq value. */
+static __always_inline void owner_stamped(struct inode *inode, __u32 tid)
+{
+	__u64 key = (__u64)inode;
+	__u64 *seq = bpf_map_lookup_elem(&owner_seq, &key);
+	__u64 now = seq ? *seq : 0;
+	struct owner_before *ob = bpf_map_lookup_elem(&owner_before, &tid);
+	if (ob && ob->inode == key && !ob->stamped) {
+		ob->stamped = 1;
+		ob->clean = now == ob->seq;
+	}
+	__u64 v = next_owner_seq();
+	bpf_map_update_elem(&owner_seq, &key, &v, BPF_ANY);
+}
+
 static __always_inline int note_acted(struct inode *inode)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -1638,6 +1695,8 @@ static __always_inline int note_acted(struct inode *inode)
 	if (!tp || !(racing_type(*tp & 0xff) || racing_type((*tp >> 8) & 0xff)))
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if ((*tp & 0xff) == EV_CHOWN || ((*tp >> 8) & 0xff) == EV_CHOWN) /* (either ABI's meaning of the number) */
+		owner_stamped(inode, tid);
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
 	if (!a || a->nr != nr) {
 		struct acted *fresh = bpf_map_lookup_elem(&acted_heap, &zero);
@@ -1697,6 +1756,23 @@ static __noinline int take_acted(__u32 raw_nr)
 	if (a->nr == raw_nr)
 		__builtin_memcpy(&w->act, a, sizeof(w->act));
 	bpf_map_delete_elem(&acted, &tid);
+	return 0;
+}
+
+/* sys_exit of a chown: the owner read at its sys_enter into the walk state (none: w->ob.inode = 0) */
+static __noinline int take_owner_before(__u32 raw_nr)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	w->ob.inode = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct owner_before *ob = bpf_map_lookup_elem(&owner_before, &tid);
+	if (!ob)
+		return 0;
+	if (ob->nr == raw_nr)
+		__builtin_memcpy(&w->ob, ob, sizeof(w->ob));
+	bpf_map_delete_elem(&owner_before, &tid);
 	return 0;
 }
 
@@ -1913,6 +1989,81 @@ static __noinline int note_overwritten(struct inflight *in, int dirfd, const cha
 static __always_inline int needs_enter(__u32 type)
 {
 	return type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT;
+}
+
+/* chown, fchown, lchown, fchownat at their start: the owner of the file the call names, before the kernel changes it
+ * (the hooks that see the resolved file before the change are kprobes, fentry and BPF-LSM, refused here). On the
+ * per-syscall tracepoints of these four alone: the raw sys_enter would be a second hook site for every syscall,
+ * these cost other syscalls one bitmap test (and see no i386 call). An fd (fchown, or an empty path with
+ * AT_EMPTY_PATH) names its file; a path is walked (a second walk for chown alone: sys_exit walks it again to name
+ * the file). sys_exit keeps the owner read here only for the very inode the kernel then stamped, with no other chown
+ * of it in between (owner_stamped); otherwise the owner before is unknown (FI_OWNER_UNKNOWN). */
+static __noinline int owner_at_enter(__u32 nr, __u64 a0, __u64 a1, __u64 a4)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 t = EV_CHOWN;
+	__u32 *on = bpf_map_lookup_elem(&enabled, &t);
+	struct work *w = get_work();
+	struct inode *ino = NULL;
+	if (w && on && (*on & ENABLED) && !pid_discarded(EV_CHOWN)) {
+		if (nr == NR_fchown) {
+			struct file *f = fd_file((int)a0);
+			if (f)
+				ino = RO(struct file, f)->f_inode;
+		} else {
+			w->sc.kstr = 0; /* (walk_user reads it) */
+			int need = nr == NR_fchownat
+					   ? walk_user(0, (int)a0, (const char *)a1, !(a4 & AT_SYMLINK_NOFOLLOW))
+					   : walk_user(0, AT_FDCWD, (const char *)a0, nr == NR_chown);
+			if (need && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+				ino = RO(struct dentry, w->d)->d_inode;
+		}
+	}
+	if (!ino) { /* (an entry of an earlier call must not stand for this one) */
+		bpf_map_delete_elem(&owner_before, &tid);
+		return 0;
+	}
+	struct inode *ti = RO(struct inode, ino);
+	struct owner_before ob = {};
+	ob.inode = (__u64)ino;
+	ob.ino = ti->i_ino;
+	ob.dev = RO(struct super_block, ti->i_sb)->s_dev;
+	ob.nr = nr;
+	ob.uid = ti->i_uid.val;
+	ob.gid = ti->i_gid.val;
+	__u64 *seq = bpf_map_lookup_elem(&owner_seq, &ob.inode);
+	if (seq) {
+		ob.seq = *seq;
+	} else {
+		ob.seq = next_owner_seq();
+		bpf_map_update_elem(&owner_seq, &ob.inode, &ob.seq, BPF_NOEXIST);
+	}
+	bpf_map_update_elem(&owner_before, &tid, &ob, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_chown")
+int chown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_chown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchown")
+int fchown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_fchown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_lchown")
+int lchown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_lchown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchownat")
+int fchownat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_fchownat, ctx->args[0], ctx->args[1], ctx->args[4]);
 }
 
 SEC("tp_btf/sys_enter")
@@ -2545,6 +2696,31 @@ static __noinline int check_link_outcome(void)
 	return 1;
 }
 
+/* A chown's file (slot 0) takes the owner it had when the call began (Datadog's chown.file.uid/gid). A refused call
+ * changed nothing: the owner read now is that one. A success: the owner read at sys_enter when it was read from the
+ * file in slot 0, which the kernel stamped in this call with no other chown of it in between; else unknown (uid and
+ * gid (uid_t)-1, FI_OWNER_UNKNOWN): the string was rewritten between the two reads, the walk at sys_enter could not
+ * finish (a name not in the dentry cache yet, a string in a page not faulted in), or another chown raced. */
+static __noinline int owner_into_slot0(void)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	struct file_info *f = &w->fi[0];
+	if (w->sc.ret != 0 || !(f->flags & FI_INODE))
+		return 0;
+	struct owner_before *ob = &w->ob;
+	if (ob->inode && ob->clean && ob->ino == f->ino && ob->dev == f->dev && acted_on(w, ob->inode) == 1) {
+		f->uid = ob->uid;
+		f->gid = ob->gid;
+		return 0;
+	}
+	f->uid = 0xffffffffu;
+	f->gid = 0xffffffffu;
+	f->flags |= FI_OWNER_UNKNOWN;
+	return 0;
+}
+
 /* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
  * operations that do the same: the syscall in w->sc. */
 __noinline int handle_file_exit(__s64 ret, __u32 type)
@@ -2818,6 +2994,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	/* a successful link whose two names show two inodes: one of the strings was rewritten during the call */
 	if (new_name && check_link_outcome())
 		decision = DECIDE_PASS;
+	if (type == EV_CHOWN)
+		owner_into_slot0();
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
@@ -2854,6 +3032,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	w->act.n = 0;
 	if (racing_type(type))
 		take_acted(regs->orig_ax);
+	if (type == EV_CHOWN)
+		take_owner_before(regs->orig_ax);
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
 	if (type == EV_MKNOD)
