@@ -99,3 +99,10 @@ def uring_calls(tmp_path_factory) -> Path:
 def path_race(tmp_path_factory) -> Path:
     """The path-rewriting test program (path_race.c), built for this session."""
     return _build("path_race.c", tmp_path_factory.mktemp("path_race") / "path_race", "-O1", "-Wall", "-pthread")
+
+
+@pytest.fixture(scope="session")
+def owner_race(tmp_path_factory) -> Path:
+    """The program that lands one chown between another's start and its change (owner_race.c), built for this
+    session."""
+    return _build("owner_race.c", tmp_path_factory.mktemp("owner_race") / "owner_race", "-O1", "-Wall", "-pthread")

@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -198,6 +199,22 @@ def test_a_refused_chown_reports_the_unchanged_owner(watch):
             -errno.EPERM, str(f), 0, 0, 1234, 1234)
     finally:
         shutil.rmtree(d)
+
+
+def test_a_chown_whose_file_another_chown_changed_after_its_start_does_not_claim_the_owner_it_read(
+        watch, tmp_path, owner_race):
+    # two chowns read the owner (root's) at their start, then wait on the inode lock a blocked write holds: the
+    # one that changes the owner second had another owner before it than the one it read
+    f = tmp_path / "f"
+    f.write_text("x")
+    out = subprocess.run([str(owner_race), str(f)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    last = f.stat().st_uid  # (the lock's queue decides the order: 2000 then 1000, as a rule)
+    got = {e.new_uid: e for e in watch.mine(ev.ChownEvent, paths_under(tmp_path))}
+    assert set(got) == {1000, 2000}
+    first = got[3000 - last]
+    assert (first.file.uid, first.file.gid) == (0, 0)
+    assert (got[last].file.uid, got[last].file.gid) == (None, None)  # not root's: 3000 - last was
 
 
 def test_a_hard_link_reports_both_sides(watch, tmp_path):
