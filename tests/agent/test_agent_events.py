@@ -141,6 +141,20 @@ def test_an_exec_with_too_many_or_too_long_arguments_says_they_were_truncated(ha
     assert set(long_event["args"][0]) <= {"a"}
 
 
+def refused_to_nobody(action):
+    """A child's body: become nobody, then `action`, which the kernel must refuse (PermissionError)."""
+
+    def attempt():
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            action()
+        except PermissionError:
+            return
+        raise AssertionError("the call was not refused")
+    return attempt
+
+
 @pytest.fixture
 def open_dir():
     """A directory anyone may enter (pytest's tmp_path is root's alone), removed afterwards."""
@@ -156,16 +170,7 @@ def test_a_refused_open_says_refused_with_the_unprivileged_credentials(harness, 
     os.chmod(target, 0o600)
     harness.use_policy(tmp_path, f'open.file.path == "{target}"')
 
-    def attempt():
-        os.setgid(65534)
-        os.setuid(65534)
-        try:
-            open(target).close()
-        except PermissionError:
-            return
-        raise AssertionError("the open was not refused")
-
-    pid = harness.child(attempt)
+    pid = harness.child(refused_to_nobody(lambda: open(target).close()))
     e = valid(harness.one("r0", pid))
     assert e["evt"]["outcome"] == "Refused"
     assert e["process"]["uid"] == 65534 and e["process"]["user"] == "nobody"
@@ -245,16 +250,7 @@ def test_a_refused_chown_reports_the_unchanged_owner(harness, tmp_path, open_dir
     target.write_text("s")
     harness.use_policy(tmp_path, f'chown.file.path == "{target}"')
 
-    def attempt():
-        os.setgid(65534)
-        os.setuid(65534)
-        try:
-            os.chown(target, 65534, 65534)
-        except PermissionError:
-            return
-        raise AssertionError("the chown was not refused")
-
-    pid = harness.child(attempt)
+    pid = harness.child(refused_to_nobody(lambda: os.chown(target, 65534, 65534)))
     e = valid(harness.one("r0", pid))
     assert e["evt"]["outcome"] == "Refused"
     file = e["file"]

@@ -400,7 +400,7 @@ struct work {
 	__u64 in_dentry, in_dmnt;      /* unlink/rmdir: the in-flight entry's dentry and mount */
 	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
-	struct owner_before ob;        /* chown: the owner at sys_enter (take_owner_before; ob.inode = 0: none) */
+	struct owner_before ob;        /* chown: the owner at its start (take_acted; ob.inode = 0: none) */
 };
 
 struct {
@@ -1742,37 +1742,28 @@ int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
 	return note_acted(inode);
 }
 
-/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->act.n = 0) */
-static __noinline int take_acted(__u32 raw_nr)
+/* sys_exit of a covered syscall: what the thread's hooks kept during it, into the walk state: the inodes stamped
+ * (none: w->act.n = 0) and, for a chown, the owner read at its start (none: w->ob.inode = 0) */
+static __noinline int take_acted(__u32 raw_nr, int chown)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	w->act.n = 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
-	if (!a)
-		return 0;
-	if (a->nr == raw_nr)
-		__builtin_memcpy(&w->act, a, sizeof(w->act));
-	bpf_map_delete_elem(&acted, &tid);
-	return 0;
-}
-
-/* sys_exit of a chown: the owner read at its sys_enter into the walk state (none: w->ob.inode = 0) */
-static __noinline int take_owner_before(__u32 raw_nr)
-{
-	struct work *w = get_work();
-	if (!w)
-		return 0;
+	if (a) {
+		if (a->nr == raw_nr)
+			__builtin_memcpy(&w->act, a, sizeof(w->act));
+		bpf_map_delete_elem(&acted, &tid);
+	}
 	w->ob.inode = 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct owner_before *ob = bpf_map_lookup_elem(&owner_before, &tid);
-	if (!ob)
-		return 0;
-	if (ob->nr == raw_nr)
-		__builtin_memcpy(&w->ob, ob, sizeof(w->ob));
-	bpf_map_delete_elem(&owner_before, &tid);
+	struct owner_before *ob = chown ? bpf_map_lookup_elem(&owner_before, &tid) : NULL;
+	if (ob) {
+		if (ob->nr == raw_nr)
+			__builtin_memcpy(&w->ob, ob, sizeof(w->ob));
+		bpf_map_delete_elem(&owner_before, &tid);
+	}
 	return 0;
 }
 
@@ -3031,9 +3022,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u32 raw_nr = w->sc.raw_nr;
 	w->act.n = 0;
 	if (racing_type(type))
-		take_acted(regs->orig_ax);
-	if (type == EV_CHOWN)
-		take_owner_before(regs->orig_ax);
+		take_acted(regs->orig_ax, type == EV_CHOWN);
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
 	if (type == EV_MKNOD)
