@@ -58,6 +58,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("fchown_enter", "tracepoint", "syscalls/sys_enter_fchown", OWNER_BEFORE_TYPES),
     Hook("lchown_enter", "tracepoint", "syscalls/sys_enter_lchown", OWNER_BEFORE_TYPES),
     Hook("fchownat_enter", "tracepoint", "syscalls/sys_enter_fchownat", OWNER_BEFORE_TYPES),
+    Hook("owner_ext4", "tp_btf", "ext4_journal_start_inode", OWNER_BEFORE_TYPES),
     Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
     Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
     Hook("acted_set", "tp_btf", "inode_set_ctime_to_ts", RACING_TYPES),
@@ -70,6 +71,12 @@ ACTED_HOOKS = frozenset({"acted_set", "acted_xchg", "acted_skip"})
 """Programs on the `timestamp` tracepoints (Linux 6.13+): not loaded on a kernel without them (`Probe.acted`)."""
 
 ACTED_TRACEPOINT = "/sys/kernel/tracing/events/timestamp/ctime_xchg_skip"
+
+EXT4_HOOKS = frozenset({"owner_ext4"})
+"""Programs on ext4's tracepoints: not loaded on a kernel without them (ext4 absent or a module not loaded:
+`Probe.ext4`)."""
+
+EXT4_TRACEPOINT = "/sys/kernel/tracing/events/ext4/ext4_journal_start_inode"
 
 URING_HOOKS = frozenset({"uring_submit", "uring_complete"})
 """Programs that exist only on a kernel with io_uring's tracepoints (not loaded elsewhere: `Probe.io_uring`)."""

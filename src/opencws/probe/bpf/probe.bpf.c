@@ -321,6 +321,30 @@ struct {
 	__type(value, __u64);
 } owner_seq_next SEC(".maps");
 
+/* chown on ext4: the owner of the first inodes ext4 starts a journal handle on during the call (owner_ext4) */
+#define LOCKED_MAX 4
+struct owner_locked {
+	__u32 nr, n;                   /* the syscall (orig_ax); inodes kept */
+	__u64 inode[LOCKED_MAX];       /* struct inode * */
+	__u64 ino[LOCKED_MAX];
+	__u32 dev[LOCKED_MAX], uid[LOCKED_MAX], gid[LOCKED_MAX];
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct owner_locked);
+} owner_locked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct owner_locked);
+} owner_locked_heap SEC(".maps");
+
 struct rec_buf {
 	__u8 b[REC_SIZE];
 };
@@ -401,6 +425,7 @@ struct work {
 	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
 	struct owner_before ob;        /* chown: the owner at its start (take_acted; ob.inode = 0: none) */
+	struct owner_locked ol;        /* chown on ext4: the owners under the inode lock (take_acted; ol.n = 0: none) */
 };
 
 struct {
@@ -1742,8 +1767,57 @@ int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
 	return note_acted(inode);
 }
 
+/* ext4 starts a journal handle on a chown's file under its inode lock, before it changes the owner (ext4_setattr
+ * starts the quota transfer's first when the owner changes; when it does not, the owner stays as it was): the owner
+ * then is the one before the call, exact whatever the walk at the call's start could read (a name not in the dentry
+ * cache yet, a rewritten string, an i386 call). The first LOCKED_MAX inodes of the call, each as it was at its first
+ * handle (a quota file's inode may come first). Off the syscall path; returns at once outside a chown. */
+SEC("tp_btf/ext4_journal_start_inode")
+int BPF_PROG(owner_ext4, struct inode *inode, int blocks, int rsv_blocks, int revoke_creds, int type, unsigned long ip)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	__u32 nr = regs->orig_ax;
+	if (nr >= NR_SYSCALLS)
+		return 0;
+	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+	if (!tp || ((t->thread_info.status & TS_COMPAT) ? (*tp >> 8) & 0xff : *tp & 0xff) != EV_CHOWN)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct owner_locked *o = bpf_map_lookup_elem(&owner_locked, &tid);
+	if (!o || o->nr != nr) {
+		struct owner_locked *fresh = bpf_map_lookup_elem(&owner_locked_heap, &zero);
+		if (!fresh)
+			return 0;
+		fresh->nr = nr;
+		fresh->n = 0;
+		bpf_map_update_elem(&owner_locked, &tid, fresh, BPF_ANY);
+		o = bpf_map_lookup_elem(&owner_locked, &tid);
+		if (!o)
+			return 0;
+	}
+	__u32 n = o->n;
+	for (int i = 0; i < LOCKED_MAX; i++)
+		if (i < n && o->inode[i] == (__u64)inode)
+			return 0;
+	if (n >= LOCKED_MAX)
+		return 0;
+	o->inode[n] = (__u64)inode;
+	o->ino[n] = inode->i_ino;
+	o->dev[n] = inode->i_sb->s_dev;
+	o->uid[n] = inode->i_uid.val;
+	o->gid[n] = inode->i_gid.val;
+	o->n = n + 1;
+	return 0;
+}
+
 /* sys_exit of a covered syscall: what the thread's hooks kept during it, into the walk state: the inodes stamped
- * (none: w->act.n = 0) and, for a chown, the owner read at its start (none: w->ob.inode = 0) */
+ * (none: w->act.n = 0) and, for a chown, the owner read at its start (none: w->ob.inode = 0) and under the inode
+ * lock on ext4 (none: w->ol.n = 0) */
 static __noinline int take_acted(__u32 raw_nr, int chown)
 {
 	struct work *w = get_work();
@@ -1763,6 +1837,13 @@ static __noinline int take_acted(__u32 raw_nr, int chown)
 		if (ob->nr == raw_nr)
 			__builtin_memcpy(&w->ob, ob, sizeof(w->ob));
 		bpf_map_delete_elem(&owner_before, &tid);
+	}
+	w->ol.n = 0;
+	struct owner_locked *ol = chown ? bpf_map_lookup_elem(&owner_locked, &tid) : NULL;
+	if (ol) {
+		if (ol->nr == raw_nr)
+			__builtin_memcpy(&w->ol, ol, sizeof(w->ol));
+		bpf_map_delete_elem(&owner_locked, &tid);
 	}
 	return 0;
 }
@@ -1992,6 +2073,7 @@ static __always_inline int needs_enter(__u32 type)
 static __noinline int owner_at_enter(__u32 nr, __u64 a0, __u64 a1, __u64 a4)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&owner_locked, &tid); /* (an earlier call's, whose sys_exit the probe did not see) */
 	__u32 t = EV_CHOWN;
 	__u32 *on = bpf_map_lookup_elem(&enabled, &t);
 	struct work *w = get_work();
@@ -2688,10 +2770,11 @@ static __noinline int check_link_outcome(void)
 }
 
 /* A chown's file (slot 0) takes the owner it had when the call began (Datadog's chown.file.uid/gid). A refused call
- * changed nothing: the owner read now is that one. A success: the owner read at sys_enter when it was read from the
- * file in slot 0, which the kernel stamped in this call with no other chown of it in between; else unknown (uid and
- * gid (uid_t)-1, FI_OWNER_UNKNOWN): the string was rewritten between the two reads, the walk at sys_enter could not
- * finish (a name not in the dentry cache yet, a string in a page not faulted in), or another chown raced. */
+ * changed nothing: the owner read now is that one. A success, for the file in slot 0 when the kernel stamped it in
+ * this call: the owner ext4 showed under the inode lock (owner_ext4), else the owner read at the call's start with no
+ * other chown of the inode in between; else unknown (uid and gid (uid_t)-1, FI_OWNER_UNKNOWN): not ext4, and the
+ * string was rewritten between the reads, the walk at the start could not finish (a name not in the dentry cache
+ * yet, a string in a page not faulted in), another chown raced, or an i386 call. */
 static __noinline int owner_into_slot0(void)
 {
 	struct work *w = get_work();
@@ -2700,6 +2783,15 @@ static __noinline int owner_into_slot0(void)
 	struct file_info *f = &w->fi[0];
 	if (w->sc.ret != 0 || !(f->flags & FI_INODE))
 		return 0;
+	struct owner_locked *ol = &w->ol;
+	__u32 n = ol->n;
+	for (int i = 0; i < LOCKED_MAX; i++) {
+		if (i < n && ol->ino[i] == f->ino && ol->dev[i] == f->dev && acted_on(w, ol->inode[i]) == 1) {
+			f->uid = ol->uid[i];
+			f->gid = ol->gid[i];
+			return 0;
+		}
+	}
 	struct owner_before *ob = &w->ob;
 	if (ob->inode && ob->clean && ob->ino == f->ino && ob->dev == f->dev && acted_on(w, ob->inode) == 1) {
 		f->uid = ob->uid;
