@@ -45,8 +45,9 @@ RACING_TYPES = frozenset({T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR,
 
 OWNER_BEFORE_TYPES = frozenset({T.CHOWN})
 """Types that read the file's owner before the call (a chown's): on the per-syscall tracepoints of the chown family
-alone, not on the raw sys_enter (a second hook site for every syscall). Their cost to other syscalls: the kernel's
-syscall tracepoint code tests one bitmap per syscall (`docs/benchmarks.md`, "Kernel probe")."""
+alone, not on the raw sys_enter (a second hook site for every syscall; their cost to other syscalls: the kernel's
+syscall tracepoint code tests one bitmap per syscall), and on ext4's journal start (under the inode lock, off the
+syscall path). See `docs/benchmarks.md`, "Kernel probe"."""
 
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
