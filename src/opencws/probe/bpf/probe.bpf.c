@@ -1705,18 +1705,27 @@ static __always_inline void owner_stamped(struct inode *inode, __u32 tid)
 	bpf_map_update_elem(&owner_seq, &key, &v, BPF_ANY);
 }
 
-static __always_inline int note_acted(struct inode *inode)
+/* The `interested` entry of the syscall the calling thread is in, its number in *nr (orig_ax); NULL outside a
+ * syscall (a kernel thread, an io_uring worker) */
+static __always_inline __u32 *current_syscall(__u32 *nr)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
-		return 0;
+		return NULL;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	if (!regs)
-		return 0;
-	__u32 nr = regs->orig_ax;
-	if (nr >= NR_SYSCALLS)
-		return 0;
-	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+		return NULL;
+	__u32 n = regs->orig_ax;
+	if (n >= NR_SYSCALLS)
+		return NULL;
+	*nr = n;
+	return bpf_map_lookup_elem(&interested, &n);
+}
+
+static __always_inline int note_acted(struct inode *inode)
+{
+	__u32 nr = 0;
+	__u32 *tp = current_syscall(&nr);
 	if (!tp || !(racing_type(*tp & 0xff) || racing_type((*tp >> 8) & 0xff)))
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -1775,17 +1784,10 @@ int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
 SEC("tp_btf/ext4_journal_start_inode")
 int BPF_PROG(owner_ext4, struct inode *inode, int blocks, int rsv_blocks, int revoke_creds, int type, unsigned long ip)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
-		return 0;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	if (!regs)
-		return 0;
-	__u32 nr = regs->orig_ax;
-	if (nr >= NR_SYSCALLS)
-		return 0;
-	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
-	if (!tp || ((t->thread_info.status & TS_COMPAT) ? (*tp >> 8) & 0xff : *tp & 0xff) != EV_CHOWN)
+	__u32 nr = 0;
+	__u32 *tp = current_syscall(&nr);
+	if (!tp || ((bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) ? (*tp >> 8) & 0xff : *tp & 0xff)
+		       != EV_CHOWN)
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct owner_locked *o = bpf_map_lookup_elem(&owner_locked, &tid);
