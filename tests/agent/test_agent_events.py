@@ -141,6 +141,20 @@ def test_an_exec_with_too_many_or_too_long_arguments_says_they_were_truncated(ha
     assert set(long_event["args"][0]) <= {"a"}
 
 
+def refused_to_nobody(action):
+    """A child's body: become nobody, then `action`, which the kernel must refuse (PermissionError)."""
+
+    def attempt():
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            action()
+        except PermissionError:
+            return
+        raise AssertionError("the call was not refused")
+    return attempt
+
+
 @pytest.fixture
 def open_dir():
     """A directory anyone may enter (pytest's tmp_path is root's alone), removed afterwards."""
@@ -156,16 +170,7 @@ def test_a_refused_open_says_refused_with_the_unprivileged_credentials(harness, 
     os.chmod(target, 0o600)
     harness.use_policy(tmp_path, f'open.file.path == "{target}"')
 
-    def attempt():
-        os.setgid(65534)
-        os.setuid(65534)
-        try:
-            open(target).close()
-        except PermissionError:
-            return
-        raise AssertionError("the open was not refused")
-
-    pid = harness.child(attempt)
+    pid = harness.child(refused_to_nobody(lambda: open(target).close()))
     e = valid(harness.one("r0", pid))
     assert e["evt"]["outcome"] == "Refused"
     assert e["process"]["uid"] == 65534 and e["process"]["user"] == "nobody"
@@ -217,9 +222,68 @@ def test_each_file_event_type_carries_what_changed(harness, tmp_path, kind):
             file.get("attribute_name") in ("user.opencws", "opencws")
     if "inode" not in file:  # the kernel did not read the inode (gone): the owner is not claimed
         assert file["uid"] == -1 and file["gid"] == -1 and "user" not in file
+    elif kind == "chown":  # the owner before the call (root's: the test made it)
+        assert (file["uid"], file["user"], file["gid"], file["group"]) == (0, "root", 0, "root")
     else:  # the file as it is after the call
         after = (dest if kind == "rename" else watched).stat()
         assert (file["uid"], file["gid"]) == (after.st_uid, after.st_gid)
+
+
+def test_a_chown_reports_the_owner_before_and_a_datadog_style_rule_fires_on_a_real_change(harness, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")  # (root's)
+    # Datadog's rules compare the two: the owner asked for against the owner the file had
+    harness.use_policy(tmp_path, f'chown.file.path == "{f}" && chown.file.destination.uid != chown.file.uid')
+    given = harness.child(lambda: os.chown(f, 1234, 1234))
+    again = harness.child(lambda: os.chown(f, 1234, 1234))  # (the owner it has: no change, no alert)
+    e = valid(harness.one("r0", given))
+    file = e["file"]
+    assert (file["path"], file["uid"], file["user"], file["gid"], file["group"]) == (str(f), 0, "root", 0, "root")
+    assert (file["destination"]["uid"], file["destination"]["gid"]) == (1234, 1234)
+    assert "user" not in file["destination"]  # (no such user on the host)
+    assert harness.events("r0", again) == []
+    assert (f.stat().st_uid, f.stat().st_gid) == (1234, 1234)
+
+
+def test_a_refused_chown_reports_the_unchanged_owner(harness, tmp_path, open_dir):
+    target = open_dir / "root-owned"
+    target.write_text("s")
+    harness.use_policy(tmp_path, f'chown.file.path == "{target}"')
+
+    pid = harness.child(refused_to_nobody(lambda: os.chown(target, 65534, 65534)))
+    e = valid(harness.one("r0", pid))
+    assert e["evt"]["outcome"] == "Refused"
+    file = e["file"]
+    assert (file["uid"], file["user"], file["gid"], file["group"]) == (0, "root", 0, "root")
+    assert (file["destination"]["uid"], file["destination"]["user"]) == (65534, "nobody")
+
+
+def test_a_chown_whose_owner_before_could_not_be_read_does_not_claim_one(harness, tmp_path):
+    import mmap
+
+    mnt = tmp_path / "tmpfs"  # (not ext4, whose inode lock shows the owner before whatever the path)
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
+    try:
+        f = mnt / "f"
+        f.write_text("x")
+        # the path in a page no access has mapped yet: the probe cannot read it at the call's start (the kernel can)
+        string = tmp_path / "string.bin"
+        string.write_bytes(os.fsencode(f) + b"\0")
+        harness.use_policy(tmp_path, f'chown.file.path == "{f}" && chown.file.destination.uid != chown.file.uid')
+
+        def chown_from_an_untouched_page():
+            with open(string, "r+b") as s:
+                m = mmap.mmap(s.fileno(), 0, flags=mmap.MAP_PRIVATE)
+            address = ctypes.addressof(ctypes.c_char.from_buffer(m))
+            assert ctypes.CDLL(None, use_errno=True).chown(ctypes.c_void_p(address), 1234, 1234) == 0
+
+        pid = harness.child(chown_from_an_untouched_page)
+        file = valid(harness.one("r0", pid))["file"]
+        assert (file["path"], file["inode"], file["uid"], file["gid"]) == (str(f), f.stat().st_ino, -1, -1)
+        assert "user" not in file and "group" not in file  # (not root's, which it was)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_mknod_symlink_and_setgroups_carry_what_was_asked(harness, tmp_path):

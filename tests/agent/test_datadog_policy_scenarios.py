@@ -56,3 +56,23 @@ def test_binding_a_containers_root_file_system_is_reported_with_its_source(harne
         event = lines[0]["event"]
         assert event["container"]["id"] == c.id and event["file"]["path"] == "/mnt/view"
         assert "source_path" not in event["file"]  # not in the schema
+
+
+def test_a_cron_file_given_to_another_owner_is_reported_and_a_chown_to_the_same_owner_is_not(harness):
+    """`cron_at_job_creation_chown` compares the owner asked for with the file's owner before the call
+    (`chown.file.destination.uid != chown.file.uid || ...gid`): chown(1) giving a cron file away fires once;
+    the same chown again changes nothing and is quiet."""
+    import os
+
+    path = f"/etc/cron.d/opencws-dd-test-{os.getpid()}"
+    Path(path).write_text("# an OpenCWS test file: no job\n")
+    try:
+        harness.clear()
+        for _ in range(2):
+            subprocess.run(["chown", "65534:65534", path], check=True)
+        lines = harness.events("cron_at_job_creation_chown")
+    finally:
+        os.unlink(path)
+    assert [line["event"]["file"]["path"] for line in lines] == [path]
+    file = lines[0]["event"]["file"]
+    assert (file["uid"], file["gid"], file["destination"]["uid"], file["destination"]["gid"]) == (0, 0, 65534, 65534)

@@ -104,16 +104,17 @@ def test_a_python_one_line_reverse_shell_is_reported(harness, tmp_path):
 
 
 def test_a_watched_system_file_given_to_another_user_is_reported(harness):
-    # the probe reads the file at the call's exit: `chown.file.uid` is then the new owner, as is `destination.uid`
+    # `chown.file.uid` is the owner before the call (root), `destination.uid` the one asked for (Datadog's meaning)
     path = f"/etc/cron.d/opencws-test-{os.getpid()}"
     with open(path, "w") as f:
         f.write("# an OpenCWS test file: no job\n")
     try:
         harness.clear()
         harness.child(lambda: os.chown(path, 65534, 65534))  # the agent leaves its own process out
+        harness.child(lambda: os.chown(path, 65534, 65534))  # the owner it has already: quiet
         harness.sync()
         events = fired(harness, "defense_watched_file_owner_changed")
     finally:
         os.unlink(path)
     assert [e["file"]["path"] for e in events] == [path]
-    assert events[0]["file"]["destination"]["uid"] == 65534
+    assert (events[0]["file"]["uid"], events[0]["file"]["destination"]["uid"]) == (0, 65534)

@@ -99,3 +99,62 @@ def uring_calls(tmp_path_factory) -> Path:
 def path_race(tmp_path_factory) -> Path:
     """The path-rewriting test program (path_race.c), built for this session."""
     return _build("path_race.c", tmp_path_factory.mktemp("path_race") / "path_race", "-O1", "-Wall", "-pthread")
+
+
+@pytest.fixture(scope="session")
+def owner_race(tmp_path_factory) -> Path:
+    """The program that lands one chown between another's start and its change (owner_race.c), built for this
+    session."""
+    return _build("owner_race.c", tmp_path_factory.mktemp("owner_race") / "owner_race", "-O1", "-Wall", "-pthread")
+
+
+class Ext4:
+    """A fresh ext4 file system on a loop device, mounted at `path`; `remount()` empties its dentry cache."""
+
+    def __init__(self, image: Path, path: Path):
+        self.image, self.path = image, path
+
+    def mount(self) -> None:
+        import subprocess
+
+        subprocess.run(["mount", "-o", "loop", str(self.image), str(self.path)], check=True, capture_output=True)
+
+    def umount(self) -> None:
+        import subprocess
+
+        subprocess.run(["umount", str(self.path)], check=True, capture_output=True)
+
+    def remount(self) -> None:
+        self.umount()
+        self.mount()
+
+
+@pytest.fixture
+def ext4(tmp_path) -> Iterator[Ext4]:
+    import subprocess
+
+    image, path = tmp_path / "ext4.img", tmp_path / "ext4"
+    path.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    fs = Ext4(image, path)
+    fs.mount()
+    try:
+        yield fs
+    finally:
+        fs.umount()
+
+
+@pytest.fixture
+def tmpfs(tmp_path) -> Iterator[Path]:
+    """A tmpfs mounted for the test (a file system that is not ext4)."""
+    import subprocess
+
+    path = tmp_path / "tmpfs"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)

@@ -1,9 +1,10 @@
 /* A path buffer rewritten by another thread during the call, for the probe's tests.
  *
- * usage: path_race chmod|unlink|utimes|link|setxattr|mkdir|rename|rmdir TARGET DECOY CALLS
+ * usage: path_race chmod|chown|unlink|utimes|link|setxattr|mkdir|rename|rmdir TARGET DECOY CALLS
  * One thread makes the call on a shared buffer (chmod 0640; unlink after creating TARGET again; utimes to 1000 s;
  * link to TARGET.link after removing it; setxattr user.race to a new value; mkdir after removing the TARGET directory; rename to
- * TARGET.moved after creating TARGET again; rmdir after making the TARGET directory) while another flips the buffer between TARGET and DECOY (the same
+ * TARGET.moved after creating TARGET again; rmdir after making the TARGET directory; chown to 1000, 1001, 1002 in
+ * turn, owner and group) while another flips the buffer between TARGET and DECOY (the same
  * length) as fast as it can. Prints the number of calls that succeeded.
  */
 #include <fcntl.h>
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
 	int link_mode = !strcmp(argv[1], "link");
 	int xattr_mode = !strcmp(argv[1], "setxattr"), mkdir_mode = !strcmp(argv[1], "mkdir");
 	int rename_mode = !strcmp(argv[1], "rename"), rmdir_mode = !strcmp(argv[1], "rmdir");
+	int chown_mode = !strcmp(argv[1], "chown");
 	char linkname[4200], moved[4200];
 	snprintf(linkname, sizeof(linkname), "%s.link", argv[2]);
 	snprintf(moved, sizeof(moved), "%s.moved", argv[2]);
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
 		} else if (link_mode) {
 			unlink(linkname);
 			ok += link(buf, linkname) == 0;
+		} else if (chown_mode) {
+			ok += chown(buf, 1000 + i % 3, 1000 + i % 3) == 0;
 		} else if (utimes_mode) {
 			ok += utimes(buf, tv) == 0;
 		} else {

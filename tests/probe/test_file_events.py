@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import probe_sysc as sysc
@@ -13,6 +16,8 @@ from probe_watch import paths_under
 
 from opencws.probe import events as ev
 from opencws.probe.statx import mount_id
+
+AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("require_kernel")]
 
@@ -120,9 +125,9 @@ def test_the_chmod_family_reports_the_requested_mode_and_the_new_state(watch, tm
     assert_matches_stat(got[-1].file, f)
 
 
-def test_the_chown_family_reports_the_requested_owner(watch, tmp_path):
+def test_the_chown_family_reports_the_owner_before_the_call_and_the_one_asked_for(watch, tmp_path):
     f = tmp_path / "f"
-    f.write_text("x")
+    f.write_text("x")  # (root's)
     os.symlink(f, tmp_path / "link")
     os.chown(f, 1000, 1001)
     fd = os.open(f, os.O_RDONLY)
@@ -131,11 +136,104 @@ def test_the_chown_family_reports_the_requested_owner(watch, tmp_path):
     os.lchown(tmp_path / "link", 1003, 1003)
     assert sysc.fchownat(sysc.AT_FDCWD, f, 1004, 1005) == 0
     got = watch.mine(ev.ChownEvent, paths_under(tmp_path))
-    assert [(e.syscall, e.new_uid, e.new_gid) for e in got] == [
-        ("chown", 1000, 1001), ("fchown", 1002, -1), ("lchown", 1003, 1003), ("fchownat", 1004, 1005)]
+    assert [(e.syscall, e.file.uid, e.file.gid, e.new_uid, e.new_gid) for e in got] == [
+        ("chown", 0, 0, 1000, 1001), ("fchown", 1000, 1001, 1002, -1), ("lchown", 0, 0, 1003, 1003),
+        ("fchownat", 1002, 1001, 1004, 1005)]
     assert got[2].file.path == str(tmp_path / "link")
     assert stat.S_ISLNK(got[2].file.mode)
-    assert_matches_stat(got[3].file, f)
+    st = f.stat()  # (the rest of the file as it is after the call)
+    assert (got[3].file.inode, got[3].file.mode, got[3].file.change_time_ns) == (st.st_ino, st.st_mode, st.st_ctime_ns)
+    assert (st.st_uid, st.st_gid) == (1004, 1005)
+
+
+def test_a_chown_through_a_symlink_reports_the_owner_of_the_file_it_changed(watch, tmp_path):
+    f, link = tmp_path / "f", tmp_path / "link"
+    f.write_text("x")
+    os.chown(f, 2000, 2000)
+    os.symlink(f, link)
+    os.lchown(link, 3000, 3000)
+    os.chown(link, 2001, 2001)  # follows: the file
+    assert sysc.fchownat(sysc.AT_FDCWD, link, 2002, -1) == 0  # follows too
+    assert sysc.fchownat(sysc.AT_FDCWD, link, 3001, -1, AT_SYMLINK_NOFOLLOW) == 0  # the link itself
+    got = watch.mine(ev.ChownEvent, lambda e: e.file.path.startswith(str(tmp_path)) and e.new_uid not in (2000, 3000))
+    assert [(e.syscall, e.file.path, e.file.uid, e.file.gid, e.new_uid) for e in got] == [
+        ("chown", str(f), 2000, 2000, 2001), ("fchownat", str(f), 2001, 2001, 2002),
+        ("fchownat", str(link), 3000, 3000, 3001)]
+
+
+def test_fchownat_with_an_empty_path_reports_the_owner_its_fd_had(watch, tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.chown(f, 4000, 4001)
+    for flags in (os.O_RDONLY, os.O_PATH):
+        fd = os.open(f, flags)
+        try:
+            assert sysc.fchownat(fd, "", 4002 + flags % 2, 4003, AT_EMPTY_PATH) == 0
+        finally:
+            os.close(fd)
+    got = watch.mine(ev.ChownEvent, paths_under(tmp_path))
+    assert [(e.syscall, e.flags, e.file.uid, e.file.gid, e.new_uid, e.new_gid) for e in got][-2:] == [
+        ("fchownat", AT_EMPTY_PATH, 4000, 4001, 4002, 4003), ("fchownat", AT_EMPTY_PATH, 4002, 4003, 4002, 4003)]
+    assert got[-1].file.path == str(f)
+
+
+def test_a_refused_chown_reports_the_unchanged_owner(watch):
+    d = Path(tempfile.mkdtemp(prefix="opencws-chown-", dir="/tmp"))  # (one nobody may enter)
+    os.chmod(d, 0o755)
+    f = d / "f"
+    f.write_text("x")  # (root's: nobody may not give it away)
+    pid = os.fork()
+    if pid == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            os.chown(f, 1234, 1234)
+        except PermissionError:
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0, "the chown was not refused"
+        e = watch.one(ev.ChownEvent, lambda e: e.pid == pid)
+        assert (e.retval, e.file.path, e.file.uid, e.file.gid, e.new_uid, e.new_gid) == (
+            -errno.EPERM, str(f), 0, 0, 1234, 1234)
+    finally:
+        shutil.rmtree(d)
+
+
+def _root(request, fs: str) -> Path:
+    """The folder of a fresh ext4 (`ext4` fixture) or tmpfs (`tmpfs` fixture) file system."""
+    root = request.getfixturevalue(fs)
+    return root.path if fs == "ext4" else root
+
+
+@pytest.mark.parametrize("fs", ["ext4", "tmpfs"])
+def test_a_chown_whose_file_another_chown_changed_after_its_start_reports_that_owner_or_none(
+        watch, request, fs, owner_race):
+    # two chowns read the owner (root's) at their start, then wait on the inode lock a blocked write holds: the one
+    # that changes the owner second had the other's owner before it. ext4 shows it under the lock; elsewhere the
+    # probe can only tell that the owner it read at the start is stale
+    f = _root(request, fs) / "f"
+    f.write_text("x")
+    out = subprocess.run([str(owner_race), str(f)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    last = f.stat().st_uid  # (the lock's queue decides the order: 2000 then 1000, as a rule)
+    got = {e.new_uid: e for e in watch.mine(ev.ChownEvent, paths_under(f.parent))}
+    assert set(got) == {1000, 2000}
+    first = got[3000 - last]
+    assert (first.file.uid, first.file.gid) == (0, 0)
+    before_last = (3000 - last, 3000 - last) if fs == "ext4" else (None, None)  # (never root's)
+    assert (got[last].file.uid, got[last].file.gid) == before_last
+
+
+def test_a_chown_of_a_name_not_in_the_dentry_cache_reports_its_owner_before_on_ext4(watch, ext4):
+    f = ext4.path / "cold"
+    f.write_text("x")
+    os.chown(f, 3000, 3001)
+    ext4.remount()  # (a fresh mount: no dentry of the name, which the walk at the call's start cannot read)
+    os.chown(f, 1000, 1000)
+    e = watch.one(ev.ChownEvent, lambda e: e.file.path == str(f) and e.new_uid == 1000)
+    assert (e.file.uid, e.file.gid, e.file.fs_type) == (3000, 3001, "ext4")
 
 
 def test_a_hard_link_reports_both_sides(watch, tmp_path):

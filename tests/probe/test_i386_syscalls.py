@@ -97,6 +97,10 @@ def test_i386_file_calls_are_reported_as_their_x86_64_twins(watch, tmp_path, run
     assert (by["chown32"].new_uid, by["chown32"].new_gid) == (1234, 5678)
     assert (by["chown"].new_uid, by["chown"].new_gid) == (-1, 77)
     assert (by["fchown32"].new_uid, by["fchown32"].new_gid) == (4321, -1)
+    # the owner before each i386 chown (the file was made by root): ext4 shows it under the inode lock; elsewhere
+    # it is unknown (the per-syscall tracepoints where the probe reads it at the call's start skip i386 calls)
+    before = [(0, 0), (1234, 5678), (1234, 77)] if by["chown32"].file.fs_type == "ext4" else [(None, None)] * 3
+    assert [(by[c].file.uid, by[c].file.gid) for c in ("chown32", "chown", "fchown32")] == before
     assert (by["utime"].access_time_ns, by["utime"].modification_time_ns) == (1000 * 10**9, 2000 * 10**9)
     assert (by["utimes"].access_time_ns, by["utimes"].modification_time_ns) == (10 * 10**9 + 5000,
                                                                                   20 * 10**9 + 6000)

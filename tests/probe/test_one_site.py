@@ -207,3 +207,18 @@ def test_a_directory_rename_invalidates_discarders_in_the_kernel_even_when_filte
     os.rename(tmp_path / "d", tmp_path / "e")
     assert probe.discarder_generation > generation
     assert watch.mine(ev.RenameEvent, paths_under(tmp_path)) == []
+
+
+CHOWN_ENTER = {"chown_enter", "fchown_enter", "lchown_enter", "fchownat_enter"}
+
+
+def test_a_chowns_owner_before_comes_from_its_own_tracepoints_not_a_second_raw_site(at_exit, probe, tmp_path):
+    assert set(probe.attached_hooks) >= CHOWN_ENTER | ({"owner_ext4"} if probe.ext4 else set())
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.chown(f, 1000, 1000)
+    os.chown(f, 2000, 2000)
+    got = at_exit.mine(ev.ChownEvent, paths_under(tmp_path))
+    assert [(e.file.uid, e.new_uid) for e in got] == [(0, 1000), (1000, 2000)]
+    probe.set_event_types(set(EventType) - {EventType.UMOUNT, EventType.CHOWN}, resolve_at_exit=AT_EXIT)
+    assert not (CHOWN_ENTER | {"owner_ext4"}) & set(probe.attached_hooks)

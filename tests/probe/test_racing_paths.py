@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from itertools import pairwise
 
 import pytest
 from probe_sysc import immutable
@@ -163,3 +164,29 @@ def test_a_link_whose_source_was_rewritten_names_the_file_the_kernel_linked(watc
     assert not [e for e in rewritten + genuine if e.file.path != str(target)], "a success under another name"
     assert all(e.file.inode == e.destination.inode == target.stat().st_ino for e in rewritten), rewritten[0]
     assert all(e.destination.path == f"{target}.link" for e in rewritten)
+
+
+@pytest.mark.parametrize("fs", ["ext4", "tmpfs"])
+def test_a_chown_whose_path_was_rewritten_names_the_file_and_its_owner_before_or_says_it_is_unknown(
+        watch, path_race, fs, request):
+    # ext4: the owner read under the inode lock, always known; tmpfs: the owner read at the call's start, which the
+    # rewritten string often makes unknown
+    root = request.getfixturevalue("ext4").path if fs == "ext4" else request.getfixturevalue("tmpfs")
+    target, decoy = root / "racer0", root / "racer1"
+    for f in (target, decoy):
+        f.write_text("x")
+    os.chown(decoy, 4242, 4242)  # (an owner read from the decoy would show)
+    with immutable(decoy):  # (a chown of an immutable file is refused: every success changed the target)
+        rewritten, genuine = _race_named(path_race, "chown", target, decoy, watch, ev.ChownEvent)
+    _named_with_decoy(rewritten, genuine, target, decoy)
+    assert {e.file.fs_type for e in rewritten + genuine} == {fs}
+    # the last race's successes in order: each one's owner before is the owner the one before it gave (1000, 1001,
+    # 1002 in turn; the first: the one the previous race left, or root's), or unknown; never the decoy's
+    ok = sorted(rewritten + genuine, key=lambda e: e.ktime_ns)
+    known = [(a.new_uid, b) for a, b in pairwise(ok) if b.file.uid is not None]
+    assert all((b.file.uid, b.file.gid) == (new, new) for new, b in known), known
+    assert all(e.file.uid in (None, 0, 1000, 1001, 1002) for e in ok), [e.file.uid for e in ok]
+    if fs == "ext4":
+        assert len(known) == len(ok) - 1, "an owner before ext4 showed was not reported"
+    else:
+        assert len(known) > len(ok) // 10, "the owner before was seldom known"

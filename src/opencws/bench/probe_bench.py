@@ -31,9 +31,12 @@ BURST_PREFIX = "opencws-burst-"
 this run's events only, even while other probes and workloads run on the machine."""
 
 FLOOR = ("floor_enter", "floor_exit")
-ONE_SITE = ("floor_exit",)
-"""The floor of the hook sites the probe attaches with the default policy (sys_exit alone)."""
+CHOWN_ENTER = ("floor_enter_chown", "floor_enter_fchown", "floor_enter_lchown", "floor_enter_fchownat")
+ONE_SITE = ("floor_exit", *CHOWN_ENTER)
+"""The floor of the hook sites the probe attaches with the default policy: the raw sys_exit, and the per-syscall
+sys_enter tracepoints of the chown family (a chown's owner before the call)."""
 ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "empty raw sys_exit only (no chown owner before)": ("floor_exit",),
     "per-syscall tp: empty sys_exit_openat only": ("floor_exit_openat",),
     "per-syscall tps: empty sys_enter_unlinkat + sys_exit_openat": ("floor_enter_unlinkat", "floor_exit_openat"),
 }
@@ -116,7 +119,8 @@ class BpfObject:
 @contextmanager
 def probe_with_policy(policy: Path, *, discard: Path | None = None,
                       warmup: Callable[[], object] | None = None, reader: str | None = None,
-                      at_enter: bool = False, open_basenames: list[str] | None = None) -> Iterator:
+                      at_enter: bool = False, open_basenames: list[str] | None = None,
+                      owner_before: bool = True) -> Iterator:
     """The probe with the policy's filters, as the agent sets them.
 
     `discard`: a file opened until the agent learns its discarder from the event (as it would from real
@@ -124,8 +128,11 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
     would learn from a long-running workload (the files a process opens at start, say); `at_enter`: unlink,
     rmdir and rename resolved at sys_enter as before 11f5342 (two hook sites: what the second one costs);
     `open_basenames`: open approved by these basenames alone, as if every open rule had a basename approver
-    (what an approver check costs an open it rejects, in place of a learned discarder)."""
+    (what an approver check costs an open it rejects, in place of a learned discarder); `owner_before` False:
+    without the chown family's sys_enter tracepoints (what reading a chown's owner before the call costs)."""
     from opencws.agent.filters import KernelFilters
+    from opencws.probe.eventtypes import EventType
+    from opencws.probe.hooks import OWNER_BEFORE_TYPES, hooks_needed
     from opencws.probe.probe import Probe
     from opencws.secl import load_policies
 
@@ -135,6 +142,10 @@ def probe_with_policy(policy: Path, *, discard: Path | None = None,
             probe.set_event_types(filters.plan.event_types)
         if open_basenames is not None:
             probe.set_approvers("open", basenames=open_basenames)
+        if not owner_before:
+            for hook in hooks_needed({EventType.CHOWN}):
+                if hook.needed_by == OWNER_BEFORE_TYPES:
+                    probe.detach(hook.program)
 
         def learn(ms: int) -> bool:
             found = False
@@ -361,12 +372,14 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
     configs = [
         Config("bare (no BPF)", nothing),
         Config("floor: empty raw sys_enter + sys_exit", lambda: floor.attached(FLOOR)),
-        Config("one-site floor: empty raw sys_exit only (the probe's sites)", lambda: floor.attached(ONE_SITE)),
+        Config("one-site floor: raw sys_exit + chown family's enter tps (probe's)", lambda: floor.attached(ONE_SITE)),
         Config("probe, default policy filters + learned discarder",
                lambda: _counting_sent(probe_with_policy(policy, discard=unwatched), voided)),
     ]
     if args.alternatives:
         configs += [Config(label, lambda p=progs: floor.attached(p)) for label, progs in ALTERNATIVES.items()]
+        configs.append(Config("probe + discarder, without the chown family's sys_enter tps",
+                              lambda: probe_with_policy(policy, discard=unwatched, owner_before=False)))
         configs.append(Config("probe, default policy filters, no discarder (every open sent)",
                               lambda: probe_with_policy(policy)))
         configs.append(Config("probe + discarder, unlink/rmdir/rename at sys_enter (two hook sites)",
@@ -395,6 +408,20 @@ def _run_loops(args: argparse.Namespace, loop: Path, floor: BpfObject, unwatched
     for c in fe_configs:
         print(fmt(c.label, fe[c.label], ("bare", fe_bare)))
     print(f"  fork+exec probe/bare = {fe_probe / fe_bare:.3f}  (target <= 1.15)")
+
+    n = max(1, args.iterations // 4)
+    print(f"chown loop on a file no rule watches, to the owner it has ({n:,} iterations per round):")
+    ch_configs = [Config("bare (no BPF)", nothing),
+                  Config("probe, default policy filters (owner before read: a second walk)",
+                         lambda: probe_with_policy(policy)),
+                  Config("probe without the chown family's sys_enter tracepoints",
+                         lambda: probe_with_policy(policy, owner_before=False))]
+    ch = interleaved(ch_configs, lambda: run_loop(loop, "chown", str(unwatched), n, args.clock), args.rounds)
+    ch_bare, ch_probe, ch_without = (ch[c.label] for c in ch_configs)
+    for c in ch_configs:
+        print(fmt(c.label, ch[c.label], ("bare", ch_bare)))
+    print(f"  chown: the owner before costs {ch_probe - ch_without:,.0f} ns per call"
+          f" ({ch_probe / ch_without:.3f}x the probe without it)")
 
 
 def _run_bursts(args: argparse.Namespace, work: Path, loop: Path, policy: Path) -> int:

@@ -40,6 +40,8 @@ class FileInfo:
     inode: int | None
     mode: int | None
     uid: int | None
+    """The owner (None with the inode unread). A chown's file: the owner before the call (a refused call's: the
+    unchanged owner), None when that could not be told (FI_OWNER_UNKNOWN: see `ChownEvent`)."""
     gid: int | None
     nlink: int | None
     access_time_ns: int | None
@@ -149,6 +151,11 @@ class ChmodEvent(FileEvent):
 
 @dataclass(slots=True, kw_only=True)
 class ChownEvent(FileEvent):
+    """`file.uid`/`gid` are the owner before the call, as Datadog reports it: read at sys_enter, kept only for the
+    inode the kernel then stamped with no other chown of it in between; else None (the string was rewritten between
+    the reads, the walk at sys_enter could not finish, a concurrent chown). `new_uid`/`new_gid`: the owner asked for
+    (-1: unchanged)."""
+
     type: ClassVar[str] = "chown"
     new_uid: int = -1
     new_gid: int = -1

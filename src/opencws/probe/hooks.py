@@ -43,12 +43,23 @@ RACING_TYPES = frozenset({T.CHMOD, T.CHOWN, T.UTIMES, T.SETXATTR, T.REMOVEXATTR,
 """Types whose path string another thread can rewrite during the call and whose outcome changes a file's ctime: the
 `timestamp` tracepoints (off the syscall path) tell sys_exit which inode the kernel acted on."""
 
+OWNER_BEFORE_TYPES = frozenset({T.CHOWN})
+"""Types that read the file's owner before the call (a chown's): on the per-syscall tracepoints of the chown family
+alone, not on the raw sys_enter (a second hook site for every syscall; their cost to other syscalls: the kernel's
+syscall tracepoint code tests one bitmap per syscall), and on ext4's journal start (under the inode lock, off the
+syscall path). See `docs/benchmarks.md`, "Kernel probe"."""
+
 HOOKS: tuple[Hook, ...] = (
     Hook("sched_exec", "tp_btf", "sched_process_exec", None),
     Hook("sched_fork", "tp_btf", "sched_process_fork", None),
     Hook("sched_exit", "tp_btf", "sched_process_exit", None),
     Hook("sys_enter", "tp_btf", "sys_enter", ENTER_TYPES),
     Hook("sys_exit", "tp_btf", "sys_exit", SYSCALL_TYPES),
+    Hook("chown_enter", "tracepoint", "syscalls/sys_enter_chown", OWNER_BEFORE_TYPES),
+    Hook("fchown_enter", "tracepoint", "syscalls/sys_enter_fchown", OWNER_BEFORE_TYPES),
+    Hook("lchown_enter", "tracepoint", "syscalls/sys_enter_lchown", OWNER_BEFORE_TYPES),
+    Hook("fchownat_enter", "tracepoint", "syscalls/sys_enter_fchownat", OWNER_BEFORE_TYPES),
+    Hook("owner_ext4", "tp_btf", "ext4_journal_start_inode", OWNER_BEFORE_TYPES),
     Hook("uring_submit", "tp_btf", "io_uring_submit_req", URING_TYPES),
     Hook("uring_complete", "tp_btf", "io_uring_complete", URING_TYPES),
     Hook("acted_set", "tp_btf", "inode_set_ctime_to_ts", RACING_TYPES),
@@ -61,6 +72,12 @@ ACTED_HOOKS = frozenset({"acted_set", "acted_xchg", "acted_skip"})
 """Programs on the `timestamp` tracepoints (Linux 6.13+): not loaded on a kernel without them (`Probe.acted`)."""
 
 ACTED_TRACEPOINT = "/sys/kernel/tracing/events/timestamp/ctime_xchg_skip"
+
+EXT4_HOOKS = frozenset({"owner_ext4"})
+"""Programs on ext4's tracepoints: not loaded on a kernel without them (ext4 absent or a module not loaded:
+`Probe.ext4`)."""
+
+EXT4_TRACEPOINT = "/sys/kernel/tracing/events/ext4/ext4_journal_start_inode"
 
 URING_HOOKS = frozenset({"uring_submit", "uring_complete"})
 """Programs that exist only on a kernel with io_uring's tracepoints (not loaded elsewhere: `Probe.io_uring`)."""

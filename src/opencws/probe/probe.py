@@ -32,6 +32,8 @@ from opencws.probe.hooks import (
     ACTED_HOOKS,
     ACTED_TRACEPOINT,
     AT_EXIT_CAPABLE,
+    EXT4_HOOKS,
+    EXT4_TRACEPOINT,
     HOOKS,
     URING_HOOKS,
     URING_TRACEPOINT,
@@ -189,6 +191,7 @@ class Probe:
         self.io_uring = False
         """io_uring file operations are captured (the kernel has io_uring's tracepoints); set at start."""
         self.acted = False
+        self.ext4 = False
         """The inode each covered call acted on is known from the kernel (its `timestamp` tracepoints); set at start."""
         self._pending: list[bytes] = []
         self._enabled: set[EventType] = set()
@@ -247,6 +250,11 @@ class Probe:
         self.acted = os.path.exists(ACTED_TRACEPOINT)
         if not self.acted:
             for name in ACTED_HOOKS:
+                lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
+        # a kernel without ext4's tracepoints: a chown's owner before comes from the call's start alone
+        self.ext4 = os.path.exists(EXT4_TRACEPOINT)
+        if not self.ext4:
+            for name in EXT4_HOOKS:
                 lb.bpf_program__set_autoload(lb.bpf_object__find_program_by_name(obj, name.encode()), False)
         if self._ring_bytes:
             rb_map = lb.bpf_object__find_map_by_name(obj, b"events")
@@ -340,6 +348,8 @@ class Probe:
             needed -= URING_HOOKS
         if not self.acted:
             needed -= ACTED_HOOKS
+        if not self.ext4:
+            needed -= EXT4_HOOKS
         sys_exit_was_on = "sys_exit" in self._links
         for hook in HOOKS:
             if hook.program in needed and hook.program not in self._links:
@@ -351,6 +361,12 @@ class Probe:
         if CRED_TYPES & enabled and not creds_were_on:
             # the cache missed the changes made while no credential type was on (or before the start)
             credcache.resync(self._maps["cred_cache"].fd)
+
+    def detach(self, program: str) -> None:
+        """Detach one attached hook until the next `set_event_types` (benchmarks: what that hook costs)."""
+        link = self._links.pop(program, None)
+        if link:
+            libbpf.lib().bpf_link__destroy(link)
 
     def _note_chroots(self) -> None:
         """Tell the kernel when some process already runs in a chroot (its root is not "/"): inode discarders

@@ -34,6 +34,7 @@ FI_BAD_FD = 1 << 9
 FI_NOT_CAPTURED = 1 << 11
 FI_RAW_STRING = 1 << 12
 FI_REWRITTEN = 1 << 13
+FI_OWNER_UNKNOWN = 1 << 14
 
 HF_ARGV_TRUNCATED = 1 << 0
 HF_ENVP_TRUNCATED = 1 << 1
@@ -187,7 +188,8 @@ def _file_info(f: tuple, path: bytes) -> ev.FileInfo:
     flags = f[10]
     error = resolution_error(flags) if flags & _UNRESOLVED else None
     if flags & FI_INODE:
-        return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], f[5], f[6],
+        uid, gid = (None, None) if flags & FI_OWNER_UNKNOWN else (f[5], f[6])
+        return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, f[0], f[4], uid, gid,
                           f[9], f[1], f[2], f[3], f[7], f[11], _device(f[8]), _cached_cstr(f[15]),
                           flags & FI_UPPER_LAYER != 0, flags & FI_NEGATIVE != 0, flags, f[14], f[16])
     return _FILE_INFO(None, path.decode("utf-8", "surrogateescape"), f[13], error, None, None, None, None, None,
@@ -360,20 +362,21 @@ def _eget(fmt: str, off: int, convert: Callable[[Any], Any] | None = None) -> pr
     return property(get)
 
 
-def _get_if_inode(fmt: str, off: int) -> property:
-    """A FileInfo field the kernel fills only with FI_INODE (None otherwise)."""
+def _get_if_inode(fmt: str, off: int, unread: int = 0) -> property:
+    """A FileInfo field the kernel fills only with FI_INODE, and not when a flag of `unread` says it could not tell
+    (None then)."""
     if off > _FI_FLAGS:
         unpack_after = _picker([(_FI_FLAGS, "I"), (off, fmt)]).unpack_from
 
         def get_after(self: Any) -> Any:
             flags, value = unpack_after(self._b, self._o)
-            return value if flags & FI_INODE else None
+            return value if flags & FI_INODE and not flags & unread else None
         return property(get_after)
     unpack = _picker([(off, fmt), (_FI_FLAGS, "I")]).unpack_from
 
     def get(self: Any) -> Any:
         value, flags = unpack(self._b, self._o)
-        return value if flags & FI_INODE else None
+        return value if flags & FI_INODE and not flags & unread else None
     return property(get)
 
 
@@ -414,8 +417,8 @@ _FILE_INFO_VIEW = _view_class(ev.FileInfo, {
     "modification_time_ns": _get_if_inode("Q", 16),
     "change_time_ns": _get_if_inode("Q", 24),
     "mode": _get_if_inode("I", 32),
-    "uid": _get_if_inode("I", 36),
-    "gid": _get_if_inode("I", 40),
+    "uid": _get_if_inode("I", 36, FI_OWNER_UNKNOWN),
+    "gid": _get_if_inode("I", 40, FI_OWNER_UNKNOWN),
     "mount_id": _get("I", 44),
     "device": _get("I", 48, _device),
     "nlink": _get_if_inode("I", 52),

@@ -30,3 +30,28 @@ int floor_enter_unlinkat(void *ctx)
 {
 	return 0;
 }
+
+/* the per-syscall tracepoints the probe adds for a chown's owner before the call */
+SEC("tracepoint/syscalls/sys_enter_chown")
+int floor_enter_chown(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchown")
+int floor_enter_fchown(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_lchown")
+int floor_enter_lchown(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchownat")
+int floor_enter_fchownat(void *ctx)
+{
+	return 0;
+}

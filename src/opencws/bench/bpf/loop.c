@@ -4,6 +4,7 @@
  * with other jobs the CPU time leaves out the time the loop waited for a core.
  *   loop openclose PATH N     open(PATH, O_RDONLY) + close, N times
  *   loop forkexec PROG N      fork + execve(PROG) + waitpid, N times
+ *   loop chown PATH N         chown(PATH, 0, 0) N times (run as root on a file of root's: no change)
  *   loop burst PATH N         N opens of PATH (each an event), as fast as possible
  *   loop files N RATE PATH... N opens cycling over the PATHs (open + close each); RATE opens per second,
  *                             paced in slices of a millisecond (0: as fast as possible)
@@ -117,7 +118,7 @@ static int fork_storm(long n, long wave)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s openclose|forkexec|burst PATH N | files N RATE PATH... | setuid N |"
+		fprintf(stderr, "usage: %s openclose|forkexec|burst|chown PATH N | files N RATE PATH... | setuid N |"
 				" forkstorm N WAVE\n", argv[0]);
 		return 2;
 	}
@@ -154,6 +155,13 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			close(fd);
+		}
+	} else if (!strcmp(mode, "chown")) {
+		for (long i = 0; i < n; i++) {
+			if (chown(path, 0, 0)) {
+				perror(path);
+				return 1;
+			}
 		}
 	} else if (!strcmp(mode, "forkexec")) {
 		char *const args[] = {(char *)path, NULL};

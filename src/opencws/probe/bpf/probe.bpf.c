@@ -290,6 +290,63 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
+/* chown: the file's owner when the call began, read at sys_enter (see owner_at_enter) */
+struct owner_before {
+	__u64 inode;                   /* struct inode * the walk (or the fd) found; 0: none */
+	__u64 seq;                     /* owner_seq[inode] then */
+	__u64 ino;
+	__u32 dev, nr;                 /* its device; the syscall (orig_ax) */
+	__u32 uid, gid;
+	__u32 stamped, clean;          /* the kernel stamped `inode` in this call; no other chown stamped it since */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct owner_before);
+} owner_before SEC(".maps");
+
+/* inode (struct inode *) -> a value that changes at every stamp of a chown on it: a chown by another thread
+ * between a call's sys_enter and its own stamp shows as a changed value */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} owner_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} owner_seq_next SEC(".maps");
+
+/* chown on ext4: the owner of the first inodes ext4 starts a journal handle on during the call (owner_ext4) */
+#define LOCKED_MAX 4
+struct owner_locked {
+	__u32 nr, n;                   /* the syscall (orig_ax); inodes kept */
+	__u64 inode[LOCKED_MAX];       /* struct inode * */
+	__u64 ino[LOCKED_MAX];
+	__u32 dev[LOCKED_MAX], uid[LOCKED_MAX], gid[LOCKED_MAX];
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct owner_locked);
+} owner_locked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct owner_locked);
+} owner_locked_heap SEC(".maps");
+
 struct rec_buf {
 	__u8 b[REC_SIZE];
 };
@@ -370,6 +427,8 @@ struct work {
 	__u64 in_dentry, in_dmnt;      /* unlink/rmdir: the in-flight entry's dentry and mount */
 	__u32 in_dropped, pad5;         /* the event's path string was rewritten during the call (FI_REWRITTEN); kept
 				      here, not in a register: a live known flag would double what the verifier walks */
+	struct owner_before ob;        /* chown: the owner at its start (take_acted; ob.inode = 0: none) */
+	struct owner_locked ol;        /* chown on ext4: the owners under the inode lock (take_acted; ol.n = 0: none) */
 };
 
 struct {
@@ -1657,21 +1716,55 @@ static __always_inline int racing_type(__u32 t)
 	       t == EV_MKDIR || t == EV_UNLINK || t == EV_RMDIR || t == EV_RENAME || t == EV_LINK;
 }
 
-static __always_inline int note_acted(struct inode *inode)
+static __always_inline __u64 next_owner_seq(void)
+{
+	__u64 *next = bpf_map_lookup_elem(&owner_seq_next, &zero);
+	return next ? __sync_fetch_and_add(next, 1) + 1 : 0;
+}
+
+/* A chown stamped `inode` (the owner is already changed: setattr copies it before the ctime). The first stamp of
+ * the inode the calling thread read at sys_enter tells whether another chown stamped it in between (its owner at
+ * sys_enter may then be stale); every stamp gives the inode a new owner_seq value. */
+static __always_inline void owner_stamped(struct inode *inode, __u32 tid)
+{
+	__u64 key = (__u64)inode;
+	__u64 *seq = bpf_map_lookup_elem(&owner_seq, &key);
+	__u64 now = seq ? *seq : 0;
+	struct owner_before *ob = bpf_map_lookup_elem(&owner_before, &tid);
+	if (ob && ob->inode == key && !ob->stamped) {
+		ob->stamped = 1;
+		ob->clean = now == ob->seq;
+	}
+	__u64 v = next_owner_seq();
+	bpf_map_update_elem(&owner_seq, &key, &v, BPF_ANY);
+}
+
+/* The `interested` entry of the syscall the calling thread is in, its number in *nr (orig_ax); NULL outside a
+ * syscall (a kernel thread, an io_uring worker) */
+static __always_inline __u32 *current_syscall(__u32 *nr)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (t->flags & (PF_KTHREAD_BIT | PF_IO_WORKER_BIT))
-		return 0;
+		return NULL;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	if (!regs)
-		return 0;
-	__u32 nr = regs->orig_ax;
-	if (nr >= NR_SYSCALLS)
-		return 0;
-	__u32 *tp = bpf_map_lookup_elem(&interested, &nr);
+		return NULL;
+	__u32 n = regs->orig_ax;
+	if (n >= NR_SYSCALLS)
+		return NULL;
+	*nr = n;
+	return bpf_map_lookup_elem(&interested, &n);
+}
+
+static __always_inline int note_acted(struct inode *inode)
+{
+	__u32 nr = 0;
+	__u32 *tp = current_syscall(&nr);
 	if (!tp || !(racing_type(*tp & 0xff) || racing_type((*tp >> 8) & 0xff)))
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if ((*tp & 0xff) == EV_CHOWN || ((*tp >> 8) & 0xff) == EV_CHOWN) /* (either ABI's meaning of the number) */
+		owner_stamped(inode, tid);
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
 	if (!a || a->nr != nr) {
 		struct acted *fresh = bpf_map_lookup_elem(&acted_heap, &zero);
@@ -1717,20 +1810,77 @@ int BPF_PROG(acted_skip, struct inode *inode, struct timespec64 *ts)
 	return note_acted(inode);
 }
 
-/* sys_exit of a covered syscall: the inodes stamped during it into the walk state (none: w->act.n = 0) */
-static __noinline int take_acted(__u32 raw_nr)
+/* ext4 starts a journal handle on a chown's file under its inode lock, before it changes the owner (ext4_setattr
+ * starts the quota transfer's first when the owner changes; when it does not, the owner stays as it was): the owner
+ * then is the one before the call, exact whatever the walk at the call's start could read (a name not in the dentry
+ * cache yet, a rewritten string, an i386 call). The first LOCKED_MAX inodes of the call, each as it was at its first
+ * handle (a quota file's inode may come first). Off the syscall path; returns at once outside a chown. */
+SEC("tp_btf/ext4_journal_start_inode")
+int BPF_PROG(owner_ext4, struct inode *inode, int blocks, int rsv_blocks, int revoke_creds, int type, unsigned long ip)
+{
+	__u32 nr = 0;
+	__u32 *tp = current_syscall(&nr);
+	if (!tp || ((bpf_get_current_task_btf()->thread_info.status & TS_COMPAT) ? (*tp >> 8) & 0xff : *tp & 0xff)
+		       != EV_CHOWN)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct owner_locked *o = bpf_map_lookup_elem(&owner_locked, &tid);
+	if (!o || o->nr != nr) {
+		struct owner_locked *fresh = bpf_map_lookup_elem(&owner_locked_heap, &zero);
+		if (!fresh)
+			return 0;
+		fresh->nr = nr;
+		fresh->n = 0;
+		bpf_map_update_elem(&owner_locked, &tid, fresh, BPF_ANY);
+		o = bpf_map_lookup_elem(&owner_locked, &tid);
+		if (!o)
+			return 0;
+	}
+	__u32 n = o->n;
+	for (int i = 0; i < LOCKED_MAX; i++)
+		if (i < n && o->inode[i] == (__u64)inode)
+			return 0;
+	if (n >= LOCKED_MAX)
+		return 0;
+	o->inode[n] = (__u64)inode;
+	o->ino[n] = inode->i_ino;
+	o->dev[n] = inode->i_sb->s_dev;
+	o->uid[n] = inode->i_uid.val;
+	o->gid[n] = inode->i_gid.val;
+	o->n = n + 1;
+	return 0;
+}
+
+/* sys_exit of a covered syscall: what the thread's hooks kept during it, into the walk state: the inodes stamped
+ * (none: w->act.n = 0) and, for a chown, the owner read at its start (none: w->ob.inode = 0) and under the inode
+ * lock on ext4 (none: w->ol.n = 0) */
+static __noinline int take_acted(__u32 raw_nr, int chown)
 {
 	struct work *w = get_work();
 	if (!w)
 		return 0;
-	w->act.n = 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	w->act.n = 0;
 	struct acted *a = bpf_map_lookup_elem(&acted, &tid);
-	if (!a)
-		return 0;
-	if (a->nr == raw_nr)
-		__builtin_memcpy(&w->act, a, sizeof(w->act));
-	bpf_map_delete_elem(&acted, &tid);
+	if (a) {
+		if (a->nr == raw_nr)
+			__builtin_memcpy(&w->act, a, sizeof(w->act));
+		bpf_map_delete_elem(&acted, &tid);
+	}
+	w->ob.inode = 0;
+	struct owner_before *ob = chown ? bpf_map_lookup_elem(&owner_before, &tid) : NULL;
+	if (ob) {
+		if (ob->nr == raw_nr)
+			__builtin_memcpy(&w->ob, ob, sizeof(w->ob));
+		bpf_map_delete_elem(&owner_before, &tid);
+	}
+	w->ol.n = 0;
+	struct owner_locked *ol = chown ? bpf_map_lookup_elem(&owner_locked, &tid) : NULL;
+	if (ol) {
+		if (ol->nr == raw_nr)
+			__builtin_memcpy(&w->ol, ol, sizeof(w->ol));
+		bpf_map_delete_elem(&owner_locked, &tid);
+	}
 	return 0;
 }
 
@@ -1948,6 +2098,82 @@ static __noinline int note_overwritten(struct inflight *in, int dirfd, const cha
 static __always_inline int needs_enter(__u32 type)
 {
 	return type == EV_UNLINK || type == EV_RMDIR || type == EV_RENAME || type == EV_UMOUNT;
+}
+
+/* chown, fchown, lchown, fchownat at their start: the owner of the file the call names, before the kernel changes it
+ * (the hooks that see the resolved file before the change are kprobes, fentry and BPF-LSM, refused here). On the
+ * per-syscall tracepoints of these four alone: the raw sys_enter would be a second hook site for every syscall,
+ * these cost other syscalls one bitmap test (and see no i386 call). An fd (fchown, or an empty path with
+ * AT_EMPTY_PATH) names its file; a path is walked (a second walk for chown alone: sys_exit walks it again to name
+ * the file). sys_exit keeps the owner read here only for the very inode the kernel then stamped, with no other chown
+ * of it in between (owner_stamped); otherwise the owner before is unknown (FI_OWNER_UNKNOWN). */
+static __noinline int owner_at_enter(__u32 nr, __u64 a0, __u64 a1, __u64 a4)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&owner_locked, &tid); /* (an earlier call's, whose sys_exit the probe did not see) */
+	__u32 t = EV_CHOWN;
+	__u32 *on = bpf_map_lookup_elem(&enabled, &t);
+	struct work *w = get_work();
+	struct inode *ino = NULL;
+	if (w && on && (*on & ENABLED) && !pid_discarded(EV_CHOWN)) {
+		if (nr == NR_fchown) {
+			struct file *f = fd_file((int)a0);
+			if (f)
+				ino = RO(struct file, f)->f_inode;
+		} else {
+			w->sc.kstr = 0; /* (walk_user reads it) */
+			int need = nr == NR_fchownat
+					   ? walk_user(0, (int)a0, (const char *)a1, !(a4 & AT_SYMLINK_NOFOLLOW))
+					   : walk_user(0, AT_FDCWD, (const char *)a0, nr == NR_chown);
+			if (need && !(w->status & (FI_INCOMPLETE | FI_NEGATIVE)))
+				ino = RO(struct dentry, w->d)->d_inode;
+		}
+	}
+	if (!ino) { /* (an entry of an earlier call must not stand for this one) */
+		bpf_map_delete_elem(&owner_before, &tid);
+		return 0;
+	}
+	struct inode *ti = RO(struct inode, ino);
+	struct owner_before ob = {};
+	ob.inode = (__u64)ino;
+	ob.ino = ti->i_ino;
+	ob.dev = RO(struct super_block, ti->i_sb)->s_dev;
+	ob.nr = nr;
+	ob.uid = ti->i_uid.val;
+	ob.gid = ti->i_gid.val;
+	__u64 *seq = bpf_map_lookup_elem(&owner_seq, &ob.inode);
+	if (seq) {
+		ob.seq = *seq;
+	} else {
+		ob.seq = next_owner_seq();
+		bpf_map_update_elem(&owner_seq, &ob.inode, &ob.seq, BPF_NOEXIST);
+	}
+	bpf_map_update_elem(&owner_before, &tid, &ob, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_chown")
+int chown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_chown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchown")
+int fchown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_fchown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_lchown")
+int lchown_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_lchown, ctx->args[0], 0, 0);
+}
+
+SEC("tp/syscalls/sys_enter_fchownat")
+int fchownat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return owner_at_enter(NR_fchownat, ctx->args[0], ctx->args[1], ctx->args[4]);
 }
 
 SEC("tp_btf/sys_enter")
@@ -2597,6 +2823,41 @@ static __noinline int check_link_outcome(void)
 	return 1;
 }
 
+/* A chown's file (slot 0) takes the owner it had when the call began (Datadog's chown.file.uid/gid). A refused call
+ * changed nothing: the owner read now is that one. A success, for the file in slot 0 when the kernel stamped it in
+ * this call: the owner ext4 showed under the inode lock (owner_ext4), else the owner read at the call's start with no
+ * other chown of the inode in between; else unknown (uid and gid (uid_t)-1, FI_OWNER_UNKNOWN): not ext4, and the
+ * string was rewritten between the reads, the walk at the start could not finish (a name not in the dentry cache
+ * yet, a string in a page not faulted in), another chown raced, or an i386 call. */
+static __noinline int owner_into_slot0(void)
+{
+	struct work *w = get_work();
+	if (!w)
+		return 0;
+	struct file_info *f = &w->fi[0];
+	if (w->sc.ret != 0 || !(f->flags & FI_INODE))
+		return 0;
+	struct owner_locked *ol = &w->ol;
+	__u32 n = ol->n;
+	for (int i = 0; i < LOCKED_MAX; i++) {
+		if (i < n && ol->ino[i] == f->ino && ol->dev[i] == f->dev && acted_on(w, ol->inode[i]) == 1) {
+			f->uid = ol->uid[i];
+			f->gid = ol->gid[i];
+			return 0;
+		}
+	}
+	struct owner_before *ob = &w->ob;
+	if (ob->inode && ob->clean && ob->ino == f->ino && ob->dev == f->dev && acted_on(w, ob->inode) == 1) {
+		f->uid = ob->uid;
+		f->gid = ob->gid;
+		return 0;
+	}
+	f->uid = 0xffffffffu;
+	f->gid = 0xffffffffu;
+	f->flags |= FI_OWNER_UNKNOWN;
+	return 0;
+}
+
 /* Every file syscall but the selinux write (and unlink/rmdir/rename/umount resolved at sys_enter), and the io_uring
  * operations that do the same: the syscall in w->sc. */
 __noinline int handle_file_exit(__s64 ret, __u32 type)
@@ -2870,6 +3131,8 @@ __noinline int handle_file_exit(__s64 ret, __u32 type)
 	/* a successful link whose two names show two inodes: one of the strings was rewritten during the call */
 	if (new_name && check_link_outcome())
 		decision = DECIDE_PASS;
+	if (type == EV_CHOWN)
+		owner_into_slot0();
 	if (decision == DECIDE_LATER && filtered_out(type, b->flags_arg, w))
 		return 0;
 	return emit_file(r, type);
@@ -2910,7 +3173,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return handle_identity_exit(w->sc.a[1], ret);
 	w->act.n = 0;
 	if (racing_type(type))
-		take_acted(regs->orig_ax);
+		take_acted(regs->orig_ax, type == EV_CHOWN);
 	if (type == INTERNAL_BIRTH)
 		return handle_birth_exit(nr, ret);
 	if (type == EV_MKNOD)

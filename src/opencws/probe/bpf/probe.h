@@ -71,6 +71,7 @@ enum record_kind {
 #define FI_RAW_STRING   (1u << 12) /* the path is the string the process passed, not resolved (a symlink's target) */
 #define FI_REWRITTEN    (1u << 13) /* the file at the path does not show the call's outcome: the path string was
 				      rewritten during the call (another thread), the kernel acted on another file */
+#define FI_OWNER_UNKNOWN (1u << 14) /* chown: the owner before the call could not be told (uid/gid are not read) */
 
 /* header.flags */
 #define HF_ARGV_TRUNCATED (1u << 0)
