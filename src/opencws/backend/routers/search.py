@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from opencws.backend import cursor as cursors
 from opencws.backend.dependencies import MetricsDep, ReadKey, SettingsDep, StoreDep
 from opencws.backend.metrics import Metrics
+from opencws.backend.routers.answers import hit_json, json_response, store_call, time_param
 from opencws.backend.settings import Settings
-from opencws.backend.store import Hit, Store, StoreError
+from opencws.backend.store import Hit, Store
 from opencws.backend.tree import process_tree
-from opencws.model import jsontext
-from opencws.model.codec import format_timestamp, parse_timestamp
+from opencws.model.codec import format_timestamp
 from opencws.secl.errors import SeclError
 from opencws.secl.sql import Search, compile_search
 from opencws.secl.sql.search import MAX_SEARCH_LENGTH
@@ -33,25 +32,11 @@ ToParam = Annotated[str | None, Query(max_length=64, description="RFC 3339, excl
 HostParam = Annotated[str | None, Query(max_length=1024, description="only events sent with this host")]
 RuleParam = Annotated[str | None, Query(max_length=1024, description="only events sent for this rule")]
 
-_ENVELOPE = ("host", "rule_id", "rule_version", "policy", "agent_version")
 _DURATION = re.compile(r"^([1-9][0-9]{0,9})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FAR = 2**62
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(jsontext.dumps(content), status_code=status, media_type="application/json")
-
-
-def _hit(h: Hit) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": h.id, "date": format_timestamp(h.date), "event": orjson.Fragment(h.event)}
-    for k in _ENVELOPE:
-        v = getattr(h, k)
-        if v:
-            out[k] = v
-    if h.tags:
-        out["tags"] = h.tags
-    return out
 
 
 def _compile(q: str, host: str | None = None, rule_id: str | None = None) -> Search:
@@ -77,27 +62,13 @@ def _compile(q: str, host: str | None = None, rule_id: str | None = None) -> Sea
     return search
 
 
-def _time(value: str | None, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return parse_timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        raise HTTPException(400, f"'{name}': not an RFC 3339 date-time (2026-12-01T10:00:00Z)") from None
-
 
 def _range(t_from: str | None, t_to: str | None) -> tuple[int, int]:
-    a, b = _time(t_from, "from", 0), _time(t_to, "to", _FAR)
+    a, b = time_param(t_from, "from", 0), time_param(t_to, "to", _FAR)
     if a >= b:
         raise HTTPException(400, "'from' must be before 'to'")
     return a, b
 
-
-def _store_call(fn: Any, *args: Any, **kw: Any) -> Any:
-    try:
-        return fn(*args, **kw)
-    except StoreError as e:
-        raise HTTPException(503, f"the store failed: {e}") from None
 
 
 class SearchRequest(BaseModel):
@@ -122,10 +93,10 @@ def _search(req: SearchRequest, store: Store, settings: Settings, metrics: Metri
             position = cursors.decode(req.cursor)
         except cursors.CursorError as e:
             raise HTTPException(400, str(e)) from None
-    page = _store_call(store.search, search, t_from, t_to, position, req.limit)
+    page = store_call(store.search, search, t_from, t_to, position, req.limit)
     metrics.search_seconds.observe(time.perf_counter() - start)
-    return _json(
-        {"events": [_hit(h) for h in page.hits], "next": cursors.encode(page.next) if page.next else None}
+    return json_response(
+        {"events": [hit_json(h) for h in page.hits], "next": cursors.encode(page.next) if page.next else None}
     )
 
 
@@ -177,7 +148,7 @@ def post_search(
 def _event(store: Store, event_id: str) -> Hit:
     if not re.fullmatch(r"[0-9a-f]{1,64}", event_id):
         raise HTTPException(404, "no such event")
-    hit = _store_call(store.get, event_id)
+    hit = store_call(store.get, event_id)
     if hit is None:
         raise HTTPException(404, "no such event")
     return hit
@@ -185,7 +156,7 @@ def _event(store: Store, event_id: str) -> Hit:
 
 @router.get("/events/{event_id}", summary="One event", responses={404: {}})
 def get_event(event_id: str, _: ReadKey, store: StoreDep) -> Response:
-    return _json(_hit(_event(store, event_id)))
+    return json_response(hit_json(_event(store, event_id)))
 
 
 @router.get("/events/{event_id}/tree", summary="An event's process tree", responses={404: {}})
@@ -199,8 +170,8 @@ def get_tree(
     store: StoreDep,
 ) -> Response:
     hit = _event(store, event_id)
-    tree = _store_call(process_tree, store, hit, _duration(window, "window"))
-    return _json(tree)
+    tree = store_call(process_tree, store, hit, _duration(window, "window"))
+    return json_response(tree)
 
 
 def _duration(text: str, name: str) -> int:
@@ -226,10 +197,10 @@ def get_facets(
     search = _compile(q, host, rule_id)
     t_from, t_to = _range(from_, to)
     try:
-        top, complete = _store_call(store.facet, search, field, t_from, t_to, limit)
+        top, complete = store_call(store.facet, search, field, t_from, t_to, limit)
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
-    return _json({"field": field, "values": [{"value": v, "count": c} for v, c in top], "complete": complete})
+    return json_response({"field": field, "values": [{"value": v, "count": c} for v, c in top], "complete": complete})
 
 
 @router.get("/timeseries", summary="Counts of matching events over time")
@@ -247,8 +218,8 @@ def get_timeseries(
     search = _compile(q, host, rule_id)
     t_from, t_to = _range(from_, to)
     step = _duration(interval, "interval")
-    series, complete = _store_call(store.timeseries, search, t_from, t_to, step)
-    return _json(
+    series, complete = store_call(store.timeseries, search, t_from, t_to, step)
+    return json_response(
         {
             "interval": interval,
             "buckets": [{"start": format_timestamp(b), "count": c} for b, c in series],

@@ -7,7 +7,6 @@ import re
 from typing import Annotated, Any
 
 import httpx
-import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
@@ -16,15 +15,12 @@ from opencws.backend.dependencies import AdminKey, ReadKey, StoreDep
 from opencws.backend.detection import Detection, audit
 from opencws.backend.detection.rules import SEVERITIES
 from opencws.backend.detection.signals import MAX_COMMENT, STATUSES, SignalError
-from opencws.backend.routers.search import _hit, _store_call, _time
+from opencws.backend.routers.answers import hit_json, json_response, store_call, time_param
 from opencws.backend.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["signals"])
 _ID = re.compile(r"^[0-9a-f]{1,64}$")
 
-
-def _json(content: Any) -> Response:
-    return Response(orjson.dumps(content), media_type="application/json")
 
 
 def _detection(request: Request) -> Detection:
@@ -58,18 +54,18 @@ def list_signals(
         raise HTTPException(400, f"unknown status {status!r}: choose among {', '.join(STATUSES)}")
     if severity and severity not in SEVERITIES:
         raise HTTPException(400, f"unknown severity {severity!r}: choose among {', '.join(SEVERITIES)}")
-    t_from = _time(from_, "from", 0) if from_ else None
-    t_to = _time(to, "to", 0) if to else None
+    t_from = time_param(from_, "from", 0) if from_ else None
+    t_to = time_param(to, "to", 0) if to else None
     found, nxt = _detection(request).signals.list(
         status=status, rule_id=rule_id, severity=severity, t_from=t_from, t_to=t_to, limit=limit,
         cursor=_cursor(cursor),
     )  # fmt: skip
-    return _json({"signals": [s.to_api() for s in found], "next": str(nxt) if nxt is not None else None})
+    return json_response({"signals": [s.to_api() for s in found], "next": str(nxt) if nxt is not None else None})
 
 
 def _events(store: Store, samples: list[list[Any]]) -> list[dict[str, Any]]:
     """The sample events, in the signal's order (one query; events the retention dropped are left out)."""
-    return [_hit(h) for h in _store_call(store.get_many, [(d, i) for d, i in samples])]
+    return [hit_json(h) for h in store_call(store.get_many, [(d, i) for d, i in samples])]
 
 
 @router.get("/signals/{signal_id}", summary="One signal with its sample events", responses={404: {}})
@@ -77,7 +73,7 @@ def get_signal(signal_id: str, request: Request, _: ReadKey, store: StoreDep) ->
     s = _detection(request).signals.get(signal_id) if _ID.match(signal_id) else None
     if s is None:
         raise HTTPException(404, "no such signal")
-    return _json({**s.to_api(), "events": _events(store, s.samples)})
+    return json_response({**s.to_api(), "events": _events(store, s.samples)})
 
 
 class StatusChange(BaseModel):
@@ -110,14 +106,14 @@ async def set_status(signal_id: str, change: StatusChange, request: Request, key
         signal_id,
         {"status": change.status, "comment": change.comment},
     )
-    return _json(s.to_api())
+    return json_response(s.to_api())
 
 
 @router.get("/webhooks", summary="The webhook's deliveries: counts by state and the last error")
 def list_webhooks(request: Request, _: ReadKey) -> Response:
     d = _detection(request)
     if d.sender is None:
-        return _json({"webhooks": []})
+        return json_response({"webhooks": []})
     url = httpx.URL(d.sender.url)
     shown = str(url.copy_with(query=None, userinfo=b""))  # no secrets in a query string or credentials
-    return _json({"webhooks": [{"url": shown, **d.signals.webhook_summary()}]})
+    return json_response({"webhooks": [{"url": shown, **d.signals.webhook_summary()}]})
