@@ -27,6 +27,19 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     sysc.umount2(mnt, 2)  # MNT_DETACH
 
 
+@pytest.fixture
+def overlay(tmp_path: Path) -> Iterator[Path]:
+    """An overlay mounted at tmp_path/merged over tmp_path/lower (holding `from_lower`) and tmp_path/upper."""
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    for d in (lower, upper, work, merged):
+        d.mkdir()
+    (lower / "from_lower").write_text("l")
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
+    yield merged
+    sysc.umount2(merged, 2)
+
+
 def test_a_mount_reports_the_new_mount_id_device_and_fs_type(watch, tmp_path):
     mnt = tmp_path / "m"
     mnt.mkdir()
@@ -85,73 +98,47 @@ def test_a_shared_mount_reports_its_peer_group(watch, tmp_path):
         sysc.umount2(a, 2)
 
 
-def test_an_overlayfs_file_is_flagged_when_it_is_in_the_upper_layer(watch, tmp_path):
-    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
-    for d in (lower, upper, work, merged):
-        d.mkdir()
-    (lower / "from_lower").write_text("l")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
-    try:
-        os.close(os.open(merged / "from_lower", os.O_RDONLY))
-        os.close(os.open(merged / "new_upper", os.O_CREAT | os.O_WRONLY, 0o600))
-        got = {e.file.path: e for e in watch.mine(ev.OpenEvent, paths_under(merged))}
-        low = got[str(merged / "from_lower")]
-        up = got[str(merged / "new_upper")]
-        assert low.file.fs_type == up.file.fs_type == "overlay"
-        assert not low.file.in_upper_layer
-        assert up.file.in_upper_layer
-        assert up.file.inode == os.stat(merged / "new_upper").st_ino
-    finally:
-        sysc.umount2(merged, 2)
+def test_an_overlayfs_file_is_flagged_when_it_is_in_the_upper_layer(watch, overlay):
+    merged = overlay
+    os.close(os.open(merged / "from_lower", os.O_RDONLY))
+    os.close(os.open(merged / "new_upper", os.O_CREAT | os.O_WRONLY, 0o600))
+    got = {e.file.path: e for e in watch.mine(ev.OpenEvent, paths_under(merged))}
+    low = got[str(merged / "from_lower")]
+    up = got[str(merged / "new_upper")]
+    assert low.file.fs_type == up.file.fs_type == "overlay"
+    assert not low.file.in_upper_layer
+    assert up.file.in_upper_layer
+    assert up.file.inode == os.stat(merged / "new_upper").st_ino
 
 
-def test_a_file_carries_its_inodes_identity_an_overlay_file_its_real_inodes(watch, tmp_path):
+def test_a_file_carries_its_inodes_identity_an_overlay_file_its_real_inodes(watch, tmp_path, overlay, tmpfs):
     """The identity inode discarders are keyed by (i_generation): drawn by ext4 and tmpfs for each inode; an
     overlay inode has none of its own and takes the one of its real inode (upper layer, else lower); procfs
     gives none (0)."""
-    lower, upper, work, merged, tmpfs = (tmp_path / n for n in ("lower", "upper", "work", "merged", "tmpfs"))
-    for d in (lower, upper, work, merged, tmpfs):
-        d.mkdir()
-    (lower / "from_lower").write_text("l")
+    merged, lower, upper = overlay, tmp_path / "lower", tmp_path / "upper"
     (tmp_path / "plain").write_text("x")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
-    assert sysc.mount("none", tmpfs, "tmpfs", 0, b"size=1m") == 0
-    try:
-        (tmpfs / "t").write_text("x")
-        (merged / "new_upper").write_text("u")
-        watch.checkpoint()
-        for f in (tmp_path / "plain", tmpfs / "t", merged / "from_lower", merged / "new_upper", "/proc/self/stat"):
-            os.close(os.open(f, os.O_RDONLY))
-        got = {e.file.path: e.file.inode_generation for e in watch.mine(ev.OpenEvent)}
-        assert got[str(tmp_path / "plain")] == inode_generation(tmp_path / "plain") != 0
-        assert got[str(tmpfs / "t")] == inode_generation(tmpfs / "t") != 0
-        assert got[str(merged / "from_lower")] == inode_generation(lower / "from_lower")
-        assert got[str(merged / "new_upper")] == inode_generation(upper / "new_upper")
-        assert got[f"/proc/{os.getpid()}/stat"] == 0
-    finally:
-        sysc.umount2(merged, 2)
-        sysc.umount2(tmpfs, 2)
+    (tmpfs / "t").write_text("x")
+    (merged / "new_upper").write_text("u")
+    watch.checkpoint()
+    for f in (tmp_path / "plain", tmpfs / "t", merged / "from_lower", merged / "new_upper", "/proc/self/stat"):
+        os.close(os.open(f, os.O_RDONLY))
+    got = {e.file.path: e.file.inode_generation for e in watch.mine(ev.OpenEvent)}
+    assert got[str(tmp_path / "plain")] == inode_generation(tmp_path / "plain") != 0
+    assert got[str(tmpfs / "t")] == inode_generation(tmpfs / "t") != 0
+    assert got[str(merged / "from_lower")] == inode_generation(lower / "from_lower")
+    assert got[str(merged / "new_upper")] == inode_generation(upper / "new_upper")
+    assert got[f"/proc/{os.getpid()}/stat"] == 0
 
 
-def test_a_chown_through_an_overlay_reports_the_owner_before_a_copy_up_included(watch, tmp_path):
-    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
-    for d in (lower, upper, work, merged):
-        d.mkdir()
-    (lower / "from_lower").write_text("l")
-    os.chown(lower / "from_lower", 3000, 3000)
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    assert sysc.mount("overlay", merged, "overlay", 0, opts) == 0
-    try:
-        os.stat(merged / "from_lower")  # (looked up first, as tools do: a name the cache lacks reads as unknown)
-        os.chown(merged / "from_lower", 1000, 1000)  # (copied up to the upper layer, then changed)
-        os.chown(merged / "from_lower", 1001, 1001)
-        got = watch.mine(ev.ChownEvent, paths_under(merged))
-        assert [(e.file.fs_type, e.file.uid, e.file.gid, e.new_uid) for e in got] == [
-            ("overlay", 3000, 3000, 1000), ("overlay", 1000, 1000, 1001)]
-    finally:
-        sysc.umount2(merged, 2)
+def test_a_chown_through_an_overlay_reports_the_owner_before_a_copy_up_included(watch, tmp_path, overlay):
+    merged = overlay
+    os.chown(tmp_path / "lower" / "from_lower", 3000, 3000)  # (before the overlay looks the name up)
+    os.stat(merged / "from_lower")  # (looked up first, as tools do: a name the cache lacks reads as unknown)
+    os.chown(merged / "from_lower", 1000, 1000)  # (copied up to the upper layer, then changed)
+    os.chown(merged / "from_lower", 1001, 1001)
+    got = watch.mine(ev.ChownEvent, paths_under(merged))
+    assert [(e.file.fs_type, e.file.uid, e.file.gid, e.new_uid) for e in got] == [
+        ("overlay", 3000, 3000, 1000), ("overlay", 1000, 1000, 1001)]
 
 
 def test_a_chrooted_process_reports_paths_from_its_root(watch, tmp_path):
