@@ -56,3 +56,9 @@ def test_a_listen_address_is_host_and_port_up_to_the_highest_port(text, expected
 def test_a_listen_address_beyond_the_ports_or_without_one_is_refused(text) -> None:
     with pytest.raises(SettingsError, match="expected HOST:PORT"):
         parse_listen(text)
+
+
+def test_answers_do_not_name_the_server_software(backend: Backend) -> None:
+    """No `Server: uvicorn` header: what runs the backend is not advertised to whoever can reach it."""
+    r = httpx.get(f"{backend.url}/healthz")
+    assert r.status_code == 200 and "server" not in r.headers
