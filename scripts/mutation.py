@@ -5,6 +5,8 @@
     .venv/bin/python scripts/mutation.py probe --sample 60 --seed 2
     .venv/bin/python scripts/mutation.py model schema --sample 0 # every mutant (slow)
     .venv/bin/python scripts/mutation.py secl --list             # the mutants, nothing run
+    .venv/bin/python scripts/mutation.py resolvers --only src/opencws/resolvers/time.py:119:57 --tests tests/resolvers
+                                                                 # one mutant again (a survivor, after its new test)
 
 Each mutant is one token of a source file changed (a comparison, a boolean operator, an arithmetic or bit
 operator, an integer, True/False) in Python files and in the package's C files (the BPF probe and the ring
