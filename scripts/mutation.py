@@ -5,6 +5,8 @@
     .venv/bin/python scripts/mutation.py probe --sample 60 --seed 2
     .venv/bin/python scripts/mutation.py model schema --sample 0 # every mutant (slow)
     .venv/bin/python scripts/mutation.py secl --list             # the mutants, nothing run
+    .venv/bin/python scripts/mutation.py resolvers --only src/opencws/resolvers/time.py:119:57 --tests tests/resolvers
+                                                                 # one mutant again (a survivor, after its new test)
 
 Each mutant is one token of a source file changed (a comparison, a boolean operator, an arithmetic or bit
 operator, an integer, True/False) in Python files and in the package's C files (the BPF probe and the ring
@@ -51,6 +53,8 @@ TESTS = {
     "schema": ["tests/schema", "tests/cli/test_validate_cmd.py", "tests/cli/test_rules_cli.py"],
     "probe": ["tests/probe", "tests/agent/test_kernel_filters.py", "tests/cli/test_probe_cmd.py"],
     "agent": ["tests/agent", "tests/cli/test_run_cmd.py"],
+    "resolvers": ["tests/resolvers", "tests/agent", "tests/cli/test_run_cmd.py"],
+    "backend": ["tests/backend", "tests/cli/test_backend_cmd.py", "tests/cli/test_detection_cmd.py"],
     "bench": ["tests/bench"],
     "cli": ["tests/cli"],
     "tracing": ["tests/tracing", "tests/agent/test_dd_context.py", "tests/probe/test_dd_registration.py"],
@@ -79,6 +83,7 @@ _C_TOKEN = re.compile(
 class Mutant:
     file: str  # relative to the checkout
     line: int
+    column: int  # 1-based
     start: int  # character offsets in the file
     end: int
     before: str
@@ -87,7 +92,7 @@ class Mutant:
     seconds: float = 0.0
 
     def label(self) -> str:
-        return f"{self.file}:{self.line}: {self.before!r} -> {self.after!r}"
+        return f"{self.file}:{self.line}:{self.column}: {self.before!r} -> {self.after!r}"
 
 
 def _offsets(text: str) -> list[int]:
@@ -140,7 +145,7 @@ def python_mutants(path: Path) -> list[Mutant]:
             continue
         start = starts[tok.start[0] - 1] + tok.start[1]
         end = starts[tok.end[0] - 1] + tok.end[1]
-        out.append(Mutant(rel, tok.start[0], start, end, tok.string, after))
+        out.append(Mutant(rel, tok.start[0], tok.start[1] + 1, start, end, tok.string, after))
     return [m for m in out if _compiles(text, m)]
 
 
@@ -169,7 +174,9 @@ def c_mutants(path: Path) -> list[Mutant]:
             after = C_SWAPS.get(s)
             if after is None:
                 continue
-        out.append(Mutant(rel, text.count("\n", 0, match.start()) + 1, match.start(), match.end(), s, after))
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        out.append(Mutant(rel, text.count("\n", 0, match.start()) + 1, match.start() - line_start + 1,
+                          match.start(), match.end(), s, after))
     return out
 
 
@@ -194,6 +201,19 @@ def draw(mutants: list[Mutant], n: int, seed: int) -> list[Mutant]:
     n_c = min(len(c), n // 2) if py else n
     n_py = min(len(py), n - n_c)
     return sorted(rng.sample(py, n_py) + rng.sample(c, min(len(c), n - n_py)), key=lambda m: (m.file, m.start))
+
+
+def chosen(mutants: list[Mutant], places: list[str]) -> list[Mutant]:
+    """The mutants at FILE:LINE (all of that line's) or FILE:LINE:COLUMN; FILE relative to the checkout."""
+    out = []
+    for place in places:
+        parts = place.split(":")
+        if len(parts) not in (2, 3) or not all(x.isdigit() for x in parts[1:]):
+            raise SystemExit(f"--only {place!r}: FILE:LINE or FILE:LINE:COLUMN")
+        found = [m for m in mutants if m.file == parts[0] and m.line == int(parts[1])
+                 and (len(parts) == 2 or m.column == int(parts[2]))]
+        out += [m for m in found if m not in out]
+    return out
 
 
 def make_copy(dest: Path) -> None:
@@ -245,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tests", nargs="*", help="test paths (default: the package's, see TESTS)")
     p.add_argument("--timeout", type=float, default=0, help="seconds per mutant (default: 5 x the clean run)")
+    p.add_argument("--only", nargs="+", metavar="FILE:LINE[:COLUMN]",
+                   help="these mutants only, as --list and the survivors' list name them (no sample drawn): "
+                        "to show that a new test kills a survivor")
     p.add_argument("--list", action="store_true", help="list the mutants drawn, run nothing")
     p.add_argument("--json", type=Path, help="write every mutant and its outcome here")
     args = p.parse_args(argv)
@@ -255,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     for package in args.packages:
         mutants = package_mutants(package)
         total = len(mutants)
-        if args.sample and args.sample < total:
+        if args.only:
+            mutants = chosen(mutants, args.only)
+        elif args.sample and args.sample < total:
             mutants = draw(mutants, args.sample, args.seed)
         print(f"{package}: {len(mutants)} of {total} mutants", flush=True)
         if args.list:

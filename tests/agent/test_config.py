@@ -137,6 +137,8 @@ def test_a_single_policy_or_output_may_be_a_plain_string(tmp_path):
     ("outputs: [stdout\nmax_args: 1\n", 2, None, "not valid YAML"),
     ("a: 1\n---\nb: 2\n", 2, None, "not valid YAML: expected a single document in the stream but found another document"),
     ("3: x\n", 1, None, "expected a string key, got an integer '3'"),
+    ("? [a, b]\n: x\n", 1, "key", "expected a string key, got a list"),
+    ("http:\n  ? {a: 1}\n  : x\n", 2, "http", "expected a string key, got a mapping"),
 ])
 def test_each_mistake_names_the_line_the_key_and_what_was_expected(tmp_path, text, line, key, message):
     e = error(tmp_path, text)

@@ -6,7 +6,11 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from backend_process import Backend, self_signed_cert
+
+from opencws.backend.server import parse_listen
+from opencws.backend.settings import SettingsError
 
 
 def test_https_with_the_given_certificate(tmp_path) -> None:
@@ -38,3 +42,23 @@ def test_listening_beyond_loopback_without_tls_is_refused(tmp_path) -> None:
     )  # fmt: skip
     assert out.returncode == 2
     assert "refusing to listen on 0.0.0.0 without TLS" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:65535", ("127.0.0.1", 65535)), ("[::1]:8080", ("::1", 8080)), (":8080", ("127.0.0.1", 8080))],
+)
+def test_a_listen_address_is_host_and_port_up_to_the_highest_port(text, expected) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:65536", "127.0.0.1", "127.0.0.1:-1", "127.0.0.1:http"])
+def test_a_listen_address_beyond_the_ports_or_without_one_is_refused(text) -> None:
+    with pytest.raises(SettingsError, match="expected HOST:PORT"):
+        parse_listen(text)
+
+
+def test_answers_do_not_name_the_server_software(backend: Backend) -> None:
+    """No `Server: uvicorn` header: what runs the backend is not advertised to whoever can reach it."""
+    r = httpx.get(f"{backend.url}/healthz")
+    assert r.status_code == 200 and "server" not in r.headers

@@ -11,7 +11,7 @@ from test_process import Clock, Names
 
 from containers import run_container
 from opencws.probe.procfs import read_process
-from opencws.resolvers.container_tags import ContainerTags, image_tags
+from opencws.resolvers.container_tags import _MAX_BYTES, ContainerTags, image_tags
 from opencws.resolvers.process import ProcessCache
 
 K8S = {
@@ -65,3 +65,17 @@ def test_image_references_give_name_short_name_and_tag():
     assert image_tags("busybox") == ["image_name:busybox", "short_image:busybox", "image_tag:latest"]
     assert image_tags("localhost:5000/app:v2") == ["image_name:localhost:5000/app", "short_image:app",
                                                    "image_tag:v2"]  # fmt: skip
+
+
+def test_a_runtime_file_of_the_size_limit_is_read_and_a_larger_one_is_not(tmp_path: Path):
+    """Docker's config padded with blanks to exactly `_MAX_BYTES` is read; one byte more and it is not read at
+    all, even though its first `_MAX_BYTES` alone would parse."""
+    cid = "d" * 64
+    d = tmp_path / "containers" / cid
+    d.mkdir(parents=True)
+    config = json.dumps({"ID": cid, "Name": "/web-1"}).encode()
+    tags = ContainerTags(docker_root=str(tmp_path), runc_roots=[])
+    (d / "config.v2.json").write_bytes(config + b" " * (_MAX_BYTES - len(config)))
+    assert tags.tags(cid) == ["container_name:web-1"]
+    (d / "config.v2.json").write_bytes(config + b" " * (_MAX_BYTES - len(config) + 1))
+    assert tags.tags(cid) == []

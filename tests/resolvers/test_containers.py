@@ -13,6 +13,7 @@ from opencws.resolvers.containers import (
     container_id_from_cgroup,
     container_id_from_proc_cgroup,
 )
+from skips import skip_or_fail
 
 ID = "c40dff48f1d53c3f07a50aa12bb9ae0e58c0927dc6b1d77e3f166784722642ad"
 OUTER = "47c1f1930c1831f2359c6d276912c583be1cda5924233cf273022b91763a20f7"
@@ -156,3 +157,48 @@ def test_a_runc_container_with_a_bare_id_as_cgroup_path(tmp_path):
     cid = os.urandom(32).hex()
     with run_container(tmp_path, command=["sleep", "30"], cgroups_path=f"/{cid}", container_id=cid) as c:
         assert ContainerResolver().resolve(c.pid) == cid
+
+
+def _v2_root() -> Path:
+    return Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() else Path(
+        "/sys/fs/cgroup"
+    )
+
+
+def test_a_hybrid_hosts_v1_only_container_is_not_learned_for_the_v2_cgroup_it_shares(tmp_path):
+    """On a hybrid host a v1-only container's processes sit in a v2 cgroup that is not the container's (here
+    the root one, which every process of the host may share): that cgroup id must not come to mean the
+    container, or every later event of its other processes would claim the container."""
+    (tmp_path / "30").mkdir()
+    (tmp_path / "30" / "cgroup").write_text(f"4:memory:/docker/{ID}\n1:cpu:/docker/{ID}\n0::/\n")
+    r = ContainerResolver(proc=str(tmp_path))
+    assert r.resolve(30) == ID  # from its v1 lines
+    root_cgroup_id = _v2_root().stat().st_ino
+    assert r.for_event(31, root_cgroup_id, "") is None  # another process of that v2 cgroup, already gone
+    assert r.stats()["cgroup_ids_cached"] == 0
+
+
+def test_the_cgroup_id_cache_keeps_max_entries_and_drops_the_oldest(tmp_path):
+    """Three containers' real v2 cgroups (made for the test) learned through /proc files naming them: with
+    room for two, the first is forgotten and the two others are known by cgroup id alone."""
+    if os.geteuid() != 0:
+        skip_or_fail("creating cgroups needs root", "OPENCWS_REQUIRE_KERNEL")
+    parent = _v2_root() / f"opencws-test-{os.getpid()}"
+    ids = [os.urandom(32).hex() for _ in range(3)]
+    parent.mkdir()
+    try:
+        for pid, cid in enumerate(ids, start=40):
+            (parent / f"docker-{cid}.scope").mkdir()
+            (tmp_path / str(pid)).mkdir()
+            (tmp_path / str(pid) / "cgroup").write_text(f"0::/{parent.name}/docker-{cid}.scope\n")
+        r = ContainerResolver(proc=str(tmp_path), max_entries=2)
+        assert [r.resolve(pid) for pid in (40, 41, 42)] == ids
+        assert r.stats()["cgroup_ids_cached"] == 2
+        cgroup_ids = [(parent / f"docker-{cid}.scope").stat().st_ino for cid in ids]
+        # no /proc file for pid 50 and a name that is no container's: the cgroup id alone answers
+        assert [r.for_event(50, cgroup_id, "x") for cgroup_id in cgroup_ids] == [None, ids[1], ids[2]]
+    finally:
+        for child in parent.iterdir():
+            if child.is_dir():
+                child.rmdir()
+        parent.rmdir()

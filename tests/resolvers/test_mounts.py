@@ -44,3 +44,23 @@ def test_a_bind_mount_names_the_directory_it_shows(tmp_path: Path, what: str):
 def test_a_mount_no_process_sees_has_no_source():
     assert bind_source("/proc", [os.getpid()], 0) == ""
     assert bind_source("/proc", [os.getpid()], 2**31 - 1) == ""
+
+
+def test_a_bind_of_a_directory_of_another_file_system_is_named_below_that_file_systems_mountpoint(tmp_path: Path):
+    """mountinfo gives the bind's root within its file system (`/logs` on a tmpfs): the path is that root
+    below where the tmpfs is mounted, not the root alone."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if _libc.mount(b"tmpfs", os.fsencode(fs), b"tmpfs", 0, None) != 0:
+        skip_or_fail(f"mounts need root (mount: {os.strerror(ctypes.get_errno())})", "OPENCWS_REQUIRE_KERNEL")
+    try:
+        (fs / "logs").mkdir()
+        target = tmp_path / "view"
+        target.mkdir()
+        _bind(fs / "logs", target)
+        try:
+            assert bind_source("/proc", [os.getpid()], mount_id(target)) == str(fs / "logs")
+        finally:
+            _umount(target)
+    finally:
+        _umount(fs)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 from opencws.probe import events as kev
+from opencws.probe.procfs import read_process
 from opencws.resolvers.process import ArgsPolicy, ProcessCache, bound_args, env_names
 
 BOOT = 1_000_000_000_000
@@ -324,3 +328,49 @@ def test_the_login_uid_of_a_real_process_reaches_the_cache(tmp_path):
     finally:
         os.close(wr)
         os.waitpid(pid, 0)
+
+
+def test_an_exited_process_is_findable_in_the_next_batch_and_gone_in_the_one_after():
+    """Late events of its other threads come in the batch of the exit or the next one; then it goes."""
+    c = cache()
+    tree(c)
+    c.on_exit(exit_(200, 100))
+    c.end_batch()
+    assert c.get(200, read_proc=False) is not None
+    c.end_batch()
+    assert c.get(200, read_proc=False) is None
+
+
+def test_a_fork_onto_a_known_pid_with_another_start_time_counts_a_reused_pid():
+    c = cache()
+    tree(c)
+    old = c.get(200)
+    c.on_fork(fork(100, 200, 1, start=BOOT + 999))  # the old bash's exit was lost
+    new = c.get(200)
+    assert new is not old and new.start_time_ns == BOOT + 999
+    assert c.stats()["reused_pids"] == 1
+    c.on_fork(fork(100, 200, 1, start=BOOT + 999))  # the same fork again (already known): no reuse
+    assert c.get(200) is new and c.stats()["reused_pids"] == 1
+
+
+def test_a_process_from_the_proc_snapshot_is_truncated_only_where_the_bounds_cut():
+    """A real process started before the agent, with two arguments and two variables: nothing cut by the
+    default bounds; with room for one variable, its envs are said truncated."""
+    child = subprocess.Popen(["sleep", "30", "1"], env={"A": "1", "PATH": "/usr/bin:/bin"})
+    try:
+        snap = None
+        for _ in range(200):  # until the exec is done
+            snap = read_process(child.pid)
+            if snap is not None and snap.argv[:1] == ["sleep"]:
+                break
+            time.sleep(0.01)
+        assert snap is not None and snap.argv == ["sleep", "30", "1"]
+        for policy, envs_truncated in ((ArgsPolicy(), False), (ArgsPolicy(max_envs=1), True)):
+            c = ProcessCache(Names(), Clock(), args_policy=policy)
+            c.snapshot([snap])
+            m = c.model(c.get(child.pid, read_proc=False))
+            assert (m.args, bool(m.args_truncated)) == (["30", "1"], False)  # (the model leaves False out)
+            assert (m.envs, bool(m.envs_truncated)) == (["A", "PATH"][: policy.max_envs], envs_truncated)
+    finally:
+        child.kill()
+        child.wait()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from opencws.resolvers.time import TimeResolver
+from opencws.resolvers.time import TRIES, TimeResolver
 
 SECOND = 1_000_000_000
 
@@ -127,3 +127,41 @@ def test_the_pipelines_own_monotonic_time_decides_when_to_reanchor():
     assert not tr.maybe_reanchor(anchored + SECOND // 2 - 1)
     assert tr.maybe_reanchor(anchored + SECOND // 2)
     assert tr.stats()["anchors"] == 2
+
+
+def test_an_offset_moved_by_a_millisecond_is_slewing_and_by_a_nanosecond_more_a_step():
+    """What NTP slews in a second (up to 0.5 ms) is not a clock step nor a suspend; just beyond 1 ms is."""
+    for moved, counted in ((1_000_000, 0), (1_000_001, 1)):
+        clocks = Clocks()
+        tr = clocks.resolver()
+        clocks.real_base += moved
+        clocks.advance(SECOND)
+        assert tr.maybe_reanchor()
+        assert tr.stats()["realtime_steps"] == counted
+        clocks.boot_base += moved  # monotonic stopped while boottime (and realtime) went on: a suspend
+        clocks.real_base += moved
+        clocks.advance(SECOND)
+        assert tr.maybe_reanchor()
+        assert (tr.stats()["suspends"], tr.stats()["realtime_steps"]) == (counted, counted)
+
+
+class PreemptedClocks(Clocks):
+    """One wall-clock read, of try `preempted` of an anchoring, is delayed a millisecond (the scheduler)."""
+
+    def __init__(self, preempted: int) -> None:
+        super().__init__()
+        self.preempted, self.real_reads = preempted, 0
+
+    def real(self) -> int:
+        if self.real_reads == self.preempted:
+            self.advance(1_000_000)
+        self.real_reads += 1
+        return super().real()
+
+
+@pytest.mark.parametrize("preempted", [0, 3, TRIES - 1])
+def test_a_preempted_read_is_not_used_the_tightest_try_is(preempted):
+    clocks = PreemptedClocks(preempted)
+    tr = clocks.resolver()
+    assert tr.read_window_ns == 14
+    assert tr.wall_from_monotonic(clocks.mono_base + 123) == clocks.real_base + 123

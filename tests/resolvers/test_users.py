@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
 from containers import run_container
+from opencws.resolvers.mounts import MS_BIND
 from opencws.resolvers.users import MAX_FILE_BYTES, UserGroupResolver, parse_id_names
+from skips import skip_or_fail
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 PASSWD = """root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
@@ -182,3 +187,18 @@ def test_a_container_user_is_named_from_the_containers_passwd(tmp_path):
         assert other != c.pid
         assert r.user(48151, f"/proc/{other}/root") == "ctruser"
         assert r.stats()["roots_cached"] == 2 and r.stats()["reloads"] == 2  # the container's and the host's
+
+
+def test_a_passwd_file_bind_mounted_into_the_root_is_read(tmp_path):
+    """A container started with the host's users (`-v /etc/passwd:/etc/passwd:ro`): the file is another
+    mount than the root's, and reading it in the root must cross that mount."""
+    root = make_root(tmp_path / "root", passwd="nobody:x:0:0::/:/bin/sh\n")
+    shared = tmp_path / "host-passwd"
+    shared.write_text(PASSWD)
+    target = os.fsencode(tmp_path / "root" / "etc" / "passwd")
+    if _libc.mount(os.fsencode(shared), target, None, MS_BIND, None) != 0:
+        skip_or_fail(f"bind mounts need root (mount: {os.strerror(ctypes.get_errno())})", "OPENCWS_REQUIRE_KERNEL")
+    try:
+        assert UserGroupResolver().user(1000, root) == "app"
+    finally:
+        _libc.umount2(target, 2)

@@ -190,6 +190,16 @@ def test_filters_and_pages_newest_first(backend: Backend, keys: dict[str, str]) 
         assert c.get("/api/v1/signals", params={"cursor": "x"}).status_code == 400
 
 
+def test_a_page_that_ends_the_list_has_no_next(backend: Backend, keys: dict[str, str]) -> None:
+    """A page of exactly the signals left says there is no next one (no empty page to ask for)."""
+    for _ in range(2):
+        send(backend, keys["ingest"], [exec_event("/usr/bin/ls")], f"p-{uuid.uuid4().hex[:8]}", rule_id="test_rule")
+    total = len(signals(backend, keys["read"], rule_id="test_agent_rule", limit=1000)["signals"])
+    assert 2 <= total < 1000
+    assert signals(backend, keys["read"], rule_id="test_agent_rule", limit=total)["next"] is None
+    assert signals(backend, keys["read"], rule_id="test_agent_rule", limit=total - 1)["next"] is not None
+
+
 def test_the_loaded_rules_are_listed(backend: Backend, keys: dict[str, str]) -> None:
     with backend.client(keys["read"]) as c:
         rules = {r["id"]: r for r in c.get("/api/v1/detection-rules").json()["rules"]}
@@ -322,6 +332,13 @@ def put_rule(backend: Backend, key: str, rule_id: str, text: str) -> Any:
         return c.put(
             f"/api/v1/detection-rules/{rule_id}", content=text, headers={"Content-Type": "application/yaml"}
         )
+
+
+def test_a_rule_file_that_is_not_utf8_is_refused_saying_where(backend: Backend, keys: dict[str, str]) -> None:
+    body = API_RULE.encode().replace(b"whoami", b"who\xe9mi", 1)
+    r = put_rule(backend, keys["admin"], "api_whoami", body)  # type: ignore[arg-type]
+    assert r.status_code == 400
+    assert r.json()["detail"] == f"not UTF-8 text (byte at offset {body.index(bytes([0xE9]))})"
 
 
 def whoami_signals(backend: Backend, key: str, host: str) -> list[dict[str, Any]]:
