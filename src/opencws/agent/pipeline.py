@@ -60,7 +60,7 @@ class LoadedRules:
 
 
 def _rule_info(r: Rule) -> RuleInfo:
-    tags = [f"{k}:{v}" for k, v in sorted(r.tags.items())] if isinstance(r.tags, dict) else list(r.tags or [])
+    tags = [f"{k}:{v}" for k, v in sorted(r.tags.items())]  # (the policy loader makes tags a mapping of strings)
     policy = Path(r.source).name if r.source else ""
     return RuleInfo(r.id, r.version, tags, policy)
 
