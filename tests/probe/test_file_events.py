@@ -150,7 +150,8 @@ def test_a_chown_through_a_symlink_reports_the_owner_of_the_file_it_changed(watc
     f, link = tmp_path / "f", tmp_path / "link"
     f.write_text("x")
     os.chown(f, 2000, 2000)
-    os.symlink(f, link)
+    os.symlink("f", link)  # (a target kept in the inode whatever tmp_path is; one over 60 bytes is not followed:
+    # test_a_symlink_whose_target_is_not_in_memory_is_reported_unresolved)
     os.lchown(link, 3000, 3000)
     os.chown(link, 2001, 2001)  # follows: the file
     assert sysc.fchownat(sysc.AT_FDCWD, link, 2002, -1) == 0  # follows too
