@@ -44,6 +44,7 @@ def test_per_batch_counts_are_scraped_over_http():
     m.add_discarders("inode", 4)
     m.add_discarders("pid")
     m.add_discarder_invalidations()
+    m.add_discarders_not_learned("no_inode_identity", 3)
     m.set_rules_loaded(42)
     m.add_policy_reload(ok=False)
     with m.serve("127.0.0.1", 0) as server:
@@ -63,6 +64,7 @@ def test_per_batch_counts_are_scraped_over_http():
         ("opencws_discarders_total", (("kind", "inode"),)): 4,
         ("opencws_discarders_total", (("kind", "pid"),)): 1,
         ("opencws_discarder_invalidations_total", ()): 1,
+        ("opencws_discarders_not_learned_total", (("reason", "no_inode_identity"),)): 3,
         ("opencws_rules_loaded", ()): 42,
         ("opencws_policy_reloads_total", (("outcome", "failed"),)): 1,
     }

@@ -19,7 +19,8 @@ Every event read from the ring buffer is counted once as seen, and then as filte
   `reporter`; its drops (a full spool) are `opencws_reporter_dropped_lines_total`;
 - `opencws_process_cache_size`, `opencws_process_cache_evictions_total`;
 - `opencws_discarders_total{kind}` (discarders added, kind `inode` or `pid`; `inode_removal`: dropped by a hard link),
-  `opencws_discarder_invalidations_total`; `opencws_rules_loaded`, `opencws_policy_reloads_total{outcome}`.
+  `opencws_discarder_invalidations_total`, `opencws_discarders_not_learned_total{reason}` (`no_inode_identity`: a
+  file on procfs, ramfs, devpts or bpffs, whose events therefore keep reaching the agent); `opencws_rules_loaded`, `opencws_policy_reloads_total{outcome}`.
 
 The pipeline calls the `add_*` methods once per batch (a dictionary look-up and a locked add each); running
 totals read elsewhere (the probe's counters, a reporter's stats) are set with `set_kernel_counters` and
@@ -148,6 +149,10 @@ class AgentMetrics:
         self.discarders = Counter("opencws_discarders", "Discarders pushed to the kernel", ["kind"], registry=r)
         self.discarder_invalidations = Counter("opencws_discarder_invalidations", "Times every discarder was "
                                                "invalidated", registry=r)
+        self.discarders_not_learned = Counter("opencws_discarders_not_learned", "Discarders the agent could "
+                                              "have learned but did not, by reason (no_inode_identity: the file's "
+                                              "filesystem gives its inodes no identity beside their number)",
+                                              ["reason"], registry=r)
         self.rules_loaded = Gauge("opencws_rules_loaded", "Rules in the running rule set", registry=r)
         self.policy_reloads = Counter("opencws_policy_reloads", "Policy reloads, by outcome (ok, failed)",
                                       ["outcome"], registry=r)
@@ -222,6 +227,10 @@ class AgentMetrics:
 
     def add_discarder_invalidations(self, n: int = 1) -> None:
         self.discarder_invalidations.inc(n)
+
+    def add_discarders_not_learned(self, reason: str, n: int = 1) -> None:
+        """`reason`: `no_inode_identity` (see `filters.DiscarderStats.inodes_without_identity`)."""
+        self.discarders_not_learned.labels(reason).inc(n)
 
     def set_rules_loaded(self, n: int) -> None:
         self.rules_loaded.set(n)

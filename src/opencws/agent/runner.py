@@ -229,6 +229,8 @@ class Agent:
                                 ("inodes", d.inodes, lambda n: m.add_discarders("inode", n)),
                                 ("pids", d.pids, lambda n: m.add_discarders("pid", n)),
                                 ("inode_removals", d.inode_removals, lambda n: m.add_discarders("inode_removal", n)),
+                                ("inodes_without_identity", d.inodes_without_identity,
+                                 lambda n: m.add_discarders_not_learned("no_inode_identity", n)),
                                 ("invalidations", d.invalidations, m.add_discarder_invalidations)):
             if total > last.get(key, 0):
                 add(total - last.get(key, 0))
