@@ -225,3 +225,40 @@ def test_envelopes_whose_event_is_not_last_or_named_twice_are_read_right() -> No
     ]
     out = both(b"\n".join(lines), "application/x-ndjson")
     assert not out.rejected and [whole(r[EVENT]) for r in out.rows] == [ev] * 4
+
+
+def _with_destination(e: dict[str, Any], where: str, value: Any) -> dict[str, Any]:
+    """`e` with a free-form `credentials.destination` in its process (where="process") or first ancestor."""
+    e = copy.deepcopy(e)
+    entry = e["process"] if where == "process" else e["process"]["ancestors"][0]
+    entry.setdefault("credentials", {})["destination"] = value
+    return e
+
+
+@pytest.mark.parametrize("where", ["process", "ancestor"])
+def test_an_envelope_key_written_with_an_escape_is_read_as_the_event_it_names(where: str) -> None:
+    """`"\\u0065vent"` is `event`: the text stored is that key's value, even with a literal `"event"` key
+    inside the event (a free-form value), never a piece of the event from that key on."""
+    e = _with_destination(next(e for e in EVENTS if e.get("process", {}).get("ancestors")), where, {"event": {"a": 1}})
+    ev = orjson.dumps(e)
+    lines = [b'{"host":"h","\\u0065vent":' + ev + b"}", b'{"host":"h","event":' + ev + b"}"]
+    out = both(b"\n".join(lines), "application/x-ndjson")
+    assert not out.rejected and [whole(r[EVENT]) for r in out.rows] == [ev, ev]
+
+
+def test_ancestors_written_unlike_the_next_lines_are_never_cut_out_of_another_line() -> None:
+    """An `"ancestors"` key with a space before its colon or written with an escape, then a plain line with the
+    same ancestors: each event's cut is inside its own text (or there is none), and each comes back whole."""
+    e = next(e for e in EVENTS if e.get("process", {}).get("ancestors"))
+    plain = orjson.dumps(e)
+    piece = b'"ancestors":' + orjson.dumps(e["process"]["ancestors"])
+    assert piece in plain
+    spaced = plain.replace(b'"ancestors":', b'"ancestors" :')
+    escaped = plain.replace(b'"ancestors":', b'"\\u0061ncestors":')
+    for odd in (spaced, escaped):
+        out = both(b"\n".join([odd, plain]), "application/x-ndjson")  # (checked_cuts: every cut within its event)
+        assert not out.rejected and [whole(r[EVENT]) for r in out.rows] == [odd, plain]
+        for r in out.rows:
+            v = r[EVENT]
+            if isinstance(v, Cut):
+                assert v.at >= 0 and v.at + v.size <= len(whole(v))

@@ -152,6 +152,12 @@ def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-20"]
     assert len(store.search(compile_search(""), *ALL, None, 10).hits) == 5
     assert store.drop_before(datetime.date(2026, 11, 19)) == []
+    # An agent's backlog sends events of the dropped day again: their ancestors are stored again with them
+    # (the intake had stored them there before the drop), and they come back whole.
+    ingest(store, old, host=lambda i: f"h{i}")
+    assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-17", "2026-11-20"]
+    hits = store.search(compile_search(""), *ALL, None, 20).hits
+    assert sorted(h.event for h in hits) == sorted(jsontext.dumps(e).decode() for e in old + new)
 
 
 def test_get_returns_one_event_by_id(filled: Store) -> None:

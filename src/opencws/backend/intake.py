@@ -237,7 +237,13 @@ def _accept_plain(
                 lineage = lineages.find(piece, max_depth)
                 if lineage is None:
                     return None
-            if lineage is None or len(piece) < _MIN_CUT or not serial:
+            at = -1
+            if lineage is not None and len(piece) >= _MIN_CUT and serial:
+                if type(doc) is not bytes:
+                    doc = bytes(doc)
+                start, end = span or (0, len(doc))
+                at = _offset(doc, piece, start, end)
+            if at < 0:  # nothing to cut, or the ancestors' text not plainly in the event's (stored whole)
                 text = doc if span is None else memoryview(doc)[span[0] : span[1]]
                 rows.append(event_row(event, env, now, text, lineage and lineage.facts, date=date))
                 continue
@@ -249,10 +255,7 @@ def _accept_plain(
                     key = pending[(id(lineage), where[1])] = new_key()
                     contexts.append((where[1], key, piece))
                     out._new.append((lineage, where, key))
-            if type(doc) is not bytes:
-                doc = bytes(doc)
-            start, end = span or (0, len(doc))
-            cut = Cut(memoryview(doc)[start:end], _offset(doc, piece, start) - start, len(piece))
+            cut = Cut(memoryview(doc)[start:end], at - start, len(piece))
             rows.append(event_row(event, env, now, cut, lineage.facts, key, date))
         except (ValueError, OverflowError):
             return None
@@ -281,6 +284,8 @@ def _event_span(doc: bytes, lo: int, hi: int) -> tuple[int, int] | None:
     strings, arrays of them, integers and nulls, and a quote inside a string is escaped) and its value comes
     last (then the text before the envelope's closing brace ends with the event's; had another member come
     after, it would end with that member's value, never an object). The document is `doc[lo:hi]`. Else None."""
+    if doc.find(b"\\u", lo, hi) >= 0:
+        return None  # a key may be written with escapes (`"\\u0065vent"` is `event` too): the exact second pass
     i = doc.find(b'"event"', lo, hi)
     if i < 0 or doc.find(b'"event"', i + 7, hi) >= 0:
         return None
@@ -303,14 +308,15 @@ def _event_span(doc: bytes, lo: int, hi: int) -> tuple[int, int] | None:
     return start, end + 1
 
 
-def _offset(doc: bytes, piece: bytes, start: int) -> int:
-    """Where `piece` (the text of `process.ancestors`) is in the event's text, which begins at `start` of
-    `doc`: after the first `"ancestors":` when it is there, else its first occurrence (any occurrence puts
-    the same bytes back)."""
-    i = doc.find(_ANCESTORS_KEY, start) + len(_ANCESTORS_KEY)
-    if i >= len(_ANCESTORS_KEY) and doc.startswith(piece, i):
+def _offset(doc: bytes, piece: bytes, start: int, end: int) -> int:
+    """Where `piece` (the text of `process.ancestors`) is in the event's text, `doc[start:end]`: after the
+    first `"ancestors":` when it is there, else its first occurrence (any occurrence inside the event's text
+    puts the same bytes back); -1 when it is not there whole (a key written with escapes or spaces and no
+    copy of the text inside the event's bounds: the event is then stored whole)."""
+    i = doc.find(_ANCESTORS_KEY, start, end) + len(_ANCESTORS_KEY)
+    if i >= len(_ANCESTORS_KEY) and doc.startswith(piece, i, end):
         return i
-    return doc.find(piece, start)
+    return doc.find(piece, start, end)
 
 
 def _plain_envelope(e: Any) -> Envelope | None:

@@ -385,11 +385,13 @@ class Store:
     # --- retention ----------------------------------------------------------------------------------
 
     def drop_before(self, day: datetime.date) -> list[str]:
-        """Drop every partition (day) older than `day`, on every node; return the days dropped."""
+        """Drop every partition (day) older than `day`, on every node; return the days dropped. The events of
+        every node go first, then the contexts (a context is sharded by its key, its events by host: an event
+        is never kept without its context). Then the store takes a new `serial`: the intake forgets which
+        contexts it stored here (an old event arriving later stores its context again)."""
         dropped: set[str] = set()
-        for node in self.nodes():
-            # The events first: an event is never kept without its context.
-            for table in (tables.LOCAL_TABLE, tables.CONTEXTS_LOCAL_TABLE):
+        for table in (tables.LOCAL_TABLE, tables.CONTEXTS_LOCAL_TABLE):
+            for node in self.nodes():
                 rows = node.execute(
                     "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
                     "AND table = {t:String} AND active",
@@ -407,6 +409,8 @@ class Store:
                         )
                         if table == tables.LOCAL_TABLE:
                             dropped.add(d.isoformat())
+        if dropped:
+            self.serial = next(_serials)
         return sorted(dropped)
 
 
