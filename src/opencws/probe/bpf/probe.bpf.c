@@ -3710,6 +3710,11 @@ int BPF_PROG(sched_exit, struct task_struct *p, bool group_dead)
 	__u32 tid = BPF_CORE_READ(p, pid);
 	bpf_map_delete_elem(&inflight, &tid);
 	bpf_map_delete_elem(&cred_cache, &tid);
+	/* A call the thread did not return from (killed in it): its per-call state must not reach the next thread
+	 * given this tid (an i386 chown passes no sys_enter hook that would clear it). */
+	bpf_map_delete_elem(&acted, &tid);
+	bpf_map_delete_elem(&owner_before, &tid);
+	bpf_map_delete_elem(&owner_locked, &tid);
 	dd_forget(tid);
 	if (!group_dead)
 		return 0;
