@@ -30,6 +30,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---- the schema tables ------------------------------------------------------------------------------ */
 
@@ -99,6 +102,7 @@ typedef struct {
     Entry *shorts; /* texts shorter than HASH_BYTES */
     int nshorts;
     size_t bytes;
+    unsigned out_ratio; /* the last batch's output size per body byte, in 1/1024ths (0: none yet) */
 } Parser;
 
 static PyObject *Cut_class = NULL; /* opencws.backend.store.rowbinary.Cut */
@@ -326,6 +330,22 @@ static int scan_string(Doc *d, Py_ssize_t *pos, Py_ssize_t *len, Py_ssize_t *cha
     const uint8_t *s = d->s;
     Py_ssize_t i = d->i + 1, end = d->end, n = 0;
     for (;;) {
+#ifdef __SSE2__
+        while (i + 16 <= end) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                       _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))); /* signed: bytes >= 0x80 too */
+            int mask = _mm_movemask_epi8(hit);
+            if (mask) {
+                int skip = __builtin_ctz(mask);
+                i += skip;
+                n += skip;
+                break;
+            }
+            i += 16;
+            n += 16;
+        }
+#endif
         while (i + 8 <= end) {
             uint64_t v;
             memcpy(&v, s + i, 8);
@@ -684,16 +704,18 @@ static int parse_object(Doc *d, int node) {
         return nd->required ? BAIL : 0;
     }
     for (;;) {
-        Py_ssize_t pos, len;
-        if (peek(d) != '"' || scan_string(d, &pos, &len, NULL, 0))
+        /* A known key is matched on the raw bytes (the schema's keys hold no quote, backslash or control
+         * character: they need no scan); keys mostly come in the schema's order: the one after the last
+         * matched is tried first. Anything else is no key of this object: bail. */
+        const uint8_t *at = d->s + d->i;
+        Py_ssize_t avail = d->end - d->i;
+        if (avail < 2 || at[0] != '"')
             return BAIL;
-        note_key(d, pos, len);
-        /* keys mostly come in the schema's order: the one after the last is tried first */
         int k = -1;
         for (int t = 0; t < nd->n; t++) {
             int j = hint + t < nd->n ? hint + t : hint + t - nd->n;
             const Prop *p = &nd->props[j];
-            if (p->keylen == len && memcmp(p->key, d->s + pos, (size_t)len) == 0) {
+            if (p->keylen + 2 <= avail && at[p->keylen + 1] == '"' && memcmp(p->key, at + 1, (size_t)p->keylen) == 0) {
                 k = j;
                 break;
             }
@@ -702,6 +724,9 @@ static int parse_object(Doc *d, int node) {
             return BAIL;
         seen |= (uint64_t)1 << k;
         hint = k + 1 < nd->n ? k + 1 : 0;
+        d->i += nd->props[k].keylen + 2;
+        if (nd->props[k].kind == K_ANCESTORS)
+            note_key(d, d->i - 10, 9);
         skip_ws(d);
         if (peek(d) != ':')
             return BAIL;
@@ -832,27 +857,33 @@ static int parse_envelope(Doc *d, Env *env) {
 
 /* ---- the RowBinary writer --------------------------------------------------------------------------- */
 
+/* The output: written straight into a bytes object (grown by _PyBytes_Resize, cut to size at the end). */
 typedef struct {
+    PyObject *obj;
     uint8_t *p;
     size_t n, cap;
 } Buf;
 
 static int buf_reserve(Buf *b, size_t more) {
-    if (more > PY_SSIZE_T_MAX - b->n) {
+    if (more > PY_SSIZE_T_MAX / 2 - b->n) {
         PyErr_NoMemory();
         return ERROR;
     }
     if (b->n + more <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 65536;
+    size_t cap = b->cap ? b->cap + b->cap / 2 : 4096;
     while (cap < b->n + more)
-        cap = cap > PY_SSIZE_T_MAX / 2 ? b->n + more : cap * 2;
-    uint8_t *p = PyMem_Realloc(b->p, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
+        cap += cap / 2;
+    if (b->obj == NULL)
+        b->obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
+    else if (_PyBytes_Resize(&b->obj, (Py_ssize_t)cap))
+        b->obj = NULL; /* (freed by _PyBytes_Resize) */
+    if (b->obj == NULL) {
+        b->p = NULL;
+        b->cap = b->n = 0;
         return ERROR;
     }
-    b->p = p;
+    b->p = (uint8_t *)PyBytes_AS_STRING(b->obj);
     b->cap = cap;
     return 0;
 }
@@ -1202,6 +1233,20 @@ static PyObject *context_key(Keys *k, PyObject *key_for, PyObject *lineage, int6
 
 static const char HEX[] = "0123456789abcdef";
 
+static int fill_random(uint8_t *p, size_t n) {
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
 typedef struct {
     Parser *pr;
     const uint8_t *s;
@@ -1211,8 +1256,10 @@ typedef struct {
     Buf out;
     RowRec *recs;
     Py_ssize_t nrecs;
+    Py_ssize_t cap_recs;
     Keys keys;
-    uint8_t *random;
+    uint8_t random[4096 * (ID_HEX / 2)]; /* the ids' random bytes, drawn 4096 ids at a time */
+    int random_left;
 } Batch;
 
 /* An entry's parts the row needs, each held (owned references). */
@@ -1241,10 +1288,10 @@ static void lineage_release(Lineage *l) {
 }
 
 static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t text_lo, Py_ssize_t text_hi,
-                     int64_t day, int64_t date, Py_ssize_t index);
+                     int64_t day, int64_t date);
 
 /* One document, body[lo:hi): parsed, checked, its row written. */
-static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t index) {
+static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi) {
     Env env;
     int r;
     memset(d->caps, 0, sizeof d->caps);
@@ -1292,38 +1339,54 @@ static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi, Py_ss
     Lineage lin = {NULL, NULL, NULL, NULL, 0};
     if (e != NULL)
         lineage_hold(&lin, e);
-    r = write_row(b, d, &env, &lin, text_lo, text_hi, day, date, index);
+    r = write_row(b, d, &env, &lin, text_lo, text_hi, day, date);
     lineage_release(&lin);
     return r;
 }
 
 static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t text_lo, Py_ssize_t text_hi,
-                     int64_t day, int64_t date, Py_ssize_t index) {
+                     int64_t day, int64_t date) {
     const uint8_t *s = d->s;
     const Cap *c = d->caps;
     PyObject *key = NULL;
     Py_ssize_t at = 0, size = 0;
     if (lin->lineage != NULL && lin->len >= MIN_CUT && b->cut) {
-        /* cut where `intake._offset` cuts: after the first `"ancestors":` of the event's text (inside an
-         * escaped string too) */
+        /* cut where `intake._offset` cuts: after the first `"ancestors":` of the event's text when the
+         * text is there (the common case: this value), else at its first occurrence in the event's text */
+        Py_ssize_t pos = c[C_ANCESTORS].pos, len = lin->len;
         if (d->escaped) {
             const uint8_t *k = memmem(s + text_lo, (size_t)(text_hi - text_lo), "\"ancestors\":", 12);
             d->anc_key = k ? k - s : -1;
         }
-        if (d->anc_key < text_lo || d->anc_key + 12 != c[C_ANCESTORS].pos)
-            return BAIL;
-        key = context_key(&b->keys, b->key_for, lin->lineage, day, s + c[C_ANCESTORS].pos, lin->len);
+        Py_ssize_t k = d->anc_key;
+        if (k >= text_lo && k + 12 != pos) {
+            if (k + 12 + len <= text_hi && memcmp(s + k + 12, s + pos, (size_t)len) == 0)
+                pos = k + 12;
+            else
+                k = -1;
+        }
+        if (k < text_lo) {
+            const uint8_t *first = memmem(s + text_lo, (size_t)(pos + len - text_lo), s + pos, (size_t)len);
+            pos = first ? first - s : pos;
+        }
+        key = context_key(&b->keys, b->key_for, lin->lineage, day, s + pos, len);
         if (key == NULL)
             return ERROR;
-        at = c[C_ANCESTORS].pos - text_lo;
+        at = pos - text_lo;
         size = lin->len;
     }
 
     Buf *o = &b->out;
     size_t off = o->n;
     char id[ID_HEX];
+    if (b->random_left == 0) {
+        if (fill_random(b->random, sizeof b->random))
+            return BAIL; /* no random source: the Python path's (which raises) */
+        b->random_left = 4096;
+    }
+    const uint8_t *rnd = b->random + --b->random_left * (ID_HEX / 2);
     for (int k = 0; k < ID_HEX / 2; k++) {
-        uint8_t x = b->random[index * (ID_HEX / 2) + k];
+        uint8_t x = rnd[k];
         id[2 * k] = HEX[x >> 4];
         id[2 * k + 1] = HEX[x & 15];
     }
@@ -1394,6 +1457,16 @@ static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t 
         o->n += (size_t)(text_len - at - size);
     }
 
+    if (b->nrecs == b->cap_recs) {
+        Py_ssize_t cap = b->cap_recs ? b->cap_recs * 2 : 1024;
+        RowRec *recs = PyMem_Realloc(b->recs, (size_t)cap * sizeof(RowRec));
+        if (recs == NULL) {
+            PyErr_NoMemory();
+            return ERROR;
+        }
+        b->recs = recs;
+        b->cap_recs = cap;
+    }
     RowRec *rec = &b->recs[b->nrecs++];
     *rec = (RowRec){(Py_ssize_t)off, text_lo, text_len, at, size, lin->lineage, parent};
     Py_XINCREF(lin->lineage);
@@ -1401,20 +1474,6 @@ static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t 
 }
 
 static int is_blank(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
-static int fill_random(uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t got = getrandom(p, n, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
 
 /* Parser.accept(body, lines, max_documents, max_depth, now, cut, key_for) -> (rows, encoded) | None */
 static PyObject *Parser_accept(Parser *pr, PyObject *args) {
@@ -1428,73 +1487,62 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
     const uint8_t *s = (const uint8_t *)PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
 
-    /* the documents: the lines that are not blank (`bodies._line_views`), or the body as one object */
-    Py_ssize_t count = 0;
-    if (lines) {
-        for (Py_ssize_t start = 0; start < n;) {
-            const uint8_t *nl = memchr(s + start, '\n', (size_t)(n - start));
-            Py_ssize_t end = nl ? nl - s : n;
-            for (Py_ssize_t k = start; k < end; k++)
-                if (!is_blank(s[k])) {
-                    count++;
-                    break;
-                }
-            start = end + 1;
-        }
-    } else {
-        Py_ssize_t k = 0;
-        while (k < n && is_blank(s[k]))
-            k++;
-        if (k >= n || s[k] != '{')
-            Py_RETURN_NONE; /* an array (or anything else): the Python path */
-        count = 1;
-    }
-    if (count > max_documents)
-        Py_RETURN_NONE;
-
-    Batch b = {pr, s, now, cut, key_for, {NULL, 0, 0}, NULL, 0, {NULL, 0, 0}, NULL};
+    Batch *b = PyMem_Calloc(1, sizeof(Batch));
+    if (b == NULL)
+        return PyErr_NoMemory();
+    *b = (Batch){.pr = pr, .s = s, .now = now, .cut = cut, .key_for = key_for};
     PyObject *result = NULL;
     int r = 0;
-    b.recs = PyMem_Calloc(count ? (size_t)count : 1, sizeof(RowRec));
-    b.random = PyMem_Malloc(count ? (size_t)count * (ID_HEX / 2) : 1);
-    if (b.recs == NULL || b.random == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (fill_random(b.random, (size_t)count * (ID_HEX / 2))) {
-        r = BAIL; /* no random source: the Python path's (which raises) */
-        goto done;
-    }
     Doc d;
     d.s = s;
     d.pr = pr;
     d.max_depth = max_depth;
     d.free_limit = max_depth < FREE_DEPTH_CAP ? max_depth : FREE_DEPTH_CAP;
+    /* The output's size guessed from the last body's (out of bytes per byte of body, in 1/1024ths): a
+     * buffer much too large is memory the kernel maps and clears for nothing; one of about the same size
+     * each time is one the allocator hands back, already mapped. */
+    size_t guess = (size_t)((double)n * (pr->out_ratio ? pr->out_ratio : 1024) / 1024 * 1.05) + 4096;
+    if (buf_reserve(&b->out, guess)) {
+        r = ERROR;
+        goto done;
+    }
     if (lines) {
+        /* the documents: the lines that are not blank (`bodies._line_views`); more than max_documents: the
+         * Python path says so */
         for (Py_ssize_t start = 0; start < n && r == 0;) {
             const uint8_t *nl = memchr(s + start, '\n', (size_t)(n - start));
             Py_ssize_t end = nl ? nl - s : n;
             for (Py_ssize_t k = start; k < end; k++)
                 if (!is_blank(s[k])) {
-                    r = accept_document(&b, &d, start, end, b.nrecs);
+                    r = b->nrecs >= max_documents ? BAIL : accept_document(b, &d, start, end);
                     break;
                 }
             start = end + 1;
         }
-    } else
-        r = accept_document(&b, &d, 0, n, 0);
+    } else {
+        /* one object (an array, or anything else: the Python path) */
+        Py_ssize_t k = 0;
+        while (k < n && is_blank(s[k]))
+            k++;
+        r = k >= n || s[k] != '{' || max_documents < 1 ? BAIL : accept_document(b, &d, 0, n);
+    }
     if (r)
         goto done;
-
-    PyObject *encoded = PyBytes_FromStringAndSize((const char *)b.out.p, (Py_ssize_t)b.out.n);
-    PyObject *rows = encoded ? PyList_New(b.nrecs) : NULL;
-    for (Py_ssize_t k = 0; rows && k < b.nrecs; k++) {
+    if (n > 0)
+        pr->out_ratio = (unsigned)((double)b->out.n * 1024 / (double)n) + 1;
+    if (_PyBytes_Resize(&b->out.obj, (Py_ssize_t)b->out.n)) {
+        b->out.obj = NULL;
+        goto done;
+    }
+    PyObject *encoded = b->out.obj;
+    PyObject *rows = PyList_New(b->nrecs);
+    for (Py_ssize_t k = 0; rows && k < b->nrecs; k++) {
         Row *row = PyObject_New(Row, &RowType);
         if (row == NULL) {
             Py_CLEAR(rows);
             break;
         }
-        RowRec *rec = &b.recs[k];
+        RowRec *rec = &b->recs[k];
         Py_INCREF(body);
         row->body = body;
         Py_INCREF(encoded);
@@ -1510,17 +1558,15 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
         PyList_SET_ITEM(rows, k, (PyObject *)row);
     }
     if (rows)
-        result = Py_BuildValue("(NN)", rows, encoded);
-    else
-        Py_XDECREF(encoded);
+        result = Py_BuildValue("(NO)", rows, encoded);
 
 done:
-    for (Py_ssize_t k = 0; b.recs && k < b.nrecs; k++)
-        Py_XDECREF(b.recs[k].lineage);
-    PyMem_Free(b.recs);
-    PyMem_Free(b.random);
-    PyMem_Free(b.out.p);
-    keys_free(&b.keys);
+    for (Py_ssize_t k = 0; k < b->nrecs; k++)
+        Py_XDECREF(b->recs[k].lineage);
+    PyMem_Free(b->recs);
+    Py_XDECREF(b->out.obj);
+    keys_free(&b->keys);
+    PyMem_Free(b);
     if (r == BAIL && !PyErr_Occurred())
         Py_RETURN_NONE;
     return result;
@@ -1593,6 +1639,11 @@ static int Parser_init(Parser *pr, PyObject *args, PyObject *kw) {
                 PyErr_SetString(PyExc_ValueError, "a property's kind, child or slot is out of range");
                 return -1;
             }
+            for (Py_ssize_t c = 0; c < keylen; c++)
+                if (key[c] < 0x20 || key[c] > 0x7E || key[c] == '"' || key[c] == '\\') {
+                    PyErr_SetString(PyExc_ValueError, "a key must be printable ASCII without quote or backslash");
+                    return -1;
+                }
             Prop *p = &nd->props[nd->n];
             p->key = PyMem_Malloc((size_t)keylen + 1);
             if (p->key == NULL) {
