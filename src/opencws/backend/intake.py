@@ -193,7 +193,7 @@ def accept_body(
     refused whole."""
     now = received_ns or time.time_ns()
     serial = store.serial if store else 0
-    fast = compiled()
+    fast = compiled() if type(body) is bytes else None
     if fast is not None:
         lines = bodies.json_lines(content_type)
         with gc_paused():
