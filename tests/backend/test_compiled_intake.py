@@ -172,7 +172,7 @@ def test_ancestors_are_learned_once_and_relearned_for_a_looser_depth_limit() -> 
         want = python_path(body, JSONL, 5, Lineages())
         assert want is not None and len(want.rows) == len(loose[0])
     c.parser.clear()
-    assert c.parser.registered() == (0, 0)
+    assert c.parser.registered() == (0, 0, 0, 0)
     assert compiled_path(body, JSONL, 5, c) is not None
 
 
@@ -296,3 +296,26 @@ def test_mangled_lines_are_taken_alike_or_left_to_python(line: bytes, serial: in
         same(got, want)
     for content_type in ("application/json", JSONL):
         compiled_path(line, content_type, serial, _SHARED)  # never crashes
+
+
+def test_a_known_object_is_checked_again_against_a_tighter_depth_limit() -> None:
+    """Credentials (kept once checked) whose free-form part nests 5 deep: taken under a limit of 32, not
+    under 3, though the text is known."""
+    c = CompiledIntake(Lineages())
+    line = orjson.dumps(_with(BASE, "process.credentials.destination", _deep(5)))
+    body = line + b"\n" + line
+    assert compiled_path(body, JSONL, 5, c) is not None
+    assert c.parser.registered()[2] > 0
+    assert compiled_path(body, JSONL, 5, c, max_depth=3) is None
+    assert python_path(body, JSONL, 5, Lineages()) is not None
+
+
+def test_known_objects_put_back_the_values_the_row_needs() -> None:
+    """Parents and credentials met again (their texts known): the same rows as the first time they were
+    read, in other events."""
+    c = CompiledIntake(Lineages())
+    first = compiled_path(lines(REALISTIC), JSONL, 0, c)
+    again = compiled_path(lines(REALISTIC[::-1]), JSONL, 0, c)
+    assert first is not None and again is not None
+    masked = [[v for i, v in enumerate(r) if i not in (ID, EVENT)] for r in first[0]]
+    assert [[v for i, v in enumerate(r) if i not in (ID, EVENT)] for r in again[0]] == masked[::-1]

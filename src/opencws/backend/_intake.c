@@ -57,6 +57,7 @@ typedef struct {
     char *key;
     Py_ssize_t keylen;
     int kind, item, child, slot; /* item: an array's item kind; child: the node of an object (or items) */
+    int cached;                  /* an object whose texts are checked once (see the objects registry) */
 } Prop;
 
 typedef struct {
@@ -75,9 +76,16 @@ typedef struct {
 #define ID_HEX 24
 #define NS_PER_DAY 86400000000000LL
 
+typedef struct {
+    Py_ssize_t pos, len;
+    int set;
+    int64_t num;
+} Cap;
+
 /* ---- the ancestors registry ------------------------------------------------------------------------- */
 
-#define HASH_BYTES 16
+#define HASH_BYTES 32 /* texts are found by a hash of their first bytes, */
+#define MAX_CHAIN 8    /* at most this many per hash bucket (the oldest go: lookups stay cheap) */
 #define MAX_SHORTS 64
 #define REGISTRY_MAX_BYTES ((size_t)64 << 20)
 #define NBUCKETS 4096
@@ -104,15 +112,17 @@ typedef struct {
     int nshorts;
     size_t bytes;
     unsigned out_ratio; /* the last batch's output size per body byte, in 1/1024ths (0: none yet) */
+    struct Known *known[NBUCKETS]; /* the objects registry */
+    size_t known_bytes;
 } Parser;
 
 static PyObject *Cut_class = NULL; /* opencws.backend.store.rowbinary.Cut */
 
-static uint64_t hash16(const uint8_t *p) {
-    uint64_t a, b;
-    memcpy(&a, p, 8);
-    memcpy(&b, p + 8, 8);
-    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL);
+static uint64_t hash_head(const uint8_t *p) {
+    uint64_t w[4], h = 0;
+    memcpy(w, p, sizeof w);
+    for (int k = 0; k < 4; k++)
+        h = (h ^ w[k]) * 0x9E3779B97F4A7C15ULL + 0xC2B2AE3D27D4EB4FULL;
     return h ^ (h >> 29);
 }
 
@@ -150,7 +160,7 @@ static void registry_clear(Parser *pr) {
  * prefix-free, so when those bytes equal a complete known text, that text is the value. */
 static Entry *registry_find(Parser *pr, const uint8_t *p, Py_ssize_t avail) {
     if (avail >= HASH_BYTES) {
-        uint64_t h = hash16(p);
+        uint64_t h = hash_head(p);
         for (Entry *e = pr->buckets[h & (NBUCKETS - 1)]; e; e = e->next)
             if (e->hash == h && e->len <= avail && memcmp(e->text, p, (size_t)e->len) == 0)
                 return e;
@@ -181,7 +191,7 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
     if (pr->bytes + (size_t)len > REGISTRY_MAX_BYTES || (len < HASH_BYTES && pr->nshorts >= MAX_SHORTS))
         registry_clear(pr);
     else {
-        Entry **at = len >= HASH_BYTES ? &pr->buckets[hash16(p) & (NBUCKETS - 1)] : &pr->shorts;
+        Entry **at = len >= HASH_BYTES ? &pr->buckets[hash_head(p) & (NBUCKETS - 1)] : &pr->shorts;
         for (; *at; at = &(*at)->next)
             if ((*at)->len == len && memcmp((*at)->text, p, (size_t)len) == 0) {
                 Entry *old = *at;
@@ -216,10 +226,19 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
     e->names = names;
     Py_DECREF(r);
     if (len >= HASH_BYTES) {
-        e->hash = hash16(p);
+        e->hash = hash_head(p);
         Entry **b = &pr->buckets[e->hash & (NBUCKETS - 1)];
         e->next = *b;
         *b = e;
+        Entry **at = &e->next;
+        for (int n = 1; *at && n < MAX_CHAIN; n++)
+            at = &(*at)->next;
+        while (*at) {
+            Entry *old = *at;
+            *at = old->next;
+            pr->bytes -= (size_t)old->len;
+            entry_free(old);
+        }
     } else {
         e->next = pr->shorts;
         pr->shorts = e;
@@ -229,16 +248,104 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
     return e;
 }
 
+
+/* ---- the objects registry --------------------------------------------------------------------------- */
+
+/* The texts of some objects repeat from event to event (a process's parent, credentials and executable):
+ * each distinct text of such a property (`Prop.cached`) is checked once, then matched by memcmp (an object
+ * is prefix-free like an array), with what the row needs of it (its captured values, relative to its start)
+ * and what its check depended on (the deepest free-form nesting in it, whether it holds an escape). A text
+ * holding an `"ancestors":` key is never kept (the cut's place depends on the first such key). */
+
+#define KNOWN_MAX_BYTES ((size_t)16 << 20)
+#define KNOWN_MAX_TEXT 65536
+#define KNOWN_CAPS 8
+
+typedef struct Known {
+    struct Known *next;
+    uint64_t hash;
+    int node, free_max, escaped, ncaps;
+    struct {
+        int slot;
+        Cap cap; /* pos: relative to the text's start */
+    } caps[KNOWN_CAPS];
+    Py_ssize_t len;
+    uint8_t text[];
+} Known;
+
+static void known_clear(Parser *pr) {
+    for (int b = 0; b < NBUCKETS; b++) {
+        Known *k = pr->known[b];
+        while (k) {
+            Known *next = k->next;
+            PyMem_Free(k);
+            k = next;
+        }
+        pr->known[b] = NULL;
+    }
+    pr->known_bytes = 0;
+}
+
+static Known *known_find(Parser *pr, int node, const uint8_t *p, Py_ssize_t avail) {
+    if (avail < HASH_BYTES)
+        return NULL;
+    uint64_t h = hash_head(p);
+    for (Known *k = pr->known[h & (NBUCKETS - 1)]; k; k = k->next)
+        if (k->hash == h && k->node == node && k->len <= avail && memcmp(k->text, p, (size_t)k->len) == 0)
+            return k;
+    return NULL;
+}
+
+/* Keeps the object just checked at p[0:len] (its captured values: the slots `before` did not have). Best
+ * effort: nothing kept when it does not fit. */
+static void known_add(Parser *pr, int node, const uint8_t *p, Py_ssize_t len, const Cap *before, const Cap *after,
+                      Py_ssize_t start, int free_max, int escaped) {
+    if (len < HASH_BYTES || len > KNOWN_MAX_TEXT)
+        return;
+    if (memmem(p, (size_t)len, "\"ancestors\":", 12) != NULL)
+        return;
+    if (pr->known_bytes + (size_t)len > KNOWN_MAX_BYTES)
+        known_clear(pr);
+    Known *k = PyMem_Malloc(sizeof(Known) + (size_t)len);
+    if (k == NULL)
+        return; /* (only a cache) */
+    k->ncaps = 0;
+    for (int slot = 0; slot < NCAPS; slot++)
+        if (memcmp(&before[slot], &after[slot], sizeof(Cap)) != 0) {
+            if (k->ncaps == KNOWN_CAPS) {
+                PyMem_Free(k);
+                return;
+            }
+            k->caps[k->ncaps].slot = slot;
+            k->caps[k->ncaps].cap = after[slot];
+            k->caps[k->ncaps].cap.pos -= start;
+            k->ncaps++;
+        }
+    k->hash = hash_head(p);
+    k->node = node;
+    k->free_max = free_max;
+    k->escaped = escaped;
+    k->len = len;
+    memcpy(k->text, p, (size_t)len);
+    Known **b = &pr->known[k->hash & (NBUCKETS - 1)];
+    k->next = *b;
+    *b = k;
+    pr->known_bytes += (size_t)len;
+    Known **at = &k->next;
+    for (int n = 1; *at && n < MAX_CHAIN; n++)
+        at = &(*at)->next;
+    while (*at) {
+        Known *old = *at;
+        *at = old->next;
+        pr->known_bytes -= (size_t)old->len;
+        PyMem_Free(old);
+    }
+}
+
 /* ---- the scanner ------------------------------------------------------------------------------------ */
 
 #define BAIL (-1)  /* not plainly valid: the Python path answers */
 #define ERROR (-2) /* a Python exception is set */
-
-typedef struct {
-    Py_ssize_t pos, len;
-    int set;
-    int64_t num;
-} Cap;
 
 typedef struct {
     const uint8_t *s; /* the body */
@@ -248,6 +355,7 @@ typedef struct {
     Cap caps[NCAPS];
     Py_ssize_t anc_key; /* where the first `"ancestors":` key of the event is (-1: none) */
     int escaped;        /* a string of the event holds an escape (then `anc_key` is searched for) */
+    int free_max;       /* the deepest free-form nesting seen (for the objects registry) */
     Entry *entry;       /* the ancestors' entry (NULL: no ancestors) */
 } Doc;
 
@@ -463,6 +571,8 @@ static int scan_free(Doc *d, int depth) {
     case '[':
         if (depth > d->free_limit)
             return BAIL;
+        if (depth > d->free_max)
+            d->free_max = depth;
         d->i++;
         skip_ws(d);
         if (peek(d) == (c == '{' ? '}' : ']')) {
@@ -620,6 +730,8 @@ static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
 
 static int parse_object(Doc *d, int node);
 
+static int parse_known(Doc *d, int child, int slot);
+
 static int parse_value(Doc *d, int kind, int item, int child, int slot) {
     Py_ssize_t pos, len;
     int64_t num;
@@ -734,7 +846,7 @@ static int parse_object(Doc *d, int node) {
         d->i++;
         skip_ws(d);
         const Prop *p = &nd->props[k];
-        if ((r = parse_value(d, p->kind, p->item, p->child, p->slot)))
+        if ((r = p->cached ? parse_known(d, p->child, p->slot) : parse_value(d, p->kind, p->item, p->child, p->slot)))
             return r;
         skip_ws(d);
         int c = peek(d);
@@ -746,6 +858,41 @@ static int parse_object(Doc *d, int node) {
         skip_ws(d);
     }
     return (seen & nd->required) == nd->required ? 0 : BAIL;
+}
+
+
+/* An object of a `cached` property: a text known already, or checked and kept. */
+static int parse_known(Doc *d, int child, int slot) {
+    Py_ssize_t start = d->i;
+    if (peek(d) != '{')
+        return BAIL;
+    if (slot >= 0)
+        d->caps[slot].set = 1;
+    Known *k = known_find(d->pr, child, d->s + start, d->end - start);
+    if (k != NULL && k->free_max <= d->free_limit) {
+        d->i = start + k->len;
+        for (int j = 0; j < k->ncaps; j++) {
+            Cap c = k->caps[j].cap;
+            c.pos += start;
+            d->caps[k->caps[j].slot] = c;
+        }
+        d->escaped |= k->escaped;
+        if (k->free_max > d->free_max)
+            d->free_max = k->free_max;
+        return 0;
+    }
+    Cap before[NCAPS];
+    memcpy(before, d->caps, sizeof before);
+    int escaped = d->escaped, free_max = d->free_max;
+    d->escaped = 0;
+    d->free_max = 0;
+    int r = parse_object(d, child);
+    if (r == 0)
+        known_add(d->pr, child, d->s + start, d->i - start, before, d->caps, start, d->free_max, d->escaped);
+    d->escaped |= escaped;
+    if (free_max > d->free_max)
+        d->free_max = free_max;
+    return r;
 }
 
 /* The agent's envelope (`intake._FastEnvelope`, `_plain_envelope`). */
@@ -1310,6 +1457,7 @@ static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi) {
     d->end = hi;
     d->anc_key = -1;
     d->escaped = 0;
+    d->free_max = 0;
     d->entry = NULL;
     env.ntags = 0;
     env.version_is_int = 0;
@@ -1598,6 +1746,7 @@ static void Parser_free_nodes(Parser *pr) {
 
 static void Parser_dealloc(Parser *pr) {
     registry_clear(pr);
+    known_clear(pr);
     Parser_free_nodes(pr);
     Py_XDECREF(pr->learn);
     Py_TYPE(pr)->tp_free((PyObject *)pr);
@@ -1639,10 +1788,14 @@ static int Parser_init(Parser *pr, PyObject *args, PyObject *kw) {
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(props); j++) {
             const char *key;
             Py_ssize_t keylen;
-            int kind, item, child, required, slot;
-            if (!PyArg_ParseTuple(PyList_GET_ITEM(props, j), "y#iiipi", &key, &keylen, &kind, &item, &child,
-                                  &required, &slot))
+            int kind, item, child, required, slot, cached;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(props, j), "y#iiipip", &key, &keylen, &kind, &item, &child,
+                                  &required, &slot, &cached))
                 return -1;
+            if (cached && kind != K_OBJECT) {
+                PyErr_SetString(PyExc_ValueError, "only objects are cached");
+                return -1;
+            }
             int needs_child = kind == K_OBJECT || (kind == K_ARRAY && item == K_OBJECT);
             if (kind < K_STRING || kind > K_ANCESTORS || (needs_child && (child < 0 || child >= nn)) ||
                 (kind == K_ARRAY && (item < K_STRING || item > K_OBJECT || item == K_ARRAY)) || slot < -1 ||
@@ -1667,6 +1820,7 @@ static int Parser_init(Parser *pr, PyObject *args, PyObject *kw) {
             p->item = item;
             p->child = needs_child ? child : 0;
             p->slot = slot;
+            p->cached = cached;
             if (required)
                 nd->required |= (uint64_t)1 << nd->n;
             nd->n++;
@@ -1696,18 +1850,23 @@ static PyObject *Parser_registered(Parser *pr, PyObject *unused) {
     for (int b = 0; b < NBUCKETS; b++)
         for (Entry *e = pr->buckets[b]; e; e = e->next)
             count++;
-    return Py_BuildValue("(nn)", count + pr->nshorts, (Py_ssize_t)pr->bytes);
+    Py_ssize_t known = 0;
+    for (int b = 0; b < NBUCKETS; b++)
+        for (Known *k = pr->known[b]; k; k = k->next)
+            known++;
+    return Py_BuildValue("(nnnn)", count + pr->nshorts, (Py_ssize_t)pr->bytes, known, (Py_ssize_t)pr->known_bytes);
 }
 
 static PyObject *Parser_clear(Parser *pr, PyObject *unused) {
     registry_clear(pr);
+    known_clear(pr);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef Parser_methods[] = {
     {"accept", (PyCFunction)Parser_accept, METH_VARARGS,
      "accept(body, lines, max_documents, max_depth, now, cut, key_for) -> (rows, encoded) | None"},
-    {"registered", (PyCFunction)Parser_registered, METH_NOARGS, "(texts, bytes) of the ancestors registry"},
+    {"registered", (PyCFunction)Parser_registered, METH_NOARGS, "(texts, bytes) of the ancestors registry, then of the objects registry"},
     {"clear", (PyCFunction)Parser_clear, METH_NOARGS, "forget the ancestors texts known"},
     {NULL},
 };

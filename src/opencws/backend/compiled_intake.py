@@ -30,12 +30,16 @@ except ImportError:  # not built: the Python path
     _intake = None  # type: ignore[assignment]
 
 _EPOCH = datetime.date(1970, 1, 1)
+# Objects whose texts repeat from event to event: each distinct text is checked once, then matched by memcmp
+# (a process's executable is not: its text differs from event to event more often than not).
+CACHED_FIELDS = frozenset({("ProcessContext", "parent"), ("ProcessContext", "credentials")})
 _SCALARS = {"string", "integer", "boolean"}
 
 
-def schema_nodes(schema: dict[str, Any]) -> list[list[tuple[bytes, int, int, int, bool, int]]]:
+def schema_nodes(schema: dict[str, Any]) -> list[list[tuple[bytes, int, int, int, bool, int, bool]]]:
     """The event schema unrolled into the C pass's tables: one node per object of the event (by path, so that
-    each value the row needs has its slot), each a list of (key, kind, item kind, child node, required, slot).
+    each value the row needs has its slot), each a list of (key, kind, item kind, child node, required, slot,
+    cached: its texts checked once, `CACHED_FIELDS`).
     Mirrors `structs._build`: `$ref` objects, arrays, string/integer/boolean, date-time strings, `type`-less
     values free-form; `process.ancestors` is left to the ancestors registry. Raises ValueError for a schema
     the C pass cannot follow (the intake then stays in Python)."""
@@ -44,7 +48,7 @@ def schema_nodes(schema: dict[str, Any]) -> list[list[tuple[bytes, int, int, int
     definitions = schema.get("definitions", {})
     captures = {path: slot for slot, path in enumerate(k.CAPTURES)}
     found: set[str] = set()
-    nodes: list[list[tuple[bytes, int, int, int, bool, int]]] = []
+    nodes: list[list[tuple[bytes, int, int, int, bool, int, bool]]] = []
 
     def node(name: str, spec: dict[str, Any], path: str, depth: int) -> int:
         if depth > 32:
@@ -77,7 +81,8 @@ def schema_nodes(schema: dict[str, Any]) -> list[list[tuple[bytes, int, int, int
                     item = _scalar(where, items)
             else:
                 kind = _scalar(where, prop)
-            props.append((key.encode(), kind, item, child, key in required, slot))
+            cached = (name, key) in CACHED_FIELDS and kind == k.K_OBJECT
+            props.append((key.encode(), kind, item, child, key in required, slot, cached))
         if len(props) > 64:
             raise ValueError(f"{path or 'the event'}: more than 64 properties")
         nodes[index] = props
