@@ -6,6 +6,7 @@ Python paths do. It never crashes on mangled input."""
 from __future__ import annotations
 
 import copy
+import os
 import types
 from typing import Any
 
@@ -285,7 +286,7 @@ def mangled(draw: st.DrawFn) -> bytes:
     return bytes(line)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("INTAKE_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mangled(), st.sampled_from([0, 5]))
 def test_mangled_lines_are_taken_alike_or_left_to_python(line: bytes, serial: int) -> None:
     body = lines(REALISTIC[:2]) + b"\n" + line
@@ -319,3 +320,21 @@ def test_known_objects_put_back_the_values_the_row_needs() -> None:
     assert first is not None and again is not None
     masked = [[v for i, v in enumerate(r) if i not in (ID, EVENT)] for r in first[0]]
     assert [[v for i, v in enumerate(r) if i not in (ID, EVENT)] for r in again[0]] == masked[::-1]
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-03-01T05:06:07Z", "2026-03-01T05:06:07.1Z", "2026-12-31T23:59:59.123456789Z",
+        "2026-03-01T05:06:07.5+05:30", "2026-03-01T00:00:00-11:45", "1970-01-01T00:30:00+00:00",
+        "1969-12-31T23:30:00-01:00", "2100-02-28T12:00:00.000001-00:00",
+    ],
+)  # fmt: skip
+def test_dates_with_fractions_and_offsets_give_the_python_paths_instants(date: str) -> None:
+    assert both(orjson.dumps(_with(BASE, "date", date)))
+    assert both(orjson.dumps(envelope(_with(BASE, "date", date), 1)), serial=0)
+
+
+def test_events_without_a_date_are_dated_when_received() -> None:
+    e = {k: v for k, v in BASE.items() if k != "date"}
+    assert both(orjson.dumps(e))

@@ -2,24 +2,31 @@
  * opencws.backend.compiled_intake).
  *
  * What it accepts: a SUBSET of what the Python hot path (`intake._accept_plain`, the strict cut family of
- * opencws.schema.structs) accepts. Each JSON line (or the one object of a body) is a bare CWS event or the
+ * opencws.schema.structs) accepts. Each JSON line (or the body's one object) is a bare CWS event or the
  * agent's envelope around one; it is parsed and checked against tables built from the schema
  * (`compiled_intake.schema_nodes`), and its row of the events table is written in RowBinary at once. Anything
- * not plainly valid in this narrower sense makes the whole body bail (None): a backslash escape anywhere
- * (columns are then the raw bytes), a number that is not a plain Int64 integer, null for a typed field, an
- * unknown or duplicate key, a missing required field, invalid UTF-8 or a control character, a date-time
- * outside `structs._DATE_TIME` or outside the days RowBinary's Date holds (1970..2149), free-form values
- * nested deeper than the limit, an envelope field too long... The caller then takes the Python path, which
- * answers exactly as before (and gives the reasons of any rejection). What it accepts, it stores byte for
- * byte as the Python path does (`tests/backend/test_compiled_intake.py`).
+ * not plainly valid in this narrower sense makes the whole body bail (None): an escape in a key, an
+ * envelope field or a string a column holds (columns are then the raw bytes; escapes elsewhere are checked
+ * and the text stored as received), a `\u` escape of a surrogate, a number that is not a plain Int64
+ * integer, null for a typed field, an unknown or duplicate key, a missing required field, invalid UTF-8 or a
+ * control character, a date-time outside `structs._DATE_TIME` or outside the days RowBinary's Date holds
+ * (1970..2149), free-form values nested deeper than the limit (at most 256), an envelope field too long...
+ * The caller then takes the Python path, which answers exactly as before (and gives the reasons of any
+ * rejection). What it accepts, it stores byte for byte as the Python path does
+ * (`tests/backend/test_compiled_intake.py`).
  *
- * `process.ancestors` (three quarters of an event's bytes, the same in every event of a lineage) is not
- * parsed here: its text is looked up by memcmp in a registry of texts Python's `Lineages.find` already
- * checked; a text not seen yet is scanned to its end and handed to Python once (the `learn` callback).
+ * Texts that repeat are checked once: `process.ancestors` (three quarters of an event's bytes, the same in
+ * every event of a lineage) is looked up by memcmp in a registry of texts Python's `Lineages.find` checked (a
+ * text not seen yet is scanned to its end and handed to Python once: the `learn` callback); the objects of
+ * `cached` properties (a process's parent and credentials) in a registry of texts this pass checked, with
+ * the values the row needs of them.
  *
- * Concerns, in order: the schema tables, the scanner (strings, numbers, free-form values), the date-times,
- * the ancestors registry, the document parser (envelope, event), the RowBinary writer, the lazy Row type the
- * detection engine reads, and the batch driver. The GIL is held throughout; every read is bounds-checked.
+ * Concerns, in order: the schema tables, the ancestors registry, the objects registry, the scanner
+ * (strings, numbers, free-form values), the date-times, the document parser (event, envelope), the
+ * RowBinary writer, the lazy Row type the detection engine reads, the batch driver, the Parser type. The GIL
+ * is held throughout (a Python callback may let another thread in: what a row needs of a registry entry is
+ * held by reference first); every read is bounds-checked; recursion is bounded by the schema's depth and the
+ * free-form limit.
  */
 
 #define _GNU_SOURCE /* memmem */

@@ -6,7 +6,9 @@ RowBinary at once; it accepts a subset of what `intake._accept_plain` accepts (n
 only...: see the header of `_intake.c`) and for that subset gives the same rows and contexts. Anything else
 makes it answer None, and `intake.accept_body` takes the Python path as before. Python is still asked about
 what is rare: each `process.ancestors` text not seen yet (`Lineages.find`, then kept in C and matched by
-memcmp) and the context key of each (lineage, day) of a batch (the bookkeeping of `_accept_plain`).
+memcmp) and the context key of each (lineage, day) of a batch (the bookkeeping of `_accept_plain`). The
+objects of `CACHED_FIELDS` (a process's parent and credentials) are checked once per distinct text in C too,
+then matched by memcmp.
 
 Without the built extension (`setup.py build_ext`), `compiled()` is None and the intake is all Python.
 """
