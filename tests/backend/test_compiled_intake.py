@@ -150,6 +150,7 @@ def test_a_body_of_blank_lines_has_no_rows() -> None:
 def test_rows_read_like_tuples_and_serve_detection() -> None:
     out = accept_body(lines(REALISTIC[:20]), JSONL, 5000, 32, NOW, store=types.SimpleNamespace(serial=3))
     assert out.encoded is not None
+    assert bytes(row_binary(out.rows, TYPES)) == out.encoded  # read whole, as an engine without RowBinary does
     for row in out.rows:
         t = tuple(row)
         assert len(row) == len(t) == len(tables.COLUMNS)

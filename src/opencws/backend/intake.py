@@ -4,9 +4,10 @@ and every reason.
 
 Two ways, one answer. `accept_body` is the hot path. First, when it is built, the compiled pass
 (`opencws.backend.compiled_intake`, C): JSON lines or one object, each document parsed, checked and written
-as its row's RowBinary in one pass over the body (`Outcome.encoded`, which the store takes as it is); it
-accepts a subset of what the Python hot path accepts (no escapes, Int64 integers only...) and says None for
-anything else. Then the Python hot path: the body is split into each document's JSON text, and each is
+as its row's RowBinary in one pass over the body (`Outcome.encoded`, which the store takes as it is; the rows
+are then lazy sequences read from it, for the detection engine); it accepts a subset of what the Python hot
+path accepts (no escape where a column reads the value, Int64 integers only...) and says None for anything
+else. Then the Python hot path: the body is split into each document's JSON text, and each is
 parsed and checked in one pass by the Structs of `opencws.schema.structs`, which accept a subset of what
 the schema accepts; the stored event is the text as received. Its `process.ancestors` stay text in
 that pass: each distinct ancestors text is checked once (`opencws.backend.lineages`) and stored once a day
