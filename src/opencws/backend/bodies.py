@@ -83,6 +83,12 @@ def _checked_media(content_type: str | None) -> str:
     return media
 
 
+def json_lines(content_type: str | None) -> bool:
+    """Whether a body of this Content-Type is JSON lines (else one JSON value); raises `BodyError` (415) for
+    a type the intake does not take."""
+    return _checked_media(content_type) in JSONL_TYPES
+
+
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 
 

@@ -2,14 +2,20 @@
 (envelope fields, nesting depth, the CWS event schema) and becomes a row, or a rejection with its index
 and every reason.
 
-Two ways, one answer. `accept_body` is the hot path: the body is split into each document's JSON text, and
-each is parsed and checked in one pass by the Structs of `opencws.schema.structs`, which accept a subset of
-what the schema accepts; the stored event is the text as received. Its `process.ancestors` stay text in
+Two ways, one answer. `accept_body` is the hot path. First, when it is built, the compiled pass
+(`opencws.backend.compiled_intake`, C): JSON lines or one object, each document parsed, checked and written
+as its row's RowBinary in one pass over the body (`Outcome.encoded`, which the store takes as it is; the rows
+are then lazy sequences read from it, for the detection engine); it accepts a subset of what the Python hot
+path accepts (no escape where a column reads the value, Int64 integers only...) and says None for anything
+else. Then the Python hot path: the body is split into each document's JSON text, and each is
+parsed and checked in one pass by the Structs of `opencws.schema.structs`, which accept a subset of what
+the schema accepts; the stored event is the text as received. Its `process.ancestors` stay text in
 that pass: each distinct ancestors text is checked once (`opencws.backend.lineages`) and stored once a day
 apart from the events (`opencws.backend.store.contexts`). When any document of a body is not plainly valid
 that way, the whole body takes the slow twin, `accept(bodies.documents(...))`: orjson (or
 `opencws.model.jsontext` for `\\udcXX` escapes), the exact validator, and every reason for each rejection.
-`tests/backend/test_intake_paths.py` holds the two together.
+`tests/backend/test_intake_paths.py` holds the two together, `tests/backend/test_compiled_intake.py` the
+compiled pass to the Python hot path.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import msgspec
 
 from opencws.backend import bodies
 from opencws.backend.bodies import Document, depth_exceeds
+from opencws.backend.compiled_intake import compiled
 from opencws.backend.lineages import LINEAGES, Lineage, Lineages
 from opencws.backend.store.contexts import new_key
 from opencws.backend.store.rowbinary import Cut
@@ -47,6 +54,8 @@ class Outcome:
     # Rows of the contexts table the rows need (`Store.insert(rows, contexts)` stores them first).
     contexts: list[tuple[Any, ...]] = field(default_factory=list)
     _new: list[tuple[Lineage, tuple[int, Any], str]] = field(default_factory=list)
+    # The rows' RowBinary (`tables.COLUMNS`), when the compiled pass made them (`Store.insert(..., encoded)`).
+    encoded: bytes | None = None
 
     def stored(self) -> None:
         """To call once `rows` and `contexts` are stored: later events name these contexts."""
@@ -180,13 +189,23 @@ def accept_body(
     store: Any = None,
 ) -> Outcome:  # fmt: skip
     """A decompressed body → its rows and rejections (hot path; see the module's docstring), for `store`
-    (its `serial`: the rows name the ancestors texts stored in it; without a store, nothing is cut). Raises
-    `bodies.BodyError` for a body that is refused whole."""
+    (its `serial`: the rows name the ancestors texts stored in it; without a store, nothing is cut): the
+    compiled pass, else the Python hot path, else the slow twin. Raises `bodies.BodyError` for a body that is
+    refused whole."""
     now = received_ns or time.time_ns()
+    serial = store.serial if store else 0
+    fast = compiled() if type(body) is bytes else None
+    if fast is not None:
+        lines = bodies.json_lines(content_type)
+        with gc_paused():
+            got = fast.accept(body, lines, max_documents, min(max_depth, _FAST_DEPTH), now, serial)
+        if got is not None:
+            rows, encoded, contexts, new = got
+            return Outcome(rows, [], contexts, new, encoded)
     raws = bodies.raw_documents(body, content_type, max_documents)
     if raws is not None:
         with gc_paused():
-            out = _accept_plain(raws, min(max_depth, _FAST_DEPTH), now, store.serial if store else 0)
+            out = _accept_plain(raws, min(max_depth, _FAST_DEPTH), now, serial)
         if out is not None:
             return out
     return accept(bodies.documents(body, content_type, max_documents), max_depth, now)

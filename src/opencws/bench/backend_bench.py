@@ -126,7 +126,7 @@ def _intake(store: Store, n: int, batch: int, pool: list[bytes]) -> dict[str, fl
         a, a_cpu = time.perf_counter(), time.thread_time()
         out = accept_body(body, "application/x-ndjson", batch, 32, store=store)
         b, b_cpu = time.perf_counter(), time.thread_time()
-        stored += store.insert(out.rows, out.contexts)
+        stored += store.insert(out.rows, out.contexts, out.encoded)
         out.stored()
         t["insert"] += time.perf_counter() - b
         t["accept"] += b - a

@@ -116,7 +116,7 @@ async def _intake(
             raise HTTPException(e.status, e.message) from None
         start = time.perf_counter()
         try:
-            stored = store.insert(outcome.rows, outcome.contexts)
+            stored = store.insert(outcome.rows, outcome.contexts, outcome.encoded)
         except StoreError as e:
             raise HTTPException(503, f"the events could not be stored (none is acknowledged): {e}") from None
         outcome.stored()

@@ -80,12 +80,14 @@ class ChdbEngine:
         out = self._query(sql, bound).bytes()
         return [tuple(_row(line)) for line in out.splitlines() if line]
 
-    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], data: bytes | None = None
+    ) -> int:
         if not rows:
             return 0
         # RowBinary: lengths and little-endian numbers, nothing to escape (the event's JSON goes in as it
         # is); four times cheaper for both sides than TabSeparated text here.
-        data = row_binary(rows, [t for _, t in columns])
+        data = row_binary(rows, [t for _, t in columns]) if data is None else data
         with self._lock:
             try:
                 inserter = self._session.send_insert(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)})", "RowBinary")

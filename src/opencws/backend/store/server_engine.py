@@ -110,7 +110,10 @@ class ServerEngine:
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
 
-    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], data: bytes | None = None
+    ) -> int:
+        """(`data`, the rows' RowBinary, is not used: the native protocol takes the values of the rows.)"""
         if not rows:
             return 0
         # Strings as bytes: a lone surrogate goes back to the byte it stands for (the driver would refuse it).

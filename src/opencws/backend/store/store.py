@@ -127,12 +127,15 @@ class Store:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def insert(self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = ()) -> int:
+    def insert(
+        self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = (), encoded: bytes | None = None
+    ) -> int:
         """Store events (`tables.COLUMNS` rows) and the new contexts they name (`tables.CONTEXT_COLUMNS`
-        rows): the contexts first, so that an event is never stored before the text it needs."""
+        rows): the contexts first, so that an event is never stored before the text it needs. `encoded`: the
+        rows' RowBinary when the intake made it (`Outcome.encoded`)."""
         if contexts:
             self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
-        return self.engine.insert(self.write_table, tables.COLUMNS, rows)
+        return self.engine.insert(self.write_table, tables.COLUMNS, rows, encoded)
 
     # --- reading ------------------------------------------------------------------------------------
 
