@@ -16,10 +16,13 @@ class StoreError(RuntimeError):
 class Engine(Protocol):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
-    def insert(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> int:
+    def insert(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] = (),
+        data: bytes | bytearray | memoryview | None = None, count: int | None = None,
+    ) -> int:
         """Insert rows of `columns` ((name, ClickHouse type) pairs) and return the number of rows written;
         return only once they are on disk. String values are str (a lone surrogate stands for its byte),
-        bytes or msgspec.Raw."""
+        bytes or msgspec.Raw. `data`: the rows already in RowBinary (`count` of them; `rows` unused)."""
         ...
 
     def shards(self, cluster: str) -> list[Engine]:
