@@ -500,12 +500,15 @@ class Flusher:
         return {**self.journal.stats(), "inserts": self.inserts, "inserted_rows": self.inserted_rows,
                 "insert_errors": self.errors}  # fmt: skip
 
-    def close(self) -> None:
-        """Stop the thread and insert what is pending (what cannot be stays in the journal for the next open)."""
+    def close(self, flush: bool = True) -> None:
+        """Stop the thread and insert what is pending (what cannot be stays in the journal for the next open;
+        all of it without `flush`: the files as a crash leaves them)."""
         with self.journal.changed:
             self._closed = True
             self.journal.changed.notify_all()
         self._thread.join()
+        if not flush:
+            return
         try:
             self.flush()
         except StoreError as e:
