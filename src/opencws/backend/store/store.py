@@ -170,17 +170,20 @@ class Store:
         rows): the contexts first, so that an event is never stored before the text it needs. `encoded`:
         the RowBinary of `rows` when the caller has it. With a journal, the rows are acknowledged once
         journaled (one record) and inserted later, many requests at once."""
+        if self.journal is None:  # straight into the engine (a store opened without its journal)
+            if contexts:
+                self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
+            if encoded is None:
+                return self.engine.insert(self.write_table, tables.COLUMNS, rows)
+            return self.engine.insert(self.write_table, tables.COLUMNS, data=encoded, count=len(rows))
+        if not rows and not contexts:
+            return 0
         try:
             ctx = row_binary(contexts, _CONTEXT_TYPES) if contexts else b""
             evt = encoded if encoded is not None else row_binary(rows, _EVENT_TYPES) if rows else b""
         except Exception as e:
             raise StoreError(f"the rows cannot be encoded: {e}") from None
-        if self.journal is None:
-            if contexts:
-                self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, data=ctx, count=len(contexts))
-            return self.engine.insert(self.write_table, tables.COLUMNS, data=evt, count=len(rows))
-        if rows or contexts:
-            self.journal.append(ctx, len(contexts), evt, len(rows))
+        self.journal.append(ctx, len(contexts), evt, len(rows))
         return len(rows)
 
     def _insert_records(self, records: list[Record], ctx: list[memoryview], evt: list[memoryview]) -> None:
@@ -192,15 +195,18 @@ class Store:
         ctx_data = b"".join(ctx)
         evt_data = b"".join(evt)
         if any(r.suspect for r in records):
-            ctx_data, n_ctx = self._missing(ctx_data, _CONTEXT_TYPES, self.contexts_table, "key", 1)
-            evt_data, n_evt = self._missing(evt_data, _EVENT_TYPES, self.read_table, "id", 2)
+            ctx_data, n_ctx = self._missing(ctx_data, _CONTEXT_TYPES, self.contexts_table, "key", 1, None)
+            evt_data, n_evt = self._missing(evt_data, _EVENT_TYPES, self.read_table, "id", 2, 1)
         if n_ctx:
             self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, data=ctx_data, count=n_ctx)
         if n_evt:
             self.engine.insert(self.write_table, tables.COLUMNS, data=evt_data, count=n_evt)
 
-    def _missing(self, data: bytes, types: list[str], table: str, column: str, at: int) -> tuple[bytes, int]:
-        """The rows of `data` (RowBinary) whose `column` (the `at`-th, a random key) the store lacks."""
+    def _missing(
+        self, data: bytes, types: list[str], table: str, column: str, at: int, date_at: int | None
+    ) -> tuple[bytes, int]:
+        """The rows of `data` (RowBinary) whose `column` (the `at`-th, a random key) the store lacks (looked
+        for within the rows' days, and dates: the `date_at`-th column, when there is one)."""
         if not data:
             return data, 0
         try:
@@ -211,10 +217,14 @@ class Store:
         for i in range(0, len(rows), _CHECK_CHUNK):
             chunk = rows[i : i + _CHECK_CHUNK]
             days = [r[2][0] for r in chunk]
+            params: dict[str, Any] = {"d_lo": min(days), "d_hi": max(days), "keys": [r[2][at].decode() for r in chunk]}
+            cond = "day >= {d_lo:Date} AND day <= {d_hi:Date}"
+            if date_at is not None:
+                dates = [r[2][date_at] for r in chunk]
+                params.update(t_lo=min(dates), t_hi=max(dates))
+                cond += " AND date >= {t_lo:Int64} AND date <= {t_hi:Int64}"
             found = self.engine.execute(
-                f"SELECT {column} FROM {table} WHERE day >= {{d_lo:Date}} AND day <= {{d_hi:Date}} "
-                f"AND has({{keys:Array(String)}}, {column})",
-                {"d_lo": min(days), "d_hi": max(days), "keys": [r[2][at].decode() for r in chunk]},
+                f"SELECT {column} FROM {table} WHERE {cond} AND has({{keys:Array(String)}}, {column})", params
             )
             have.update(str(k) for (k,) in found)
         kept = [(start, end) for start, end, values in rows if values[at].decode() not in have]
