@@ -299,7 +299,7 @@ def test_journal_settings_are_checked_with_precise_errors() -> None:
     with pytest.raises(SettingsError, match=r"journal_max_bytes \(1000\) must be at least journal_flush_bytes"):
         Settings.load(None, {"journal_max_bytes": 1000})
     with pytest.raises(SettingsError, match="must be at least max_decompressed_bytes"):
-        Settings.load(None, {"journal_max_bytes": 100 << 20})
+        Settings.load(None, {"journal_max_bytes": 200 << 20, "max_decompressed_bytes": 256 << 20})
     s = Settings.load(None, {"journal_flush_interval": 0.5, "journal_flush_rows": 1000})
     assert s.journal_limits().flush_interval == 0.5 and s.journal_limits().flush_rows == 1000
 

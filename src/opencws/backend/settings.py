@@ -33,7 +33,7 @@ class Settings:
     # `journal_flush_bytes` bytes wait, or the oldest has waited `journal_flush_interval` seconds. Past
     # `journal_max_bytes` bytes waiting (the store is down or slower than the intake) the intake answers 503.
     journal_flush_rows: int = 50_000
-    journal_flush_bytes: int = 64 * MiB
+    journal_flush_bytes: int = 128 * MiB
     journal_flush_interval: float = 1.0
     journal_max_bytes: int = 1024 * MiB
     # Intake limits.

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     s.add_argument(
         "--journal-flush-bytes", type=int, metavar="BYTES",
-        help="insert the journaled events into the store once this many bytes wait (default 64 MiB)",
+        help="insert the journaled events into the store once this many bytes wait (default 128 MiB)",
     )  # fmt: skip
     s.add_argument(
         "--journal-max-bytes", type=int, metavar="BYTES",

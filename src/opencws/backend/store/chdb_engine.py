@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.engine import Data, Engine, StoreError
 from opencws.backend.store.rowbinary import row_binary, text_bytes
 
 
@@ -82,9 +82,10 @@ class ChdbEngine:
 
     def insert(
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] = (),
-        data: bytes | bytearray | memoryview | None = None, count: int | None = None,
+        data: Data | None = None, count: int | None = None,
     ) -> int:  # fmt: skip
-        """`data`: the RowBinary of the rows when the caller has it (`count` rows; `rows` is then unused)."""
+        """`data`: the RowBinary of the rows when the caller has it (`count` rows; `rows` is then unused), in
+        one buffer or several (streamed into the one INSERT: no copy of them all in one buffer)."""
         n = len(rows) if count is None else count
         if not n:
             return 0
@@ -95,7 +96,8 @@ class ChdbEngine:
                 data = row_binary(rows, [t for _, t in columns])
             with self._lock:
                 inserter = self._session.send_insert(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)})", "RowBinary")
-                inserter.append(data)
+                for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                    inserter.append(chunk)
                 written = inserter.finish().rows_written
         except Exception as e:
             raise StoreError(str(e)) from None

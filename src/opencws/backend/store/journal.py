@@ -51,7 +51,7 @@ class JournalLimits:
     """When the flusher inserts (whichever comes first) and how far the journal may grow."""
 
     flush_rows: int = 50_000  # pending events (and contexts) that make an insert at once
-    flush_bytes: int = 64 * MiB  # pending bytes that make an insert at once (and an insert's most)
+    flush_bytes: int = 128 * MiB  # pending bytes that make an insert at once (and an insert's most)
     flush_interval: float = 1.0  # seconds a record waits at most before its insert
     max_bytes: int = 1 << 30  # pending bytes past which the intake is refused (the store is behind)
     segment_bytes: int = 64 * MiB  # a new segment past this size
@@ -343,25 +343,18 @@ class Journal:
                 size += r.size
             return out
 
-    def read(self, records: list[Record]) -> tuple[list[memoryview], list[memoryview]]:
-        """The contexts' and the events' RowBinary of `records` (pending ones: read back from their files)."""
-        ctx: list[memoryview] = []
-        evt: list[memoryview] = []
-        i = 0
-        while i < len(records):
-            j = i + 1  # a run of records one after the other in a segment: one read
-            while j < len(records) and records[j].segment == records[i].segment and records[j].offset == records[j - 1].end:
-                j += 1
-            first, last = records[i], records[j - 1]
+    def read(self, records: list[Record]) -> tuple[list[bytes], list[bytes]]:
+        """The contexts' and the events' RowBinary of `records` (pending ones: read back from their files,
+        each part by itself: they go to the engine as they are, without a copy of them all in one buffer)."""
+        ctx: list[bytes] = []
+        evt: list[bytes] = []
+        for r in records:
             with self._lock:
-                fd = self._fds[first.segment]
-            data = _pread(fd, last.end - first.offset, first.offset, self._path(first.segment))
-            view = memoryview(data)
-            for r in records[i:j]:
-                at = r.offset - first.offset + _HEAD.size
-                ctx.append(view[at : at + r.ctx_bytes])
-                evt.append(view[at + r.ctx_bytes : at + r.ctx_bytes + r.evt_bytes])
-            i = j
+                fd = self._fds[r.segment]
+            path = self._path(r.segment)
+            at = r.offset + _HEAD.size
+            ctx.append(_pread(fd, r.ctx_bytes, at, path) if r.ctx_bytes else b"")
+            evt.append(_pread(fd, r.evt_bytes, at + r.ctx_bytes, path) if r.evt_bytes else b"")
         return ctx, evt
 
     def stored(self, records: list[Record]) -> None:
@@ -424,7 +417,7 @@ class Flusher:
     insert leaves its records pending (then checked against the store before the next try) and is retried
     with a growing delay."""
 
-    def __init__(self, journal: Journal, insert: Callable[[list[Record], list[memoryview], list[memoryview]], None]) -> None:
+    def __init__(self, journal: Journal, insert: Callable[[list[Record], list[bytes], list[bytes]], None]) -> None:
         self.journal = journal
         self._insert = insert
         self._flush_lock = threading.Lock()

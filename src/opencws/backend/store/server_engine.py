@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.engine import Data, Engine, StoreError
 from opencws.backend.store.rowbinary import Cut, RowBinaryError, read_rows, text_bytes
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
@@ -112,11 +112,13 @@ class ServerEngine:
 
     def insert(
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] = (),
-        data: bytes | bytearray | memoryview | None = None, count: int | None = None,
+        data: Data | None = None, count: int | None = None,
     ) -> int:  # fmt: skip
         """`data`: the RowBinary of the rows when the caller has it (`count` rows); read back into values
         here (the native protocol takes columns of values)."""
         if data is not None:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                data = b"".join(data)
             try:
                 rows = [values for _, _, values in read_rows(data, [t for _, t in columns])]
             except RowBinaryError as e:

@@ -18,7 +18,7 @@ from typing import Any
 
 from opencws.backend.store import tables
 from opencws.backend.store.contexts import splice
-from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.engine import Data, Engine, StoreError
 from opencws.backend.store.journal import Flusher, Journal, Record
 from opencws.backend.store.rowbinary import RowBinaryError, read_rows, row_binary
 from opencws.backend.store.rows import day_of
@@ -186,17 +186,17 @@ class Store:
         self.journal.append(ctx, len(contexts), evt, len(rows))
         return len(rows)
 
-    def _insert_records(self, records: list[Record], ctx: list[memoryview], evt: list[memoryview]) -> None:
+    def _insert_records(self, records: list[Record], ctx: list[bytes], evt: list[bytes]) -> None:
         """The flusher's insert of journaled records: their contexts, then their events, one INSERT each.
         Records that may be in the store already (a crash or a failure after their insert) go in without
         the rows the store has."""
         n_ctx = sum(r.contexts for r in records)
         n_evt = sum(r.events for r in records)
-        ctx_data = b"".join(ctx)
-        evt_data = b"".join(evt)
+        ctx_data: Data = [c for c in ctx if c]
+        evt_data: Data = [e for e in evt if e]
         if any(r.suspect for r in records):
-            ctx_data, n_ctx = self._missing(ctx_data, _CONTEXT_TYPES, self.contexts_table, "key", 1, None)
-            evt_data, n_evt = self._missing(evt_data, _EVENT_TYPES, self.read_table, "id", 2, 1)
+            ctx_data, n_ctx = self._missing(b"".join(ctx), _CONTEXT_TYPES, self.contexts_table, "key", 1, None)
+            evt_data, n_evt = self._missing(b"".join(evt), _EVENT_TYPES, self.read_table, "id", 2, 1)
         if n_ctx:
             self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, data=ctx_data, count=n_ctx)
         if n_evt:
