@@ -318,3 +318,49 @@ def test_a_journal_in_use_by_another_process_is_refused(tmp_path) -> None:
         assert out.returncode != 0 and "is in use by another process" in out.stderr
     finally:
         j.close()
+
+
+def test_the_flusher_inserts_after_the_interval_without_any_read(chdb_engine, database, tmp_path) -> None:
+    soon = JournalLimits(flush_rows=10**9, flush_bytes=1 << 30, flush_interval=0.2, max_bytes=1 << 30)
+    store = _open(chdb_engine, database, tmp_path / "j", soon)
+    try:
+        ids = _ingest(store, event_mix(10, seed=19))
+        deadline = time.monotonic() + 30
+        while store.journal_stats()["pending_rows"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # journal_stats reads no table: nothing but the flusher inserts
+        assert store.journal_stats()["inserts"] == 1
+        rows = store.engine.execute(f"SELECT id FROM {store.read_table}")  # the engine itself, no flush
+        assert Counter(str(i) for (i,) in rows) == Counter(ids)
+    finally:
+        _close(store)
+
+
+def test_segments_roll_over_and_are_deleted_once_stored(chdb_engine, database, tmp_path) -> None:
+    tiny = JournalLimits(flush_rows=10**9, flush_bytes=1 << 30, flush_interval=3600.0, max_bytes=1 << 30, segment_bytes=4096)
+    store = _open(chdb_engine, database, tmp_path / "j", tiny)
+    ids: list[str] = []
+    for seed in range(20, 25):
+        ids += _ingest(store, event_mix(5, seed=seed))  # a record each beyond 4 KiB: a segment each
+    segments = sorted(p.name for p in (tmp_path / "j").iterdir() if p.suffix == ".wal")
+    assert len(segments) >= 5
+    _crash(store)
+    again = _open(chdb_engine, database, tmp_path / "j", tiny)  # recovered across every segment
+    try:
+        assert _stored_ids(again) == Counter(ids)
+        left = [p for p in (tmp_path / "j").iterdir() if p.suffix == ".wal"]
+        assert len(left) == 1 and left[0].stat().st_size == 8  # only the new, empty one: disk use bounded
+    finally:
+        _close(again)
+
+
+def test_with_fsync_every_record_is_flushed_and_found(chdb_engine, database, tmp_path) -> None:
+    store = Store(chdb_engine, database=database)
+    store.create()
+    store.open_journal(Journal(str(tmp_path / "j"), QUIET, fsync=True))
+    ids = _ingest(store, event_mix(10, seed=26))
+    _crash(store)
+    again = _open(chdb_engine, database, tmp_path / "j")
+    try:
+        assert _stored_ids(again) == Counter(ids)
+    finally:
+        _close(again)

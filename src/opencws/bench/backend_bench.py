@@ -24,7 +24,7 @@ from opencws import __version__
 from opencws.agent.serializer import envelope_prefix
 from opencws.backend.intake import accept_body
 from opencws.backend.server import tune_gc
-from opencws.backend.store import Store, open_store, tables
+from opencws.backend.store import JournalLimits, Store, open_store, tables
 from opencws.bench import detection_bench
 from opencws.bench.secl_bench import realistic_mix
 from opencws.bench.timing import line
@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", help="directory of the embedded store (default: a temporary one, removed)"
     )
+    parser.add_argument(
+        "--journal-flush-interval", type=float, default=JournalLimits().flush_interval, metavar="SECONDS",
+        help="the store journal's longest wait before an insert (default 1, the backend's default)",
+    )  # fmt: skip
 
 
 def _bodies(n: int, batch: int, pool: list[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -146,8 +150,9 @@ def _journal_line(store: Store) -> str:
     stats = store.journal_stats()
     if not stats:
         return "none (inserts straight into the engine)"
-    return (f"{stats['inserts']:,} inserts into the engine for {stats['inserted_rows']:,} rows (events and contexts), "
-            f"{stats['insert_errors']} errors; the timing includes the final flush")  # fmt: skip
+    return (f"{stats['inserts']:,} inserts into the engine for {stats['inserted_rows']:,} rows (events and contexts, "
+            f"{stats['inserted_rows'] / max(stats['inserts'], 1):,.0f} a part), {stats['insert_errors']} errors, "
+            f"{stats['insert_cpu_ms'] / 1000:.1f} s CPU in the inserting threads; the timing includes the final flush")  # fmt: skip
 
 
 def _median_ms(fn: Any, rounds: int) -> tuple[float, float]:
@@ -174,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         kind = f"ClickHouse at {url}" if url else "embedded store (chdb)"
     data_dir = args.data_dir or (tmp := tempfile.mkdtemp(prefix="opencws-bench-"))
     try:
-        store = open_store(url, data_dir)
+        store = open_store(url, data_dir, journal=JournalLimits(flush_interval=args.journal_flush_interval))
         if store.count():
             print(f"the store already holds {store.count():,} events: use an empty one")
             return 1
