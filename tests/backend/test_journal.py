@@ -364,3 +364,52 @@ def test_with_fsync_every_record_is_flushed_and_found(chdb_engine, database, tmp
         assert _stored_ids(again) == Counter(ids)
     finally:
         _close(again)
+
+
+def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_path) -> None:
+    """Two ClickHouse 18.16 shards of its own (one is stopped): the Distributed insert fails, possibly after
+    the other shard took its rows; once the shard is back every acknowledged event is stored once."""
+    import subprocess
+
+    from opencws.backend.store.server_engine import ServerAddress, ServerEngine
+    from opencws.bench.clickhouse_cluster import CLUSTER, SERVER_BINARY, LocalCluster, missing
+
+    reason = missing()
+    if reason is not None:
+        pytest.skip(f"ClickHouse servers cannot run: {reason}")
+    cluster = LocalCluster(shards=2).start()
+    store = None
+    try:
+        engine = ServerEngine(ServerAddress("127.0.0.1", cluster.ports[0]), {"insert_distributed_sync": 1})
+        store = Store(engine, database="journal_down", cluster=CLUSTER)
+        store.create()
+        soon = JournalLimits(flush_rows=10**9, flush_bytes=1 << 30, flush_interval=0.1, max_bytes=1 << 30)
+        store.open_journal(Journal(str(tmp_path / "j"), soon))
+        down = cluster.procs[1]
+        down.terminate()
+        down.wait(30)
+        docs = [{"host": f"node-{i % 6}", "event": e} for i, e in enumerate(event_mix(60, seed=27))]
+        out = accept_body(orjson.dumps(docs), "application/json", 1000, 32, store=store)
+        assert store.insert(out.rows, out.contexts) == 60  # acknowledged with a shard down
+        out.stored()
+        ids = [str(r[2]) for r in out.rows]
+        deadline = time.monotonic() + 60
+        while store.journal_stats()["insert_errors"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.journal_stats()["insert_errors"] >= 1 and store.journal_stats()["pending_rows"] >= 60
+        shard = os.path.join(cluster.root, "shard2")
+        with open(os.path.join(shard, "stdout.log"), "a") as log_file:
+            back = subprocess.Popen(
+                [SERVER_BINARY, f"--config-file={os.path.join(shard, 'config.xml')}"],
+                stdout=log_file, stderr=subprocess.STDOUT, cwd=shard,
+            )  # fmt: skip
+        cluster.procs[1] = back
+        cluster._wait(cluster.ports[1], back, 60)
+        store.flush()
+        got = Counter(str(i) for (i,) in engine.execute(f"SELECT id FROM {store.read_table}"))
+        assert got == Counter(ids)
+        assert len(store.search(EVERY, *ALL, None, 100).hits) == 60
+    finally:
+        if store is not None:
+            store.close()
+        cluster.stop()
