@@ -6,12 +6,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from backend_process import Backend
 
 from opencws.backend.store import Store
 from opencws.backend.store.chdb_engine import ChdbEngine
+from opencws.backend.store.journal import Journal
 from opencws.backend.store.server_engine import ServerAddress, ServerEngine
 from opencws.bench.clickhouse_cluster import CLUSTER, LocalCluster, missing
 
@@ -26,10 +28,14 @@ def chdb_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbEngine
 
 
 @pytest.fixture
-def chdb_store(chdb_engine: ChdbEngine) -> Store:
+def chdb_store(chdb_engine: ChdbEngine, tmp_path: Path) -> Iterator[Store]:
+    """Behind a journal, as the backend's (reads find what was inserted before them: read-your-writes)."""
     store = Store(chdb_engine, database=f"test{next(_names)}")
     store.create()
-    return store
+    store.open_journal(Journal(str(tmp_path / "journal")))
+    yield store
+    store._flusher.close()  # type: ignore[union-attr]  # the engine is the session's: left open
+    store.journal.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +52,13 @@ def clickhouse_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def cluster_store(clickhouse_cluster: LocalCluster) -> Iterator[Store]:
+def cluster_store(clickhouse_cluster: LocalCluster, tmp_path: Path) -> Iterator[Store]:
     engine = ServerEngine(
         ServerAddress("127.0.0.1", clickhouse_cluster.ports[0]), {"insert_distributed_sync": 1}
     )
     store = Store(engine, database=f"test{next(_names)}", cluster=CLUSTER)
     store.create()
+    store.open_journal(Journal(str(tmp_path / "journal")))
     yield store
     store.close()
 

@@ -43,6 +43,7 @@ def test_values_only_the_twin_writes_round_trip_through_chdb(chdb_store: Store) 
     row[names.index("process_comm")] = "caf\udce9"  # the byte 0xE9
     row[names.index("day")] = datetime.date(2026, 12, 1)
     chdb_store.insert([tuple(row)])
+    chdb_store.flush()
     got = chdb_store.engine.execute(
         f"SELECT process_pid, hex(process_comm), day FROM {chdb_store.read_table}"
     )

@@ -146,6 +146,7 @@ def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     # Spread over several hosts, hence over both shards of the cluster; each day's ancestors stored with it.
     ingest(store, old + new, host=lambda i: f"h{i}")
     days = f"SELECT DISTINCT day FROM {store.contexts_table} ORDER BY day"
+    store.flush()  # the engine itself is asked: the journal's rows into it first
     assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-17", "2026-11-20"]
     assert store.drop_before(datetime.date(2026, 11, 19)) == ["2026-11-17"]
     assert store.count() == 5
@@ -155,6 +156,7 @@ def test_retention_drops_whole_days_before_the_limit(store: Store) -> None:
     # An agent's backlog sends events of the dropped day again: their ancestors are stored again with them
     # (the intake had stored them there before the drop), and they come back whole.
     ingest(store, old, host=lambda i: f"h{i}")
+    store.flush()
     assert [str(d) for (d,) in store.engine.execute(days)] == ["2026-11-17", "2026-11-20"]
     hits = store.search(compile_search(""), *ALL, None, 20).hits
     assert sorted(h.event for h in hits) == sorted(jsontext.dumps(e).decode() for e in old + new)
@@ -180,6 +182,7 @@ def _json(e: dict) -> str:
 
 def test_cluster_spreads_events_over_both_shards(cluster_store: Store) -> None:
     cluster_store.insert([row_of_dict(e, Envelope(host=f"host-{i}"), 0) for i, e in enumerate(EVENTS)])
+    cluster_store.flush()
     per_shard = [
         node.execute(f"SELECT count() FROM {cluster_store.database}.events_local")[0][0]
         for node in cluster_store.nodes()
@@ -297,6 +300,7 @@ def test_events_stored_without_their_ancestors_come_back_as_sent(store: Store) -
     ingest(store, base + odd[:2])
     ingest(store, odd[2:], cut=False)  # escapes of lone surrogates: the slow path, which cuts nothing
     count = "SELECT count() FROM {} WHERE {}"
+    store.flush()
     assert store.engine.execute(count.format(store.read_table, "context != ''"))[0][0] == 7
     assert store.engine.execute(count.format(store.contexts_table, "1"))[0][0] < 7
     hits = store.search(compile_search(""), *ALL, None, 100).hits

@@ -67,7 +67,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = store is None
-        app.state.store = open_store(settings.store, settings.data_dir, settings.fsync) if own else store
+        app.state.store = open_store(settings.store, settings.data_dir, settings.fsync, settings.journal_limits()) if own else store
         stop = threading.Event()
         worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
         worker.start()
@@ -98,6 +98,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.keys = KeyStore(settings.data_dir)
     app.state.batches = IdempotencyStore(settings.data_dir)
     app.state.metrics = Metrics()
+    app.state.metrics.watch_journal(lambda: app.state.store)
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.detection = Detection(settings, app.state.metrics.registry)  # a bad rule file stops here
     app.state.users = UserStore(settings.data_dir)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -24,4 +29,32 @@ class Metrics:
         self.insert_seconds = Histogram(
             "opencws_store_insert_seconds", "Time to store one request's events", registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+
+    def watch_journal(self, store: Callable[[], Any]) -> None:
+        """The store's journal, read at each scrape (`store()`: the store open now, or None)."""
+        self.registry.register(_JournalCollector(store))
+
+
+class _JournalCollector(Collector):
+    def __init__(self, store: Callable[[], Any]) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Any]:
+        store = self.store()
+        stats = store.journal_stats() if store is not None else {}
+        yield GaugeMetricFamily(
+            "opencws_journal_pending_rows", "Events and contexts acknowledged, not yet in the store",
+            value=stats.get("pending_rows", 0),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "opencws_journal_pending_bytes", "Bytes of journal records not yet in the store",
+            value=stats.get("pending_bytes", 0),
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "opencws_journal_inserts", "Inserts of journaled records into the store", value=stats.get("inserts", 0)
+        )
+        yield CounterMetricFamily(
+            "opencws_journal_insert_errors", "Inserts of journaled records the store refused (retried)",
+            value=stats.get("insert_errors", 0),
         )  # fmt: skip

@@ -104,7 +104,7 @@ def serve(settings: Settings) -> None:
             "listening on %s WITHOUT TLS (--insecure): API keys and events cross the network in clear", host
         )
     # Opened before serving, so that a bad store stops the start with its reason (and no port is served).
-    store = open_store(settings.store, settings.data_dir, settings.fsync)
+    store = open_store(settings.store, settings.data_dir, settings.fsync, settings.journal_limits())
     app = create_app(settings, store)
     tune_gc()
     config = uvicorn.Config(

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from opencws.backend.store.journal import JournalLimits
+
 MiB = 1 << 20
 
 
@@ -26,6 +28,14 @@ class Settings:
     # Flush every insert to the disk before acknowledging it (survives a power loss; costs an fsync per
     # request). Without it, an acknowledged event survives a crash of the backend, not of the machine.
     fsync: bool = False
+    # The journal in front of the store (see docs/backend.md, Durability): a request is acknowledged once
+    # journaled; the journaled rows go into the store in big inserts, when `journal_flush_rows` rows or
+    # `journal_flush_bytes` bytes wait, or the oldest has waited `journal_flush_interval` seconds. Past
+    # `journal_max_bytes` bytes waiting (the store is down or slower than the intake) the intake answers 503.
+    journal_flush_rows: int = 50_000
+    journal_flush_bytes: int = 128 * MiB
+    journal_flush_interval: float = 1.0
+    journal_max_bytes: int = 1024 * MiB
     # Intake limits.
     max_body_bytes: int = 16 * MiB  # as sent (compressed or not)
     max_decompressed_bytes: int = 128 * MiB
@@ -55,6 +65,12 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 8
     webhook_backoff: float = 2.0  # seconds before the first retry, doubled at each
+
+    def journal_limits(self) -> JournalLimits:
+        return JournalLimits(
+            flush_rows=self.journal_flush_rows, flush_bytes=self.journal_flush_bytes,
+            flush_interval=self.journal_flush_interval, max_bytes=self.journal_max_bytes,
+        )  # fmt: skip
 
     @classmethod
     def load(cls, path: str | None, overrides: dict[str, Any]) -> Settings:
@@ -116,5 +132,14 @@ class Settings:
                 raise SettingsError(f"{name} must be a number >= 0, got {v!r}")
         if not isinstance(self.retention_days, int) or self.retention_days < 0:
             raise SettingsError(f"retention_days must be an integer >= 0, got {self.retention_days!r}")
+        try:
+            self.journal_limits().check()
+        except ValueError as e:
+            raise SettingsError(str(e).replace("journal ", "journal_")) from None
+        if self.journal_max_bytes < self.max_decompressed_bytes:
+            raise SettingsError(
+                f"journal_max_bytes ({self.journal_max_bytes}) must be at least max_decompressed_bytes "
+                f"({self.max_decompressed_bytes}): a request that size could never be journaled"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("--tls-cert and --tls-key go together")

@@ -34,6 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fsync", action="store_true", default=None,
         help="flush every insert to the disk before answering (acknowledged events survive a power loss)",
     )  # fmt: skip
+    s.add_argument(
+        "--journal-flush-interval", type=float, metavar="SECONDS",
+        help="journaled events wait at most this long before their insert into the store (default 1)",
+    )  # fmt: skip
+    s.add_argument(
+        "--journal-flush-rows", type=int, metavar="N",
+        help="insert the journaled events into the store once this many wait (default 50000)",
+    )  # fmt: skip
+    s.add_argument(
+        "--journal-flush-bytes", type=int, metavar="BYTES",
+        help="insert the journaled events into the store once this many bytes wait (default 128 MiB)",
+    )  # fmt: skip
+    s.add_argument(
+        "--journal-max-bytes", type=int, metavar="BYTES",
+        help="answer 503 while more than this many journaled bytes wait for the store (default 1 GiB)",
+    )  # fmt: skip
 
     k = sub.add_parser(
         "keys",
@@ -92,7 +108,9 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {
         "listen": args.listen, "data_dir": args.data_dir, "store": args.store, "tls_cert": args.tls_cert,
         "tls_key": args.tls_key, "insecure": args.insecure, "retention_days": args.retention_days, "fsync": args.fsync,
-        "detection_rules": args.detection_rules,
+        "detection_rules": args.detection_rules, "journal_flush_interval": args.journal_flush_interval,
+        "journal_flush_rows": args.journal_flush_rows, "journal_flush_bytes": args.journal_flush_bytes,
+        "journal_max_bytes": args.journal_max_bytes,
     }  # fmt: skip
     try:
         settings = Settings.load(args.config, overrides)

@@ -12,6 +12,7 @@ import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from opencws.backend.store.engine import StoreError
+from opencws.backend.store.journal import Journal, JournalLimits
 from opencws.backend.store.store import Hit, Page, Store
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -45,12 +46,15 @@ def parse_store_url(url: str) -> tuple[str, int, str, str, str, str | None]:
     return parts.hostname, port, database, user, password, cluster
 
 
-def open_store(url: str | None, data_dir: str, fsync: bool = False) -> Store:
-    """Open (and create when missing) the store; raise StoreError or StoreURLError with the reason."""
+def open_store(url: str | None, data_dir: str, fsync: bool = False, journal: JournalLimits | None = None) -> Store:
+    """Open (and create when missing) the store, behind its journal (`opencws.backend.store.journal`:
+    `data_dir/journal` for the embedded store, `data_dir/journal-HOST-PORT-DATABASE` for a server's);
+    raise StoreError or StoreURLError with the reason."""
     if url is None:
         from opencws.backend.store.chdb_engine import ChdbEngine
 
         store = Store(ChdbEngine(os.path.join(data_dir, "store")))
+        where = "journal"
     else:
         from opencws.backend.store.server_engine import ServerAddress, ServerEngine
 
@@ -58,8 +62,14 @@ def open_store(url: str | None, data_dir: str, fsync: bool = False) -> Store:
         # Inserts through a Distributed table wait until every shard has its rows (a 2xx means stored).
         settings = {"insert_distributed_sync": 1} if cluster else {}
         store = Store(ServerEngine(ServerAddress(host, port, user, password), settings), database, cluster)
-    store.create(fsync)
+        where = "journal-" + re.sub(r"[^A-Za-z0-9_.]", "_", f"{host}-{port}-{database}")
+    try:
+        store.create(fsync)
+        store.open_journal(Journal(os.path.join(data_dir, where), journal, fsync))
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
-__all__ = ["Hit", "Page", "Store", "StoreError", "StoreURLError", "open_store", "parse_store_url"]
+__all__ = ["Hit", "JournalLimits", "Page", "Store", "StoreError", "StoreURLError", "open_store", "parse_store_url"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.engine import Data, Engine, StoreError
 from opencws.backend.store.rowbinary import row_binary, text_bytes
 
 
@@ -81,22 +81,28 @@ class ChdbEngine:
         return [tuple(_row(line)) for line in out.splitlines() if line]
 
     def insert(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], data: bytes | None = None
-    ) -> int:
-        if not rows:
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] = (),
+        data: Data | None = None, count: int | None = None,
+    ) -> int:  # fmt: skip
+        """`data`: the RowBinary of the rows when the caller has it (`count` rows; `rows` is then unused), in
+        one buffer or several (streamed into the one INSERT: no copy of them all in one buffer)."""
+        n = len(rows) if count is None else count
+        if not n:
             return 0
-        # RowBinary: lengths and little-endian numbers, nothing to escape (the event's JSON goes in as it
-        # is); four times cheaper for both sides than TabSeparated text here.
-        data = row_binary(rows, [t for _, t in columns]) if data is None else data
-        with self._lock:
-            try:
+        try:
+            # RowBinary: lengths and little-endian numbers, nothing to escape (the event's JSON goes in as it
+            # is); four times cheaper for both sides than TabSeparated text here.
+            if data is None:
+                data = row_binary(rows, [t for _, t in columns])
+            with self._lock:
                 inserter = self._session.send_insert(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)})", "RowBinary")
-                inserter.append(data)
+                for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                    inserter.append(chunk)
                 written = inserter.finish().rows_written
-            except Exception as e:
-                raise StoreError(str(e)) from None
-        if written != len(rows):
-            raise StoreError(f"the embedded store wrote {written} of {len(rows)} rows")
+        except Exception as e:
+            raise StoreError(str(e)) from None
+        if written != n:
+            raise StoreError(f"the embedded store wrote {written} of {n} rows")
         return written
 
     def shards(self, cluster: str) -> list[Engine]:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opencws.backend.store.engine import Engine, StoreError
-from opencws.backend.store.rowbinary import Cut, text_bytes
+from opencws.backend.store.engine import Data, Engine, StoreError
+from opencws.backend.store.rowbinary import Cut, RowBinaryError, read_rows, text_bytes
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
@@ -111,17 +111,28 @@ class ServerEngine:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
 
     def insert(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], data: bytes | None = None
-    ) -> int:
-        """(`data`, the rows' RowBinary, is not used: the native protocol takes the values of the rows.)"""
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]] = (),
+        data: Data | None = None, count: int | None = None,
+    ) -> int:  # fmt: skip
+        """`data`: the RowBinary of the rows when the caller has it (`count` rows); read back into values
+        here (the native protocol takes columns of values)."""
+        if data is not None:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                data = b"".join(data)
+            try:
+                rows = [values for _, _, values in read_rows(data, [t for _, t in columns])]
+            except RowBinaryError as e:
+                raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
+            if count is not None and len(rows) != count:
+                raise StoreError(f"the RowBinary holds {len(rows)} rows, not {count}")
         if not rows:
             return 0
         # Strings as bytes: a lone surrogate goes back to the byte it stands for (the driver would refuse it).
         convert = [_STRING_VALUES.get(t) for _, t in columns]
-        values = [
-            [v if c is None else c(v) for c, v in zip(convert, row, strict=True)] for row in rows
-        ]
         try:
+            values = [
+                [v if c is None else c(v) for c, v in zip(convert, row, strict=True)] for row in rows
+            ]
             self._client().execute(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)}) VALUES", values)
         except Exception as e:
             raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None

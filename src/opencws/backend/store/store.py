@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from typing import Any
 
 from opencws.backend.store import tables
 from opencws.backend.store.contexts import splice
-from opencws.backend.store.engine import Engine, StoreError
+from opencws.backend.store.engine import Data, Engine, StoreError
+from opencws.backend.store.journal import Flusher, Journal, Record
+from opencws.backend.store.rowbinary import RowBinaryError, read_rows, row_binary
 from opencws.backend.store.rows import day_of
 from opencws.model import jsontext
 from opencws.model.codec import DecodeError, event_from_json
@@ -53,6 +56,10 @@ class Page:
 
 
 _serials = itertools.count(1)
+_EVENT_TYPES = [t for _, t in tables.COLUMNS]
+_CONTEXT_TYPES = [t for _, t in tables.CONTEXT_COLUMNS]
+_CHECK_CHUNK = 2_000  # keys per query when checking journaled rows against the store
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -67,6 +74,8 @@ class Store:
         # Contexts read before, by key (a key always names the same text): most pages need no query for them.
         self._texts: dict[str, str] = {}
         self._texts_size = 0
+        self.journal: Journal | None = None
+        self._flusher: Flusher | None = None
 
     def nodes(self) -> list[Engine]:
         return self.engine.shards(self.cluster) if self.cluster else [self.engine]
@@ -122,20 +131,107 @@ class Store:
                 node.execute(f"ALTER TABLE {self.database}.{table} ADD COLUMN {name} {typ}{after}")
             previous = name
 
+    def open_journal(self, journal: Journal) -> None:
+        """Write through `journal` from now on (`opencws.backend.store.journal`): what it holds from before
+        (a crash) is inserted first, leaving out the rows the store already has."""
+        self.journal = journal
+        self._flusher = Flusher(journal, self._insert_records)
+        if journal.pending:
+            with contextlib.suppress(StoreError):  # logged; the flusher tries again (and every read first)
+                self._flusher.flush()
+
     def close(self) -> None:
-        self.engine.close()
+        """Insert everything acknowledged (what cannot be stays in the journal for the next open), then close."""
+        try:
+            if self._flusher is not None:
+                self._flusher.close()
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+            self.engine.close()
+
+    def flush(self) -> None:
+        """Make sure every acknowledged row is in the engine (every read does this first: an event
+        acknowledged is found by the next search). Raises StoreError when an insert fails."""
+        if self._flusher is not None and self.journal is not None and self.journal.pending:
+            self._flusher.flush()
+
+    def journal_stats(self) -> dict[str, int]:
+        """Pending rows, bytes and records of the journal, inserts and insert errors since the open."""
+        return self._flusher.stats() if self._flusher is not None else {}
 
     # --- writing ------------------------------------------------------------------------------------
 
     def insert(
-        self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = (), encoded: bytes | None = None
-    ) -> int:
+        self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = (),
+        encoded: bytes | bytearray | memoryview | None = None,
+    ) -> int:  # fmt: skip
         """Store events (`tables.COLUMNS` rows) and the new contexts they name (`tables.CONTEXT_COLUMNS`
-        rows): the contexts first, so that an event is never stored before the text it needs. `encoded`: the
-        rows' RowBinary when the intake made it (`Outcome.encoded`)."""
-        if contexts:
-            self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
-        return self.engine.insert(self.write_table, tables.COLUMNS, rows, encoded)
+        rows): the contexts first, so that an event is never stored before the text it needs. `encoded`:
+        the RowBinary of `rows` when the caller has it. With a journal, the rows are acknowledged once
+        journaled (one record) and inserted later, many requests at once."""
+        if self.journal is None:  # straight into the engine (a store opened without its journal)
+            if contexts:
+                self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
+            if encoded is None:
+                return self.engine.insert(self.write_table, tables.COLUMNS, rows)
+            return self.engine.insert(self.write_table, tables.COLUMNS, data=encoded, count=len(rows))
+        if not rows and not contexts:
+            return 0
+        try:
+            ctx = row_binary(contexts, _CONTEXT_TYPES) if contexts else b""
+            evt = encoded if encoded is not None else row_binary(rows, _EVENT_TYPES) if rows else b""
+        except Exception as e:
+            raise StoreError(f"the rows cannot be encoded: {e}") from None
+        self.journal.append(ctx, len(contexts), evt, len(rows))
+        return len(rows)
+
+    def _insert_records(self, records: list[Record], ctx: list[bytes], evt: list[bytes]) -> None:
+        """The flusher's insert of journaled records: their contexts, then their events, one INSERT each.
+        Records that may be in the store already (a crash or a failure after their insert) go in without
+        the rows the store has."""
+        n_ctx = sum(r.contexts for r in records)
+        n_evt = sum(r.events for r in records)
+        ctx_data: Data = [c for c in ctx if c]
+        evt_data: Data = [e for e in evt if e]
+        if any(r.suspect for r in records):
+            ctx_data, n_ctx = self._missing(b"".join(ctx), _CONTEXT_TYPES, self.contexts_table, "key", 1, None)
+            evt_data, n_evt = self._missing(b"".join(evt), _EVENT_TYPES, self.read_table, "id", 2, 1)
+        if n_ctx:
+            self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, data=ctx_data, count=n_ctx)
+        if n_evt:
+            self.engine.insert(self.write_table, tables.COLUMNS, data=evt_data, count=n_evt)
+
+    def _missing(
+        self, data: bytes, types: list[str], table: str, column: str, at: int, date_at: int | None
+    ) -> tuple[bytes, int]:
+        """The rows of `data` (RowBinary) whose `column` (the `at`-th, a random key) the store lacks (looked
+        for within the rows' days, and dates: the `date_at`-th column, when there is one)."""
+        if not data:
+            return data, 0
+        try:
+            rows = read_rows(data, types)
+        except RowBinaryError as e:
+            raise StoreError(f"a journaled record cannot be read back: {e}") from None
+        have: set[str] = set()
+        for i in range(0, len(rows), _CHECK_CHUNK):
+            chunk = rows[i : i + _CHECK_CHUNK]
+            days = [r[2][0] for r in chunk]
+            params: dict[str, Any] = {"d_lo": min(days), "d_hi": max(days), "keys": [r[2][at].decode() for r in chunk]}
+            cond = "day >= {d_lo:Date} AND day <= {d_hi:Date}"
+            if date_at is not None:
+                dates = [r[2][date_at] for r in chunk]
+                params.update(t_lo=min(dates), t_hi=max(dates))
+                cond += " AND date >= {t_lo:Int64} AND date <= {t_hi:Int64}"
+            found = self.engine.execute(
+                f"SELECT {column} FROM {table} WHERE {cond} AND has({{keys:Array(String)}}, {column})", params
+            )
+            have.update(str(k) for (k,) in found)
+        kept = [(start, end) for start, end, values in rows if values[at].decode() not in have]
+        if len(kept) < len(rows):
+            log.info("journal: %d of %d rows of %s were stored already: left out", len(rows) - len(kept), len(rows), table)
+        view = memoryview(data)
+        return b"".join(view[a:b] for a, b in kept), len(kept)
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -227,6 +323,7 @@ class Store:
         hour, then 4 times wider each time, or as wide as the matches seen so far say the page needs) so that a page of recent matches is found without sorting the
         whole range (windows are disjoint and descending, each ordered within); then the events of those
         positions only, in one query (a sort over the `event` column would read it for every row kept)."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         exact = search.where.exact
         batch = batch or (_MIN_BATCH if exact else _MAX_BATCH // 4)
         scanned = 0
@@ -306,6 +403,7 @@ class Store:
         return Page(hits, None if state.get("exhausted", True) else last)
 
     def get(self, event_id: str) -> Hit | None:
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         rows = self.engine.execute(
             f"SELECT {', '.join(tables.RESULT_COLUMNS)} FROM {self.read_table} WHERE id = {{id:String}} LIMIT 1",
             {"id": event_id},
@@ -314,10 +412,12 @@ class Store:
 
     def get_many(self, keys: Sequence[tuple[int, str]]) -> list[Hit]:
         """The events at these (date, id) positions, in that order, in one query (missing ones left out)."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         return [Hit(*r) for r in self._fetch(list(keys))]
 
     def sizes(self) -> dict[str, tuple[int, int, int]]:
         """Per local table, summed over the nodes: (rows, bytes on disk, bytes uncompressed) of its active parts."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         out: dict[str, tuple[int, int, int]] = {}
         for node in self.nodes():
             for table, rows, disk, raw in node.execute(
@@ -330,6 +430,7 @@ class Store:
         return out
 
     def count(self) -> int:
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         return int(self.engine.execute(f"SELECT count() FROM {self.read_table}")[0][0])
 
     # --- aggregates ---------------------------------------------------------------------------------
@@ -339,6 +440,7 @@ class Store:
     ) -> tuple[list[tuple[Any, int]], bool]:
         """The top values of `field` among matching events, with counts; and whether every matching event
         was counted (an inexact filter counts at most `max_scan` events in Python)."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         f = SEARCH_REGISTRY.get(field)
         if f is None:
             raise ValueError(f"unknown field {field!r}")
@@ -369,6 +471,7 @@ class Store:
         self, search: Search, t_from: int, t_to: int, step: int, max_scan: int = MAX_SCAN
     ) -> tuple[list[tuple[int, int]], bool]:
         """Counts of matching events per `step` nanoseconds (bucket start, count), oldest first."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         if search.where.exact:
             params = dict(search.where.params)
             params["step"] = step
@@ -392,6 +495,7 @@ class Store:
         every node go first, then the contexts (a context is sharded by its key, its events by host: an event
         is never kept without its context). Then the store takes a new `serial`: the intake forgets which
         contexts it stored here (an old event arriving later stores its context again)."""
+        self.flush()  # read-your-writes: everything acknowledged is in the engine
         dropped: set[str] = set()
         for table in (tables.LOCAL_TABLE, tables.CONTEXTS_LOCAL_TABLE):
             for node in self.nodes():
