@@ -16,32 +16,39 @@ CODINGS = (ZSTD, GZIP)
 """The values of the `http.compression` setting, the default first."""
 
 ZSTD_LEVEL = 3
-"""`opencws bench reporter` (batches of 2,000 events of the realistic mix, 9.3 KB each; CPU time of a core,
-load average 4-9): zstd level 1 compresses 130:1 at 305,000 events/s, level 3 195:1 at 230,000, level 6
-250:1 at 85,000; gzip level 3 (before zstd: the reporter's) 24:1 at 50,000. Level 3 (zstd's own default):
-4.6x gzip's speed at 8x its ratio, and the backend decodes it in 1.5 µs an event (gzip: 15-21 µs)."""
+"""`opencws bench reporter`, two runs at load average 2.2-2.8 (a batch of 2,000 events of the realistic mix,
+9.3 KB each; CPU time): level 3 compresses 194:1 at 162,000-172,000 events/s of a core, 3.6-4.9x gzip level 3
+(24:1 at 33,000-48,000), and the backend decodes it in 0.9-1.6 µs an event (gzip: 17-22 µs). Levels 1 and 2
+are barely faster (182,000-200,000) for 130:1 and 163:1 and decode no faster; level 6 (247:1) is 2.7x slower."""
 GZIP_LEVEL = 3
 """`opencws bench reporter`, the realistic event mix (9.3 KB an event): level 3 compresses 24:1 at about 53,000
 events/s of a core, as fast as levels 1 and 2 (21:1, 23:1); level 6 45:1 at 29,000."""
 
 _MAGIC = {b"\x28\xb5\x2f\xfd": ZSTD, b"\x1f\x8b": GZIP}
+_GROUP = 32
+"""Lines joined at a time for the compressor (about 300 KB): joining a whole batch first (18 MB) cost as much as
+compressing it with zstd (a fresh buffer's page faults, then read again from memory, not from the cache)."""
 
 
 class BatchCodingError(ValueError):
     """A body that is neither zstd nor gzip, or that does not decompress."""
 
 
-def compress(lines: list[bytes], coding: str) -> bytes:
-    """The body of a batch: its lines, each ended by a newline, compressed with `coding` (zstd: one frame that
-    states its size, so that the backend decodes it in one read)."""
+def compress(lines: list[bytes], coding: str, level: int | None = None) -> bytes:
+    """The body of a batch: its lines, each ended by a newline, compressed with `coding` at its level (or
+    `level`). zstd: one frame that states its size, so that the backend decodes it in one read."""
     if coding == ZSTD:
         # A compressor per call: bodies are compressed on the sender's thread and, when it is held up, on the
         # pipeline's (a ZstdCompressor is not to be shared between threads); making one costs microseconds.
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(b"\n".join([*lines, b""]))
-    if coding == GZIP:
-        c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-        return c.compress(b"\n".join(lines)) + c.compress(b"\n") + c.flush()
-    raise ValueError(f"unknown compression {coding!r} (expected {' or '.join(CODINGS)})")
+        size = sum(map(len, lines)) + len(lines)
+        c = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL).compressobj(size=size)
+    elif coding == GZIP:
+        c = zlib.compressobj(level or GZIP_LEVEL, zlib.DEFLATED, 31)
+    else:
+        raise ValueError(f"unknown compression {coding!r} (expected {' or '.join(CODINGS)})")
+    parts = [c.compress(b"\n".join([*lines[i:i + _GROUP], b""])) for i in range(0, len(lines), _GROUP)]
+    parts.append(c.flush())
+    return b"".join(parts)
 
 
 def coding_of(body: bytes) -> str:

@@ -45,13 +45,16 @@ def decompress(body: bytes, max_bytes: int) -> bytes:
     stated = stated_size(body, max_bytes)
     reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_BYTES).stream_reader(
         body, read_across_frames=True)
-    limit = max_bytes + 1
-    step = stated + 1 if stated is not None else _READ_STEP
-    parts: list[bytes] = []
-    got = 0
     try:
+        if stated is not None:  # the agent's bodies: one read of exactly that size, then nothing more
+            out = reader.read(stated)
+            if len(out) != stated or reader.read(1):  # the decoder checks each frame's size: a defect otherwise
+                raise Refused(400, f"invalid zstd body: its frames do not hold the {stated} bytes they state")
+            return out
+        parts: list[bytes] = []
+        got, limit = 0, max_bytes + 1
         while got < limit:
-            chunk = reader.read(min(step, limit - got))
+            chunk = reader.read(min(_READ_STEP, limit - got))
             if not chunk:
                 break
             parts.append(chunk)
@@ -60,8 +63,6 @@ def decompress(body: bytes, max_bytes: int) -> bytes:
         raise Refused(400, f"invalid zstd body: {str(e).removeprefix('zstd decompress error: ')}") from None
     if got > max_bytes:
         raise Refused(413, f"the body is larger than {max_bytes} bytes once decompressed")
-    if stated is not None and got != stated:  # the decoder checks each frame's size: a defect if it let one by
-        raise Refused(400, f"invalid zstd body: {got} bytes decoded where its frames state {stated}")
     return parts[0] if len(parts) == 1 else b"".join(parts)  # b"" when there are none
 
 

@@ -19,12 +19,10 @@ import os
 import shutil
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import orjson
 import urllib3
-import zstandard
 
 from opencws.agent import batch_coding as bc
 from opencws.agent import http_reporter as hr
@@ -40,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="events sent to the backend end to end (default 20,000)")
     parser.add_argument("--batch", type=positive_int, default=hr.DEFAULT_BATCH_MAX_EVENTS,
                         help=f"events per batch (default {hr.DEFAULT_BATCH_MAX_EVENTS})")
+    parser.add_argument("--compression", choices=bc.CODINGS, default=bc.ZSTD,
+                        help="the bodies' coding end to end (default zstd, the reporter's)")
 
 
 def envelopes(n: int) -> list[bytes]:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         _pipeline_thread(pool, tmp)
         _sender_thread(pool, args.batch)
         _backend_decoding(pool, args.batch)
-        _end_to_end(pool, args.events, args.batch, tmp)
+        _end_to_end(pool, args.events, args.batch, tmp, args.compression)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -104,22 +104,14 @@ def _batch_lines(pool: list[bytes], batch: int) -> list[bytes]:
     return [pool[i % len(pool)] for i in range(batch)]
 
 
-def _compress(lines: list[bytes], coding: str, level: int) -> bytes:
-    """`batch_coding.compress` at another level."""
-    if coding == bc.ZSTD:
-        return zstandard.ZstdCompressor(level=level).compress(b"\n".join([*lines, b""]))
-    c = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return c.compress(b"\n".join(lines)) + c.compress(b"\n") + c.flush()
-
-
 def _sender_thread(pool: list[bytes], batch: int) -> None:
     lines = _batch_lines(pool, batch)
     size = sum(map(len, lines)) + len(lines)
     print(f"the sender's thread, compressing a batch of {batch} events (CPU time):")
     base = None
     for coding, level in _LEVELS:
-        ratio = size / len(_compress(lines, coding, level))
-        rate = best_rate(lambda coding=coding, level=level: _compress(lines, coding, level), batch, rounds=5)
+        ratio = size / len(bc.compress(lines, coding, level))
+        rate = best_rate(lambda coding=coding, level=level: bc.compress(lines, coding, level), batch, rounds=5)
         label = f"{coding} level {level}, {ratio:.0f}:1"
         if base is None:
             label += " (baseline: compression: gzip)"
@@ -140,7 +132,7 @@ def _backend_decoding(pool: list[bytes], batch: int) -> None:
     for coding, level in _LEVELS:
         if (coding, level) == (bc.GZIP, 6):
             continue
-        body = _compress(lines, coding, level)
+        body = bc.compress(lines, coding, level)
         assert decompress(body, coding, limit).count(b"\n") == batch
         rate = best_rate(lambda body=body, coding=coding: decompress(body, coding, limit), batch, rounds=5)
         label = f"{coding} level {level}, {1e6 / rate:.2f} µs an event" + ("" if base else " (baseline)")
@@ -148,7 +140,7 @@ def _backend_decoding(pool: list[bytes], batch: int) -> None:
         base = base or rate
 
 
-def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
+def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path, coding: str) -> None:
     from opencws.backend.keys import KeyStore
     from opencws.cli.backend_child import BackendChild
 
@@ -163,10 +155,10 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
     lines = [pool[i % len(pool)] for i in range(n)]
     print(f"end to end: {n} events to a backend on loopback (embedded store), wall clock:")
     try:
-        bodies = [bc.compress(lines[start:start + batch], bc.ZSTD) for start in range(0, n, batch)]
+        bodies = [bc.compress(lines[start:start + batch], coding) for start in range(0, n, batch)]
         http = urllib3.connection_from_url(url, retries=False, timeout=120)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson",
-                   "Content-Encoding": bc.ZSTD}
+                   "Content-Encoding": coding}
         begin = time.perf_counter()
         for body in bodies:
             r = http.urlopen("POST", hr.EVENTS_PATH, body=body, headers=headers)
@@ -175,7 +167,7 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
         http.close()
 
         reporter = hr.HTTPReporter(url, key, spool_dir=tmp / "e2e-spool", batch_max_events=batch,
-                                   batch_max_bytes=1 << 40, batch_max_wait=0.2)
+                                   batch_max_bytes=1 << 40, batch_max_wait=0.2, compression=coding)
         begin = time.perf_counter()
         for x in lines:
             reporter.write(x)
@@ -186,6 +178,6 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
         s = reporter.stats()
         assert s["sent"] == n and s["dropped"] == s["rejected"] == 0, s
         print(line("posting compressed batches one after another (baseline)", base))
-        print(line("through the HTTP reporter (writes, batches, zstd, posts)", rate, base))
+        print(line(f"through the HTTP reporter (writes, batches, {coding}, posts)", rate, base))
     finally:
         backend.stop()
