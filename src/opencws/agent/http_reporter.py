@@ -25,8 +25,8 @@ An answer:
   (self-event `events_rejected`), never sent again.
 - 413 (too large: bytes or events) for a batch of several events: it is split in two halves that take its place in
   the order (`batch_split`), each split again if need be.
-- 400, 415 (but to zstd: see above), 422, and 413 for a single event: the backend refused the body itself; sending it again would change
-  nothing: its events are counted as rejected and said (`batch_refused`).
+- 400, 415 (but to zstd: see above), 422, and 413 for a single event: the backend refused the body itself;
+  sending it again would change nothing: its events are counted as rejected and said (`batch_refused`).
 - 401, 403 (the key), 408, 409 (the same batch is still being stored), 429 and 5xx, and every transport error
   (refused connection, timeout, TLS): retried; the batch waits in the spool. `Retry-After` is honoured.
 
