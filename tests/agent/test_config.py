@@ -133,6 +133,9 @@ def test_a_single_policy_or_output_may_be_a_plain_string(tmp_path):
     ("http: {batch_max_wait: 0}\n", 1, "http.batch_max_wait", "expected a number of seconds > 0"),
     ("http: {ca_file: /no/ca.pem}\n", 1, "http.ca_file", "no such file: /no/ca.pem"),
     ("http: {spool: /x}\n", 1, "http.spool", "unknown key: expected one of batch_max_events"),
+    ("http:\n  compression: brotli\n", 2, "http.compression", "expected zstd or gzip, got a string 'brotli'"),
+    ("http: {compression: GZIP}\n", 1, "http.compression", "expected zstd or gzip, got a string 'GZIP'"),
+    ("http: {compression: [gzip]}\n", 1, "http.compression", "expected zstd or gzip, got a list"),
     ("host: !!python/object:os.system x\n", 1, "host", "could not determine a constructor"),
     ("outputs: [stdout\nmax_args: 1\n", 2, None, "not valid YAML"),
     ("a: 1\n---\nb: 2\n", 2, None, "not valid YAML: expected a single document in the stream but found another document"),
@@ -234,9 +237,13 @@ def test_the_http_section_and_the_api_key_are_read_from_the_file(tmp_path):
           spool_dir: spool
           spool_max_bytes: 64M
           ca_file: ca.pem
+          compression: gzip
     """))
     assert cfg.outputs == ["https://backend.example:8443"] and cfg.api_key == "ocws_abc_def"
-    assert cfg.http == HTTPOutputConfig(500, 2 << 20, 0.5, 10.0, tmp_path / "spool", 64 << 20, tmp_path / "ca.pem")
+    assert cfg.http == HTTPOutputConfig(500, 2 << 20, 0.5, 10.0, tmp_path / "spool", 64 << 20, tmp_path / "ca.pem",
+                                        "gzip")
+    assert cfg.http.reporter_options(cfg.outputs[0], 1)["compression"] == "gzip"
+    assert HTTPOutputConfig().compression == "zstd"  # the default
     assert "ocws_abc_def" not in repr(cfg)  # a secret kept out of logs and tracebacks
 
 

@@ -4,6 +4,7 @@ pipeline thread that never waits on the network."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from collections import Counter
 
 import orjson
 import pytest
+import urllib3
 from backend_corpus import event_mix
 from backend_process import Backend, free_port
 
@@ -309,12 +311,197 @@ def test_a_spooled_batch_made_unreadable_by_hand_is_said_counted_and_not_retried
 
     spool = Spool(tmp_path / "spool", 1 << 20)
     path = spool.put(1, "k1", 4, b"x").path
+    garbled = spool.put(2, "k2", 3, b'[{"not": "compressed"}]').path  # neither zstd nor gzip
     spool.close()
     path.unlink()
     path.mkdir()  # where the batch was, something that is not one
     r = HTTPReporter(backend.url, backend.ingest, spool_dir=tmp_path / "spool")
     wait_until(lambda: r.stats()["spool_batches"] == 0)
     r.close()
-    assert r.stats()["dropped"] == 4 and r.stats()["retries"] == 0
+    assert r.stats()["dropped"] == 7 and r.stats()["retries"] == 0
     errors = [f["error"] for kind, f in r.take_notices() if kind == "reporter_error"]
-    assert errors == [f"spooled batch {path.name} cannot be read (Is a directory): its 4 events are dropped"]
+    assert errors == [f"spooled batch {path.name} cannot be read (Is a directory): its 4 events are dropped",
+                      f"spooled batch {garbled.name} cannot be read (neither zstd nor gzip (it starts with 5b 7b "
+                      "22 6e)): its 3 events are dropped"]
+
+
+# ---------------------------------------------------------------------- the coding of the bodies (zstd, gzip)
+
+
+class Relay:
+    """A small HTTP server on 127.0.0.1 in front of a real backend: it records the coding and key of each
+    `POST /api/v1/events`, and answers 415 to zstd as a backend older than zstd does (`refuse_zstd`); everything
+    else goes through to the backend, whose answer it returns."""
+
+    def __init__(self, backend_url: str, *, refuse_zstd: bool):
+        relay = self
+        self.posts: list[tuple[str | None, str | None, int]] = []  # (Content-Encoding, Idempotency-Key, status)
+        self._upstream = urllib3.connection_from_url(backend_url, retries=False, timeout=60)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                coding = self.headers.get("Content-Encoding")
+                if refuse_zstd and coding == "zstd":
+                    status, data = 415, orjson.dumps({"detail": "unsupported Content-Encoding 'zstd' (gzip or "
+                                                                "identity)"})
+                else:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    r = relay._upstream.urlopen("POST", self.path, body=body, headers=headers)
+                    status, data = r.status, r.data
+                if self.path.endswith("/api/v1/events") and body != b"[]":
+                    relay.posts.append((coding, self.headers.get("Idempotency-Key"), status))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._upstream.close()
+
+
+@pytest.fixture
+def relay(backend):
+    r = Relay(backend.url, refuse_zstd=False)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def old_backend(backend):
+    r = Relay(backend.url, refuse_zstd=True)
+    yield r
+    r.close()
+
+
+def test_batches_go_out_as_zstd_by_default_and_as_gzip_when_configured(backend, relay, tmp_path):
+    for compression, expected in ((None, "zstd"), ("gzip", "gzip"), ("zstd", "zstd")):
+        host = f"h-{uuid.uuid4().hex[:8]}"
+        relay.posts.clear()
+        kw = {} if compression is None else {"compression": compression}
+        r = HTTPReporter(relay.url, backend.ingest, spool_dir=tmp_path / f"spool-{compression}", batch_max_events=10,
+                         batch_max_wait=0.1, **kw)
+        for line in lines(host, 25):
+            r.write(line)
+        wait_until(lambda r=r: settled(r), what="the batches to be acknowledged")
+        r.close()
+        assert stored_pids(backend, host) == Counter(range(25))
+        assert [(coding, status) for coding, _, status in relay.posts] == [(expected, 200)] * 3, relay.posts
+
+
+def test_the_spool_keeps_the_bodies_as_posted_and_tells_their_coding_by_their_first_bytes(backend, relay, tmp_path):
+    """A spool left by an older agent (gzip bodies) beside zstd ones: each is replayed with its own coding."""
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    dead = f"http://127.0.0.1:{free_port()}"
+    spool = tmp_path / "spool"
+    older = HTTPReporter(dead, "ocws_x_y", spool_dir=spool, batch_max_events=10, check_key=False,
+                         compression="gzip")
+    for line in lines(host, 20):
+        older.write(line)
+    older.close()
+    newer = HTTPReporter(dead, "ocws_x_y", spool_dir=spool, batch_max_events=10, check_key=False)
+    for line in lines(host, 10, start=20):
+        newer.write(line)
+    newer.close()
+    files = sorted(spool.glob("*.batch"))
+    assert [p.read_bytes()[:4] for p in files] == [b"\x1f\x8b\x08\x00"] * 2 + [b"\x28\xb5\x2f\xfd"]
+    keys = [p.name.rsplit("-", 1)[1].removesuffix(".batch") for p in files]
+
+    r = HTTPReporter(relay.url, backend.ingest, spool_dir=spool)
+    wait_until(lambda: settled(r), what="the replay")
+    r.close()
+    assert stored_pids(backend, host) == Counter(range(30))
+    assert relay.posts == [("gzip", keys[0], 200), ("gzip", keys[1], 200), ("zstd", keys[2], 200)]
+    assert r.stats()["replayed_batches"] == 3
+
+
+def test_a_backend_that_refuses_zstd_gets_each_batch_again_as_gzip_and_nothing_is_lost(
+        backend, old_backend, tmp_path):
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    spool = tmp_path / "spool"
+    dead = f"http://127.0.0.1:{free_port()}"
+    before = HTTPReporter(dead, "ocws_x_y", spool_dir=spool, batch_max_events=10, check_key=False)
+    for line in lines(host, 10):
+        before.write(line)
+    before.close()  # a zstd batch waits in the spool: it is replayed first, and refused
+    [spooled] = spool.glob("*.batch")
+    assert spooled.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+
+    r = HTTPReporter(old_backend.url, backend.ingest, spool_dir=spool, batch_max_events=10, batch_max_wait=0.1)
+    wait_until(lambda: r.stats()["replayed_batches"] == 1, what="the spooled batch")
+    for line in lines(host, 25, start=10):
+        r.write(line)
+    wait_until(lambda: settled(r), what="the batches to be acknowledged")
+    r.close()
+    assert stored_pids(backend, host) == Counter(range(35))
+    posts = old_backend.posts
+    first_key = spooled.name.rsplit("-", 1)[1].removesuffix(".batch")
+    assert posts[:2] == [("zstd", first_key, 415), ("gzip", first_key, 200)]  # at once, with the same key
+    assert [(coding, status) for coding, _, status in posts[2:]] == [("gzip", 200)] * 3  # never zstd again
+    s = r.stats()
+    assert (s["sent"], s["rejected"], s["dropped"], s["spool_batches"]) == (35, 0, 0, 0)
+    notices = r.take_notices()
+    assert [kind for kind, _ in notices if kind in ("zstd_refused", "batch_refused", "reporter_error")] == \
+        ["zstd_refused"]
+    [said] = [f for kind, f in notices if kind == "zstd_refused"]
+    assert said["compression"] == "gzip" and said["batch"] == first_key
+    assert said["error"] == "unsupported Content-Encoding 'zstd' (gzip or identity)"
+    assert r.compression == "gzip"
+
+
+def test_rule_ids_and_splits_read_spooled_gzip_and_zstd_batches(tmp_path):
+    """An older agent's gzip batches in the spool: one with an invalid event (its rule said from the gzip body),
+    one too large for the backend (split, its halves spooled as zstd and one of them with an invalid event)."""
+    config = tmp_path / "backend.yaml"
+    config.write_text("max_events_per_request: 3\n")
+    b = Backend(tmp_path / "data", ["--config", str(config)]).start()
+    b.reader = b.key("read")
+    host = f"h-{uuid.uuid4().hex[:8]}"
+    todo = lines(host, 8)
+    for i in (1, 6):
+        bad = orjson.loads(todo[i])
+        bad["rule_id"] = f"broken_{i}"
+        bad["event"]["process"]["pid"] = "x"
+        todo[i] = orjson.dumps(bad)
+    spool = tmp_path / "spool"
+    older = HTTPReporter(f"http://127.0.0.1:{free_port()}", "ocws_x_y", spool_dir=spool, batch_max_events=3,
+                         check_key=False, compression="gzip")
+    for line in todo[:3]:
+        older.write(line)
+    older.close()
+    older = HTTPReporter(f"http://127.0.0.1:{free_port()}", "ocws_x_y", spool_dir=spool, batch_max_events=5,
+                         check_key=False, compression="gzip")
+    for line in todo[3:]:
+        older.write(line)
+    older.close()
+    assert {p.read_bytes()[:2] for p in spool.glob("*.batch")} == {b"\x1f\x8b"}
+    try:
+        r = HTTPReporter(b.url, b.key("ingest"), spool_dir=spool)
+        wait_until(lambda: settled(r), what="the replay")
+        r.close()
+        found = stored_pids(b, host)
+    finally:
+        b.stop()
+    assert found == Counter([0, 2, 3, 4, 5, 7])
+    s = r.stats()
+    assert (s["sent"], s["rejected"], s["dropped"]) == (6, 2, 0)
+    notices = r.take_notices()
+    assert [f["into"] for kind, f in notices if kind == "batch_split"] == [[2, 3]]
+    rejected = [(f["rejected"][0]["index"], f["rejected"][0]["rule_id"]) for kind, f in notices
+                if kind == "events_rejected"]
+    assert rejected == [(1, "broken_1"), (1, "broken_6")]  # 6 is the second event of the second half (5, 6, 7)
+
+
+def test_an_unknown_compression_is_refused():
+    with pytest.raises(ValueError, match=r"unknown compression 'br' \(expected zstd or gzip\)"):
+        HTTPReporter("http://127.0.0.1:9", "ocws_a_b", spool_dir="/nonexistent", compression="br", check_key=False)

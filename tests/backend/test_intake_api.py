@@ -5,11 +5,14 @@ from __future__ import annotations
 import gzip
 import itertools
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
+import zstandard
 from backend_corpus import event_mix
 from backend_process import Backend
+from zstd_frames import rle_bomb
 
 from opencws.model import jsontext
 
@@ -81,6 +84,44 @@ def test_gzip_bodies_are_accepted(backend: Backend, keys: dict[str, str]) -> Non
     assert len(found(backend, keys["read"], mark)) == 50
 
 
+def test_zstd_bodies_are_accepted_as_json_lines_arrays_and_several_frames(
+    backend: Backend, keys: dict[str, str]
+) -> None:
+    mark, events = marked(60)
+    zstd = zstandard.ZstdCompressor(level=3)
+    lines = b"".join(orjson.dumps(e) + b"\n" for e in events[:20])
+    r1 = post(backend, keys["ingest"], zstd.compress(lines),
+              **{"Content-Encoding": "zstd", "Content-Type": "application/x-ndjson"})
+    r2 = post(backend, keys["ingest"], zstd.compress(orjson.dumps(events[20:40])), **{"Content-Encoding": "ZSTD"})
+    more = b"".join(orjson.dumps(e) + b"\n" for e in events[40:])
+    frames = zstd.compress(more[: len(more) // 3]) + zstd.compress(more[len(more) // 3 :])  # cut mid-line
+    r3 = post(backend, keys["ingest"], frames, **{"Content-Encoding": "zstd", "Content-Type": "application/x-ndjson"})
+    assert [r.json() for r in (r1, r2, r3)] == [{"stored": 20, "rejected": []}] * 3
+    got = found(backend, keys["read"], mark)
+    assert sorted(orjson.dumps(h["event"]) for h in got) == sorted(orjson.dumps(e) for e in events)
+
+
+def _peak_rss_kib(backend: Backend) -> int:
+    assert backend.proc is not None
+    status = Path(f"/proc/{backend.proc.pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0])
+
+
+def test_a_zstd_bomb_is_refused_without_the_backend_allocating_it(backend: Backend, keys: dict[str, str]) -> None:
+    stated = rle_bomb(50 << 20, stated=True)  # 1.6 KB that state 50 MiB
+    r = post(backend, keys["ingest"], stated, **{"Content-Encoding": "zstd"})
+    assert r.status_code == 413
+    assert r.json()["detail"] == ("the body is larger than 4194304 bytes once decompressed (its zstd frames "
+                                  "state 52428800 bytes at least)")
+    before = _peak_rss_kib(backend)
+    unstated = rle_bomb(2 << 30, stated=False)  # 64 KB of 2 GiB that state no size: decoded until the limit
+    r = post(backend, keys["ingest"], unstated, **{"Content-Encoding": "zstd"})
+    assert r.status_code == 413
+    assert r.json()["detail"] == "the body is larger than 4194304 bytes once decompressed"
+    grown = (_peak_rss_kib(backend) - before) // 1024
+    assert grown < 256, f"the backend's peak RSS grew by {grown} MiB on a 2 GiB bomb (limit: 4 MiB)"
+
+
 def test_the_agents_envelope_is_kept_with_the_event(backend: Backend, keys: dict[str, str]) -> None:
     mark, events = marked(1)
     env = {"rule_id": "shadow_read", "rule_version": "1.2", "tags": ["team:sec"], "policy": "default",
@@ -130,7 +171,11 @@ def test_an_unknown_property_in_an_enveloped_event_is_located(backend: Backend, 
         (gzip.compress(b" " * 5_000_000), {"Content-Encoding": "gzip"}, 413, "larger than 4194304 bytes once decompressed"),
         (b"\x1f\x8b\x08\x00garbage", {"Content-Encoding": "gzip"}, 400, "invalid gzip body"),
         (gzip.compress(b"{}")[:-6], {"Content-Encoding": "gzip"}, 400, "invalid gzip body"),
-        (b"{}", {"Content-Encoding": "br"}, 415, "unsupported Content-Encoding 'br'"),
+        (b"{}", {"Content-Encoding": "br"}, 415, "unsupported Content-Encoding 'br' (accepted: zstd, gzip, x-gzip, identity)"),
+        (zstandard.ZstdCompressor().compress(b"{}")[:-2], {"Content-Encoding": "zstd"}, 400, "invalid zstd body: truncated: frame 1"),
+        (zstandard.ZstdCompressor().compress(b"{}") + b"{}", {"Content-Encoding": "zstd"}, 400, "invalid zstd body: 2 bytes after frame 1"),
+        (gzip.compress(b"{}"), {"Content-Encoding": "zstd"}, 400, "invalid zstd body: not a zstd frame (it starts with 1f 8b"),
+        (b"\x28\xb5\x2f\xfd\x00\x58" + (1 | 2 << 1 | 8 << 3).to_bytes(3, "little") + b"\xff" * 8, {"Content-Encoding": "zstd"}, 400, "invalid zstd body: "),
         (b"{}", {"Content-Type": "text/xml"}, 415, "unsupported Content-Type 'text/xml'"),
         (b'{"evt": ', {}, 400, "malformed JSON"),
         (b'[{"evt": {}}, ', {}, 400, "malformed JSON array"),

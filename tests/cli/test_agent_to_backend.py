@@ -30,7 +30,7 @@ def backend(tmp_path_factory) -> Backend:
 class Scenario:
     """A folder of marker files, a policy watching their opens, and an agent configuration sending to `url`."""
 
-    def __init__(self, tmp_path: Path, url: str, key: str):
+    def __init__(self, tmp_path: Path, url: str, key: str, compression: str | None = None):
         self.dir = tmp_path / "markers"
         self.dir.mkdir()
         self.spool = tmp_path / "spool"
@@ -40,7 +40,8 @@ class Scenario:
         self.config.write_text(
             f"outputs: ['{url}']\npolicies: ['{self.policy}']\napi_key: '{key}'\n"
             f"rate_limit: {{default: {{rate: 100000, burst: 100000}}}}\n"
-            f"http: {{spool_dir: '{self.spool}', batch_max_wait: 0.2, batch_max_events: 100}}\n")
+            f"http: {{spool_dir: '{self.spool}', batch_max_wait: 0.2, batch_max_events: 100"
+            + (f", compression: {compression}" if compression else "") + "}\n")
         self.opened = 0
 
     def agent(self, *args: str) -> AgentProcess:
@@ -125,13 +126,15 @@ def test_a_backend_killed_and_restarted_while_the_agent_runs_loses_and_repeats_n
 
 
 @pytest.mark.kernel
-def test_an_agent_restarted_with_batches_in_its_spool_replays_them_once(require_kernel, tmp_path):
+@pytest.mark.parametrize(("compression", "magic"), [(None, b"\x28\xb5\x2f\xfd"), ("gzip", b"\x1f\x8b")])
+def test_an_agent_restarted_with_batches_in_its_spool_replays_them_once(require_kernel, tmp_path, compression, magic):
+    """The spool holds the bodies as posted: zstd by default, gzip with `compression: gzip`."""
     port = free_port()
     b = Backend(tmp_path / "data", ["--listen", f"127.0.0.1:{port}"])
     b.url = f"http://127.0.0.1:{port}"
     (tmp_path / "data").mkdir()
     ingest = b.key("ingest")
-    s = Scenario(tmp_path, b.url, ingest)
+    s = Scenario(tmp_path, b.url, ingest, compression)
     first = s.agent()  # the backend is not there yet
     s.open_markers(50)
     deadline = time.monotonic() + 120
@@ -140,6 +143,7 @@ def test_an_agent_restarted_with_batches_in_its_spool_replays_them_once(require_
         time.sleep(0.1)
     assert first.stop() == 0
     assert first.wait_for("stopped")["sent"]["open"] == 50
+    assert {p.read_bytes()[:len(magic)] for p in s.spool.glob("*.batch")} == {magic}
     b.start()
     b.reader = b.key("read")
     try:

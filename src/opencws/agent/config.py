@@ -14,6 +14,7 @@ http:                                    # http(s) outputs (a backend): batches,
   spool_dir: /var/lib/opencws/spool      # batches not acknowledged yet wait here, across restarts
   spool_max_bytes: 1G                    # past it, new batches are dropped, counted and said
   ca_file: /etc/opencws/backend-ca.pem   # to trust a backend's self-signed certificate
+  compression: zstd                      # or gzip (a backend older than zstd: it is also found out alone)
 metrics: 127.0.0.1:9464                  # Prometheus endpoint; absent or null: none
 rate_limit:
   default: {rate: 1000, burst: 10000}    # per rule: events per second, and the burst above it
@@ -48,6 +49,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from opencws.agent import batch_coding
 from opencws.agent import http_reporter as hr
 from opencws.agent.reporters import parse_reporter_spec, parse_size
 from opencws.resolvers.scrub import DEFAULT_SECRET_NAMES, ArgScrubber
@@ -102,6 +104,8 @@ class HTTPOutputConfig:
     """One http output spools here; several spool in a subdirectory each, named after their URL."""
     spool_max_bytes: int = hr.DEFAULT_SPOOL_MAX_BYTES
     ca_file: Path | None = None
+    compression: str = batch_coding.ZSTD
+    """zstd or gzip: the coding of the bodies (a backend that refuses zstd gets gzip all the same)."""
 
     def reporter_options(self, url: str, http_outputs: int) -> dict[str, Any]:
         """`HTTPReporter`'s keyword arguments for the output `url`, one of `http_outputs` http outputs."""
@@ -110,7 +114,8 @@ class HTTPOutputConfig:
             spool = spool / re.sub(r"[^A-Za-z0-9.-]+", "_", url.split("://", 1)[1]).strip("_")
         return {"spool_dir": spool, "spool_max_bytes": self.spool_max_bytes,
                 "batch_max_events": self.batch_max_events, "batch_max_bytes": self.batch_max_bytes,
-                "batch_max_wait": self.batch_max_wait, "timeout": self.timeout, "ca_file": self.ca_file}
+                "batch_max_wait": self.batch_max_wait, "timeout": self.timeout, "ca_file": self.ca_file,
+                "compression": self.compression}
 
 
 @dataclass
@@ -386,6 +391,11 @@ class _Reader:
                 if seconds <= 0:
                     raise self.error(v, full, f"expected a number of seconds > 0, {self.got(v)}")
                 setattr(cfg, name, seconds)
+            elif name == "compression":
+                coding = self.value(v, full, " or ".join(batch_coding.CODINGS))
+                if coding not in batch_coding.CODINGS:
+                    raise self.error(v, full, f"expected {' or '.join(batch_coding.CODINGS)}, {self.got(v)}")
+                cfg.compression = coding
             else:
                 path = self.base / Path(self.string(v, full)).expanduser()
                 if name == "ca_file" and not path.is_file():

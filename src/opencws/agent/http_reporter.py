@@ -1,10 +1,17 @@
-"""CWS events to the backend over HTTP(S): batches, gzip, `POST /api/v1/events`, retries, and a spool on disk.
+"""CWS events to the backend over HTTP(S): batches, zstd (or gzip), `POST /api/v1/events`, retries, and a spool
+on disk.
 
 The pipeline's thread only appends lines to the open batch (`write`). A batch is sealed when it holds
 `batch_max_events` events or `batch_max_bytes` bytes, or when its first line has waited `batch_max_wait` seconds,
 and handed through a bounded queue to the reporter's own thread, which compresses it and posts it with an
 `Idempotency-Key` of its own, kept across every retry and restart: the backend answers a batch it already stored
 with its first answer, so nothing is stored twice.
+
+Bodies are zstd (`opencws.agent.batch_coding`: several times cheaper than gzip to make and to decode, and smaller),
+or gzip with `compression: gzip`. A backend (or a proxy) that answers 415 to a zstd body is said once
+(`zstd_refused`), the reporter uses gzip for the rest of its life, and the batch is sent again at once as gzip
+with the same key: its events are neither refused nor lost. A spooled body's coding is read from its first
+bytes, so the batches an older agent spooled (gzip) go out with their own `Content-Encoding`.
 
 A batch the backend did not acknowledge goes to the spool (`opencws.agent.spool`: files on disk, bounded in bytes).
 The oldest spooled batch is retried with exponential backoff and jitter; while the spool holds batches every new
@@ -18,8 +25,8 @@ An answer:
   (self-event `events_rejected`), never sent again.
 - 413 (too large: bytes or events) for a batch of several events: it is split in two halves that take its place in
   the order (`batch_split`), each split again if need be.
-- 400, 415, 422, and 413 for a single event: the backend refused the body itself; sending it again would change
-  nothing: its events are counted as rejected and said (`batch_refused`).
+- 400, 415 (but to zstd: see above), 422, and 413 for a single event: the backend refused the body itself;
+  sending it again would change nothing: its events are counted as rejected and said (`batch_refused`).
 - 401, 403 (the key), 408, 409 (the same batch is still being stored), 429 and 5xx, and every transport error
   (refused connection, timeout, TLS): retried; the batch waits in the spool. `Retry-After` is honoured.
 
@@ -34,7 +41,6 @@ import random
 import threading
 import time
 import uuid
-import zlib
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -43,13 +49,12 @@ import orjson
 import urllib3
 
 from opencws import __version__
+from opencws.agent import batch_coding as bc
+from opencws.agent.batch_coding import BatchCodingError
 from opencws.agent.line_writer import ReporterError
 from opencws.agent.spool import Spool, SpooledBatch, SpoolError, SpoolFull
 
 EVENTS_PATH = "/api/v1/events"
-GZIP_LEVEL = 3
-"""`opencws bench reporter`, the realistic event mix (9.3 KB an event): level 3 compresses 24:1 at about 53,000
-events/s of a core, as fast as levels 1 and 2 (21:1, 23:1); level 6 45:1 at 29,000."""
 QUEUE_BATCHES = 8
 """Sealed batches waiting for the sender in memory; past that they go to the spool."""
 BACKOFF_FIRST_S = 0.5
@@ -88,22 +93,21 @@ class _Batch:
     def of(cls, spooled: SpooledBatch) -> _Batch:
         return cls(spooled.seq, spooled.key, spooled.events, spooled=spooled)
 
-    def body(self, spool: Spool) -> bytes:
-        """The gzip body, compressed once (or read from the spool)."""
+    def body(self, spool: Spool, coding: str) -> bytes:
+        """The body, compressed once with `coding` (or read from the spool, in the coding it was written with)."""
         if self._body is None:
             if self.lines is not None:
-                c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-                self._body = c.compress(b"\n".join(self.lines)) + c.compress(b"\n") + c.flush()
+                self._body = bc.compress(self.lines, coding)
             else:
                 assert self.spooled is not None
                 self._body = spool.read(self.spooled)
         return self._body
 
-    def rule_ids(self, spool: Spool) -> list[str | None]:
+    def rule_ids(self, spool: Spool, coding: str) -> list[str | None]:
         """The rule id of each event, by index (to say which events the backend rejected)."""
         lines = self.lines
         if lines is None:
-            lines = zlib.decompress(self.body(spool), 31).split(b"\n")
+            lines = bc.lines_of(self.body(spool, coding))
         out: list[str | None] = []
         for line in lines:
             if line:
@@ -122,11 +126,16 @@ class HTTPReporter:
                  batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS, batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
                  batch_max_wait: float = DEFAULT_BATCH_MAX_WAIT_S, timeout: float = DEFAULT_TIMEOUT_S,
                  ca_file: str | Path | None = None, check_key: bool = True,
-                 queue_batches: int = QUEUE_BATCHES, drain_seconds: float = DRAIN_S):
+                 queue_batches: int = QUEUE_BATCHES, drain_seconds: float = DRAIN_S,
+                 compression: str = bc.ZSTD):
         """`check_key`: post an empty batch at once, so that a key the backend refuses stops the start
-        (`ReporterError`); an unreachable backend does not (events wait in the spool)."""
+        (`ReporterError`); an unreachable backend does not (events wait in the spool). `compression`: zstd or
+        gzip."""
         if not api_key:
             raise ValueError(f"output {url}: no API key")
+        if compression not in bc.CODINGS:
+            raise ValueError(f"output {url}: unknown compression {compression!r} (expected "
+                             f"{' or '.join(bc.CODINGS)})")
         if batch_max_events < 1 or batch_max_bytes < 1 or batch_max_wait <= 0 or timeout <= 0:
             raise ValueError("batch_max_events, batch_max_bytes, batch_max_wait and timeout must be > 0")
         self.name = url
@@ -137,12 +146,14 @@ class HTTPReporter:
         self.timeout = timeout
         self.queue_batches = queue_batches
         self.drain_seconds = drain_seconds
+        self.compression = compression
+        """The coding of new batches: `compression`, until a backend refuses zstd (then gzip for good)."""
+        self._zstd_refused = False
         self._path = urllib3.util.parse_url(self.url).path or ""
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "User-Agent": f"opencws-agent/{__version__}",
             "Content-Type": "application/x-ndjson",
-            "Content-Encoding": "gzip",
         }
         kw: dict[str, Any] = {}
         if self.url.startswith("https:") and ca_file is not None:
@@ -315,11 +326,11 @@ class HTTPReporter:
             self._notice("reporter_error", error=f"the backend answered {r.status} to an empty batch: "
                                                  f"{_detail(r.data)}", failures=1)
 
-    def _post(self, body: bytes, key: str) -> tuple[int, bytes, float | None] | str:
+    def _post(self, body: bytes, key: str, coding: str) -> tuple[int, bytes, float | None] | str:
         """(status, body, Retry-After) or the transport error's text."""
         try:
             r = self._pool.urlopen("POST", self._path + EVENTS_PATH, body=body,
-                                   headers={**self._headers, "Idempotency-Key": key})
+                                   headers={**self._headers, "Content-Encoding": coding, "Idempotency-Key": key})
         except urllib3.exceptions.HTTPError as e:
             return _transport_error(e)
         return r.status, r.data, _retry_after(r.headers.get("Retry-After"))
@@ -327,18 +338,23 @@ class HTTPReporter:
     def _send(self, batch: _Batch) -> bool:
         """Post one batch. True: done with it (stored, or refused for good); False: it waits in the spool."""
         try:
-            body = batch.body(self.spool)
-        except OSError as e:  # a spooled file removed or made unreadable by hand: said and counted, not retried
+            body = batch.body(self.spool, self.compression)
+            coding = bc.coding_of(body)
+            if coding == bc.ZSTD and self._zstd_refused:  # spooled before the backend refused zstd
+                body = batch._body = bc.recoded(body, bc.GZIP)
+                coding = bc.GZIP
+        except (OSError, BatchCodingError) as e:  # a spooled file removed or damaged by hand: said and counted
             assert batch.spooled is not None
             self.spool.remove(batch.spooled)
             with self._cond:
                 self.dropped += batch.events
+            why = getattr(e, "strerror", None) or e
             self._notice("reporter_error", error=f"spooled batch {batch.spooled.path.name} cannot be read "
-                                                 f"({e.strerror or e}): its {batch.events} events are dropped")
+                                                 f"({why}): its {batch.events} events are dropped")
             return True
         if self._failures:
             self.retries += 1
-        answer = self._post(body, batch.key)
+        answer = self._post(body, batch.key, coding)
         if isinstance(answer, str):
             return self._failed(batch, answer, None)
         status, data, retry_after = answer
@@ -357,6 +373,9 @@ class HTTPReporter:
         if status == 413 and batch.events > 1:
             self._split(batch, _detail(data))
             return True
+        if status == 415 and coding == bc.ZSTD:
+            self._refuse_zstd(_detail(data), batch.key)
+            return self._send(batch)  # at once, as gzip, with the same key
         if status in REFUSED:
             self.rejected += batch.events
             self._notice("batch_refused", status=status, error=_detail(data), events=batch.events,
@@ -368,12 +387,21 @@ class HTTPReporter:
             error = f"the backend refused the API key ({error})"
         return self._failed(batch, error, retry_after)
 
+    def _refuse_zstd(self, why: str, key: str) -> None:
+        """The backend (or a proxy before it) does not take zstd: gzip from now on, said once."""
+        if not self._zstd_refused:
+            self._zstd_refused = True
+            self.compression = bc.GZIP
+            self._notice("zstd_refused", error=why, batch=key, compression=bc.GZIP,
+                         hint="the backend (or a proxy before it) does not accept Content-Encoding: zstd: the "
+                              "agent sends gzip until it restarts (upgrade it, or set http.compression: gzip)")
+
     def _split(self, batch: _Batch, why: str) -> None:
         """A batch too large for the backend becomes two halves in its place in the spool (same sequence number,
         keys KEY-1 and KEY-2), each split again if need be: a single event too large is refused (`batch_refused`)."""
         lines = batch.lines
         if lines is None:
-            lines = [x for x in zlib.decompress(batch.body(self.spool), 31).split(b"\n") if x]
+            lines = bc.lines_of(batch.body(self.spool, self.compression))
         half = len(lines) // 2
         for i, part in ((1, lines[:half]), (2, lines[half:])):
             self._spool(_Batch(batch.seq, f"{batch.key}-{i}", len(part), part))
@@ -412,8 +440,8 @@ class HTTPReporter:
     def _rejected(self, batch: _Batch, rejected: list[Any]) -> None:
         self.rejected += len(rejected)
         try:
-            rules = batch.rule_ids(self.spool)
-        except (OSError, zlib.error):
+            rules = batch.rule_ids(self.spool, self.compression)
+        except (OSError, BatchCodingError):
             rules = []
         said = []
         for r in rejected[:MAX_ERRORS_SAID]:
@@ -486,7 +514,7 @@ class HTTPReporter:
         if batch.spooled is not None:
             return
         try:
-            spooled = self.spool.put(batch.seq, batch.key, batch.events, batch.body(self.spool))
+            spooled = self.spool.put(batch.seq, batch.key, batch.events, batch.body(self.spool, self.compression))
             if spooled is None:
                 return  # another thread is writing it (a stop while the sender is held up)
             batch.spooled = spooled

@@ -2,8 +2,9 @@
 
 One file per batch, `SEQ-EVENTS-KEY.batch`: SEQ (20 digits) orders the batches, EVENTS is how many events it
 holds, KEY the `Idempotency-Key` it is always sent with (so that a batch the backend stored but whose answer was
-lost is not stored twice when it is sent again). The file is the gzip body exactly as it is posted. It is
-written under a temporary name, fsynced and renamed (the directory fsynced too): after a crash or a power cut a
+lost is not stored twice when it is sent again). The file is the body exactly as it is posted, zstd or gzip:
+its coding is known from its first bytes (`opencws.agent.batch_coding`), so that the gzip batches of an older
+agent are replayed with their own `Content-Encoding`. It is written under a temporary name, fsynced and renamed (the directory fsynced too): after a crash or a power cut a
 batch is whole or absent. An acknowledged batch is unlinked, which is atomic.
 
 The spool is bounded in bytes: a batch that would pass the bound is refused (`SpoolFull`) and its sender counts

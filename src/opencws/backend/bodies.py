@@ -1,4 +1,4 @@
-"""Intake bodies → JSON documents: the size limits, gzip, and the three formats (one JSON object, a JSON
+"""Intake bodies → JSON documents: the size limits, the content codings (zstd, gzip), and the three formats (one JSON object, a JSON
 array, JSON lines). Every refusal is a `BodyError` carrying its HTTP status and a precise message."""
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from typing import Any
 import msgspec
 import orjson
 
+from opencws.backend import zstd_body
 from opencws.model import jsontext
+
+CODINGS = ("zstd", "gzip", "x-gzip", "identity")
+"""The `Content-Encoding`s accepted (RFC 8878's zstd, RFC 1952's gzip), said in a 415."""
 
 JSONL_TYPES = (
     "application/x-ndjson",
@@ -40,12 +44,17 @@ class Document:
 
 
 def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
-    """The body as sent → its bytes, refusing more than `max_bytes` once decompressed (gzip bombs)."""
+    """The body as sent → its bytes, refusing more than `max_bytes` once decompressed (bombs: never allocated)."""
     enc = (encoding or "identity").strip().lower()
     if enc == "identity":
         return body
+    if enc == "zstd":
+        try:
+            return zstd_body.decompress(body, max_bytes)
+        except zstd_body.Refused as e:
+            raise BodyError(e.status, e.message) from None
     if enc not in ("gzip", "x-gzip"):
-        raise BodyError(415, f"unsupported Content-Encoding {encoding!r} (gzip or identity)")
+        raise BodyError(415, f"unsupported Content-Encoding {encoding!r} (accepted: {', '.join(CODINGS)})")
     d = zlib.decompressobj(wbits=31)
     try:
         out = d.decompress(body, max_bytes + 1)

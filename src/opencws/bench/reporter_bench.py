@@ -1,9 +1,12 @@
 """`opencws bench reporter`: what sending events to a backend costs the agent, and what reaches the backend.
 
-Three figures, each with a baseline measured in the same run:
+Four figures, each with a baseline measured in the same run:
 - the pipeline's thread: `HTTPReporter.write` against `FileReporter.write` (the file output), per line (CPU time of
   the thread: a shared machine's other jobs do not count);
-- the sender's thread: compressing batches at the reporter's gzip level against level 6 (CPU time);
+- the sender's thread: compressing a batch with zstd at levels 1, 2, 3 (the reporter's) and 6, and with gzip at
+  level 6, against gzip at level 3 (the reporter's before zstd, and still its `compression: gzip`) (CPU time);
+- the backend's side: decoding those batches as the intake does (`bodies.decompress`, its bounds included), zstd
+  at each level against gzip at level 3, per event (CPU time);
 - end to end, against a real backend started on loopback (embedded store): events acknowledged per second through
   the reporter against posting the same events, compressed in advance, one batch after another (wall clock: the
   backend's intake is the bound, and the ratio says what the reporter adds to it).
@@ -16,12 +19,12 @@ import os
 import shutil
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import orjson
 import urllib3
 
+from opencws.agent import batch_coding as bc
 from opencws.agent import http_reporter as hr
 from opencws.agent.file_reporter import FileReporter
 from opencws.bench.secl_bench import realistic_mix
@@ -35,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="events sent to the backend end to end (default 20,000)")
     parser.add_argument("--batch", type=positive_int, default=hr.DEFAULT_BATCH_MAX_EVENTS,
                         help=f"events per batch (default {hr.DEFAULT_BATCH_MAX_EVENTS})")
+    parser.add_argument("--compression", choices=bc.CODINGS, default=bc.ZSTD,
+                        help="the bodies' coding end to end (default zstd, the reporter's)")
 
 
 def envelopes(n: int) -> list[bytes]:
@@ -53,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         _pipeline_thread(pool, tmp)
         _sender_thread(pool, args.batch)
-        _end_to_end(pool, args.events, args.batch, tmp)
+        _backend_decoding(pool, args.batch)
+        _end_to_end(pool, args.events, args.batch, tmp, args.compression)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -90,25 +96,51 @@ def _pipeline_thread(pool: list[bytes], tmp: Path) -> None:
     print(line("HTTPReporter.write", rate, base, unit="lines/s"))
 
 
+_LEVELS = [(bc.GZIP, bc.GZIP_LEVEL), (bc.GZIP, 6), (bc.ZSTD, 1), (bc.ZSTD, 2), (bc.ZSTD, 3), (bc.ZSTD, 6)]
+"""(coding, level) compared by the sender's figures, the baseline first."""
+
+
+def _batch_lines(pool: list[bytes], batch: int) -> list[bytes]:
+    return [pool[i % len(pool)] for i in range(batch)]
+
+
 def _sender_thread(pool: list[bytes], batch: int) -> None:
-    data = b"\n".join(pool[i % len(pool)] for i in range(batch)) + b"\n"
+    lines = _batch_lines(pool, batch)
+    size = sum(map(len, lines)) + len(lines)
     print(f"the sender's thread, compressing a batch of {batch} events (CPU time):")
-    rates = {}
-    for level in (6, hr.GZIP_LEVEL):
-        c = zlib.compressobj(level, zlib.DEFLATED, 31)
-        ratio = len(data) / len(c.compress(data) + c.flush())
-
-        def compress(level: int = level) -> None:
-            c = zlib.compressobj(level, zlib.DEFLATED, 31)
-            c.compress(data)
-            c.flush()
-
-        rates[level] = best_rate(compress, batch, rounds=3)
-        label = f"gzip level {level}, {ratio:.0f}:1" + (" (baseline)" if level == 6 else " (the reporter's)")
-        print(line(label, rates[level], None if level == 6 else rates[6]))
+    base = None
+    for coding, level in _LEVELS:
+        ratio = size / len(bc.compress(lines, coding, level))
+        rate = best_rate(lambda coding=coding, level=level: bc.compress(lines, coding, level), batch, rounds=5)
+        label = f"{coding} level {level}, {ratio:.0f}:1"
+        if base is None:
+            label += " (baseline: compression: gzip)"
+        elif (coding, level) == (bc.ZSTD, bc.ZSTD_LEVEL):
+            label += " (the reporter's)"
+        print(line(label, rate, base))
+        base = base or rate
 
 
-def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
+def _backend_decoding(pool: list[bytes], batch: int) -> None:
+    from opencws.backend.bodies import decompress
+    from opencws.backend.settings import Settings
+
+    lines = _batch_lines(pool, batch)
+    limit = Settings().max_decompressed_bytes
+    print("the backend's side, decoding those batches as the intake does (bodies.decompress; CPU time):")
+    base = None
+    for coding, level in _LEVELS:
+        if (coding, level) == (bc.GZIP, 6):
+            continue
+        body = bc.compress(lines, coding, level)
+        assert decompress(body, coding, limit).count(b"\n") == batch
+        rate = best_rate(lambda body=body, coding=coding: decompress(body, coding, limit), batch, rounds=5)
+        label = f"{coding} level {level}, {1e6 / rate:.2f} µs an event" + ("" if base else " (baseline)")
+        print(line(label, rate, base))
+        base = base or rate
+
+
+def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path, coding: str) -> None:
     from opencws.backend.keys import KeyStore
     from opencws.cli.backend_child import BackendChild
 
@@ -123,13 +155,10 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
     lines = [pool[i % len(pool)] for i in range(n)]
     print(f"end to end: {n} events to a backend on loopback (embedded store), wall clock:")
     try:
-        bodies = []
-        for start in range(0, n, batch):
-            c = zlib.compressobj(hr.GZIP_LEVEL, zlib.DEFLATED, 31)
-            bodies.append(c.compress(b"\n".join(lines[start:start + batch]) + b"\n") + c.flush())
+        bodies = [bc.compress(lines[start:start + batch], coding) for start in range(0, n, batch)]
         http = urllib3.connection_from_url(url, retries=False, timeout=120)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson",
-                   "Content-Encoding": "gzip"}
+                   "Content-Encoding": coding}
         begin = time.perf_counter()
         for body in bodies:
             r = http.urlopen("POST", hr.EVENTS_PATH, body=body, headers=headers)
@@ -138,7 +167,7 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
         http.close()
 
         reporter = hr.HTTPReporter(url, key, spool_dir=tmp / "e2e-spool", batch_max_events=batch,
-                                   batch_max_bytes=1 << 40, batch_max_wait=0.2)
+                                   batch_max_bytes=1 << 40, batch_max_wait=0.2, compression=coding)
         begin = time.perf_counter()
         for x in lines:
             reporter.write(x)
@@ -149,6 +178,6 @@ def _end_to_end(pool: list[bytes], n: int, batch: int, tmp: Path) -> None:
         s = reporter.stats()
         assert s["sent"] == n and s["dropped"] == s["rejected"] == 0, s
         print(line("posting compressed batches one after another (baseline)", base))
-        print(line("through the HTTP reporter (writes, batches, gzip, posts)", rate, base))
+        print(line(f"through the HTTP reporter (writes, batches, {coding}, posts)", rate, base))
     finally:
         backend.stop()

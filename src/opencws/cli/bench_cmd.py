@@ -20,8 +20,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "tracing": ("opencws.bench.tracing_bench", "what opencws.tracing adds to an application's spans (vs the "
                                                "OpenTelemetry SDK alone)"),
     "backend": ("opencws.bench.backend_bench", "backend intake throughput and search latency (chdb or ClickHouse)"),
-    "reporter": ("opencws.bench.reporter_bench", "the HTTP reporter: its cost on the pipeline's thread, gzip, and "
-                                                 "events/s to a real backend"),
+    "reporter": ("opencws.bench.reporter_bench", "the HTTP reporter: its cost on the pipeline's thread, zstd and "
+                                                 "gzip (both sides), and events/s to a real backend"),
 }
 
 

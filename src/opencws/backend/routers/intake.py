@@ -1,4 +1,4 @@
-"""`POST /api/v1/events`: events in (one object, an array or JSON lines; gzip), stored before the answer."""
+"""`POST /api/v1/events`: events in (one object, an array or JSON lines; zstd or gzip), stored before the answer."""
 
 from __future__ import annotations
 
@@ -51,8 +51,12 @@ async def _read(request: Request, limit: int) -> bytes:
     response_model=IntakeAnswer,
     summary="Send CWS events",
     description=(
-        "One JSON object, a JSON array or JSON lines (`application/x-ndjson`), optionally gzip-compressed "
-        "(`Content-Encoding: gzip`). Each document is a CWS event or the agent's envelope "
+        "One JSON object, a JSON array or JSON lines (`application/x-ndjson`), optionally compressed: "
+        "`Content-Encoding: zstd` (RFC 8878; several frames are one stream; a window of at most 8 MiB, as RFC "
+        "9659 says) or `gzip` (several members are one stream); `identity` or no header: as is. Any other "
+        "coding is a 415 that lists these; a body cut short, corrupt or followed by bytes that are not a frame "
+        "is a 400; more than `max_decompressed_bytes` once decompressed is a 413 (never decoded past it). "
+        "Each document is a CWS event or the agent's envelope "
         '`{"rule_id", "rule_version", "tags", "policy", "host", "agent_version", "event"}`. Valid events are '
         "stored before the answer; each invalid one is listed with its index and every reason. Needs the "
         "`ingest` scope."
