@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import threading
 import types
 from typing import Any
 
@@ -339,3 +341,39 @@ def test_dates_with_fractions_and_offsets_give_the_python_paths_instants(date: s
 def test_events_without_a_date_are_dated_when_received() -> None:
     e = {k: v for k, v in BASE.items() if k != "date"}
     assert both(orjson.dumps(e))
+
+
+def test_threads_sharing_the_pass_get_their_own_rows() -> None:
+    """Python callbacks (new ancestors, context keys) let other threads in mid-body: each body still gets the
+    Python path's rows, while the registry fills under it and Python's cache drops its oldest texts."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    c = CompiledIntake(Lineages(max_bytes=200_000))
+    failures: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for k in range(6):
+                events = []
+                for i, e in enumerate(REALISTIC[seed * 7 : seed * 7 + 40]):
+                    e = copy.deepcopy(e)
+                    for a in e.get("process", {}).get("ancestors", [])[:1]:
+                        a["pid"] = seed * 1000 + k * 100 + i % 3  # new texts: learned while others run
+                    events.append(e)
+                body = lines(events)
+                got = compiled_path(body, JSONL, 5, c)
+                want = python_path(body, JSONL, 5, Lineages())
+                assert got is not None and want is not None
+                same(got, want)
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not failures, failures[0]
