@@ -218,6 +218,8 @@ NOT_PLAIN: dict[str, bytes] = {
     "leap second": orjson.dumps(_with(BASE, "date", "2026-01-01T23:59:60Z")),
     "lower-case t": orjson.dumps(_with(BASE, "date", "2026-01-01t00:00:00Z")),
     "date before 1970": orjson.dumps(_with(BASE, "date", "1969-12-31T23:59:59Z")),
+    "date after 2149": orjson.dumps(_with(BASE, "date", "2150-01-01T00:00:00Z")),
+    "date past an Int64 of nanoseconds": orjson.dumps(_with(BASE, "date", "9999-12-31T23:59:59.999999999-23:59")),
     "invalid UTF-8": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\xff', 1),
     "surrogate in UTF-8": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\xed\xa0\x80', 1),
     "control character": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\x01', 1),

@@ -727,8 +727,9 @@ static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
     if (i != n)
         return BAIL;
     if (ns) {
+        /* (years run to 9999: past RowBinary's Date, say -1, before the nanoseconds overflow an Int64) */
         int64_t secs = days_from_civil(y, mo, da) * 86400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
-        *ns = secs * 1000000000LL + frac;
+        *ns = secs < 0 || secs >= 65536LL * 86400 ? -1 : secs * 1000000000LL + frac;
     }
     return 0;
 }
