@@ -1695,8 +1695,8 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
     }
     if (r)
         goto done;
-    if (n > 0)
-        pr->out_ratio = (unsigned)((double)b->out.n * 1024 / (double)n) + 1;
+    if (n > 0) /* (at most twice the body: a small body naming a large known lineage says little) */
+        pr->out_ratio = b->out.n >= (size_t)n * 2 ? 2048 : (unsigned)((double)b->out.n * 1024 / (double)n) + 1;
     if (_PyBytes_Resize(&b->out.obj, (Py_ssize_t)b->out.n)) {
         b->out.obj = NULL;
         goto done;
