@@ -1651,6 +1651,10 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!pniLpO", &PyBytes_Type, &body, &lines, &max_documents, &max_depth, &now, &cut,
                           &key_for))
         return NULL;
+    if (pr->nodes == NULL || pr->learn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Parser is not initialized");
+        return NULL;
+    }
     const uint8_t *s = (const uint8_t *)PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
 
