@@ -398,3 +398,10 @@ def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
         CompiledIntake(Lineages()).parser.__init__([[]], print, Cut)
     with pytest.raises(ValueError):  # a schema without the values the row needs: no compiled pass
         compiled_intake.schema_nodes({"properties": {}})
+
+
+def test_a_schema_the_pass_cannot_follow_leaves_the_intake_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled_intake, "event_schema", lambda: {"properties": {}})
+    lineages = Lineages()
+    assert compiled_intake.compiled(lineages) is None
+    assert compiled_intake.compiled(lineages) is None  # said once, remembered
