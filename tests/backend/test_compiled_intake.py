@@ -405,3 +405,24 @@ def test_a_schema_the_pass_cannot_follow_leaves_the_intake_in_python(monkeypatch
     lineages = Lineages()
     assert compiled_intake.compiled(lineages) is None
     assert compiled_intake.compiled(lineages) is None  # said once, remembered
+
+
+@pytest.mark.parametrize("pre_encoded", [True, False])
+def test_the_compiled_rows_are_stored_and_read_back_as_sent(store: Any, pre_encoded: bool) -> None:
+    """Into the embedded store (which takes the RowBinary as it is, or encodes the lazy rows) and into two
+    ClickHouse shards (whose driver reads the lazy rows): every event comes back as it was sent, the
+    envelope's host with it."""
+    from opencws.secl.sql import compile_search
+
+    events = REALISTIC[:150]
+    body = lines([{"host": f"h{i % 4}", "rule_id": "r", "event": e} for i, e in enumerate(events)])
+    out = accept_body(body, JSONL, 5000, 32, NOW, store=store)
+    assert out.encoded is not None and out.contexts
+    assert store.insert(out.rows, out.contexts, out.encoded if pre_encoded else None) == len(events)
+    out.stored()
+    page = store.search(compile_search(""), 0, 2**62, None, 1000)
+    got = sorted((h.host, orjson.dumps(orjson.loads(h.event), option=orjson.OPT_SORT_KEYS)) for h in page.hits)
+    sent = sorted(
+        (f"h{i % 4}", orjson.dumps(e, option=orjson.OPT_SORT_KEYS)) for i, e in enumerate(events)
+    )
+    assert got == sent
