@@ -426,3 +426,30 @@ def test_the_compiled_rows_are_stored_and_read_back_as_sent(store: Any, pre_enco
         (f"h{i % 4}", orjson.dumps(e, option=orjson.OPT_SORT_KEYS)) for i, e in enumerate(events)
     )
     assert got == sent
+
+
+def test_detection_raises_the_same_signals_from_the_compiled_rows(tmp_path: Any) -> None:
+    """The detection engine reads a few columns of the rows and parses their event: the compiled rows raise
+    what the Python rows raise."""
+    from opencws.backend.detection.db import Database
+    from opencws.backend.detection.engine import Detector
+    from opencws.backend.detection.rules import load_file
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        "rules:\n  - id: r\n    title: runs on {host}\n    message: \"{process.file.path} ran\"\n"
+        "    severity: low\n    condition: evt.name == \"exec\" || evt.name == \"open\"\n    group_by: [host]\n"
+        "    threshold: {count: 2, window: 1h}\n"
+    )
+    rules, _ = load_file(rules_file)
+    body = lines([{"host": f"h{i % 3}", "rule_id": "x", "event": e} for i, e in enumerate(REALISTIC[:120])])
+    got = compiled_path(body, JSONL, 5, CompiledIntake(Lineages()))
+    want = python_path(body, JSONL, 5, Lineages())
+    assert got is not None and want is not None
+    signals = []
+    for name, rows in (("c", got[0]), ("py", want.rows)):
+        d = Detector(rules, Database(str(tmp_path / name)))
+        signals.append(
+            sorted((s.title, s.message, s.count, s.first_seen, s.last_seen) for s in d.observe(rows))
+        )
+    assert signals[0] == signals[1] and signals[0]
