@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import threading
 import types
 from typing import Any
 
@@ -216,6 +218,8 @@ NOT_PLAIN: dict[str, bytes] = {
     "leap second": orjson.dumps(_with(BASE, "date", "2026-01-01T23:59:60Z")),
     "lower-case t": orjson.dumps(_with(BASE, "date", "2026-01-01t00:00:00Z")),
     "date before 1970": orjson.dumps(_with(BASE, "date", "1969-12-31T23:59:59Z")),
+    "date after 2149": orjson.dumps(_with(BASE, "date", "2150-01-01T00:00:00Z")),
+    "date past an Int64 of nanoseconds": orjson.dumps(_with(BASE, "date", "9999-12-31T23:59:59.999999999-23:59")),
     "invalid UTF-8": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\xff', 1),
     "surrogate in UTF-8": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\xed\xa0\x80', 1),
     "control character": BASE_LINE.replace(b'"evt":{"name":"', b'"evt":{"name":"\x01', 1),
@@ -339,3 +343,113 @@ def test_dates_with_fractions_and_offsets_give_the_python_paths_instants(date: s
 def test_events_without_a_date_are_dated_when_received() -> None:
     e = {k: v for k, v in BASE.items() if k != "date"}
     assert both(orjson.dumps(e))
+
+
+def test_threads_sharing_the_pass_get_their_own_rows() -> None:
+    """Python callbacks (new ancestors, context keys) let other threads in mid-body: each body still gets the
+    Python path's rows, while the registry fills under it and Python's cache drops its oldest texts."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    c = CompiledIntake(Lineages(max_bytes=200_000))
+    failures: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for k in range(6):
+                events = []
+                for i, e in enumerate(REALISTIC[seed * 7 : seed * 7 + 40]):
+                    e = copy.deepcopy(e)
+                    for a in e.get("process", {}).get("ancestors", [])[:1]:
+                        a["pid"] = seed * 1000 + k * 100 + i % 3  # new texts: learned while others run
+                    events.append(e)
+                body = lines(events)
+                got = compiled_path(body, JSONL, 5, c)
+                want = python_path(body, JSONL, 5, Lineages())
+                assert got is not None and want is not None
+                same(got, want)
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not failures, failures[0]
+
+
+def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
+    """An uninitialized Parser, tables with a cycle or a kind out of range, rows made from Python."""
+    k = compiled_intake._intake
+    with pytest.raises(RuntimeError):
+        k.Parser.__new__(k.Parser).accept(b"{}", True, 5, 5, 1, False, print)
+    with pytest.raises(TypeError):
+        k.Row()
+    with pytest.raises(ValueError):
+        k.Parser([[(b"a", 99, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(ValueError):
+        k.Parser([[(b"a", k.K_OBJECT, 0, 0, False, -1, False)]], print, Cut)  # a cycle
+    with pytest.raises(ValueError):
+        k.Parser([[(b'a"', k.K_STRING, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(RuntimeError):  # initialized once: its tables never change under a batch
+        CompiledIntake(Lineages()).parser.__init__([[]], print, Cut)
+    with pytest.raises(ValueError):  # a schema without the values the row needs: no compiled pass
+        compiled_intake.schema_nodes({"properties": {}})
+
+
+def test_a_schema_the_pass_cannot_follow_leaves_the_intake_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled_intake, "event_schema", lambda: {"properties": {}})
+    lineages = Lineages()
+    assert compiled_intake.compiled(lineages) is None
+    assert compiled_intake.compiled(lineages) is None  # said once, remembered
+
+
+@pytest.mark.parametrize("pre_encoded", [True, False])
+def test_the_compiled_rows_are_stored_and_read_back_as_sent(store: Any, pre_encoded: bool) -> None:
+    """Into the embedded store (which takes the RowBinary as it is, or encodes the lazy rows) and into two
+    ClickHouse shards (whose driver reads the lazy rows): every event comes back as it was sent, the
+    envelope's host with it."""
+    from opencws.secl.sql import compile_search
+
+    events = REALISTIC[:150]
+    body = lines([{"host": f"h{i % 4}", "rule_id": "r", "event": e} for i, e in enumerate(events)])
+    out = accept_body(body, JSONL, 5000, 32, NOW, store=store)
+    assert out.encoded is not None and out.contexts
+    assert store.insert(out.rows, out.contexts, out.encoded if pre_encoded else None) == len(events)
+    out.stored()
+    page = store.search(compile_search(""), 0, 2**62, None, 1000)
+    got = sorted((h.host, orjson.dumps(orjson.loads(h.event), option=orjson.OPT_SORT_KEYS)) for h in page.hits)
+    sent = sorted(
+        (f"h{i % 4}", orjson.dumps(e, option=orjson.OPT_SORT_KEYS)) for i, e in enumerate(events)
+    )
+    assert got == sent
+
+
+def test_detection_raises_the_same_signals_from_the_compiled_rows(tmp_path: Any) -> None:
+    """The detection engine reads a few columns of the rows and parses their event: the compiled rows raise
+    what the Python rows raise."""
+    from opencws.backend.detection.db import Database
+    from opencws.backend.detection.engine import Detector
+    from opencws.backend.detection.rules import load_file
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        "rules:\n  - id: r\n    title: runs on {host}\n    message: \"{process.file.path} ran\"\n"
+        "    severity: low\n    condition: evt.name == \"exec\" || evt.name == \"open\"\n    group_by: [host]\n"
+        "    threshold: {count: 2, window: 1h}\n"
+    )
+    rules, _ = load_file(rules_file)
+    body = lines([{"host": f"h{i % 3}", "rule_id": "x", "event": e} for i, e in enumerate(REALISTIC[:120])])
+    got = compiled_path(body, JSONL, 5, CompiledIntake(Lineages()))
+    want = python_path(body, JSONL, 5, Lineages())
+    assert got is not None and want is not None
+    signals = []
+    for name, rows in (("c", got[0]), ("py", want.rows)):
+        d = Detector(rules, Database(str(tmp_path / name)))
+        signals.append(
+            sorted((s.title, s.message, s.count, s.first_seen, s.last_seen) for s in d.observe(rows))
+        )
+    assert signals[0] == signals[1] and signals[0]

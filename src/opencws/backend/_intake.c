@@ -727,8 +727,9 @@ static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
     if (i != n)
         return BAIL;
     if (ns) {
+        /* (years run to 9999: past RowBinary's Date, say -1, before the nanoseconds overflow an Int64) */
         int64_t secs = days_from_civil(y, mo, da) * 86400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60);
-        *ns = secs * 1000000000LL + frac;
+        *ns = secs < 0 || secs >= 65536LL * 86400 ? -1 : secs * 1000000000LL + frac;
     }
     return 0;
 }
@@ -1650,6 +1651,10 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!pniLpO", &PyBytes_Type, &body, &lines, &max_documents, &max_depth, &now, &cut,
                           &key_for))
         return NULL;
+    if (pr->nodes == NULL || pr->learn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Parser is not initialized");
+        return NULL;
+    }
     const uint8_t *s = (const uint8_t *)PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
 
@@ -1694,8 +1699,8 @@ static PyObject *Parser_accept(Parser *pr, PyObject *args) {
     }
     if (r)
         goto done;
-    if (n > 0)
-        pr->out_ratio = (unsigned)((double)b->out.n * 1024 / (double)n) + 1;
+    if (n > 0) /* (at most twice the body: a small body naming a large known lineage says little) */
+        pr->out_ratio = b->out.n >= (size_t)n * 2 ? 2048 : (unsigned)((double)b->out.n * 1024 / (double)n) + 1;
     if (_PyBytes_Resize(&b->out.obj, (Py_ssize_t)b->out.n)) {
         b->out.obj = NULL;
         goto done;

@@ -16,6 +16,7 @@ Without the built extension (`setup.py build_ext`), `compiled()` is None and the
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 from typing import Any
 
@@ -156,12 +157,14 @@ class CompiledIntake:
         return rows, encoded, contexts, new
 
 
-_compiled: dict[int, tuple[Lineages, CompiledIntake]] = {}
+_compiled: dict[int, tuple[Lineages, CompiledIntake | None]] = {}
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def compiled(lineages: Lineages = LINEAGES) -> CompiledIntake | None:
-    """The C pass for `lineages`, made once; None when the extension is not built."""
+    """The C pass for `lineages`, made once; None when the extension is not built, or cannot follow the
+    schema (said once in the log: the intake then stays in Python)."""
     if _intake is None:
         return None
     found = _compiled.get(id(lineages))
@@ -170,5 +173,10 @@ def compiled(lineages: Lineages = LINEAGES) -> CompiledIntake | None:
     with _lock:
         found = _compiled.get(id(lineages))
         if found is None or found[0] is not lineages:
-            found = _compiled[id(lineages)] = (lineages, CompiledIntake(lineages))
+            try:
+                made: CompiledIntake | None = CompiledIntake(lineages)
+            except ValueError as e:
+                log.warning("the compiled intake pass is off (the Python path takes every body): %s", e)
+                made = None
+            found = _compiled[id(lineages)] = (lineages, made)
         return found[1]
