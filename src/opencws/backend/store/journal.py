@@ -426,7 +426,6 @@ class Flusher:
         self._backoff = 0.0
         self.inserts = 0
         self.inserted_rows = 0
-        self.insert_cpu = 0.0  # CPU seconds of the inserting threads (chdb's insert runs in the caller's)
         self.errors = 0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="journal-flusher", daemon=True)
@@ -468,7 +467,6 @@ class Flusher:
                 batch = j.take()
                 if not batch:
                     return
-                cpu = time.thread_time()
                 try:
                     ctx, evt = j.read(batch)
                     self._insert(batch, ctx, evt)
@@ -478,7 +476,6 @@ class Flusher:
                     self._failed(str(e))
                     raise
                 j.stored(batch)
-                self.insert_cpu += time.thread_time() - cpu
                 self.inserts += 1
                 self.inserted_rows += sum(r.contexts + r.events for r in batch)
                 self._backoff = 0.0
@@ -494,7 +491,7 @@ class Flusher:
 
     def stats(self) -> dict[str, int]:
         return {**self.journal.stats(), "inserts": self.inserts, "inserted_rows": self.inserted_rows,
-                "insert_errors": self.errors, "insert_cpu_ms": int(self.insert_cpu * 1000)}  # fmt: skip
+                "insert_errors": self.errors}  # fmt: skip
 
     def close(self, flush: bool = True) -> None:
         """Stop the thread and insert what is pending (what cannot be stays in the journal for the next open;
