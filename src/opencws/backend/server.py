@@ -3,6 +3,7 @@ elsewhere), uvicorn, and structured (JSON lines) logs on standard error."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import ipaddress
 import json
@@ -82,6 +83,29 @@ def bind(settings: Settings) -> socket.socket:
     return sock
 
 
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 512 << 20
+TRIM_THRESHOLD_BYTES = 1 << 30
+
+
+def tune_malloc() -> bool:
+    """Every intake batch allocates buffers of megabytes (the body, its decompressed text, the compiled pass's
+    RowBinary, the journal's records, chdb's insert blocks). glibc serves an allocation above its mmap threshold
+    (128 KiB, rising to 32 MiB as it learns) with a fresh mapping, whose pages the kernel zeroes at first touch
+    and unmaps at free: page faults and page clearing were a fifth of the intake's CPU time (perf). Served
+    from the heap and kept there once freed, the same memory serves batch after batch: about 20% more events
+    per CPU-second (`opencws bench backend`) for the same peak RSS (the peak is made of those buffers), which
+    then stays (what a burst took is kept for the next one). False where the C library has no `mallopt`."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+
+
 def tune_gc() -> None:
     """Intake parses JSON into millions of small containers, which the cyclic collector rescans for nothing
     (parsed events hold no cycles): with CPython's default thresholds (700, 10, 10), parsing a batch runs
@@ -107,6 +131,7 @@ def serve(settings: Settings) -> None:
     store = open_store(settings.store, settings.data_dir, settings.fsync, settings.journal_limits())
     app = create_app(settings, store)
     tune_gc()
+    tune_malloc()
     config = uvicorn.Config(
         app, log_config=None, access_log=True, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
         timeout_graceful_shutdown=10, server_header=False,

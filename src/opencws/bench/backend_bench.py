@@ -23,7 +23,7 @@ import orjson
 from opencws import __version__
 from opencws.agent.serializer import envelope_prefix
 from opencws.backend.intake import accept_body
-from opencws.backend.server import tune_gc
+from opencws.backend.server import tune_gc, tune_malloc
 from opencws.backend.store import JournalLimits, Store, open_store, tables
 from opencws.bench import detection_bench
 from opencws.bench.secl_bench import realistic_mix
@@ -199,6 +199,7 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
         f"Backend intake into the {kind}: {n:,} events (realistic mix, {avg / 1024:.1f} KiB average JSON), batches of {args.batch}"
     )
     tune_gc()  # as the server does
+    tune_malloc()
     # In-run baseline: parsing and validating alone (no rows, no store), on a sample.
     sample_n = min(n, 20_000)
     validator = event_validator()
