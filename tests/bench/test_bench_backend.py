@@ -47,3 +47,12 @@ def test_bench_backend_on_local_clickhouse_shards() -> None:
     out = bench("--clickhouse-local")
     check(out)
     assert "two local shards under a Distributed table" in out
+
+
+def test_bench_backend_over_http_counts_a_real_backend_process() -> None:
+    out = bench("--over-http")
+    assert "Over HTTP: 3,000 events to `opencws backend serve`" in out and "zstd" in out
+    cpu = re.search(r"intake per CPU-second of the backend process \(all its threads\)\s+([\d,]+) events/s", out)
+    rss = re.search(r"peak RSS of the backend process\s+([\d,]+) MiB", out)
+    assert cpu and int(cpu[1].replace(",", "")) > 0
+    assert rss and int(rss[1].replace(",", "")) > 100  # a real server's, with its engine

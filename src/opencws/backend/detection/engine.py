@@ -38,8 +38,8 @@ from opencws.model.event import Event
 log = logging.getLogger("opencws.backend.detection")
 
 _COL = {name: i for i, name in enumerate(tables.COLUMN_NAMES)}
-I_DATE, I_ID, I_EVT, I_HOST, I_RULE, I_EVENT = (
-    _COL[n] for n in ("date", "id", "evt_name", "host", "rule_id", "event")
+I_DATE, I_ID, I_EVT, I_HOST, I_RULE, I_CONTEXT, I_EVENT = (
+    _COL[n] for n in ("date", "id", "evt_name", "host", "rule_id", "context", "event")
 )
 
 
@@ -49,6 +49,33 @@ def _parsed(text: Any) -> dict[str, Any]:
     if type(text) is Cut:
         return orjson.loads(text.text)
     return orjson.loads(text if isinstance(text, str | bytes) else memoryview(text))
+
+
+_ANCESTORS: dict[str, Any] = {}  # context key → its text parsed (a key always names the same text)
+_MAX_ANCESTORS = 4096
+
+
+def _parsed_row(row: Sequence[Any]) -> dict[str, Any]:
+    """`_parsed` of a row's event. When the intake cut the event's `process.ancestors` out into a context (three
+    quarters of its bytes, the same in every event of a lineage), they are parsed once per context and shared
+    (read-only, like the rest of the event) by every event naming it: the rest is parsed with a 0 where they
+    were, which must then be `process.ancestors` (else, a copy of their text elsewhere in the event, the whole
+    text is parsed)."""
+    text, key = row[I_EVENT], row[I_CONTEXT]
+    if type(text) is not Cut or not key:
+        return _parsed(text)
+    whole, at, end = text.text, text.at, text.at + text.size
+    ancestors = _ANCESTORS.get(key)
+    if ancestors is None:
+        if len(_ANCESTORS) >= _MAX_ANCESTORS:
+            _ANCESTORS.clear()
+        ancestors = _ANCESTORS[key] = orjson.loads(whole[at:end])
+    event = orjson.loads(b"".join((whole[:at], b"0", whole[end:])))
+    process = event.get("process") if type(event) is dict else None
+    if type(process) is not dict or type(process.get("ancestors")) is not int:
+        return _parsed(text)
+    process["ancestors"] = ancestors
+    return event
 
 
 MAX_VALUES_PER_GROUP = 100_000  # learned values of one group of a new-value rule
@@ -210,7 +237,7 @@ class Detector:
                 if not cands:
                     continue
                 try:
-                    event = events[i] if events is not None else _parsed(row[I_EVENT])
+                    event = events[i] if events is not None else _parsed_row(row)
                     self._event(cands, row, event, b)
                 except Exception:  # one bad event must not stop the others, nor the intake
                     errors += 1
