@@ -34,7 +34,7 @@ fi
 stamp=.venv/.opencws-installed
 # reinstalled when the project's metadata or a C extension changed (or an extension is missing)
 stale=
-for ext_src in src/opencws/probe/_ringdecoder.c src/opencws/tracing/_hook.c; do
+for ext_src in $(grep -o "src/opencws/[A-Za-z0-9_/]*\.c" setup.py); do  # every extension setup.py builds
   ext_built=$(ls "${ext_src%.c}".*.so 2>/dev/null | head -n1 || true)
   if [ -z "$ext_built" ] || [ "$ext_src" -nt "$ext_built" ]; then stale=1; fi
 done
