@@ -453,3 +453,19 @@ def test_detection_raises_the_same_signals_from_the_compiled_rows(tmp_path: Any)
             sorted((s.title, s.message, s.count, s.first_seen, s.last_seen) for s in d.observe(rows))
         )
     assert signals[0] == signals[1] and signals[0]
+
+
+def test_the_cut_is_placed_as_the_python_path_places_it_when_the_ancestors_hold_an_ancestors_key() -> None:
+    """The ancestors' own text holds an `"ancestors":` key (a free-form destination), the process's key is
+    written with a space, and a copy of the ancestors follows a later `"ancestors":` key: `_offset` finds the
+    first raw key (inside the ancestors), not followed by them, so it cuts their first occurrence; the pass
+    once cut the copy (another `context_at`, another stored text)."""
+    e = copy.deepcopy(next(e for e in REALISTIC if "credentials" in e.get("process", {}).get("ancestors", [{}])[0]))
+    p = e["process"]
+    ancestors = p.pop("ancestors")
+    ancestors[0]["credentials"]["destination"] = {"ancestors": 1}
+    creds = p.pop("credentials", None) or copy.deepcopy(ancestors[0]["credentials"])
+    p["ancestors"] = ancestors
+    p["credentials"] = {**creds, "destination": {"ancestors": ancestors}}
+    line = orjson.dumps(e).replace(b'"ancestors":[', b'"ancestors" :[', 1)
+    assert both(line)

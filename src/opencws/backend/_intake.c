@@ -103,6 +103,7 @@ typedef struct Entry {
     uint8_t *text;
     Py_ssize_t len;
     long depth;        /* the nesting limit its free-form parts were checked against */
+    int has_key;       /* the text holds an `"ancestors":` (then the cut's place is searched for, as `_offset`) */
     PyObject *lineage; /* the Lineage of opencws.backend.lineages (owned) */
     PyObject *first;   /* bytes: the first ancestor's executable path */
     PyObject *paths;   /* bytes: the RowBinary Array(String) of every ancestor's path */
@@ -223,6 +224,7 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
     e->text = text;
     e->len = len;
     e->depth = depth;
+    e->has_key = memmem(text, (size_t)len, "\"ancestors\":", 12) != NULL;
     Py_INCREF(lineage);
     e->lineage = lineage;
     Py_INCREF(first);
@@ -1432,6 +1434,7 @@ typedef struct {
 typedef struct {
     PyObject *lineage, *first, *paths, *names;
     Py_ssize_t len;
+    int has_key;
 } Lineage;
 
 static void lineage_hold(Lineage *l, const Entry *e) {
@@ -1440,6 +1443,7 @@ static void lineage_hold(Lineage *l, const Entry *e) {
     l->paths = e->paths;
     l->names = e->names;
     l->len = e->len;
+    l->has_key = e->has_key;
     Py_INCREF(l->lineage);
     Py_INCREF(l->first);
     Py_INCREF(l->paths);
@@ -1503,7 +1507,7 @@ static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi) {
     /* What the row needs of the ancestors' entry, held: a callback may let another thread change the
      * registry (the entry may go, its Lineage and bytes stay). */
     Entry *e = d->entry;
-    Lineage lin = {NULL, NULL, NULL, NULL, 0};
+    Lineage lin = {NULL, NULL, NULL, NULL, 0, 0};
     if (e != NULL)
         lineage_hold(&lin, e);
     r = write_row(b, d, &env, &lin, text_lo, text_hi, day, date);
@@ -1521,7 +1525,9 @@ static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t 
         /* cut where `intake._offset` cuts: after the first `"ancestors":` of the event's text when the
          * text is there (the common case: this value), else at its first occurrence in the event's text */
         Py_ssize_t pos = c[C_ANCESTORS].pos, len = lin->len;
-        if (d->escaped) {
+        /* (the keys noted while parsing are all the `"ancestors":` of the text, but for those in strings
+         * with escapes and in the ancestors' own text, which is not parsed here) */
+        if (d->escaped || lin->has_key) {
             const uint8_t *k = memmem(s + text_lo, (size_t)(text_hi - text_lo), "\"ancestors\":", 12);
             d->anc_key = k ? k - s : -1;
         }
