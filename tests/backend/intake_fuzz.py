@@ -120,8 +120,26 @@ def _edge_value(rnd: random.Random, old: Any) -> Any:
     return rnd.choice([*STRINGS[:6], *INTS[:6], *DATES[:4], None, True, False, {}, [], [1], {"a": 1}, SENTINEL])
 
 
+def _ancestors_keys(rnd: random.Random, e: dict[str, Any]) -> None:
+    """`"ancestors":` keys and copies of the ancestors' text elsewhere in the event (where the cut goes)."""
+    p = e.get("process")
+    if not isinstance(p, dict) or not isinstance(p.get("ancestors"), list) or not p["ancestors"]:
+        return
+    ancestors = p["ancestors"]
+    first = ancestors[0]
+    if isinstance(first, dict) and isinstance(first.get("credentials"), dict) and rnd.random() < 0.5:
+        first["credentials"]["destination"] = {"ancestors": rnd.choice([1, [], copy.deepcopy(ancestors[1:])])}
+    creds = p.get("credentials")
+    if isinstance(creds, dict) and rnd.random() < 0.7:
+        creds["destination"] = rnd.choice([{"ancestors": copy.deepcopy(ancestors)}, copy.deepcopy(ancestors)])
+        if rnd.random() < 0.5:  # after the ancestors
+            p["credentials"] = p.pop("credentials")
+
+
 def mutate_event(rnd: random.Random, event: dict[str, Any], pool: list[dict[str, Any]]) -> dict[str, Any]:
     e = copy.deepcopy(event)
+    if rnd.random() < 0.3:
+        _ancestors_keys(rnd, e)
     for _ in range(rnd.choice([0, 1, 1, 1, 2, 3])):
         paths = _paths(e)
         path = rnd.choice(paths[1:]) if len(paths) > 1 else ()
@@ -182,6 +200,8 @@ def _loosen(rnd: random.Random, text: bytes) -> bytes:
                 escaped = True
             elif c == 0x22:
                 in_string = False
+                if rnd.random() < 0.2:  # (before a key's colon too)
+                    out += rnd.choice(ws)
         elif c == 0x22:
             in_string = True
         elif c in b",:{[" and rnd.random() < 0.3:
@@ -196,6 +216,8 @@ def serialize_line(rnd: random.Random, doc: Any) -> bytes:
         text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).replace(b"\n", b" ")
     elif r < 0.2:
         text = _loosen(rnd, text)
+    if rnd.random() < 0.25:  # the ancestors' key as a writer may put it (then no `"ancestors":` marks them)
+        text = text.replace(b'"ancestors":', rnd.choice([b'"ancestors" :', b'"\\u0061ncestors":']), 1)
     return _replace_sentinels(rnd, text)
 
 
