@@ -382,7 +382,8 @@ def test_threads_sharing_the_pass_get_their_own_rows() -> None:
 
 
 def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
-    """An uninitialized Parser, tables with a cycle or a kind out of range, rows made from Python."""
+    """An uninitialized Parser, tables with a cycle or a kind out of range, with two ancestors fields or one
+    inside a cached object, rows made from Python."""
     k = compiled_intake._intake
     with pytest.raises(RuntimeError):
         k.Parser.__new__(k.Parser).accept(b"{}", True, 5, 5, 1, False, print)
@@ -394,6 +395,10 @@ def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
         k.Parser([[(b"a", k.K_OBJECT, 0, 0, False, -1, False)]], print, Cut)  # a cycle
     with pytest.raises(ValueError):
         k.Parser([[(b'a"', k.K_STRING, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(ValueError):  # two ancestors fields: one registry entry per document
+        k.Parser([[(b"a", k.K_ANCESTORS, 0, 0, False, -1, False), (b"b", k.K_ANCESTORS, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(ValueError):  # ancestors inside a cached object: a known text needs no callback
+        k.Parser([[(b"a", k.K_OBJECT, 0, 1, False, -1, True)], [(b"b", k.K_ANCESTORS, 0, 0, False, -1, False)]], print, Cut)
     with pytest.raises(RuntimeError):  # initialized once: its tables never change under a batch
         CompiledIntake(Lineages()).parser.__init__([[]], print, Cut)
     with pytest.raises(ValueError):  # a schema without the values the row needs: no compiled pass

@@ -1856,6 +1856,27 @@ static int Parser_init(Parser *pr, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "each node's children must come after it");
         return -1;
     }
+    /* One ancestors property, in no cached object: a document's one registry entry (`Doc.entry`, its cap
+     * C_ANCESTORS) is the row's, and a known object's text is matched without calling back into Python. */
+    char *under = PyMem_Calloc((size_t)nn, 1); /* the nodes inside a cached object */
+    if (under == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int ancestors = 0;
+    for (Py_ssize_t k = 0; k < nn; k++)
+        for (int j = 0; j < pr->nodes[k].n; j++) {
+            const Prop *p = &pr->nodes[k].props[j];
+            if (p->kind == K_ANCESTORS && (ancestors++ || under[k]))
+                bad = 1;
+            if (p->kind == K_OBJECT || (p->kind == K_ARRAY && p->item == K_OBJECT))
+                under[p->child] |= under[k] | (char)p->cached;
+        }
+    PyMem_Free(under);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "at most one ancestors property, and none inside a cached object");
+        return -1;
+    }
     Py_INCREF(learn);
     Py_XSETREF(pr->learn, learn);
     Py_INCREF(cut);
