@@ -474,3 +474,18 @@ def test_the_cut_is_placed_as_the_python_path_places_it_when_the_ancestors_hold_
     p["credentials"] = {**creds, "destination": {"ancestors": ancestors}}
     line = orjson.dumps(e).replace(b'"ancestors":[', b'"ancestors" :[', 1)
     assert both(line)
+
+
+def test_many_short_ancestors_texts_do_not_make_the_pass_forget_the_long_ones() -> None:
+    """Short texts (`[ ]`, `[  ]`...: as many as a client likes) once cleared the whole registry, the long
+    lineages with them (each then checked again by Python); only the short ones go now."""
+    c = CompiledIntake(Lineages())
+    assert compiled_path(lines(REALISTIC[:50]), JSONL, 5, c) is not None
+    long_bytes = c.parser.registered()[1]  # (texts, bytes) of the ancestors registry
+    assert long_bytes > 1000
+    for n in range(100):
+        short = _with(BASE, "process.ancestors", [])
+        line = orjson.dumps(short).replace(b'"ancestors":[]', b'"ancestors":[' + b" " * (n % 20) + b"\t" * (n // 20) + b"]")
+        assert both(line)
+        assert compiled_path(line, JSONL, 5, c) is not None
+    assert c.parser.registered()[1] >= long_bytes

@@ -164,6 +164,18 @@ static void registry_clear(Parser *pr) {
     pr->bytes = 0;
 }
 
+static void shorts_clear(Parser *pr) {
+    Entry *e = pr->shorts;
+    while (e) {
+        Entry *next = e->next;
+        pr->bytes -= (size_t)e->len;
+        entry_free(e);
+        e = next;
+    }
+    pr->shorts = NULL;
+    pr->nshorts = 0;
+}
+
 /* The known text the value at `p` (`avail` bytes left in its document) starts with: a JSON array is
  * prefix-free, so when those bytes equal a complete known text, that text is the value. */
 static Entry *registry_find(Parser *pr, const uint8_t *p, Py_ssize_t avail) {
@@ -195,8 +207,11 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
         Py_DECREF(r);
         return NULL;
     }
-    /* Any older entry of the same text goes (it was checked against a looser limit). */
-    if (pr->bytes + (size_t)len > REGISTRY_MAX_BYTES || (len < HASH_BYTES && pr->nshorts >= MAX_SHORTS))
+    /* Any older entry of the same text goes (it was checked against a looser limit). Too many short texts
+     * (a client may send any number of them: `[ ]`, `[  ]`...): the short ones go, not the long ones. */
+    if (len < HASH_BYTES && pr->nshorts >= MAX_SHORTS && pr->bytes + (size_t)len <= REGISTRY_MAX_BYTES)
+        shorts_clear(pr);
+    if (pr->bytes + (size_t)len > REGISTRY_MAX_BYTES)
         registry_clear(pr);
     else {
         Entry **at = len >= HASH_BYTES ? &pr->buckets[hash_head(p) & (NBUCKETS - 1)] : &pr->shorts;
