@@ -489,3 +489,19 @@ def test_many_short_ancestors_texts_do_not_make_the_pass_forget_the_long_ones() 
         assert both(line)
         assert compiled_path(line, JSONL, 5, c) is not None
     assert c.parser.registered()[1] >= long_bytes
+
+
+@pytest.mark.parametrize("year", ["2028", "2000", "2148"])
+def test_february_29_of_a_leap_year_is_taken_as_python_takes_it(year: str) -> None:
+    """In the event's date and in an ancestor's exec_time (there for as long as the process runs)."""
+    text = f"{year}-02-29T23:59:59.5+01:00"
+    assert both(orjson.dumps(_with(BASE, "date", text)))
+    ancestors = copy.deepcopy(BASE["process"]["ancestors"])
+    ancestors[-1]["exec_time"] = text
+    assert both(orjson.dumps(_with(BASE, "process.ancestors", ancestors)))
+
+
+@pytest.mark.parametrize("year", ["2027", "2100"])
+def test_february_29_of_other_years_is_left_to_the_python_paths(year: str) -> None:
+    line = orjson.dumps(_with(BASE, "date", f"{year}-02-29T00:00:00Z"))
+    assert compiled_path(line, JSONL, 5, CompiledIntake(Lineages())) is None

@@ -704,7 +704,8 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d) {
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-/* `structs._DATE_TIME` exactly (no leap second, no February 29, upper-case T and Z, at most nanoseconds);
+/* `structs._DATE_TIME` exactly (no leap second, February 29 of leap years only, upper-case T and Z, at most
+ * nanoseconds);
  * the instant in nanoseconds since the epoch into `ns` when given (as `rows.plain_date`). */
 static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
     int y, mo, da, h, mi, se, oh = 0, om = 0, sign = 0;
@@ -713,7 +714,8 @@ static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
         digits(p + 14, 2, &mi) || p[16] != ':' || digits(p + 17, 2, &se))
         return BAIL;
     static const int month_days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || da < 1 || da > month_days[mo] || h > 23 || mi > 59 || se > 59)
+    int leap = mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if (mo < 1 || mo > 12 || da < 1 || da > month_days[mo] + leap || h > 23 || mi > 59 || se > 59)
         return BAIL;
     Py_ssize_t i = 19;
     int64_t frac = 0;
