@@ -382,7 +382,8 @@ def test_threads_sharing_the_pass_get_their_own_rows() -> None:
 
 
 def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
-    """An uninitialized Parser, tables with a cycle or a kind out of range, rows made from Python."""
+    """An uninitialized Parser, tables with a cycle or a kind out of range, with two ancestors fields or one
+    inside a cached object, rows made from Python."""
     k = compiled_intake._intake
     with pytest.raises(RuntimeError):
         k.Parser.__new__(k.Parser).accept(b"{}", True, 5, 5, 1, False, print)
@@ -394,6 +395,10 @@ def test_the_module_refuses_what_would_make_it_read_out_of_bounds() -> None:
         k.Parser([[(b"a", k.K_OBJECT, 0, 0, False, -1, False)]], print, Cut)  # a cycle
     with pytest.raises(ValueError):
         k.Parser([[(b'a"', k.K_STRING, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(ValueError):  # two ancestors fields: one registry entry per document
+        k.Parser([[(b"a", k.K_ANCESTORS, 0, 0, False, -1, False), (b"b", k.K_ANCESTORS, 0, 0, False, -1, False)]], print, Cut)
+    with pytest.raises(ValueError):  # ancestors inside a cached object: a known text needs no callback
+        k.Parser([[(b"a", k.K_OBJECT, 0, 1, False, -1, True)], [(b"b", k.K_ANCESTORS, 0, 0, False, -1, False)]], print, Cut)
     with pytest.raises(RuntimeError):  # initialized once: its tables never change under a batch
         CompiledIntake(Lineages()).parser.__init__([[]], print, Cut)
     with pytest.raises(ValueError):  # a schema without the values the row needs: no compiled pass
@@ -453,3 +458,50 @@ def test_detection_raises_the_same_signals_from_the_compiled_rows(tmp_path: Any)
             sorted((s.title, s.message, s.count, s.first_seen, s.last_seen) for s in d.observe(rows))
         )
     assert signals[0] == signals[1] and signals[0]
+
+
+def test_the_cut_is_placed_as_the_python_path_places_it_when_the_ancestors_hold_an_ancestors_key() -> None:
+    """The ancestors' own text holds an `"ancestors":` key (a free-form destination), the process's key is
+    written with a space, and a copy of the ancestors follows a later `"ancestors":` key: `_offset` finds the
+    first raw key (inside the ancestors), not followed by them, so it cuts their first occurrence; the pass
+    once cut the copy (another `context_at`, another stored text)."""
+    e = copy.deepcopy(next(e for e in REALISTIC if "credentials" in e.get("process", {}).get("ancestors", [{}])[0]))
+    p = e["process"]
+    ancestors = p.pop("ancestors")
+    ancestors[0]["credentials"]["destination"] = {"ancestors": 1}
+    creds = p.pop("credentials", None) or copy.deepcopy(ancestors[0]["credentials"])
+    p["ancestors"] = ancestors
+    p["credentials"] = {**creds, "destination": {"ancestors": ancestors}}
+    line = orjson.dumps(e).replace(b'"ancestors":[', b'"ancestors" :[', 1)
+    assert both(line)
+
+
+def test_many_short_ancestors_texts_do_not_make_the_pass_forget_the_long_ones() -> None:
+    """Short texts (`[ ]`, `[  ]`...: as many as a client likes) once cleared the whole registry, the long
+    lineages with them (each then checked again by Python); only the short ones go now."""
+    c = CompiledIntake(Lineages())
+    assert compiled_path(lines(REALISTIC[:50]), JSONL, 5, c) is not None
+    long_bytes = c.parser.registered()[1]  # (texts, bytes) of the ancestors registry
+    assert long_bytes > 1000
+    for n in range(100):
+        short = _with(BASE, "process.ancestors", [])
+        line = orjson.dumps(short).replace(b'"ancestors":[]', b'"ancestors":[' + b" " * (n % 20) + b"\t" * (n // 20) + b"]")
+        assert both(line)
+        assert compiled_path(line, JSONL, 5, c) is not None
+    assert c.parser.registered()[1] >= long_bytes
+
+
+@pytest.mark.parametrize("year", ["2028", "2000", "2148"])
+def test_february_29_of_a_leap_year_is_taken_as_python_takes_it(year: str) -> None:
+    """In the event's date and in an ancestor's exec_time (there for as long as the process runs)."""
+    text = f"{year}-02-29T23:59:59.5+01:00"
+    assert both(orjson.dumps(_with(BASE, "date", text)))
+    ancestors = copy.deepcopy(BASE["process"]["ancestors"])
+    ancestors[-1]["exec_time"] = text
+    assert both(orjson.dumps(_with(BASE, "process.ancestors", ancestors)))
+
+
+@pytest.mark.parametrize("year", ["2027", "2100"])
+def test_february_29_of_other_years_is_left_to_the_python_paths(year: str) -> None:
+    line = orjson.dumps(_with(BASE, "date", f"{year}-02-29T00:00:00Z"))
+    assert compiled_path(line, JSONL, 5, CompiledIntake(Lineages())) is None

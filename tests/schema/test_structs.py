@@ -98,6 +98,23 @@ def test_date_times_the_schema_refuses_are_refused(text: str):
     assert not strict_accepts({"process": {"uid": 0, "gid": 0, "exec_time": text}})
 
 
+@pytest.mark.parametrize("year", ["2024", "2028", "2000", "2400"])
+def test_february_29_of_a_leap_year_is_taken(year: str):
+    """(It was refused, sending every event of a process started on one, and of its descendants, to the
+    slow twin.)"""
+    text = f"{year}-02-29T12:00:00Z"
+    assert event_validator().is_valid({"date": text})
+    assert strict_accepts({"date": text})
+    assert strict_accepts({"process": {"uid": 0, "gid": 0, "exec_time": text}})
+
+
+@pytest.mark.parametrize("year", ["2023", "2100", "1900", "2026"])
+def test_february_29_of_other_years_is_refused(year: str):
+    text = f"{year}-02-29T12:00:00Z"
+    assert not event_validator().is_valid({"date": text})
+    assert not strict_accepts({"date": text})
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     st.from_regex(

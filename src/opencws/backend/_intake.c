@@ -103,6 +103,7 @@ typedef struct Entry {
     uint8_t *text;
     Py_ssize_t len;
     long depth;        /* the nesting limit its free-form parts were checked against */
+    int has_key;       /* the text holds an `"ancestors":` (then the cut's place is searched for, as `_offset`) */
     PyObject *lineage; /* the Lineage of opencws.backend.lineages (owned) */
     PyObject *first;   /* bytes: the first ancestor's executable path */
     PyObject *paths;   /* bytes: the RowBinary Array(String) of every ancestor's path */
@@ -163,6 +164,18 @@ static void registry_clear(Parser *pr) {
     pr->bytes = 0;
 }
 
+static void shorts_clear(Parser *pr) {
+    Entry *e = pr->shorts;
+    while (e) {
+        Entry *next = e->next;
+        pr->bytes -= (size_t)e->len;
+        entry_free(e);
+        e = next;
+    }
+    pr->shorts = NULL;
+    pr->nshorts = 0;
+}
+
 /* The known text the value at `p` (`avail` bytes left in its document) starts with: a JSON array is
  * prefix-free, so when those bytes equal a complete known text, that text is the value. */
 static Entry *registry_find(Parser *pr, const uint8_t *p, Py_ssize_t avail) {
@@ -194,8 +207,11 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
         Py_DECREF(r);
         return NULL;
     }
-    /* Any older entry of the same text goes (it was checked against a looser limit). */
-    if (pr->bytes + (size_t)len > REGISTRY_MAX_BYTES || (len < HASH_BYTES && pr->nshorts >= MAX_SHORTS))
+    /* Any older entry of the same text goes (it was checked against a looser limit). Too many short texts
+     * (a client may send any number of them: `[ ]`, `[  ]`...): the short ones go, not the long ones. */
+    if (len < HASH_BYTES && pr->nshorts >= MAX_SHORTS && pr->bytes + (size_t)len <= REGISTRY_MAX_BYTES)
+        shorts_clear(pr);
+    if (pr->bytes + (size_t)len > REGISTRY_MAX_BYTES)
         registry_clear(pr);
     else {
         Entry **at = len >= HASH_BYTES ? &pr->buckets[hash_head(p) & (NBUCKETS - 1)] : &pr->shorts;
@@ -223,6 +239,7 @@ static Entry *registry_learn(Parser *pr, const uint8_t *p, Py_ssize_t len, int m
     e->text = text;
     e->len = len;
     e->depth = depth;
+    e->has_key = memmem(text, (size_t)len, "\"ancestors\":", 12) != NULL;
     Py_INCREF(lineage);
     e->lineage = lineage;
     Py_INCREF(first);
@@ -687,7 +704,8 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d) {
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-/* `structs._DATE_TIME` exactly (no leap second, no February 29, upper-case T and Z, at most nanoseconds);
+/* `structs._DATE_TIME` exactly (no leap second, February 29 of leap years only, upper-case T and Z, at most
+ * nanoseconds);
  * the instant in nanoseconds since the epoch into `ns` when given (as `rows.plain_date`). */
 static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
     int y, mo, da, h, mi, se, oh = 0, om = 0, sign = 0;
@@ -696,7 +714,8 @@ static int date_time(const uint8_t *p, Py_ssize_t n, int64_t *ns) {
         digits(p + 14, 2, &mi) || p[16] != ':' || digits(p + 17, 2, &se))
         return BAIL;
     static const int month_days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || da < 1 || da > month_days[mo] || h > 23 || mi > 59 || se > 59)
+    int leap = mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if (mo < 1 || mo > 12 || da < 1 || da > month_days[mo] + leap || h > 23 || mi > 59 || se > 59)
         return BAIL;
     Py_ssize_t i = 19;
     int64_t frac = 0;
@@ -1432,6 +1451,7 @@ typedef struct {
 typedef struct {
     PyObject *lineage, *first, *paths, *names;
     Py_ssize_t len;
+    int has_key;
 } Lineage;
 
 static void lineage_hold(Lineage *l, const Entry *e) {
@@ -1440,6 +1460,7 @@ static void lineage_hold(Lineage *l, const Entry *e) {
     l->paths = e->paths;
     l->names = e->names;
     l->len = e->len;
+    l->has_key = e->has_key;
     Py_INCREF(l->lineage);
     Py_INCREF(l->first);
     Py_INCREF(l->paths);
@@ -1503,7 +1524,7 @@ static int accept_document(Batch *b, Doc *d, Py_ssize_t lo, Py_ssize_t hi) {
     /* What the row needs of the ancestors' entry, held: a callback may let another thread change the
      * registry (the entry may go, its Lineage and bytes stay). */
     Entry *e = d->entry;
-    Lineage lin = {NULL, NULL, NULL, NULL, 0};
+    Lineage lin = {NULL, NULL, NULL, NULL, 0, 0};
     if (e != NULL)
         lineage_hold(&lin, e);
     r = write_row(b, d, &env, &lin, text_lo, text_hi, day, date);
@@ -1521,7 +1542,9 @@ static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t 
         /* cut where `intake._offset` cuts: after the first `"ancestors":` of the event's text when the
          * text is there (the common case: this value), else at its first occurrence in the event's text */
         Py_ssize_t pos = c[C_ANCESTORS].pos, len = lin->len;
-        if (d->escaped) {
+        /* (the keys noted while parsing are all the `"ancestors":` of the text, but for those in strings
+         * with escapes and in the ancestors' own text, which is not parsed here) */
+        if (d->escaped || lin->has_key) {
             const uint8_t *k = memmem(s + text_lo, (size_t)(text_hi - text_lo), "\"ancestors\":", 12);
             d->anc_key = k ? k - s : -1;
         }
@@ -1848,6 +1871,27 @@ static int Parser_init(Parser *pr, PyObject *args, PyObject *kw) {
         }
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "each node's children must come after it");
+        return -1;
+    }
+    /* One ancestors property, in no cached object: a document's one registry entry (`Doc.entry`, its cap
+     * C_ANCESTORS) is the row's, and a known object's text is matched without calling back into Python. */
+    char *under = PyMem_Calloc((size_t)nn, 1); /* the nodes inside a cached object */
+    if (under == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int ancestors = 0;
+    for (Py_ssize_t k = 0; k < nn; k++)
+        for (int j = 0; j < pr->nodes[k].n; j++) {
+            const Prop *p = &pr->nodes[k].props[j];
+            if (p->kind == K_ANCESTORS && (ancestors++ || under[k]))
+                bad = 1;
+            if (p->kind == K_OBJECT || (p->kind == K_ARRAY && p->item == K_OBJECT))
+                under[p->child] |= under[k] | (char)p->cached;
+        }
+    PyMem_Free(under);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "at most one ancestors property, and none inside a cached object");
         return -1;
     }
     Py_INCREF(learn);

@@ -28,13 +28,16 @@ from msgspec import UNSET
 
 from opencws.schema.generate import event_schema
 
-# RFC 3339 date-times (a subset: no leap second, no February 29, upper-case T and Z, at most nanoseconds).
+# RFC 3339 date-times (a subset: no leap second, upper-case T and Z, at most nanoseconds; February 29 of leap
+# years only: a process started on one keeps its date in the ancestors of every event of its descendants).
 # Checked after decoding, once per distinct text (they repeat: an ancestor's times are in every event of its
 # descendants); as a msgspec `pattern` it cost as much as the rest of the decoding. (msgspec's own datetime
 # takes a space or "+0100", which the schema refuses.)
 _DATE_TIME = re.compile(
-    r"^[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z"
 )
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool}
