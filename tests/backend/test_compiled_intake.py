@@ -505,3 +505,21 @@ def test_february_29_of_a_leap_year_is_taken_as_python_takes_it(year: str) -> No
 def test_february_29_of_other_years_is_left_to_the_python_paths(year: str) -> None:
     line = orjson.dumps(_with(BASE, "date", f"{year}-02-29T00:00:00Z"))
     assert compiled_path(line, JSONL, 5, CompiledIntake(Lineages())) is None
+
+
+def test_an_ancestors_text_relearned_within_a_batch_gets_one_context() -> None:
+    """The pass forgets a text (its bucket full) that `Lineages` forgot too (its bytes full): learned again in
+    the same batch, it comes back as another Lineage; the batch stored two contexts of the one text and day,
+    where the Python path stores one."""
+    ancestors = BASE["process"]["ancestors"]
+    events = [BASE]
+    for n in range(9):  # the same first 32 bytes, other texts: one hash bucket (8 kept)
+        other = copy.deepcopy(ancestors)
+        other[-1]["pid"] = 1_000_000 + n
+        events.append(_with(BASE, "process.ancestors", other))
+    events.append(BASE)
+    body = lines(events)
+    got = compiled_path(body, JSONL, 5, CompiledIntake(Lineages(max_bytes=1)))
+    want = python_path(body, JSONL, 5, Lineages())
+    assert got is not None and want is not None
+    same(got, want)

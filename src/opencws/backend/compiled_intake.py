@@ -135,7 +135,9 @@ class CompiledIntake:
         are all plainly valid, else None. `lines`: JSON lines (else one object; an array gives None)."""
         contexts: list[tuple[Any, ...]] = []
         new: list[tuple[Lineage, tuple[int, Any], str]] = []
-        pending: dict[tuple[int, int], str] = {}
+        # (by the text, not the Lineage: a text the C registry and `Lineages` both forgot may come back as
+        # another Lineage within a batch; one context per text and day, as on the Python path)
+        pending: dict[tuple[bytes, int], str] = {}
 
         def key_for(lineage: Lineage, day: int, piece: bytes) -> str:
             """As `_accept_plain`: the key of the copy stored before, or one made once per batch."""
@@ -143,9 +145,9 @@ class CompiledIntake:
             where = (serial, date)
             key = lineage.keys.get(where)
             if key is None:
-                key = pending.get((id(lineage), day))
+                key = pending.get((piece, day))
                 if key is None:
-                    key = pending[(id(lineage), day)] = new_key()
+                    key = pending[(piece, day)] = new_key()
                     contexts.append((date, key, piece))
                     new.append((lineage, where, key))
             return key
