@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from backend_corpus import event_mix
 
 from opencws.backend.store import Store, tables
-from opencws.backend.store.rowbinary import Cut, encoded, encoder_source, row_binary, row_binary_py
+from opencws.backend.store.rowbinary import (
+    Cut,
+    RowBinaryError,
+    encoded,
+    encoder_source,
+    read_rows,
+    read_values,
+    row_binary,
+    row_binary_py,
+)
 from opencws.backend.store.rows import Envelope, row_of_dict
 
 TYPES = [t for _, t in tables.COLUMNS]
@@ -48,3 +58,20 @@ def test_values_only_the_twin_writes_round_trip_through_chdb(chdb_store: Store) 
         f"SELECT process_pid, hex(process_comm), day FROM {chdb_store.read_table}"
     )
     assert got == [(-1, "636166E9", "2026-12-01")]
+
+
+def test_the_unrolled_reader_reads_what_the_readable_one_reads() -> None:
+    rows = [
+        row_of_dict(e, Envelope(host="h" * 300, tags=["a", "b" * 200] * (i % 3)), i) for i, e in enumerate(event_mix(50))
+    ]
+    data = bytes(row_binary(rows, TYPES))
+    assert read_values(data, TYPES) == [values for _, _, values in read_rows(data, TYPES)]
+    assert read_values(memoryview(data), TYPES) == read_values(data, TYPES)
+    assert read_values(b"", TYPES) == []
+
+
+@pytest.mark.parametrize("cut", [1, 2, 9, 40, -1])
+def test_rows_cut_short_are_an_error_for_the_unrolled_reader(cut: int) -> None:
+    data = bytes(row_binary([row_of_dict(e, Envelope(), 0) for e in event_mix(3)], TYPES))
+    with pytest.raises(RowBinaryError):
+        read_values(data[:cut], TYPES)

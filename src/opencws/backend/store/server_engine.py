@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opencws.backend.store.engine import Data, Engine, StoreError
-from opencws.backend.store.rowbinary import Cut, RowBinaryError, read_rows, text_bytes
+from opencws.backend.store.rowbinary import Cut, RowBinaryError, read_values, text_bytes
 
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
 
@@ -120,7 +120,7 @@ class ServerEngine:
             if not isinstance(data, bytes | bytearray | memoryview):
                 data = b"".join(data)
             try:
-                rows = [values for _, _, values in read_rows(data, [t for _, t in columns])]
+                rows = read_values(data, [t for _, t in columns])
             except RowBinaryError as e:
                 raise StoreError(f"ClickHouse {self.address.host}:{self.address.port}: {e}") from None
             if count is not None and len(rows) != count:
