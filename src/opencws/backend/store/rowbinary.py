@@ -228,7 +228,7 @@ def _read_string(data: bytes | memoryview, at: int) -> tuple[bytes, int]:
 def read_rows(data: bytes | memoryview, types: Sequence[str]) -> list[tuple[int, int, tuple[Any, ...]]]:
     """The rows of `data` (RowBinary of `types`), each as (start, end, values): `Date` as a datetime.date,
     `Int64` as an int, `String` as bytes, `Array(String)` as a list of bytes. Slow (value by value): for the
-    rare paths (recovery, a ClickHouse server's insert of journaled rows), never the intake's."""
+    journal's recovery, which needs where each row is (`read_values` is the unrolled reader of the values)."""
     out = []
     at = 0
     size = len(data)
@@ -263,31 +263,26 @@ def read_rows(data: bytes | memoryview, types: Sequence[str]) -> list[tuple[int,
     return out
 
 
+_LENGTH_SOURCE = ["n = data[at]", "if n < 128:", "    at += 1", "else:", "    n, at = _read_length(data, at)"]
 _VALUE_SOURCES = {
-    "Date": ["(v,) = _u16(data, at)", "at += 2", "v = _dates.get(v) or _date_of(v)"],
-    "Int64": ["(v,) = _i64(data, at)", "at += 8"],
-    "String": ["n = data[at]", "if n < 128:", "    at += 1", "else:", "    n, at = _read_length(data, at)",
-               "v = data[at : at + n]", "at += n"],
-}  # fmt: skip
+    "Date": ["({v},) = _u16(data, at)", "at += 2", "{v} = _dates.get({v}) or _date_of({v})"],
+    "Int64": ["({v},) = _i64(data, at)", "at += 8"],
+    "String": [*_LENGTH_SOURCE, "{v} = data[at : at + n]", "at += n"],
+}
 
 
 def _values_source(types: Sequence[str]) -> str:
     """Source of a function reading RowBinary rows of `types` into tuples of values, unrolled (no call per
     value; a short string's length read inline)."""
     body: list[str] = []
-    names = []
-    for i, t in enumerate(types):
-        name = f"c{i}"
-        names.append(name)
+    names = [f"c{i}" for i in range(len(types))]
+    for name, t in zip(names, types, strict=True):
         if t == "Array(String)":
-            body += ["n = data[at]", "if n < 128:", "    at += 1", "else:", "    n, at = _read_length(data, at)",
-                     f"{name} = []", "for _ in range(n):"]  # fmt: skip
-            body += ["    " + line.replace("v =", "s =") for line in _VALUE_SOURCES["String"]]
+            body += [*_LENGTH_SOURCE, f"{name} = []", "for _ in range(n):"]
+            body += ["    " + line.format(v="s") for line in _VALUE_SOURCES["String"]]
             body.append(f"    {name}.append(s)")
         elif t in _VALUE_SOURCES:
-            body += [line.replace("v", name) if line.startswith(("(v", "v =")) else line for line in _VALUE_SOURCES[t]]
-            if t == "Date":
-                body[-1] = f"{name} = _dates.get({name}) or _date_of({name})"
+            body += [line.format(v=name) for line in _VALUE_SOURCES[t]]
         else:
             raise ValueError(f"no RowBinary decoding for {t}")
     return "\n".join(
@@ -305,8 +300,8 @@ _DATES: dict[int, datetime.date] = {}
 def _date_of(days: int) -> datetime.date:
     if len(_DATES) > 100_000:
         _DATES.clear()
-    v = _DATES[days] = _EPOCH + datetime.timedelta(days=days)
-    return v
+    day = _DATES[days] = _EPOCH + datetime.timedelta(days=days)
+    return day
 
 
 def read_values(data: bytes | bytearray | memoryview, types: Sequence[str]) -> list[tuple[Any, ...]]:
