@@ -136,10 +136,36 @@ def _ancestors_keys(rnd: random.Random, e: dict[str, Any]) -> None:
             p["credentials"] = p.pop("credentials")
 
 
+def _parent_places(rnd: random.Random, e: dict[str, Any]) -> None:
+    """The parent's text right before the ancestors' (then both are cut), or not, and copies of the two
+    elsewhere in the event."""
+    p = e.get("process")
+    if not isinstance(p, dict) or "parent" not in p or "ancestors" not in p:
+        return
+    r = rnd.random()
+    creds = p.get("credentials")
+    if r < 0.35 and isinstance(creds, dict):  # a copy of the two, before them or after
+        creds["destination"] = {"parent": copy.deepcopy(p["parent"]), "ancestors": copy.deepcopy(p["ancestors"])}
+        if rnd.random() < 0.3:
+            p["credentials"] = p.pop("credentials")
+    elif r < 0.55:  # the parent after the ancestors
+        p["parent"] = p.pop("parent")
+    elif r < 0.75:  # another property between them
+        items = [(k, v) for k, v in p.items() if k != "ancestors"]
+        i = [k for k, _ in items].index("parent")
+        items.insert(min(i + 2, len(items)), ("ancestors", p["ancestors"]))
+        p.clear()
+        p.update(items)
+    elif isinstance(p["parent"], dict):  # a parent that is not the first ancestor
+        p["parent"]["pid"] = rnd.choice([0, 1, 2**31])
+
+
 def mutate_event(rnd: random.Random, event: dict[str, Any], pool: list[dict[str, Any]]) -> dict[str, Any]:
     e = copy.deepcopy(event)
     if rnd.random() < 0.3:
         _ancestors_keys(rnd, e)
+    if rnd.random() < 0.3:
+        _parent_places(rnd, e)
     for _ in range(rnd.choice([0, 1, 1, 1, 2, 3])):
         paths = _paths(e)
         path = rnd.choice(paths[1:]) if len(paths) > 1 else ()

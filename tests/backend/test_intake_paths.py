@@ -35,8 +35,9 @@ def whole(v: Any) -> bytes:
 
 
 def checked_cuts(out: Outcome) -> None:
-    """Each cut row: its ancestors' text is where `context_at` says, stored with this batch or before, and the
-    column keeps the rest: the two put together again are the event's text."""
+    """Each cut row: its ancestors' text (with its parent's when that comes right before them) is where
+    `context_at` says, stored with this batch or before, and the column keeps the rest: the two put together
+    again are the event's text."""
     new = {key: (day, text) for day, key, text in out.contexts}
     for row in out.rows:
         v = row[EVENT]
@@ -45,7 +46,10 @@ def checked_cuts(out: Outcome) -> None:
             continue
         text = whole(v)
         piece = text[v.at : v.at + v.size]
-        assert row[CONTEXT_AT] == v.at and piece == jsontext.dumps(jsontext.loads(text)["process"]["ancestors"])
+        process = jsontext.loads(text)["process"]
+        ancestors = jsontext.dumps(process["ancestors"])
+        both = jsontext.dumps(process["parent"]) + b',"ancestors":' + ancestors if "parent" in process else None
+        assert row[CONTEXT_AT] == v.at and piece == (both if both and both in text else ancestors)
         assert v.stored()[: v.at] + piece + v.stored()[v.at :] == text
         if row[CONTEXT] in new:
             assert new[row[CONTEXT]] == (row[tables.COLUMN_NAMES.index("day")], piece)

@@ -906,6 +906,8 @@ static int parse_known(Doc *d, int child, int slot) {
         d->escaped |= k->escaped;
         if (k->free_max > d->free_max)
             d->free_max = k->free_max;
+        if (slot >= 0)
+            d->caps[slot] = (Cap){start, k->len, 1, 0};
         return 0;
     }
     Cap before[NCAPS];
@@ -919,6 +921,8 @@ static int parse_known(Doc *d, int child, int slot) {
     d->escaped |= escaped;
     if (free_max > d->free_max)
         d->free_max = free_max;
+    if (r == 0 && slot >= 0)
+        d->caps[slot] = (Cap){start, d->i - start, 1, 0}; /* (its text: not one of the values it keeps) */
     return r;
 }
 
@@ -1344,11 +1348,16 @@ typedef struct {
     int has_parent;
 } RowRec;
 
-/* The contexts' keys of this batch by (lineage, day): asked of Python once each (`key_for`). */
+/* The contexts' keys of this batch by (lineage, day, parent cut with the ancestors): asked of Python once each
+ * (`key_for`). The parent's text is compared whole; one lineage rarely comes with more than one parent (its
+ * first ancestor is most often that parent), so past MAX_PARENTS of them a batch takes the Python path. */
+#define MAX_PARENTS 16
 typedef struct {
     PyObject *lineage; /* owned; NULL: a free slot */
     int64_t day;
-    PyObject *key; /* owned str */
+    const uint8_t *piece; /* the text cut (in the body), whose first `before` bytes are the parent's and the */
+    Py_ssize_t before;    /* `,"ancestors":` after it (0: the ancestors' text alone) */
+    PyObject *key;        /* owned str */
 } KeySlot;
 
 typedef struct {
@@ -1392,28 +1401,40 @@ static int keys_grow(Keys *k) {
     return 0;
 }
 
-/* The key of the (lineage, day)'s context: known to this batch, or asked of Python (who makes it and notes
- * its context row when the store has no copy of that day yet). Borrowed; NULL with an exception. */
-static PyObject *context_key(Keys *k, PyObject *key_for, PyObject *lineage, int64_t day, const uint8_t *piece, Py_ssize_t len) {
+/* The key (borrowed, in *out) of the context of (lineage, day, parent): known to this batch, or asked of
+ * Python (who makes it and notes its context row when the store has no copy yet). `piece[0:len]` is the text
+ * cut, its first `before` bytes the parent's part. 0, BAIL or ERROR. */
+static int context_key(Keys *k, PyObject *key_for, PyObject *lineage, int64_t day, const uint8_t *piece, Py_ssize_t len,
+                       Py_ssize_t before, PyObject **out) {
     if (k->cap == 0 || (k->used + 1) * 2 > k->cap)
         if (keys_grow(k))
-            return NULL;
+            return ERROR;
     size_t j = key_hash(lineage, day, k->cap - 1);
-    for (; k->slots[j].lineage; j = (j + 1) & (k->cap - 1))
-        if (k->slots[j].lineage == lineage && k->slots[j].day == day)
-            return k->slots[j].key;
-    PyObject *key = PyObject_CallFunction(key_for, "OLy#", lineage, (long long)day, (const char *)piece, len);
+    int parents = 0;
+    for (; k->slots[j].lineage; j = (j + 1) & (k->cap - 1)) {
+        KeySlot *ks = &k->slots[j];
+        if (ks->lineage == lineage && ks->day == day) {
+            if (ks->before == before && memcmp(ks->piece, piece, (size_t)before) == 0) {
+                *out = ks->key;
+                return 0;
+            }
+            if (++parents >= MAX_PARENTS)
+                return BAIL;
+        }
+    }
+    PyObject *key = PyObject_CallFunction(key_for, "OLy#n", lineage, (long long)day, (const char *)piece, len, before);
     if (key == NULL)
-        return NULL;
+        return ERROR;
     if (!PyUnicode_Check(key)) {
         Py_DECREF(key);
         PyErr_SetString(PyExc_TypeError, "key_for must return a str");
-        return NULL;
+        return ERROR;
     }
     Py_INCREF(lineage);
-    k->slots[j] = (KeySlot){lineage, day, key};
+    k->slots[j] = (KeySlot){lineage, day, piece, before, key};
     k->used++;
-    return key;
+    *out = key;
+    return 0;
 }
 
 static const char HEX[] = "0123456789abcdef";
@@ -1559,11 +1580,17 @@ static int write_row(Batch *b, Doc *d, const Env *env, Lineage *lin, Py_ssize_t 
             const uint8_t *first = memmem(s + text_lo, (size_t)(pos + len - text_lo), s + pos, (size_t)len);
             pos = first ? first - s : pos;
         }
-        key = context_key(&b->keys, b->key_for, lin->lineage, day, s + pos, len);
-        if (key == NULL)
-            return ERROR;
-        at = pos - text_lo;
-        size = lin->len;
+        /* the parent's text goes with the ancestors' when it is right before them (`intake._parent_before`) */
+        Py_ssize_t before = 0, sep = pos - 13, n = c[C_PARENT].len;
+        if (c[C_PARENT].set && n > 0 && sep > text_lo && sep - n >= text_lo &&
+            memcmp(s + sep, ",\"ancestors\":", 13) == 0 &&
+            (c[C_PARENT].pos == sep - n || memcmp(s + sep - n, s + c[C_PARENT].pos, (size_t)n) == 0))
+            before = n + 13;
+        int r = context_key(&b->keys, b->key_for, lin->lineage, day, s + pos - before, len + before, before, &key);
+        if (r)
+            return r;
+        at = pos - before - text_lo;
+        size = len + before;
     }
 
     Buf *o = &b->out;

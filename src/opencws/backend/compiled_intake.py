@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any
 
-from opencws.backend.lineages import LINEAGES, Lineage, Lineages
+from opencws.backend.lineages import LINEAGES, Lineage, Lineages, parent_key
 from opencws.backend.store import tables
 from opencws.backend.store.contexts import new_key
 from opencws.backend.store.rowbinary import Cut, text_bytes
@@ -33,6 +33,7 @@ except ImportError:  # not built: the Python path
     _intake = None  # type: ignore[assignment]
 
 _EPOCH = datetime.date(1970, 1, 1)
+_SEP_LEN = len(b',"ancestors":')
 # Objects whose texts repeat from event to event: each distinct text is checked once, then matched by memcmp
 # (a process's executable is not: its text differs from event to event more often than not).
 CACHED_FIELDS = frozenset({("ProcessContext", "parent"), ("ProcessContext", "credentials")})
@@ -134,15 +135,16 @@ class CompiledIntake:
         """(rows, their RowBinary, the contexts rows, the keys to note once stored) of a body whose documents
         are all plainly valid, else None. `lines`: JSON lines (else one object; an array gives None)."""
         contexts: list[tuple[Any, ...]] = []
-        new: list[tuple[Lineage, tuple[int, Any], str]] = []
+        new: list[tuple[Lineage, tuple[int, Any, bytes], str]] = []
         # (by the text, not the Lineage: a text the C registry and `Lineages` both forgot may come back as
         # another Lineage within a batch; one context per text and day, as on the Python path)
         pending: dict[tuple[bytes, int], str] = {}
 
-        def key_for(lineage: Lineage, day: int, piece: bytes) -> str:
-            """As `_accept_plain`: the key of the copy stored before, or one made once per batch."""
+        def key_for(lineage: Lineage, day: int, piece: bytes, before: int) -> str:
+            """As `_accept_plain`: the key of the copy stored before, or one made once per batch. `piece`: the
+            text cut, whose first `before` bytes are the parent's and `,"ancestors":` (0: the ancestors' alone)."""
             date = _EPOCH + datetime.timedelta(days=day)
-            where = (serial, date)
+            where = (serial, date, parent_key(memoryview(piece)[: max(before - _SEP_LEN, 0)]))
             key = lineage.keys.get(where)
             if key is None:
                 key = pending.get((piece, day))

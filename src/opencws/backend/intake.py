@@ -33,7 +33,7 @@ import msgspec
 from opencws.backend import bodies
 from opencws.backend.bodies import Document, depth_exceeds
 from opencws.backend.compiled_intake import compiled
-from opencws.backend.lineages import LINEAGES, Lineage, Lineages
+from opencws.backend.lineages import LINEAGES, Lineage, Lineages, parent_key
 from opencws.backend.store.contexts import new_key
 from opencws.backend.store.rowbinary import Cut
 from opencws.backend.store.rows import Envelope, day_of, event_row, plain_date
@@ -53,7 +53,7 @@ class Outcome:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     # Rows of the contexts table the rows need (`Store.insert(rows, contexts)` stores them first).
     contexts: list[tuple[Any, ...]] = field(default_factory=list)
-    _new: list[tuple[Lineage, tuple[int, Any], str]] = field(default_factory=list)
+    _new: list[tuple[Lineage, tuple[int, Any, bytes], str]] = field(default_factory=list)
     # The rows' RowBinary (`tables.COLUMNS`), when the compiled pass made them (`Store.insert(..., encoded)`).
     encoded: bytes | None = None
 
@@ -218,7 +218,8 @@ def _accept_plain(
     decode, dates_valid = cut_event_decoder().decode, cut_dates_checker()
     out = Outcome()
     rows, contexts = out.rows, out.contexts
-    pending: dict[tuple[int, Any], str] = {}  # (id of a lineage, day) → key of its copy stored with this batch
+    # (id of a lineage, (serial, day, parent key)) → key of its copy stored with this batch
+    pending: dict[tuple[int, Any], str] = {}
     enveloped = False  # whether the last document was an envelope: this one is tried as one first
     # JSON lines are views of the body: texts are found in the body itself, between the line's bounds.
     body, starts = getattr(raws, "body", None), getattr(raws, "starts", None)
@@ -266,12 +267,16 @@ def _accept_plain(
                 text = doc if span is None else memoryview(doc)[span[0] : span[1]]
                 rows.append(event_row(event, env, now, text, lineage and lineage.facts, date=date))
                 continue
-            where = (serial, day_of(date))
+            before = _parent_before(doc, at, start, end) if event.process.parent else 0
+            if before:  # the parent's text goes with the ancestors'
+                at -= before
+                piece = doc[at : at + before + len(piece)]
+            where = (serial, day_of(date), parent_key(memoryview(doc)[at : at + before - len(_ANCESTORS_SEP)]))
             key = lineage.keys.get(where)
             if key is None:
-                key = pending.get((id(lineage), where[1]))
+                key = pending.get((id(lineage), where))
                 if key is None:
-                    key = pending[(id(lineage), where[1])] = new_key()
+                    key = pending[(id(lineage), where)] = new_key()
                     contexts.append((where[1], key, piece))
                     out._new.append((lineage, where, key))
             cut = Cut(memoryview(doc)[start:end], at - start, len(piece))
@@ -336,6 +341,33 @@ def _offset(doc: bytes, piece: bytes, start: int, end: int) -> int:
     if i >= len(_ANCESTORS_KEY) and doc.startswith(piece, i, end):
         return i
     return doc.find(piece, start, end)
+
+
+class _ParentText(msgspec.Struct, frozen=True):
+    parent: msgspec.Raw = msgspec.Raw()
+
+
+class _ProcessParentText(msgspec.Struct):
+    process: _ParentText = _ParentText()
+
+
+_PARENT_TEXT = msgspec.json.Decoder(_ProcessParentText)
+_ANCESTORS_SEP = b',"ancestors":'
+
+
+def _parent_before(doc: bytes, at: int, start: int, end: int) -> int:
+    """How many bytes before `at` (where the ancestors' text is cut out of the event's text `doc[start:end]`)
+    go with it: the text of `process.parent` and `,"ancestors":` when that is what is right before `at` (as
+    the agent writes a process: its parent, then its ancestors, whose first is most often the same process),
+    else 0. The event's `process.parent` must be set."""
+    sep = at - len(_ANCESTORS_SEP)
+    if sep <= start or not doc.startswith(_ANCESTORS_SEP, sep):
+        return 0
+    parent = _PARENT_TEXT.decode(memoryview(doc)[start:end]).process.parent
+    n = len(parent)
+    if not n or sep - n < start or memoryview(doc)[sep - n : sep] != memoryview(parent):
+        return 0
+    return n + len(_ANCESTORS_SEP)
 
 
 def _plain_envelope(e: Any) -> Envelope | None:

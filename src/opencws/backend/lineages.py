@@ -7,13 +7,16 @@ yet is decoded and checked as strictly as the whole event would have been (`ance
 the free-form nesting), and what the rows need of it is kept (`rows.lineage_of`). A text that fails is not
 kept: its event takes the slow path, which says why.
 
-Each entry also remembers the key of its stored copy per store and day (`opencws.backend.store.contexts`),
-set only once that copy is stored (`Outcome.stored`), so that no event names a copy that might not be there.
+Each entry also remembers the key of its stored copy per store, day and parent (`opencws.backend.store.contexts`:
+the text cut out of an event is its parent's and its ancestors' when they are next to each other, see
+`cut_parent`), set only once that copy is stored (`Outcome.stored`), so that no event names a copy that might
+not be there.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import threading
 from dataclasses import dataclass, field
 
@@ -26,14 +29,15 @@ from opencws.backend.store.rows import lineage_of
 from opencws.schema.structs import ancestors_dates_checker, ancestors_decoder
 
 MAX_BYTES = 64 << 20
-MAX_DAYS = 8
+MAX_KEYS = 16  # (store, day, parent) triples an entry remembers the key of
 
 
 @dataclass(slots=True, eq=False)
 class Lineage:
     facts: Facts
     depth: int  # its free-form parts nest at most this deep (the limit it was checked against)
-    keys: dict[tuple[int, datetime.date], str] = field(default_factory=dict)  # (store serial, day) → key
+    # (store serial, day, `parent_key` of the parent cut with the ancestors) → key of the stored copy
+    keys: dict[tuple[int, datetime.date, bytes], str] = field(default_factory=dict)
 
 
 class Lineages:
@@ -83,11 +87,19 @@ class Lineages:
         return entry
 
     @staticmethod
-    def stored(entry: Lineage, where: tuple[int, datetime.date], key: str) -> None:
-        """The copy of `entry`'s text for (store serial, day) is stored under `key`: later events name it."""
-        if len(entry.keys) >= MAX_DAYS and where not in entry.keys:
+    def stored(entry: Lineage, where: tuple[int, datetime.date, bytes], key: str) -> None:
+        """The copy of `entry`'s text for (store serial, day, parent) is stored under `key`: later events name
+        it."""
+        if len(entry.keys) >= MAX_KEYS and where not in entry.keys:
             entry.keys.clear()
         entry.keys[where] = key
+
+
+def parent_key(parent: bytes | memoryview) -> bytes:
+    """What tells the parents cut with one ancestors text apart: a digest of the parent's text (b"": none cut).
+    A digest, not the text, so that the keys an entry remembers stay small; 128 bits of BLAKE2b, so that no
+    client can make two parents share a key."""
+    return hashlib.blake2b(parent, digest_size=16).digest() if len(parent) else b""
 
 
 LINEAGES = Lineages()

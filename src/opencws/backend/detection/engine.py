@@ -51,30 +51,42 @@ def _parsed(text: Any) -> dict[str, Any]:
     return orjson.loads(text if isinstance(text, str | bytes) else memoryview(text))
 
 
-_ANCESTORS: dict[str, Any] = {}  # context key → its text parsed (a key always names the same text)
-_MAX_ANCESTORS = 4096
+_CONTEXTS: dict[str, Any] = {}  # context key → its text parsed (a key always names the same text)
+_MAX_CONTEXTS = 4096
+_PARENT_AND_ANCESTORS = b'0,"ancestors":0'
 
 
 def _parsed_row(row: Sequence[Any]) -> dict[str, Any]:
     """`_parsed` of a row's event. When the intake cut the event's `process.ancestors` out into a context (three
-    quarters of its bytes, the same in every event of a lineage), they are parsed once per context and shared
-    (read-only, like the rest of the event) by every event naming it: the rest is parsed with a 0 where they
-    were, which must then be `process.ancestors` (else, a copy of their text elsewhere in the event, the whole
-    text is parsed)."""
+    quarters of its bytes, the same in every event of a lineage), with its `process.parent` when that came
+    right before them, they are parsed once per context and shared (read-only, like the rest of the event) by
+    every event naming it: the rest is parsed with 0s where they were, which must then be the process's
+    (else, a copy of their text elsewhere in the event, the whole text is parsed)."""
     text, key = row[I_EVENT], row[I_CONTEXT]
     if type(text) is not Cut or not key:
         return _parsed(text)
     whole, at, end = text.text, text.at, text.at + text.size
-    ancestors = _ANCESTORS.get(key)
-    if ancestors is None:
-        if len(_ANCESTORS) >= _MAX_ANCESTORS:
-            _ANCESTORS.clear()
-        ancestors = _ANCESTORS[key] = orjson.loads(whole[at:end])
-    event = orjson.loads(b"".join((whole[:at], b"0", whole[end:])))
+    context = _CONTEXTS.get(key)
+    if context is None:
+        if len(_CONTEXTS) >= _MAX_CONTEXTS:
+            _CONTEXTS.clear()
+        cut = whole[at:end]
+        # `[...]`: the ancestors; `{...},"ancestors":[...]`: the parent, then the ancestors
+        context = _CONTEXTS[key] = orjson.loads(b'{"parent":' + cut + b"}" if cut[:1] == b"{" else cut)
+    with_parent = type(context) is dict
+    event = orjson.loads(b"".join((whole[:at], _PARENT_AND_ANCESTORS if with_parent else b"0", whole[end:])))
     process = event.get("process") if type(event) is dict else None
-    if type(process) is not dict or type(process.get("ancestors")) is not int:
+    if (
+        type(process) is not dict
+        or type(process.get("ancestors")) is not int
+        or (with_parent and type(process.get("parent")) is not int)
+    ):
         return _parsed(text)
-    process["ancestors"] = ancestors
+    if with_parent:
+        process["parent"] = context["parent"]
+        process["ancestors"] = context["ancestors"]
+    else:
+        process["ancestors"] = context
     return event
 
 
