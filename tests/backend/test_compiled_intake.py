@@ -523,3 +523,34 @@ def test_an_ancestors_text_relearned_within_a_batch_gets_one_context() -> None:
     want = python_path(body, JSONL, 5, Lineages())
     assert got is not None and want is not None
     same(got, want)
+
+
+def test_a_parent_cut_with_its_ancestors_is_cut_the_same_way() -> None:
+    """Parents right before their ancestors (cut with them), after them, or away from them; a copy of the two
+    earlier in the event; one ancestors text with several parents."""
+    events = []
+    for i, e in enumerate(e for e in REALISTIC if {"parent", "ancestors"} <= e.get("process", {}).keys()):
+        e = copy.deepcopy(e)
+        p = e["process"]
+        if i % 4 == 1:
+            p["parent"] = p.pop("parent")
+        elif i % 4 == 2 and isinstance(p.get("credentials"), dict):
+            p["credentials"]["destination"] = {"parent": p["parent"], "ancestors": p["ancestors"]}
+        elif i % 4 == 3:
+            p["parent"]["pid"] = i % 3  # (a few: past 16 parents of one lineage, Python takes the body)
+        events.append(e)
+    assert both(lines(events), serial=5)
+
+
+def test_a_lineage_with_many_parents_in_one_batch_is_left_to_python() -> None:
+    """Past 16 parents of one ancestors text and day in a batch, the pass leaves the body to the Python path,
+    which makes the same rows."""
+    e = next(e for e in REALISTIC if {"parent", "ancestors"} <= e.get("process", {}).keys())
+    events = []
+    for pid in range(20):
+        events.append(copy.deepcopy(e))
+        events[-1]["process"]["parent"]["pid"] = pid
+    c = CompiledIntake(Lineages())
+    assert compiled_path(lines(events[:16]), JSONL, 5, c) is not None
+    assert compiled_path(lines(events), JSONL, 5, c) is None
+    assert not intake.accept_body(lines(events), JSONL, 5000, 32, NOW, store=types.SimpleNamespace(serial=5)).rejected

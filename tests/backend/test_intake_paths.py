@@ -266,3 +266,47 @@ def test_ancestors_written_unlike_the_next_lines_are_never_cut_out_of_another_li
             v = r[EVENT]
             if isinstance(v, Cut):
                 assert v.at >= 0 and v.at + v.size <= len(whole(v))
+
+
+def _with_parent() -> dict[str, Any]:
+    return copy.deepcopy(next(e for e in EVENTS if {"parent", "ancestors"} <= e.get("process", {}).keys()))
+
+
+def test_a_parent_right_before_its_ancestors_is_stored_with_them_once() -> None:
+    e = _with_parent()
+    sibling = copy.deepcopy(e)  # another process of the same parent: same parent and ancestors texts
+    sibling["process"]["pid"] += 1
+    out = both(orjson.dumps([e, sibling]))
+    ((_, key, text),) = out.contexts
+    parent, ancestors = (jsontext.dumps(e["process"][k]) for k in ("parent", "ancestors"))
+    assert text == parent + b',"ancestors":' + ancestors
+    assert [r[CONTEXT] for r in out.rows] == [key, key]
+    for row, event in zip(out.rows, (e, sibling), strict=True):
+        stored = row[EVENT].stored()
+        assert parent not in stored and ancestors not in stored and jsontext.loads(whole(row[EVENT])) == event
+
+
+def test_a_parent_away_from_its_ancestors_stays_in_the_event() -> None:
+    e = _with_parent()
+    e["process"]["parent"] = e["process"].pop("parent")  # after the ancestors
+    out = both(orjson.dumps([e]))
+    ((_, _, text),) = out.contexts
+    assert text == jsontext.dumps(e["process"]["ancestors"])
+    assert jsontext.dumps(e["process"]["parent"]) in out.rows[0][EVENT].stored()
+
+
+def test_each_parent_of_one_ancestors_text_gets_its_own_context() -> None:
+    """One ancestors text, two parents (the first ancestor is mostly the parent, not always): two contexts, and
+    each event names the one holding its own parent."""
+    lineages = Lineages()
+    e = _with_parent()
+    other = copy.deepcopy(e)
+    other["process"]["parent"]["pid"] += 1
+    raws = bodies.raw_documents(orjson.dumps([e, other, e]), "application/json", 10)
+    out = _accept_plain(raws, 32, NOW, -1, lineages)
+    assert out is not None and len(out.contexts) == 2
+    keys = [r[CONTEXT] for r in out.rows]
+    assert keys[0] == keys[2] != keys[1]
+    out.stored()
+    again = _accept_plain(raws, 32, NOW, -1, lineages)
+    assert again is not None and not again.contexts and [r[CONTEXT] for r in again.rows] == keys

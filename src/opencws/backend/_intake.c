@@ -15,6 +15,10 @@
  * rejection). What it accepts, it stores byte for byte as the Python path does
  * (`tests/backend/test_compiled_intake.py`).
  *
+ * The text cut out of a row's event is its `process.ancestors`, with its `process.parent` when that comes right
+ * before them (`intake._parent_before`); the batch's context keys are asked of Python once per (lineage, day,
+ * parent).
+ *
  * Texts that repeat are checked once: `process.ancestors` (three quarters of an event's bytes, the same in
  * every event of a lineage) is looked up by memcmp in a registry of texts Python's `Lineages.find` checked (a
  * text not seen yet is scanned to its end and handed to Python once: the `learn` callback); the objects of

@@ -11,7 +11,8 @@ else. Then the Python hot path: the body is split into each document's JSON text
 parsed and checked in one pass by the Structs of `opencws.schema.structs`, which accept a subset of what
 the schema accepts; the stored event is the text as received. Its `process.ancestors` stay text in
 that pass: each distinct ancestors text is checked once (`opencws.backend.lineages`) and stored once a day
-apart from the events (`opencws.backend.store.contexts`). When any document of a body is not plainly valid
+apart from the events (`opencws.backend.store.contexts`), with the parent's text when that comes right before
+it (`_parent_before`). When any document of a body is not plainly valid
 that way, the whole body takes the slow twin, `accept(bodies.documents(...))`: orjson (or
 `opencws.model.jsontext` for `\\udcXX` escapes), the exact validator, and every reason for each rejection.
 `tests/backend/test_intake_paths.py` holds the two together, `tests/backend/test_compiled_intake.py` the

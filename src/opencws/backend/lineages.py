@@ -9,7 +9,7 @@ kept: its event takes the slow path, which says why.
 
 Each entry also remembers the key of its stored copy per store, day and parent (`opencws.backend.store.contexts`:
 the text cut out of an event is its parent's and its ancestors' when they are next to each other, see
-`cut_parent`), set only once that copy is stored (`Outcome.stored`), so that no event names a copy that might
+`intake._parent_before`), set only once that copy is stored (`Outcome.stored`), so that no event names a copy that might
 not be there.
 """
 

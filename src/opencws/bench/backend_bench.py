@@ -264,7 +264,7 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
     cx_rows, cx_disk, cx_raw = sizes.get(tables.CONTEXTS_LOCAL_TABLE, (0, 0, 0))
     print(f"  stored: {(ev_disk + cx_disk) / n:,.0f} bytes per event on disk, {(ev_raw + cx_raw) / n:,.0f} uncompressed "
           f"(the events' JSON as sent: {avg:,.0f}); {(ev_disk + cx_disk) / 2**20:,.1f} MiB in all, of which "
-          f"{cx_rows:,} process ancestors texts stored apart ({cx_disk / 2**20:,.1f} MiB)")  # fmt: skip
+          f"{cx_rows:,} process ancestors (and parent) texts stored apart ({cx_disk / 2**20:,.1f} MiB)")  # fmt: skip
     print(
         f"Searches over {store.count():,} stored events: median (p90) of {args.rounds} runs, each answering the HTTP API's question"
     )

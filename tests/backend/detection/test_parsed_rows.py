@@ -1,5 +1,5 @@
-"""Detection reads each stored row's event whole: with its `process.ancestors` cut out into a context, they are
-parsed once per context and put back where they were."""
+"""Detection reads each stored row's event whole: with its `process.ancestors` (and the parent right before
+them) cut out into a context, they are parsed once per context and put back where they were."""
 
 from __future__ import annotations
 
@@ -33,6 +33,26 @@ def test_an_event_read_with_its_shared_ancestors_equals_the_event_parsed_whole()
     first, second = [r for r in cut if r[engine.I_CONTEXT] == cut[0][engine.I_CONTEXT]][:2]
     a, b = engine._parsed_row(first), engine._parsed_row(second)
     assert a["process"]["ancestors"] is b["process"]["ancestors"]  # parsed once for the context
+
+
+def test_a_parent_cut_with_the_ancestors_is_put_back_in_its_place() -> None:
+    event = next(e for e in event_mix(300, seed=11) if {"parent", "ancestors"} <= e.get("process", {}).keys())
+    sibling = dict(event, process=dict(event["process"], pid=event["process"]["pid"] + 1, tty="pts/9"))
+    rows = _rows([event, sibling])
+    assert bytes(rows[0][EVENT].text)[rows[0][EVENT].at : rows[0][EVENT].at + 1] == b"{"  # the parent's text
+    a, b = (engine._parsed_row(r) for r in rows)
+    assert (a, b) == (event, sibling)
+    assert list(a["process"]) == list(event["process"])  # in its place among the process's keys
+    assert a["process"]["parent"] is b["process"]["parent"]
+
+
+def test_a_parent_not_cut_with_the_ancestors_stays_where_it_is() -> None:
+    event = next(e for e in event_mix(300, seed=11) if {"parent", "ancestors"} <= e.get("process", {}).keys())
+    process = dict(event["process"])
+    process["parent"] = process.pop("parent")
+    event = dict(event, process=process)
+    (row,) = _rows([event])
+    assert engine._parsed_row(row) == event and list(engine._parsed_row(row)["process"]) == list(process)
 
 
 def test_a_copy_of_the_ancestors_text_earlier_in_the_event_is_not_mistaken_for_them() -> None:

@@ -1,9 +1,10 @@
-"""Process ancestors kept once: an event is stored without the text of its `process.ancestors`, which the
-contexts table holds once a day under a random key (`tables.CONTEXT_COLUMNS`); readers get the event's text
-back exactly as it was received by putting that text back where it was cut (`splice`).
+"""Process ancestors kept once: an event is stored without the text of its `process.ancestors` (and of its
+`process.parent` when that comes right before them: `intake._parent_before`), which the contexts table holds
+once a day under a random key (`tables.CONTEXT_COLUMNS`); readers get the event's text back exactly as it was
+received by putting that text back where it was cut (`splice`).
 
 Events of every process of a lineage repeat the same ancestors byte for byte (three quarters of a typical
-event's bytes). The key is random (128 bits), given the first time this backend stores those exact bytes on a
+event's bytes), and most often the same parent (their first ancestor: a third of the rest). The key is random (128 bits), given the first time this backend stores those exact bytes on a
 given day: not a hash of the text, which a holder of an ingest key could make collide with another host's
 ancestors. The same text seen again after a restart, or by another backend, gets a key of its own: a harmless
 copy.

@@ -5,8 +5,8 @@ DateTime64, CODECs or TTL. Times are Int64 nanoseconds; `day` (UTC) is the parti
 whole partitions. The sort key serves the common filters: event type, then time (every search has a range),
 then host. Typed columns hold the fields people filter on (see `opencws.secl.sql.columns`); `event` keeps the whole event JSON (compressed by
 MergeTree, LZ4 by default, ZSTD when the server's `<compression>` says so), except its `process.ancestors`
-text, kept once a day in the contexts table (`context` names it, `context_at` is where it goes back: see
-`opencws.backend.store.contexts`).
+text (with its `process.parent` when that comes right before it), kept once a day in the contexts table
+(`context` names it, `context_at` is where it goes back: see `opencws.backend.store.contexts`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ RESULT_COLUMNS = [
     "context_at",
 ]  # fmt: skip
 
-# The contexts table: each distinct text cut out of events (a process's ancestors), once a day under a random key.
+# The contexts table: each distinct text cut out of events (a process's ancestors, with its parent when that comes
+# right before them), once a day under a random key.
 CONTEXT_COLUMNS: list[tuple[str, str]] = [("day", "Date"), ("key", "String"), ("text", "String")]
 
 
