@@ -380,7 +380,8 @@ def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_
     cluster = LocalCluster(shards=2).start()
     store = None
     try:
-        engine = ServerEngine(ServerAddress("127.0.0.1", cluster.ports[0]), {"insert_distributed_sync": 1})
+        address = ServerAddress("127.0.0.1", cluster.ports[0], http_port=cluster.http_ports[0])
+        engine = ServerEngine(address, {"insert_distributed_sync": 1})
         store = Store(engine, database="journal_down", cluster=CLUSTER)
         store.create()
         soon = JournalLimits(flush_rows=10**9, flush_bytes=1 << 30, flush_interval=0.1, max_bytes=1 << 30)

@@ -65,7 +65,8 @@ def _config(root: str, tcp: int, http: int, shards: list[int]) -> str:
 class LocalCluster:
     shards: int = 2
     root: str = ""
-    ports: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # native protocol, one per shard
+    http_ports: list[int] = field(default_factory=list)  # HTTP interface, one per shard
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self, timeout: float = 60) -> LocalCluster:
@@ -74,13 +75,14 @@ class LocalCluster:
             raise RuntimeError(reason)
         self.root = tempfile.mkdtemp(prefix="opencws-clickhouse-")
         self.ports = [_free_port() for _ in range(self.shards)]
+        self.http_ports = [_free_port() for _ in range(self.shards)]
         try:
             for i, port in enumerate(self.ports):
                 d = os.path.join(self.root, f"shard{i + 1}")
                 os.makedirs(d)
                 cfg = os.path.join(d, "config.xml")
                 with open(cfg, "w") as f:
-                    f.write(_config(d, port, _free_port(), self.ports))
+                    f.write(_config(d, port, self.http_ports[i], self.ports))
                 out = open(os.path.join(d, "stdout.log"), "w")  # noqa: SIM115 - the server's lifetime
                 self.procs.append(
                     subprocess.Popen(
@@ -112,10 +114,11 @@ class LocalCluster:
                 time.sleep(0.2)
         raise RuntimeError(f"clickhouse-server on port {port} did not answer in {timeout} s; see {self.root}")
 
-    def url(self, database: str, cluster: bool = True) -> str:
-        return f"clickhouse://127.0.0.1:{self.ports[0]}/{database}" + (
-            f"?cluster={CLUSTER}" if cluster else ""
-        )
+    def url(self, database: str, cluster: bool = True, http: bool = True) -> str:
+        """The store URL of the first shard (`cluster`: the whole cluster through it; `http`: inserts over its
+        HTTP interface, else over the native protocol)."""
+        query = ([f"cluster={CLUSTER}"] if cluster else []) + ([f"http_port={self.http_ports[0]}"] if http else [])
+        return f"clickhouse://127.0.0.1:{self.ports[0]}/{database}" + ("?" + "&".join(query) if query else "")
 
     def stop(self) -> None:
         for proc in self.procs:
