@@ -120,6 +120,18 @@ class LocalCluster:
         query = ([f"cluster={CLUSTER}"] if cluster else []) + ([f"http_port={self.http_ports[0]}"] if http else [])
         return f"clickhouse://127.0.0.1:{self.ports[0]}/{database}" + ("?" + "&".join(query) if query else "")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the servers have used so far."""
+        total = 0
+        for proc in self.procs:
+            try:
+                with open(f"/proc/{proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
