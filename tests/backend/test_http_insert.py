@@ -7,6 +7,9 @@ import datetime
 import itertools
 import logging
 import socket
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from opencws.backend.store.journal import Journal, JournalLimits
 from opencws.backend.store.rowbinary import row_binary, text_bytes
 from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.backend.store.server_engine import ServerAddress, ServerEngine
-from opencws.bench.clickhouse_cluster import CLUSTER, LocalCluster
+from opencws.bench.clickhouse_cluster import CLUSTER, LocalCluster, missing
 
 _names = itertools.count()
 # The journal's flusher stays out of the way: the tests flush.
@@ -227,3 +230,47 @@ def test_without_http_port_the_native_fallback_says_so_once_in_the_log(
     finally:
         store.close()
 
+
+
+def test_the_node_killed_during_an_insert_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Two 18.16 shards of its own: the node the inserts go to (HTTP and native) is killed (SIGKILL) while
+    the journal inserts a big batch. Whatever the kill cut (nothing stored, the other shard's rows only, all of
+    it), once the node is back every acknowledged event is stored exactly once."""
+    if missing() is not None:
+        pytest.skip(f"ClickHouse servers cannot run: {missing()}")
+    cluster = LocalCluster(shards=2).start()
+    store = None
+    try:
+        store = Store(_engine(cluster), "killed", CLUSTER)
+        store.create()
+        store.open_journal(Journal(str(tmp_path / "journal"), _LATER))
+        ids: list[str] = []
+        for k in range(10):
+            rows = [row_of_dict(e, Envelope(host=f"node-{i % 6}"), i) for i, e in enumerate(event_mix(300, seed=k))]
+            assert store.insert(rows) == 300  # acknowledged: journaled
+            ids += [str(r[2]) for r in rows]
+        outcome: list[str] = []
+
+        def flush() -> None:
+            try:
+                store.flush()
+                outcome.append("stored")
+            except StoreError as e:
+                outcome.append(str(e))
+
+        flusher = threading.Thread(target=flush)
+        flusher.start()
+        time.sleep(0.05)
+        cluster.kill(0)
+        flusher.join(120)
+        assert outcome and not flusher.is_alive()
+        if outcome[0] != "stored":
+            assert store.journal_stats()["pending_rows"] == len(ids)  # kept, to be tried again
+        cluster.restart(0)
+        store.flush()
+        got = Counter(str(i) for (i,) in store.engine.execute(f"SELECT id FROM {store.read_table}"))
+        assert got == Counter(ids)
+    finally:
+        if store is not None:
+            store.close()
+        cluster.stop()

@@ -80,25 +80,41 @@ class LocalCluster:
             for i, port in enumerate(self.ports):
                 d = os.path.join(self.root, f"shard{i + 1}")
                 os.makedirs(d)
-                cfg = os.path.join(d, "config.xml")
-                with open(cfg, "w") as f:
+                with open(os.path.join(d, "config.xml"), "w") as f:
                     f.write(_config(d, port, self.http_ports[i], self.ports))
-                out = open(os.path.join(d, "stdout.log"), "w")  # noqa: SIM115 - the server's lifetime
-                self.procs.append(
-                    subprocess.Popen(
-                        [SERVER_BINARY, f"--config-file={cfg}"], stdout=out, stderr=subprocess.STDOUT, cwd=d
-                    )
-                )
-            for port, proc in zip(self.ports, self.procs, strict=True):
-                self._wait(port, proc, timeout)
+                self.procs.append(self._spawn(i))
+            for i in range(self.shards):
+                self._wait(i, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait(self, port: int, proc: subprocess.Popen, timeout: float) -> None:
+    def _spawn(self, i: int) -> subprocess.Popen:
+        d = os.path.join(self.root, f"shard{i + 1}")
+        with open(os.path.join(d, "stdout.log"), "a") as out:
+            return subprocess.Popen(
+                [SERVER_BINARY, f"--config-file={os.path.join(d, 'config.xml')}"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=d,
+            )  # fmt: skip
+
+    def kill(self, i: int) -> None:
+        """Shard `i` (from 0) dies at once (SIGKILL: a crash, whatever it was doing)."""
+        proc = self.procs[i]
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def restart(self, i: int, timeout: float = 60) -> None:
+        """Shard `i` (stopped or killed) starts again on its ports, with its data."""
+        self.kill(i)
+        self.procs[i] = self._spawn(i)
+        self._wait(i, timeout)
+
+    def _wait(self, i: int, timeout: float) -> None:
         from clickhouse_driver import Client
 
+        port, proc = self.ports[i], self.procs[i]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -106,8 +122,9 @@ class LocalCluster:
                     f"clickhouse-server on port {port} exited ({proc.returncode}); see {self.root}"
                 )
             try:
-                # The port first: the driver logs a traceback for every refused connection.
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                # The ports first: the driver logs a traceback for every refused connection.
+                for p in (port, self.http_ports[i]):
+                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
                 Client("127.0.0.1", port=port, connect_timeout=1).execute("SELECT 1")
                 return
             except Exception:
