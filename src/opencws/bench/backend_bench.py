@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=15, help="runs of each search (default 15)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--store", help="clickhouse://HOST:PORT/DB[?cluster=NAME] instead of the embedded store"
+        "--store", help="clickhouse://HOST:PORT/DB[?cluster=NAME][&http_port=N] instead of the embedded store"
     )
     where.add_argument(
         "--over-http",
