@@ -116,6 +116,19 @@ def test_a_body_starting_with_a_whitespace_byte_is_read_whole(
         store.close()
 
 
+def test_rowbinary_without_its_count_is_counted_before_the_insert(clickhouse_cluster: LocalCluster) -> None:
+    store = Store(_engine(clickhouse_cluster), f"http{next(_names)}", CLUSTER)
+    try:
+        store.create()
+        day = datetime.date(2026, 11, 30)
+        parts = [row_binary([[day, f"{p}{i}", "t"] for i in range(n)], ["Date", "String", "String"]) for p, n in [("a", 3), ("b", 4)]]
+        assert store.engine.insert(store.contexts_table, tables.CONTEXT_COLUMNS, data=parts) == 7
+        assert store.engine.insert(store.contexts_table, tables.CONTEXT_COLUMNS, data=[b""]) == 0
+        assert store.engine.execute(f"SELECT count() FROM {store.contexts_table}") == [(7,)]
+    finally:
+        store.close()
+
+
 def test_rows_given_as_values_are_encoded_and_sent_over_http(clickhouse_cluster: LocalCluster) -> None:
     """A store without its journal hands the engine values: encoded to RowBinary here, the same bytes."""
     store = Store(_engine(clickhouse_cluster), f"http{next(_names)}", CLUSTER)

@@ -8,13 +8,15 @@ What ClickHouse 18.16 (Debian's) does, checked against it (tests/backend/test_ht
   space, tab, CR or LF byte (a `Date`'s low byte, often) is read whole.
 - A refused request answers a non-2xx status (500 for bad data, 404 for a missing table, 401 for a wrong
   user or password) with the exception as the body: `Code: 33, e.displayText() = DB::Exception: Cannot read
-  all data...: (at row 2)`. An INSERT writes nothing before the end of its body, so its status is final.
-- The rows are parsed into blocks of `max_insert_block_size` rows and each block is written as it is full:
-  with that setting at the insert's row count, a body cut short or bad anywhere stores nothing. Past the
-  parse, a block is written as one part per partition (day), and through a `Distributed` table with
+  all data...: (at row 2)`; no `X-ClickHouse-Exception-Code` header yet. An INSERT answers once its rows
+  are written, so its status is final.
+- The rows are parsed into blocks of `max_insert_block_size` rows and each block is written as soon as it is
+  full: with that setting at the insert's row count, a body cut short or bad anywhere stores nothing. Past
+  the parse, a block is written as one part per partition (day), and through a `Distributed` table with
   `insert_distributed_sync` to each shard: a failure there can leave some of the rows stored, as over the
-  native protocol. The journal is made for that: the records of a failed insert are retried without the rows
-  the store already has (`Record.suspect`, `Store._missing`), so nothing is lost or stored twice.
+  native protocol (seen with a body of two blocks whose second was bad: the other shard had the first
+  block's rows, this one none). The journal is made for that: the records of a failed insert are retried
+  without the rows the store already has (`Record.suspect`, `Store._missing`): nothing lost, nothing twice.
 
 User and password go as HTTP basic authentication (18.16 takes it); no TLS (neither does the native side).
 """
