@@ -53,9 +53,10 @@ def clickhouse_cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture
 def cluster_store(clickhouse_cluster: LocalCluster, tmp_path: Path) -> Iterator[Store]:
-    engine = ServerEngine(
-        ServerAddress("127.0.0.1", clickhouse_cluster.ports[0]), {"insert_distributed_sync": 1}
-    )
+    """Inserts over the first shard's HTTP interface (the journal's RowBinary as it is), the rest over the
+    native protocol."""
+    address = ServerAddress("127.0.0.1", clickhouse_cluster.ports[0], http_port=clickhouse_cluster.http_ports[0])
+    engine = ServerEngine(address, {"insert_distributed_sync": 1})
     store = Store(engine, database=f"test{next(_names)}", cluster=CLUSTER)
     store.create()
     store.open_journal(Journal(str(tmp_path / "journal")))

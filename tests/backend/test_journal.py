@@ -369,10 +369,8 @@ def test_with_fsync_every_record_is_flushed_and_found(chdb_engine, database, tmp
 def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_path) -> None:
     """Two ClickHouse 18.16 shards of its own (one is stopped): the Distributed insert fails, possibly after
     the other shard took its rows; once the shard is back every acknowledged event is stored once."""
-    import subprocess
-
     from opencws.backend.store.server_engine import ServerAddress, ServerEngine
-    from opencws.bench.clickhouse_cluster import CLUSTER, SERVER_BINARY, LocalCluster, missing
+    from opencws.bench.clickhouse_cluster import CLUSTER, LocalCluster, missing
 
     reason = missing()
     if reason is not None:
@@ -380,7 +378,8 @@ def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_
     cluster = LocalCluster(shards=2).start()
     store = None
     try:
-        engine = ServerEngine(ServerAddress("127.0.0.1", cluster.ports[0]), {"insert_distributed_sync": 1})
+        address = ServerAddress("127.0.0.1", cluster.ports[0], http_port=cluster.http_ports[0])
+        engine = ServerEngine(address, {"insert_distributed_sync": 1})
         store = Store(engine, database="journal_down", cluster=CLUSTER)
         store.create()
         soon = JournalLimits(flush_rows=10**9, flush_bytes=1 << 30, flush_interval=0.1, max_bytes=1 << 30)
@@ -397,14 +396,7 @@ def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_
         while store.journal_stats()["insert_errors"] < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert store.journal_stats()["insert_errors"] >= 1 and store.journal_stats()["pending_rows"] >= 60
-        shard = os.path.join(cluster.root, "shard2")
-        with open(os.path.join(shard, "stdout.log"), "a") as log_file:
-            back = subprocess.Popen(
-                [SERVER_BINARY, f"--config-file={os.path.join(shard, 'config.xml')}"],
-                stdout=log_file, stderr=subprocess.STDOUT, cwd=shard,
-            )  # fmt: skip
-        cluster.procs[1] = back
-        cluster._wait(cluster.ports[1], back, 60)
+        cluster.restart(1)
         store.flush()
         got = Counter(str(i) for (i,) in engine.execute(f"SELECT id FROM {store.read_table}"))
         assert got == Counter(ids)

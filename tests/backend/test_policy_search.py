@@ -31,7 +31,8 @@ def policy_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         store = Store(request.getfixturevalue("chdb_engine"), database=f"policy{next(_n)}")
     else:
         cluster = request.getfixturevalue("clickhouse_cluster")
-        engine = ServerEngine(ServerAddress("127.0.0.1", cluster.ports[0]), {"insert_distributed_sync": 1})
+        address = ServerAddress("127.0.0.1", cluster.ports[0], http_port=cluster.http_ports[0])
+        engine = ServerEngine(address, {"insert_distributed_sync": 1})
         store = Store(engine, database=f"policy{next(_n)}", cluster=CLUSTER)
     store.create()
     store.insert([row_of_dict(e, Envelope(host=f"h{i % 5}"), i) for i, e in enumerate(EVENTS)])

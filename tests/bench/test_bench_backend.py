@@ -46,7 +46,17 @@ def test_bench_backend_on_local_clickhouse_shards() -> None:
         pytest.skip(missing())
     out = bench("--clickhouse-local")
     check(out)
-    assert "two local shards under a Distributed table" in out
+    assert "two local shards under a Distributed table (inserts over HTTP)" in out
+    servers = re.search(r"the servers' CPU during the intake: ([\d.]+) s; with this process's, ([\d,]+) events", out)
+    assert servers and float(servers[1]) > 0 and int(servers[2].replace(",", "")) > 0
+
+
+def test_bench_backend_on_local_clickhouse_shards_with_native_inserts() -> None:
+    if missing():
+        pytest.skip(missing())
+    out = bench("--clickhouse-local", "--native-inserts")
+    check(out)
+    assert "two local shards under a Distributed table (inserts over the native protocol)" in out
 
 
 def test_bench_backend_over_http_counts_a_real_backend_process() -> None:

@@ -15,7 +15,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=15, help="runs of each search (default 15)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--store", help="clickhouse://HOST:PORT/DB[?cluster=NAME] instead of the embedded store"
+        "--store", help="clickhouse://HOST:PORT/DB[?cluster=NAME][&http_port=N] instead of the embedded store"
     )
     where.add_argument(
         "--over-http",
@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clickhouse-local",
         action="store_true",
         help="start two local ClickHouse servers (shards) and use them",
+    )
+    parser.add_argument(
+        "--native-inserts",
+        action="store_true",
+        help="with --clickhouse-local: inserts over the native protocol (no http_port in the store URL: the "
+        "journal's RowBinary read back into values for the driver), to compare with the HTTP inserts",
     )
     parser.add_argument(
         "--data-dir", help="directory of the embedded store (default: a temporary one, removed)"
@@ -199,13 +205,18 @@ def run(args: argparse.Namespace) -> int:
         pool = [serialize(e) for e in realistic_mix(POOL)]
         backend_http_bench.run(_agent_bodies(args.events, args.batch, pool), args.events, args.batch)
         return 0
+    if args.native_inserts and not args.clickhouse_local:
+        print("--native-inserts goes with --clickhouse-local (give --store a URL without http_port instead)")
+        return 2
     cluster = None
     tmp = None
     if args.clickhouse_local:
         from opencws.bench.clickhouse_cluster import LocalCluster
 
         cluster = LocalCluster(shards=2).start()
-        url, kind = cluster.url("bench"), "ClickHouse 18.16, two local shards under a Distributed table"
+        how = "the native protocol" if args.native_inserts else "HTTP"
+        url = cluster.url("bench", http=not args.native_inserts)
+        kind = f"ClickHouse 18.16, two local shards under a Distributed table (inserts over {how})"
     else:
         url = args.store
         kind = f"ClickHouse at {url}" if url else "embedded store (chdb)"
@@ -215,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         if store.count():
             print(f"the store already holds {store.count():,} events: use an empty one")
             return 1
-        return _run(args, store, kind)
+        return _run(args, store, kind, cluster.cpu_seconds if cluster is not None else None)
     finally:
         if cluster is not None:
             cluster.stop()
@@ -223,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
+def _run(args: argparse.Namespace, store: Store, kind: str, servers_cpu: Callable[[], float] | None = None) -> int:
     n = args.events
     pool = [serialize(e) for e in realistic_mix(POOL)]
     avg = sum(map(len, pool)) / len(pool)
@@ -246,7 +257,9 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
     reset = _reset_peak_rss()
     rss_before = _rss_mib()
     print(line("baseline: orjson parse + schema validation only (CPU time)", base))
+    servers_before = servers_cpu() if servers_cpu is not None else 0.0
     t = _intake(store, n, args.batch, pool)
+    servers = servers_cpu() - servers_before if servers_cpu is not None else None
     rate = n / t["wall"]
     print(line("intake: parse, validate, rows, insert (wall clock)", rate, base))
     engine = "chdb's threads included" if kind.startswith("embedded") else "the servers' CPU not counted"
@@ -256,6 +269,9 @@ def _run(args: argparse.Namespace, store: Store, kind: str) -> int:
           f"the final flush of the journal into the engine {t['flush']:.1f} s (the other inserts ran on the flusher thread); "
           f"process CPU {t['cpu']:.1f} s for {t['wall']:.1f} s wall ({t['cpu'] / t['wall']:.2f} cores)")  # fmt: skip
     print(f"  journal: {_journal_line(store)}")
+    if servers is not None:
+        print(f"  the servers' CPU during the intake: {servers:.1f} s; with this process's, "
+              f"{n / (t['cpu'] + servers):,.0f} events per CPU-second")  # fmt: skip
     since = "during the intake" if reset else "of this process"
     print(f"  peak RSS {since}: {_rss_mib():,.0f} MiB ({rss_before:,.0f} MiB at its start: the engine, and the bench's "
           "own event pool)")  # fmt: skip

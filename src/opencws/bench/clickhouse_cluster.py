@@ -65,7 +65,8 @@ def _config(root: str, tcp: int, http: int, shards: list[int]) -> str:
 class LocalCluster:
     shards: int = 2
     root: str = ""
-    ports: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # native protocol, one per shard
+    http_ports: list[int] = field(default_factory=list)  # HTTP interface, one per shard
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self, timeout: float = 60) -> LocalCluster:
@@ -74,29 +75,46 @@ class LocalCluster:
             raise RuntimeError(reason)
         self.root = tempfile.mkdtemp(prefix="opencws-clickhouse-")
         self.ports = [_free_port() for _ in range(self.shards)]
+        self.http_ports = [_free_port() for _ in range(self.shards)]
         try:
             for i, port in enumerate(self.ports):
                 d = os.path.join(self.root, f"shard{i + 1}")
                 os.makedirs(d)
-                cfg = os.path.join(d, "config.xml")
-                with open(cfg, "w") as f:
-                    f.write(_config(d, port, _free_port(), self.ports))
-                out = open(os.path.join(d, "stdout.log"), "w")  # noqa: SIM115 - the server's lifetime
-                self.procs.append(
-                    subprocess.Popen(
-                        [SERVER_BINARY, f"--config-file={cfg}"], stdout=out, stderr=subprocess.STDOUT, cwd=d
-                    )
-                )
-            for port, proc in zip(self.ports, self.procs, strict=True):
-                self._wait(port, proc, timeout)
+                with open(os.path.join(d, "config.xml"), "w") as f:
+                    f.write(_config(d, port, self.http_ports[i], self.ports))
+                self.procs.append(self._spawn(i))
+            for i in range(self.shards):
+                self._wait(i, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait(self, port: int, proc: subprocess.Popen, timeout: float) -> None:
+    def _spawn(self, i: int) -> subprocess.Popen:
+        d = os.path.join(self.root, f"shard{i + 1}")
+        with open(os.path.join(d, "stdout.log"), "a") as out:
+            return subprocess.Popen(
+                [SERVER_BINARY, f"--config-file={os.path.join(d, 'config.xml')}"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=d,
+            )  # fmt: skip
+
+    def kill(self, i: int) -> None:
+        """Shard `i` (from 0) dies at once (SIGKILL: a crash, whatever it was doing)."""
+        proc = self.procs[i]
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def restart(self, i: int, timeout: float = 60) -> None:
+        """Shard `i` (stopped or killed) starts again on its ports, with its data."""
+        self.kill(i)
+        self.procs[i] = self._spawn(i)
+        self._wait(i, timeout)
+
+    def _wait(self, i: int, timeout: float) -> None:
         from clickhouse_driver import Client
 
+        port, proc = self.ports[i], self.procs[i]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -104,18 +122,32 @@ class LocalCluster:
                     f"clickhouse-server on port {port} exited ({proc.returncode}); see {self.root}"
                 )
             try:
-                # The port first: the driver logs a traceback for every refused connection.
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                # The ports first: the driver logs a traceback for every refused connection.
+                for p in (port, self.http_ports[i]):
+                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
                 Client("127.0.0.1", port=port, connect_timeout=1).execute("SELECT 1")
                 return
             except Exception:
                 time.sleep(0.2)
         raise RuntimeError(f"clickhouse-server on port {port} did not answer in {timeout} s; see {self.root}")
 
-    def url(self, database: str, cluster: bool = True) -> str:
-        return f"clickhouse://127.0.0.1:{self.ports[0]}/{database}" + (
-            f"?cluster={CLUSTER}" if cluster else ""
-        )
+    def url(self, database: str, cluster: bool = True, http: bool = True) -> str:
+        """The store URL of the first shard (`cluster`: the whole cluster through it; `http`: inserts over its
+        HTTP interface, else over the native protocol)."""
+        query = ([f"cluster={CLUSTER}"] if cluster else []) + ([f"http_port={self.http_ports[0]}"] if http else [])
+        return f"clickhouse://127.0.0.1:{self.ports[0]}/{database}" + ("?" + "&".join(query) if query else "")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the servers have used so far."""
+        total = 0
+        for proc in self.procs:
+            try:
+                with open(f"/proc/{proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--data-dir", help="the embedded store and the API keys (default ./opencws-data)")
     s.add_argument(
         "--store",
-        help="clickhouse://[USER[:PASSWORD]@]HOST:PORT/DB[?cluster=NAME] instead of the embedded store",
+        help="clickhouse://[USER[:PASSWORD]@]HOST:PORT/DB[?cluster=NAME][&http_port=N] instead of the embedded store "
+        "(http_port: the server's HTTP interface, for inserts)",
     )
     s.add_argument("--config", help="a YAML file of settings (flags take precedence)")
     s.add_argument("--tls-cert", help="certificate (PEM) for HTTPS")
