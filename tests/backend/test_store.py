@@ -333,3 +333,37 @@ def test_an_event_whose_context_is_gone_is_an_error_not_a_broken_event(chdb_stor
     assert chdb_store.get(hit.id) == hit  # read before: kept by key
     with pytest.raises(StoreError, match="lacks the process context"):
         other.get(hit.id)
+
+
+def test_search_results_cut_at_a_copy_of_their_context_are_judged_as_sent(store: Store) -> None:
+    """A copy of a process's parent and ancestors earlier in its event (in free-form credentials) takes the
+    cut; the check of search results then reads that event whole. Its sibling, cut where its process's own
+    parent and ancestors are, is judged with them put back: both as the evaluator judges the events sent."""
+    import copy
+
+    from opencws.bench.secl_bench import realistic_mix
+    from opencws.model.codec import serialize
+
+    mix = [orjson.loads(serialize(e)) for e in realistic_mix(200)]
+    e = copy.deepcopy(next(x for x in mix if x["process"].get("parent") and x["process"].get("credentials")))
+    p = e["process"]
+    creds = dict(p["credentials"], destination={"parent": p["parent"], "ancestors": p["ancestors"]})
+    e["process"] = {"credentials": creds, **{k: v for k, v in p.items() if k != "credentials"}}
+    sibling = copy.deepcopy(e)
+    sibling["process"]["pid"] += 1
+    del sibling["process"]["credentials"]["destination"]
+    ingest(store, [e, sibling])
+    store.flush()
+    stored = store.engine.execute(f"SELECT event FROM {store.read_table} WHERE process_pid = {p['pid']}")[0][0]
+    assert '"ancestors":[{' in stored  # the process's own ancestors stayed: the copy was cut
+    first = p["ancestors"][0]["executable"]
+    for expr in (
+        f'process.ancestors.file.path == "{first["path"]}"',
+        f'process.parent.file.name == "{p["parent"]["executable"]["name"]}"',
+        f"process.pid == {p['pid']}",
+        f'process.ancestors.file.path == "{first["path"]}" && process.pid != {p["pid"]}',
+    ):
+        s = compile_search(expr)
+        expected = [_json(x) for x in (e, sibling) if s.matches(event_from_json(x))]  # (one date: any order)
+        assert expected
+        assert sorted(h.event for h in store.search(s, *ALL, None, 10).hits) == sorted(expected)

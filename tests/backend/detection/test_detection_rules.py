@@ -10,7 +10,7 @@ import pytest
 from detection_helpers import SCANS, exec_event, one_rule, rule_file
 
 from opencws.backend.detection.rules import DEFAULT_DIR, RulesError, load_rules
-from opencws.backend.detection.view import event_view
+from opencws.model.view import event_view
 
 GOOD = "rules:\n  - id: scans\n" + textwrap.indent(SCANS, "    ")
 

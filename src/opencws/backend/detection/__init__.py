@@ -1,7 +1,6 @@
 """Detection: rules over stored events raise security signals that people triage.
 
     rules.py    YAML rule files → compiled rules (errors located, with SECL's caret)
-    view.py     an event's JSON as SECL reads it (no model decoding)
     engine.py   evaluation as events arrive: thresholds and new values, per group; state kept across restarts
     signals.py  signals: samples, status history, webhook state
     db.py       detection.sqlite (WAL) in the data directory

@@ -1,7 +1,7 @@
 """The evaluator: stored events in, signals out, as they arrive.
 
 Rules are compiled once and dispatched by (event type, agent rule id): an event meets only the rules that can
-apply to it, and SECL conditions run on a view of the event's JSON (`view.py`). Then per kind:
+apply to it, and SECL conditions run on a view of the event's JSON (`opencws.model.view`). Then per kind:
 
 - threshold (`count` N, `window` W): per group, the matching events of the last W (event time, half-open:
   an event counts until its date + W) are counted; the N-th opens a signal holding them. Events of the group
@@ -30,10 +30,11 @@ import orjson
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.rules import MAX_THRESHOLD, DetectionRule
 from opencws.backend.detection.signals import MAX_SAMPLES, Signal, SignalStore, new_signal_id
-from opencws.backend.detection.view import event_view
 from opencws.backend.store import tables
+from opencws.backend.store.contexts import parse_context, parse_spliced
 from opencws.backend.store.rowbinary import Cut
 from opencws.model.event import Event
+from opencws.model.view import event_view
 
 log = logging.getLogger("opencws.backend.detection")
 
@@ -53,15 +54,13 @@ def _parsed(text: Any) -> dict[str, Any]:
 
 _CONTEXTS: dict[str, Any] = {}  # context key → its text parsed (a key always names the same text)
 _MAX_CONTEXTS = 4096
-_PARENT_AND_ANCESTORS = b'0,"ancestors":0'
 
 
 def _parsed_row(row: Sequence[Any]) -> dict[str, Any]:
     """`_parsed` of a row's event. When the intake cut the event's `process.ancestors` out into a context (three
     quarters of its bytes, the same in every event of a lineage), with its `process.parent` when that came
     right before them, they are parsed once per context and shared (read-only, like the rest of the event) by
-    every event naming it: the rest is parsed with 0s where they were, which must then be the process's
-    (else, a copy of their text elsewhere in the event, the whole text is parsed)."""
+    every event naming it (`contexts.parse_spliced`)."""
     text, key = row[I_EVENT], row[I_CONTEXT]
     if type(text) is not Cut or not key:
         return _parsed(text)
@@ -70,24 +69,9 @@ def _parsed_row(row: Sequence[Any]) -> dict[str, Any]:
     if context is None:
         if len(_CONTEXTS) >= _MAX_CONTEXTS:
             _CONTEXTS.clear()
-        cut = whole[at:end]
-        # `[...]`: the ancestors; `{...},"ancestors":[...]`: the parent, then the ancestors
-        context = _CONTEXTS[key] = orjson.loads(b'{"parent":' + cut + b"}" if cut[:1] == b"{" else cut)
-    with_parent = type(context) is dict
-    event = orjson.loads(b"".join((whole[:at], _PARENT_AND_ANCESTORS if with_parent else b"0", whole[end:])))
-    process = event.get("process") if type(event) is dict else None
-    if (
-        type(process) is not dict
-        or type(process.get("ancestors")) is not int
-        or (with_parent and type(process.get("parent")) is not int)
-    ):
-        return _parsed(text)
-    if with_parent:
-        process["parent"] = context["parent"]
-        process["ancestors"] = context["ancestors"]
-    else:
-        process["ancestors"] = context
-    return event
+        context = _CONTEXTS[key] = parse_context(whole[at:end])
+    event = parse_spliced(whole[:at], whole[end:], context)
+    return _parsed(text) if event is None else event
 
 
 MAX_VALUES_PER_GROUP = 100_000  # learned values of one group of a new-value rule

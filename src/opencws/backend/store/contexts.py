@@ -13,8 +13,10 @@ copy.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from opencws.backend.store.rowbinary import text_bytes
+from opencws.model import jsontext
 
 
 def new_key() -> str:
@@ -28,3 +30,37 @@ def splice(event: str, at: int, text: str) -> str:
         return event[:at] + text + event[at:]
     b = text_bytes(event)
     return (b[:at] + text_bytes(text) + b[at:]).decode("utf-8", "surrogateescape")
+
+
+def parse_context(text: bytes | str | memoryview) -> Any:
+    """A context's text as JSON: the ancestors' list, or `{"parent": ..., "ancestors": [...]}` when the text
+    starts with the parent's object (`{...},"ancestors":[...]`)."""
+    if type(text) is str:
+        return jsontext.loads('{"parent":' + text + "}" if text[:1] == "{" else text)
+    return jsontext.loads(b'{"parent":' + text + b"}" if text[:1] == b"{" else text)
+
+
+def parse_spliced(before: Any, after: Any, context: Any) -> dict[str, Any] | None:
+    """The event whose JSON text is `before` + a context's text + `after` (all str, or all bytes-like), parsed
+    with `context` (that text's `parse_context`, shared by the events naming it: read-only) put back in its
+    place among the process's keys; None when the context was not cut where the process's own ancestors (and
+    parent) are (a copy of their text elsewhere in the event: the caller parses the whole text). Parsing the
+    rest alone spares parsing the bulk of the event again for each event of a lineage."""
+    with_parent = type(context) is dict
+    if type(before) is str:
+        event = jsontext.loads(before + ('0,"ancestors":0' if with_parent else "0") + after)
+    else:
+        event = jsontext.loads(b"".join((before, b'0,"ancestors":0' if with_parent else b"0", after)))
+    process = event.get("process") if type(event) is dict else None
+    if (
+        type(process) is not dict
+        or type(process.get("ancestors")) is not int
+        or (with_parent and type(process.get("parent")) is not int)
+    ):
+        return None
+    if with_parent:
+        process["parent"] = context["parent"]
+        process["ancestors"] = context["ancestors"]
+    else:
+        process["ancestors"] = context
+    return event

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from opencws.backend.store import tables
-from opencws.backend.store.contexts import splice
+from opencws.backend.store.contexts import parse_context, parse_spliced, splice
 from opencws.backend.store.engine import Data, Engine, StoreError
 from opencws.backend.store.journal import Flusher, Journal, Record
-from opencws.backend.store.rowbinary import RowBinaryError, read_rows, row_binary
+from opencws.backend.store.rowbinary import RowBinaryError, read_rows, row_binary, text_bytes
 from opencws.backend.store.rows import day_of
 from opencws.model import jsontext
 from opencws.model.codec import DecodeError, event_from_json
+from opencws.model.view import event_view
 from opencws.secl.sql import SEARCH_REGISTRY, Search
 from opencws.secl.sql.columns import FIELD_COLUMNS
 
@@ -74,6 +75,7 @@ class Store:
         # Contexts read before, by key (a key always names the same text): most pages need no query for them.
         self._texts: dict[str, str] = {}
         self._texts_size = 0
+        self._parsed_texts: dict[str, Any] = {}  # ...and parsed, for the SECL check of search results
         self.journal: Journal | None = None
         self._flusher: Flusher | None = None
 
@@ -248,7 +250,8 @@ class Store:
         """The (date, id) of up to `n` rows the SQL selects in [t_from, t_to) after `cursor`, newest first."""
         params = dict(search.where.params)
         cond = self._range(t_from, t_to, params)
-        if cursor is not None:
+        # (a window wholly older than the cursor needs no test of it, which would read every row's `id`)
+        if cursor is not None and cursor[0] < t_to:
             params.update(c_date=cursor[0], c_id=cursor[1])
             cond += " AND (date < {c_date:Int64} OR (date = {c_date:Int64} AND id < {c_id:String}))"
         rows = self.engine.execute(
@@ -258,8 +261,9 @@ class Store:
         )
         return [(int(d), str(i)) for d, i in rows]
 
-    def _fetch(self, keys: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
-        """The result columns of the rows at `keys`, in that order (one query)."""
+    def _fetch(self, keys: list[tuple[int, str]]) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+        """The rows at `keys`, in that order (one query): each as the `Hit` fields and as read (the result
+        columns, its event without its context)."""
         if not keys:
             return []
         dates = [k[0] for k in keys]
@@ -271,7 +275,7 @@ class Store:
             "AND date <= {hi:Int64} AND has({ids:Array(String)}, id) WHERE day >= {d_lo:Date} AND day <= {d_hi:Date}",
             fetch,
         )
-        by_key = {(r[1], r[0]): r for r in self._whole(rows)}
+        by_key = {(r[1], r[0]): (w, r) for w, r in zip(self._whole(rows), rows, strict=True)}
         return [by_key[k] for k in keys if k in by_key]
 
     def _whole(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -298,6 +302,7 @@ class Store:
                 texts[str(k)] = str(t)
                 if self._texts_size > _MAX_TEXTS_BYTES:
                     self._texts.clear()
+                    self._parsed_texts.clear()
                     self._texts_size = 0
                 self._texts[str(k)] = str(t)
                 self._texts_size += len(t)
@@ -311,6 +316,26 @@ class Store:
                 event = splice(event, int(r[10]), text)
             out.append((*r[:8], event))
         return out
+
+    def _parsed(self, hit: Hit, row: tuple[Any, ...]) -> Any:
+        """The JSON value of a fetched event (`hit`, `row` as read): with its context parsed once per key and
+        shared by the events naming it (`contexts.parse_spliced`), else parsed whole; None when it is not JSON."""
+        try:
+            key = str(row[9]) if row[9] else ""
+            text = self._texts.get(key) if key else None
+            if text is not None:
+                context = self._parsed_texts.get(key)
+                if context is None:
+                    context = self._parsed_texts[key] = parse_context(text)
+                stored, at = row[8], int(row[10])
+                if not stored.isascii():
+                    stored = text_bytes(stored)
+                event = parse_spliced(stored[:at], stored[at:], context)
+                if event is not None:
+                    return event
+            return jsontext.loads(hit.event)
+        except ValueError:  # (orjson's and json's errors)
+            return None
 
     def scan(
         self, search: Search, t_from: int, t_to: int, cursor: tuple[int, str] | None = None,
@@ -353,11 +378,11 @@ class Store:
                     if got:
                         wider = max(wider, span * (want - len(keys)) * 3 // (2 * len(got)))
                     hi, span = lo, wider
-            for row in self._fetch(keys):
-                hit = Hit(*row)
+            for whole, row in self._fetch(keys):
+                hit = Hit(*whole)
                 # SECL's evaluator decides on every event the SQL returns, even when the SQL is exact (its
                 # columns hold SECL's values, see tests/backend/test_rows.py; the evaluator makes sure).
-                yield hit, _matches(search, hit)
+                yield hit, search.matches_every_event or _matches(search, self._parsed(hit, row))
             scanned += len(keys)
             batch = min(batch * 2, _MAX_BATCH)
         if hi is None and state is not None:
@@ -413,7 +438,7 @@ class Store:
     def get_many(self, keys: Sequence[tuple[int, str]]) -> list[Hit]:
         """The events at these (date, id) positions, in that order, in one query (missing ones left out)."""
         self.flush()  # read-your-writes: everything acknowledged is in the engine
-        return [Hit(*r) for r in self._fetch(list(keys))]
+        return [Hit(*w) for w, _ in self._fetch(list(keys))]
 
     def sizes(self) -> dict[str, tuple[int, int, int]]:
         """Per local table, summed over the nodes: (rows, bytes on disk, bytes uncompressed) of its active parts."""
@@ -540,12 +565,14 @@ def _filter(search: Search, cond: str) -> str:
     return f"WHERE ({w.sql}) AND {cond}"
 
 
-def _matches(search: Search, hit: Hit) -> bool:
-    if search.matches_every_event:
-        return True
+def _matches(search: Search, event: Any) -> bool:
+    """SECL's verdict on an event's JSON value, read through a view (the fields the expression reads, not the
+    whole event decoded into the model)."""
+    if type(event) is not dict:
+        return False
     try:
-        return search.matches_json(jsontext.loads(hit.event))
-    except (DecodeError, ValueError):
+        return search.matches(event_view(event))
+    except (DecodeError, ValueError, TypeError, AttributeError):  # (not a CWS event: none of its parts match)
         return False
 
 

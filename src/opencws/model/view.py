@@ -1,11 +1,12 @@
-"""Stored events as SECL reads them, without building the model: a *view* of an event's parsed JSON.
+"""Stored events as SECL reads them, without building the model: a *view* of an event's parsed JSON (for
+detection's rules and for the check of each search result).
 
 Decoding an event into the model (`opencws.model.codec.event_from_json`) costs about 130 µs with its
 ancestors, more than detection's whole budget per event; the rules read a few fields of most events. A view
 is a model object whose fields are properties reading the JSON dict on access (objects wrapped in views
 when first read, dates parsed when read), so the SECL getters and compiled rules run on it unchanged.
 
-Hot path. Its slow twin is `event_from_json`; `tests/backend/detection/test_view.py` holds the two to the
+Hot path. Its slow twin is `event_from_json`; `tests/model/test_view.py` holds the two to the
 same verdicts and field values.
 """
 

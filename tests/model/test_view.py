@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import orjson
 
-from opencws.backend.detection.view import event_view
 from opencws.bench.secl_bench import realistic_mix
 from opencws.model.codec import event_from_json, serialize
+from opencws.model.view import event_view
 from opencws.secl import RuleSet, load_policies
 from opencws.secl.rulesuite import load_suite
 from opencws.secl.sql import SEARCH_REGISTRY
@@ -18,7 +18,7 @@ POLICIES = "src/opencws/secl/policies"
 def _events() -> list[dict]:
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[3] / POLICIES
+    root = Path(__file__).resolve().parents[2] / POLICIES
     suite = load_suite(root / "default.tests.yaml")
     return [c.event_json for c in suite.cases] + [orjson.loads(serialize(e)) for e in realistic_mix(3000)]
 
@@ -26,7 +26,7 @@ def _events() -> list[dict]:
 def test_every_policy_rule_decides_alike_on_views_and_decoded_events() -> None:
     from pathlib import Path
 
-    rules = RuleSet(load_policies([Path(__file__).resolve().parents[3] / POLICIES]).rules)
+    rules = RuleSet(load_policies([Path(__file__).resolve().parents[2] / POLICIES]).rules)
     fired = 0
     for d in _events():
         slow = event_from_json(d)
