@@ -109,18 +109,3 @@ def test_conditions_on_arrays_are_set_apart_from_those_on_plain_columns() -> Non
     for expr in ['process.ancestors.file.name == "bash"', "process.uid == 0",
                  'process.uid == 0 || process.ancestors.file.name == "bash"']:  # fmt: skip
         assert (compile_search(expr).where.plain, compile_search(expr).where.arrays) == ("", "")
-
-
-def test_a_search_decodes_only_the_parts_of_an_event_its_fields_read() -> None:
-    from opencws.secl.sql.search import ALL
-
-    assert compile_search('process.file.path == "/bin/sh"').reads == {"evt": ALL, "process": {"executable": ALL}}
-    assert compile_search('process.ancestors.file.name == "sh"').reads == {
-        "evt": ALL, "process": {"ancestors": {"executable": ALL}}
-    }
-    reads = compile_search('open.file.path == "/x" && process.parent.comm == "sh" && process.uid == 0').reads
-    assert reads == {"evt": ALL, "file": ALL, "process": {"*": ALL, "parent": ALL, "ancestors": ALL}}
-    reads = compile_search('process.uid == 0 && process.ancestors.file.name == "sh"').reads
-    assert reads == {"evt": ALL, "process": {"*": ALL, "ancestors": {"executable": ALL}}}
-    reads = compile_search('process.parent.file.path == "/x"').reads
-    assert reads == {"evt": ALL, "process": {"parent": {"executable": ALL}, "ancestors": {"executable": ALL}}}

@@ -576,10 +576,6 @@ class Registry:
             self._entry_getters[canonical] = g
         return g
 
-    def entry_chain(self, name: str) -> tuple[str, ...]:
-        """For an iterator field, the attribute chain its value is read at on one item."""
-        return self._entry_specs[self.fields[name].canonical][0]
-
     def entry_multi(self, name: str) -> bool:
         """Whether an iterator field has several values per item (`process.ancestors.argv`)."""
         return self._entry_specs[self.fields[name].canonical][3]
