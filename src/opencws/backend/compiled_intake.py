@@ -33,7 +33,6 @@ except ImportError:  # not built: the Python path
     _intake = None  # type: ignore[assignment]
 
 _EPOCH = datetime.date(1970, 1, 1)
-_SEP_LEN = len(b',"ancestors":')
 # Objects whose texts repeat from event to event: each distinct text is checked once, then matched by memcmp
 # (a process's executable is not: its text differs from event to event more often than not).
 CACHED_FIELDS = frozenset({("ProcessContext", "parent"), ("ProcessContext", "credentials")})
@@ -144,7 +143,7 @@ class CompiledIntake:
             """As `_accept_plain`: the key of the copy stored before, or one made once per batch. `piece`: the
             text cut, whose first `before` bytes are the parent's and `,"ancestors":` (0: the ancestors' alone)."""
             date = _EPOCH + datetime.timedelta(days=day)
-            where = (serial, date, parent_key(memoryview(piece)[: max(before - _SEP_LEN, 0)]))
+            where = (serial, date, parent_key(piece, before))
             key = lineage.keys.get(where)
             if key is None:
                 key = pending.get((piece, day))

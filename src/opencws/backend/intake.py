@@ -35,7 +35,7 @@ from opencws.backend import bodies
 from opencws.backend.bodies import Document, depth_exceeds
 from opencws.backend.compiled_intake import compiled
 from opencws.backend.lineages import LINEAGES, Lineage, Lineages, parent_key
-from opencws.backend.store.contexts import new_key
+from opencws.backend.store.contexts import PARENT_SEP, new_key
 from opencws.backend.store.rowbinary import Cut
 from opencws.backend.store.rows import Envelope, day_of, event_row, plain_date
 from opencws.model import jsontext
@@ -272,7 +272,7 @@ def _accept_plain(
             if before:  # the parent's text goes with the ancestors'
                 at -= before
                 piece = doc[at : at + before + len(piece)]
-            where = (serial, day_of(date), parent_key(memoryview(doc)[at : at + before - len(_ANCESTORS_SEP)]))
+            where = (serial, day_of(date), parent_key(piece, before))
             key = lineage.keys.get(where)
             if key is None:
                 key = pending.get((id(lineage), where))
@@ -353,7 +353,6 @@ class _ProcessParentText(msgspec.Struct):
 
 
 _PARENT_TEXT = msgspec.json.Decoder(_ProcessParentText)
-_ANCESTORS_SEP = b',"ancestors":'
 
 
 def _parent_before(doc: bytes, at: int, start: int, end: int) -> int:
@@ -361,14 +360,14 @@ def _parent_before(doc: bytes, at: int, start: int, end: int) -> int:
     go with it: the text of `process.parent` and `,"ancestors":` when that is what is right before `at` (as
     the agent writes a process: its parent, then its ancestors, whose first is most often the same process),
     else 0. The event's `process.parent` must be set."""
-    sep = at - len(_ANCESTORS_SEP)
-    if sep <= start or not doc.startswith(_ANCESTORS_SEP, sep):
+    sep = at - len(PARENT_SEP)
+    if sep <= start or not doc.startswith(PARENT_SEP, sep):
         return 0
     parent = _PARENT_TEXT.decode(memoryview(doc)[start:end]).process.parent
     n = len(parent)
     if not n or sep - n < start or memoryview(doc)[sep - n : sep] != memoryview(parent):
         return 0
-    return n + len(_ANCESTORS_SEP)
+    return n + len(PARENT_SEP)
 
 
 def _plain_envelope(e: Any) -> Envelope | None:

@@ -95,11 +95,12 @@ class Lineages:
         entry.keys[where] = key
 
 
-def parent_key(parent: bytes | memoryview) -> bytes:
-    """What tells the parents cut with one ancestors text apart: a digest of the parent's text (b"": none cut).
-    A digest, not the text, so that the keys an entry remembers stay small; 128 bits of BLAKE2b, so that no
-    client can make two parents share a key."""
-    return hashlib.blake2b(parent, digest_size=16).digest() if len(parent) else b""
+def parent_key(piece: bytes, before: int) -> bytes:
+    """What tells the parents cut with one ancestors text apart: a digest of the first `before` bytes of the
+    text cut, `piece` (the parent's text and `,"ancestors":`; b"" when `before` is 0: no parent cut). A digest,
+    not the text, so that the keys an entry remembers stay small; 128 bits of BLAKE2b, so that no client can
+    make two parents share a key."""
+    return hashlib.blake2b(memoryview(piece)[:before], digest_size=16).digest() if before else b""
 
 
 LINEAGES = Lineages()

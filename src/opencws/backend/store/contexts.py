@@ -18,6 +18,11 @@ from typing import Any
 from opencws.backend.store.rowbinary import text_bytes
 from opencws.model import jsontext
 
+# Between a process's parent and its ancestors when they are cut out together (`{parent},"ancestors":[...]`).
+PARENT_SEP = b',"ancestors":'
+_WITH_PARENT = b"0" + PARENT_SEP + b"0"  # what stands for a parent and ancestors cut out, when parsing the rest
+_WITH_PARENT_STR = _WITH_PARENT.decode()
+
 
 def new_key() -> str:
     return secrets.token_hex(16)
@@ -48,9 +53,9 @@ def parse_spliced(before: Any, after: Any, context: Any) -> dict[str, Any] | Non
     rest alone spares parsing the bulk of the event again for each event of a lineage."""
     with_parent = type(context) is dict
     if type(before) is str:
-        event = jsontext.loads(before + ('0,"ancestors":0' if with_parent else "0") + after)
+        event = jsontext.loads(before + (_WITH_PARENT_STR if with_parent else "0") + after)
     else:
-        event = jsontext.loads(b"".join((before, b'0,"ancestors":0' if with_parent else b"0", after)))
+        event = jsontext.loads(b"".join((before, _WITH_PARENT if with_parent else b"0", after)))
     process = event.get("process") if type(event) is dict else None
     if (
         type(process) is not dict
