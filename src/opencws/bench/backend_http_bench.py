@@ -19,15 +19,9 @@ import urllib3
 
 from opencws.agent import batch_coding
 from opencws.agent.http_reporter import EVENTS_PATH
+from opencws.bench.timing import process_cpu_seconds
 
-_TICKS = 100  # USER_HZ: /proc's clock ticks per second on Linux
 _PENDING = re.compile(rb"^opencws_journal_pending_rows (\S+)$", re.M)
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15 of the line)
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -60,7 +54,7 @@ def run(bodies: Iterator[tuple[int, bytes]], n: int, batch: int) -> None:
             http = urllib3.connection_from_url(url, retries=False, timeout=300)
             headers = {"Authorization": f"Bearer {ingest}", "Content-Type": "application/x-ndjson",
                        "Content-Encoding": "zstd"}  # fmt: skip
-            cpu, wall = _cpu_seconds(pid), time.perf_counter()
+            cpu, wall = process_cpu_seconds(pid), time.perf_counter()
             for body in sent:
                 r = http.urlopen("POST", EVENTS_PATH, body=body, headers=headers)
                 if r.status != 200:
@@ -71,7 +65,7 @@ def run(bodies: Iterator[tuple[int, bytes]], n: int, batch: int) -> None:
                     break
                 time.sleep(0.05)
             wall = time.perf_counter() - wall
-            cpu = _cpu_seconds(pid) - cpu
+            cpu = process_cpu_seconds(pid) - cpu
             rss = _peak_rss_mib(pid)
             http.close()
         finally:

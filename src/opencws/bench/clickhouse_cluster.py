@@ -5,6 +5,7 @@ are created on each shard by the store (see docs/backend.md for a replicated dep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+
+from opencws.bench.timing import process_cpu_seconds
 
 CLUSTER = "opencws"
 SERVER_BINARY = "clickhouse-server"
@@ -139,15 +142,11 @@ class LocalCluster:
 
     def cpu_seconds(self) -> float:
         """CPU time (user and system) the servers have used so far."""
-        total = 0
+        total = 0.0
         for proc in self.procs:
-            try:
-                with open(f"/proc/{proc.pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        return total / os.sysconf("SC_CLK_TCK")
+            with contextlib.suppress(OSError):  # (a server gone)
+                total += process_cpu_seconds(proc.pid)
+        return total
 
     def stop(self) -> None:
         for proc in self.procs:
