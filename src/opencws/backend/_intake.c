@@ -147,35 +147,29 @@ static void entry_free(Entry *e) {
     PyMem_Free(e);
 }
 
-static void registry_clear(Parser *pr) {
-    for (int b = 0; b < NBUCKETS; b++) {
-        Entry *e = pr->buckets[b];
-        while (e) {
-            Entry *next = e->next;
-            entry_free(e);
-            e = next;
-        }
-        pr->buckets[b] = NULL;
-    }
-    Entry *e = pr->shorts;
+static void chain_free(Entry *e) {
     while (e) {
         Entry *next = e->next;
         entry_free(e);
         e = next;
     }
+}
+
+static void registry_clear(Parser *pr) {
+    for (int b = 0; b < NBUCKETS; b++) {
+        chain_free(pr->buckets[b]);
+        pr->buckets[b] = NULL;
+    }
+    chain_free(pr->shorts);
     pr->shorts = NULL;
     pr->nshorts = 0;
     pr->bytes = 0;
 }
 
 static void shorts_clear(Parser *pr) {
-    Entry *e = pr->shorts;
-    while (e) {
-        Entry *next = e->next;
+    for (Entry *e = pr->shorts; e; e = e->next)
         pr->bytes -= (size_t)e->len;
-        entry_free(e);
-        e = next;
-    }
+    chain_free(pr->shorts);
     pr->shorts = NULL;
     pr->nshorts = 0;
 }
