@@ -285,7 +285,7 @@ def _run(args: argparse.Namespace, store: Store, kind: str, servers_cpu: Callabl
           f"process CPU {t['cpu']:.1f} s for {t['wall']:.1f} s wall ({t['cpu'] / t['wall']:.2f} cores)")  # fmt: skip
     print(f"  journal: {_journal_line(store)}")
     if servers is not None:
-        print(f"  the servers' CPU during the intake: {servers:.1f} s; with this process's, "
+        print(f"  the servers' CPU during the intake: {servers:.2f} s; with this process's, "
               f"{n / (t['cpu'] + servers):,.0f} events per CPU-second")  # fmt: skip
     since = "during the intake" if reset else "of this process"
     print(f"  peak RSS {since}: {_rss_mib():,.0f} MiB ({rss_before:,.0f} MiB at its start: the engine, and the bench's "
