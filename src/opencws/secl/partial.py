@@ -1,4 +1,8 @@
-"""Partial evaluation for the probe's in-kernel filters.
+"""Partial evaluation: a rule's condition when only some fields of the event are known.
+
+`partial_condition`: the condition compiled on the known fields (the others could be anything): decided
+already, or a function of their values. The backend's detection runs it on a stored event's typed columns
+before parsing the event; the two functions below use it for the probe's in-kernel filters.
 
 `could_match`: given some field values of an event (e.g. `open.file.path="/tmp/x"`), could any rule still
 match? Fields not given are "could be anything". A False answer lets the probe install a *discarder*.
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opencws.secl.compiler import Approver, CompiledRule, Compiler, Macro
-from opencws.secl.fields import REGISTRY
+from opencws.secl.fields import REGISTRY, Registry
 
 
 def bind(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,25 +51,36 @@ def _bits_from_names(field: str, names_: list[str] | tuple[str, ...]) -> int:
     raise TypeError(f"'{field}' takes an integer, not a list")
 
 
-_PARTIAL_CACHE: dict[tuple[int, frozenset[str]], tuple[CompiledRule, Callable[[Any], Any] | bool]] = {}
+_PARTIAL_CACHE: dict[tuple[int, frozenset[str], int, bool], tuple[CompiledRule, Decided]] = {}
+Decided = Callable[[Mapping[str, Any]], bool | None] | bool
+"""A condition decided on some fields: True or False whatever their values, else a function of their values
+(a mapping of canonical names) returning True, False or None (it depends on fields not given)."""
 
 
-def _partial_fn(rule: CompiledRule, names_: frozenset[str], macros: dict[str, Macro] | None) -> Any:
-    """The rule compiled once per set of known fields: True/False when decided whatever their values, else a
-    function of the values returning True, False or None (unknown)."""
-    key = (id(rule), names_)
+def partial_condition(
+    rule: CompiledRule,
+    known: frozenset[str],
+    macros: dict[str, Macro] | None = None,
+    *,
+    registry: Registry = REGISTRY,
+    search: bool = False,
+) -> Decided:
+    """`rule`'s condition compiled once per set of `known` fields (canonical names); every other field could
+    be anything. `registry` and `search` as the rule was compiled with (`compile_search`: several event types
+    allowed, the fields of each read as unknown on the others')."""
+    key = (id(rule), known, id(registry), search)
     hit = _PARTIAL_CACHE.get(key)
     if hit is not None and hit[0] is rule:
         return hit[1]
-    c = Compiler(rule.expression, macros, bound=dict.fromkeys(names_), variables=rule.variables)
+    c = Compiler(rule.expression, macros, registry=registry, bound=dict.fromkeys(known), search=search,
+                 variables=rule.variables)  # fmt: skip
     v = c.compile(rule.parsed.node)
     if v.unknown:
-        out: Any = True
+        out: Decided = True
     elif v.is_const:
         out = bool(any(v.const) if v.multi else v.const)
     else:
-        fn = c.truth(v)
-        out = fn
+        out = c.truth(v)  # type: ignore[assignment]
     if len(_PARTIAL_CACHE) > 65536:
         _PARTIAL_CACHE.clear()
     _PARTIAL_CACHE[key] = (rule, out)
@@ -81,7 +96,7 @@ def could_match(
     for rule, macros in rules:
         if rule.event_type != event_type:
             continue
-        decided = _partial_fn(rule, names_, macros)
+        decided = partial_condition(rule, names_, macros)
         if decided is True or (decided is not False and decided(bound) is not False):
             return True
     return False
@@ -93,7 +108,7 @@ def matches_whatever(
     """Whether some rule of `event_type` could match whatever values these fields have: `could_match` with
     values of these fields only is then True for every value (no discarder can be learned from them)."""
     names_ = frozenset(bind({f: "/" for f in fields}))
-    return any(rule.event_type == event_type and _partial_fn(rule, names_, macros) is True
+    return any(rule.event_type == event_type and partial_condition(rule, names_, macros) is True
                for rule, macros in rules)
 
 
