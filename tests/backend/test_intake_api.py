@@ -305,3 +305,32 @@ def test_names_that_are_not_utf8_are_stored_and_returned_as_sent(backend: Backen
 def test_an_unreadable_body_is_still_malformed_json(backend: Backend, keys: dict[str, str]) -> None:
     r = post(backend, keys["ingest"], b'[{"evt": {"name": "a\\udc80"}}, ')
     assert r.status_code == 400 and "malformed JSON array" in r.json()["detail"]
+
+
+def test_each_request_is_counted_by_route_and_status(backend: Backend, keys: dict[str, str]) -> None:
+    def counts() -> dict[tuple[str, str], float]:
+        with backend.client(keys["read"]) as c:
+            text = c.get("/metrics").text
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("opencws_http_requests_total{"):
+                labels, value = line[len("opencws_http_requests_total{") :].split("} ")
+                parts = dict(p.split("=", 1) for p in labels.split(","))
+                out[(parts["route"].strip('"'), parts["status"].strip('"'))] = float(value)
+        return out
+
+    before = counts()
+    _, events = marked(2)
+    for e in events:
+        assert post(backend, keys["ingest"], orjson.dumps(e)).status_code == 200
+    assert post(backend, "ocws_nope_nope", orjson.dumps(events[0])).status_code == 401
+    with backend.client(keys["read"]) as c:
+        assert c.get("/api/v1/nowhere").status_code == 404
+    after = counts()
+
+    def added(route: str, status: str) -> float:
+        return after.get((route, status), 0) - before.get((route, status), 0)
+
+    assert added("/api/v1/events", "200") == 2 and added("/api/v1/events", "401") == 1
+    assert added("unmatched", "404") == 1
+    assert added("/metrics", "200") == 1  # the first read of the counts, counted once answered

@@ -1,12 +1,17 @@
 """What routes get from the application: the store, the settings, the keys, and the caller (an API key or
-a browser session) checked for a scope (`require("read")`)."""
+a browser session) checked for a scope (`require("read")`).
+
+They are coroutines: FastAPI runs a plain function dependency in its thread pool, and those hops (one per
+dependency) were most of the event loop's time on a small request. What may wait (a session's write) still
+goes to the pool; an API key is one indexed read of SQLite in WAL mode, which a writer never blocks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from opencws.backend.auth.guard import session_principal
@@ -20,38 +25,38 @@ from opencws.backend.store import Store
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer ocws_...`")
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store = getattr(request.app.state, "store", None)
     if store is None:
         raise HTTPException(503, "the store is not open")
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_keys(request: Request) -> KeyStore:
+async def get_keys(request: Request) -> KeyStore:
     return request.app.state.keys
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def require(*scopes: str) -> Callable[..., Principal]:
+def require(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, holding one of `scopes`; 401, 403 or 429 otherwise. The caller is the live
     API key of `Authorization: Bearer`, or else the browser session of the cookie (`auth.guard`: a change
     needs its CSRF token). Both have `.id`, `.name`, `.scopes`; a key is returned as its `Key`."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         keys: Annotated[KeyStore, Depends(get_keys)],
     ) -> Principal:
         who: Principal
-        if credentials is None:
-            who = session_principal(request, keys)
+        if credentials is None:  # a session may be written (touched, ended): off the event loop
+            who = await run_in_threadpool(session_principal, request, keys)
             whose = f"your role's rights ({', '.join(who.scopes)})"
         else:
             key = keys.check(credentials.credentials)

@@ -22,7 +22,7 @@ from opencws.backend.auth.users import UserStore
 from opencws.backend.detection import Detection
 from opencws.backend.idempotency import IdempotencyStore
 from opencws.backend.keys import KeyStore
-from opencws.backend.metrics import Metrics
+from opencws.backend.metrics import Metrics, RequestCounter
 from opencws.backend.ratelimit import RateLimiter
 from opencws.backend.routers import (
     audit,
@@ -117,14 +117,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        route = request.scope.get("route")
-        app.state.metrics.requests.labels(
-            getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
+    app.add_middleware(RequestCounter)
 
     app.include_router(health.router)
     app.include_router(intake.router)

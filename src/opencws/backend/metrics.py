@@ -58,3 +58,32 @@ class _JournalCollector(Collector):
             "opencws_journal_insert_errors", "Inserts of journaled records the store refused (retried)",
             value=stats.get("insert_errors", 0),
         )  # fmt: skip
+
+
+class RequestCounter:
+    """ASGI middleware: each HTTP request counted in `opencws_http_requests` by its route's path and the status
+    answered (500 when the application failed before answering). Plain ASGI: Starlette's `BaseHTTPMiddleware`
+    runs each request in a task of its own and streams the answer through a copy, about a fifth of the event
+    loop's time on a small request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def answer(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            route = scope.get("route")  # set by the router on the scope itself
+            metrics: Metrics = scope["app"].state.metrics
+            metrics.requests.labels(getattr(route, "path", "unmatched"), str(status)).inc()
