@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -44,6 +45,7 @@ _COL = {name: i for i, name in enumerate(tables.COLUMN_NAMES)}
 I_DATE, I_ID, I_EVT, I_HOST, I_RULE, I_CONTEXT, I_EVENT = (
     _COL[n] for n in ("date", "id", "evt_name", "host", "rule_id", "context", "event")
 )
+_date = itemgetter(I_DATE)
 
 
 def _parsed(text: Any) -> dict[str, Any]:
@@ -236,8 +238,15 @@ class Detector:
         b = _Batch()
         errors = 0
         with self.lock:
+            dispatch = self._dispatch
             for i, row in enumerate(rows):
-                cands = [r for r, test in self.candidates(row[I_EVT], row[I_RULE]) if test is None or test(row)]
+                key = (row[I_EVT], row[I_RULE])
+                met = dispatch.get(key)
+                if met is None:
+                    met = self.candidates(*key)
+                if not met:
+                    continue
+                cands = [r for r, test in met if test is None or test(row)]
                 if not cands:
                     continue  # (the event is not parsed)
                 try:
@@ -248,7 +257,7 @@ class Detector:
                     if errors == 1:
                         log.exception("detection failed on event %s", row[I_ID])
             if rows:
-                self.latest = max(self.latest, max(r[I_DATE] for r in rows))
+                self.latest = max(self.latest, max(map(_date, rows)))
             self._save(b)
         if self.metrics is not None:
             self.metrics.observed(len(rows), b.new, errors, time.perf_counter() - start)

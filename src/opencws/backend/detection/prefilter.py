@@ -12,6 +12,7 @@ those still evaluate their whole condition on the event.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from opencws.backend.store import tables
@@ -53,8 +54,29 @@ def row_test(rule: CompiledRule, event_type: str) -> RowTest | None:
         return None
     if decided is False:
         return _never
-    places = tuple(known.items())
-    return lambda row: decided({name: row[i] for name, i in places}) is not False
+    return _Memo(decided, tuple(known), tuple(known.values()))
+
+
+class _Memo:
+    """The partial condition on a row's column values, remembered per distinct values (events repeat them:
+    the same programs, containers and files)."""
+
+    MAX = 4096
+
+    def __init__(self, decided: Callable[[dict[str, Any]], bool | None], names: tuple[str, ...],
+                 places: tuple[int, ...]) -> None:  # fmt: skip
+        self.decided, self.names = decided, names
+        self.values = itemgetter(*places) if len(places) > 1 else (lambda row, i=places[0]: (row[i],))
+        self.seen: dict[tuple[Any, ...], bool] = {}
+
+    def __call__(self, row: Sequence[Any]) -> bool:
+        values = self.values(row)
+        hit = self.seen.get(values)
+        if hit is None:
+            if len(self.seen) >= self.MAX:
+                self.seen.clear()
+            hit = self.seen[values] = self.decided(dict(zip(self.names, values, strict=True))) is not False
+        return hit
 
 
 def _never(row: Sequence[Any]) -> bool:
