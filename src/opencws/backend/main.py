@@ -96,7 +96,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.keys = KeyStore(settings.data_dir)
-    app.state.batches = IdempotencyStore(settings.data_dir)
+    app.state.batches = IdempotencyStore(settings.data_dir, settings.fsync)
     app.state.metrics = Metrics()
     app.state.metrics.watch_journal(lambda: app.state.store)
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)

@@ -1,5 +1,6 @@
 """`opencws bench backend --over-http`: the intake as an agent meets it, a real backend process on loopback
-(`opencws backend serve`, embedded store) receiving the agent's zstd batches of JSON lines over HTTP.
+(`opencws backend serve`, embedded store) receiving the agent's zstd batches of JSON lines over HTTP, each with
+its `Idempotency-Key` as the agent sends it.
 
 Counted: the backend process's CPU time (user + system, all its threads: HTTP, authentication, zstd, the
 compiled pass, the journal, chdb's inserts and merges) from the first request to the moment the journal has
@@ -55,8 +56,8 @@ def run(bodies: Iterator[tuple[int, bytes]], n: int, batch: int) -> None:
             headers = {"Authorization": f"Bearer {ingest}", "Content-Type": "application/x-ndjson",
                        "Content-Encoding": "zstd"}  # fmt: skip
             cpu, wall = process_cpu_seconds(pid), time.perf_counter()
-            for body in sent:
-                r = http.urlopen("POST", EVENTS_PATH, body=body, headers=headers)
+            for i, body in enumerate(sent):  # each with its Idempotency-Key, as the agent sends them
+                r = http.urlopen("POST", EVENTS_PATH, body=body, headers={**headers, "Idempotency-Key": f"bench-{i}"})
                 if r.status != 200:
                     raise RuntimeError(f"the backend answered {r.status}: {r.data[:300]!r}")
             while True:  # until the journal has put everything acknowledged into the store
@@ -72,7 +73,7 @@ def run(bodies: Iterator[tuple[int, bytes]], n: int, batch: int) -> None:
             backend.stop()
         size = sum(map(len, sent)) / n
         print(f"Over HTTP: {n:,} events to `opencws backend serve` on loopback (embedded store), batches of {batch}, "
-              f"zstd ({size:,.0f} bytes an event on the wire)")  # fmt: skip
+              f"zstd ({size:,.0f} bytes an event on the wire), each with an Idempotency-Key as the agent sends it")  # fmt: skip
         print(f"  {'intake per CPU-second of the backend process (all its threads)':<62} {n / cpu:>12,.0f} events/s")
         print(f"  {'intake, wall clock':<62} {n / wall:>12,.0f} events/s ({cpu / wall:.2f} cores)")
         print(f"  {'peak RSS of the backend process':<62} {rss:>12,.0f} MiB")

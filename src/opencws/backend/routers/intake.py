@@ -79,9 +79,6 @@ async def post_events(
 ) -> Any:
     batches: IdempotencyStore = request.app.state.batches
     if idempotency_key is not None:
-        previous = await run_in_threadpool(batches.get, key.id, idempotency_key)
-        if previous is not None:
-            return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
         flight = (key.id, idempotency_key)
         if flight in _in_flight:
             raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
@@ -104,10 +101,14 @@ async def _intake(
     metrics: Metrics,
     batches: IdempotencyStore,
     idempotency_key: str | None,
-) -> IntakeAnswer:
+) -> IntakeAnswer | Response:
     raw = await _read(request, settings.max_body_bytes)
 
-    def work() -> IntakeAnswer:
+    def work() -> IntakeAnswer | Response:
+        if idempotency_key is not None:  # (looked up here: one trip to the thread pool a request)
+            previous = batches.get(key.id, idempotency_key)
+            if previous is not None:
+                return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
         try:
             body = bodies.decompress(
                 raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes
