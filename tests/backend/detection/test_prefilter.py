@@ -11,10 +11,11 @@ import pytest
 from backend_corpus import event_mix
 from detection_helpers import exec_event, one_rule, rows
 
+from opencws.backend.compiled_intake import compiled
 from opencws.backend.detection import engine
 from opencws.backend.detection.db import Database
 from opencws.backend.detection.engine import Detector
-from opencws.backend.detection.prefilter import column_fields, row_test
+from opencws.backend.detection.prefilter import _Memo, column_fields, row_test
 from opencws.backend.intake import accept_body
 from opencws.backend.store.rows import Envelope, row_of_dict
 from opencws.model.view import event_view
@@ -47,12 +48,18 @@ def _compiled(expr: str):  # type: ignore[no-untyped-def]
 
 
 def _row_sets() -> list[tuple[list, list[dict]]]:
+    """The rows of 600 events as the intake makes them (one body each: the compiled pass takes most, and leaves
+    to Python the bodies it does not handle), and as the Python path makes them."""
     events = event_mix(600, seed=5)
-    body = b"\n".join(orjson.dumps(e) for e in events)
-    accepted = accept_body(body, "application/x-ndjson", 10_000, 32, store=STORE)
-    assert not accepted.rejected
+    intake_rows = []
+    for e in events:
+        accepted = accept_body(orjson.dumps(e), "application/x-ndjson", 10, 32, store=STORE)
+        assert not accepted.rejected
+        intake_rows += accepted.rows
+    if compiled() is not None:
+        assert sum(type(r) is not tuple for r in intake_rows) > 300  # the compiled pass's rows (374 of 600)
     python_rows = [row_of_dict(e, Envelope(host="h"), 0) for e in events]
-    return [(accepted.rows, events), (python_rows, events)]
+    return [(intake_rows, events), (python_rows, events)]
 
 
 @pytest.mark.parametrize("expr", EXPRESSIONS)
@@ -113,3 +120,23 @@ def test_detection_raises_the_same_signals_with_and_without_the_prefilter(tmp_pa
         db.close()
     # p1 and p2 are learned in the first minute; the five others are new afterwards (host events do not count)
     assert found[0] == found[1] and [p for p, _ in found[0]] == [f"/usr/bin/p{i}" for i in (0, 3, 4, 5, 6)]
+
+
+def test_a_condition_on_values_that_rarely_repeat_stops_remembering_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Memo, "MAX", 64)
+    rule = _compiled('unlink.file.path =~ "/tmp/*"')
+    test = row_test(rule, "unlink")
+    assert isinstance(test, _Memo)
+    place = column_fields("unlink")["unlink.file.path"]
+
+    def row(path: str) -> list:
+        r: list = [None] * (place + 1)
+        r[place] = path
+        return r
+
+    for _ in range(3):  # the same few paths: remembered
+        assert [test(row(f"/tmp/{i}")) for i in range(10)] == [True] * 10
+    assert test.seen is not None and len(test.seen) == 10
+    verdicts = [test(row(f"/{d}/{i}")) for i in range(200) for d in ("tmp", "var")]  # each path once
+    assert verdicts == [True, False] * 200  # still exact
+    assert test.seen is None  # a full table that served fewer lookups than it held: nothing kept any more

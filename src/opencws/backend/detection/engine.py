@@ -130,6 +130,7 @@ class Detector:
         self.prefilter = prefilter
         self.lock = threading.Lock()
         self._dispatch: dict[tuple[str, str], tuple[tuple[DetectionRule, RowTest | None], ...]] = {}
+        self._tests: dict[tuple[str, str], RowTest | None] = {}  # (rule id, event type) → its row test
         self.disabled: frozenset[str] = frozenset()  # rule ids an admin turned off (`set_disabled`)
         self.windows: dict[tuple[str, str], Window] = {}
         self.learning: dict[tuple[str, str], int] = {}
@@ -200,7 +201,7 @@ class Detector:
         found = self._dispatch.get(key)
         if found is None:
             found = tuple(
-                (r, row_test(r.compiled, event_type) if r.compiled is not None and self.prefilter else None)
+                (r, self._row_test(r, event_type))
                 for r in self.rules
                 if r.id not in self.disabled
                 and (r.compiled is None or r.compiled.event_types is None or event_type in r.compiled.event_types)
@@ -209,6 +210,16 @@ class Detector:
             if len(self._dispatch) < 100_000:
                 self._dispatch[key] = found
         return found
+
+    def _row_test(self, r: DetectionRule, event_type: str) -> RowTest | None:
+        """`prefilter.row_test` of a rule on an event type: one per rule and type, whatever the agent rule ids
+        (its memory is bounded by the rules, not by what agents send)."""
+        if r.compiled is None or not self.prefilter:
+            return None
+        key = (r.id, event_type)
+        if key not in self._tests:
+            self._tests[key] = row_test(r.compiled, event_type)
+        return self._tests[key]
 
     def set_disabled(self, rule_ids: frozenset[str]) -> None:
         """Rules that meet no event from the next batch on (their windows and learned values are kept)."""
@@ -222,6 +233,7 @@ class Detector:
         with self.lock:
             self.rules = list(rules)
             self._dispatch.clear()
+            self._tests.clear()
             for state in (self.windows, self.learning, self.learned):
                 for k in [k for k in state if k[0] == reset]:
                     del state[k]  # type: ignore[attr-defined]
@@ -246,10 +258,10 @@ class Detector:
                     met = self.candidates(*key)
                 if not met:
                     continue
-                cands = [r for r, test in met if test is None or test(row)]
-                if not cands:
-                    continue  # (the event is not parsed)
                 try:
+                    cands = [r for r, test in met if test is None or test(row)]
+                    if not cands:
+                        continue  # (the event is not parsed)
                     event = events[i] if events is not None else _parsed_row(row)
                     self._event(cands, row, event, b)
                 except Exception:  # one bad event must not stop the others, nor the intake

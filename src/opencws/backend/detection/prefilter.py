@@ -58,8 +58,10 @@ def row_test(rule: CompiledRule, event_type: str) -> RowTest | None:
 
 
 class _Memo:
-    """The partial condition on a row's column values, remembered per distinct values (events repeat them:
-    the same programs, containers and files)."""
+    """The partial condition on a row's column values, remembered per distinct values while that pays (events
+    repeat them: the same programs and containers). A test is kept per rule and event type, so at most `MAX`
+    values each; when a full table served fewer lookups than it holds (values that rarely repeat, such as
+    files' paths), the condition is evaluated on every row instead, keeping nothing."""
 
     MAX = 4096
 
@@ -67,16 +69,27 @@ class _Memo:
                  places: tuple[int, ...]) -> None:  # fmt: skip
         self.decided, self.names = decided, names
         self.values = itemgetter(*places) if len(places) > 1 else (lambda row, i=places[0]: (row[i],))
-        self.seen: dict[tuple[Any, ...], bool] = {}
+        self.seen: dict[tuple[Any, ...], bool] | None = {}
+        self.hits = 0
 
     def __call__(self, row: Sequence[Any]) -> bool:
         values = self.values(row)
-        hit = self.seen.get(values)
-        if hit is None:
-            if len(self.seen) >= self.MAX:
-                self.seen.clear()
-            hit = self.seen[values] = self.decided(dict(zip(self.names, values, strict=True))) is not False
-        return hit
+        seen = self.seen
+        if seen is not None:
+            hit = seen.get(values)
+            if hit is not None:
+                self.hits += 1
+                return hit
+            if len(seen) >= self.MAX:
+                if self.hits < len(seen):
+                    self.seen = None
+                else:
+                    seen.clear()
+                    self.hits = 0
+        verdict = self.decided(dict(zip(self.names, values, strict=True))) is not False
+        if self.seen is not None:
+            self.seen[values] = verdict
+        return verdict
 
 
 def _never(row: Sequence[Any]) -> bool:
