@@ -2,8 +2,8 @@
 a browser session) checked for a scope (`require("read")`).
 
 They are coroutines: FastAPI runs a plain function dependency in its thread pool, and those hops (one per
-dependency) were most of the event loop's time on a small request. What may wait (a session's write) still
-goes to the pool; an API key is one indexed read of SQLite in WAL mode, which a writer never blocks."""
+dependency) were most of the event loop's time on a small request. What may wait still goes to the pool: a
+session's check (it may write), and an API key's when its store is busy (`nowait.read`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from opencws.backend import nowait
 from opencws.backend.auth.guard import session_principal
 from opencws.backend.auth.principal import Principal
 from opencws.backend.keys import Key, KeyStore
@@ -59,7 +60,7 @@ def require(*scopes: str) -> Callable[..., Awaitable[Principal]]:
             who = await run_in_threadpool(session_principal, request, keys)
             whose = f"your role's rights ({', '.join(who.scopes)})"
         else:
-            key = keys.check(credentials.credentials)
+            key = await nowait.read(keys.check, credentials.credentials)
             if key is None:
                 raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
             who, whose = key, f"this key's scopes ({', '.join(key.scopes)})"

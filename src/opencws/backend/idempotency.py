@@ -15,6 +15,8 @@ import sqlite3
 import threading
 import time
 
+from opencws.backend.nowait import holding
+
 MAX_KEY_CHARS = 128
 KEEP_SECONDS = 86_400
 
@@ -37,8 +39,10 @@ class IdempotencyStore:
         )
         self._last_purge = 0.0
 
-    def get(self, api_key: str, idem: str) -> bytes | None:
-        with self._lock:
+    def get(self, api_key: str, idem: str, wait: bool = True) -> bytes | None:
+        """The answer recorded for this key, or None; `nowait.Busy` when `wait` is false and another thread is
+        using the store."""
+        with holding(self._lock, wait):
             row = self._db.execute(
                 "SELECT answer FROM answers WHERE api_key = ? AND idem = ? AND created > ?",
                 (api_key, idem, int(time.time()) - KEEP_SECONDS),

@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from opencws.backend.nowait import holding
+
 SCOPES = ("ingest", "read", "admin")
 DEFAULT_SCOPES = ("ingest",)
 
@@ -97,13 +99,14 @@ class KeyStore:
                 raise KeysError(f"key {kid} is already revoked" if known else f"no key {kid}")
         return next(k for k in self.list() if k.id == kid)
 
-    def check(self, token: str) -> Key | None:
-        """The live key `token` is, or None (unknown, malformed or revoked)."""
+    def check(self, token: str, wait: bool = True) -> Key | None:
+        """The live key `token` is, or None (unknown, malformed or revoked); `nowait.Busy` when `wait` is false
+        and another thread is using the store."""
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "ocws" or len(token) > 200:
             return None
         kid, secret = parts[1], parts[2]
-        with self._lock:
+        with holding(self._lock, wait):
             row = self._db.execute(
                 "SELECT hash, name, scopes, created, revoked FROM keys WHERE id = ?", (kid,)
             ).fetchone()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from opencws.backend import bodies, detection
+from opencws.backend import bodies, detection, nowait
 from opencws.backend.dependencies import IngestKey, MetricsDep, SettingsDep, StoreDep
 from opencws.backend.idempotency import MAX_KEY_CHARS, IdempotencyStore
 from opencws.backend.intake import accept_body
@@ -79,6 +79,10 @@ async def post_events(
 ) -> Any:
     batches: IdempotencyStore = request.app.state.batches
     if idempotency_key is not None:
+        # Before the body is read: a batch already stored gets its answer back, whatever the limits say now.
+        previous = await nowait.read(batches.get, key.id, idempotency_key)
+        if previous is not None:
+            return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
         flight = (key.id, idempotency_key)
         if flight in _in_flight:
             raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
@@ -101,14 +105,10 @@ async def _intake(
     metrics: Metrics,
     batches: IdempotencyStore,
     idempotency_key: str | None,
-) -> IntakeAnswer | Response:
+) -> IntakeAnswer:
     raw = await _read(request, settings.max_body_bytes)
 
-    def work() -> IntakeAnswer | Response:
-        if idempotency_key is not None:  # (looked up here: one trip to the thread pool a request)
-            previous = batches.get(key.id, idempotency_key)
-            if previous is not None:
-                return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+    def work() -> IntakeAnswer:
         try:
             body = bodies.decompress(
                 raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes
@@ -124,14 +124,14 @@ async def _intake(
             stored = store.insert(outcome.rows, outcome.contexts, outcome.encoded)
         except StoreError as e:
             raise HTTPException(503, f"the events could not be stored (none is acknowledged): {e}") from None
+        answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
+        if idempotency_key is not None:  # right after the insert: a crash between the two stores a retry twice
+            batches.put(key.id, idempotency_key, answer.model_dump_json().encode())
         outcome.stored()
         metrics.insert_seconds.observe(time.perf_counter() - start)
         metrics.events.labels("stored").inc(stored)
         metrics.events.labels("rejected").inc(len(outcome.rejected))
         detection.observe(request.app, outcome)  # signals from the stored events, before the answer
-        answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
-        if idempotency_key is not None:
-            batches.put(key.id, idempotency_key, answer.model_dump_json().encode())
         return answer
 
     return await run_in_threadpool(work)
