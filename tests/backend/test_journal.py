@@ -405,3 +405,37 @@ def test_a_shard_down_keeps_the_records_and_they_are_stored_once_it_is_back(tmp_
         if store is not None:
             store.close()
         cluster.stop()
+
+
+def test_a_receipt_written_with_a_record_is_handed_back_at_the_next_open_and_is_not_data(tmp_path) -> None:
+    from opencws.backend.store.journal import Journal
+
+    j = Journal(str(tmp_path))
+    j.append(b"", 0, b"E" * 40, 2, b'["k","batch-1","{}"]')
+    j.append(b"", 0, b"F" * 40, 3)
+    assert [r.events for r in j.pending] == [2, 3] and j.pending_bytes == sum(r.size for r in j.pending)
+    j.close()
+    again = Journal(str(tmp_path))
+    try:
+        assert again.receipts == [b'["k","batch-1","{}"]']
+        assert [r.events for r in again.pending] == [2, 3]  # the receipt is neither a record nor in the way
+        assert again.read(list(again.pending))[1] == [b"E" * 40, b"F" * 40]
+    finally:
+        again.close()
+
+
+def test_a_receipt_cut_short_by_a_crash_is_cut_off_and_its_record_kept(tmp_path) -> None:
+    import os
+
+    from opencws.backend.store.journal import Journal
+
+    j = Journal(str(tmp_path))
+    j.append(b"", 0, b"E" * 40, 2, b'["k","batch-1","{}"]')
+    j.close()
+    (segment,) = [p for p in os.listdir(tmp_path) if p.endswith(".wal") and os.path.getsize(tmp_path / p) > 8]
+    os.truncate(tmp_path / segment, os.path.getsize(tmp_path / segment) - 5)  # the write stopped in the receipt
+    again = Journal(str(tmp_path))
+    try:
+        assert again.receipts == [] and [r.events for r in again.pending] == [2]
+    finally:
+        again.close()

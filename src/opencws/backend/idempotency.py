@@ -1,8 +1,10 @@
 """Idempotent intake: a request sent again with the same `Idempotency-Key` (an agent retrying a batch whose
 answer it lost) gets the first answer back instead of storing its events twice.
 
-Answers are remembered per API key for a day, in an SQLite file beside the keys. The answer is recorded
-right after the insert: a crash between the two (a window of microseconds) lets one retry store twice.
+Answers are remembered per API key for a day, in an SQLite file beside the keys. The answer is also journaled
+with the request's rows, in the same write (`receipt`, `Store.insert`): after a crash, the answers the journal
+holds and this file does not are recorded at start (`restore`), so a retry of a stored batch gets its answer
+even when the crash came between the insert and the recording of its answer.
 With WAL and `synchronous=NORMAL` a recorded answer survives a crash of the backend, not a power loss (then a
 retry of the last batches stores them twice), as the journal without `fsync`; with `fsync`, `synchronous=FULL`:
 every answer is on disk before the request is answered.
@@ -14,6 +16,8 @@ import os
 import sqlite3
 import threading
 import time
+
+import orjson
 
 from opencws.backend.nowait import holding
 
@@ -48,6 +52,27 @@ class IdempotencyStore:
                 (api_key, idem, int(time.time()) - KEEP_SECONDS),
             ).fetchone()
         return row[0] if row else None
+
+    @staticmethod
+    def receipt(api_key: str, idem: str, answer: bytes) -> bytes:
+        """What the journal keeps with a request's rows: its API key, its Idempotency-Key and its answer."""
+        return orjson.dumps([api_key, idem, answer.decode()])
+
+    def restore(self, receipts: list[bytes]) -> int:
+        """Record the answers of `receipts` (journaled before a crash) that are not here; how many were not."""
+        added = 0
+        now = int(time.time())
+        with self._lock:
+            for r in receipts:
+                try:
+                    api_key, idem, answer = orjson.loads(r)
+                except (orjson.JSONDecodeError, TypeError, ValueError):
+                    continue  # (written by this module: a defect, not a reason to refuse to start)
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?)", (api_key, idem, answer.encode(), now)
+                )
+                added += cur.rowcount
+        return added
 
     def put(self, api_key: str, idem: str, answer: bytes) -> None:
         now = time.time()

@@ -68,6 +68,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = store is None
         app.state.store = open_store(settings.store, settings.data_dir, settings.fsync, settings.journal_limits()) if own else store
+        restored = app.state.batches.restore(app.state.store.receipts())
+        if restored:
+            log.info("idempotency: %d answers journaled before a crash recorded (their retries are answered)", restored)
         stop = threading.Event()
         worker = threading.Thread(target=_retention, args=(app, stop), name="retention", daemon=True)
         worker.start()

@@ -78,20 +78,22 @@ async def post_events(
     ] = None,
 ) -> Any:
     batches: IdempotencyStore = request.app.state.batches
-    if idempotency_key is not None:
+    if idempotency_key is None:
+        return await _intake(request, key, settings, store, metrics, batches, None)
+    # Claimed before the lookup, with no await between the test and the claim: a retry that came while the
+    # first was being stored, and looked while it was not yet answered, must not store it too once it is.
+    flight = (key.id, idempotency_key)
+    if flight in _in_flight:
+        raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
+    _in_flight.add(flight)
+    try:
         # Before the body is read: a batch already stored gets its answer back, whatever the limits say now.
         previous = await nowait.read(batches.get, key.id, idempotency_key)
         if previous is not None:
             return Response(previous, media_type="application/json", headers={"Idempotent-Replayed": "true"})
-        flight = (key.id, idempotency_key)
-        if flight in _in_flight:
-            raise HTTPException(409, "a request with this Idempotency-Key is still being stored")
-        _in_flight.add(flight)
-    try:
         return await _intake(request, key, settings, store, metrics, batches, idempotency_key)
     finally:
-        if idempotency_key is not None:
-            _in_flight.discard((key.id, idempotency_key))
+        _in_flight.discard(flight)
 
 
 _in_flight: set[tuple[str, str]] = set()
@@ -120,13 +122,17 @@ async def _intake(
         except bodies.BodyError as e:
             raise HTTPException(e.status, e.message) from None
         start = time.perf_counter()
+        answer = IntakeAnswer(stored=len(outcome.rows), rejected=[Rejection(**r) for r in outcome.rejected])
+        text = answer.model_dump_json().encode()
+        # The answer goes into the journal with the rows (one write): a crash before it is recorded below
+        # leaves it to the next start, and the batch's retry is answered, not stored again.
+        receipt = batches.receipt(key.id, idempotency_key, text) if idempotency_key is not None else b""
         try:
-            stored = store.insert(outcome.rows, outcome.contexts, outcome.encoded)
+            stored = store.insert(outcome.rows, outcome.contexts, outcome.encoded, receipt)
         except StoreError as e:
             raise HTTPException(503, f"the events could not be stored (none is acknowledged): {e}") from None
-        answer = IntakeAnswer(stored=stored, rejected=[Rejection(**r) for r in outcome.rejected])
-        if idempotency_key is not None:  # right after the insert: a crash between the two stores a retry twice
-            batches.put(key.id, idempotency_key, answer.model_dump_json().encode())
+        if idempotency_key is not None:
+            batches.put(key.id, idempotency_key, text)
         outcome.stored()
         metrics.insert_seconds.observe(time.perf_counter() - start)
         metrics.events.labels("stored").inc(stored)

@@ -14,8 +14,11 @@ Files, in the journal's directory:
 
 A record: `_HEAD` (magic, number of contexts, number of events, their byte lengths, then a CRC32 of the
 header's first fields and of the payload), the contexts' RowBinary, the events' RowBinary (`tables.COLUMNS`
-order). It is written with one `writev` (looping on a short write); with `fsync`, `os.fdatasync` follows
-before the acknowledgement. A record cut short at the end of the last segment (a crash in the middle of
+order). A request's record may be followed by its *receipt* (`_RECEIPT_MAGIC`, the same header with no rows
+and the receipt's bytes as its payload: the answer to the request's `Idempotency-Key`), written by the same
+`writev` (looping on a short write), so that a crash never leaves a request's rows journaled without its
+answer (its retry would store them twice); receipts are handed back at the next open (`receipts`). With
+`fsync`, `os.fdatasync` follows before the acknowledgement. A record cut short at the end of the last segment (a crash in the middle of
 its write: never acknowledged) is cut off with a warning; a bad record anywhere else stops the open with
 the file and offset (never dropped silently).
 """
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 MiB = 1 << 20
 FILE_MAGIC = b"OCWSJNL1"
 _RECORD_MAGIC = b"OCJR"
+_RECEIPT_MAGIC = b"OCJK"
 _HEAD = struct.Struct("<4sIIQQI")  # magic, contexts, events, contexts' bytes, events' bytes, CRC32
 _CRC = struct.Struct("<I")
 _SUFFIX = ".wal"
@@ -98,9 +102,11 @@ class _Problem:
     torn: bool  # a record cut short by a crash in its write (at the end of the last segment only)
 
 
-def _scan(data: bytes) -> tuple[list[tuple[int, int, int, int, int]], int, _Problem | None]:
+def _scan(
+    data: bytes, receipts: list[bytes] | None = None
+) -> tuple[list[tuple[int, int, int, int, int]], int, _Problem | None]:
     """The records of a segment's bytes (offset, contexts, events, their byte lengths), where the good part
-    ends, and the first problem met."""
+    ends, and the first problem met; the receipts met are added to `receipts`."""
     records: list[tuple[int, int, int, int, int]] = []
     if len(data) < len(FILE_MAGIC):
         return records, 0, _Problem(0, "the file header is cut short", FILE_MAGIC.startswith(data))
@@ -113,7 +119,7 @@ def _scan(data: bytes) -> tuple[list[tuple[int, int, int, int, int]], int, _Prob
         if size - at < _HEAD.size:
             return records, at, _Problem(at, f"a record header cut short ({size - at} of {_HEAD.size} bytes)", True)
         magic, n_ctx, n_evt, ctx_len, evt_len, crc = _HEAD.unpack_from(data, at)
-        if magic != _RECORD_MAGIC:
+        if magic not in (_RECORD_MAGIC, _RECEIPT_MAGIC):
             return records, at, _Problem(at, "no record starts here (bad record magic)", zeros)
         end = at + _HEAD.size + ctx_len + evt_len
         if end > size:
@@ -122,7 +128,11 @@ def _scan(data: bytes) -> tuple[list[tuple[int, int, int, int, int]], int, _Prob
         got = zlib.crc32(view[at + _HEAD.size : end], zlib.crc32(view[at : at + _HEAD.size - _CRC.size]))
         if got != crc:
             return records, at, _Problem(at, "CRC32 mismatch", end == size or zeros)
-        records.append((at, n_ctx, n_evt, ctx_len, evt_len))
+        if magic == _RECEIPT_MAGIC:
+            if receipts is not None:
+                receipts.append(bytes(view[at + _HEAD.size : end]))
+        else:
+            records.append((at, n_ctx, n_evt, ctx_len, evt_len))
         at = end
     return records, at, None
 
@@ -145,6 +155,7 @@ class Journal:
         self._size = 0
         self._broken: str | None = None
         self.behind_reason = ""  # the last insert error, told with a refusal
+        self.receipts: list[bytes] = []  # the receipts found at the open, in the segments it kept
         try:
             os.makedirs(directory, exist_ok=True)
             self._lock_fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -202,7 +213,7 @@ class Journal:
                     data = f.read()
             except OSError as e:
                 raise StoreError(f"cannot read the journal {path}: {e.strerror}") from None
-            records, good, problem = _scan(data)
+            records, good, problem = _scan(data, self.receipts)
             if problem is not None:
                 if not (problem.torn and i == len(segments) - 1):
                     raise StoreError(
@@ -273,12 +284,17 @@ class Journal:
     # --- the intake's side ----------------------------------------------------------------------------
 
     def append(self, ctx: bytes | bytearray | memoryview, n_ctx: int, evt: bytes | bytearray | memoryview,
-               n_evt: int) -> None:  # fmt: skip
-        """Journal one request's rows; once this returns they are acknowledged."""
-        size = _HEAD.size + len(ctx) + len(evt)
+               n_evt: int, receipt: bytes = b"") -> None:  # fmt: skip
+        """Journal one request's rows, and its receipt when given (written after them, in the same write);
+        once this returns they are acknowledged."""
         head = _HEAD.pack(_RECORD_MAGIC, n_ctx, n_evt, len(ctx), len(evt), 0)[: -_CRC.size]
         crc = zlib.crc32(evt, zlib.crc32(ctx, zlib.crc32(head)))
         parts = [head + _CRC.pack(crc), ctx, evt]
+        size = _HEAD.size + len(ctx) + len(evt)
+        if receipt:
+            head = _HEAD.pack(_RECEIPT_MAGIC, 0, 0, len(receipt), 0, 0)[: -_CRC.size]
+            parts += [head + _CRC.pack(zlib.crc32(receipt, zlib.crc32(head))), receipt]
+            size += _HEAD.size + len(receipt)
         with self._lock:
             if self._broken is not None:
                 raise StoreError(self._broken)
@@ -306,6 +322,7 @@ class Journal:
             self._size += size
             was_empty = not self.pending
             self._add(Record(self._segment, offset, n_ctx, n_evt, len(ctx), len(evt), time.monotonic()))
+            # (the receipt after it is not pending: nothing to store; its bytes count toward the segment's size)
             if was_empty or self.pending_rows >= self.limits.flush_rows or self.pending_bytes >= self.limits.flush_bytes:
                 self.changed.notify_all()
 

@@ -166,12 +166,13 @@ class Store:
 
     def insert(
         self, rows: Sequence[Sequence[Any]], contexts: Sequence[Sequence[Any]] = (),
-        encoded: bytes | bytearray | memoryview | None = None,
+        encoded: bytes | bytearray | memoryview | None = None, receipt: bytes = b"",
     ) -> int:  # fmt: skip
         """Store events (`tables.COLUMNS` rows) and the new contexts they name (`tables.CONTEXT_COLUMNS`
         rows): the contexts first, so that an event is never stored before the text it needs. `encoded`:
         the RowBinary of `rows` when the caller has it. With a journal, the rows are acknowledged once
-        journaled (one record) and inserted later, many requests at once."""
+        journaled (one record) and inserted later, many requests at once; `receipt` (the request's answer
+        to remember) is journaled with them, and handed back by `receipts()` after a crash."""
         if self.journal is None:  # straight into the engine (a store opened without its journal)
             if contexts:
                 self.engine.insert(self.contexts_table, tables.CONTEXT_COLUMNS, contexts)
@@ -185,8 +186,13 @@ class Store:
             evt = encoded if encoded is not None else row_binary(rows, _EVENT_TYPES) if rows else b""
         except Exception as e:
             raise StoreError(f"the rows cannot be encoded: {e}") from None
-        self.journal.append(ctx, len(contexts), evt, len(rows))
+        self.journal.append(ctx, len(contexts), evt, len(rows), receipt)
         return len(rows)
+
+    def receipts(self) -> list[bytes]:
+        """The receipts journaled with requests before this open (`insert(..., receipt=...)`), oldest first:
+        those whose answer a crash may have kept from being recorded elsewhere."""
+        return list(self.journal.receipts) if self.journal is not None else []
 
     def _insert_records(self, records: list[Record], ctx: list[bytes], evt: list[bytes]) -> None:
         """The flusher's insert of journaled records: their contexts, then their events, one INSERT each.
