@@ -5,9 +5,10 @@ Answers are remembered per API key for a day, in an SQLite file beside the keys.
 with the request's rows, in the same write (`receipt`, `Store.insert`): after a crash, the answers the journal
 holds and this file does not are recorded at start (`restore`), so a retry of a stored batch gets its answer
 even when the crash came between the insert and the recording of its answer.
-With WAL and `synchronous=NORMAL` a recorded answer survives a crash of the backend, not a power loss (then a
-retry of the last batches stores them twice), as the journal without `fsync`; with `fsync`, `synchronous=FULL`:
-every answer is on disk before the request is answered.
+With WAL and `synchronous=NORMAL` a recorded answer survives a crash of the backend; after a power loss, the
+journal's receipts restore those it kept (without `fsync`, a power loss can lose the journal's last records too,
+their rows with their answers); with `fsync`, `synchronous=FULL`: every answer is on disk before the request is
+answered.
 """
 
 from __future__ import annotations
