@@ -51,10 +51,10 @@ def _bits_from_names(field: str, names_: list[str] | tuple[str, ...]) -> int:
     raise TypeError(f"'{field}' takes an integer, not a list")
 
 
-_PARTIAL_CACHE: dict[tuple[int, frozenset[str], int, bool], tuple[CompiledRule, Decided]] = {}
 Decided = Callable[[Mapping[str, Any]], bool | None] | bool
 """A condition decided on some fields: True or False whatever their values, else a function of their values
 (a mapping of canonical names) returning True, False or None (it depends on fields not given)."""
+_PARTIAL_CACHE: dict[tuple[int, frozenset[str], int, bool], tuple[CompiledRule, Decided]] = {}
 
 
 def partial_condition(

@@ -18,9 +18,9 @@ order). A request's record may be followed by its *receipt* (`_RECEIPT_MAGIC`, t
 and the receipt's bytes as its payload: the answer to the request's `Idempotency-Key`), written by the same
 `writev` (looping on a short write), so that a crash never leaves a request's rows journaled without its
 answer (its retry would store them twice); receipts are handed back at the next open (`receipts`). With
-`fsync`, `os.fdatasync` follows before the acknowledgement. A record cut short at the end of the last segment (a crash in the middle of
-its write: never acknowledged) is cut off with a warning; a bad record anywhere else stops the open with
-the file and offset (never dropped silently).
+`fsync`, `os.fdatasync` follows before the acknowledgement. A record cut short at the end of the last segment
+(a crash in the middle of its write: never acknowledged) is cut off with a warning; a bad record anywhere else
+stops the open with the file and offset (never dropped silently).
 """
 
 from __future__ import annotations
@@ -100,6 +100,13 @@ class _Problem:
     offset: int
     reason: str
     torn: bool  # a record cut short by a crash in its write (at the end of the last segment only)
+
+
+def _head(magic: bytes, n_ctx: int, n_evt: int, ctx: bytes | bytearray | memoryview,
+          evt: bytes | bytearray | memoryview) -> bytes:  # fmt: skip
+    """A record's header, its CRC32 over the header's first fields and the payload (`ctx` then `evt`)."""
+    head = _HEAD.pack(magic, n_ctx, n_evt, len(ctx), len(evt), 0)[: -_CRC.size]
+    return head + _CRC.pack(zlib.crc32(evt, zlib.crc32(ctx, zlib.crc32(head))))
 
 
 def _scan(
@@ -287,13 +294,10 @@ class Journal:
                n_evt: int, receipt: bytes = b"") -> None:  # fmt: skip
         """Journal one request's rows, and its receipt when given (written after them, in the same write);
         once this returns they are acknowledged."""
-        head = _HEAD.pack(_RECORD_MAGIC, n_ctx, n_evt, len(ctx), len(evt), 0)[: -_CRC.size]
-        crc = zlib.crc32(evt, zlib.crc32(ctx, zlib.crc32(head)))
-        parts = [head + _CRC.pack(crc), ctx, evt]
+        parts = [_head(_RECORD_MAGIC, n_ctx, n_evt, ctx, evt), ctx, evt]
         size = _HEAD.size + len(ctx) + len(evt)
         if receipt:
-            head = _HEAD.pack(_RECEIPT_MAGIC, 0, 0, len(receipt), 0, 0)[: -_CRC.size]
-            parts += [head + _CRC.pack(zlib.crc32(receipt, zlib.crc32(head))), receipt]
+            parts += [_head(_RECEIPT_MAGIC, 0, 0, receipt, b""), receipt]
             size += _HEAD.size + len(receipt)
         with self._lock:
             if self._broken is not None:
